@@ -1,0 +1,185 @@
+//! Record kinds: what a record in the ring describes.
+
+/// Every record kind on the wire. Stored as `u16` in [`crate::RecordHeader::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// An observed event (counted per kind in produced/delivered/dropped).
+    Event(EventKind),
+    /// Events were dropped; carries the cumulative per-kind drop counts.
+    Lost,
+    /// A snapshot of the driver's counters (written by the agent's recorder
+    /// into replay files; the driver answers STATS with the same struct).
+    Stats,
+}
+
+/// The events the sensor observes, one per row of DESIGN.md's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum EventKind {
+    /// `PsSetCreateProcessNotifyRoutineEx`, `CreateInfo != NULL`.
+    ProcessCreate = 1,
+    /// `PsSetCreateProcessNotifyRoutineEx`, `CreateInfo == NULL`.
+    ProcessExit = 2,
+    /// `PsSetLoadImageNotifyRoutine`.
+    ImageLoad = 3,
+    /// Minifilter post-create: a file created, overwritten or opened for write.
+    FileCreate = 4,
+    /// Minifilter pre-write: the first write through a stream handle.
+    FileWrite = 5,
+    /// Minifilter set-information: `FileRenameInformation(Ex)`.
+    FileRename = 6,
+    /// Minifilter set-information / create: disposition or delete-on-close.
+    FileDelete = 7,
+    /// Minifilter cleanup of a handle that modified its file.
+    FileCloseModified = 8,
+}
+
+/// Number of [`EventKind`]s; the length of every per-kind counter array.
+pub const EVENT_KIND_COUNT: usize = 8;
+
+/// Wire value of [`RecordKind::Lost`].
+pub const KIND_LOST: u16 = 0x8001;
+/// Wire value of [`RecordKind::Stats`].
+pub const KIND_STATS: u16 = 0x8002;
+
+impl EventKind {
+    /// All event kinds, in counter-index order.
+    pub const ALL: [EventKind; EVENT_KIND_COUNT] = [
+        EventKind::ProcessCreate,
+        EventKind::ProcessExit,
+        EventKind::ImageLoad,
+        EventKind::FileCreate,
+        EventKind::FileWrite,
+        EventKind::FileRename,
+        EventKind::FileDelete,
+        EventKind::FileCloseModified,
+    ];
+
+    /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`).
+    #[inline]
+    pub const fn index(self) -> usize {
+        (self as usize).wrapping_sub(1)
+    }
+
+    /// Bit of this kind in an event mask (CONFIGURE, HELLO).
+    #[inline]
+    pub const fn mask_bit(self) -> u32 {
+        1 << self.index()
+    }
+
+    /// Stable name for logs and tables.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::ProcessCreate => "process_create",
+            EventKind::ProcessExit => "process_exit",
+            EventKind::ImageLoad => "image_load",
+            EventKind::FileCreate => "file_create",
+            EventKind::FileWrite => "file_write",
+            EventKind::FileRename => "file_rename",
+            EventKind::FileDelete => "file_delete",
+            EventKind::FileCloseModified => "file_close_modified",
+        }
+    }
+}
+
+/// Mask with every event kind's bit set.
+pub const ALL_EVENTS_MASK: u32 = (1 << EVENT_KIND_COUNT) - 1;
+
+/// The wire value was not a known kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u16);
+
+impl TryFrom<u16> for EventKind {
+    type Error = UnknownKind;
+    fn try_from(value: u16) -> Result<Self, UnknownKind> {
+        match value {
+            1 => Ok(EventKind::ProcessCreate),
+            2 => Ok(EventKind::ProcessExit),
+            3 => Ok(EventKind::ImageLoad),
+            4 => Ok(EventKind::FileCreate),
+            5 => Ok(EventKind::FileWrite),
+            6 => Ok(EventKind::FileRename),
+            7 => Ok(EventKind::FileDelete),
+            8 => Ok(EventKind::FileCloseModified),
+            other => Err(UnknownKind(other)),
+        }
+    }
+}
+
+impl TryFrom<u16> for RecordKind {
+    type Error = UnknownKind;
+    fn try_from(value: u16) -> Result<Self, UnknownKind> {
+        match value {
+            KIND_LOST => Ok(RecordKind::Lost),
+            KIND_STATS => Ok(RecordKind::Stats),
+            other => EventKind::try_from(other).map(RecordKind::Event),
+        }
+    }
+}
+
+impl RecordKind {
+    /// The `u16` stored in the record header.
+    pub const fn wire(self) -> u16 {
+        match self {
+            RecordKind::Event(kind) => kind as u16,
+            RecordKind::Lost => KIND_LOST,
+            RecordKind::Stats => KIND_STATS,
+        }
+    }
+}
+
+/// Why an event was dropped instead of delivered. Indexes
+/// [`crate::DriverStats::dropped_by_reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum DropReason {
+    /// No space in the ring (the consumer is behind).
+    RingFull = 0,
+    /// The callback ran at an IRQL where the data could not be collected.
+    Irql = 1,
+    /// A kernel query the record needs failed (e.g. FltGetFileNameInformation).
+    QueryFailed = 2,
+    /// Reservation succeeded but encoding failed; the slot was discarded.
+    EncodeFailed = 3,
+    /// Too many producers raced for the same space (bounded retry exhausted).
+    Contention = 4,
+}
+
+/// Number of [`DropReason`]s.
+pub const DROP_REASON_COUNT: usize = 5;
+
+impl DropReason {
+    /// Index into per-reason counter arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_wire_value() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::try_from(kind as u16), Ok(kind));
+            assert_eq!(
+                RecordKind::try_from(RecordKind::Event(kind).wire()),
+                Ok(RecordKind::Event(kind))
+            );
+        }
+        assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
+        assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
+        assert_eq!(RecordKind::try_from(9), Err(UnknownKind(9)));
+    }
+
+    #[test]
+    fn indices_are_dense_and_masks_distinct() {
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(kind.mask_bit(), 1 << i);
+        }
+        assert_eq!(ALL_EVENTS_MASK, 0xff);
+    }
+}

@@ -1,0 +1,44 @@
+//! The contract between `ringside.sys` and the user-mode agent.
+//!
+//! Everything that crosses the kernel/user boundary is defined here, once: the
+//! record layouts the driver writes into its ring ([`record`]), the writer it
+//! uses to encode them without allocating ([`encode`]), the decoder the agent
+//! runs over every byte it receives ([`decode`]), and the control-device IOCTLs
+//! with their validation ([`ioctl`]). Both sides depend on this crate, so they
+//! cannot disagree about a size or an offset.
+//!
+//! Wire structs follow one discipline: `#[repr(C)]`, fixed-width integers, no
+//! `bool` and no Rust enums (kinds are `u16` converted with `TryFrom`),
+//! explicit `_pad` fields, and a `const` assertion of every size and offset.
+//! The decoder treats its input as hostile: every malformed byte sequence is a
+//! typed [`decode::DecodeError`], never a panic. Views copy fixed parts out by
+//! value, so a buffer of any alignment decodes.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod decode;
+pub mod encode;
+pub mod ioctl;
+pub mod kind;
+pub mod record;
+
+pub use decode::{DecodeError, Event, RawField, Record, Records, decode_record};
+pub use encode::{EncodeError, Field, Origin, encode, encoded_len};
+pub use kind::{DropReason, EVENT_KIND_COUNT, EventKind, RecordKind};
+pub use record::*;
+
+/// Version of the record layouts and IOCTL structs. HELLO refuses any other.
+///
+/// Bump it on any change to a wire struct; there is no partial compatibility.
+pub const ABI_VERSION: u32 = 1;

@@ -1,0 +1,357 @@
+//! Record layouts: the header every record starts with, and the fixed part of
+//! each kind. Variable-length raw data (UTF-16 names, SIDs) lives in the
+//! record's tail and is referenced by a [`Blob`].
+//!
+//! A record is `RecordHeader`, then the kind's fixed body, then the tail, then
+//! zero padding to a multiple of [`RECORD_ALIGN`]; `RecordHeader::size` counts
+//! all of it, so the next record in a batch starts at `offset + size`.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::kind::{DROP_REASON_COUNT, EVENT_KIND_COUNT, EventKind, RecordKind};
+
+/// Every record's size is a multiple of this, and so is every record's offset
+/// in a READ batch.
+pub const RECORD_ALIGN: usize = 8;
+
+/// Largest record the driver writes or the decoder accepts (fits `u16` blob
+/// offsets, and a READ buffer of [`crate::ioctl::READ_MIN_BUFFER`] always
+/// holds at least one record).
+pub const MAX_RECORD_SIZE: usize = 0xFFF8;
+
+/// Version stored in every header; equal to the low byte of the ABI version.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Header flag: at least one blob of this record was truncated at its cap.
+pub const HEADER_FLAG_TRUNCATED: u8 = 1 << 0;
+
+/// The first 32 bytes of every record.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RecordHeader {
+    /// Bytes in the record, header and padding included; a multiple of 8.
+    pub size: u32,
+    /// A [`RecordKind`] wire value.
+    pub kind: u16,
+    /// [`RECORD_VERSION`].
+    pub version: u8,
+    /// `HEADER_FLAG_*` bits.
+    pub flags: u8,
+    /// Process the event concerns (the target process for image loads).
+    pub pid: u32,
+    /// Thread that was current when the callback ran (0 if not meaningful).
+    pub tid: u32,
+    /// Position in the driver's delivery order, stamped by the consumer when
+    /// the record is copied out: contiguous across READs, starting at 0.
+    pub seq: u64,
+    /// `KeQuerySystemTimePrecise`: 100 ns units since 1601-01-01 UTC.
+    pub timestamp: u64,
+}
+
+/// Byte offset of [`RecordHeader::seq`], which the ring's consumer stamps.
+pub const HEADER_SEQ_OFFSET: usize = 16;
+/// Size of [`RecordHeader`].
+pub const HEADER_SIZE: usize = 32;
+
+impl RecordHeader {
+    /// The kind, if the wire value is known.
+    pub fn record_kind(&self) -> Option<RecordKind> {
+        RecordKind::try_from(self.kind).ok()
+    }
+}
+
+/// Reference to raw bytes in the record's tail.
+///
+/// `len == 0` means empty or absent (then `offset` is 0). `full_len` is the
+/// length of the source before truncation: the blob was truncated at the
+/// configured cap exactly when `len < full_len`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct Blob {
+    /// Offset from the start of the record.
+    pub offset: u16,
+    /// Bytes present in the record.
+    pub len: u16,
+    /// Bytes the source had.
+    pub full_len: u16,
+    pub _pad: u16,
+}
+
+/// How a blob's bytes are to be read; the decoder checks the shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobEncoding {
+    /// UTF-16LE code units: the length must be even.
+    Utf16,
+    /// Opaque bytes (a SID in self-relative binary form).
+    Bytes,
+}
+
+/// The fixed body of a record kind: what the generic writer and decoder need
+/// to know about it.
+pub trait Body: FromBytes + IntoBytes + KnownLayout + Immutable + Copy {
+    /// The kind written into the header.
+    const KIND: RecordKind;
+    /// How many blobs the body references, and how each is encoded.
+    const BLOBS: &'static [BlobEncoding];
+    /// The `i`th blob reference (`i < BLOBS.len()`).
+    fn blob(&self, i: usize) -> Option<Blob>;
+    /// Mutable access to the `i`th blob reference, for the writer.
+    fn blob_mut(&mut self, i: usize) -> Option<&mut Blob>;
+}
+
+/// Implements [`Body`] for a struct whose blobs are named fields.
+macro_rules! body {
+    ($ty:ty, $kind:expr, [$($field:ident: $enc:ident),* $(,)?]) => {
+        impl Body for $ty {
+            const KIND: RecordKind = $kind;
+            const BLOBS: &'static [BlobEncoding] = &[$(BlobEncoding::$enc),*];
+            #[allow(unused_variables, reason = "bodies without blobs ignore the index")]
+            fn blob(&self, i: usize) -> Option<Blob> {
+                let fields: &[Blob] = &[$(self.$field),*];
+                fields.get(i).copied()
+            }
+            #[allow(unused_variables, reason = "bodies without blobs ignore the index")]
+            fn blob_mut(&mut self, i: usize) -> Option<&mut Blob> {
+                let fields: [&mut Blob; 0 $(+ { stringify!($field); 1 })*] = [$(&mut self.$field),*];
+                fields.into_iter().nth(i)
+            }
+        }
+    };
+}
+
+/// `PS_CREATE_NOTIFY_INFO` flag: `FileOpenNameAvailable`.
+pub const PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE: u32 = 1 << 0;
+/// `PS_CREATE_NOTIFY_INFO` flag: `IsSubsystemProcess` (e.g. a WSL pico process).
+pub const PROCESS_FLAG_SUBSYSTEM: u32 = 1 << 1;
+
+/// Process creation (`PsSetCreateProcessNotifyRoutineEx` with `CreateInfo`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ProcessCreate {
+    /// `CreateInfo->ParentProcessId`.
+    pub parent_pid: u32,
+    /// `CreateInfo->CreatingThreadId.UniqueProcess`.
+    pub creating_pid: u32,
+    /// `CreateInfo->CreatingThreadId.UniqueThread`.
+    pub creating_tid: u32,
+    /// `PROCESS_FLAG_*`.
+    pub flags: u32,
+    /// `CreateInfo->ImageFileName` (UTF-16, NT path).
+    pub image_name: Blob,
+    /// `CreateInfo->CommandLine` (UTF-16).
+    pub command_line: Blob,
+    /// The primary token's user SID (binary SID).
+    pub user_sid: Blob,
+    /// The primary token's integrity-level SID (binary SID).
+    pub integrity_sid: Blob,
+}
+body!(ProcessCreate, RecordKind::Event(EventKind::ProcessCreate), [
+    image_name: Utf16, command_line: Utf16, user_sid: Bytes, integrity_sid: Bytes,
+]);
+
+/// Process exit (`PsSetCreateProcessNotifyRoutineEx` without `CreateInfo`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ProcessExit {
+    /// `PsGetProcessExitStatus` (an NTSTATUS, stored as its bits).
+    pub exit_status: u32,
+    pub _pad: u32,
+}
+body!(ProcessExit, RecordKind::Event(EventKind::ProcessExit), []);
+
+/// `IMAGE_INFO.Properties` bit: `SystemModeImage` (a driver, not a user DLL).
+pub const IMAGE_PROPERTY_SYSTEM_MODE: u32 = 1 << 8;
+/// `IMAGE_INFO.Properties` bit: `ExtendedInfoPresent`.
+pub const IMAGE_PROPERTY_EXTENDED_INFO: u32 = 1 << 11;
+
+/// Image load (`PsSetLoadImageNotifyRoutine`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ImageLoad {
+    /// `IMAGE_INFO.ImageBase`.
+    pub image_base: u64,
+    /// `IMAGE_INFO.ImageSize`.
+    pub image_size: u64,
+    /// `IMAGE_INFO.Properties` as the kernel gave it (see `IMAGE_PROPERTY_*`).
+    pub properties: u32,
+    /// `IMAGE_INFO.ImageSignatureLevel` (`SE_SIGNING_LEVEL_*`).
+    pub signature_level: u8,
+    /// `IMAGE_INFO.ImageSignatureType` (`SE_IMAGE_SIGNATURE_TYPE`).
+    pub signature_type: u8,
+    pub _pad: u16,
+    /// `FullImageName` (UTF-16, NT path).
+    pub image_name: Blob,
+}
+body!(ImageLoad, RecordKind::Event(EventKind::ImageLoad), [image_name: Utf16]);
+
+/// File created, overwritten or opened for write (minifilter post-create).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct FileCreate {
+    /// `Parameters.Create.SecurityContext->DesiredAccess`.
+    pub desired_access: u32,
+    /// `Parameters.Create.Options`: disposition in the high 8 bits, options below.
+    pub create_options: u32,
+    /// `IoStatus.Information`: `FILE_CREATED`, `FILE_OPENED`, `FILE_OVERWRITTEN`, ...
+    pub information: u32,
+    /// `IoStatus.Status` (NTSTATUS bits).
+    pub status: u32,
+    /// FltMgr's normalized name (UTF-16).
+    pub name: Blob,
+}
+body!(FileCreate, RecordKind::Event(EventKind::FileCreate), [name: Utf16]);
+
+/// First write through a stream handle (minifilter pre-write).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct FileWrite {
+    /// FltMgr's normalized name (UTF-16).
+    pub name: Blob,
+}
+body!(FileWrite, RecordKind::Event(EventKind::FileWrite), [name: Utf16]);
+
+/// Rename (`FileRenameInformation` / `FileRenameInformationEx`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct FileRename {
+    /// `ReplaceIfExists` for the classic class, `FILE_RENAME_*` flags for Ex.
+    pub flags: u32,
+    /// The `FILE_INFORMATION_CLASS` used (10 or 65).
+    pub information_class: u32,
+    /// Name before the rename (UTF-16, normalized).
+    pub old_name: Blob,
+    /// Name after the rename (UTF-16, from `FltGetDestinationFileNameInformation`).
+    pub new_name: Blob,
+}
+body!(FileRename, RecordKind::Event(EventKind::FileRename), [old_name: Utf16, new_name: Utf16]);
+
+/// Delete flag: `FileDispositionInformation(Ex)` set `DeleteFile`.
+pub const DELETE_FLAG_DISPOSITION: u32 = 1 << 0;
+/// Delete flag: opened with `FILE_DELETE_ON_CLOSE`.
+pub const DELETE_FLAG_ON_CLOSE: u32 = 1 << 1;
+/// Delete flag: `FILE_DISPOSITION_POSIX_SEMANTICS` requested.
+pub const DELETE_FLAG_POSIX: u32 = 1 << 2;
+
+/// File marked for deletion (set-information disposition, or delete-on-close).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct FileDelete {
+    /// `DELETE_FLAG_*`.
+    pub flags: u32,
+    /// The `FILE_INFORMATION_CLASS` used (13 or 64; 0 for delete-on-close).
+    pub information_class: u32,
+    /// FltMgr's normalized name (UTF-16).
+    pub name: Blob,
+}
+body!(FileDelete, RecordKind::Event(EventKind::FileDelete), [name: Utf16]);
+
+/// A handle that modified its file was cleaned up (minifilter cleanup).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct FileCloseModified {
+    /// FltMgr's normalized name (UTF-16).
+    pub name: Blob,
+}
+body!(FileCloseModified, RecordKind::Event(EventKind::FileCloseModified), [name: Utf16]);
+
+/// Events were dropped. Counts are cumulative since the driver loaded, so a
+/// repeated or reordered `Lost` record cannot make the agent double-count:
+/// the delta against the previous `Lost` is what was lost in between.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct Lost {
+    /// Cumulative drops per [`EventKind::index`].
+    pub dropped: [u64; EVENT_KIND_COUNT],
+}
+body!(Lost, RecordKind::Lost, []);
+
+/// The driver's counters (the STATS IOCTL; also a record kind in replays).
+///
+/// For every kind, `produced == delivered + dropped + in the ring`; once the
+/// ring is drained, `produced == delivered + dropped` exactly.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct DriverStats {
+    /// Events observed, per kind (enabled kinds only).
+    pub produced: [u64; EVENT_KIND_COUNT],
+    /// Events copied out to the consumer, per kind.
+    pub delivered: [u64; EVENT_KIND_COUNT],
+    /// Events dropped, per kind.
+    pub dropped: [u64; EVENT_KIND_COUNT],
+    /// Events dropped, per [`crate::DropReason::index`].
+    pub dropped_by_reason: [u64; DROP_REASON_COUNT],
+    pub _pad0: u64,
+    /// `Lost` records written into the ring.
+    pub lost_records: u64,
+    /// Next sequence number the consumer will stamp (records delivered so far,
+    /// `Lost` records included).
+    pub next_seq: u64,
+    /// READ requests completed.
+    pub reads_completed: u64,
+    /// Ring data capacity in bytes.
+    pub ring_capacity: u32,
+    /// Bytes currently reserved or committed in the ring.
+    pub ring_used: u32,
+    /// READ requests pending in the cancel-safe queue.
+    pub reads_pending: u32,
+    /// 1 while a consumer holds the control device open.
+    pub consumer_connected: u32,
+}
+body!(DriverStats, RecordKind::Stats, []);
+
+macro_rules! assert_layout {
+    ($ty:ty, $size:expr, { $($field:ident: $off:expr),* $(,)? }) => {
+        const _: () = assert!(core::mem::size_of::<$ty>() == $size);
+        const _: () = assert!(core::mem::size_of::<$ty>() % RECORD_ALIGN == 0);
+        $(const _: () = assert!(core::mem::offset_of!($ty, $field) == $off);)*
+    };
+}
+
+assert_layout!(RecordHeader, HEADER_SIZE, {
+    size: 0, kind: 4, version: 6, flags: 7, pid: 8, tid: 12, seq: HEADER_SEQ_OFFSET, timestamp: 24,
+});
+const _: () = assert!(core::mem::size_of::<Blob>() == 8);
+const _: () = assert!(core::mem::offset_of!(Blob, len) == 2);
+const _: () = assert!(core::mem::offset_of!(Blob, full_len) == 4);
+assert_layout!(ProcessCreate, 48, {
+    parent_pid: 0, creating_pid: 4, creating_tid: 8, flags: 12,
+    image_name: 16, command_line: 24, user_sid: 32, integrity_sid: 40,
+});
+assert_layout!(ProcessExit, 8, { exit_status: 0 });
+assert_layout!(ImageLoad, 32, {
+    image_base: 0, image_size: 8, properties: 16, signature_level: 20, signature_type: 21, image_name: 24,
+});
+assert_layout!(FileCreate, 24, { desired_access: 0, create_options: 4, information: 8, status: 12, name: 16 });
+assert_layout!(FileWrite, 8, { name: 0 });
+assert_layout!(FileRename, 24, { flags: 0, information_class: 4, old_name: 8, new_name: 16 });
+assert_layout!(FileDelete, 16, { flags: 0, information_class: 4, name: 8 });
+assert_layout!(FileCloseModified, 8, { name: 0 });
+assert_layout!(Lost, 64, { dropped: 0 });
+assert_layout!(DriverStats, 280, {
+    produced: 0, delivered: 64, dropped: 128, dropped_by_reason: 192, lost_records: 240,
+    next_seq: 248, reads_completed: 256, ring_capacity: 264, consumer_connected: 276,
+});
