@@ -7,4 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compile;
+pub mod condition;
+pub mod matcher;
+pub mod modifiers;
 pub mod schema;
+pub mod yaml;
