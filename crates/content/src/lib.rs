@@ -13,3 +13,12 @@ pub mod matcher;
 pub mod modifiers;
 pub mod schema;
 pub mod yaml;
+pub mod engine;
+pub mod bundle;
+pub mod check;
+pub mod regression;
+
+pub use bundle::{Bundle, BundleError, Content, LoadPolicy, LoadReport};
+pub use check::{CheckReport, check};
+pub use engine::{Alert, Engine, Scratch};
+pub use regression::{RegressionReport, regression};
