@@ -215,7 +215,7 @@ pub fn build_matchers(
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(text).trim().to_owned()
+    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_owned()
 }
 
 /// The token lists a string value stands for after windash and encodings.
