@@ -1,0 +1,10 @@
+//! ringside's content engine: Sigma rules compiled in user mode against the
+//! schema of what the sensor provides, evaluated by the agent.
+//!
+//! Content never reaches the kernel. Every rule is validated against
+//! [`schema`] before it is used: a rule naming a field the event type does not
+//! carry is rejected with file, line and reason (the 21-versus-20 defect).
+
+#![forbid(unsafe_code)]
+
+pub mod schema;
