@@ -16,7 +16,6 @@
 //!   1004 SensorStats.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 
 use ringside_content::schema::Logsource;
@@ -503,9 +502,7 @@ impl Pipeline {
             event.set_with(i, |out| crate::time::write_utc_time(out, time));
         }
         if let Some(i) = layout.get(ty, Name::ProcessId) {
-            event.set_with(i, |out| {
-                let _ = write!(out, "{pid}");
-            });
+            event.set_with(i, |out| crate::time::push_decimal(out, u64::from(pid)));
         }
         if let Some(info) = self.table.get(pid) {
             fill_process(event, layout, ty, info);
@@ -527,9 +524,7 @@ impl Pipeline {
         put(event, Name::CommandLine, &info.command_line);
         put(event, Name::IntegrityLevel, &info.integrity_level);
         if let Some(i) = layout.get(ty, Name::ParentProcessId) {
-            event.set_with(i, |out| {
-                let _ = write!(out, "{parent_pid}");
-            });
+            event.set_with(i, |out| crate::time::push_decimal(out, u64::from(parent_pid)));
         }
         if let Some(parent) = self.table.get(parent_pid).filter(|p| Some(p.guid) == info.parent_guid) {
             if let Some(i) = layout.get(ty, Name::ParentProcessGuid) {

@@ -15,7 +15,6 @@
 //! the same at any speed.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write;
 
 use crate::time::TICKS_PER_SECOND;
 
@@ -46,14 +45,19 @@ impl ProcessGuid {
         ProcessGuid(bytes)
     }
 
-    /// Appends the braced, upper-case text form Sysmon uses.
+    /// Appends the braced, upper-case text form Sysmon uses (hand-formatted:
+    /// it is written for nearly every event).
     pub fn write(&self, out: &mut String) {
-        let b = &self.0;
-        let _ = write!(
-            out,
-            "{{{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-        );
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        out.push('{');
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        out.push('}');
     }
 }
 
@@ -294,6 +298,10 @@ mod tests {
         assert_eq!(table.lookup(100, t0 + 5).guid, a);
         assert_eq!(a.to_string().len(), 38);
         assert!(a.to_string().starts_with("{12345678-"));
+        assert_eq!(
+            ProcessGuid([0xab, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xff]).to_string(),
+            "{AB010203-0405-0607-0809-0A0B0C0D0EFF}"
+        );
         table.exit(100, t0 + 10);
         let b = table.create(new(100, 4, t0 + 20, "b.exe")).guid;
         assert_ne!(a, b);

@@ -21,11 +21,12 @@ pub trait Sink {
 #[derive(Debug)]
 pub struct JsonLines<W: Write> {
     out: BufWriter<W>,
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        JsonLines { out: BufWriter::with_capacity(64 * 1024, out) }
+        JsonLines { out: BufWriter::with_capacity(64 * 1024, out), line: Vec::with_capacity(1024) }
     }
 
     /// The inner writer, after flushing.
@@ -36,8 +37,10 @@ impl<W: Write> JsonLines<W> {
 
 impl<W: Write> Sink for JsonLines<W> {
     fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")
+        self.line.clear();
+        event.write_json(&mut self.line);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
     fn line(&mut self, json: &str) -> io::Result<()> {
         self.out.write_all(json.as_bytes())?;
@@ -61,7 +64,7 @@ pub struct Discard {
 impl Sink for Discard {
     fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, event)?;
+        event.write_json(&mut self.buf);
         self.bytes += self.buf.len() as u64 + 1;
         self.events += 1;
         Ok(())
@@ -151,7 +154,7 @@ impl RotatingFile {
 impl Sink for RotatingFile {
     fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, event)?;
+        event.write_json(&mut self.line);
         self.write_line()
     }
     fn line(&mut self, json: &str) -> io::Result<()> {
