@@ -215,7 +215,7 @@ impl Progress {
         }
         self.last = Instant::now();
         self.shown = true;
-        let percent = if self.total == 0 { 100 } else { offset.saturating_mul(100) / self.total };
+        let percent = offset.saturating_mul(100).checked_div(self.total).unwrap_or(100);
         eprint!("\r{percent:3}%  {offset}/{} bytes  {} records  {} problems ", self.total, counters.records, counters.problem_count());
     }
 

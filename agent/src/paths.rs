@@ -23,7 +23,7 @@ impl VolumeMap {
         }
         self.entries.retain(|(d, _)| !d.eq_ignore_ascii_case(device));
         self.entries.push((device.to_owned(), drive.trim_end_matches('\\').to_owned()));
-        self.entries.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.entries.sort_by_key(|(device, _)| std::cmp::Reverse(device.len()));
     }
 
     /// Adds the mappings of a VolumeMap frame payload (UTF-8 lines
