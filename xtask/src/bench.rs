@@ -1,12 +1,25 @@
-//! `cargo xtask bench <what>`.
+//! `cargo xtask bench <what>`: each benchmark runs its workloads side by side
+//! in one run on this machine and prints one table with ratios.
 
-use crate::cmd::{cargo, run};
+use crate::cmd::{cargo, root, run};
 
-/// `bench content`: the content engine against sigma-rust (optimised build).
+const USAGE: &str = "usage: cargo xtask bench <content | agent [EVENTS]>";
+
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
+        // The content engine against sigma-rust (optimised build).
         Some("content") => run(cargo().args(["bench", "-p", "ringside-content", "--bench", "content"])),
-        Some(other) => Err(format!("unknown benchmark `{other}` (known: content)")),
-        None => Err("usage: cargo xtask bench content".into()),
+        // The agent's stage throughput over a generated replay of at least a
+        // million events (kept in `target/`).
+        Some("agent") => {
+            let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
+            let file = root().join("target").join(format!("bench-agent-{events}.replay"));
+            let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
+            run(cargo().args([
+                "run", "--release", "--quiet", "-p", "ringside-agent", "--example", "bench", "--", &file, &events,
+            ]))
+        }
+        Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),
+        None => Err(USAGE.into()),
     }
 }

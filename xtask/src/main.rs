@@ -14,6 +14,8 @@ commands:
   test      run every test: unit, property, loom models (what CI runs)
   miri      run the ring and wire tests under Miri (nightly)
   bench content   Sigma engine events/s vs sigma-rust (release build)
+  bench agent [EVENTS]
+            agent throughput per stage over a generated replay
 ";
 
 fn main() -> ExitCode {

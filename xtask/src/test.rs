@@ -5,6 +5,11 @@ use crate::cmd::{cargo, run};
 /// Every test CI runs, in order of cost.
 pub fn run_all(_args: &[String]) -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--locked"]))?;
+    // The agent's Windows-only code (device source, service, account
+    // lookup) is type- and lint-checked from any host: clippy needs no linker.
+    run(cargo().args([
+        "clippy", "-p", "ringside-agent", "--target", "x86_64-pc-windows-msvc", "--", "-D", "warnings",
+    ]))?;
     Ok(())
 }
 

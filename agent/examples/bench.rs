@@ -1,0 +1,107 @@
+//! Throughput of the agent's stages over one large generated replay, side by
+//! side: read the file, decode, decode + process table, and decode + table +
+//! JSON into a sink that discards. Run by `cargo xtask bench agent`.
+//!
+//! usage: bench FILE [EVENTS]   (generates FILE if it does not exist)
+
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::Instant;
+
+use ringside_agent::enrich::EnrichConfig;
+use ringside_agent::pipeline::{Config, Depth, Pipeline};
+use ringside_agent::sink::Discard;
+use ringside_agent::source::replay::ReplayReader;
+use ringside_wire::Records;
+use ringside_wire::replay::FrameKind;
+
+fn open(path: &Path) -> ReplayReader<std::io::BufReader<std::fs::File>> {
+    ReplayReader::open(path).unwrap_or_else(|e| {
+        eprintln!("bench: {}: {e}", path.display());
+        std::process::exit(2)
+    })
+}
+
+/// Best of `runs` timings of `stage`, which returns (records, check value).
+fn measure(runs: usize, mut stage: impl FnMut() -> (u64, u64)) -> (f64, u64, u64) {
+    let mut best = f64::MAX;
+    let mut result = (0, 0);
+    for _ in 0..runs {
+        let start = Instant::now();
+        result = stage();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    (best, result.0, result.1)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(path) = args.first().map(Path::new) else {
+        eprintln!("usage: bench FILE [EVENTS]");
+        std::process::exit(2)
+    };
+    let events: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    if !path.exists() {
+        let start = Instant::now();
+        let file = std::fs::File::create(path).expect("create the replay file");
+        let written = ringside_agent::synth::realistic(BufWriter::new(file), events, ringside_agent::time::filetime_from_unix(1_795_256_130))
+            .expect("write the replay file");
+        eprintln!("generated {} ({written} events) in {:.1} s", path.display(), start.elapsed().as_secs_f64());
+    }
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let runs = 3;
+
+    let read = measure(runs, || {
+        let mut reader = open(path);
+        let (mut frames, mut sum) = (0u64, 0u64);
+        while let Some(Ok(frame)) = reader.next_frame() {
+            frames += 1;
+            sum += frame.payload.len() as u64;
+        }
+        (frames, sum)
+    });
+    let decode = measure(runs, || {
+        let mut reader = open(path);
+        let (mut records, mut sum) = (0u64, 0u64);
+        while let Some(Ok(frame)) = reader.next_frame() {
+            if frame.kind != FrameKind::Batch {
+                continue;
+            }
+            for record in Records::new(frame.payload).flatten() {
+                records += 1;
+                sum = sum.wrapping_add(record.header().seq);
+            }
+        }
+        (records, sum)
+    });
+    let pipeline = |depth: Depth| {
+        move || {
+            let mut reader = open(path);
+            let mut pipeline = Pipeline::new(Config { depth, enrich: EnrichConfig::none(), ..Config::default() });
+            let mut sink = Discard::default();
+            pipeline.replay(&mut reader, &mut sink, |_, _| {}).expect("discard cannot fail");
+            (pipeline.counters.records, sink.bytes)
+        }
+    };
+    let table = measure(runs, pipeline(Depth::TableOnly));
+    let json = measure(runs, pipeline(Depth::Emit));
+
+    let records = decode.1;
+    println!("agent bench: {} ({:.1} MB, {records} records, best of {runs} runs, one core)", path.display(), bytes as f64 / 1e6);
+    println!("{:<34} {:>10} {:>14} {:>10}", "stage", "seconds", "events/s", "vs decode");
+    for (name, (secs, ..)) in [
+        ("1 read file (frames only)", read),
+        ("2 decode", decode),
+        ("3 decode + process table", table),
+        ("4 decode + table + JSON (discard)", json),
+    ] {
+        println!("{name:<34} {secs:>10.3} {:>14.0} {:>9.2}x", records as f64 / secs, secs / decode.0);
+    }
+    println!("JSON output: {:.1} MB, {:.2}x the time of decode + table", json.2 as f64 / 1e6, json.0 / table.0);
+    let table_rate = records as f64 / table.0;
+    println!(
+        "targets: decode + table >= 1M events/s: {}; JSON within 3x of decode + table: {}",
+        if table_rate >= 1e6 { "met" } else { "MISSED" },
+        if json.0 / table.0 <= 3.0 { "met" } else { "MISSED" }
+    );
+}

@@ -1,0 +1,390 @@
+//! The command line: `replay`, `stats`, `run`, `service`.
+//!
+//! Exit codes: 0 success; 1 the agent failed (e.g. the output could not be
+//! written) or the driver's counters do not balance; 2 bad input (an
+//! unreadable or malformed file — reported with file and byte offset — or a
+//! command this platform cannot run).
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use ringside_wire::EventKind;
+
+use crate::enrich::EnrichConfig;
+use crate::enrich::hash::HashSet;
+use crate::pipeline::{Config, Counters, Depth, Pipeline};
+use crate::sink::{Discard, JsonLines, RotatingFile, Sink};
+use crate::source::replay::ReplayReader;
+use crate::stats::{StatsCheck, Verdict};
+
+/// ringside's user-mode agent.
+#[derive(Debug, Parser)]
+#[command(name = "ringside-agent", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode a replay file and print its events as Sysmon-style JSON lines.
+    Replay(ReplayArgs),
+    /// Check a replay file's driver counters (produced == delivered + dropped),
+    /// sequence gaps, lost events and decode errors.
+    Stats {
+        /// The replay file.
+        file: PathBuf,
+    },
+    /// Run the live sensor: read events from the ringside driver (Windows).
+    Run(RunArgs),
+    /// Install, uninstall or run the agent as a Windows service.
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ServiceAction {
+    /// Register the service (starts automatically, runs `service run`).
+    Install,
+    /// Remove the service.
+    Uninstall,
+    /// Entry point used by the Service Control Manager.
+    Run,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The replay file (written by `run --record` or `cargo xtask demo --record`).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub enrich: EnrichArgs,
+    /// Also write every batch read from the driver to this replay file.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Where events go: `stdout`, or `file:PATH` (rotated by size).
+    #[arg(long, default_value = "stdout", value_name = "stdout|file:PATH")]
+    pub output: String,
+    /// Rotate the output file when it would exceed this many bytes.
+    #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "N")]
+    pub rotate_bytes: u64,
+    /// Rotated files to keep (PATH.1 … PATH.K).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub keep: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnrichArgs {
+    /// Do not read image files (no version info, no hashes, no account lookup).
+    #[arg(long)]
+    pub no_enrich: bool,
+    /// Hashes to compute, comma separated: md5, sha256, imphash, or `*`.
+    #[arg(long, default_value = "md5,sha256,imphash", value_name = "LIST")]
+    pub hashes: String,
+    /// Off Windows: directory holding the recording machine's drives
+    /// (`C:\x.exe` is read from `DIR/C/x.exe`).
+    #[arg(long, value_name = "DIR")]
+    pub files_root: Option<PathBuf>,
+    /// First group of every ProcessGuid, in hex (default: from the host name).
+    #[arg(long, value_name = "HEX")]
+    pub machine_id: Option<String>,
+}
+
+/// A failure the CLI reports: a message and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: u8,
+}
+
+impl CliError {
+    /// Bad input (exit 2).
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError { message: message.into(), code: 2 }
+    }
+    /// The agent itself failed (exit 1).
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError { message: message.into(), code: 1 }
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Replay(args) => replay(&args),
+        Command::Stats { file } => stats(&file),
+        Command::Run(args) => run_live(&args),
+        Command::Service { action } => service(action),
+    }
+}
+
+/// FNV-1a of the host name: a stable machine id without privileges.
+fn default_machine_id() -> u32 {
+    let name = std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    name.trim().bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// The pipeline configuration the enrichment options describe.
+pub fn pipeline_config(args: &EnrichArgs) -> Result<Config, CliError> {
+    let machine_id = match &args.machine_id {
+        Some(hex) => u32::from_str_radix(hex.trim_start_matches("0x"), 16)
+            .map_err(|_| CliError::input(format!("--machine-id `{hex}`: expected up to 8 hex digits")))?,
+        None => default_machine_id(),
+    };
+    let hashes = HashSet::parse(&args.hashes).map_err(|e| CliError::input(format!("--hashes: {e}")))?;
+    let enrich = if args.no_enrich {
+        EnrichConfig::none()
+    } else {
+        EnrichConfig { hashes, files_root: args.files_root.clone(), ..EnrichConfig::default() }
+    };
+    Ok(Config { machine_id, enrich, ..Config::default() })
+}
+
+/// The sink `--output` names.
+pub fn open_sink(args: &OutputArgs) -> Result<Box<dyn Sink>, CliError> {
+    if args.output == "stdout" || args.output == "-" {
+        return Ok(Box::new(JsonLines::new(io::stdout().lock())));
+    }
+    let Some(path) = args.output.strip_prefix("file:") else {
+        return Err(CliError::input(format!("--output `{}`: expected `stdout` or `file:PATH`", args.output)));
+    };
+    let file = RotatingFile::open(Path::new(path), args.rotate_bytes, args.keep)
+        .map_err(|e| CliError::input(format!("{path}: cannot open for writing: {e}")))?;
+    Ok(Box::new(file))
+}
+
+/// Opens a replay file, naming it in any error.
+fn open_replay(file: &Path) -> Result<ReplayReader<io::BufReader<std::fs::File>>, CliError> {
+    ReplayReader::open(file).map_err(|e| {
+        CliError::input(format!(
+            "{}: {e}\n(expected a ringside replay file, as written by `ringside-agent run --record` or `cargo xtask demo --record`)",
+            file.display()
+        ))
+    })
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    total: u64,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Progress { enabled: io::stderr().is_terminal(), total, last: Instant::now(), shown: false }
+    }
+
+    fn update(&mut self, offset: u64, counters: &Counters) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let percent = offset.saturating_mul(100).checked_div(self.total).unwrap_or(100);
+        eprint!("\r{percent:3}%  {offset}/{} bytes  {} records  {} problems ", self.total, counters.records, counters.problem_count());
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
+
+/// Reads a whole replay into `sink`; returns the pipeline for reporting.
+fn run_replay(file: &Path, config: Config, sink: &mut dyn Sink) -> Result<Pipeline, CliError> {
+    let mut reader = open_replay(file)?;
+    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let mut pipeline = Pipeline::new(config);
+    let mut progress = Progress::new(total);
+    pipeline
+        .replay(&mut reader, sink, |offset, counters| progress.update(offset, counters))
+        .map_err(|e| CliError::failure(format!("writing events failed: {e}")))?;
+    progress.finish();
+    Ok(pipeline)
+}
+
+/// Prints the input problems to stderr; true if there were any.
+fn report_problems(file: &Path, counters: &Counters) -> bool {
+    let count = counters.problem_count();
+    if count == 0 {
+        return false;
+    }
+    let classes: Vec<String> = counters
+        .frame_errors
+        .iter()
+        .chain(&counters.decode_errors)
+        .map(|(class, n)| format!("{class}={n}"))
+        .collect();
+    eprintln!("{}: {count} problem(s) in the input ({}); the rest of the file was read", file.display(), classes.join(", "));
+    for problem in counters.problems.iter().take(10) {
+        eprintln!("{}: {}", file.display(), problem.message);
+    }
+    if count > 10 {
+        eprintln!("{}: … {} more (each is an EventID 1003 line in the output)", file.display(), count - 10);
+    }
+    true
+}
+
+fn replay(args: &ReplayArgs) -> Result<ExitCode, CliError> {
+    let config = pipeline_config(&args.enrich)?;
+    let mut sink = open_sink(&args.output)?;
+    let pipeline = run_replay(&args.file, config, sink.as_mut())?;
+    Ok(if report_problems(&args.file, &pipeline.counters) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn stats(file: &Path) -> Result<ExitCode, CliError> {
+    let config = Config { depth: Depth::TableOnly, enrich: EnrichConfig::none(), ..Config::default() };
+    let pipeline = run_replay(file, config, &mut Discard::default())?;
+    let c = &pipeline.counters;
+    let mut out = io::stdout().lock();
+    let span = match (c.first_time, c.last_time) {
+        (Some(first), Some(last)) if last > first => (last - first) as f64 / 1e7,
+        _ => 0.0,
+    };
+    let rate = if span > 0.0 { format!("{:.0} events/s", c.events_received() as f64 / span) } else { "-".into() };
+    let _ = writeln!(
+        out,
+        "{}: {} frames, {} batches, {} records, {:.1} s of event time ({rate})",
+        file.display(),
+        c.frames,
+        c.batches,
+        c.records,
+        span
+    );
+    let check = c.last_stats.as_ref().map(|(stats, received)| (StatsCheck::new(stats), *received));
+    let _ = writeln!(
+        out,
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "kind", "received", "produced", "delivered", "dropped", "in_ring", "lost_recs", "unmapped"
+    );
+    for kind in EventKind::ALL {
+        let i = kind.index();
+        let (produced, delivered, dropped, in_ring) = match &check {
+            Some((check, _)) => {
+                let k = check.per_kind[i];
+                (k.produced.to_string(), k.delivered.to_string(), k.dropped.to_string(), k.in_ring.to_string())
+            }
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            kind.name(),
+            c.received[i],
+            produced,
+            delivered,
+            dropped,
+            in_ring,
+            c.lost_events[i],
+            c.not_mapped[i]
+        );
+    }
+    let _ = writeln!(
+        out,
+        "sequence: {} gap(s), {} record(s) missing, {} regression(s); {} Lost record(s) reporting {} dropped event(s)",
+        c.sequence_gaps,
+        c.missing_records,
+        c.sequence_regressions,
+        c.lost_records,
+        c.lost_events.iter().sum::<u64>()
+    );
+    let _ = writeln!(out, "decode errors: {}  frame errors: {}  truncated fields: {}",
+        c.decode_errors.values().sum::<u64>(), c.frame_errors.values().sum::<u64>(), c.truncated_fields);
+    let mut code = ExitCode::SUCCESS;
+    match &check {
+        None => {
+            let _ = writeln!(out, "driver counters: no Stats frame in this file; produced == delivered + dropped cannot be checked");
+        }
+        Some((check, received)) => {
+            let t = check.total;
+            let verdict = match check.verdict_kind() {
+                Verdict::Balanced => "holds".to_owned(),
+                Verdict::InFlight => format!("consistent, {} event(s) still in the ring ({} bytes)", t.in_ring, check.ring_used),
+                Verdict::Violated => {
+                    code = ExitCode::from(1);
+                    "VIOLATED: the driver lost count".to_owned()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "driver counters (last Stats frame): produced {} == delivered {} + dropped {}: {verdict}",
+                t.produced, t.delivered, t.dropped
+            );
+            let received_total: u64 = received.iter().sum();
+            let _ = writeln!(
+                out,
+                "this file holds {received_total} of the {} event(s) the driver delivered before that snapshot{}",
+                t.delivered,
+                if received_total == t.delivered { "" } else { " (the recording started late or batches are missing)" }
+            );
+        }
+    }
+    let _ = out.flush();
+    if report_problems(file, c) {
+        code = ExitCode::from(2);
+    }
+    Ok(code)
+}
+
+#[cfg(windows)]
+fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
+    let config = pipeline_config(&args.enrich)?;
+    let mut sink = open_sink(&args.output)?;
+    crate::source::device::run(config, sink.as_mut(), args.record.as_deref(), &crate::source::device::StopFlag::default())
+        .map_err(|e| CliError::failure(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(windows))]
+fn run_live(_args: &RunArgs) -> Result<ExitCode, CliError> {
+    Err(CliError::input(
+        "`run` reads the ringside driver's device (\\\\.\\Ringside) and needs Windows; on this system use `ringside-agent replay FILE`",
+    ))
+}
+
+#[cfg(windows)]
+fn service(action: ServiceAction) -> Result<ExitCode, CliError> {
+    crate::service::dispatch(action).map_err(|e| CliError::failure(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(windows))]
+fn service(_action: ServiceAction) -> Result<ExitCode, CliError> {
+    Err(CliError::input("`service` manages a Windows service and needs Windows"))
+}

@@ -1,0 +1,573 @@
+//! The pipeline: batches in, events out. Decodes records with
+//! `ringside-wire`, keeps the process table, enriches, maps to Sysmon events
+//! and hands them to a sink. Every problem is counted by class and reported
+//! with its file (or stream) offset; the pipeline never stops on bad input.
+//!
+//! How records map to events:
+//! - ProcessCreate → 1; ProcessExit → 5; ImageLoad → 7;
+//! - FileCreate → 11 when the file was created, superseded or overwritten
+//!   (`IoStatus.Information` 0, 2 or 3, success status) — Sysmon's 11 does not
+//!   fire for opening an existing file, so those are counted as not mapped;
+//! - FileRename → 1011; FileDelete → 23;
+//! - FileWrite and FileCloseModified have no Sysmon event: counted, not
+//!   emitted;
+//! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
+//!   a frame or record that cannot be read → 1003 InputError; Stats →
+//!   1004 SensorStats.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use ringside_content::schema::Logsource;
+use ringside_wire::ioctl::StatsResponse;
+use ringside_wire::replay::FrameKind;
+use ringside_wire::{DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, RawField, Record, Records};
+use zerocopy::FromBytes;
+
+use crate::enrich::{EnrichConfig, Enricher};
+use crate::paths::VolumeMap;
+use crate::process_table::{NewProcess, ProcessInfo, ProcessTable};
+use crate::sink::Sink;
+use crate::source::replay::{FrameError, ReplayReader};
+use crate::stats::StatsCheck;
+use crate::sysmon::{EventType, Layout, Name, SysmonEvent};
+
+/// Problems kept with their full message (the rest are only counted).
+pub const PROBLEMS_KEPT: usize = 100;
+
+/// `IoStatus.Information` values of a create that made or replaced a file.
+const FILE_SUPERSEDED: u32 = 0;
+const FILE_CREATED: u32 = 2;
+const FILE_OVERWRITTEN: u32 = 3;
+
+/// How far the pipeline goes with each record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Decode and keep the process table, build no events (benchmarks).
+    TableOnly,
+    /// Everything: events to the sink.
+    Emit,
+}
+
+/// Pipeline settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// First group of every ProcessGuid.
+    pub machine_id: u32,
+    pub table_capacity: usize,
+    pub enrich: EnrichConfig,
+    pub depth: Depth,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            machine_id: 0,
+            table_capacity: crate::process_table::DEFAULT_CAPACITY,
+            enrich: EnrichConfig::default(),
+            depth: Depth::Emit,
+        }
+    }
+}
+
+/// One problem with the input, where it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Byte offset in the file (or in the device stream).
+    pub offset: u64,
+    pub class: &'static str,
+    pub message: String,
+}
+
+/// What the pipeline saw.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub frames: u64,
+    pub batches: u64,
+    pub records: u64,
+    /// Event records received, per [`EventKind::index`].
+    pub received: [u64; EVENT_KIND_COUNT],
+    /// Events handed to the sink (all types).
+    pub emitted: u64,
+    /// Event records with no Sysmon event, per kind.
+    pub not_mapped: [u64; EVENT_KIND_COUNT],
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    pub frame_errors: BTreeMap<&'static str, u64>,
+    /// Problems with their messages, the first [`PROBLEMS_KEPT`].
+    pub problems: Vec<Problem>,
+    pub sequence_gaps: u64,
+    pub missing_records: u64,
+    pub sequence_regressions: u64,
+    pub lost_records: u64,
+    /// Events the driver reported dropped (sum of `Lost` deltas), per kind.
+    pub lost_events: [u64; EVENT_KIND_COUNT],
+    pub truncated_fields: u64,
+    pub stats_frames: u64,
+    /// The latest driver counters seen, and the received counts at that time.
+    pub last_stats: Option<(DriverStats, [u64; EVENT_KIND_COUNT])>,
+    /// Event-time span (FILETIME) of the records.
+    pub first_time: Option<u64>,
+    pub last_time: Option<u64>,
+}
+
+impl Counters {
+    /// Decode and frame errors together.
+    pub fn problem_count(&self) -> u64 {
+        self.decode_errors.values().sum::<u64>() + self.frame_errors.values().sum::<u64>()
+    }
+
+    /// Event records received, all kinds.
+    pub fn events_received(&self) -> u64 {
+        self.received.iter().sum()
+    }
+}
+
+/// The pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: Config,
+    pub table: ProcessTable,
+    pub enricher: Enricher,
+    pub volumes: VolumeMap,
+    pub counters: Counters,
+    layout: Layout,
+    event: SysmonEvent,
+    next_seq: Option<u64>,
+    lost_baseline: [u64; EVENT_KIND_COUNT],
+    scratch: String,
+}
+
+/// Appends a raw UTF-16 field's characters.
+fn push_raw(out: &mut String, field: &RawField<'_>) {
+    out.extend(field.chars());
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> Self {
+        Pipeline {
+            table: ProcessTable::new(config.machine_id, config.table_capacity),
+            enricher: Enricher::new(config.enrich.clone()),
+            volumes: VolumeMap::default(),
+            counters: Counters::default(),
+            layout: Layout::default(),
+            event: SysmonEvent::default(),
+            next_seq: None,
+            lost_baseline: [0; EVENT_KIND_COUNT],
+            scratch: String::new(),
+            config,
+        }
+    }
+
+    /// Forgets what belongs to one driver connection (sequence numbers, the
+    /// `Lost` baseline) but keeps the process table: after a reconnect the
+    /// processes are still the same.
+    pub fn reconnected(&mut self) {
+        self.next_seq = None;
+        self.lost_baseline = [0; EVENT_KIND_COUNT];
+    }
+
+    fn problem(&mut self, offset: u64, class: &'static str, message: String, sink: &mut dyn Sink) -> io::Result<()> {
+        let ty = EventType::InputError;
+        self.event.reset(ty, None);
+        let time = self.counters.last_time;
+        if let Some(i) = self.layout_index(ty, "UtcTime") {
+            if let Some(time) = time {
+                self.event.set_with(i, |out| crate::time::write_utc_time(out, time));
+            }
+        }
+        self.event.set_named("Source", "replay");
+        self.event.set_named("Offset", &offset.to_string());
+        self.event.set_named("Class", class);
+        self.event.set_named("Message", &message);
+        if self.counters.problems.len() < PROBLEMS_KEPT {
+            self.counters.problems.push(Problem { offset, class, message });
+        }
+        self.emit(sink)
+    }
+
+    fn layout_index(&self, ty: EventType, name: &str) -> Option<usize> {
+        ty.field_index(name)
+    }
+
+    fn emit(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        self.counters.emitted += 1;
+        sink.event(&self.event)
+    }
+
+    /// A frame could not be read.
+    pub fn frame_error(&mut self, error: &FrameError, sink: &mut dyn Sink) -> io::Result<()> {
+        *self.counters.frame_errors.entry(error.class()).or_default() += 1;
+        self.problem(error.offset(), error.class(), error.to_string(), sink)
+    }
+
+    /// A VolumeMap frame.
+    pub fn volume_map(&mut self, payload: &[u8]) {
+        self.volumes.load_frame(payload);
+    }
+
+    /// A Stats frame (a `StatsResponse`) at file offset `offset`.
+    pub fn stats_frame(&mut self, payload: &[u8], offset: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        self.counters.stats_frames += 1;
+        match StatsResponse::read_from_bytes(payload) {
+            Ok(response)
+                if response.size as usize == core::mem::size_of::<StatsResponse>()
+                    && response.abi_version == ringside_wire::ABI_VERSION =>
+            {
+                self.driver_stats(&response.stats, sink)
+            }
+            _ => {
+                *self.counters.frame_errors.entry("bad_stats_frame").or_default() += 1;
+                let message = format!(
+                    "byte {offset}: Stats frame of {} bytes is not a StatsResponse of ABI {} ({} bytes)",
+                    payload.len(),
+                    ringside_wire::ABI_VERSION,
+                    core::mem::size_of::<StatsResponse>()
+                );
+                self.problem(offset, "bad_stats_frame", message, sink)
+            }
+        }
+    }
+
+    /// The driver's counters: checked, remembered, and emitted as 1004.
+    pub fn driver_stats(&mut self, stats: &DriverStats, sink: &mut dyn Sink) -> io::Result<()> {
+        self.counters.last_stats = Some((*stats, self.counters.received));
+        if self.config.depth != Depth::Emit {
+            return Ok(());
+        }
+        let check = StatsCheck::new(stats);
+        self.event.reset(EventType::SensorStats, None);
+        if let Some(time) = self.counters.last_time {
+            self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
+        }
+        self.event.set_named("Produced", &check.total.produced.to_string());
+        self.event.set_named("Delivered", &check.total.delivered.to_string());
+        self.event.set_named("Dropped", &check.total.dropped.to_string());
+        self.event.set_named("InRing", &check.total.in_ring.to_string());
+        self.event.set_named("Balanced", check.verdict());
+        self.event.set_named("PerKind", &check.per_kind_text());
+        self.event.set_named("DecodeErrors", &self.counters.decode_errors.values().sum::<u64>().to_string());
+        self.emit(sink)
+    }
+
+    /// Reads a whole replay, frame by frame. `progress` is called after each
+    /// frame with the file offset reached.
+    pub fn replay<R: io::Read>(
+        &mut self,
+        reader: &mut ReplayReader<R>,
+        sink: &mut dyn Sink,
+        mut progress: impl FnMut(u64, &Counters),
+    ) -> io::Result<()> {
+        while let Some(frame) = reader.next_frame() {
+            self.counters.frames += 1;
+            match frame {
+                Err(error) => self.frame_error(&error, sink)?,
+                Ok(frame) => match frame.kind {
+                    FrameKind::Batch => self.batch(frame.payload, frame.payload_offset(), sink)?,
+                    FrameKind::VolumeMap => self.volume_map(frame.payload),
+                    FrameKind::Stats => self.stats_frame(frame.payload, frame.offset, sink)?,
+                },
+            }
+            progress(reader.offset(), &self.counters);
+        }
+        sink.flush()
+    }
+
+    /// One READ batch whose first byte is at stream offset `base`.
+    pub fn batch(&mut self, batch: &[u8], base: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        self.counters.batches += 1;
+        for record in Records::new(batch) {
+            match record {
+                Ok(record) => self.record(&record, sink)?,
+                Err(error) => self.decode_error(&error, base, sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_error(&mut self, error: &DecodeError, base: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        *self.counters.decode_errors.entry(error.class()).or_default() += 1;
+        let offset = base + error.offset() as u64;
+        // The wire message names the offset within the batch; the prefix
+        // names the file offset a person can seek to.
+        let message = format!("byte {offset} (batch at byte {base}): {error}");
+        self.problem(offset, error.class(), message, sink)
+    }
+
+    fn sequence(&mut self, seq: u64, time: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        let expected = self.next_seq.replace(seq.wrapping_add(1));
+        match expected {
+            Some(expected) if seq > expected => {
+                self.counters.sequence_gaps += 1;
+                self.counters.missing_records += seq - expected;
+                if self.config.depth == Depth::Emit {
+                    self.event.reset(EventType::SequenceGap, Some(seq));
+                    self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
+                    self.event.set_named("ExpectedSeq", &expected.to_string());
+                    self.event.set_named("ReceivedSeq", &seq.to_string());
+                    self.event.set_named("Missing", &(seq - expected).to_string());
+                    self.emit(sink)?;
+                }
+            }
+            Some(expected) if seq < expected => {
+                // The driver restarted (sequence numbers begin again) or the
+                // file was spliced; either way, continue from here.
+                self.counters.sequence_regressions += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One decoded record.
+    pub fn record(&mut self, record: &Record<'_>, sink: &mut dyn Sink) -> io::Result<()> {
+        self.counters.records += 1;
+        let header = *record.header();
+        let time = header.timestamp;
+        self.counters.first_time.get_or_insert(time);
+        self.counters.last_time = Some(time);
+        self.sequence(header.seq, time, sink)?;
+        if let ringside_wire::RecordKind::Event(kind) = record.kind() {
+            self.counters.received[kind.index()] += 1;
+        }
+        let emit = self.config.depth == Depth::Emit;
+        let seq = Some(header.seq);
+        let pid = header.pid;
+        match record {
+            Record::ProcessCreate(e) => {
+                let mut image = String::new();
+                push_raw(&mut image, &e.image_name());
+                self.volumes.to_dos_in_place(&mut image, 0);
+                let mut command_line = String::new();
+                push_raw(&mut command_line, &e.command_line());
+                self.count_truncated(&[e.image_name(), e.command_line()]);
+                let user = self.enricher.account(e.user_sid().bytes).unwrap_or_default();
+                let integrity_level = self.enricher.integrity_level(e.integrity_sid().bytes).unwrap_or_default();
+                let parent_pid = e.body.parent_pid;
+                self.table.create(NewProcess {
+                    pid,
+                    parent_pid,
+                    create_time: time,
+                    image,
+                    command_line,
+                    user,
+                    integrity_level,
+                });
+                if emit {
+                    self.process_create(pid, parent_pid, time, seq);
+                    self.emit(sink)?;
+                }
+            }
+            Record::ProcessExit(_) => {
+                self.table.exit(pid, time);
+                if emit {
+                    self.process_event(EventType::ProcessTerminate, pid, time, seq);
+                    self.emit(sink)?;
+                }
+            }
+            Record::ImageLoad(e) => {
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::ImageLoad);
+                    self.process_event(ty, pid, time, seq);
+                    self.scratch.clear();
+                    push_raw(&mut self.scratch, &e.image_name());
+                    self.volumes.to_dos_in_place(&mut self.scratch, 0);
+                    let loaded = std::mem::take(&mut self.scratch);
+                    self.put(ty, Name::ImageLoaded, &loaded);
+                    self.file_fields(ty, &loaded);
+                    self.scratch = loaded;
+                    // SE_SIGNING_LEVEL_UNCHECKED (0): the kernel did not
+                    // check, so nothing is claimed; UNSIGNED (1); any higher
+                    // level means a valid signature of that level.
+                    let (signed, status) = match e.body.signature_level {
+                        0 => (None, None),
+                        1 => (Some("false"), Some("Unavailable")),
+                        _ => (Some("true"), Some("Valid")),
+                    };
+                    if let Some(signed) = signed {
+                        self.put(ty, Name::Signed, signed);
+                    }
+                    if let Some(status) = status {
+                        self.put(ty, Name::SignatureStatus, status);
+                    }
+                    self.emit(sink)?;
+                }
+                self.count_truncated(&[e.image_name()]);
+            }
+            Record::FileCreate(e) => {
+                let made = matches!(e.body.information, FILE_SUPERSEDED | FILE_CREATED | FILE_OVERWRITTEN)
+                    && (e.body.status as i32) >= 0;
+                self.count_truncated(&[e.name()]);
+                if !made {
+                    self.counters.not_mapped[EventKind::FileCreate.index()] += 1;
+                    return Ok(());
+                }
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::FileEvent);
+                    self.process_event(ty, pid, time, seq);
+                    self.put_path(ty, Name::TargetFilename, &e.name());
+                    // Only a create knows the creation time: it is now.
+                    if e.body.information == FILE_CREATED {
+                        if let Some(i) = self.layout.get(ty, Name::CreationUtcTime) {
+                            self.event.set_with(i, |out| crate::time::write_utc_time(out, time));
+                        }
+                    }
+                    self.emit(sink)?;
+                }
+            }
+            Record::FileRename(e) => {
+                self.count_truncated(&[e.old_name(), e.new_name()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::FileRename);
+                    self.process_event(ty, pid, time, seq);
+                    self.put_path(ty, Name::SourceFilename, &e.old_name());
+                    self.put_path(ty, Name::TargetFilename, &e.new_name());
+                    self.emit(sink)?;
+                }
+            }
+            Record::FileDelete(e) => {
+                self.count_truncated(&[e.name()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::FileDelete);
+                    self.process_event(ty, pid, time, seq);
+                    self.put_path(ty, Name::TargetFilename, &e.name());
+                    self.emit(sink)?;
+                }
+            }
+            Record::FileWrite(_) => self.counters.not_mapped[EventKind::FileWrite.index()] += 1,
+            Record::FileCloseModified(_) => {
+                self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
+            }
+            Record::Lost(e) => {
+                self.counters.lost_records += 1;
+                let mut delta = [0u64; EVENT_KIND_COUNT];
+                for (i, (now, before)) in e.body.dropped.iter().zip(self.lost_baseline).enumerate() {
+                    // Cumulative counts; a smaller one means the driver
+                    // restarted and counts from zero again.
+                    delta[i] = if *now >= before { now - before } else { *now };
+                    self.counters.lost_events[i] += delta[i];
+                }
+                self.lost_baseline = e.body.dropped;
+                if emit {
+                    self.event.reset(EventType::EventsLost, seq);
+                    self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
+                    self.event.set_named("Dropped", &delta.iter().sum::<u64>().to_string());
+                    for (kind, count) in EventKind::ALL.iter().zip(delta) {
+                        let name = crate::sysmon::EVENTS_LOST[2 + kind.index()].name;
+                        self.event.set_named(name, &count.to_string());
+                    }
+                    self.emit(sink)?;
+                }
+            }
+            Record::Stats(e) => {
+                let stats = e.body;
+                self.driver_stats(&stats, sink)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count_truncated(&mut self, fields: &[RawField<'_>]) {
+        self.counters.truncated_fields += fields.iter().filter(|f| f.truncated).count() as u64;
+    }
+
+    fn put(&mut self, ty: EventType, name: Name, value: &str) {
+        if let Some(i) = self.layout.get(ty, name) {
+            self.event.set(i, value);
+        }
+    }
+
+    /// Sets `name` to the DOS form of a raw NT path.
+    fn put_path(&mut self, ty: EventType, name: Name, raw: &RawField<'_>) {
+        if let Some(i) = self.layout.get(ty, name) {
+            let volumes = &self.volumes;
+            self.event.set_with(i, |out| {
+                let start = out.len();
+                push_raw(out, raw);
+                volumes.to_dos_in_place(out, start);
+            });
+        }
+    }
+
+    /// Starts an event of `ty` with the fields every process-scoped event
+    /// has: UtcTime, ProcessGuid, ProcessId, Image, User.
+    fn process_event(&mut self, ty: EventType, pid: u32, time: u64, seq: Option<u64>) {
+        self.event.reset(ty, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        if let Some(i) = layout.get(ty, Name::UtcTime) {
+            event.set_with(i, |out| crate::time::write_utc_time(out, time));
+        }
+        if let Some(i) = layout.get(ty, Name::ProcessId) {
+            event.set_with(i, |out| crate::time::push_decimal(out, u64::from(pid)));
+        }
+        if let Some(info) = self.table.get(pid) {
+            fill_process(event, layout, ty, info);
+        }
+    }
+
+    /// Fills a process creation from the table (entry and parent).
+    fn process_create(&mut self, pid: u32, parent_pid: u32, time: u64, seq: Option<u64>) {
+        let ty = EventType::Sigma(Logsource::ProcessCreation);
+        self.process_event(ty, pid, time, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        let Some(info) = self.table.get(pid) else { return };
+        let put = |event: &mut SysmonEvent, name: Name, value: &str| {
+            if let (Some(i), false) = (layout.get(ty, name), value.is_empty()) {
+                event.set(i, value);
+            }
+        };
+        put(event, Name::CommandLine, &info.command_line);
+        put(event, Name::IntegrityLevel, &info.integrity_level);
+        if let Some(i) = layout.get(ty, Name::ParentProcessId) {
+            event.set_with(i, |out| crate::time::push_decimal(out, u64::from(parent_pid)));
+        }
+        if let Some(parent) = self.table.get(parent_pid).filter(|p| Some(p.guid) == info.parent_guid) {
+            if let Some(i) = layout.get(ty, Name::ParentProcessGuid) {
+                event.set_with(i, |out| parent.guid.write(out));
+            }
+            put(event, Name::ParentImage, &parent.image);
+            put(event, Name::ParentCommandLine, &parent.command_line);
+            put(event, Name::ParentUser, &parent.user);
+        }
+        let image = info.image.clone();
+        self.file_fields(ty, &image);
+    }
+
+    /// PE version fields and hashes of the file at `dos_path`, if readable.
+    fn file_fields(&mut self, ty: EventType, dos_path: &str) {
+        let Some(info) = self.enricher.file(dos_path) else { return };
+        let v = &info.version;
+        for (name, value) in [
+            (Name::FileVersion, &v.file_version),
+            (Name::Description, &v.description),
+            (Name::Product, &v.product),
+            (Name::Company, &v.company),
+            (Name::OriginalFileName, &v.original_file_name),
+        ] {
+            if let Some(value) = value {
+                self.put(ty, name, value);
+            }
+        }
+        if !info.hashes.is_empty() {
+            self.put(ty, Name::Hashes, &info.hashes);
+        }
+    }
+}
+
+/// The process-scoped fields from a table entry.
+fn fill_process(event: &mut SysmonEvent, layout: &Layout, ty: EventType, info: &ProcessInfo) {
+    if let Some(i) = layout.get(ty, Name::ProcessGuid) {
+        event.set_with(i, |out| info.guid.write(out));
+    }
+    if let (Some(i), false) = (layout.get(ty, Name::Image), info.image.is_empty()) {
+        event.set(i, &info.image);
+    }
+    if let (Some(i), false) = (layout.get(ty, Name::User), info.user.is_empty()) {
+        event.set(i, &info.user);
+    }
+}

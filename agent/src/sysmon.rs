@@ -1,0 +1,494 @@
+//! The events the agent emits: Sysmon event ids and field names, taken from
+//! the content crate's schema (one table for output and rule compiler, so the
+//! two cannot drift), plus the few events the schema does not cover.
+//!
+//! Event ids:
+//! - Sysmon's, via [`Logsource::sysmon_event_id`]: 1 ProcessCreate,
+//!   7 ImageLoad, 11 FileCreate, 23 FileDelete (the schema's choice; ringside
+//!   does not archive deleted files, so Sysmon's 26 "FileDeleteDetected" would
+//!   describe it equally well), and ringside's 1011 FileRename.
+//! - 5 ProcessTerminate: Sysmon's id, not a Sigma logsource ringside
+//!   supports, so its fields are defined here ([`PROCESS_TERMINATE`]).
+//! - ringside's own, 1000..=1099 (outside Sysmon's 1..=255 so no Sysmon
+//!   consumer can confuse them): 1001 EventsLost, 1002 SequenceGap,
+//!   1003 InputError, 1004 SensorStats.
+//!
+//! An event is one reusable text buffer plus a span per field, so building
+//! one does not allocate once the buffer has grown.
+
+use ringside_content::schema::{EventFields, FieldDef, FieldType, Logsource};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// Sysmon event 5 (ProcessTerminate): its fields in Sysmon's order.
+pub const PROCESS_TERMINATE: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("ProcessGuid", FieldType::Guid),
+    field("ProcessId", FieldType::Integer),
+    field("Image", FieldType::String),
+    field("User", FieldType::String),
+];
+
+/// ringside 1001: the driver dropped events (from a `Lost` record). Counts
+/// are the drops since the previous `Lost` record, per event kind.
+pub const EVENTS_LOST: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Dropped", FieldType::Integer),
+    field("DroppedProcessCreate", FieldType::Integer),
+    field("DroppedProcessExit", FieldType::Integer),
+    field("DroppedImageLoad", FieldType::Integer),
+    field("DroppedFileCreate", FieldType::Integer),
+    field("DroppedFileWrite", FieldType::Integer),
+    field("DroppedFileRename", FieldType::Integer),
+    field("DroppedFileDelete", FieldType::Integer),
+    field("DroppedFileCloseModified", FieldType::Integer),
+];
+
+/// ringside 1002: sequence numbers jumped — records the driver delivered
+/// never reached this agent (or the replay file lacks them).
+pub const SEQUENCE_GAP: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("ExpectedSeq", FieldType::Integer),
+    field("ReceivedSeq", FieldType::Integer),
+    field("Missing", FieldType::Integer),
+];
+
+/// ringside 1003: a frame or record could not be read; where and why.
+pub const INPUT_ERROR: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Source", FieldType::String),
+    field("Offset", FieldType::Integer),
+    field("Class", FieldType::String),
+    field("Message", FieldType::String),
+];
+
+/// ringside 1004: the driver's counters (a Stats frame or STATS IOCTL) and
+/// whether `produced == delivered + dropped` holds.
+pub const SENSOR_STATS: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Produced", FieldType::Integer),
+    field("Delivered", FieldType::Integer),
+    field("Dropped", FieldType::Integer),
+    field("InRing", FieldType::Integer),
+    field("Balanced", FieldType::String),
+    field("PerKind", FieldType::String),
+    field("DecodeErrors", FieldType::Integer),
+];
+
+const fn field(name: &'static str, ty: FieldType) -> FieldDef {
+    FieldDef { name, ty }
+}
+
+/// What an emitted event is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// An event Sigma rules can target (schema-defined fields).
+    Sigma(Logsource),
+    ProcessTerminate,
+    EventsLost,
+    SequenceGap,
+    InputError,
+    SensorStats,
+}
+
+impl EventType {
+    /// Every event type, for building per-type tables.
+    pub const ALL: [EventType; 10] = [
+        EventType::Sigma(Logsource::ProcessCreation),
+        EventType::Sigma(Logsource::ImageLoad),
+        EventType::Sigma(Logsource::FileEvent),
+        EventType::Sigma(Logsource::FileDelete),
+        EventType::Sigma(Logsource::FileRename),
+        EventType::ProcessTerminate,
+        EventType::EventsLost,
+        EventType::SequenceGap,
+        EventType::InputError,
+        EventType::SensorStats,
+    ];
+
+    /// The `EventID` emitted.
+    pub fn event_id(self) -> u16 {
+        match self {
+            EventType::Sigma(logsource) => logsource.sysmon_event_id(),
+            EventType::ProcessTerminate => 5,
+            EventType::EventsLost => 1001,
+            EventType::SequenceGap => 1002,
+            EventType::InputError => 1003,
+            EventType::SensorStats => 1004,
+        }
+    }
+
+    /// Fields in output order.
+    pub fn fields(self) -> &'static [FieldDef] {
+        match self {
+            EventType::Sigma(logsource) => logsource.fields(),
+            EventType::ProcessTerminate => PROCESS_TERMINATE,
+            EventType::EventsLost => EVENTS_LOST,
+            EventType::SequenceGap => SEQUENCE_GAP,
+            EventType::InputError => INPUT_ERROR,
+            EventType::SensorStats => SENSOR_STATS,
+        }
+    }
+
+    /// Index of `name` in [`Self::fields`].
+    pub fn field_index(self, name: &str) -> Option<usize> {
+        self.fields().iter().position(|f| f.name == name)
+    }
+
+    fn slot(self) -> usize {
+        EventType::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// Fields the pipeline fills by name. [`Layout`] resolves each once per event
+/// type against the field tables, so filling an event does no string search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Name {
+    UtcTime,
+    ProcessGuid,
+    ProcessId,
+    Image,
+    FileVersion,
+    Description,
+    Product,
+    Company,
+    OriginalFileName,
+    CommandLine,
+    User,
+    IntegrityLevel,
+    Hashes,
+    ParentProcessGuid,
+    ParentProcessId,
+    ParentImage,
+    ParentCommandLine,
+    ParentUser,
+    ImageLoaded,
+    Signed,
+    SignatureStatus,
+    TargetFilename,
+    SourceFilename,
+    CreationUtcTime,
+}
+
+impl Name {
+    /// Every name, in discriminant order.
+    pub const ALL: [Name; 24] = [
+        Name::UtcTime,
+        Name::ProcessGuid,
+        Name::ProcessId,
+        Name::Image,
+        Name::FileVersion,
+        Name::Description,
+        Name::Product,
+        Name::Company,
+        Name::OriginalFileName,
+        Name::CommandLine,
+        Name::User,
+        Name::IntegrityLevel,
+        Name::Hashes,
+        Name::ParentProcessGuid,
+        Name::ParentProcessId,
+        Name::ParentImage,
+        Name::ParentCommandLine,
+        Name::ParentUser,
+        Name::ImageLoaded,
+        Name::Signed,
+        Name::SignatureStatus,
+        Name::TargetFilename,
+        Name::SourceFilename,
+        Name::CreationUtcTime,
+    ];
+
+    /// Sysmon's field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Name::UtcTime => "UtcTime",
+            Name::ProcessGuid => "ProcessGuid",
+            Name::ProcessId => "ProcessId",
+            Name::Image => "Image",
+            Name::FileVersion => "FileVersion",
+            Name::Description => "Description",
+            Name::Product => "Product",
+            Name::Company => "Company",
+            Name::OriginalFileName => "OriginalFileName",
+            Name::CommandLine => "CommandLine",
+            Name::User => "User",
+            Name::IntegrityLevel => "IntegrityLevel",
+            Name::Hashes => "Hashes",
+            Name::ParentProcessGuid => "ParentProcessGuid",
+            Name::ParentProcessId => "ParentProcessId",
+            Name::ParentImage => "ParentImage",
+            Name::ParentCommandLine => "ParentCommandLine",
+            Name::ParentUser => "ParentUser",
+            Name::ImageLoaded => "ImageLoaded",
+            Name::Signed => "Signed",
+            Name::SignatureStatus => "SignatureStatus",
+            Name::TargetFilename => "TargetFilename",
+            Name::SourceFilename => "SourceFilename",
+            Name::CreationUtcTime => "CreationUtcTime",
+        }
+    }
+}
+
+/// Per event type, the field index of each [`Name`] (or none: the schema
+/// does not list it for that type, and the value is not emitted).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    index: [[Option<u8>; Name::ALL.len()]; EventType::ALL.len()],
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        let mut index = [[None; Name::ALL.len()]; EventType::ALL.len()];
+        for (t, ty) in EventType::ALL.iter().enumerate() {
+            for (n, name) in Name::ALL.iter().enumerate() {
+                index[t][n] = ty.field_index(name.as_str()).and_then(|i| u8::try_from(i).ok());
+            }
+        }
+        Layout { index }
+    }
+}
+
+impl Layout {
+    /// Field index of `name` in events of type `ty`.
+    pub fn get(&self, ty: EventType, name: Name) -> Option<usize> {
+        self.index
+            .get(ty.slot())
+            .and_then(|row| row.get(name as usize))
+            .copied()
+            .flatten()
+            .map(usize::from)
+    }
+}
+
+/// One event: type, sensor sequence number, and field values as spans of one
+/// text buffer.
+#[derive(Clone, Debug)]
+pub struct SysmonEvent {
+    ty: EventType,
+    /// The record's sequence number, when the event comes from one.
+    pub seq: Option<u64>,
+    text: String,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Default for SysmonEvent {
+    fn default() -> Self {
+        SysmonEvent::new(EventType::InputError)
+    }
+}
+
+impl SysmonEvent {
+    /// An empty event of type `ty`.
+    pub fn new(ty: EventType) -> Self {
+        let mut event = SysmonEvent { ty, seq: None, text: String::with_capacity(512), spans: Vec::new() };
+        event.reset(ty, None);
+        event
+    }
+
+    /// Clears the event for reuse as type `ty`, keeping its buffers.
+    pub fn reset(&mut self, ty: EventType, seq: Option<u64>) {
+        self.ty = ty;
+        self.seq = seq;
+        self.text.clear();
+        self.spans.clear();
+        self.spans.resize(ty.fields().len(), None);
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> EventType {
+        self.ty
+    }
+
+    /// Sets field `index` to whatever `fill` appends to the buffer. Out of
+    /// range indices and buffers beyond 4 GiB leave the field unset.
+    pub fn set_with(&mut self, index: usize, fill: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        fill(&mut self.text);
+        let end = self.text.len();
+        match (self.spans.get_mut(index), u32::try_from(start), u32::try_from(end)) {
+            (Some(slot), Ok(start), Ok(end)) => *slot = Some((start, end)),
+            _ => self.text.truncate(start),
+        }
+    }
+
+    /// Sets field `index` to `value`.
+    pub fn set(&mut self, index: usize, value: &str) {
+        self.set_with(index, |out| out.push_str(value));
+    }
+
+    /// Sets the field named `name`, if this type has it (slow path: tests
+    /// and rare events).
+    pub fn set_named(&mut self, name: &str, value: &str) -> bool {
+        match self.ty.field_index(name) {
+            Some(index) => {
+                self.set(index, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The value of the field named `name`.
+    pub fn get_named(&self, name: &str) -> Option<&str> {
+        self.ty.field_index(name).and_then(|i| self.value(i))
+    }
+
+    /// The value of field `index`, if set.
+    pub fn value(&self, index: usize) -> Option<&str> {
+        let (start, end) = (*self.spans.get(index)?)?;
+        self.text.get(start as usize..end as usize)
+    }
+
+    /// The event as one JSON line (no newline).
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(512);
+        self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the same JSON the `Serialize` impl produces, written by hand:
+    /// field names are static ASCII needing no escaping, so only values go
+    /// through serde_json's string escaper. `cargo xtask bench agent`
+    /// measured the generic map serializer as the largest cost of output.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut number = String::new();
+        out.extend_from_slice(b"{\"EventID\":");
+        crate::time::push_decimal(&mut number, u64::from(self.ty.event_id()));
+        if let Some(seq) = self.seq {
+            number.push_str(",\"Seq\":");
+            crate::time::push_decimal(&mut number, seq);
+        }
+        out.extend_from_slice(number.as_bytes());
+        out.extend_from_slice(b",\"EventData\":{");
+        for (index, def) in self.ty.fields().iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(def.name.as_bytes());
+            out.extend_from_slice(b"\":");
+            match (self.value(index), def.ty) {
+                (None, _) => out.extend_from_slice(b"\"-\""),
+                (Some(value), FieldType::Integer) if is_json_number(value) => out.extend_from_slice(value.as_bytes()),
+                (Some(value), _) => {
+                    // Writing a &str into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, value);
+                }
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+impl EventFields for SysmonEvent {
+    /// Events of types the schema does not cover report `FileEvent` with no
+    /// fields, never passed to the engine (the pipeline checks
+    /// [`SysmonEvent::logsource_opt`] first).
+    fn logsource(&self) -> Logsource {
+        self.logsource_opt().unwrap_or(Logsource::FileEvent)
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        match self.ty {
+            EventType::Sigma(_) => self.value(index),
+            _ => None,
+        }
+    }
+}
+
+impl SysmonEvent {
+    /// The Sigma logsource, for events rules can target.
+    pub fn logsource_opt(&self) -> Option<Logsource> {
+        match self.ty {
+            EventType::Sigma(logsource) => Some(logsource),
+            _ => None,
+        }
+    }
+}
+
+/// True for the canonical decimal text of a `u64` below 10^19: emitted as a
+/// JSON number. Anything else in an integer field stays a string.
+fn is_json_number(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 19
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && (value == "0" || !value.starts_with('0'))
+}
+
+/// `EventData` of an event: every field of its type, in order. Unknown values
+/// are `"-"` as in Sysmon's own output; integers are JSON numbers.
+struct EventData<'a>(&'a SysmonEvent);
+
+impl Serialize for EventData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = self.0.ty.fields();
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (index, def) in fields.iter().enumerate() {
+            match (self.0.value(index), def.ty) {
+                (None, _) => map.serialize_entry(def.name, "-")?,
+                (Some(value), FieldType::Integer) if is_json_number(value) => match value.parse::<u64>() {
+                    Ok(number) => map.serialize_entry(def.name, &number)?,
+                    Err(_) => map.serialize_entry(def.name, value)?,
+                },
+                (Some(value), _) => map.serialize_entry(def.name, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// `{"EventID":1,"Seq":17,"EventData":{…}}`: the shape the content crate's
+/// `OwnedEvent::from_sysmon_json` reads back.
+impl Serialize for SysmonEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(if self.seq.is_some() { 3 } else { 2 }))?;
+        map.serialize_entry("EventID", &self.ty.event_id())?;
+        if let Some(seq) = self.seq {
+            map.serialize_entry("Seq", &seq)?;
+        }
+        map.serialize_entry("EventData", &EventData(self))?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_resolves_every_name_the_schema_lists() {
+        let layout = Layout::default();
+        for ty in EventType::ALL {
+            for name in Name::ALL {
+                assert_eq!(layout.get(ty, name), ty.field_index(name.as_str()), "{ty:?} {name:?}");
+            }
+        }
+        let pc = EventType::Sigma(Logsource::ProcessCreation);
+        assert_eq!(layout.get(pc, Name::CommandLine), Some(9));
+        assert_eq!(layout.get(pc, Name::ImageLoaded), None);
+    }
+
+    #[test]
+    fn json_has_every_field_with_dashes_and_numbers() {
+        let mut event = SysmonEvent::new(EventType::ProcessTerminate);
+        event.seq = Some(7);
+        assert!(event.set_named("ProcessId", "42"));
+        assert!(event.set_named("Image", "C:\\a \"b\".exe"));
+        assert!(!event.set_named("CommandLine", "x"));
+        assert_eq!(
+            event.to_json(),
+            r#"{"EventID":5,"Seq":7,"EventData":{"UtcTime":"-","ProcessGuid":"-","ProcessId":42,"Image":"C:\\a \"b\".exe","User":"-"}}"#
+        );
+        assert_eq!(event.to_json(), serde_json::to_string(&event).expect("serializes"), "hand writer == serde");
+        event.set_named("User", "\u{1}\u{e9}\\");
+        event.set_named("ProcessId", "0042");
+        assert_eq!(event.to_json(), serde_json::to_string(&event).expect("serializes"), "hand writer == serde");
+        // Reuse keeps nothing from before.
+        event.reset(EventType::Sigma(Logsource::FileDelete), None);
+        assert_eq!(event.get_named("Image"), None);
+        let json: serde_json::Value = serde_json::from_str(&event.to_json()).expect("valid JSON");
+        let owned = ringside_content::schema::OwnedEvent::from_sysmon_json(&json).expect("content reads it");
+        assert_eq!(owned.logsource, Logsource::FileDelete);
+    }
+}

@@ -1,0 +1,304 @@
+//! The agent's only FFI: Win32 calls wrapped in safe types.
+//!
+//! Wraps `CreateFileW`, `DeviceIoControl`, `GetOverlappedResult`,
+//! `CancelIoEx`, `CreateEventW`, `WaitForSingleObject` (the control device,
+//! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
+//! `LookupAccountSidW` (account names). Everything else in the agent is safe
+//! code over these wrappers.
+//!
+//! Overlapped I/O contract: while a request is pending, the kernel may write
+//! into its buffer and `OVERLAPPED` at any time. Both live in a heap
+//! allocation owned by a [`ReadQueue`] slot that is never moved or freed
+//! while the request is in flight: [`ReadQueue`]'s `Drop` cancels every
+//! request and waits for each to complete before the memory goes.
+
+use std::ffi::c_void;
+use std::io;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
+    INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Security::{LookupAccountSidW, SID_NAME_USE};
+use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, QueryDosDeviceW};
+use windows_sys::Win32::System::IO::{CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
+
+fn wide(text: &str) -> Vec<u16> {
+    text.encode_utf16().chain(Some(0)).collect()
+}
+
+fn last_error() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// An owned kernel handle, closed on drop.
+///
+/// # Invariants
+/// `0` is a valid handle that this value alone closes.
+#[derive(Debug)]
+struct Handle(HANDLE);
+
+impl Handle {
+    fn new(raw: HANDLE) -> io::Result<Handle> {
+        if raw.is_null() || raw == INVALID_HANDLE_VALUE {
+            return Err(last_error());
+        }
+        // INVARIANT: checked non-null and not INVALID_HANDLE_VALUE; the
+        // caller passes a handle it just received and gives up.
+        Ok(Handle(raw))
+    }
+
+    /// A manual-reset event, initially not signalled.
+    fn event() -> io::Result<Handle> {
+        // SAFETY: null attributes and name are allowed; the result is checked.
+        let raw = unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) };
+        Handle::new(raw)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the handle is valid and owned here.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// The opened control device.
+#[derive(Debug)]
+pub struct Device {
+    handle: Handle,
+}
+
+impl Device {
+    /// Opens `path` (`\\.\Ringside`) for overlapped I/O.
+    pub fn open(path: &str) -> io::Result<Device> {
+        let path = wide(path);
+        // SAFETY: `path` is NUL-terminated and outlives the call; null
+        // security attributes and template are allowed.
+        let raw = unsafe {
+            CreateFileW(
+                path.as_ptr(),
+                GENERIC_READ | GENERIC_WRITE,
+                0,
+                std::ptr::null(),
+                OPEN_EXISTING,
+                FILE_FLAG_OVERLAPPED,
+                std::ptr::null_mut(),
+            )
+        };
+        Ok(Device { handle: Handle::new(raw)? })
+    }
+
+    /// A buffered IOCTL, waited for: returns the bytes written to `output`.
+    pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> io::Result<usize> {
+        let event = Handle::event()?;
+        // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
+        let mut overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+        overlapped.hEvent = event.0;
+        let in_len = u32::try_from(input.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let out_len = u32::try_from(output.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut returned = 0u32;
+        // SAFETY: the buffers and `overlapped` live until the request
+        // completes, which the GetOverlappedResult(wait = TRUE) below awaits
+        // before they go out of scope.
+        let ok = unsafe {
+            DeviceIoControl(
+                self.handle.0,
+                code,
+                input.as_ptr().cast::<c_void>(),
+                in_len,
+                output.as_mut_ptr().cast::<c_void>(),
+                out_len,
+                &mut returned,
+                &mut overlapped,
+            )
+        };
+        // SAFETY: reads the calling thread's last-error value; no memory access.
+        if ok == 0 && unsafe { GetLastError() } != ERROR_IO_PENDING {
+            return Err(last_error());
+        }
+        // SAFETY: the request was issued with this handle and `overlapped`.
+        let ok = unsafe { GetOverlappedResult(self.handle.0, &overlapped, &mut returned, 1) };
+        if ok == 0 {
+            return Err(last_error());
+        }
+        Ok(returned as usize)
+    }
+}
+
+/// One READ request's memory.
+struct Slot {
+    overlapped: OVERLAPPED,
+    buf: Vec<u8>,
+    event: Handle,
+    in_flight: bool,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("len", &self.buf.len()).field("in_flight", &self.in_flight).finish()
+    }
+}
+
+/// Several READ IOCTLs kept in flight, completed in issue order (the driver
+/// completes its pending queue in order, and sequence numbers check it).
+#[derive(Debug)]
+pub struct ReadQueue {
+    device: Device,
+    code: u32,
+    /// Boxed so a slot's address never changes while a request is pending.
+    #[expect(clippy::vec_box, reason = "the kernel holds pointers into each slot; a Box pins its address even if the Vec moves")]
+    slots: Vec<Box<Slot>>,
+    next: usize,
+}
+
+impl ReadQueue {
+    /// Issues `depth` READs of `size` bytes each.
+    pub fn new(device: Device, code: u32, depth: usize, size: usize) -> io::Result<ReadQueue> {
+        let mut queue = ReadQueue { device, code, slots: Vec::new(), next: 0 };
+        for _ in 0..depth.max(1) {
+            // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
+            let overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
+            queue.slots.push(Box::new(Slot { overlapped, buf: vec![0; size], event: Handle::event()?, in_flight: false }));
+        }
+        for index in 0..queue.slots.len() {
+            queue.issue(index)?;
+        }
+        Ok(queue)
+    }
+
+    /// The device, for other IOCTLs (STATS) on the same handle.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn issue(&mut self, index: usize) -> io::Result<()> {
+        let handle = self.device.handle.0;
+        let code = self.code;
+        let slot = self.slots.get_mut(index).ok_or(io::ErrorKind::InvalidInput)?;
+        // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
+        slot.overlapped = unsafe { std::mem::zeroed() };
+        slot.overlapped.hEvent = slot.event.0;
+        let len = u32::try_from(slot.buf.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: the slot is boxed and stays in `self.slots` until Drop,
+        // which cancels and awaits this request first, so buffer and
+        // OVERLAPPED outlive it.
+        let ok = unsafe {
+            DeviceIoControl(
+                handle,
+                code,
+                std::ptr::null(),
+                0,
+                slot.buf.as_mut_ptr().cast::<c_void>(),
+                len,
+                std::ptr::null_mut(),
+                &mut slot.overlapped,
+            )
+        };
+        // SAFETY: reads the calling thread's last-error value; no memory access.
+        if ok == 0 && unsafe { GetLastError() } != ERROR_IO_PENDING {
+            return Err(last_error());
+        }
+        slot.in_flight = true;
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms` for the oldest READ. Returns its batch (valid
+    /// until the next call, when the slot is reissued), or `None` on timeout.
+    pub fn next(&mut self, timeout_ms: u32) -> io::Result<Option<&[u8]>> {
+        let count = self.slots.len();
+        let previous = (self.next + count - 1) % count;
+        if self.slots.get(previous).is_some_and(|s| !s.in_flight) {
+            self.issue(previous)?;
+        }
+        let handle = self.device.handle.0;
+        let index = self.next;
+        let slot = self.slots.get_mut(index).ok_or(io::ErrorKind::InvalidInput)?;
+        // SAFETY: waits on an event handle this slot owns.
+        let wait = unsafe { WaitForSingleObject(slot.event.0, timeout_ms) };
+        if wait == WAIT_TIMEOUT {
+            return Ok(None);
+        }
+        if wait != WAIT_OBJECT_0 {
+            return Err(last_error());
+        }
+        let mut returned = 0u32;
+        // SAFETY: the request was issued on `handle` with this slot's OVERLAPPED.
+        let ok = unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 0) };
+        slot.in_flight = false;
+        self.next = (index + 1) % count;
+        if ok == 0 {
+            return Err(last_error());
+        }
+        Ok(slot.buf.get(..returned as usize))
+    }
+}
+
+impl Drop for ReadQueue {
+    fn drop(&mut self) {
+        let handle = self.device.handle.0;
+        // SAFETY: cancels this handle's requests issued by this thread or
+        // others; a null OVERLAPPED means all of them.
+        unsafe { CancelIoEx(handle, std::ptr::null()) };
+        for slot in self.slots.iter_mut().filter(|s| s.in_flight) {
+            let mut returned = 0u32;
+            // SAFETY: waits (bWait = TRUE) until the kernel is done with the
+            // slot's memory, which is freed only after this loop.
+            let ok = unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 1) };
+            // SAFETY: reads the calling thread's last-error value.
+            let _ = ok != 0 || unsafe { GetLastError() } != ERROR_IO_INCOMPLETE;
+            slot.in_flight = false;
+        }
+    }
+}
+
+/// `(\Device\HarddiskVolume3, C:)` for every drive letter in use.
+pub fn dos_devices() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut target = vec![0u16; 1024];
+    for letter in b'A'..=b'Z' {
+        let drive = format!("{}:", char::from(letter));
+        let name = wide(&drive);
+        // SAFETY: `name` is NUL-terminated; `target` holds `len` u16s.
+        let len = unsafe { QueryDosDeviceW(name.as_ptr(), target.as_mut_ptr(), target.len() as u32) };
+        if len == 0 {
+            continue;
+        }
+        // The result is a list of NUL-terminated strings; the first is current.
+        let first: Vec<u16> = target.iter().take(len as usize).take_while(|c| **c != 0).copied().collect();
+        out.push((String::from_utf16_lossy(&first), drive));
+    }
+    out
+}
+
+/// `DOMAIN\name` of a binary SID, if Windows knows it.
+pub fn lookup_account_sid(sid: &[u8]) -> Option<String> {
+    // Parse first: LookupAccountSidW must only ever see a well-formed SID.
+    crate::enrich::sid::Sid::parse(sid).ok()?;
+    let mut sid = sid.to_vec();
+    let mut name = vec![0u16; 256];
+    let mut domain = vec![0u16; 256];
+    let mut name_len = name.len() as u32;
+    let mut domain_len = domain.len() as u32;
+    let mut kind: SID_NAME_USE = 0;
+    // SAFETY: `sid` holds a SID validated above; the buffers hold the
+    // lengths passed, which the call updates.
+    let ok = unsafe {
+        LookupAccountSidW(
+            std::ptr::null(),
+            sid.as_mut_ptr().cast::<c_void>(),
+            name.as_mut_ptr(),
+            &mut name_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if ok == 0 {
+        return None;
+    }
+    let name = String::from_utf16_lossy(name.get(..name_len as usize)?);
+    let domain = String::from_utf16_lossy(domain.get(..domain_len as usize)?);
+    Some(if domain.is_empty() { name } else { format!(r"{domain}\{name}") })
+}
