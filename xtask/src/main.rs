@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything beyond `cargo build`, run the same way by a
 //! person and by CI (`.ci/run` calls `cargo xtask test`).
 
+mod bench;
 mod cmd;
 mod test;
 
@@ -12,6 +13,8 @@ usage: cargo xtask <command>
 commands:
   test      run every test: unit, property, loom models (what CI runs)
   miri      run the ring and wire tests under Miri (nightly)
+  loom      run only the ring's loom models
+  bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +29,8 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test::run_all(rest),
         "miri" => test::miri(rest),
+        "loom" => test::loom(),
+        "bench" => bench::run_bench(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -2,7 +2,10 @@
 //! property test against a `VecDeque` model, and a multi-threaded stress test.
 //! All of it also runs under Miri (`cargo xtask miri`) with smaller sizes.
 
-#![allow(clippy::needless_range_loop, reason = "per-kind arrays are compared index by index")]
+#![allow(
+    clippy::needless_range_loop,
+    reason = "per-kind arrays are compared index by index"
+)]
 
 use std::collections::VecDeque;
 
