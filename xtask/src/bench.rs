@@ -3,10 +3,20 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str = "usage: cargo xtask bench <content | agent [EVENTS]>";
+const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS]>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
+        Some("ring") => {
+            // One bench binary prints the side-by-side table first (its own
+            // timing loop, every workload in the same run), then runs the
+            // criterion groups for the ring itself. Extra arguments go to
+            // criterion (e.g. a filter, or `--quick`).
+            let mut command = cargo();
+            command.args(["bench", "-p", "ringside-ring", "--bench", "ring", "--"]);
+            command.args(args.get(1..).unwrap_or_default());
+            run(&mut command)
+        }
         // The content engine against sigma-rust (optimised build).
         Some("content") => run(cargo().args(["bench", "-p", "ringside-content", "--bench", "content"])),
         // The agent's stage throughput over a generated replay of at least a

@@ -16,6 +16,8 @@ commands:
   bench content   Sigma engine events/s vs sigma-rust (release build)
   bench agent [EVENTS]
             agent throughput per stage over a generated replay
+  loom      run only the ring's loom models
+  bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test::run_all(rest),
         "miri" => test::miri(rest),
+        "loom" => test::loom(),
         "bench" => bench::run_bench(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
