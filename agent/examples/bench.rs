@@ -40,13 +40,24 @@ fn main() {
         eprintln!("usage: bench FILE [EVENTS]");
         std::process::exit(2)
     };
-    let events: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let events: u64 = args
+        .get(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     if !path.exists() {
         let start = Instant::now();
         let file = std::fs::File::create(path).expect("create the replay file");
-        let written = ringside_agent::synth::realistic(BufWriter::new(file), events, ringside_agent::time::filetime_from_unix(1_795_256_130))
-            .expect("write the replay file");
-        eprintln!("generated {} ({written} events) in {:.1} s", path.display(), start.elapsed().as_secs_f64());
+        let written = ringside_agent::synth::realistic(
+            BufWriter::new(file),
+            events,
+            ringside_agent::time::filetime_from_unix(1_795_256_130),
+        )
+        .expect("write the replay file");
+        eprintln!(
+            "generated {} ({written} events) in {:.1} s",
+            path.display(),
+            start.elapsed().as_secs_f64()
+        );
     }
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let runs = 3;
@@ -77,9 +88,15 @@ fn main() {
     let pipeline = |depth: Depth| {
         move || {
             let mut reader = open(path);
-            let mut pipeline = Pipeline::new(Config { depth, enrich: EnrichConfig::none(), ..Config::default() });
+            let mut pipeline = Pipeline::new(Config {
+                depth,
+                enrich: EnrichConfig::none(),
+                ..Config::default()
+            });
             let mut sink = Discard::default();
-            pipeline.replay(&mut reader, &mut sink, |_, _| {}).expect("discard cannot fail");
+            pipeline
+                .replay(&mut reader, &mut sink, |_, _| {})
+                .expect("discard cannot fail");
             (pipeline.counters.records, sink.bytes)
         }
     };
@@ -87,21 +104,40 @@ fn main() {
     let json = measure(runs, pipeline(Depth::Emit));
 
     let records = decode.1;
-    println!("agent bench: {} ({:.1} MB, {records} records, best of {runs} runs, one core)", path.display(), bytes as f64 / 1e6);
-    println!("{:<34} {:>10} {:>14} {:>10}", "stage", "seconds", "events/s", "vs decode");
+    println!(
+        "agent bench: {} ({:.1} MB, {records} records, best of {runs} runs, one core)",
+        path.display(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "{:<34} {:>10} {:>14} {:>10}",
+        "stage", "seconds", "events/s", "vs decode"
+    );
     for (name, (secs, ..)) in [
         ("1 read file (frames only)", read),
         ("2 decode", decode),
         ("3 decode + process table", table),
         ("4 decode + table + JSON (discard)", json),
     ] {
-        println!("{name:<34} {secs:>10.3} {:>14.0} {:>9.2}x", records as f64 / secs, secs / decode.0);
+        println!(
+            "{name:<34} {secs:>10.3} {:>14.0} {:>9.2}x",
+            records as f64 / secs,
+            secs / decode.0
+        );
     }
-    println!("JSON output: {:.1} MB, {:.2}x the time of decode + table", json.2 as f64 / 1e6, json.0 / table.0);
+    println!(
+        "JSON output: {:.1} MB, {:.2}x the time of decode + table",
+        json.2 as f64 / 1e6,
+        json.0 / table.0
+    );
     let table_rate = records as f64 / table.0;
     println!(
         "targets: decode + table >= 1M events/s: {}; JSON within 3x of decode + table: {}",
         if table_rate >= 1e6 { "met" } else { "MISSED" },
-        if json.0 / table.0 <= 3.0 { "met" } else { "MISSED" }
+        if json.0 / table.0 <= 3.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }

@@ -7,14 +7,35 @@ use ringside_wire::Origin;
 use ringside_wire::replay::FrameKind;
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "agent/fuzz/corpus/replay".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "agent/fuzz/corpus/replay".into());
     std::fs::create_dir_all(&dir)?;
-    let o = |pid, t: u64| Origin { pid, tid: 1, timestamp: 133_000_000_000_000_000 + t };
+    let o = |pid, t: u64| Origin {
+        pid,
+        tid: 1,
+        timestamp: 133_000_000_000_000_000 + t,
+    };
     let mut b = BatchBuilder::new();
-    b.process_create(o(100, 0), 4, r"\??\C:\a.exe", "a.exe -x", &sid(5, &[18]), &sid(16, &[0x4000]));
-    b.image_load(o(100, 1), r"\Device\HarddiskVolume3\Windows\System32\ntdll.dll", 1);
+    b.process_create(
+        o(100, 0),
+        4,
+        r"\??\C:\a.exe",
+        "a.exe -x",
+        &sid(5, &[18]),
+        &sid(16, &[0x4000]),
+    );
+    b.image_load(
+        o(100, 1),
+        r"\Device\HarddiskVolume3\Windows\System32\ntdll.dll",
+        1,
+    );
     b.file_create(o(100, 2), r"\Device\HarddiskVolume3\t.txt", 2);
-    b.file_rename(o(100, 3), r"\Device\HarddiskVolume3\t.txt", r"\Device\HarddiskVolume3\u.txt");
+    b.file_rename(
+        o(100, 3),
+        r"\Device\HarddiskVolume3\t.txt",
+        r"\Device\HarddiskVolume3\u.txt",
+    );
     b.file_delete(o(100, 4), r"\Device\HarddiskVolume3\u.txt");
     b.skip(3);
     b.lost(o(0, 5), [1, 0, 0, 2, 0, 0, 0, 0]);
@@ -24,7 +45,14 @@ fn main() -> std::io::Result<()> {
     let mut w = ReplayWriter::new(&mut seed, 0)?;
     w.frame(FrameKind::VolumeMap, 0, VOLUME_MAP)?;
     w.batch(0, &batch)?;
-    w.stats(0, &ringside_wire::ioctl::StatsResponse { size: 288, abi_version: ringside_wire::ABI_VERSION, ..Default::default() })?;
+    w.stats(
+        0,
+        &ringside_wire::ioctl::StatsResponse {
+            size: 288,
+            abi_version: ringside_wire::ABI_VERSION,
+            ..Default::default()
+        },
+    )?;
     w.finish()?;
     std::fs::write(format!("{dir}/scenario"), &seed)?;
     std::fs::write(format!("{dir}/header-only"), &seed[..32])?;

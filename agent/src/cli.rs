@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use ringside_content::LoadPolicy;
 use ringside_wire::EventKind;
 
+use crate::detect::Detector;
 use crate::enrich::EnrichConfig;
 use crate::enrich::hash::HashSet;
 use crate::pipeline::{Config, Counters, Depth, Pipeline};
@@ -46,6 +48,42 @@ pub enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Check Sigma rules against the sensor's schema, or run regression samples.
+    Content {
+        #[command(subcommand)]
+        action: ContentAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ContentAction {
+    /// Compile every rule under DIR: one `path:line: reason` line per rejected
+    /// rule, then `accepted N, rejected M (by reason …)`. Exits 2 if any rule
+    /// was rejected.
+    Check {
+        /// Directory of Sigma rules (`*.yml`, searched recursively).
+        dir: PathBuf,
+    },
+    /// Run SigmaHQ-style regression samples (folders with `info.yml` and
+    /// Sysmon event JSON) through the schema mapping and engine. Exits 1 if a
+    /// sample's rule did not fire.
+    Test {
+        /// Directory of Sigma rules the samples name by id.
+        rules: PathBuf,
+        /// Directory of regression sample folders.
+        regression: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RulesArgs {
+    /// Evaluate the Sigma rules in this directory and write alerts beside the events.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Accept the rules that compile and report the rest, instead of
+    /// rejecting the whole bundle when one rule is rejected.
+    #[arg(long, requires = "rules")]
+    pub lenient_rules: bool,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -63,6 +101,8 @@ pub struct ReplayArgs {
     /// The replay file (written by `run --record` or `cargo xtask demo --record`).
     pub file: PathBuf,
     #[command(flatten)]
+    pub rules: RulesArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub enrich: EnrichArgs,
@@ -70,6 +110,8 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub rules: RulesArgs,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -119,11 +161,17 @@ pub struct CliError {
 impl CliError {
     /// Bad input (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), code: 2 }
+        CliError {
+            message: message.into(),
+            code: 2,
+        }
     }
     /// The agent itself failed (exit 1).
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), code: 1 }
+        CliError {
+            message: message.into(),
+            code: 1,
+        }
     }
     pub fn exit_code(&self) -> u8 {
         self.code
@@ -145,6 +193,59 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Stats { file } => stats(&file),
         Command::Run(args) => run_live(&args),
         Command::Service { action } => service(action),
+        Command::Content { action } => content(action),
+    }
+}
+
+/// The pipeline for `config`, with the detector if rules were given. A
+/// bundle that does not compile is bad input: nothing runs on it.
+fn pipeline_with_rules(config: Config, rules: &RulesArgs) -> Result<Pipeline, CliError> {
+    let mut pipeline = Pipeline::new(config);
+    if let Some(dir) = &rules.rules {
+        let policy = if rules.lenient_rules {
+            LoadPolicy::Lenient
+        } else {
+            LoadPolicy::Strict
+        };
+        let (detector, report) = Detector::load(dir, policy)
+            .map_err(|e| CliError::input(format!("rules {}: {e}", dir.display())))?;
+        for rejection in &report.rejections {
+            eprintln!("{rejection}");
+        }
+        eprintln!(
+            "rules {}: {} rules from {} files active ({} rejected)",
+            dir.display(),
+            detector.bundle().engine.rule_count(),
+            report.files,
+            report.rejections.len()
+        );
+        pipeline.detector = Some(detector);
+    }
+    Ok(pipeline)
+}
+
+fn content(action: ContentAction) -> Result<ExitCode, CliError> {
+    match action {
+        ContentAction::Check { dir } => {
+            let report = ringside_content::check(&dir)
+                .map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;
+            print!("{report}");
+            Ok(if report.rejections.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        ContentAction::Test { rules, regression } => {
+            let report = ringside_content::regression(&rules, &regression)
+                .map_err(|e| CliError::input(format!("{}: {e}", rules.display())))?;
+            print!("{report}");
+            Ok(if report.fired() == report.cases.len() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 
@@ -154,23 +255,35 @@ fn default_machine_id() -> u32 {
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .unwrap_or_default();
-    name.trim().bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    name.trim().bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The pipeline configuration the enrichment options describe.
 pub fn pipeline_config(args: &EnrichArgs) -> Result<Config, CliError> {
     let machine_id = match &args.machine_id {
-        Some(hex) => u32::from_str_radix(hex.trim_start_matches("0x"), 16)
-            .map_err(|_| CliError::input(format!("--machine-id `{hex}`: expected up to 8 hex digits")))?,
+        Some(hex) => u32::from_str_radix(hex.trim_start_matches("0x"), 16).map_err(|_| {
+            CliError::input(format!("--machine-id `{hex}`: expected up to 8 hex digits"))
+        })?,
         None => default_machine_id(),
     };
-    let hashes = HashSet::parse(&args.hashes).map_err(|e| CliError::input(format!("--hashes: {e}")))?;
+    let hashes =
+        HashSet::parse(&args.hashes).map_err(|e| CliError::input(format!("--hashes: {e}")))?;
     let enrich = if args.no_enrich {
         EnrichConfig::none()
     } else {
-        EnrichConfig { hashes, files_root: args.files_root.clone(), ..EnrichConfig::default() }
+        EnrichConfig {
+            hashes,
+            files_root: args.files_root.clone(),
+            ..EnrichConfig::default()
+        }
     };
-    Ok(Config { machine_id, enrich, ..Config::default() })
+    Ok(Config {
+        machine_id,
+        enrich,
+        ..Config::default()
+    })
 }
 
 /// The sink `--output` names.
@@ -179,7 +292,10 @@ pub fn open_sink(args: &OutputArgs) -> Result<Box<dyn Sink>, CliError> {
         return Ok(Box::new(JsonLines::new(io::stdout().lock())));
     }
     let Some(path) = args.output.strip_prefix("file:") else {
-        return Err(CliError::input(format!("--output `{}`: expected `stdout` or `file:PATH`", args.output)));
+        return Err(CliError::input(format!(
+            "--output `{}`: expected `stdout` or `file:PATH`",
+            args.output
+        )));
     };
     let file = RotatingFile::open(Path::new(path), args.rotate_bytes, args.keep)
         .map_err(|e| CliError::input(format!("{path}: cannot open for writing: {e}")))?;
@@ -206,7 +322,12 @@ struct Progress {
 
 impl Progress {
     fn new(total: u64) -> Self {
-        Progress { enabled: io::stderr().is_terminal(), total, last: Instant::now(), shown: false }
+        Progress {
+            enabled: io::stderr().is_terminal(),
+            total,
+            last: Instant::now(),
+            shown: false,
+        }
     }
 
     fn update(&mut self, offset: u64, counters: &Counters) {
@@ -215,8 +336,16 @@ impl Progress {
         }
         self.last = Instant::now();
         self.shown = true;
-        let percent = offset.saturating_mul(100).checked_div(self.total).unwrap_or(100);
-        eprint!("\r{percent:3}%  {offset}/{} bytes  {} records  {} problems ", self.total, counters.records, counters.problem_count());
+        let percent = offset
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100);
+        eprint!(
+            "\r{percent:3}%  {offset}/{} bytes  {} records  {} problems ",
+            self.total,
+            counters.records,
+            counters.problem_count()
+        );
     }
 
     fn finish(&self) {
@@ -227,13 +356,18 @@ impl Progress {
 }
 
 /// Reads a whole replay into `sink`; returns the pipeline for reporting.
-fn run_replay(file: &Path, config: Config, sink: &mut dyn Sink) -> Result<Pipeline, CliError> {
+fn run_replay(
+    file: &Path,
+    mut pipeline: Pipeline,
+    sink: &mut dyn Sink,
+) -> Result<Pipeline, CliError> {
     let mut reader = open_replay(file)?;
     let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let mut pipeline = Pipeline::new(config);
     let mut progress = Progress::new(total);
     pipeline
-        .replay(&mut reader, sink, |offset, counters| progress.update(offset, counters))
+        .replay(&mut reader, sink, |offset, counters| {
+            progress.update(offset, counters)
+        })
         .map_err(|e| CliError::failure(format!("writing events failed: {e}")))?;
     progress.finish();
     Ok(pipeline)
@@ -251,12 +385,20 @@ fn report_problems(file: &Path, counters: &Counters) -> bool {
         .chain(&counters.decode_errors)
         .map(|(class, n)| format!("{class}={n}"))
         .collect();
-    eprintln!("{}: {count} problem(s) in the input ({}); the rest of the file was read", file.display(), classes.join(", "));
+    eprintln!(
+        "{}: {count} problem(s) in the input ({}); the rest of the file was read",
+        file.display(),
+        classes.join(", ")
+    );
     for problem in counters.problems.iter().take(10) {
         eprintln!("{}: {}", file.display(), problem.message);
     }
     if count > 10 {
-        eprintln!("{}: … {} more (each is an EventID 1003 line in the output)", file.display(), count - 10);
+        eprintln!(
+            "{}: … {} more (each is an EventID 1003 line in the output)",
+            file.display(),
+            count - 10
+        );
     }
     true
 }
@@ -264,20 +406,39 @@ fn report_problems(file: &Path, counters: &Counters) -> bool {
 fn replay(args: &ReplayArgs) -> Result<ExitCode, CliError> {
     let config = pipeline_config(&args.enrich)?;
     let mut sink = open_sink(&args.output)?;
-    let pipeline = run_replay(&args.file, config, sink.as_mut())?;
-    Ok(if report_problems(&args.file, &pipeline.counters) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    let pipeline = run_replay(
+        &args.file,
+        pipeline_with_rules(config, &args.rules)?,
+        sink.as_mut(),
+    )?;
+    if let Some(detector) = &pipeline.detector {
+        eprintln!("{}: {} alert(s)", args.file.display(), detector.alerts);
+    }
+    Ok(if report_problems(&args.file, &pipeline.counters) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn stats(file: &Path) -> Result<ExitCode, CliError> {
-    let config = Config { depth: Depth::TableOnly, enrich: EnrichConfig::none(), ..Config::default() };
-    let pipeline = run_replay(file, config, &mut Discard::default())?;
+    let config = Config {
+        depth: Depth::TableOnly,
+        enrich: EnrichConfig::none(),
+        ..Config::default()
+    };
+    let pipeline = run_replay(file, Pipeline::new(config), &mut Discard::default())?;
     let c = &pipeline.counters;
     let mut out = io::stdout().lock();
     let span = match (c.first_time, c.last_time) {
         (Some(first), Some(last)) if last > first => (last - first) as f64 / 1e7,
         _ => 0.0,
     };
-    let rate = if span > 0.0 { format!("{:.0} events/s", c.events_received() as f64 / span) } else { "-".into() };
+    let rate = if span > 0.0 {
+        format!("{:.0} events/s", c.events_received() as f64 / span)
+    } else {
+        "-".into()
+    };
     let _ = writeln!(
         out,
         "{}: {} frames, {} batches, {} records, {:.1} s of event time ({rate})",
@@ -287,7 +448,10 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         c.records,
         span
     );
-    let check = c.last_stats.as_ref().map(|(stats, received)| (StatsCheck::new(stats), *received));
+    let check = c
+        .last_stats
+        .as_ref()
+        .map(|(stats, received)| (StatsCheck::new(stats), *received));
     let _ = writeln!(
         out,
         "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -298,7 +462,12 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         let (produced, delivered, dropped, in_ring) = match &check {
             Some((check, _)) => {
                 let k = check.per_kind[i];
-                (k.produced.to_string(), k.delivered.to_string(), k.dropped.to_string(), k.in_ring.to_string())
+                (
+                    k.produced.to_string(),
+                    k.delivered.to_string(),
+                    k.dropped.to_string(),
+                    k.in_ring.to_string(),
+                )
             }
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
@@ -324,18 +493,29 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         c.lost_records,
         c.lost_events.iter().sum::<u64>()
     );
-    let _ = writeln!(out, "decode errors: {}  frame errors: {}  truncated fields: {}",
-        c.decode_errors.values().sum::<u64>(), c.frame_errors.values().sum::<u64>(), c.truncated_fields);
+    let _ = writeln!(
+        out,
+        "decode errors: {}  frame errors: {}  truncated fields: {}",
+        c.decode_errors.values().sum::<u64>(),
+        c.frame_errors.values().sum::<u64>(),
+        c.truncated_fields
+    );
     let mut code = ExitCode::SUCCESS;
     match &check {
         None => {
-            let _ = writeln!(out, "driver counters: no Stats frame in this file; produced == delivered + dropped cannot be checked");
+            let _ = writeln!(
+                out,
+                "driver counters: no Stats frame in this file; produced == delivered + dropped cannot be checked"
+            );
         }
         Some((check, received)) => {
             let t = check.total;
             let verdict = match check.verdict_kind() {
                 Verdict::Balanced => "holds".to_owned(),
-                Verdict::InFlight => format!("consistent, {} event(s) still in the ring ({} bytes)", t.in_ring, check.ring_used),
+                Verdict::InFlight => format!(
+                    "consistent, {} event(s) still in the ring ({} bytes)",
+                    t.in_ring, check.ring_used
+                ),
                 Verdict::Violated => {
                     code = ExitCode::from(1);
                     "VIOLATED: the driver lost count".to_owned()
@@ -351,7 +531,11 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
                 out,
                 "this file holds {received_total} of the {} event(s) the driver delivered before that snapshot{}",
                 t.delivered,
-                if received_total == t.delivered { "" } else { " (the recording started late or batches are missing)" }
+                if received_total == t.delivered {
+                    ""
+                } else {
+                    " (the recording started late or batches are missing)"
+                }
             );
         }
     }
@@ -364,10 +548,15 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
 
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let config = pipeline_config(&args.enrich)?;
+    let pipeline = pipeline_with_rules(pipeline_config(&args.enrich)?, &args.rules)?;
     let mut sink = open_sink(&args.output)?;
-    crate::source::device::run(config, sink.as_mut(), args.record.as_deref(), &crate::source::device::StopFlag::default())
-        .map_err(|e| CliError::failure(e.to_string()))?;
+    crate::source::device::run(
+        pipeline,
+        sink.as_mut(),
+        args.record.as_deref(),
+        &crate::source::device::StopFlag::default(),
+    )
+    .map_err(|e| CliError::failure(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -386,5 +575,7 @@ fn service(action: ServiceAction) -> Result<ExitCode, CliError> {
 
 #[cfg(not(windows))]
 fn service(_action: ServiceAction) -> Result<ExitCode, CliError> {
-    Err(CliError::input("`service` manages a Windows service and needs Windows"))
+    Err(CliError::input(
+        "`service` manages a Windows service and needs Windows",
+    ))
 }

@@ -12,6 +12,7 @@
 #![cfg_attr(windows, deny(unsafe_code))]
 
 pub mod cli;
+pub mod detect;
 pub mod enrich;
 pub mod paths;
 pub mod pipeline;
@@ -26,5 +27,8 @@ pub mod time;
 #[cfg(windows)]
 pub mod service;
 #[cfg(windows)]
-#[expect(unsafe_code, reason = "the one module that calls Win32 APIs; every block has a SAFETY comment")]
+#[expect(
+    unsafe_code,
+    reason = "the one module that calls Win32 APIs; every block has a SAFETY comment"
+)]
 mod win;

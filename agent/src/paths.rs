@@ -21,9 +21,12 @@ impl VolumeMap {
         if device.is_empty() || drive.is_empty() {
             return;
         }
-        self.entries.retain(|(d, _)| !d.eq_ignore_ascii_case(device));
-        self.entries.push((device.to_owned(), drive.trim_end_matches('\\').to_owned()));
-        self.entries.sort_by_key(|(device, _)| std::cmp::Reverse(device.len()));
+        self.entries
+            .retain(|(d, _)| !d.eq_ignore_ascii_case(device));
+        self.entries
+            .push((device.to_owned(), drive.trim_end_matches('\\').to_owned()));
+        self.entries
+            .sort_by_key(|(device, _)| std::cmp::Reverse(device.len()));
     }
 
     /// Adds the mappings of a VolumeMap frame payload (UTF-8 lines
@@ -120,12 +123,21 @@ mod tests {
         map.load_frame(b"\\Device\\HarddiskVolume1\tD:\n\\Device\\HarddiskVolume10\tE:\nbroken line\n\\Device\\HarddiskVolume3\tC:\n");
         assert_eq!(map.len(), 3);
         assert_eq!(map.rejected_lines, 1);
-        assert_eq!(map.to_dos(r"\Device\HarddiskVolume3\Windows\cmd.exe"), r"C:\Windows\cmd.exe");
+        assert_eq!(
+            map.to_dos(r"\Device\HarddiskVolume3\Windows\cmd.exe"),
+            r"C:\Windows\cmd.exe"
+        );
         assert_eq!(map.to_dos(r"\device\harddiskvolume10\x"), r"E:\x");
         assert_eq!(map.to_dos(r"\Device\HarddiskVolume1\x"), r"D:\x");
-        assert_eq!(map.to_dos(r"\Device\HarddiskVolume7\x"), r"\Device\HarddiskVolume7\x");
+        assert_eq!(
+            map.to_dos(r"\Device\HarddiskVolume7\x"),
+            r"\Device\HarddiskVolume7\x"
+        );
         assert_eq!(map.to_dos(r"\??\C:\Temp\a.exe"), r"C:\Temp\a.exe");
-        assert_eq!(map.to_dos(r"\SystemRoot\System32\ntdll.dll"), r"C:\Windows\System32\ntdll.dll");
+        assert_eq!(
+            map.to_dos(r"\SystemRoot\System32\ntdll.dll"),
+            r"C:\Windows\System32\ntdll.dll"
+        );
         let mut round = VolumeMap::default();
         round.load_frame(&map.to_frame());
         assert_eq!(round.to_dos(r"\Device\HarddiskVolume10\x"), r"E:\x");

@@ -21,9 +21,12 @@ use std::io;
 use ringside_content::schema::Logsource;
 use ringside_wire::ioctl::StatsResponse;
 use ringside_wire::replay::FrameKind;
-use ringside_wire::{DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, RawField, Record, Records};
+use ringside_wire::{
+    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, RawField, Record, Records,
+};
 use zerocopy::FromBytes;
 
+use crate::detect::Detector;
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::paths::VolumeMap;
 use crate::process_table::{NewProcess, ProcessInfo, ProcessTable};
@@ -130,6 +133,8 @@ pub struct Pipeline {
     pub enricher: Enricher,
     pub volumes: VolumeMap,
     pub counters: Counters,
+    /// The content engine, when rules were given.
+    pub detector: Option<Detector>,
     layout: Layout,
     event: SysmonEvent,
     next_seq: Option<u64>,
@@ -149,6 +154,7 @@ impl Pipeline {
             enricher: Enricher::new(config.enrich.clone()),
             volumes: VolumeMap::default(),
             counters: Counters::default(),
+            detector: None,
             layout: Layout::default(),
             event: SysmonEvent::default(),
             next_seq: None,
@@ -166,13 +172,20 @@ impl Pipeline {
         self.lost_baseline = [0; EVENT_KIND_COUNT];
     }
 
-    fn problem(&mut self, offset: u64, class: &'static str, message: String, sink: &mut dyn Sink) -> io::Result<()> {
+    fn problem(
+        &mut self,
+        offset: u64,
+        class: &'static str,
+        message: String,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
         let ty = EventType::InputError;
         self.event.reset(ty, None);
         let time = self.counters.last_time;
         if let Some(i) = self.layout_index(ty, "UtcTime") {
             if let Some(time) = time {
-                self.event.set_with(i, |out| crate::time::write_utc_time(out, time));
+                self.event
+                    .set_with(i, |out| crate::time::write_utc_time(out, time));
             }
         }
         self.event.set_named("Source", "replay");
@@ -180,7 +193,11 @@ impl Pipeline {
         self.event.set_named("Class", class);
         self.event.set_named("Message", &message);
         if self.counters.problems.len() < PROBLEMS_KEPT {
-            self.counters.problems.push(Problem { offset, class, message });
+            self.counters.problems.push(Problem {
+                offset,
+                class,
+                message,
+            });
         }
         self.emit(sink)
     }
@@ -191,7 +208,11 @@ impl Pipeline {
 
     fn emit(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.emitted += 1;
-        sink.event(&self.event)
+        sink.event(&self.event)?;
+        match &mut self.detector {
+            Some(detector) => detector.evaluate(&self.event, sink),
+            None => Ok(()),
+        }
     }
 
     /// A frame could not be read.
@@ -206,7 +227,12 @@ impl Pipeline {
     }
 
     /// A Stats frame (a `StatsResponse`) at file offset `offset`.
-    pub fn stats_frame(&mut self, payload: &[u8], offset: u64, sink: &mut dyn Sink) -> io::Result<()> {
+    pub fn stats_frame(
+        &mut self,
+        payload: &[u8],
+        offset: u64,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
         self.counters.stats_frames += 1;
         match StatsResponse::read_from_bytes(payload) {
             Ok(response)
@@ -216,7 +242,11 @@ impl Pipeline {
                 self.driver_stats(&response.stats, sink)
             }
             _ => {
-                *self.counters.frame_errors.entry("bad_stats_frame").or_default() += 1;
+                *self
+                    .counters
+                    .frame_errors
+                    .entry("bad_stats_frame")
+                    .or_default() += 1;
                 let message = format!(
                     "byte {offset}: Stats frame of {} bytes is not a StatsResponse of ABI {} ({} bytes)",
                     payload.len(),
@@ -237,15 +267,28 @@ impl Pipeline {
         let check = StatsCheck::new(stats);
         self.event.reset(EventType::SensorStats, None);
         if let Some(time) = self.counters.last_time {
-            self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
+            self.event
+                .set_with(0, |out| crate::time::write_utc_time(out, time));
         }
-        self.event.set_named("Produced", &check.total.produced.to_string());
-        self.event.set_named("Delivered", &check.total.delivered.to_string());
-        self.event.set_named("Dropped", &check.total.dropped.to_string());
-        self.event.set_named("InRing", &check.total.in_ring.to_string());
+        self.event
+            .set_named("Produced", &check.total.produced.to_string());
+        self.event
+            .set_named("Delivered", &check.total.delivered.to_string());
+        self.event
+            .set_named("Dropped", &check.total.dropped.to_string());
+        self.event
+            .set_named("InRing", &check.total.in_ring.to_string());
         self.event.set_named("Balanced", check.verdict());
         self.event.set_named("PerKind", &check.per_kind_text());
-        self.event.set_named("DecodeErrors", &self.counters.decode_errors.values().sum::<u64>().to_string());
+        self.event.set_named(
+            "DecodeErrors",
+            &self
+                .counters
+                .decode_errors
+                .values()
+                .sum::<u64>()
+                .to_string(),
+        );
         self.emit(sink)
     }
 
@@ -284,8 +327,17 @@ impl Pipeline {
         Ok(())
     }
 
-    fn decode_error(&mut self, error: &DecodeError, base: u64, sink: &mut dyn Sink) -> io::Result<()> {
-        *self.counters.decode_errors.entry(error.class()).or_default() += 1;
+    fn decode_error(
+        &mut self,
+        error: &DecodeError,
+        base: u64,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        *self
+            .counters
+            .decode_errors
+            .entry(error.class())
+            .or_default() += 1;
         let offset = base + error.offset() as u64;
         // The wire message names the offset within the batch; the prefix
         // names the file offset a person can seek to.
@@ -301,10 +353,12 @@ impl Pipeline {
                 self.counters.missing_records += seq - expected;
                 if self.config.depth == Depth::Emit {
                     self.event.reset(EventType::SequenceGap, Some(seq));
-                    self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
+                    self.event
+                        .set_with(0, |out| crate::time::write_utc_time(out, time));
                     self.event.set_named("ExpectedSeq", &expected.to_string());
                     self.event.set_named("ReceivedSeq", &seq.to_string());
-                    self.event.set_named("Missing", &(seq - expected).to_string());
+                    self.event
+                        .set_named("Missing", &(seq - expected).to_string());
                     self.emit(sink)?;
                 }
             }
@@ -340,8 +394,14 @@ impl Pipeline {
                 let mut command_line = String::new();
                 push_raw(&mut command_line, &e.command_line());
                 self.count_truncated(&[e.image_name(), e.command_line()]);
-                let user = self.enricher.account(e.user_sid().bytes).unwrap_or_default();
-                let integrity_level = self.enricher.integrity_level(e.integrity_sid().bytes).unwrap_or_default();
+                let user = self
+                    .enricher
+                    .account(e.user_sid().bytes)
+                    .unwrap_or_default();
+                let integrity_level = self
+                    .enricher
+                    .integrity_level(e.integrity_sid().bytes)
+                    .unwrap_or_default();
                 let parent_pid = e.body.parent_pid;
                 self.table.create(NewProcess {
                     pid,
@@ -395,8 +455,10 @@ impl Pipeline {
                 self.count_truncated(&[e.image_name()]);
             }
             Record::FileCreate(e) => {
-                let made = matches!(e.body.information, FILE_SUPERSEDED | FILE_CREATED | FILE_OVERWRITTEN)
-                    && (e.body.status as i32) >= 0;
+                let made = matches!(
+                    e.body.information,
+                    FILE_SUPERSEDED | FILE_CREATED | FILE_OVERWRITTEN
+                ) && (e.body.status as i32) >= 0;
                 self.count_truncated(&[e.name()]);
                 if !made {
                     self.counters.not_mapped[EventKind::FileCreate.index()] += 1;
@@ -410,7 +472,8 @@ impl Pipeline {
                     // Only a create knows the creation time: it is now.
                     if e.body.information == FILE_CREATED {
                         if let Some(i) = self.layout.get(ty, Name::CreationUtcTime) {
-                            self.event.set_with(i, |out| crate::time::write_utc_time(out, time));
+                            self.event
+                                .set_with(i, |out| crate::time::write_utc_time(out, time));
                         }
                     }
                     self.emit(sink)?;
@@ -444,7 +507,8 @@ impl Pipeline {
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 let mut delta = [0u64; EVENT_KIND_COUNT];
-                for (i, (now, before)) in e.body.dropped.iter().zip(self.lost_baseline).enumerate() {
+                for (i, (now, before)) in e.body.dropped.iter().zip(self.lost_baseline).enumerate()
+                {
                     // Cumulative counts; a smaller one means the driver
                     // restarted and counts from zero again.
                     delta[i] = if *now >= before { now - before } else { *now };
@@ -453,8 +517,10 @@ impl Pipeline {
                 self.lost_baseline = e.body.dropped;
                 if emit {
                     self.event.reset(EventType::EventsLost, seq);
-                    self.event.set_with(0, |out| crate::time::write_utc_time(out, time));
-                    self.event.set_named("Dropped", &delta.iter().sum::<u64>().to_string());
+                    self.event
+                        .set_with(0, |out| crate::time::write_utc_time(out, time));
+                    self.event
+                        .set_named("Dropped", &delta.iter().sum::<u64>().to_string());
                     for (kind, count) in EventKind::ALL.iter().zip(delta) {
                         let name = crate::sysmon::EVENTS_LOST[2 + kind.index()].name;
                         self.event.set_named(name, &count.to_string());
@@ -515,7 +581,9 @@ impl Pipeline {
         self.process_event(ty, pid, time, seq);
         let layout = &self.layout;
         let event = &mut self.event;
-        let Some(info) = self.table.get(pid) else { return };
+        let Some(info) = self.table.get(pid) else {
+            return;
+        };
         let put = |event: &mut SysmonEvent, name: Name, value: &str| {
             if let (Some(i), false) = (layout.get(ty, name), value.is_empty()) {
                 event.set(i, value);
@@ -524,9 +592,15 @@ impl Pipeline {
         put(event, Name::CommandLine, &info.command_line);
         put(event, Name::IntegrityLevel, &info.integrity_level);
         if let Some(i) = layout.get(ty, Name::ParentProcessId) {
-            event.set_with(i, |out| crate::time::push_decimal(out, u64::from(parent_pid)));
+            event.set_with(i, |out| {
+                crate::time::push_decimal(out, u64::from(parent_pid))
+            });
         }
-        if let Some(parent) = self.table.get(parent_pid).filter(|p| Some(p.guid) == info.parent_guid) {
+        if let Some(parent) = self
+            .table
+            .get(parent_pid)
+            .filter(|p| Some(p.guid) == info.parent_guid)
+        {
             if let Some(i) = layout.get(ty, Name::ParentProcessGuid) {
                 event.set_with(i, |out| parent.guid.write(out));
             }
@@ -540,7 +614,9 @@ impl Pipeline {
 
     /// PE version fields and hashes of the file at `dos_path`, if readable.
     fn file_fields(&mut self, ty: EventType, dos_path: &str) {
-        let Some(info) = self.enricher.file(dos_path) else { return };
+        let Some(info) = self.enricher.file(dos_path) else {
+            return;
+        };
         let v = &info.version;
         for (name, value) in [
             (Name::FileVersion, &v.file_version),

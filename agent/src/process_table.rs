@@ -33,7 +33,8 @@ pub struct ProcessGuid(pub [u8; 16]);
 impl ProcessGuid {
     /// The GUID of the process instance (machine, pid, creation FILETIME).
     pub fn new(machine: u32, pid: u32, create_time: u64) -> Self {
-        let unix = (create_time / TICKS_PER_SECOND).saturating_sub(crate::time::UNIX_EPOCH_FILETIME / TICKS_PER_SECOND);
+        let unix = (create_time / TICKS_PER_SECOND)
+            .saturating_sub(crate::time::UNIX_EPOCH_FILETIME / TICKS_PER_SECOND);
         let seconds = u32::try_from(unix).unwrap_or(u32::MAX);
         let sub = (create_time % TICKS_PER_SECOND) as u32; // < 2^24
         let mut bytes = [0u8; 16];
@@ -261,7 +262,11 @@ impl ProcessTable {
             // Every entry is live: the table is full of processes whose exit
             // we never saw. Finding the oldest is O(n) but only happens at the
             // cap, which normal machines never reach.
-            let oldest = self.by_pid.values().min_by_key(|e| e.create_time).map(|e| e.pid);
+            let oldest = self
+                .by_pid
+                .values()
+                .min_by_key(|e| e.create_time)
+                .map(|e| e.pid);
             match oldest {
                 Some(pid) => {
                     self.by_pid.remove(&pid);
@@ -308,7 +313,10 @@ mod tests {
         assert_eq!(table.get(100).map(|e| e.image.as_str()), Some("b.exe"));
         // The parent (pid 4) became one placeholder, shared by both children.
         assert_eq!(table.counters.placeholders, 1);
-        assert_eq!(table.get(100).and_then(|e| e.parent_guid), Some(table.get(4).expect("parent").guid));
+        assert_eq!(
+            table.get(100).and_then(|e| e.parent_guid),
+            Some(table.get(4).expect("parent").guid)
+        );
     }
 
     #[test]

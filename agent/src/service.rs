@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use windows_service::service::{
-    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode, ServiceInfo,
-    ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
@@ -29,7 +29,8 @@ pub fn dispatch(action: ServiceAction) -> windows_service::Result<()> {
 }
 
 fn install() -> windows_service::Result<()> {
-    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CREATE_SERVICE)?;
+    let manager =
+        ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CREATE_SERVICE)?;
     let executable = std::env::current_exe().map_err(windows_service::Error::Winapi)?;
     let info = ServiceInfo {
         name: OsString::from(SERVICE_NAME),
@@ -84,18 +85,36 @@ fn run_service() -> windows_service::Result<()> {
         ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
         _ => ServiceControlHandlerResult::NotImplemented,
     })?;
-    handle.set_service_status(status(ServiceState::Running, ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN))?;
+    handle.set_service_status(status(
+        ServiceState::Running,
+        ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+    ))?;
     // Events go to a rotated file next to the executable's data directory.
     let output = crate::cli::OutputArgs {
-        output: format!("file:{}", std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into()) + r"\ringside\events.jsonl"),
+        output: format!(
+            "file:{}",
+            std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into())
+                + r"\ringside\events.jsonl"
+        ),
         rotate_bytes: 100 * 1024 * 1024,
         keep: 5,
     };
-    let enrich = crate::cli::EnrichArgs { no_enrich: false, hashes: "md5,sha256,imphash".into(), files_root: None, machine_id: None };
+    let enrich = crate::cli::EnrichArgs {
+        no_enrich: false,
+        hashes: "md5,sha256,imphash".into(),
+        files_root: None,
+        machine_id: None,
+    };
     let result = (|| -> Result<(), String> {
         let config = crate::cli::pipeline_config(&enrich).map_err(|e| e.to_string())?;
         let mut sink = crate::cli::open_sink(&output).map_err(|e| e.to_string())?;
-        crate::source::device::run(config, sink.as_mut(), None, &stop).map_err(|e| e.to_string())
+        crate::source::device::run(
+            crate::pipeline::Pipeline::new(config),
+            sink.as_mut(),
+            None,
+            &stop,
+        )
+        .map_err(|e| e.to_string())
     })();
     let code = if result.is_ok() { 0 } else { 1 };
     let mut stopped = status(ServiceState::Stopped, ServiceControlAccept::empty());

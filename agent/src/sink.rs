@@ -26,7 +26,10 @@ pub struct JsonLines<W: Write> {
 
 impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        JsonLines { out: BufWriter::with_capacity(64 * 1024, out), line: Vec::with_capacity(1024) }
+        JsonLines {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            line: Vec::with_capacity(1024),
+        }
     }
 
     /// The inner writer, after flushing.
@@ -132,7 +135,10 @@ impl RotatingFile {
             }
             std::fs::rename(&self.path, self.rotated(1))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.file = BufWriter::with_capacity(64 * 1024, file);
         self.written = 0;
         self.rotations += 1;
@@ -195,7 +201,11 @@ mod tests {
         }
         assert!(!sink.rotated(3).exists());
         // The newest events are in PATH: the last pid written is there.
-        assert!(std::fs::read_to_string(&path).expect("read").contains("\"ProcessId\":19"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .expect("read")
+                .contains("\"ProcessId\":19")
+        );
         assert!(lines < 20, "older files were dropped");
     }
 }

@@ -57,11 +57,17 @@ impl StatsCheck {
             total.dropped = total.dropped.saturating_add(dropped);
             total.in_ring += counts.in_ring;
         }
-        StatsCheck { per_kind, total, ring_used: stats.ring_used }
+        StatsCheck {
+            per_kind,
+            total,
+            ring_used: stats.ring_used,
+        }
     }
 
     pub fn verdict_kind(&self) -> Verdict {
-        if self.per_kind.iter().any(|k| k.in_ring < 0) || (self.ring_used == 0 && self.total.in_ring != 0) {
+        if self.per_kind.iter().any(|k| k.in_ring < 0)
+            || (self.ring_used == 0 && self.total.in_ring != 0)
+        {
             Verdict::Violated
         } else if self.total.in_ring > 0 {
             Verdict::InFlight
@@ -90,7 +96,14 @@ impl StatsCheck {
             if !out.is_empty() {
                 out.push(',');
             }
-            let _ = write!(out, "{}={}/{}/{}", kind.name(), k.produced, k.delivered, k.dropped);
+            let _ = write!(
+                out,
+                "{}={}/{}/{}",
+                kind.name(),
+                k.produced,
+                k.delivered,
+                k.dropped
+            );
         }
         out
     }
@@ -111,10 +124,25 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(StatsCheck::new(&stats(10, 7, 3, 0)).verdict_kind(), Verdict::Balanced);
-        assert_eq!(StatsCheck::new(&stats(10, 6, 3, 64)).verdict_kind(), Verdict::InFlight);
-        assert_eq!(StatsCheck::new(&stats(10, 6, 3, 0)).verdict_kind(), Verdict::Violated);
-        assert_eq!(StatsCheck::new(&stats(10, 8, 3, 64)).verdict_kind(), Verdict::Violated);
-        assert_eq!(StatsCheck::new(&stats(10, 7, 3, 0)).per_kind_text(), "process_create=10/7/3");
+        assert_eq!(
+            StatsCheck::new(&stats(10, 7, 3, 0)).verdict_kind(),
+            Verdict::Balanced
+        );
+        assert_eq!(
+            StatsCheck::new(&stats(10, 6, 3, 64)).verdict_kind(),
+            Verdict::InFlight
+        );
+        assert_eq!(
+            StatsCheck::new(&stats(10, 6, 3, 0)).verdict_kind(),
+            Verdict::Violated
+        );
+        assert_eq!(
+            StatsCheck::new(&stats(10, 8, 3, 64)).verdict_kind(),
+            Verdict::Violated
+        );
+        assert_eq!(
+            StatsCheck::new(&stats(10, 7, 3, 0)).per_kind_text(),
+            "process_create=10/7/3"
+        );
     }
 }

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 
 use ringside_wire::record::{
-    Body, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, HEADER_SEQ_OFFSET, ImageLoad, Lost,
-    ProcessCreate, ProcessExit,
+    Body, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, HEADER_SEQ_OFFSET,
+    ImageLoad, Lost, ProcessCreate, ProcessExit,
 };
 use ringside_wire::{EVENT_KIND_COUNT, Field, Origin, encode, encoded_len};
 
@@ -50,7 +50,9 @@ impl BatchBuilder {
     /// Appends one record (encoding errors are impossible for the sizes the
     /// helpers use; a failure leaves the batch unchanged).
     pub fn push<B: Body>(&mut self, origin: Origin, body: B, fields: &[Field<'_>]) {
-        let Some(len) = encoded_len::<B>(fields) else { return };
+        let Some(len) = encoded_len::<B>(fields) else {
+            return;
+        };
         let start = self.buf.len();
         self.buf.resize(start + len, 0);
         match encode(&mut self.buf[start..], origin, body, fields) {
@@ -74,29 +76,53 @@ impl BatchBuilder {
         integrity_sid: &[u8],
     ) {
         let (image, command_line) = (utf16(image), utf16(command_line));
-        let body = ProcessCreate { parent_pid, creating_pid: parent_pid, ..Default::default() };
-        self.push(origin, body, &[
-            Field::new(&image, NAME_CAP),
-            Field::new(&command_line, COMMAND_LINE_CAP),
-            Field::new(user_sid, SID_CAP),
-            Field::new(integrity_sid, SID_CAP),
-        ]);
+        let body = ProcessCreate {
+            parent_pid,
+            creating_pid: parent_pid,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[
+                Field::new(&image, NAME_CAP),
+                Field::new(&command_line, COMMAND_LINE_CAP),
+                Field::new(user_sid, SID_CAP),
+                Field::new(integrity_sid, SID_CAP),
+            ],
+        );
     }
 
     pub fn process_exit(&mut self, origin: Origin, exit_status: u32) {
-        self.push(origin, ProcessExit { exit_status, _pad: 0 }, &[]);
+        self.push(
+            origin,
+            ProcessExit {
+                exit_status,
+                _pad: 0,
+            },
+            &[],
+        );
     }
 
     pub fn image_load(&mut self, origin: Origin, name: &str, signature_level: u8) {
         let name = utf16(name);
-        let body = ImageLoad { image_base: 0x7ff0_0000_0000, image_size: 0x10_0000, signature_level, ..Default::default() };
+        let body = ImageLoad {
+            image_base: 0x7ff0_0000_0000,
+            image_size: 0x10_0000,
+            signature_level,
+            ..Default::default()
+        };
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
     }
 
     /// `information` is `IoStatus.Information` (2 = FILE_CREATED).
     pub fn file_create(&mut self, origin: Origin, name: &str, information: u32) {
         let name = utf16(name);
-        let body = FileCreate { desired_access: 0x4000_0000, information, ..Default::default() };
+        let body = FileCreate {
+            desired_access: 0x4000_0000,
+            information,
+            ..Default::default()
+        };
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
     }
 
@@ -107,18 +133,33 @@ impl BatchBuilder {
 
     pub fn file_close_modified(&mut self, origin: Origin, name: &str) {
         let name = utf16(name);
-        self.push(origin, FileCloseModified::default(), &[Field::new(&name, NAME_CAP)]);
+        self.push(
+            origin,
+            FileCloseModified::default(),
+            &[Field::new(&name, NAME_CAP)],
+        );
     }
 
     pub fn file_rename(&mut self, origin: Origin, old: &str, new: &str) {
         let (old, new) = (utf16(old), utf16(new));
-        let body = FileRename { information_class: 10, ..Default::default() };
-        self.push(origin, body, &[Field::new(&old, NAME_CAP), Field::new(&new, NAME_CAP)]);
+        let body = FileRename {
+            information_class: 10,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[Field::new(&old, NAME_CAP), Field::new(&new, NAME_CAP)],
+        );
     }
 
     pub fn file_delete(&mut self, origin: Origin, name: &str) {
         let name = utf16(name);
-        let body = FileDelete { flags: ringside_wire::record::DELETE_FLAG_DISPOSITION, information_class: 13, ..Default::default() };
+        let body = FileDelete {
+            flags: ringside_wire::record::DELETE_FLAG_DISPOSITION,
+            information_class: 13,
+            ..Default::default()
+        };
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
     }
 
@@ -158,7 +199,11 @@ pub const VOLUME_MAP: &[u8] = b"\\Device\\HarddiskVolume3\tC:\n\\Device\\Harddis
 /// CONFIGURE. Returns the number of records written.
 pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u64> {
     let mut writer = ReplayWriter::new(out, start_time)?;
-    writer.frame(ringside_wire::replay::FrameKind::VolumeMap, start_time, VOLUME_MAP)?;
+    writer.frame(
+        ringside_wire::replay::FrameKind::VolumeMap,
+        start_time,
+        VOLUME_MAP,
+    )?;
     let mut batch = BatchBuilder::new();
     let user = sid(5, &[21, 1_111_111_111, 222_222_222, 333_333_333, 1001]);
     let medium = sid(16, &[0x2000]);
@@ -168,7 +213,9 @@ pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u
     // A small linear congruential generator: deterministic, dependency-free.
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut rand = move || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) as u32
     };
     let mut written = 0u64;
@@ -176,17 +223,35 @@ pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u
         time += 1_000; // 100 µs per event
         let r = rand() % 100;
         let pid = live[rand() as usize % live.len()];
-        let origin = Origin { pid, tid: pid + 4, timestamp: time };
+        let origin = Origin {
+            pid,
+            tid: pid + 4,
+            timestamp: time,
+        };
         let n = rand() % 500;
-        let dir = ["Users\\alice\\AppData\\Local\\Temp", "Windows\\Temp", "ProgramData\\App", "Users\\alice\\Documents"]
-            [rand() as usize % 4];
+        let dir = [
+            "Users\\alice\\AppData\\Local\\Temp",
+            "Windows\\Temp",
+            "ProgramData\\App",
+            "Users\\alice\\Documents",
+        ][rand() as usize % 4];
         let file = format!("\\Device\\HarddiskVolume3\\{dir}\\file{n}.dat");
         match r {
             0 => {
                 next_pid += 4;
-                let image = ["cmd.exe", "powershell.exe", "conhost.exe", "svchost.exe", "notepad.exe"][rand() as usize % 5];
+                let image = [
+                    "cmd.exe",
+                    "powershell.exe",
+                    "conhost.exe",
+                    "svchost.exe",
+                    "notepad.exe",
+                ][rand() as usize % 5];
                 batch.process_create(
-                    Origin { pid: next_pid, tid: next_pid + 4, timestamp: time },
+                    Origin {
+                        pid: next_pid,
+                        tid: next_pid + 4,
+                        timestamp: time,
+                    },
                     pid,
                     &format!("\\Device\\HarddiskVolume3\\Windows\\System32\\{image}"),
                     &format!("{image} /c echo {n} > C:\\Windows\\Temp\\out{n}.txt"),
@@ -198,11 +263,29 @@ pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u
             1 if live.len() > 8 => {
                 let index = 1 + rand() as usize % (live.len() - 1);
                 let gone = live.swap_remove(index);
-                batch.process_exit(Origin { pid: gone, tid: 0, timestamp: time }, 0);
+                batch.process_exit(
+                    Origin {
+                        pid: gone,
+                        tid: 0,
+                        timestamp: time,
+                    },
+                    0,
+                );
             }
             1..=20 => {
-                let dll = ["ntdll.dll", "kernel32.dll", "KernelBase.dll", "user32.dll", "amsi.dll", "clr.dll"][rand() as usize % 6];
-                batch.image_load(origin, &format!("\\Device\\HarddiskVolume3\\Windows\\System32\\{dll}"), 12);
+                let dll = [
+                    "ntdll.dll",
+                    "kernel32.dll",
+                    "KernelBase.dll",
+                    "user32.dll",
+                    "amsi.dll",
+                    "clr.dll",
+                ][rand() as usize % 6];
+                batch.image_load(
+                    origin,
+                    &format!("\\Device\\HarddiskVolume3\\Windows\\System32\\{dll}"),
+                    12,
+                );
             }
             21..=50 => batch.file_create(origin, &file, if r < 30 { 2 } else { 1 }),
             51..=70 => batch.file_write(origin, &file),

@@ -242,7 +242,9 @@ impl Default for Layout {
         let mut index = [[None; Name::ALL.len()]; EventType::ALL.len()];
         for (t, ty) in EventType::ALL.iter().enumerate() {
             for (n, name) in Name::ALL.iter().enumerate() {
-                index[t][n] = ty.field_index(name.as_str()).and_then(|i| u8::try_from(i).ok());
+                index[t][n] = ty
+                    .field_index(name.as_str())
+                    .and_then(|i| u8::try_from(i).ok());
             }
         }
         Layout { index }
@@ -281,7 +283,12 @@ impl Default for SysmonEvent {
 impl SysmonEvent {
     /// An empty event of type `ty`.
     pub fn new(ty: EventType) -> Self {
-        let mut event = SysmonEvent { ty, seq: None, text: String::with_capacity(512), spans: Vec::new() };
+        let mut event = SysmonEvent {
+            ty,
+            seq: None,
+            text: String::with_capacity(512),
+            spans: Vec::new(),
+        };
         event.reset(ty, None);
         event
     }
@@ -306,7 +313,11 @@ impl SysmonEvent {
         let start = self.text.len();
         fill(&mut self.text);
         let end = self.text.len();
-        match (self.spans.get_mut(index), u32::try_from(start), u32::try_from(end)) {
+        match (
+            self.spans.get_mut(index),
+            u32::try_from(start),
+            u32::try_from(end),
+        ) {
             (Some(slot), Ok(start), Ok(end)) => *slot = Some((start, end)),
             _ => self.text.truncate(start),
         }
@@ -370,7 +381,9 @@ impl SysmonEvent {
             out.extend_from_slice(b"\":");
             match (self.value(index), def.ty) {
                 (None, _) => out.extend_from_slice(b"\"-\""),
-                (Some(value), FieldType::Integer) if is_json_number(value) => out.extend_from_slice(value.as_bytes()),
+                (Some(value), FieldType::Integer) if is_json_number(value) => {
+                    out.extend_from_slice(value.as_bytes())
+                }
                 (Some(value), _) => {
                     // Writing a &str into a Vec cannot fail.
                     let _ = serde_json::to_writer(&mut *out, value);
@@ -427,10 +440,12 @@ impl Serialize for EventData<'_> {
         for (index, def) in fields.iter().enumerate() {
             match (self.0.value(index), def.ty) {
                 (None, _) => map.serialize_entry(def.name, "-")?,
-                (Some(value), FieldType::Integer) if is_json_number(value) => match value.parse::<u64>() {
-                    Ok(number) => map.serialize_entry(def.name, &number)?,
-                    Err(_) => map.serialize_entry(def.name, value)?,
-                },
+                (Some(value), FieldType::Integer) if is_json_number(value) => {
+                    match value.parse::<u64>() {
+                        Ok(number) => map.serialize_entry(def.name, &number)?,
+                        Err(_) => map.serialize_entry(def.name, value)?,
+                    }
+                }
                 (Some(value), _) => map.serialize_entry(def.name, value)?,
             }
         }
@@ -461,7 +476,11 @@ mod tests {
         let layout = Layout::default();
         for ty in EventType::ALL {
             for name in Name::ALL {
-                assert_eq!(layout.get(ty, name), ty.field_index(name.as_str()), "{ty:?} {name:?}");
+                assert_eq!(
+                    layout.get(ty, name),
+                    ty.field_index(name.as_str()),
+                    "{ty:?} {name:?}"
+                );
             }
         }
         let pc = EventType::Sigma(Logsource::ProcessCreation);
@@ -480,15 +499,24 @@ mod tests {
             event.to_json(),
             r#"{"EventID":5,"Seq":7,"EventData":{"UtcTime":"-","ProcessGuid":"-","ProcessId":42,"Image":"C:\\a \"b\".exe","User":"-"}}"#
         );
-        assert_eq!(event.to_json(), serde_json::to_string(&event).expect("serializes"), "hand writer == serde");
+        assert_eq!(
+            event.to_json(),
+            serde_json::to_string(&event).expect("serializes"),
+            "hand writer == serde"
+        );
         event.set_named("User", "\u{1}\u{e9}\\");
         event.set_named("ProcessId", "0042");
-        assert_eq!(event.to_json(), serde_json::to_string(&event).expect("serializes"), "hand writer == serde");
+        assert_eq!(
+            event.to_json(),
+            serde_json::to_string(&event).expect("serializes"),
+            "hand writer == serde"
+        );
         // Reuse keeps nothing from before.
         event.reset(EventType::Sigma(Logsource::FileDelete), None);
         assert_eq!(event.get_named("Image"), None);
         let json: serde_json::Value = serde_json::from_str(&event.to_json()).expect("valid JSON");
-        let owned = ringside_content::schema::OwnedEvent::from_sysmon_json(&json).expect("content reads it");
+        let owned = ringside_content::schema::OwnedEvent::from_sysmon_json(&json)
+            .expect("content reads it");
         assert_eq!(owned.logsource, Logsource::FileDelete);
     }
 }

@@ -26,7 +26,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Appends `filetime` as `YYYY-MM-DD hh:mm:ss.fff` (UTC, milliseconds
 /// truncated as Sysmon does).
 pub fn write_utc_time(out: &mut String, filetime: u64) {
-    let seconds = (filetime / TICKS_PER_SECOND) as i64 - (UNIX_EPOCH_FILETIME / TICKS_PER_SECOND) as i64;
+    let seconds =
+        (filetime / TICKS_PER_SECOND) as i64 - (UNIX_EPOCH_FILETIME / TICKS_PER_SECOND) as i64;
     let millis = (filetime % TICKS_PER_SECOND) / 10_000;
     let days = seconds.div_euclid(86_400);
     let of_day = seconds.rem_euclid(86_400);
@@ -113,7 +114,10 @@ mod tests {
         assert_eq!(utc_time(0), "1601-01-01 00:00:00.000");
         assert_eq!(utc_time(UNIX_EPOCH_FILETIME), "1970-01-01 00:00:00.000");
         // Leap day.
-        assert_eq!(utc_time(filetime_from_unix(951_782_400)), "2000-02-29 00:00:00.000");
+        assert_eq!(
+            utc_time(filetime_from_unix(951_782_400)),
+            "2000-02-29 00:00:00.000"
+        );
         // The largest FILETIME does not panic.
         assert!(utc_time(u64::MAX).starts_with("60056-"));
         let mut n = String::new();

@@ -16,12 +16,16 @@ use std::ffi::c_void;
 use std::io;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
-    INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    CloseHandle, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError,
+    HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Security::{LookupAccountSidW, SID_NAME_USE};
-use windows_sys::Win32::Storage::FileSystem::{CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, QueryDosDeviceW};
-use windows_sys::Win32::System::IO::{CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, QueryDosDeviceW,
+};
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED,
+};
 use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
 
 fn wide(text: &str) -> Vec<u16> {
@@ -87,7 +91,9 @@ impl Device {
                 std::ptr::null_mut(),
             )
         };
-        Ok(Device { handle: Handle::new(raw)? })
+        Ok(Device {
+            handle: Handle::new(raw)?,
+        })
     }
 
     /// A buffered IOCTL, waited for: returns the bytes written to `output`.
@@ -137,7 +143,10 @@ struct Slot {
 
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot").field("len", &self.buf.len()).field("in_flight", &self.in_flight).finish()
+        f.debug_struct("Slot")
+            .field("len", &self.buf.len())
+            .field("in_flight", &self.in_flight)
+            .finish()
     }
 }
 
@@ -148,7 +157,10 @@ pub struct ReadQueue {
     device: Device,
     code: u32,
     /// Boxed so a slot's address never changes while a request is pending.
-    #[expect(clippy::vec_box, reason = "the kernel holds pointers into each slot; a Box pins its address even if the Vec moves")]
+    #[expect(
+        clippy::vec_box,
+        reason = "the kernel holds pointers into each slot; a Box pins its address even if the Vec moves"
+    )]
     slots: Vec<Box<Slot>>,
     next: usize,
 }
@@ -156,11 +168,21 @@ pub struct ReadQueue {
 impl ReadQueue {
     /// Issues `depth` READs of `size` bytes each.
     pub fn new(device: Device, code: u32, depth: usize, size: usize) -> io::Result<ReadQueue> {
-        let mut queue = ReadQueue { device, code, slots: Vec::new(), next: 0 };
+        let mut queue = ReadQueue {
+            device,
+            code,
+            slots: Vec::new(),
+            next: 0,
+        };
         for _ in 0..depth.max(1) {
             // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
             let overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
-            queue.slots.push(Box::new(Slot { overlapped, buf: vec![0; size], event: Handle::event()?, in_flight: false }));
+            queue.slots.push(Box::new(Slot {
+                overlapped,
+                buf: vec![0; size],
+                event: Handle::event()?,
+                in_flight: false,
+            }));
         }
         for index in 0..queue.slots.len() {
             queue.issue(index)?;
@@ -176,7 +198,10 @@ impl ReadQueue {
     fn issue(&mut self, index: usize) -> io::Result<()> {
         let handle = self.device.handle.0;
         let code = self.code;
-        let slot = self.slots.get_mut(index).ok_or(io::ErrorKind::InvalidInput)?;
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(io::ErrorKind::InvalidInput)?;
         // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
         slot.overlapped = unsafe { std::mem::zeroed() };
         slot.overlapped.hEvent = slot.event.0;
@@ -214,7 +239,10 @@ impl ReadQueue {
         }
         let handle = self.device.handle.0;
         let index = self.next;
-        let slot = self.slots.get_mut(index).ok_or(io::ErrorKind::InvalidInput)?;
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(io::ErrorKind::InvalidInput)?;
         // SAFETY: waits on an event handle this slot owns.
         let wait = unsafe { WaitForSingleObject(slot.event.0, timeout_ms) };
         if wait == WAIT_TIMEOUT {
@@ -261,12 +289,18 @@ pub fn dos_devices() -> Vec<(String, String)> {
         let drive = format!("{}:", char::from(letter));
         let name = wide(&drive);
         // SAFETY: `name` is NUL-terminated; `target` holds `len` u16s.
-        let len = unsafe { QueryDosDeviceW(name.as_ptr(), target.as_mut_ptr(), target.len() as u32) };
+        let len =
+            unsafe { QueryDosDeviceW(name.as_ptr(), target.as_mut_ptr(), target.len() as u32) };
         if len == 0 {
             continue;
         }
         // The result is a list of NUL-terminated strings; the first is current.
-        let first: Vec<u16> = target.iter().take(len as usize).take_while(|c| **c != 0).copied().collect();
+        let first: Vec<u16> = target
+            .iter()
+            .take(len as usize)
+            .take_while(|c| **c != 0)
+            .copied()
+            .collect();
         out.push((String::from_utf16_lossy(&first), drive));
     }
     out
@@ -300,5 +334,9 @@ pub fn lookup_account_sid(sid: &[u8]) -> Option<String> {
     }
     let name = String::from_utf16_lossy(name.get(..name_len as usize)?);
     let domain = String::from_utf16_lossy(domain.get(..domain_len as usize)?);
-    Some(if domain.is_empty() { name } else { format!(r"{domain}\{name}") })
+    Some(if domain.is_empty() {
+        name
+    } else {
+        format!(r"{domain}\{name}")
+    })
 }

@@ -18,7 +18,12 @@ fn stats(produced: [u64; 8], delivered: [u64; 8], dropped: [u64; 8]) -> StatsRes
     StatsResponse {
         size: core::mem::size_of::<StatsResponse>() as u32,
         abi_version: ringside_wire::ABI_VERSION,
-        stats: DriverStats { produced, delivered, dropped, ..Default::default() },
+        stats: DriverStats {
+            produced,
+            delivered,
+            dropped,
+            ..Default::default()
+        },
     }
 }
 
@@ -56,11 +61,19 @@ fn gaps_and_lost_records_become_events_with_counts() {
     dropped[fc] = 5;
     let bytes = file(&stats(produced, delivered, dropped));
     let mut reader = ReplayReader::new(&bytes[..]).expect("valid");
-    let mut pipeline = Pipeline::new(Config { enrich: EnrichConfig::none(), ..Config::default() });
+    let mut pipeline = Pipeline::new(Config {
+        enrich: EnrichConfig::none(),
+        ..Config::default()
+    });
     let mut sink = JsonLines::new(Vec::new());
-    pipeline.replay(&mut reader, &mut sink, |_, _| {}).expect("in memory");
+    pipeline
+        .replay(&mut reader, &mut sink, |_, _| {})
+        .expect("in memory");
     let events = lines(&String::from_utf8(sink.into_inner().expect("flush")).expect("UTF-8"));
-    let ids: Vec<_> = events.iter().map(|e| e["EventID"].as_u64().expect("id")).collect();
+    let ids: Vec<_> = events
+        .iter()
+        .map(|e| e["EventID"].as_u64().expect("id"))
+        .collect();
     assert_eq!(ids, [11, 11, 11, 1001, 1002, 11, 1001, 1004]);
 
     let lost = &events[3]["EventData"];
@@ -68,14 +81,29 @@ fn gaps_and_lost_records_become_events_with_counts() {
     assert_eq!(lost["DroppedFileCreate"], json!(2));
     assert_eq!(lost["DroppedProcessCreate"], json!(0));
     let gap = &events[4]["EventData"];
-    assert_eq!((gap["ExpectedSeq"].clone(), gap["ReceivedSeq"].clone(), gap["Missing"].clone()), (json!(4), json!(8), json!(4)));
+    assert_eq!(
+        (
+            gap["ExpectedSeq"].clone(),
+            gap["ReceivedSeq"].clone(),
+            gap["Missing"].clone()
+        ),
+        (json!(4), json!(8), json!(4))
+    );
     // Cumulative 5 after 2: the second Lost reports the difference.
     assert_eq!(events[6]["EventData"]["DroppedFileCreate"], json!(3));
     let stats = &events[7]["EventData"];
     assert_eq!(stats["Balanced"], json!("true"));
     assert_eq!(stats["PerKind"], json!("file_create=13/8/5"));
     let c = &pipeline.counters;
-    assert_eq!((c.sequence_gaps, c.missing_records, c.lost_records, c.lost_events[fc]), (1, 4, 2, 5));
+    assert_eq!(
+        (
+            c.sequence_gaps,
+            c.missing_records,
+            c.lost_records,
+            c.lost_events[fc]
+        ),
+        (1, 4, 2, 5)
+    );
 }
 
 #[test]
@@ -92,10 +120,19 @@ fn stats_command_checks_produced_equals_delivered_plus_dropped() {
     std::fs::write(&good, file(&stats(produced, delivered, dropped))).expect("write");
     let (code, stdout, stderr) = agent(&["stats", good.to_str().expect("UTF-8")]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("produced 13 == delivered 8 + dropped 5: holds"), "{stdout}");
+    assert!(
+        stdout.contains("produced 13 == delivered 8 + dropped 5: holds"),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 gap(s), 4 record(s) missing"), "{stdout}");
-    assert!(stdout.contains("2 Lost record(s) reporting 5 dropped event(s)"), "{stdout}");
-    assert!(stdout.contains("this file holds 4 of the 8 event(s)"), "{stdout}");
+    assert!(
+        stdout.contains("2 Lost record(s) reporting 5 dropped event(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("this file holds 4 of the 8 event(s)"),
+        "{stdout}"
+    );
 
     // One event unaccounted for with an empty ring: the check fails.
     produced[fc] = 14;

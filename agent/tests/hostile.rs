@@ -11,7 +11,10 @@ use ringside_agent::source::replay::ReplayReader;
 use support::{agent, scenario};
 
 fn config() -> Config {
-    Config { enrich: EnrichConfig::none(), ..Config::default() }
+    Config {
+        enrich: EnrichConfig::none(),
+        ..Config::default()
+    }
 }
 
 /// Replays `bytes`; `None` if the file header itself is rejected.
@@ -19,16 +22,33 @@ fn replay(bytes: &[u8]) -> Option<(Counters, u64)> {
     let mut reader = ReplayReader::new(bytes).ok()?;
     let mut pipeline = Pipeline::new(config());
     let mut sink = Discard::default();
-    pipeline.replay(&mut reader, &mut sink, |_, _| {}).expect("the discard sink cannot fail");
+    pipeline
+        .replay(&mut reader, &mut sink, |_, _| {})
+        .expect("the discard sink cannot fail");
     Some((pipeline.counters, sink.events))
 }
 
 fn check_offsets(counters: &Counters, len: usize) {
     for problem in &counters.problems {
-        assert!(problem.offset <= len as u64, "offset {} beyond file of {len}: {}", problem.offset, problem.message);
-        assert!(problem.message.contains(&format!("byte {}", problem.offset)) || problem.message.contains("byte"), "{}", problem.message);
+        assert!(
+            problem.offset <= len as u64,
+            "offset {} beyond file of {len}: {}",
+            problem.offset,
+            problem.message
+        );
+        assert!(
+            problem
+                .message
+                .contains(&format!("byte {}", problem.offset))
+                || problem.message.contains("byte"),
+            "{}",
+            problem.message
+        );
     }
-    assert_eq!(counters.problems.len() as u64, counters.problem_count().min(100));
+    assert_eq!(
+        counters.problems.len() as u64,
+        counters.problem_count().min(100)
+    );
 }
 
 #[test]
@@ -41,7 +61,10 @@ fn every_truncation_is_reported_at_its_offset() {
         check_offsets(&counters, len);
         // Any cut inside a frame (not on a frame boundary) is a problem.
         if counters.problem_count() == 0 {
-            assert!(counters.records < clean.records || len >= good.len() - 7, "cut at {len} went unnoticed");
+            assert!(
+                counters.records < clean.records || len >= good.len() - 7,
+                "cut at {len} went unnoticed"
+            );
         }
     }
     assert!(ReplayReader::new(&good[..31]).is_err());
@@ -67,10 +90,16 @@ fn a_corrupt_record_costs_only_its_batch_and_is_located() {
     std::fs::write(&path, &bad).expect("write");
     let (code, stdout, stderr) = agent(&["replay", path.to_str().expect("UTF-8"), "--no-enrich"]);
     assert_eq!(code, 2, "bad input exits 2");
-    assert!(stderr.contains(&format!("bad.replay: byte {payload}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bad.replay: byte {payload}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("unknown_kind=1"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stdout.contains("\"EventID\":1003"), "the problem is an event too");
+    assert!(
+        stdout.contains("\"EventID\":1003"),
+        "the problem is an event too"
+    );
 }
 
 #[test]

@@ -14,23 +14,42 @@ fn replay_prints_one_sysmon_line_per_event_with_parent_and_stable_guid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("scenario.replay");
     std::fs::write(&path, scenario()).expect("write replay");
-    let (code, stdout, stderr) = agent(&["replay", path.to_str().expect("UTF-8 path"), "--no-enrich", "--machine-id", "0197231e"]);
+    let (code, stdout, stderr) = agent(&[
+        "replay",
+        path.to_str().expect("UTF-8 path"),
+        "--no-enrich",
+        "--machine-id",
+        "0197231e",
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     let events = lines(&stdout);
-    let ids: Vec<u64> = events.iter().map(|e| e["EventID"].as_u64().expect("EventID")).collect();
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["EventID"].as_u64().expect("EventID"))
+        .collect();
     // The opened-only create and the first write have no Sysmon event.
     assert_eq!(ids, [1, 1, 7, 11, 1011, 23, 5]);
-    let seqs: Vec<u64> = events.iter().map(|e| e["Seq"].as_u64().expect("Seq")).collect();
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["Seq"].as_u64().expect("Seq"))
+        .collect();
     assert_eq!(seqs, [0, 1, 2, 3, 6, 7, 8]);
 
     let explorer = data(&events[0]);
     let cmd = data(&events[1]);
     assert_eq!(explorer["Image"], json!(r"C:\Windows\explorer.exe"));
     assert_eq!(explorer["ParentProcessId"], json!(4));
-    assert_eq!(explorer["ParentImage"], json!("-"), "pid 4 was never seen created");
+    assert_eq!(
+        explorer["ParentImage"],
+        json!("-"),
+        "pid 4 was never seen created"
+    );
 
     let cmd_guid = cmd["ProcessGuid"].as_str().expect("guid").to_owned();
-    assert!(cmd_guid.starts_with("{0197231E-") && cmd_guid.ends_with('}') && cmd_guid.len() == 38, "{cmd_guid}");
+    assert!(
+        cmd_guid.starts_with("{0197231E-") && cmd_guid.ends_with('}') && cmd_guid.len() == 38,
+        "{cmd_guid}"
+    );
     let expected = json!({
         "UtcTime": "2026-11-21 10:15:30.123",
         "ProcessGuid": cmd_guid,
@@ -51,7 +70,10 @@ fn replay_prints_one_sysmon_line_per_event_with_parent_and_stable_guid() {
     assert_ne!(explorer["ProcessGuid"], json!(cmd_guid));
 
     let load = data(&events[2]);
-    assert_eq!(load["ImageLoaded"], json!(r"C:\Windows\System32\kernel32.dll"));
+    assert_eq!(
+        load["ImageLoaded"],
+        json!(r"C:\Windows\System32\kernel32.dll")
+    );
     assert_eq!(load["Signed"], json!("true"));
     let create = data(&events[3]);
     assert_eq!(create["TargetFilename"], json!(r"C:\Temp\a.txt"));
@@ -79,13 +101,29 @@ fn output_file_sink_and_platform_errors() {
     std::fs::write(&path, scenario()).expect("write replay");
     let out = dir.path().join("events.jsonl");
     let target = format!("file:{}", out.display());
-    let (code, stdout, stderr) = agent(&["replay", path.to_str().expect("UTF-8"), "--output", &target, "--rotate-bytes", "1000", "--keep", "10"]);
+    let (code, stdout, stderr) = agent(&[
+        "replay",
+        path.to_str().expect("UTF-8"),
+        "--output",
+        &target,
+        "--rotate-bytes",
+        "1000",
+        "--keep",
+        "10",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.is_empty());
     let mut total = 0;
-    assert!(dir.path().join("events.jsonl.2").exists(), "the output was rotated");
+    assert!(
+        dir.path().join("events.jsonl.2").exists(),
+        "the output was rotated"
+    );
     for n in 0..=10 {
-        let name = if n == 0 { "events.jsonl".to_owned() } else { format!("events.jsonl.{n}") };
+        let name = if n == 0 {
+            "events.jsonl".to_owned()
+        } else {
+            format!("events.jsonl.{n}")
+        };
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
         total += lines(&text).len();
     }
@@ -94,7 +132,10 @@ fn output_file_sink_and_platform_errors() {
     let (code, _, stderr) = agent(&["replay", "/nonexistent/x.replay"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/x.replay"), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
 
     if !cfg!(windows) {
         let (code, _, stderr) = agent(&["run"]);

@@ -13,13 +13,21 @@ pub struct HashSet {
 
 impl Default for HashSet {
     fn default() -> Self {
-        HashSet { md5: true, sha256: true, imphash: true }
+        HashSet {
+            md5: true,
+            sha256: true,
+            imphash: true,
+        }
     }
 }
 
 impl HashSet {
     /// No hashes.
-    pub const NONE: HashSet = HashSet { md5: false, sha256: false, imphash: false };
+    pub const NONE: HashSet = HashSet {
+        md5: false,
+        sha256: false,
+        imphash: false,
+    };
 
     /// Parses `sha256,md5,imphash` (case-insensitive; `*` means all).
     pub fn parse(text: &str) -> Result<HashSet, String> {
@@ -31,7 +39,9 @@ impl HashSet {
                 "imphash" => set.imphash = true,
                 "*" => set = HashSet::default(),
                 other => {
-                    return Err(format!("unknown hash algorithm `{other}` (supported: md5, sha256, imphash, *)"));
+                    return Err(format!(
+                        "unknown hash algorithm `{other}` (supported: md5, sha256, imphash, *)"
+                    ));
                 }
             }
         }
@@ -82,8 +92,10 @@ mod tests {
             text,
             "MD5=900150983CD24FB0D6963F7D28E17F72,SHA256=BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD,IMPHASH=00000000000000000000000000000000"
         );
-        assert_eq!(sysmon_hashes(HashSet::parse("sha256").expect("valid"), b"", None),
-            "SHA256=E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855");
+        assert_eq!(
+            sysmon_hashes(HashSet::parse("sha256").expect("valid"), b"", None),
+            "SHA256=E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+        );
         assert!(HashSet::parse("sha1").is_err());
     }
 }

@@ -34,7 +34,12 @@ pub struct EnrichConfig {
 
 impl Default for EnrichConfig {
     fn default() -> Self {
-        EnrichConfig { files: true, hashes: HashSet::default(), files_root: None, max_file_bytes: DEFAULT_MAX_FILE_BYTES }
+        EnrichConfig {
+            files: true,
+            hashes: HashSet::default(),
+            files_root: None,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
     }
 }
 
@@ -42,7 +47,12 @@ impl EnrichConfig {
     /// No file reads at all (`--no-enrich`); SID and integrity names stay,
     /// they are pure tables.
     pub fn none() -> Self {
-        EnrichConfig { files: false, hashes: HashSet::NONE, files_root: None, max_file_bytes: 0 }
+        EnrichConfig {
+            files: false,
+            hashes: HashSet::NONE,
+            files_root: None,
+            max_file_bytes: 0,
+        }
     }
 }
 
@@ -74,7 +84,12 @@ pub struct Enricher {
 
 impl Enricher {
     pub fn new(config: EnrichConfig) -> Self {
-        Enricher { config, files: HashMap::new(), accounts: HashMap::new(), counters: EnrichCounters::default() }
+        Enricher {
+            config,
+            files: HashMap::new(),
+            accounts: HashMap::new(),
+            counters: EnrichCounters::default(),
+        }
     }
 
     /// Where the DOS path `path` can be read on this machine, if anywhere.
@@ -88,7 +103,10 @@ impl Enricher {
             return None;
         }
         let mut local = root.join(drive.to_ascii_uppercase());
-        for part in rest.split('\\').filter(|p| !p.is_empty() && *p != "." && *p != "..") {
+        for part in rest
+            .split('\\')
+            .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+        {
             local.push(part);
         }
         Some(local)
@@ -116,11 +134,18 @@ impl Enricher {
         let bytes = std::fs::read(&key.0).ok()?;
         self.counters.file_reads += 1;
         let parsed = pelite::PeFile::from_bytes(&bytes).ok();
-        let version = parsed.as_ref().and_then(pe::version_info).unwrap_or_default();
+        let version = parsed
+            .as_ref()
+            .and_then(pe::version_info)
+            .unwrap_or_default();
         let hashes = if self.config.hashes.is_empty() {
             String::new()
         } else {
-            let imphash = if self.config.hashes.imphash { parsed.as_ref().and_then(pe::imphash) } else { None };
+            let imphash = if self.config.hashes.imphash {
+                parsed.as_ref().and_then(pe::imphash)
+            } else {
+                None
+            };
             hash::sysmon_hashes(self.config.hashes, &bytes, imphash)
         };
         let info = Arc::new(FileInfo { version, hashes });
@@ -166,7 +191,11 @@ impl Enricher {
             return None;
         }
         match Sid::parse(sid_bytes) {
-            Ok(sid) => Some(sid::integrity_level_name(&sid).map(str::to_owned).unwrap_or_else(|| sid.to_string())),
+            Ok(sid) => Some(
+                sid::integrity_level_name(&sid)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| sid.to_string()),
+            ),
             Err(_) => {
                 self.counters.bad_sids += 1;
                 None
@@ -219,13 +248,31 @@ mod tests {
     #[test]
     fn accounts_and_integrity_levels() {
         let mut enricher = Enricher::new(EnrichConfig::none());
-        assert_eq!(enricher.account(&sid::encode(5, &[18])).as_deref(), Some(r"NT AUTHORITY\SYSTEM"));
+        assert_eq!(
+            enricher.account(&sid::encode(5, &[18])).as_deref(),
+            Some(r"NT AUTHORITY\SYSTEM")
+        );
         if !cfg!(windows) {
-            assert_eq!(enricher.account(&sid::encode(5, &[21, 7, 8, 9, 1001])).as_deref(), Some("S-1-5-21-7-8-9-1001"));
+            assert_eq!(
+                enricher
+                    .account(&sid::encode(5, &[21, 7, 8, 9, 1001]))
+                    .as_deref(),
+                Some("S-1-5-21-7-8-9-1001")
+            );
         }
         assert_eq!(enricher.account(&[1, 2, 3]), None);
         assert_eq!(enricher.counters.bad_sids, 1);
-        assert_eq!(enricher.integrity_level(&sid::encode(16, &[0x3000])).as_deref(), Some("High"));
-        assert_eq!(enricher.integrity_level(&sid::encode(16, &[0x3001])).as_deref(), Some("S-1-16-12289"));
+        assert_eq!(
+            enricher
+                .integrity_level(&sid::encode(16, &[0x3000]))
+                .as_deref(),
+            Some("High")
+        );
+        assert_eq!(
+            enricher
+                .integrity_level(&sid::encode(16, &[0x3001]))
+                .as_deref(),
+            Some("S-1-16-12289")
+        );
     }
 }

@@ -22,11 +22,10 @@ pub fn version_info(pe: &PeFile<'_>) -> Option<VersionInfo> {
     let info = resources.version_info().ok()?;
     // Sysmon takes the first translation; US English / Unicode is the usual
     // fallback when a file declares none.
-    let lang = info
-        .translation()
-        .first()
-        .copied()
-        .unwrap_or(Language { lang_id: 0x0409, charset_id: 0x04b0 });
+    let lang = info.translation().first().copied().unwrap_or(Language {
+        lang_id: 0x0409,
+        charset_id: 0x04b0,
+    });
     let get = |key: &str| {
         info.value(lang, key)
             .map(|v| v.trim_end_matches('\0').trim().to_owned())

@@ -37,10 +37,16 @@ impl fmt::Display for SidError {
             SidError::Short { len } => write!(f, "SID of {len} bytes, at least 8 needed"),
             SidError::Revision { found } => write!(f, "SID revision {found}, expected 1"),
             SidError::TooManySubAuthorities { count } => {
-                write!(f, "SID claims {count} sub-authorities, at most {MAX_SUB_AUTHORITIES} allowed")
+                write!(
+                    f,
+                    "SID claims {count} sub-authorities, at most {MAX_SUB_AUTHORITIES} allowed"
+                )
             }
             SidError::Length { len, expected } => {
-                write!(f, "SID of {len} bytes, its sub-authority count implies {expected}")
+                write!(
+                    f,
+                    "SID of {len} bytes, its sub-authority count implies {expected}"
+                )
             }
         }
     }
@@ -62,14 +68,21 @@ impl Sid {
         }
         let expected = 8 + 4 * usize::from(*count);
         if bytes.len() != expected {
-            return Err(SidError::Length { len: bytes.len(), expected });
+            return Err(SidError::Length {
+                len: bytes.len(),
+                expected,
+            });
         }
         let authority = u64::from_be_bytes([0, 0, *a0, *a1, *a2, *a3, *a4, *a5]);
         let sub_authorities = rest
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(Sid { revision: *revision, authority, sub_authorities })
+        Ok(Sid {
+            revision: *revision,
+            authority,
+            sub_authorities,
+        })
     }
 
     /// The last sub-authority (the RID, or the integrity level's value).
@@ -148,16 +161,27 @@ mod tests {
     fn parses_and_prints_common_sids() {
         let system = Sid::parse(&encode(5, &[18])).expect("valid");
         assert_eq!(system.to_string(), "S-1-5-18");
-        assert_eq!(well_known_account(&system.to_string()), Some(r"NT AUTHORITY\SYSTEM"));
+        assert_eq!(
+            well_known_account(&system.to_string()),
+            Some(r"NT AUTHORITY\SYSTEM")
+        );
         let user = Sid::parse(&encode(5, &[21, 1, 2, 3, 1001])).expect("valid");
         assert_eq!(user.to_string(), "S-1-5-21-1-2-3-1001");
         assert_eq!(well_known_account(&user.to_string()), None);
         let high = Sid::parse(&encode(16, &[12288])).expect("valid");
         assert_eq!(high.to_string(), "S-1-16-12288");
         assert_eq!(integrity_level_name(&high), Some("High"));
-        assert_eq!(integrity_level_name(&Sid::parse(&encode(16, &[0x2000])).expect("valid")), Some("Medium"));
+        assert_eq!(
+            integrity_level_name(&Sid::parse(&encode(16, &[0x2000])).expect("valid")),
+            Some("Medium")
+        );
         assert_eq!(integrity_level_name(&user), None);
-        assert_eq!(Sid::parse(&encode(1 << 40, &[])).expect("valid").to_string(), "S-1-0x010000000000");
+        assert_eq!(
+            Sid::parse(&encode(1 << 40, &[]))
+                .expect("valid")
+                .to_string(),
+            "S-1-0x010000000000"
+        );
     }
 
     #[test]
@@ -168,10 +192,19 @@ mod tests {
         assert_eq!(Sid::parse(&bad), Err(SidError::Revision { found: 2 }));
         let mut many = encode(5, &[18]);
         many[1] = 16;
-        assert_eq!(Sid::parse(&many), Err(SidError::TooManySubAuthorities { count: 16 }));
+        assert_eq!(
+            Sid::parse(&many),
+            Err(SidError::TooManySubAuthorities { count: 16 })
+        );
         let mut long = encode(5, &[18]);
         long.push(0);
-        assert_eq!(Sid::parse(&long), Err(SidError::Length { len: 13, expected: 12 }));
+        assert_eq!(
+            Sid::parse(&long),
+            Err(SidError::Length {
+                len: 13,
+                expected: 12
+            })
+        );
     }
 
     proptest! {

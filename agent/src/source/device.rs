@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ringside_wire::ioctl::{
-    ConfigureRequest, DOS_DEVICE_PATH, HelloRequest, HelloResponse, IOCTL_CONFIGURE, IOCTL_HELLO, IOCTL_READ,
-    IOCTL_STATS, READ_MIN_BUFFER, StatsResponse,
+    ConfigureRequest, DOS_DEVICE_PATH, HelloRequest, HelloResponse, IOCTL_CONFIGURE, IOCTL_HELLO,
+    IOCTL_READ, IOCTL_STATS, READ_MIN_BUFFER, StatsResponse,
 };
 use ringside_wire::replay::FrameKind;
 use zerocopy::{FromBytes, IntoBytes};
@@ -48,11 +48,19 @@ impl StopFlag {
 
 type Recorder = ReplayWriter<io::BufWriter<std::fs::File>>;
 
-/// Runs until `stop` is set, reconnecting after device failures.
-pub fn run(config: Config, sink: &mut dyn Sink, record: Option<&Path>, stop: &StopFlag) -> io::Result<()> {
-    let mut pipeline = Pipeline::new(config);
+/// Runs until `stop` is set, reconnecting after device failures. The
+/// pipeline (process table, detector) lives across reconnects.
+pub fn run(
+    mut pipeline: Pipeline,
+    sink: &mut dyn Sink,
+    record: Option<&Path>,
+    stop: &StopFlag,
+) -> io::Result<()> {
     let mut recorder = match record {
-        Some(path) => Some(ReplayWriter::new(io::BufWriter::new(std::fs::File::create(path)?), now_filetime())?),
+        Some(path) => Some(ReplayWriter::new(
+            io::BufWriter::new(std::fs::File::create(path)?),
+            now_filetime(),
+        )?),
         None => None,
     };
     let mut backoff = Duration::from_millis(100);
@@ -61,11 +69,17 @@ pub fn run(config: Config, sink: &mut dyn Sink, record: Option<&Path>, stop: &St
         match session(&mut pipeline, sink, recorder.as_mut(), stop) {
             Ok(()) => break,
             Err(error) => {
-                eprintln!("ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {backoff:?}");
+                eprintln!(
+                    "ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {backoff:?}"
+                );
                 pipeline.reconnected();
                 std::thread::sleep(backoff);
                 // A session that ran a while resets the backoff.
-                backoff = if started.elapsed() > MAX_BACKOFF { Duration::from_millis(100) } else { (backoff * 2).min(MAX_BACKOFF) };
+                backoff = if started.elapsed() > MAX_BACKOFF {
+                    Duration::from_millis(100)
+                } else {
+                    (backoff * 2).min(MAX_BACKOFF)
+                };
             }
         }
     }
@@ -80,7 +94,12 @@ fn bad_reply(what: &str) -> io::Error {
 }
 
 /// One connection: handshake, then READs until failure or stop.
-fn session(pipeline: &mut Pipeline, sink: &mut dyn Sink, mut recorder: Option<&mut Recorder>, stop: &StopFlag) -> io::Result<()> {
+fn session(
+    pipeline: &mut Pipeline,
+    sink: &mut dyn Sink,
+    mut recorder: Option<&mut Recorder>,
+    stop: &StopFlag,
+) -> io::Result<()> {
     let device = Device::open(DOS_DEVICE_PATH)?;
     let hello = HelloRequest {
         size: core::mem::size_of::<HelloRequest>() as u32,
@@ -95,13 +114,21 @@ fn session(pipeline: &mut Pipeline, sink: &mut dyn Sink, mut recorder: Option<&m
     if response.abi_version != ringside_wire::ABI_VERSION {
         return Err(bad_reply("driver speaks another ABI version"));
     }
-    device.ioctl(IOCTL_CONFIGURE, ConfigureRequest::default().as_bytes(), &mut [])?;
+    device.ioctl(
+        IOCTL_CONFIGURE,
+        ConfigureRequest::default().as_bytes(),
+        &mut [],
+    )?;
 
     for (device_name, drive) in dos_devices() {
         pipeline.volumes.insert(&device_name, &drive);
     }
     if let Some(recorder) = recorder.as_deref_mut() {
-        recorder.frame(FrameKind::VolumeMap, now_filetime(), &pipeline.volumes.to_frame())?;
+        recorder.frame(
+            FrameKind::VolumeMap,
+            now_filetime(),
+            &pipeline.volumes.to_frame(),
+        )?;
     }
 
     let buffer = (response.read_min_buffer.max(READ_MIN_BUFFER)) as usize;

@@ -122,9 +122,16 @@ impl<R: Read> ReplayReader<R> {
     /// Reads and checks the file header.
     pub fn new(mut input: R) -> Result<Self, FrameError> {
         let mut bytes = [0u8; FILE_HEADER_LEN];
-        let got = read_full(&mut input, &mut bytes).map_err(|error| FrameError::Io { offset: 0, error })?;
+        let got = read_full(&mut input, &mut bytes)
+            .map_err(|error| FrameError::Io { offset: 0, error })?;
         let header = FileHeader::parse(&bytes[..got]).map_err(FrameError::Format)?;
-        Ok(ReplayReader { input, offset: FILE_HEADER_LEN as u64, payload: Vec::new(), header, done: false })
+        Ok(ReplayReader {
+            input,
+            offset: FILE_HEADER_LEN as u64,
+            payload: Vec::new(),
+            header,
+            done: false,
+        })
     }
 
     /// The file header.
@@ -169,10 +176,15 @@ impl<R: Read> ReplayReader<R> {
         // The length decides whether anything after this frame can be found,
         // so it is checked before the kind.
         if header.len > MAX_FRAME_LEN {
-            return self.fail(FrameError::Format(ReplayError::FrameTooLarge { offset: at_usize, len: header.len }));
+            return self.fail(FrameError::Format(ReplayError::FrameTooLarge {
+                offset: at_usize,
+                len: header.len,
+            }));
         }
         self.payload.clear();
-        let read = (&mut self.input).take(u64::from(header.len)).read_to_end(&mut self.payload);
+        let read = (&mut self.input)
+            .take(u64::from(header.len))
+            .read_to_end(&mut self.payload);
         let got = match read {
             Ok(got) => got,
             Err(error) => return self.fail(FrameError::Io { offset: at, error }),
@@ -192,7 +204,12 @@ impl<R: Read> ReplayReader<R> {
         };
         self.offset = at + (FRAME_HEADER_LEN + got + pad_got) as u64;
         match FrameHeader::parse(&raw, at_usize) {
-            Ok((_, kind)) => Some(Ok(FrameRef { kind, timestamp: header.timestamp, offset: at, payload: &self.payload })),
+            Ok((_, kind)) => Some(Ok(FrameRef {
+                kind,
+                timestamp: header.timestamp,
+                offset: at,
+                payload: &self.payload,
+            })),
             // Unknown kind: reported, and the reader goes on with the next frame.
             Err(error) => Some(Err(FrameError::Format(error))),
         }

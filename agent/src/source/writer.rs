@@ -28,7 +28,12 @@ impl<W: Write> ReplayWriter<W> {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|len| *len <= MAX_FRAME_LEN)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame payload exceeds MAX_FRAME_LEN"))?;
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "frame payload exceeds MAX_FRAME_LEN",
+                )
+            })?;
         self.out.write_all(&frame_header(kind, len, timestamp))?;
         self.out.write_all(payload)?;
         let pad = padding(payload.len());

@@ -12,7 +12,11 @@ use ringside_wire::replay::FrameKind;
 pub const T0: u64 = filetime_from_unix(1_795_256_130);
 
 pub fn at(pid: u32, ms: u64) -> Origin {
-    Origin { pid, tid: pid + 1, timestamp: T0 + ms * 10_000 }
+    Origin {
+        pid,
+        tid: pid + 1,
+        timestamp: T0 + ms * 10_000,
+    }
 }
 
 /// The scripted scenario: explorer (pid 1000, created in the file) starts
@@ -22,7 +26,14 @@ pub fn scenario() -> Vec<u8> {
     let high = sid(16, &[0x3000]);
     let medium = sid(16, &[0x2000]);
     let mut b = BatchBuilder::new();
-    b.process_create(at(1000, 0), 4, r"\Device\HarddiskVolume3\Windows\explorer.exe", r"C:\Windows\Explorer.EXE", &user, &medium);
+    b.process_create(
+        at(1000, 0),
+        4,
+        r"\Device\HarddiskVolume3\Windows\explorer.exe",
+        r"C:\Windows\Explorer.EXE",
+        &user,
+        &medium,
+    );
     b.process_create(
         at(2000, 123),
         1000,
@@ -32,17 +43,30 @@ pub fn scenario() -> Vec<u8> {
         &high,
     );
     let first = b.take();
-    b.image_load(at(2000, 124), r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll", 12);
+    b.image_load(
+        at(2000, 124),
+        r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll",
+        12,
+    );
     b.file_create(at(2000, 125), r"\Device\HarddiskVolume3\Temp\a.txt", 2);
-    b.file_create(at(2000, 126), r"\Device\HarddiskVolume3\Temp\opened-only.txt", 1);
+    b.file_create(
+        at(2000, 126),
+        r"\Device\HarddiskVolume3\Temp\opened-only.txt",
+        1,
+    );
     b.file_write(at(2000, 127), r"\Device\HarddiskVolume3\Temp\a.txt");
-    b.file_rename(at(2000, 128), r"\Device\HarddiskVolume3\Temp\a.txt", r"\Device\HarddiskVolume4\b.txt");
+    b.file_rename(
+        at(2000, 128),
+        r"\Device\HarddiskVolume3\Temp\a.txt",
+        r"\Device\HarddiskVolume4\b.txt",
+    );
     b.file_delete(at(2000, 129), r"\Device\HarddiskVolume4\b.txt");
     b.process_exit(at(2000, 130), 0);
     let second = b.take();
     let mut out = Vec::new();
     let mut w = ReplayWriter::new(&mut out, T0).expect("in-memory write");
-    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP).expect("write");
+    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
+        .expect("write");
     w.batch(T0, &first).expect("write");
     w.batch(T0, &second).expect("write");
     w.finish().expect("write");
@@ -64,5 +88,8 @@ pub fn agent(args: &[&str]) -> (i32, String, String) {
 
 /// Parses JSON lines.
 pub fn lines(stdout: &str) -> Vec<serde_json::Value> {
-    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
