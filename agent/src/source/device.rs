@@ -19,7 +19,7 @@ use ringside_wire::ioctl::{
 use ringside_wire::replay::FrameKind;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::pipeline::{Config, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::sink::Sink;
 use crate::source::writer::ReplayWriter;
 use crate::time::now_filetime;
