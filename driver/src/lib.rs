@@ -26,6 +26,8 @@ extern crate std;
 
 pub mod control;
 pub mod first_write;
+#[cfg(windows)]
+pub mod ntoskrnl;
 pub mod params;
 pub mod record;
 pub mod ring_stub;

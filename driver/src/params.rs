@@ -44,3 +44,47 @@ mod tests {
         }
     }
 }
+
+/// `REG_DWORD`.
+const REG_DWORD: u32 = 4;
+
+/// The DWORD in a `KEY_VALUE_PARTIAL_INFORMATION` buffer (`TitleIndex`,
+/// `Type`, `DataLength`, then the data), or `None` if the value is not a
+/// 4-byte `REG_DWORD` or the buffer is short.
+pub fn dword_from_partial_information(buffer: &[u8]) -> Option<u32> {
+    let word = |at: usize| {
+        buffer
+            .get(at..at.checked_add(4)?)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    (word(4)? == REG_DWORD && word(8)? == 4).then_some(())?;
+    word(12)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    fn partial(kind: u32, len: u32, data: &[u8]) -> std::vec::Vec<u8> {
+        let mut v = std::vec::Vec::new();
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&kind.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn only_a_four_byte_dword_is_accepted() {
+        assert_eq!(
+            dword_from_partial_information(&partial(4, 4, &0x0010_0000u32.to_le_bytes())),
+            Some(0x0010_0000)
+        );
+        // REG_SZ, REG_QWORD-sized data, truncated buffer.
+        assert_eq!(dword_from_partial_information(&partial(1, 4, &[1, 0, 0, 0])), None);
+        assert_eq!(dword_from_partial_information(&partial(4, 8, &[0; 8])), None);
+        assert_eq!(dword_from_partial_information(&partial(4, 4, &[1, 0])), None);
+        assert_eq!(dword_from_partial_information(&[]), None);
+    }
+}

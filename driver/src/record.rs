@@ -292,6 +292,38 @@ pub fn classify_set_information(class: u32, info: &[u8]) -> SetInformation {
     }
 }
 
+/// Where a `FILE_RENAME_INFORMATION` buffer names its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RenameTarget {
+    /// `RootDirectory` (a handle value, 0 if the name is absolute).
+    pub root_directory: u64,
+    /// Byte offset of `FileName` in the buffer.
+    pub name_offset: usize,
+    /// `FileNameLength` in bytes; `name_offset + name_len <= buffer.len()`.
+    pub name_len: u32,
+}
+
+/// Offset of `RootDirectory` and `FileNameLength`/`FileName` in
+/// `FILE_RENAME_INFORMATION` on 64-bit Windows.
+const RENAME_ROOT_OFFSET: usize = 8;
+const RENAME_NAME_LENGTH_OFFSET: usize = 16;
+const RENAME_NAME_OFFSET: usize = 20;
+
+/// Locates the target name of a rename request in its system buffer, with
+/// every length checked against the buffer. `None` if it does not fit.
+pub fn rename_target(info: &[u8]) -> Option<RenameTarget> {
+    let root = info.get(RENAME_ROOT_OFFSET..RENAME_NAME_LENGTH_OFFSET)?;
+    let root_directory = u64::from_le_bytes(root.try_into().ok()?);
+    let len = info.get(RENAME_NAME_LENGTH_OFFSET..RENAME_NAME_OFFSET)?;
+    let name_len = u32::from_le_bytes(len.try_into().ok()?);
+    let end = RENAME_NAME_OFFSET.checked_add(usize::try_from(name_len).ok()?)?;
+    (end <= info.len() && name_len % 2 == 0).then_some(RenameTarget {
+        root_directory,
+        name_offset: RENAME_NAME_OFFSET,
+        name_len,
+    })
+}
+
 /// Rename: the name before and after.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FileRenameFacts<'a> {
@@ -498,6 +530,25 @@ mod tests {
         // Delete-on-close.
         let interest = create_interest(0, 1, 0x0001_0000, FILE_DELETE_ON_CLOSE);
         assert!(interest.delete_on_close && !interest.file_create);
+    }
+
+    #[test]
+    fn rename_target_is_bounds_checked() {
+        let mut info = vec![0u8; 20];
+        info[8] = 0x44;
+        info[16] = 6;
+        assert_eq!(rename_target(&info), None, "name runs past the buffer");
+        info.extend_from_slice(&[b'a', 0, b'b', 0, b'c', 0]);
+        assert_eq!(
+            rename_target(&info),
+            Some(RenameTarget { root_directory: 0x44, name_offset: 20, name_len: 6 })
+        );
+        info[16] = 5;
+        assert_eq!(rename_target(&info), None, "odd UTF-16 length");
+        info[16] = 0xff;
+        info[19] = 0xff;
+        assert_eq!(rename_target(&info), None);
+        assert_eq!(rename_target(&info[..12]), None);
     }
 
     #[test]
