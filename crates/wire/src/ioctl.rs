@@ -334,8 +334,8 @@ pub fn validate_configure(request: &ConfigureRequest) -> Result<Config, ControlE
     Ok(Config {
         event_mask: request.event_mask,
         // Both ranges end at or below 32 KiB, so these conversions are exact.
-        max_name_bytes: u16::try_from(name).unwrap_or(u16::MAX & !1),
-        max_command_line_bytes: u16::try_from(command_line).unwrap_or(u16::MAX & !1),
+        max_name_bytes: u16::try_from(name).unwrap_or(0xFFFE),
+        max_command_line_bytes: u16::try_from(command_line).unwrap_or(0xFFFE),
         batch_bytes,
         max_latency_ms,
     })

@@ -32,6 +32,7 @@ pub mod encode;
 pub mod ioctl;
 pub mod kind;
 pub mod record;
+pub mod replay;
 
 pub use decode::{DecodeError, Event, RawField, Record, Records, decode_record};
 pub use encode::{EncodeError, Field, Origin, encode, encoded_len};
