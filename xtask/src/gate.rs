@@ -9,8 +9,8 @@
 
 use object::LittleEndian as LE;
 use object::pe;
-use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 use object::read::Object;
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 
 /// DLLs a ringside.sys may import from.
 pub const ALLOWED_DLLS: [&str; 3] = ["ntoskrnl.exe", "fltmgr.sys", "hal.dll"];
@@ -75,7 +75,10 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     let mut report = Report::default();
 
     if header.machine.get(LE) != pe::IMAGE_FILE_MACHINE_AMD64 {
-        problems.push(format!("machine is {:#06x}, not AMD64 (0x8664)", header.machine.get(LE)));
+        problems.push(format!(
+            "machine is {:#06x}, not AMD64 (0x8664)",
+            header.machine.get(LE)
+        ));
     }
     if optional.magic() != pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC {
         problems.push("optional header is not PE32+".to_string());
@@ -88,9 +91,21 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     }
     let dll = optional.dll_characteristics().0;
     for (flag, name, fix) in [
-        (pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY, "FORCE_INTEGRITY", "/INTEGRITYCHECK"),
-        (pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT, "NX_COMPAT", "/NXCOMPAT"),
-        (pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE, "DYNAMIC_BASE", "/DYNAMICBASE"),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY,
+            "FORCE_INTEGRITY",
+            "/INTEGRITYCHECK",
+        ),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT,
+            "NX_COMPAT",
+            "/NXCOMPAT",
+        ),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE,
+            "DYNAMIC_BASE",
+            "/DYNAMICBASE",
+        ),
     ] {
         if dll & flag.0 == 0 {
             problems.push(format!("DllCharacteristics lacks {name}: link with {fix}"));
@@ -112,7 +127,9 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     }
 
     for section in file.section_table().iter() {
-        let name = String::from_utf8_lossy(section.raw_name()).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(section.raw_name())
+            .trim_end_matches('\0')
+            .to_string();
         let flags = section.characteristics.get(LE).0;
         if flags & pe::IMAGE_SCN_MEM_WRITE.0 != 0 && flags & pe::IMAGE_SCN_MEM_EXECUTE.0 != 0 {
             problems.push(format!("section {name} is both writable and executable"));
@@ -125,7 +142,10 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         .get(pe::IMAGE_DIRECTORY_ENTRY_BASERELOC)
         .map_or(0, |d| d.size.get(LE));
     if relocs == 0 {
-        problems.push("no base relocations: the kernel cannot relocate the image (/DYNAMICBASE, no /FIXED)".to_string());
+        problems.push(
+            "no base relocations: the kernel cannot relocate the image (/DYNAMICBASE, no /FIXED)"
+                .to_string(),
+        );
     }
 
     match file.pdb_info() {
@@ -145,7 +165,9 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         Ok(list) => {
             for (dll, function) in &list {
                 if !ALLOWED_DLLS.iter().any(|a| a.eq_ignore_ascii_case(dll)) {
-                    problems.push(format!("imports {function} from {dll}: only {ALLOWED_DLLS:?} are allowed"));
+                    problems.push(format!(
+                        "imports {function} from {dll}: only {ALLOWED_DLLS:?} are allowed"
+                    ));
                 }
                 if FORBIDDEN_IMPORTS.contains(&function.as_str()) {
                     problems.push(format!(
@@ -158,7 +180,11 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         Err(e) => problems.push(format!("unreadable import table: {e}")),
     }
 
-    if problems.is_empty() { Ok(report) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(problems)
+    }
 }
 
 fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
@@ -176,7 +202,9 @@ fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
         let mut thunks = table.thunks(thunk_rva)?;
         while let Some(thunk) = thunks.next::<pe::ImageNtHeaders64>()? {
             let function = match table.import::<pe::ImageNtHeaders64>(thunk)? {
-                object::read::pe::Import::Name(_, name) => String::from_utf8_lossy(name).to_string(),
+                object::read::pe::Import::Name(_, name) => {
+                    String::from_utf8_lossy(name).to_string()
+                }
                 object::read::pe::Import::Ordinal(n) => format!("#{n}"),
             };
             out.push((dll.clone(), function));
@@ -244,7 +272,11 @@ mod tests {
                 b[s..s + name.len()].copy_from_slice(name);
                 put32(&mut b, s + 8, 0x200); // virtual size
                 put32(&mut b, s + 12, rva);
-                put32(&mut b, s + 16, if name == b".rdata" { 0x400 } else { 0x200 });
+                put32(
+                    &mut b,
+                    s + 16,
+                    if name == b".rdata" { 0x400 } else { 0x200 },
+                );
                 put32(&mut b, s + 20, raw as u32);
                 put32(&mut b, s + 36, flags);
             };
@@ -312,7 +344,10 @@ mod tests {
 
         fn good() -> Image {
             Image::new(
-                &[("ntoskrnl.exe", &["ExAllocatePool2", "IofCompleteRequest"]), ("FLTMGR.SYS", &["FltRegisterFilter"])],
+                &[
+                    ("ntoskrnl.exe", &["ExAllocatePool2", "IofCompleteRequest"]),
+                    ("FLTMGR.SYS", &["FltRegisterFilter"]),
+                ],
                 r"C:\build\ringside.pdb",
             )
         }
@@ -363,7 +398,11 @@ mod tests {
 
     #[test]
     fn each_missing_dll_characteristic_fails() {
-        for (flag, name) in [(0x0080, "FORCE_INTEGRITY"), (0x0100, "NX_COMPAT"), (0x0040, "DYNAMIC_BASE")] {
+        for (flag, name) in [
+            (0x0080, "FORCE_INTEGRITY"),
+            (0x0100, "NX_COMPAT"),
+            (0x0040, "DYNAMIC_BASE"),
+        ] {
             let mut image = Image::good();
             let at = OPT + 70;
             let value = u16::from_le_bytes([image.bytes[at], image.bytes[at + 1]]) & !flag;
@@ -410,13 +449,19 @@ mod tests {
 
     #[test]
     fn imports_from_other_dlls_fail() {
-        let image = Image::new(&[("ntoskrnl.exe", &["memcpy"]), ("ntdll.dll", &["ZwClose"])], "ringside.pdb");
+        let image = Image::new(
+            &[("ntoskrnl.exe", &["memcpy"]), ("ntdll.dll", &["ZwClose"])],
+            "ringside.pdb",
+        );
         image.assert_fails("ZwClose from ntdll.dll");
     }
 
     #[test]
     fn a_kebugcheckex_import_fails() {
-        let image = Image::new(&[("ntoskrnl.exe", &["memcpy", "KeBugCheckEx"])], "ringside.pdb");
+        let image = Image::new(
+            &[("ntoskrnl.exe", &["memcpy", "KeBugCheckEx"])],
+            "ringside.pdb",
+        );
         image.assert_fails("panic path is reachable");
     }
 

@@ -24,7 +24,11 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     for arg in args {
         match arg.as_str() {
             "--sign" => sign = true,
-            other => return Err(format!("package: unknown option `{other}` (expected --sign)")),
+            other => {
+                return Err(format!(
+                    "package: unknown option `{other}` (expected --sign)"
+                ));
+            }
         }
     }
     run(cargo().args([
@@ -47,7 +51,10 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     let sys = out.join("ringside.sys");
     copy(&built.join("ringside.exe"), &sys)?;
     copy(&built.join("ringside.pdb"), &out.join("ringside.pdb"))?;
-    copy(&root.join("inf").join("ringside.inf"), &out.join("ringside.inf"))?;
+    copy(
+        &root.join("inf").join("ringside.inf"),
+        &out.join("ringside.inf"),
+    )?;
 
     gate_file(&sys)?;
 
@@ -65,7 +72,10 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     names.sort_by_key(|e| e.file_name());
     for entry in names {
         let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-        println!("  {:<16} {len:>9} bytes", entry.file_name().to_string_lossy());
+        println!(
+            "  {:<16} {len:>9} bytes",
+            entry.file_name().to_string_lossy()
+        );
     }
     Ok(out)
 }
@@ -116,24 +126,25 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
     let key = cert_dir.join("ringside-test.key.pem");
     let cert = cert_dir.join("ringside-test.cert.pem");
     if !key.exists() || !cert.exists() {
-        run(Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:3072",
-            "-sha256",
-            "-days",
-            "365",
-            "-nodes",
-            "-subj",
-            "/CN=ringside test signing (not for production)",
-            "-addext",
-            "extendedKeyUsage=codeSigning",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert))?;
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:3072",
+                "-sha256",
+                "-days",
+                "365",
+                "-nodes",
+                "-subj",
+                "/CN=ringside test signing (not for production)",
+                "-addext",
+                "extendedKeyUsage=codeSigning",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert))?;
     }
     run(Command::new("openssl")
         .args(["x509", "-outform", "DER", "-in"])
@@ -152,6 +163,11 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
         .arg("-out")
         .arg(&signed))?;
     fs::rename(&signed, sys).map_err(|e| format!("replacing {}: {e}", sys.display()))?;
-    run(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(sys))?;
+    run(Command::new("osslsigncode")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&cert)
+        .arg("-in")
+        .arg(sys))?;
     Ok(())
 }

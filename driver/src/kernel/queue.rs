@@ -14,7 +14,9 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use windows_sys::Wdk::Foundation::{IRP, KDPC};
-use windows_sys::Wdk::System::SystemServices::{IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx};
+use windows_sys::Wdk::System::SystemServices::{
+    IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx,
+};
 
 use super::globals::{Globals, acquired, globals};
 use super::{irp, nt};
@@ -44,6 +46,10 @@ impl PendingReads {
 
     /// # Safety
     /// The caller holds the CSQ lock.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "exclusive under the CSQ spin lock, per the contract"
+    )]
     unsafe fn slots(&self) -> &mut [*mut IRP; MAX_PENDING_READS] {
         // SAFETY: exclusive under the CSQ lock, per the contract.
         unsafe { &mut *self.slots.get() }
@@ -62,7 +68,9 @@ unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mu
     match slots.get_mut(n) {
         Some(slot) => {
             *slot = irp;
-            pending.len.store(n.saturating_add(1) as u32, Ordering::Relaxed);
+            pending
+                .len
+                .store(n.saturating_add(1) as u32, Ordering::Relaxed);
             nt::status::SUCCESS
         }
         None => nt::status::INSUFFICIENT_RESOURCES,
@@ -74,7 +82,9 @@ unsafe extern "system" fn csq_remove(_csq: *mut IO_CSQ, irp: *mut IRP) {
     let n = pending.count();
     // SAFETY: the CSQ calls remove with our lock held.
     let slots = unsafe { pending.slots() };
-    let Some(live) = slots.get_mut(..n) else { return };
+    let Some(live) = slots.get_mut(..n) else {
+        return;
+    };
     if let Some(at) = live.iter().position(|&p| p == irp) {
         // Keep arrival order: shift the tail down over the removed slot.
         if let Some(tail) = live.get_mut(at..) {
@@ -83,11 +93,17 @@ unsafe extern "system" fn csq_remove(_csq: *mut IO_CSQ, irp: *mut IRP) {
         if let Some(last) = live.last_mut() {
             *last = core::ptr::null_mut();
         }
-        pending.len.store(n.saturating_sub(1) as u32, Ordering::Relaxed);
+        pending
+            .len
+            .store(n.saturating_sub(1) as u32, Ordering::Relaxed);
     }
 }
 
-unsafe extern "system" fn csq_peek(_csq: *mut IO_CSQ, irp: *mut IRP, peek_context: *mut c_void) -> *mut IRP {
+unsafe extern "system" fn csq_peek(
+    _csq: *mut IO_CSQ,
+    irp: *mut IRP,
+    peek_context: *mut c_void,
+) -> *mut IRP {
     let pending = &globals().pending;
     let n = pending.count();
     // SAFETY: the CSQ calls peek with our lock held.
@@ -96,14 +112,18 @@ unsafe extern "system" fn csq_peek(_csq: *mut IO_CSQ, irp: *mut IRP, peek_contex
     let start = if irp.is_null() {
         0
     } else {
-        live.iter().position(|&p| p == irp).map_or(n, |at| at.saturating_add(1))
+        live.iter()
+            .position(|&p| p == irp)
+            .map_or(n, |at| at.saturating_add(1))
     };
     live.get(start..)
         .unwrap_or_default()
         .iter()
         .copied()
         // SAFETY: queued IRPs are alive until removed (under this lock).
-        .find(|&candidate| peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context)
+        .find(|&candidate| {
+            peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context
+        })
         .unwrap_or(core::ptr::null_mut())
 }
 
@@ -131,7 +151,15 @@ pub fn initialize(g: &'static Globals) -> i32 {
     // SAFETY: DriverEntry runs before anything can use these; the CSQ, DPC
     // and timer live in the image for as long as the driver is loaded.
     let status = unsafe {
-        nt::IoCsqInitializeEx(g.csq.get(), csq_insert, csq_remove, csq_peek, csq_acquire, csq_release, csq_complete_canceled)
+        nt::IoCsqInitializeEx(
+            g.csq.get(),
+            csq_insert,
+            csq_remove,
+            csq_peek,
+            csq_acquire,
+            csq_release,
+            csq_complete_canceled,
+        )
     };
     if !nt::nt_success(status) {
         return status;
@@ -154,7 +182,14 @@ pub fn initialize(g: &'static Globals) -> i32 {
 pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
     // SAFETY: the CSQ is initialised; `irp` is ours to queue. No insert
     // context: removal is by peek.
-    let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+    let status = unsafe {
+        nt::IoCsqInsertIrpEx(
+            g.csq.get(),
+            irp,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     if nt::nt_success(status) {
         arm_timer(g);
     }
@@ -167,7 +202,8 @@ pub fn arm_timer(g: &Globals) {
         return;
     }
     let period_ms = g.control.config.max_latency_ms().clamp(1, 50);
-    let due = -(i64::from(period_ms) * 10_000);
+    // Relative due time in 100 ns units (negative); period_ms <= 50.
+    let due = i64::from(period_ms).wrapping_mul(-10_000);
     // SAFETY: timer and DPC were initialised in DriverEntry; callable at
     // IRQL <= DISPATCH_LEVEL. Relative due time, period in ms.
     unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
@@ -230,7 +266,14 @@ fn complete_ready(g: &Globals) {
                 // the next tick complete it.
                 // SAFETY: we own the IRP and put it back; if the queue is
                 // full (cannot happen: we just removed one) complete empty.
-                let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+                let status = unsafe {
+                    nt::IoCsqInsertIrpEx(
+                        g.csq.get(),
+                        irp,
+                        core::ptr::null_mut(),
+                        core::ptr::null_mut(),
+                    )
+                };
                 if !nt::nt_success(status) {
                     // SAFETY: still ours; completed once.
                     unsafe { irp::complete(irp, 0, 0) };
@@ -241,7 +284,12 @@ fn complete_ready(g: &Globals) {
     }
 }
 
-unsafe extern "system" fn read_dpc(_dpc: *const KDPC, _ctx: *const c_void, _a1: *const c_void, _a2: *const c_void) {
+unsafe extern "system" fn read_dpc(
+    _dpc: *const KDPC,
+    _ctx: *const c_void,
+    _a1: *const c_void,
+    _a2: *const c_void,
+) {
     let g = globals();
     g.with_rundown(complete_ready);
 }
