@@ -29,6 +29,7 @@ pub mod first_write;
 #[cfg(windows)]
 pub mod ntoskrnl;
 pub mod params;
+pub mod pending;
 pub mod record;
 
 /// The ring the driver records into.

@@ -18,6 +18,8 @@ use windows_sys::Wdk::System::SystemServices::{
     IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx,
 };
 
+use ringside_driver::pending::{Full, Slots};
+
 use super::globals::{Globals, acquired, globals};
 use super::{irp, nt};
 
@@ -27,8 +29,9 @@ pub const MAX_PENDING_READS: usize = 16;
 /// IRP pointers in arrival order. Only touched under `Globals::csq_lock`
 /// (the CSQ calls our callbacks with it held).
 pub struct PendingReads {
-    slots: UnsafeCell<[*mut IRP; MAX_PENDING_READS]>,
-    /// Number of IRPs in `slots`; atomic so STATS can read it without the lock.
+    slots: UnsafeCell<Slots<*mut IRP, MAX_PENDING_READS>>,
+    /// Mirror of the slot count, so STATS and producers can read it without
+    /// the lock.
     pub len: AtomicU32,
 }
 
@@ -39,64 +42,46 @@ unsafe impl Sync for PendingReads {}
 impl PendingReads {
     pub const fn new() -> Self {
         PendingReads {
-            slots: UnsafeCell::new([core::ptr::null_mut(); MAX_PENDING_READS]),
+            slots: UnsafeCell::new(Slots::new()),
             len: AtomicU32::new(0),
         }
     }
 
     /// # Safety
-    /// The caller holds the CSQ lock.
+    /// The caller holds the CSQ lock, and drops the reference before
+    /// releasing it.
     #[expect(
         clippy::mut_from_ref,
         reason = "exclusive under the CSQ spin lock, per the contract"
     )]
-    unsafe fn slots(&self) -> &mut [*mut IRP; MAX_PENDING_READS] {
+    unsafe fn slots(&self) -> &mut Slots<*mut IRP, MAX_PENDING_READS> {
         // SAFETY: exclusive under the CSQ lock, per the contract.
         unsafe { &mut *self.slots.get() }
     }
 
-    fn count(&self) -> usize {
-        (self.len.load(Ordering::Relaxed) as usize).min(MAX_PENDING_READS)
+    fn publish_len(&self, slots: &Slots<*mut IRP, MAX_PENDING_READS>) {
+        self.len.store(slots.len() as u32, Ordering::Relaxed);
     }
 }
 
 unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> i32 {
     let pending = &globals().pending;
-    let n = pending.count();
     // SAFETY: the CSQ calls insert with our lock held.
     let slots = unsafe { pending.slots() };
-    match slots.get_mut(n) {
-        Some(slot) => {
-            *slot = irp;
-            pending
-                .len
-                .store(n.saturating_add(1) as u32, Ordering::Relaxed);
-            nt::status::SUCCESS
-        }
-        None => nt::status::INSUFFICIENT_RESOURCES,
-    }
+    let status = match slots.push(irp) {
+        Ok(()) => nt::status::SUCCESS,
+        Err(Full) => nt::status::INSUFFICIENT_RESOURCES,
+    };
+    pending.publish_len(slots);
+    status
 }
 
 unsafe extern "system" fn csq_remove(_csq: *mut IO_CSQ, irp: *mut IRP) {
     let pending = &globals().pending;
-    let n = pending.count();
     // SAFETY: the CSQ calls remove with our lock held.
     let slots = unsafe { pending.slots() };
-    let Some(live) = slots.get_mut(..n) else {
-        return;
-    };
-    if let Some(at) = live.iter().position(|&p| p == irp) {
-        // Keep arrival order: shift the tail down over the removed slot.
-        if let Some(tail) = live.get_mut(at..) {
-            tail.rotate_left(1);
-        }
-        if let Some(last) = live.last_mut() {
-            *last = core::ptr::null_mut();
-        }
-        pending
-            .len
-            .store(n.saturating_sub(1) as u32, Ordering::Relaxed);
-    }
+    slots.remove(irp);
+    pending.publish_len(slots);
 }
 
 unsafe extern "system" fn csq_peek(
@@ -104,24 +89,12 @@ unsafe extern "system" fn csq_peek(
     irp: *mut IRP,
     peek_context: *mut c_void,
 ) -> *mut IRP {
-    let pending = &globals().pending;
-    let n = pending.count();
     // SAFETY: the CSQ calls peek with our lock held.
-    let slots = unsafe { pending.slots() };
-    let live = slots.get(..n).unwrap_or_default();
-    let start = if irp.is_null() {
-        0
-    } else {
-        live.iter()
-            .position(|&p| p == irp)
-            .map_or(n, |at| at.saturating_add(1))
-    };
-    live.get(start..)
-        .unwrap_or_default()
-        .iter()
-        .copied()
-        // SAFETY: queued IRPs are alive until removed (under this lock).
-        .find(|&candidate| {
+    let slots = unsafe { globals().pending.slots() };
+    let after = (!irp.is_null()).then_some(irp);
+    slots
+        .next_after(after, |candidate| {
+            // SAFETY: queued IRPs are alive until removed (under this lock).
             peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context
         })
         .unwrap_or(core::ptr::null_mut())
