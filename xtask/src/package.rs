@@ -58,6 +58,12 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
 
     gate_file(&sys)?;
 
+    // A previous --sign run's certificate must not pass for this image's.
+    if !sign {
+        for stale in ["ringside.cer", "ringside.cat"] {
+            let _ = fs::remove_file(out.join(stale));
+        }
+    }
     if sign {
         sign_image(&out, &sys)?;
         gate_file(&sys)?;
