@@ -51,10 +51,23 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     let sys = out.join("ringside.sys");
     copy(&built.join("ringside.exe"), &sys)?;
     copy(&built.join("ringside.pdb"), &out.join("ringside.pdb"))?;
-    copy(
-        &root.join("inf").join("ringside.inf"),
-        &out.join("ringside.inf"),
-    )?;
+    let inf_source = root.join("inf").join("ringside.inf");
+    let inf_text = fs::read_to_string(&inf_source)
+        .map_err(|e| format!("reading {}: {e}", inf_source.display()))?;
+    match crate::inf::check(&inf_text) {
+        Ok(altitude) => println!(
+            "inf: {} passed (test altitude {altitude})",
+            inf_source.display()
+        ),
+        Err(problems) => {
+            return Err(format!(
+                "{} is not a loadable minifilter INF:\n  - {}",
+                inf_source.display(),
+                problems.join("\n  - ")
+            ));
+        }
+    }
+    copy(&inf_source, &out.join("ringside.inf"))?;
 
     gate_file(&sys)?;
 
