@@ -70,6 +70,7 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     copy(&inf_source, &out.join("ringside.inf"))?;
 
     gate_file(&sys)?;
+    check_pdb_matches(&sys, &out.join("ringside.pdb"))?;
 
     // A previous --sign run's certificate must not pass for this image's.
     if !sign {
@@ -137,6 +138,26 @@ pub fn gate_file(path: &Path) -> Result<(), String> {
             problems.join("\n  - ")
         )),
     }
+}
+
+/// The packaged PDB must be the one the image's CodeView record names, or
+/// WinDbg will not load its symbols.
+fn check_pdb_matches(sys: &Path, pdb: &Path) -> Result<(), String> {
+    let image = fs::read(sys).map_err(|e| format!("reading {}: {e}", sys.display()))?;
+    let pdb_bytes = fs::read(pdb).map_err(|e| format!("reading {}: {e}", pdb.display()))?;
+    let want = gate::codeview_guid(&image).ok_or("the image has no CodeView GUID")?;
+    let got = gate::pdb_guid(&pdb_bytes).map_err(|e| format!("{}: {e}", pdb.display()))?;
+    if want != got {
+        return Err(format!(
+            "{} does not match {} (GUID {:02x?} vs {:02x?}): rebuild",
+            pdb.display(),
+            sys.display(),
+            got,
+            want
+        ));
+    }
+    println!("pdb: {} matches the image's CodeView GUID", pdb.display());
+    Ok(())
 }
 
 fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
