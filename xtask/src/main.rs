@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything beyond `cargo build`, run the same way by a
 //! person and by CI (`.ci/run` calls `cargo xtask test`).
 
+mod bench;
 mod cmd;
 mod gate;
 mod inf;
@@ -18,6 +19,7 @@ commands:
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
   miri      run the ring and wire tests under Miri (nightly)
+  bench content   Sigma engine events/s vs sigma-rust (release build)
 ";
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         "test" => test::run_all(rest),
         "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
+        "bench" => bench::run_bench(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
