@@ -20,6 +20,8 @@ commands:
             (--sign: test-sign with osslsigncode and a generated certificate)
   miri      run the ring and wire tests under Miri (nightly)
   bench content   Sigma engine events/s vs sigma-rust (release build)
+  loom      run only the ring's loom models
+  bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         "test" => test::run_all(rest),
         "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
+        "loom" => test::loom(),
         "bench" => bench::run_bench(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -385,6 +385,7 @@ impl<'a> Ring<'a> {
     #[expect(clippy::mut_from_ref, reason = "exclusivity is the caller's contract")]
     pub(crate) unsafe fn slot_record(&self, pos: u64, len: usize) -> &mut [u8] {
         let start = self.offset(pos).wrapping_add(TAG_SIZE);
+        self.tags.track_access(start, len);
         // SAFETY: a claimed slot lies within the memory (slots never cross
         // its end), so `start + len <= capacity`; the caller guarantees
         // exclusive access; the memory is valid for `'a` (type invariant).

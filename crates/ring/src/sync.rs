@@ -5,7 +5,11 @@
 //! The one structural difference: loom cannot model an atomic that lives
 //! inside a byte buffer, so under `cfg(loom)` the slot tag words live in a
 //! side table ([`TagTable`]) indexed by slot offset instead of in the ring's
-//! memory. Only [`TagTable::get`] knows which.
+//! memory. Only [`TagTable::get`] knows which. And because loom does not see
+//! plain memory, under `cfg(loom)` every access to slot bytes is also
+//! reported to a `loom::cell::UnsafeCell` per 8-byte unit
+//! ([`TagTable::track_access`]), so loom checks that the ring's
+//! Release/Acquire pairs order the record bytes, not only the atomics.
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +43,8 @@ pub(crate) struct TagTable {
     len: usize,
     #[cfg(loom)]
     side: std::boxed::Box<[AtomicU64]>,
+    #[cfg(loom)]
+    bytes: std::boxed::Box<[loom::cell::UnsafeCell<()>]>,
 }
 
 impl TagTable {
@@ -56,6 +62,9 @@ impl TagTable {
             let _ = base;
             TagTable {
                 side: (0..len / 8).map(|_| AtomicU64::new(0)).collect(),
+                bytes: (0..len / 8)
+                    .map(|_| loom::cell::UnsafeCell::new(()))
+                    .collect(),
             }
         }
     }
@@ -82,6 +91,19 @@ impl TagTable {
         {
             let index = (offset & (self.side.len() * 8 - 1)) / 8;
             &self.side[index]
+        }
+    }
+
+    /// Tells loom that `len` bytes from ring offset `offset` are about to be
+    /// accessed (as if written), so it can flag an access that is not
+    /// ordered after the previous one. Does nothing outside loom.
+    #[inline(always)]
+    pub(crate) fn track_access(&self, offset: usize, len: usize) {
+        #[cfg(not(loom))]
+        let _ = (offset, len);
+        #[cfg(loom)]
+        for unit in offset / 8..(offset + len).div_ceil(8) {
+            self.bytes[unit].with_mut(|_| ());
         }
     }
 }

@@ -2,6 +2,11 @@
 //! property test against a `VecDeque` model, and a multi-threaded stress test.
 //! All of it also runs under Miri (`cargo xtask miri`) with smaller sizes.
 
+#![allow(
+    clippy::needless_range_loop,
+    reason = "per-kind arrays are compared index by index"
+)]
+
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
@@ -47,7 +52,11 @@ fn expected(id: u64, len: usize, seq: u64) -> Vec<u8> {
 }
 
 fn seq_of(record: &[u8]) -> u64 {
-    u64::from_le_bytes(record[HEADER_SEQ_OFFSET..HEADER_SEQ_OFFSET + 8].try_into().unwrap())
+    u64::from_le_bytes(
+        record[HEADER_SEQ_OFFSET..HEADER_SEQ_OFFSET + 8]
+            .try_into()
+            .unwrap(),
+    )
 }
 
 fn size_of_record(record: &[u8]) -> usize {
@@ -59,16 +68,25 @@ fn new_checks_length_and_alignment() {
     let mut small = memory(Ring::MIN_CAPACITY / 2);
     assert_eq!(
         Ring::new(small.as_mut_bytes()).err(),
-        Some(RingError::BadCapacity { len: Ring::MIN_CAPACITY / 2 })
+        Some(RingError::BadCapacity {
+            len: Ring::MIN_CAPACITY / 2
+        })
     );
     let mut odd = memory(Ring::MIN_CAPACITY + 8);
-    assert!(matches!(Ring::new(odd.as_mut_bytes()), Err(RingError::BadCapacity { .. })));
+    assert!(matches!(
+        Ring::new(odd.as_mut_bytes()),
+        Err(RingError::BadCapacity { .. })
+    ));
     let mut backing = memory(Ring::MIN_CAPACITY * 2);
     let bytes = backing.as_mut_bytes();
     let misaligned = &mut bytes[4..4 + Ring::MIN_CAPACITY];
     assert_eq!(Ring::new(misaligned).err(), Some(RingError::Misaligned));
     assert!(RingError::Misaligned.to_string().contains("aligned"));
-    assert!(RingError::BadCapacity { len: 5 }.to_string().contains("5 bytes"));
+    assert!(
+        RingError::BadCapacity { len: 5 }
+            .to_string()
+            .contains("5 bytes")
+    );
 
     // Stale bytes in the memory are zeroed, not mistaken for records.
     let mut dirty = vec![u64::MAX; Ring::MIN_CAPACITY / 8];
@@ -107,12 +125,19 @@ fn consumer_stops_at_an_uncommitted_record_but_producers_do_not() {
     fill(second.buffer(), 2);
     second.commit();
     let mut out = vec![0; 1024];
-    assert_eq!(ring.drain_into(&mut out), 0, "the first slot is not committed yet");
+    assert_eq!(
+        ring.drain_into(&mut out),
+        0,
+        "the first slot is not committed yet"
+    );
     assert_eq!(ring.pending_bytes(), 2 * (64 + 8));
     fill(first.buffer(), 1);
     first.commit();
     let n = ring.drain_into(&mut out);
-    assert_eq!(&out[..n], &[expected(1, 64, 0), expected(2, 64, 1)].concat()[..]);
+    assert_eq!(
+        &out[..n],
+        &[expected(1, 64, 0), expected(2, 64, 1)].concat()[..]
+    );
 }
 
 #[test]
@@ -125,7 +150,10 @@ fn a_full_ring_drops_counts_and_reports_lost_in_band() {
         fill(r.buffer(), id);
         r.commit();
     }
-    assert_eq!(ring.reserve(EventKind::FileCreate, 64).err(), Some(DropReason::RingFull));
+    assert_eq!(
+        ring.reserve(EventKind::FileCreate, 64).err(),
+        Some(DropReason::RingFull)
+    );
     ring.drop_event(EventKind::FileCreate, DropReason::Irql);
     let mut out = vec![0; 2 * 1024];
     assert_eq!(ring.drain_into(&mut out), 2 * 1016);
@@ -158,15 +186,22 @@ fn dropping_a_reservation_discards_it_as_encode_failed() {
     let mut mem = memory(Ring::MIN_CAPACITY);
     let ring = Ring::new(mem.as_mut_bytes()).unwrap();
     drop(ring.reserve(EventKind::ProcessExit, 40).unwrap());
-    ring.reserve(EventKind::ProcessExit, 40).unwrap().discard(DropReason::QueryFailed);
-    assert_eq!(ring.reserve(EventKind::ProcessExit, 8).err(), Some(DropReason::EncodeFailed));
+    ring.reserve(EventKind::ProcessExit, 40)
+        .unwrap()
+        .discard(DropReason::QueryFailed);
     assert_eq!(
-        ring.reserve(EventKind::ProcessExit, MAX_RECORD_SIZE + 1).err(),
+        ring.reserve(EventKind::ProcessExit, 8).err(),
+        Some(DropReason::EncodeFailed)
+    );
+    assert_eq!(
+        ring.reserve(EventKind::ProcessExit, MAX_RECORD_SIZE + 1)
+            .err(),
         Some(DropReason::EncodeFailed)
     );
     // Larger than the whole ring: can never fit.
     assert_eq!(
-        ring.reserve(EventKind::ProcessExit, Ring::MIN_CAPACITY).err(),
+        ring.reserve(EventKind::ProcessExit, Ring::MIN_CAPACITY)
+            .err(),
         Some(DropReason::RingFull)
     );
     let stats = ring.stats();
@@ -234,7 +269,12 @@ fn op() -> impl Strategy<Value = Op> {
 enum Content {
     Pad,
     Lost([u64; EVENT_KIND_COUNT]),
-    Event { id: u64, kind: usize, len: usize, state: Slot },
+    Event {
+        id: u64,
+        kind: usize,
+        len: usize,
+        state: Slot,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -283,12 +323,21 @@ impl Model {
                     self.slots.push_back((pad, Content::Pad));
                 }
                 if self.lost_pending {
-                    self.slots.push_back((LOST_SLOT, Content::Lost(self.dropped)));
+                    self.slots
+                        .push_back((LOST_SLOT, Content::Lost(self.dropped)));
                     self.lost_records += 1;
                     self.lost_pending = false;
                 }
                 let state = Slot::Open;
-                self.slots.push_back((slot, Content::Event { id, kind, len, state }));
+                self.slots.push_back((
+                    slot,
+                    Content::Event {
+                        id,
+                        kind,
+                        len,
+                        state,
+                    },
+                ));
                 self.prod += pad + body;
                 Ok(())
             }
@@ -315,8 +364,14 @@ impl Model {
         while let Some((len, content)) = self.slots.front() {
             let record = (*len - 8) as usize;
             match content {
-                Content::Pad | Content::Event { state: Slot::Discarded, .. } => {}
-                Content::Event { state: Slot::Open, .. } => break,
+                Content::Pad
+                | Content::Event {
+                    state: Slot::Discarded,
+                    ..
+                } => {}
+                Content::Event {
+                    state: Slot::Open, ..
+                } => break,
                 _ if bytes.len() + record > out => break,
                 Content::Lost(dropped) => {
                     let start = bytes.len();
@@ -343,7 +398,12 @@ impl Model {
     fn in_ring(&self) -> [u64; EVENT_KIND_COUNT] {
         let mut counts = [0; EVENT_KIND_COUNT];
         for (_, content) in &self.slots {
-            if let Content::Event { kind, state: Slot::Open | Slot::Committed, .. } = content {
+            if let Content::Event {
+                kind,
+                state: Slot::Open | Slot::Committed,
+                ..
+            } = content
+            {
                 counts[*kind] += 1;
             }
         }
@@ -355,7 +415,11 @@ fn check(ring: &Ring<'_>, model: &Model) {
     let stats = ring.stats();
     let in_ring = model.in_ring();
     for k in 0..EVENT_KIND_COUNT {
-        assert_eq!(stats.produced[k], stats.delivered[k] + stats.dropped[k] + in_ring[k], "kind {k}");
+        assert_eq!(
+            stats.produced[k],
+            stats.delivered[k] + stats.dropped[k] + in_ring[k],
+            "kind {k}"
+        );
     }
     assert_eq!(stats.produced, model.produced);
     assert_eq!(stats.delivered, model.delivered);
@@ -528,10 +592,24 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
         (a.join().unwrap(), b.join().unwrap())
     });
 
+    // After the producers stopped, one more event flushes the Lost record
+    // owed for their last drops (the ring is empty, so it fits).
+    let flushed = ring
+        .reserve(EventKind::FileCloseModified, 32)
+        .map(|mut slot| {
+            slot.buffer()[..4].copy_from_slice(&32u32.to_le_bytes());
+            slot.buffer()[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+            slot.commit();
+        });
+    assert!(flushed.is_ok());
+    let mut out = vec![0u8; 1500];
+    let n = ring.drain_into(&mut out);
+    let tail_batch = out[..n].to_vec();
+
     // Order all records by seq: each drain is one contiguous seq range, and
     // the try-lock keeps the two consumers' ranges disjoint.
     let mut records: Vec<Vec<u8>> = Vec::new();
-    for batch in batches_a.iter().chain(&batches_b) {
+    for batch in batches_a.iter().chain(&batches_b).chain([&tail_batch]) {
         let mut at = 0;
         while at < batch.len() {
             let size = size_of_record(&batch[at..]);
@@ -540,22 +618,37 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
         }
     }
     records.sort_by_key(|r| seq_of(r));
+    let flush = records.pop().expect("the flush record");
+    assert_eq!(
+        flush[4..8],
+        u32::MAX.to_le_bytes(),
+        "the flush record comes last"
+    );
     let mut last = [None::<u64>; PRODUCERS];
     let mut delivered = [0u64; PRODUCERS];
-    let mut last_lost = [0u64; EVENT_KIND_COUNT];
+    // Lost counts are cumulative, but two producers that took the Lost duty
+    // one after the other may land in either order, so the agent takes the
+    // maximum; after the flush that maximum is every drop.
+    let mut max_lost = [0u64; EVENT_KIND_COUNT];
     for (i, record) in records.iter().enumerate() {
         assert_eq!(seq_of(record), i as u64, "seq numbers are contiguous");
         if let Ok(Record::Lost(lost)) = decode_record(record) {
             for k in 0..EVENT_KIND_COUNT {
-                assert!(lost.body.dropped[k] >= last_lost[k], "Lost counts are cumulative");
+                max_lost[k] = max_lost[k].max(lost.body.dropped[k]);
             }
-            last_lost = lost.body.dropped;
             continue;
         }
         let p = u32::from_le_bytes(record[4..8].try_into().unwrap()) as usize;
         let n = u64::from_le_bytes(record[24..32].try_into().unwrap());
-        assert!(last[p].is_none_or(|l| n > l), "producer {p}: {n} after {:?}", last[p]);
-        assert!(record[32..].iter().all(|&b| b == p as u8), "record content intact");
+        assert!(
+            last[p].is_none_or(|l| n > l),
+            "producer {p}: {n} after {:?}",
+            last[p]
+        );
+        assert!(
+            record[32..].iter().all(|&b| b == p as u8),
+            "record content intact"
+        );
         last[p] = Some(n);
         delivered[p] += 1;
     }
@@ -565,6 +658,13 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
         assert_eq!(stats.delivered[p], delivered[p]);
         assert_eq!(stats.produced[p], stats.delivered[p] + stats.dropped[p]);
     }
-    assert_eq!(stats.next_seq, records.len() as u64);
-    assert_eq!(stats.lost_records, records.len() as u64 - delivered.iter().sum::<u64>());
+    assert_eq!(
+        max_lost, stats.dropped,
+        "the Lost records report every drop"
+    );
+    assert_eq!(stats.next_seq, records.len() as u64 + 1);
+    assert_eq!(
+        stats.lost_records,
+        records.len() as u64 - delivered.iter().sum::<u64>()
+    );
 }
