@@ -3,6 +3,9 @@
 
 mod bench;
 mod cmd;
+mod gate;
+mod inf;
+mod package;
 mod test;
 
 use std::process::ExitCode;
@@ -11,7 +14,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test      run every test: unit, property, loom models (what CI runs)
+  test      run every test: unit, property, loom models, driver clippy and
+            the packaged driver's binary gate (what CI runs)
+  package   build ringside.sys and gate it into target/package/
+            (--sign: test-sign with osslsigncode and a generated certificate)
   miri      run the ring and wire tests under Miri (nightly)
   bench content   Sigma engine events/s vs sigma-rust (release build)
   bench agent [EVENTS]
@@ -31,6 +37,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "test" => test::run_all(rest),
+        "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
         "loom" => test::loom(),
         "bench" => bench::run_bench(rest),

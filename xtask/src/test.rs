@@ -13,6 +13,21 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     run(cargo().args([
         "clippy", "-p", "ringside-agent", "--target", "x86_64-pc-windows-msvc", "--", "-D", "warnings",
     ]))?;
+    // The driver's Windows-only code, checked from any host.
+    run(cargo().args([
+        "clippy",
+        "--locked",
+        "--target",
+        "x86_64-pc-windows-msvc",
+        "-p",
+        "ringside-driver",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // Builds the release ringside.sys and runs the binary gate on it.
+    crate::package::run_package(&[])?;
+    // The ring's loom models.
     loom()?;
     Ok(())
 }

@@ -440,7 +440,13 @@ impl<'a> Ring<'a> {
                 // the drain lock) owns it until `cons_pos` moves past it; no
                 // producer writes it again before that.
                 let src = unsafe { self.slot_record(pos, record_len) };
-                dest.copy_from_slice(src);
+                // Equal by construction, but `saturating_add` above keeps the
+                // compiler from proving it; without this check the release
+                // ringside.sys keeps a reachable panic (the binary gate
+                // rejects its KeBugCheckEx import).
+                if dest.len() == src.len() {
+                    dest.copy_from_slice(src);
+                }
                 if let Some(stamp) = dest.get_mut(HEADER_SEQ_OFFSET..HEADER_SEQ_OFFSET + 8) {
                     stamp.copy_from_slice(&seq.to_le_bytes());
                 }
