@@ -18,15 +18,28 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
             run(&mut command)
         }
         // The content engine against sigma-rust (optimised build).
-        Some("content") => run(cargo().args(["bench", "-p", "ringside-content", "--bench", "content"])),
+        Some("content") => {
+            run(cargo().args(["bench", "-p", "ringside-content", "--bench", "content"]))
+        }
         // The agent's stage throughput over a generated replay of at least a
         // million events (kept in `target/`).
         Some("agent") => {
             let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
-            let file = root().join("target").join(format!("bench-agent-{events}.replay"));
+            let file = root()
+                .join("target")
+                .join(format!("bench-agent-{events}.replay"));
             let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
             run(cargo().args([
-                "run", "--release", "--quiet", "-p", "ringside-agent", "--example", "bench", "--", &file, &events,
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "ringside-agent",
+                "--example",
+                "bench",
+                "--",
+                &file,
+                &events,
             ]))
         }
         Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),

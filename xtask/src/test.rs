@@ -11,7 +11,14 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     // The agent's Windows-only code (device source, service, account
     // lookup) is type- and lint-checked from any host: clippy needs no linker.
     run(cargo().args([
-        "clippy", "-p", "ringside-agent", "--target", "x86_64-pc-windows-msvc", "--", "-D", "warnings",
+        "clippy",
+        "-p",
+        "ringside-agent",
+        "--target",
+        "x86_64-pc-windows-msvc",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
     // The driver's Windows-only code, checked from any host.
     run(cargo().args([

@@ -35,9 +35,19 @@ fn rate(budget: Duration, per_round: usize, mut round: impl FnMut() -> usize) ->
 
 fn main() {
     let report = check(&sigma().join("rules/windows/process_creation")).expect("rules readable");
-    let rules: Vec<_> = report.accepted.iter().filter(|r| r.logsource == Logsource::ProcessCreation).collect();
+    let rules: Vec<_> = report
+        .accepted
+        .iter()
+        .filter(|r| r.logsource == Logsource::ProcessCreation)
+        .collect();
     let samples = sample_events(&sigma().join("regression_data/rules/windows"));
-    let events = generate(&samples, &rules, Logsource::ProcessCreation, 10_000, &mut Rng(0x0719_2024));
+    let events = generate(
+        &samples,
+        &rules,
+        Logsource::ProcessCreation,
+        10_000,
+        &mut Rng(0x0719_2024),
+    );
 
     let engine = Engine::new(rules.iter().map(|r| (*r).clone()).collect());
     let oracle: Vec<sigma_rust::Rule> = rules
@@ -59,14 +69,25 @@ fn main() {
     let (theirs, _) = rate(Duration::from_secs(10), slice, || {
         let mut n = 0;
         for event in oracle_events.iter().cycle().skip(offset).take(slice) {
-            n += oracle.iter().filter(|rule| rule.is_match(black_box(event))).count();
+            n += oracle
+                .iter()
+                .filter(|rule| rule.is_match(black_box(event)))
+                .count();
         }
         offset = (offset + slice) % oracle_events.len();
         n
     });
-    println!("\nprocess_creation: {} ringside rules, {} sigma-rust rules, {} distinct events", rules.len(), oracle.len(), events.len());
+    println!(
+        "\nprocess_creation: {} ringside rules, {} sigma-rust rules, {} distinct events",
+        rules.len(),
+        oracle.len(),
+        events.len()
+    );
     let passes = (ours * 5.0 / events.len() as f64).max(1.0);
-    println!("ringside matches per event: {:.2}", our_matches as f64 / passes / events.len() as f64);
+    println!(
+        "ringside matches per event: {:.2}",
+        our_matches as f64 / passes / events.len() as f64
+    );
     println!("| engine      | events/s (1 core) | ratio |");
     println!("|-------------|-------------------|-------|");
     println!("| ringside    | {ours:>17.0} | {:>5.1} |", ours / theirs);

@@ -49,7 +49,10 @@ pub enum BundleError {
     /// The directory could not be listed.
     Io { path: PathBuf, error: String },
     /// Strict policy: some rules were rejected, so the bundle is.
-    Rejected { accepted: usize, rejections: Vec<Rejection> },
+    Rejected {
+        accepted: usize,
+        rejections: Vec<Rejection>,
+    },
     /// No rule file was found: an empty bundle would silently disable detection.
     Empty(PathBuf),
 }
@@ -57,8 +60,13 @@ pub enum BundleError {
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BundleError::Io { path, error } => write!(f, "{}: cannot read the bundle: {error}", path.display()),
-            BundleError::Rejected { accepted, rejections } => {
+            BundleError::Io { path, error } => {
+                write!(f, "{}: cannot read the bundle: {error}", path.display())
+            }
+            BundleError::Rejected {
+                accepted,
+                rejections,
+            } => {
                 writeln!(
                     f,
                     "bundle rejected (strict): {} of {} rules failed to compile; the running content is kept. Fix or remove:",
@@ -71,7 +79,11 @@ impl fmt::Display for BundleError {
                 Ok(())
             }
             BundleError::Empty(path) => {
-                write!(f, "{}: no *.yml rule files; refusing to replace content with nothing", path.display())
+                write!(
+                    f,
+                    "{}: no *.yml rule files; refusing to replace content with nothing",
+                    path.display()
+                )
             }
         }
     }
@@ -84,16 +96,25 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current)
-            .map_err(|e| BundleError::Io { path: current.clone(), error: e.to_string() })?;
+        let entries = std::fs::read_dir(&current).map_err(|e| BundleError::Io {
+            path: current.clone(),
+            error: e.to_string(),
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|e| BundleError::Io { path: current.clone(), error: e.to_string() })?;
+            let entry = entry.map_err(|e| BundleError::Io {
+                path: current.clone(),
+                error: e.to_string(),
+            })?;
             let path = entry.path();
-            let kind = entry.file_type().map_err(|e| BundleError::Io { path: path.clone(), error: e.to_string() })?;
+            let kind = entry.file_type().map_err(|e| BundleError::Io {
+                path: path.clone(),
+                error: e.to_string(),
+            })?;
             // Symlinks are not followed: a bundle is a plain tree.
             if kind.is_dir() {
                 pending.push(path);
-            } else if kind.is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            } else if kind.is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+            {
                 files.push(path);
             }
         }
@@ -110,9 +131,17 @@ pub fn compile_files(files: &[PathBuf]) -> (Vec<CompiledRule>, Vec<Rejection>) {
         let result = match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => compile_rule(&text, path),
-                Err(_) => Err(Rejection { path: path.clone(), line: 1, reason: Reason::Malformed("the file is not UTF-8".into()) }),
+                Err(_) => Err(Rejection {
+                    path: path.clone(),
+                    line: 1,
+                    reason: Reason::Malformed("the file is not UTF-8".into()),
+                }),
             },
-            Err(e) => Err(Rejection { path: path.clone(), line: 1, reason: Reason::Malformed(format!("cannot read: {e}")) }),
+            Err(e) => Err(Rejection {
+                path: path.clone(),
+                line: 1,
+                reason: Reason::Malformed(format!("cannot read: {e}")),
+            }),
         };
         match result {
             Ok(rule) => rules.push(rule),
@@ -136,10 +165,20 @@ impl Bundle {
         }
         let (rules, rejections) = compile_files(&files);
         if policy == LoadPolicy::Strict && !rejections.is_empty() {
-            return Err(BundleError::Rejected { accepted: rules.len(), rejections });
+            return Err(BundleError::Rejected {
+                accepted: rules.len(),
+                rejections,
+            });
         }
-        let bundle = Arc::new(Bundle { source: dir.to_owned(), engine: Engine::new(rules) });
-        Ok(LoadReport { bundle, files: files.len(), rejections })
+        let bundle = Arc::new(Bundle {
+            source: dir.to_owned(),
+            engine: Engine::new(rules),
+        });
+        Ok(LoadReport {
+            bundle,
+            files: files.len(),
+            rejections,
+        })
     }
 }
 
@@ -152,7 +191,9 @@ pub struct Content {
 
 impl Content {
     pub fn new(bundle: Arc<Bundle>) -> Content {
-        Content { current: RwLock::new(bundle) }
+        Content {
+            current: RwLock::new(bundle),
+        }
     }
 
     /// The bundle in force. Cheap: clones an `Arc` under a read lock.

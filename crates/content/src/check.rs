@@ -26,12 +26,20 @@ impl CheckReport {
 
     /// `accepted N, rejected M (by reason: a X, b Y)`.
     pub fn summary(&self) -> String {
-        let reasons: Vec<String> = self.by_reason().iter().map(|(class, n)| format!("{class} {n}")).collect();
+        let reasons: Vec<String> = self
+            .by_reason()
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
         format!(
             "accepted {}, rejected {} (by reason: {})",
             self.accepted.len(),
             self.rejections.len(),
-            if reasons.is_empty() { "none".into() } else { reasons.join(", ") }
+            if reasons.is_empty() {
+                "none".into()
+            } else {
+                reasons.join(", ")
+            }
         )
     }
 }
@@ -50,5 +58,8 @@ impl fmt::Display for CheckReport {
 pub fn check(dir: &Path) -> Result<CheckReport, BundleError> {
     let files = rule_files(dir)?;
     let (accepted, rejections) = compile_files(&files);
-    Ok(CheckReport { accepted, rejections })
+    Ok(CheckReport {
+        accepted,
+        rejections,
+    })
 }

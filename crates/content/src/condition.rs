@@ -74,11 +74,19 @@ pub fn parse(text: &str, names: &[String]) -> Result<Expr, String> {
     if tokens.is_empty() {
         return Err("the condition is empty".into());
     }
-    let mut parser = Parser { tokens, pos: 0, names, depth: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        names,
+        depth: 0,
+    };
     let expr = parser.or()?;
     match parser.tokens.get(parser.pos) {
         None => Ok(expr),
-        Some(token) => Err(format!("unexpected {} after a complete expression", describe(token))),
+        Some(token) => Err(format!(
+            "unexpected {} after a complete expression",
+            describe(token)
+        )),
     }
 }
 
@@ -114,7 +122,11 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, String> {
@@ -123,7 +135,11 @@ impl Parser<'_> {
             self.pos += 1;
             parts.push(self.unary()?);
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
@@ -149,7 +165,10 @@ impl Parser<'_> {
             }
             Some(quantifier @ (Token::One | Token::All)) => {
                 if self.next() != Some(Token::Of) {
-                    return Err(format!("{} must be followed by `of`", describe(&quantifier)));
+                    return Err(format!(
+                        "{} must be followed by `of`",
+                        describe(&quantifier)
+                    ));
                 }
                 let matched: Vec<Expr> = match self.next() {
                     Some(Token::Them) => self
@@ -173,17 +192,28 @@ impl Parser<'_> {
                         }
                         found
                     }
-                    Some(token) => return Err(format!("expected a selection pattern or `them` after `of`, found {}", describe(&token))),
+                    Some(token) => {
+                        return Err(format!(
+                            "expected a selection pattern or `them` after `of`, found {}",
+                            describe(&token)
+                        ));
+                    }
                     None => return Err("expected a selection pattern or `them` after `of`".into()),
                 };
                 if matched.is_empty() {
                     return Err("`them` matches no selection".into());
                 }
-                Ok(if quantifier == Token::All { Expr::And(matched) } else { Expr::Or(matched) })
+                Ok(if quantifier == Token::All {
+                    Expr::And(matched)
+                } else {
+                    Expr::Or(matched)
+                })
             }
             Some(Token::Ident(name)) => {
                 if name.contains('*') {
-                    return Err(format!("`{name}`: wildcards are only allowed after `1 of` / `all of`"));
+                    return Err(format!(
+                        "`{name}`: wildcards are only allowed after `1 of` / `all of`"
+                    ));
                 }
                 self.names
                     .iter()
@@ -208,7 +238,10 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["selection_img", "selection_cli", "filter_main", "_hidden"].iter().map(|s| s.to_string()).collect()
+        ["selection_img", "selection_cli", "filter_main", "_hidden"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     #[test]
@@ -223,18 +256,36 @@ mod tests {
         );
         assert_eq!(
             parse("1 of them", &n),
-            Ok(Expr::Or(vec![Expr::Selection(0), Expr::Selection(1), Expr::Selection(2)]))
+            Ok(Expr::Or(vec![
+                Expr::Selection(0),
+                Expr::Selection(1),
+                Expr::Selection(2)
+            ]))
         );
         assert_eq!(
             parse("selection_img or (selection_cli and filter_main)", &n),
-            Ok(Expr::Or(vec![Expr::Selection(0), Expr::And(vec![Expr::Selection(1), Expr::Selection(2)])]))
+            Ok(Expr::Or(vec![
+                Expr::Selection(0),
+                Expr::And(vec![Expr::Selection(1), Expr::Selection(2)])
+            ]))
         );
     }
 
     #[test]
     fn malformed() {
         let n = names();
-        for bad in ["", "selection_img and", "(selection_img", "nope", "1 of x*", "selection | count() > 5", "a b", "selection_*", "all selection_img", ")"] {
+        for bad in [
+            "",
+            "selection_img and",
+            "(selection_img",
+            "nope",
+            "1 of x*",
+            "selection | count() > 5",
+            "a b",
+            "selection_*",
+            "all selection_img",
+            ")",
+        ] {
             assert!(parse(bad, &n).is_err(), "{bad}");
         }
         assert!(parse(&"(".repeat(1000), &n).is_err());

@@ -63,7 +63,10 @@ impl Engine {
     /// the compiler, and an automaton that cannot be built only disables the
     /// prefilter for its field (its rules are then always evaluated).
     pub fn new(rules: Vec<CompiledRule>) -> Engine {
-        let mut sets: Vec<(Logsource, RuleSet)> = Logsource::ALL.iter().map(|&l| (l, RuleSet::default())).collect();
+        let mut sets: Vec<(Logsource, RuleSet)> = Logsource::ALL
+            .iter()
+            .map(|&l| (l, RuleSet::default()))
+            .collect();
         for rule in rules {
             if let Some((_, set)) = sets.iter_mut().find(|(l, _)| *l == rule.logsource) {
                 set.rules.push(rule);
@@ -86,9 +89,16 @@ impl Engine {
     }
 
     /// Calls `fired` for each rule matching `event`, in a deterministic order.
-    pub fn for_each_match<'e>(&'e self, event: &dyn EventFields, scratch: &mut Scratch, mut fired: impl FnMut(&'e CompiledRule)) {
+    pub fn for_each_match<'e>(
+        &'e self,
+        event: &dyn EventFields,
+        scratch: &mut Scratch,
+        mut fired: impl FnMut(&'e CompiledRule),
+    ) {
         let logsource = event.logsource();
-        let Some((_, set)) = self.sets.iter().find(|(l, _)| *l == logsource) else { return };
+        let Some((_, set)) = self.sets.iter().find(|(l, _)| *l == logsource) else {
+            return;
+        };
         if set.rules.is_empty() {
             return;
         }
@@ -103,9 +113,13 @@ impl Engine {
         scratch.candidates.clear();
         scratch.candidates.extend_from_slice(&set.always);
         for filter in &set.filters {
-            let Some(Some(value)) = view.lowered.get(filter.field) else { continue };
+            let Some(Some(value)) = view.lowered.get(filter.field) else {
+                continue;
+            };
             for found in filter.automaton.find_overlapping_iter(value.as_ref()) {
-                let Some(rules) = filter.pattern_rules.get(found.pattern().as_usize()) else { continue };
+                let Some(rules) = filter.pattern_rules.get(found.pattern().as_usize()) else {
+                    continue;
+                };
                 for &rule in rules {
                     if let Some(stamp) = scratch.stamp.get_mut(rule as usize) {
                         if *stamp != scratch.generation {
@@ -146,22 +160,33 @@ impl Engine {
 
 /// Evaluates one rule on a prepared view, without any prefilter.
 pub fn rule_matches(rule: &CompiledRule, view: &EventView<'_>) -> bool {
-    rule.condition.eval(&mut |i| rule.selections.get(i).is_some_and(|s| s.matches(view)))
+    rule.condition
+        .eval(&mut |i| rule.selections.get(i).is_some_and(|s| s.matches(view)))
 }
 
 fn to_owned(event: &dyn EventFields) -> OwnedEvent {
     let logsource = event.logsource();
-    OwnedEvent { logsource, values: (0..logsource.fields().len()).map(|i| event.get(i).map(str::to_owned)).collect() }
+    OwnedEvent {
+        logsource,
+        values: (0..logsource.fields().len())
+            .map(|i| event.get(i).map(str::to_owned))
+            .collect(),
+    }
 }
 
 impl RuleSet {
     fn build(&mut self, logsource: Logsource) {
         let field_count = logsource.fields().len();
         self.used = vec![false; field_count];
-        let mut per_field: Vec<(Vec<String>, Vec<Vec<u32>>)> = vec![(Vec::new(), Vec::new()); field_count];
+        let mut per_field: Vec<(Vec<String>, Vec<Vec<u32>>)> =
+            vec![(Vec::new(), Vec::new()); field_count];
         for (index, rule) in self.rules.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            for test in rule.selections.iter().flat_map(|s| s.any_of.iter().flatten()) {
+            for test in rule
+                .selections
+                .iter()
+                .flat_map(|s| s.any_of.iter().flatten())
+            {
                 match test.target {
                     Target::Field(f) => {
                         if let Some(u) = self.used.get_mut(f) {
@@ -181,7 +206,9 @@ impl RuleSet {
             match compile::required_literals(rule) {
                 Some(literals) => {
                     for (field, literal) in literals {
-                        let Some((patterns, rules)) = per_field.get_mut(field) else { continue };
+                        let Some((patterns, rules)) = per_field.get_mut(field) else {
+                            continue;
+                        };
                         match patterns.iter().position(|p| *p == literal) {
                             Some(p) => {
                                 if let Some(r) = rules.get_mut(p) {
@@ -205,7 +232,11 @@ impl RuleSet {
                 continue;
             }
             match AhoCorasick::new(&patterns) {
-                Ok(automaton) => self.filters.push(FieldFilter { field, automaton, pattern_rules }),
+                Ok(automaton) => self.filters.push(FieldFilter {
+                    field,
+                    automaton,
+                    pattern_rules,
+                }),
                 Err(_) => {
                     // Fall back to evaluating these rules on every event.
                     self.always.extend(pattern_rules.into_iter().flatten());

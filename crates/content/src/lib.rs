@@ -7,16 +7,16 @@
 
 #![forbid(unsafe_code)]
 
-pub mod compile;
-pub mod condition;
-pub mod matcher;
-pub mod modifiers;
-pub mod schema;
-pub mod yaml;
-pub mod engine;
 pub mod bundle;
 pub mod check;
+pub mod compile;
+pub mod condition;
+pub mod engine;
+pub mod matcher;
+pub mod modifiers;
 pub mod regression;
+pub mod schema;
+pub mod yaml;
 
 pub use bundle::{Bundle, BundleError, Content, LoadPolicy, LoadReport};
 pub use check::{CheckReport, check};

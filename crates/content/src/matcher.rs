@@ -43,16 +43,27 @@ pub enum Cmp {
 #[derive(Clone, Debug)]
 pub enum Matcher {
     /// A string test; `text` is lowercased unless `cased`.
-    Str { kind: StrKind, text: String, cased: bool },
+    Str {
+        kind: StrKind,
+        text: String,
+        cased: bool,
+    },
     Regex(regex::Regex),
     /// Sigma `null`: the field is absent or empty.
     Null,
     /// `exists`: whether the field is present.
     Exists(bool),
-    Cidr { network: IpAddr, prefix: u8 },
+    Cidr {
+        network: IpAddr,
+        prefix: u8,
+    },
     Number(Cmp, f64),
     /// `fieldref`: compare with another field of the same event.
-    FieldRef { other: usize, kind: StrKind, cased: bool },
+    FieldRef {
+        other: usize,
+        kind: StrKind,
+        cased: bool,
+    },
 }
 
 /// Where a field test looks: one field, or every field (Sigma keywords).
@@ -131,7 +142,9 @@ impl Expr {
 
 impl Selection {
     pub fn matches(&self, view: &EventView<'_>) -> bool {
-        self.any_of.iter().any(|tests| tests.iter().all(|t| t.matches(view)))
+        self.any_of
+            .iter()
+            .any(|tests| tests.iter().all(|t| t.matches(view)))
     }
 }
 
@@ -146,7 +159,11 @@ impl FieldTest {
 
     fn matches_field(&self, view: &EventView<'_>, index: usize) -> bool {
         let mut one = |m: &Matcher| m.matches(view, index);
-        if self.all { self.matchers.iter().all(&mut one) } else { self.matchers.iter().any(&mut one) }
+        if self.all {
+            self.matchers.iter().all(&mut one)
+        } else {
+            self.matchers.iter().any(&mut one)
+        }
     }
 }
 
@@ -157,19 +174,25 @@ impl Matcher {
             Matcher::Null => original.is_none_or(str::is_empty),
             Matcher::Exists(expected) => original.is_some() == *expected,
             Matcher::Str { kind, text, cased } => {
-                let value = if *cased { original } else { view.lowered.get(index).and_then(|v| v.as_deref()) };
+                let value = if *cased {
+                    original
+                } else {
+                    view.lowered.get(index).and_then(|v| v.as_deref())
+                };
                 value.is_some_and(|v| str_match(kind, text, v))
             }
             Matcher::Regex(re) => original.is_some_and(|v| re.is_match(v)),
             Matcher::Cidr { network, prefix } => original
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| in_network(ip, *network, *prefix)),
-            Matcher::Number(cmp, bound) => original.and_then(|v| v.trim().parse::<f64>().ok()).is_some_and(|n| match cmp {
-                Cmp::Gt => n > *bound,
-                Cmp::Gte => n >= *bound,
-                Cmp::Lt => n < *bound,
-                Cmp::Lte => n <= *bound,
-            }),
+            Matcher::Number(cmp, bound) => original
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|n| match cmp {
+                    Cmp::Gt => n > *bound,
+                    Cmp::Gte => n >= *bound,
+                    Cmp::Lt => n < *bound,
+                    Cmp::Lte => n <= *bound,
+                }),
             Matcher::FieldRef { other, kind, cased } => {
                 let pick = |i: usize| {
                     if *cased {
@@ -212,7 +235,11 @@ fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
                 star = Some((ti, pos));
                 continue;
             }
-            Some(GlobToken::Literal(lit)) if value.get(pos..).is_some_and(|rest| rest.starts_with(lit.as_str())) => {
+            Some(GlobToken::Literal(lit))
+                if value
+                    .get(pos..)
+                    .is_some_and(|rest| rest.starts_with(lit.as_str())) =>
+            {
                 ti += 1;
                 pos += lit.len();
                 continue;
@@ -229,15 +256,17 @@ fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
         }
         // Mismatch: let the last `*` swallow one more character, if any.
         match star {
-            Some((resume, start)) => match value.get(start..).and_then(|rest| rest.chars().next()) {
-                Some(c) => {
-                    let next = start + c.len_utf8();
-                    star = Some((resume, next));
-                    ti = resume;
-                    pos = next;
+            Some((resume, start)) => {
+                match value.get(start..).and_then(|rest| rest.chars().next()) {
+                    Some(c) => {
+                        let next = start + c.len_utf8();
+                        star = Some((resume, next));
+                        ti = resume;
+                        pos = next;
+                    }
+                    None => return false,
                 }
-                None => return false,
-            },
+            }
             None => return false,
         }
     }
@@ -246,11 +275,15 @@ fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
 fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     match (ip, network) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             u32::from(ip) & mask == u32::from(net) & mask
         }
         (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
             u128::from(ip) & mask == u128::from(net) & mask
         }
         _ => false,

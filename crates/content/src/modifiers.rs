@@ -69,14 +69,14 @@ pub fn parse_key(key: &str) -> Result<(&str, Modifiers), Reason> {
         match (mods.kind, kind) {
             (MatchKind::Equals, _) => mods.kind = kind,
             // Sigma v2 allows fieldref to be anchored by contains/startswith/endswith.
-            (MatchKind::FieldRef, MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith)
-                if mods.fieldref_anchor == MatchKind::Equals =>
-            {
-                mods.fieldref_anchor = kind
-            }
-            (MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith, MatchKind::FieldRef)
-                if mods.fieldref_anchor == MatchKind::Equals =>
-            {
+            (
+                MatchKind::FieldRef,
+                MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith,
+            ) if mods.fieldref_anchor == MatchKind::Equals => mods.fieldref_anchor = kind,
+            (
+                MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith,
+                MatchKind::FieldRef,
+            ) if mods.fieldref_anchor == MatchKind::Equals => {
                 mods.fieldref_anchor = mods.kind;
                 mods.kind = MatchKind::FieldRef;
             }
@@ -124,7 +124,8 @@ pub fn parse_key(key: &str) -> Result<(&str, Modifiers), Reason> {
             "expand" => {
                 return Err(Reason::UnsupportedModifier {
                     modifier: name.to_owned(),
-                    why: "placeholders need a pipeline configuration that ringside does not have".into(),
+                    why: "placeholders need a pipeline configuration that ringside does not have"
+                        .into(),
                 });
             }
             _ => return Err(Reason::UnknownModifier(name.to_owned())),
@@ -132,7 +133,10 @@ pub fn parse_key(key: &str) -> Result<(&str, Modifiers), Reason> {
     }
     let string_only = !mods.encodings.is_empty() || mods.windash || mods.cased;
     if string_only
-        && !matches!(mods.kind, MatchKind::Equals | MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith)
+        && !matches!(
+            mods.kind,
+            MatchKind::Equals | MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith
+        )
     {
         return Err(Reason::UnsupportedModifier {
             modifier: key.split('|').skip(1).collect::<Vec<_>>().join("|"),
@@ -164,34 +168,58 @@ pub fn build_matchers(
         let at = |reason: Reason| (line, reason);
         if node.value == Value::Null {
             if mods.kind != MatchKind::Equals {
-                return Err(at(Reason::BadValue("null can only be matched without modifiers".into())));
+                return Err(at(Reason::BadValue(
+                    "null can only be matched without modifiers".into(),
+                )));
             }
             out.push(Matcher::Null);
             continue;
         }
         let text = match node.scalar_text() {
             Some(text) => text,
-            None => return Err(at(Reason::BadValue(format!("a {} is not a value to match", node.kind())))),
+            None => {
+                return Err(at(Reason::BadValue(format!(
+                    "a {} is not a value to match",
+                    node.kind()
+                ))));
+            }
         };
         match mods.kind {
             MatchKind::Exists => match node.value {
                 Value::Bool(b) => out.push(Matcher::Exists(b)),
-                _ => return Err(at(Reason::BadValue(format!("exists needs true or false, not `{text}`")))),
+                _ => {
+                    return Err(at(Reason::BadValue(format!(
+                        "exists needs true or false, not `{text}`"
+                    ))));
+                }
             },
             MatchKind::Compare(cmp) => match text.trim().parse::<f64>() {
                 Ok(n) if n.is_finite() => out.push(Matcher::Number(cmp, n)),
-                _ => return Err(at(Reason::BadValue(format!("`{text}` is not a number to compare with")))),
+                _ => {
+                    return Err(at(Reason::BadValue(format!(
+                        "`{text}` is not a number to compare with"
+                    ))));
+                }
             },
-            MatchKind::Cidr => out.push(parse_cidr(&text).ok_or_else(|| at(Reason::BadValue(format!("`{text}` is not a CIDR network"))))?),
+            MatchKind::Cidr => {
+                out.push(parse_cidr(&text).ok_or_else(|| {
+                    at(Reason::BadValue(format!("`{text}` is not a CIDR network")))
+                })?)
+            }
             MatchKind::FieldRef => {
-                let other = field_index(&text).ok_or_else(|| at(Reason::FieldRefNotProvided(text.clone())))?;
+                let other = field_index(&text)
+                    .ok_or_else(|| at(Reason::FieldRefNotProvided(text.clone())))?;
                 let kind = match mods.fieldref_anchor {
                     MatchKind::Contains => StrKind::Contains,
                     MatchKind::StartsWith => StrKind::Prefix,
                     MatchKind::EndsWith => StrKind::Suffix,
                     _ => StrKind::Exact,
                 };
-                out.push(Matcher::FieldRef { other, kind, cased: mods.cased });
+                out.push(Matcher::FieldRef {
+                    other,
+                    kind,
+                    cased: mods.cased,
+                });
             }
             MatchKind::Regex => {
                 let regex = regex::RegexBuilder::new(&text)
@@ -201,10 +229,18 @@ pub fn build_matchers(
                     // Bound compile-time memory: content is untrusted.
                     .size_limit(1 << 22)
                     .build()
-                    .map_err(|e| at(Reason::BadRegex { pattern: text.clone(), error: first_line(&e.to_string()) }))?;
+                    .map_err(|e| {
+                        at(Reason::BadRegex {
+                            pattern: text.clone(),
+                            error: first_line(&e.to_string()),
+                        })
+                    })?;
                 out.push(Matcher::Regex(regex));
             }
-            MatchKind::Equals | MatchKind::Contains | MatchKind::StartsWith | MatchKind::EndsWith => {
+            MatchKind::Equals
+            | MatchKind::Contains
+            | MatchKind::StartsWith
+            | MatchKind::EndsWith => {
                 for tokens in string_variants(&text, mods).map_err(at)? {
                     out.push(string_matcher(tokens, mods));
                 }
@@ -215,14 +251,22 @@ pub fn build_matchers(
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_owned()
+    text.lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+        .to_owned()
 }
 
 /// The token lists a string value stands for after windash and encodings.
 fn string_variants(text: &str, mods: &Modifiers) -> Result<Vec<Vec<GlobToken>>, Reason> {
     if mods.encodings.is_empty() {
         let tokens = parse_wildcards(text);
-        return if mods.windash { windash(tokens) } else { Ok(vec![tokens]) };
+        return if mods.windash {
+            windash(tokens)
+        } else {
+            Ok(vec![tokens])
+        };
     }
     // Encoded values are literal: wildcards cannot survive base64.
     let mut values: Vec<Vec<u8>> = if mods.windash {
@@ -246,7 +290,11 @@ fn string_variants(text: &str, mods: &Modifiers) -> Result<Vec<Vec<GlobToken>>, 
                         let s = String::from_utf8_lossy(v);
                         let mut bytes = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
                         for unit in s.encode_utf16() {
-                            bytes.extend(if be { unit.to_be_bytes() } else { unit.to_le_bytes() });
+                            bytes.extend(if be {
+                                unit.to_be_bytes()
+                            } else {
+                                unit.to_le_bytes()
+                            });
                         }
                         bytes
                     })
@@ -258,7 +306,11 @@ fn string_variants(text: &str, mods: &Modifiers) -> Result<Vec<Vec<GlobToken>>, 
             }
             Encoding::Base64Offset => {
                 is_text = true;
-                values.iter().flat_map(|v| base64_offsets(v)).map(String::into_bytes).collect()
+                values
+                    .iter()
+                    .flat_map(|v| base64_offsets(v))
+                    .map(String::into_bytes)
+                    .collect()
             }
         };
     }
@@ -267,7 +319,11 @@ fn string_variants(text: &str, mods: &Modifiers) -> Result<Vec<Vec<GlobToken>>, 
         // its bytes taken as characters (NULs included), as pySigma does.
         return Ok(values
             .into_iter()
-            .map(|v| vec![GlobToken::Literal(v.iter().map(|&b| char::from(b)).collect())])
+            .map(|v| {
+                vec![GlobToken::Literal(
+                    v.iter().map(|&b| char::from(b)).collect(),
+                )]
+            })
             .collect());
     }
     Ok(values
@@ -307,7 +363,11 @@ pub fn parse_wildcards(text: &str) -> Vec<GlobToken> {
                 if !literal.is_empty() {
                     tokens.push(GlobToken::Literal(std::mem::take(&mut literal)));
                 }
-                tokens.push(if c == '*' { GlobToken::Star } else { GlobToken::One });
+                tokens.push(if c == '*' {
+                    GlobToken::Star
+                } else {
+                    GlobToken::One
+                });
             }
             _ => literal.push(c),
         }
@@ -330,7 +390,10 @@ fn windash(tokens: Vec<GlobToken>) -> Result<Vec<Vec<GlobToken>>, Reason> {
         if let GlobToken::Literal(s) = token {
             let chars: Vec<char> = s.chars().collect();
             for (ci, &c) in chars.iter().enumerate() {
-                let before_word = ci.checked_sub(1).and_then(|p| chars.get(p)).is_some_and(|&p| is_word(p));
+                let before_word = ci
+                    .checked_sub(1)
+                    .and_then(|p| chars.get(p))
+                    .is_some_and(|&p| is_word(p));
                 let after_word = chars.get(ci + 1).is_some_and(|&n| is_word(n));
                 if (c == '-' || c == '/') && !before_word && after_word {
                     positions.push((ti, ci));
@@ -341,7 +404,10 @@ fn windash(tokens: Vec<GlobToken>) -> Result<Vec<Vec<GlobToken>>, Reason> {
     if positions.len() > MAX_WINDASH_POSITIONS {
         return Err(Reason::UnsupportedModifier {
             modifier: "windash".into(),
-            why: format!("the value has {} dashes to expand; at most {MAX_WINDASH_POSITIONS} are supported", positions.len()),
+            why: format!(
+                "the value has {} dashes to expand; at most {MAX_WINDASH_POSITIONS} are supported",
+                positions.len()
+            ),
         });
     }
     let mut variants = vec![tokens];
@@ -351,7 +417,11 @@ fn windash(tokens: Vec<GlobToken>) -> Result<Vec<Vec<GlobToken>>, Reason> {
             for dash in DASHES {
                 let mut v = variant.clone();
                 if let Some(GlobToken::Literal(s)) = v.get_mut(ti) {
-                    *s = s.chars().enumerate().map(|(i, c)| if i == ci { dash } else { c }).collect();
+                    *s = s
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| if i == ci { dash } else { c })
+                        .collect();
                 }
                 next.push(v);
             }
@@ -374,7 +444,9 @@ fn string_matcher(tokens: Vec<GlobToken>, mods: &Modifiers) -> Matcher {
     let mut merged: Vec<GlobToken> = Vec::with_capacity(all.len());
     for token in all {
         let token = match token {
-            GlobToken::Literal(s) if !mods.cased => GlobToken::Literal(crate::matcher::lowercase(&s).into_owned()),
+            GlobToken::Literal(s) if !mods.cased => {
+                GlobToken::Literal(crate::matcher::lowercase(&s).into_owned())
+            }
             other => other,
         };
         match (merged.last_mut(), token) {
@@ -395,7 +467,13 @@ fn string_matcher(tokens: Vec<GlobToken>, mods: &Modifiers) -> Matcher {
             // The longest literal is what the prefilter can require.
             let longest = merged
                 .iter()
-                .filter_map(|t| if let GlobToken::Literal(s) = t { Some(s.clone()) } else { None })
+                .filter_map(|t| {
+                    if let GlobToken::Literal(s) = t {
+                        Some(s.clone())
+                    } else {
+                        None
+                    }
+                })
                 .max_by_key(String::len)
                 .unwrap_or_default();
             (StrKind::Glob(merged), longest)
@@ -418,7 +496,11 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub fn base64(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk.first().copied().unwrap_or(0), chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -465,15 +547,24 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         // pySigma's documented example for base64offset of "/bin/bash".
-        assert_eq!(base64_offsets(b"/bin/bash"), ["L2Jpbi9iYXNo", "9iaW4vYmFza", "vYmluL2Jhc2"]);
+        assert_eq!(
+            base64_offsets(b"/bin/bash"),
+            ["L2Jpbi9iYXNo", "9iaW4vYmFza", "vYmluL2Jhc2"]
+        );
     }
 
     #[test]
     fn wildcards_and_escapes() {
         use GlobToken::{Literal as L, One, Star};
         // `\*` escapes the star, so a path ending in a backslash before `*` doubles it.
-        assert_eq!(parse_wildcards(r"C:\Windows\\*.exe"), vec![L(r"C:\Windows\".into()), Star, L(".exe".into())]);
-        assert_eq!(parse_wildcards(r"C:\Windows\*"), vec![L(r"C:\Windows*".into())]);
+        assert_eq!(
+            parse_wildcards(r"C:\Windows\\*.exe"),
+            vec![L(r"C:\Windows\".into()), Star, L(".exe".into())]
+        );
+        assert_eq!(
+            parse_wildcards(r"C:\Windows\*"),
+            vec![L(r"C:\Windows*".into())]
+        );
         assert_eq!(parse_wildcards(r"a\*b\?c\\d"), vec![L(r"a*b?c\d".into())]);
         assert_eq!(parse_wildcards("a?"), vec![L("a".into()), One]);
         assert_eq!(parse_wildcards(r"trailing\"), vec![L(r"trailing\".into())]);
@@ -483,8 +574,16 @@ mod tests {
     fn windash_expands_word_initial_dashes_only() {
         let variants = windash(parse_wildcards(" -param-name /x")).expect("two positions");
         assert_eq!(variants.len(), 25);
-        assert!(variants.iter().any(|v| literal_text(v) == " \u{2013}param-name -x"));
-        assert!(variants.iter().all(|v| literal_text(v).contains("param-name")));
+        assert!(
+            variants
+                .iter()
+                .any(|v| literal_text(v) == " \u{2013}param-name -x")
+        );
+        assert!(
+            variants
+                .iter()
+                .all(|v| literal_text(v).contains("param-name"))
+        );
     }
 
     #[test]
@@ -492,7 +591,10 @@ mod tests {
         let (field, mods) = parse_key("CommandLine|contains|all|windash").expect("valid");
         assert_eq!(field, "CommandLine");
         assert!(mods.all && mods.windash && mods.kind == MatchKind::Contains);
-        assert_eq!(parse_key("X|contians").map(|_| ()), Err(Reason::UnknownModifier("contians".into())));
+        assert_eq!(
+            parse_key("X|contians").map(|_| ()),
+            Err(Reason::UnknownModifier("contians".into()))
+        );
         assert!(parse_key("X|contains|endswith").is_err());
         assert!(parse_key("X|i").is_err());
         assert!(parse_key("X|re|i|m").is_ok());

@@ -18,7 +18,11 @@ pub enum Outcome {
     /// `match_count` is kept for information only: several samples hold more
     /// matching events than it says (e.g. the AnyDesk sample has three writes
     /// to `user.conf*` and `match_count: 1`).
-    Fired { events: usize, fired: usize, match_count: Option<usize> },
+    Fired {
+        events: usize,
+        fired: usize,
+        match_count: Option<usize>,
+    },
     /// The rule fired on none of the sample's events.
     NotFired { events: usize },
     /// The rule was rejected by the compiler (e.g. it names a field we do not provide).
@@ -48,7 +52,10 @@ pub struct RegressionReport {
 
 impl RegressionReport {
     pub fn fired(&self) -> usize {
-        self.cases.iter().filter(|c| matches!(c.outcome, Outcome::Fired { .. })).count()
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Fired { .. }))
+            .count()
     }
 
     pub fn summary(&self) -> String {
@@ -72,10 +79,14 @@ impl fmt::Display for RegressionReport {
             let folder = case.folder.display();
             match &case.outcome {
                 Outcome::Fired { .. } => {}
-                Outcome::NotFired { events } => {
-                    writeln!(f, "{folder}: rule {} fired on none of {events} events", case.rule_id)?
+                Outcome::NotFired { events } => writeln!(
+                    f,
+                    "{folder}: rule {} fired on none of {events} events",
+                    case.rule_id
+                )?,
+                Outcome::RuleRejected(rejection) => {
+                    writeln!(f, "{folder}: rule rejected: {rejection}")?
                 }
-                Outcome::RuleRejected(rejection) => writeln!(f, "{folder}: rule rejected: {rejection}")?,
                 Outcome::BadSample(why) => writeln!(f, "{folder}: {why}")?,
             }
         }
@@ -88,16 +99,27 @@ fn id_and_logsource(path: &Path) -> Option<(String, Option<Logsource>)> {
     let doc = yaml::parse(&std::fs::read_to_string(path).ok()?).ok()?;
     let id = doc.get("id")?.scalar_text()?;
     let logsource = doc.get("logsource");
-    let text = |key: &str| logsource.and_then(|l| l.get(key)).and_then(Node::scalar_text);
+    let text = |key: &str| {
+        logsource
+            .and_then(|l| l.get(key))
+            .and_then(Node::scalar_text)
+    };
     let supported = (text("product").as_deref() == Some("windows") && text("service").is_none())
-        .then(|| text("category").as_deref().and_then(Logsource::from_category))
+        .then(|| {
+            text("category")
+                .as_deref()
+                .and_then(Logsource::from_category)
+        })
         .flatten();
     Some((id, supported))
 }
 
 /// Replays every regression folder under `regression_dir` whose rule (found
 /// by id under `rules_dir`) targets a supported logsource.
-pub fn regression(rules_dir: &Path, regression_dir: &Path) -> Result<RegressionReport, BundleError> {
+pub fn regression(
+    rules_dir: &Path,
+    regression_dir: &Path,
+) -> Result<RegressionReport, BundleError> {
     let checked = check(rules_dir)?;
     let engine = Engine::new(checked.accepted.clone());
     let mut report = RegressionReport::default();
@@ -107,11 +129,16 @@ pub fn regression(rules_dir: &Path, regression_dir: &Path) -> Result<RegressionR
         .filter(|p| p.file_name().is_some_and(|n| n == "info.yml"))
         .collect();
     let all_rules = rule_files(rules_dir)?;
-    let index: Vec<(String, Option<Logsource>, PathBuf)> =
-        all_rules.iter().filter_map(|p| id_and_logsource(p).map(|(id, l)| (id, l, p.clone()))).collect();
+    let index: Vec<(String, Option<Logsource>, PathBuf)> = all_rules
+        .iter()
+        .filter_map(|p| id_and_logsource(p).map(|(id, l)| (id, l, p.clone())))
+        .collect();
     for info in infos {
         let folder = info.parent().map(Path::to_path_buf).unwrap_or_default();
-        let Some(doc) = std::fs::read_to_string(&info).ok().and_then(|t| yaml::parse(&t).ok()) else {
+        let Some(doc) = std::fs::read_to_string(&info)
+            .ok()
+            .and_then(|t| yaml::parse(&t).ok())
+        else {
             report.rule_not_found.push(folder);
             continue;
         };
@@ -119,7 +146,9 @@ pub fn regression(rules_dir: &Path, regression_dir: &Path) -> Result<RegressionR
             Some(Value::Seq(items)) => items.first().cloned(),
             _ => None,
         };
-        let rule_id = first("rule_metadata").and_then(|m| m.get("id").and_then(Node::scalar_text)).unwrap_or_default();
+        let rule_id = first("rule_metadata")
+            .and_then(|m| m.get("id").and_then(Node::scalar_text))
+            .unwrap_or_default();
         let expected = first("regression_tests_info")
             .and_then(|t| t.get("match_count").and_then(Node::scalar_text))
             .and_then(|n| n.parse().ok());
@@ -131,21 +160,37 @@ pub fn regression(rules_dir: &Path, regression_dir: &Path) -> Result<RegressionR
             report.skipped_unsupported += 1;
             continue;
         };
-        let outcome = if let Some(rejection) = checked.rejections.iter().find(|r| r.path == *rule_path) {
-            Outcome::RuleRejected(rejection.clone())
-        } else {
-            replay(&folder, &rule_id, &engine, &mut scratch, expected)
-        };
-        report.cases.push(Case { folder, rule_id, logsource, outcome });
+        let outcome =
+            if let Some(rejection) = checked.rejections.iter().find(|r| r.path == *rule_path) {
+                Outcome::RuleRejected(rejection.clone())
+            } else {
+                replay(&folder, &rule_id, &engine, &mut scratch, expected)
+            };
+        report.cases.push(Case {
+            folder,
+            rule_id,
+            logsource,
+            outcome,
+        });
     }
     Ok(report)
 }
 
 /// Loads every `*.json` sample of `folder` (an event or a list of events)
 /// and counts the events on which `rule_id` fires.
-fn replay(folder: &Path, rule_id: &str, engine: &Engine, scratch: &mut Scratch, match_count: Option<usize>) -> Outcome {
+fn replay(
+    folder: &Path,
+    rule_id: &str,
+    engine: &Engine,
+    scratch: &mut Scratch,
+    match_count: Option<usize>,
+) -> Outcome {
     let mut samples: Vec<PathBuf> = match std::fs::read_dir(folder) {
-        Ok(entries) => entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect(),
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect(),
         Err(e) => return Outcome::BadSample(format!("cannot list samples: {e}")),
     };
     samples.sort();
@@ -158,7 +203,9 @@ fn replay(folder: &Path, rule_id: &str, engine: &Engine, scratch: &mut Scratch, 
         // A sample is one event, a list of events, or several concatenated
         // JSON documents (how SigmaHQ renders multi-event .evtx files).
         let mut list = Vec::new();
-        for document in serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>() {
+        for document in
+            serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>()
+        {
             match document {
                 Ok(serde_json::Value::Array(items)) => list.extend(items),
                 Ok(one) => list.push(one),
@@ -176,5 +223,13 @@ fn replay(folder: &Path, rule_id: &str, engine: &Engine, scratch: &mut Scratch, 
             fired += usize::from(hit);
         }
     }
-    if fired > 0 { Outcome::Fired { events, fired, match_count } } else { Outcome::NotFired { events } }
+    if fired > 0 {
+        Outcome::Fired {
+            events,
+            fired,
+            match_count,
+        }
+    } else {
+        Outcome::NotFired { events }
+    }
 }

@@ -160,7 +160,9 @@ impl Logsource {
 
     /// The logsource whose Sigma category is `category`.
     pub fn from_category(category: &str) -> Option<Logsource> {
-        Logsource::ALL.into_iter().find(|l| l.category() == category)
+        Logsource::ALL
+            .into_iter()
+            .find(|l| l.category() == category)
     }
 
     /// The event id ringside emits: Sysmon's (1, 7, 11, 23), or
@@ -249,7 +251,10 @@ impl std::fmt::Display for EventJsonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EventJsonError::MissingEventId => {
-                write!(f, "no Event.System.EventID number: not a Sysmon event rendered as JSON")
+                write!(
+                    f,
+                    "no Event.System.EventID number: not a Sysmon event rendered as JSON"
+                )
             }
             EventJsonError::UnsupportedEventId(id) => write!(
                 f,
@@ -267,7 +272,10 @@ impl std::error::Error for EventJsonError {}
 impl OwnedEvent {
     /// An event of `logsource` with every field absent.
     pub fn empty(logsource: Logsource) -> OwnedEvent {
-        OwnedEvent { logsource, values: vec![None; logsource.fields().len()] }
+        OwnedEvent {
+            logsource,
+            values: vec![None; logsource.fields().len()],
+        }
     }
 
     /// Sets field `name` if the logsource provides it; returns whether it did.
@@ -316,7 +324,8 @@ impl OwnedEvent {
             .or_else(|| event.get("EventID"))
             .and_then(event_id_number)
             .ok_or(EventJsonError::MissingEventId)?;
-        let logsource = Logsource::from_event_id(id).ok_or(EventJsonError::UnsupportedEventId(id))?;
+        let logsource =
+            Logsource::from_event_id(id).ok_or(EventJsonError::UnsupportedEventId(id))?;
         let data = event
             .get("EventData")
             .and_then(|d| d.as_object())
@@ -360,12 +369,23 @@ mod tests {
         for logsource in Logsource::ALL {
             let fields = logsource.fields();
             for (i, field) in fields.iter().enumerate() {
-                assert_eq!(logsource.field_index(field.name), Some(i), "{logsource:?} {}", field.name);
+                assert_eq!(
+                    logsource.field_index(field.name),
+                    Some(i),
+                    "{logsource:?} {}",
+                    field.name
+                );
             }
             for common in ["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"] {
-                assert!(logsource.field_index(common).is_some(), "{logsource:?} lacks {common}");
+                assert!(
+                    logsource.field_index(common).is_some(),
+                    "{logsource:?} lacks {common}"
+                );
             }
-            assert_eq!(Logsource::from_category(logsource.category()), Some(logsource));
+            assert_eq!(
+                Logsource::from_category(logsource.category()),
+                Some(logsource)
+            );
             assert_eq!(
                 Logsource::from_event_id(u64::from(logsource.sysmon_event_id())),
                 Some(logsource)
@@ -379,7 +399,13 @@ mod tests {
         let pc = Logsource::ProcessCreation;
         assert_eq!(pc.field_index("CommandLine"), Some(9));
         assert_eq!(pc.field_index("commandline"), None);
-        for absent in ["CurrentDirectory", "LogonGuid", "LogonId", "TerminalSessionId", "Imphash"] {
+        for absent in [
+            "CurrentDirectory",
+            "LogonGuid",
+            "LogonId",
+            "TerminalSessionId",
+            "Imphash",
+        ] {
             assert_eq!(pc.field_index(absent), None, "{absent}");
         }
         assert_eq!(Logsource::ImageLoad.field_index("Signature"), None);
@@ -395,8 +421,14 @@ mod tests {
         assert_eq!(event.get(2), Some("42"));
         assert_eq!(event.values.iter().flatten().count(), 2);
         let bad = serde_json::json!({"Event": {"System": {"EventID": 4688}, "EventData": {}}});
-        assert_eq!(OwnedEvent::from_sysmon_json(&bad), Err(EventJsonError::UnsupportedEventId(4688)));
+        assert_eq!(
+            OwnedEvent::from_sysmon_json(&bad),
+            Err(EventJsonError::UnsupportedEventId(4688))
+        );
         let text = serde_json::to_string(&event).expect("serializes");
-        assert_eq!(text, r#"{"EventID":1,"ProcessId":"42","Image":"C:\\x.exe"}"#);
+        assert_eq!(
+            text,
+            r#"{"EventID":1,"ProcessId":"42","Image":"C:\\x.exe"}"#
+        );
     }
 }

@@ -94,7 +94,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     if text.len() > MAX_BYTES {
         return Err(YamlError {
             line: 1,
-            message: format!("file is {} bytes; rules larger than {MAX_BYTES} bytes are refused", text.len()),
+            message: format!(
+                "file is {} bytes; rules larger than {MAX_BYTES} bytes are refused",
+                text.len()
+            ),
         });
     }
     let mut stack: Vec<Open> = Vec::new();
@@ -115,9 +118,15 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Event::Nothing | Event::StreamStart | Event::DocumentStart(_) => continue,
             Event::StreamEnd | Event::DocumentEnd => break,
             Event::Alias(_) => {
-                return Err(YamlError { line, message: "YAML aliases are not supported in rules".into() });
+                return Err(YamlError {
+                    line,
+                    message: "YAML aliases are not supported in rules".into(),
+                });
             }
-            Event::Scalar(text, style, _, _) => Node { line, value: resolve(&text, style) },
+            Event::Scalar(text, style, _, _) => Node {
+                line,
+                value: resolve(&text, style),
+            },
             Event::SequenceStart(_, _) | Event::MappingStart(_, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(YamlError {
@@ -133,12 +142,26 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Seq(line, items)) => Node { line, value: Value::Seq(items) },
-                Some(Open::Map(line, entries, None)) => Node { line, value: Value::Map(entries) },
+                Some(Open::Seq(line, items)) => Node {
+                    line,
+                    value: Value::Seq(items),
+                },
+                Some(Open::Map(line, entries, None)) => Node {
+                    line,
+                    value: Value::Map(entries),
+                },
                 Some(Open::Map(line, _, Some((key, _)))) => {
-                    return Err(YamlError { line, message: format!("key `{key}` has no value") });
+                    return Err(YamlError {
+                        line,
+                        message: format!("key `{key}` has no value"),
+                    });
                 }
-                None => return Err(YamlError { line, message: "unbalanced YAML structure".into() }),
+                None => {
+                    return Err(YamlError {
+                        line,
+                        message: "unbalanced YAML structure".into(),
+                    });
+                }
             },
         };
         match stack.last_mut() {
@@ -147,13 +170,22 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Some(Open::Map(_, entries, pending)) => match pending.take() {
                 Some((key, key_line)) => {
                     if entries.iter().any(|e| e.key == key) {
-                        return Err(YamlError { line: key_line, message: format!("duplicate key `{key}`") });
+                        return Err(YamlError {
+                            line: key_line,
+                            message: format!("duplicate key `{key}`"),
+                        });
                     }
-                    entries.push(Entry { key, line: key_line, value: finished });
+                    entries.push(Entry {
+                        key,
+                        line: key_line,
+                        value: finished,
+                    });
                 }
                 None => match finished.scalar_text() {
                     Some(key) => *pending = Some((key, finished.line)),
-                    None if finished.value == Value::Null => *pending = Some((String::new(), finished.line)),
+                    None if finished.value == Value::Null => {
+                        *pending = Some((String::new(), finished.line))
+                    }
                     None => {
                         return Err(YamlError {
                             line: finished.line,
@@ -164,7 +196,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             },
         }
     }
-    Ok(Node { line: 1, value: Value::Null })
+    Ok(Node {
+        line: 1,
+        value: Value::Null,
+    })
 }
 
 /// YAML 1.2 core schema for plain scalars; quoted and block scalars are strings.
@@ -184,8 +219,9 @@ fn resolve(text: &str, style: ScalarStyle) -> Value {
             return Value::Int(i);
         }
     }
-    let looks_float = digits.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+')
-        && digits.bytes().any(|b| b.is_ascii_digit())
+    let looks_float = digits.bytes().all(|b| {
+        b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+'
+    }) && digits.bytes().any(|b| b.is_ascii_digit())
         && digits.starts_with(|c: char| c.is_ascii_digit() || c == '.');
     if looks_float {
         if let Ok(f) = text.parse::<f64>() {
@@ -202,12 +238,27 @@ mod tests {
     #[test]
     fn lines_and_types() {
         let doc = parse("a: 1\nb:\n  - 'x'\n  - true\nc: ~\nd: 1.5\n").expect("valid");
-        assert_eq!(doc.get("a").map(|n| (&n.value, n.line)), Some((&Value::Int(1), 1)));
+        assert_eq!(
+            doc.get("a").map(|n| (&n.value, n.line)),
+            Some((&Value::Int(1), 1))
+        );
         let b = doc.get("b").expect("b");
         match &b.value {
             Value::Seq(items) => {
-                assert_eq!(items[0], Node { line: 3, value: Value::Str("x".into()) });
-                assert_eq!(items[1], Node { line: 4, value: Value::Bool(true) });
+                assert_eq!(
+                    items[0],
+                    Node {
+                        line: 3,
+                        value: Value::Str("x".into())
+                    }
+                );
+                assert_eq!(
+                    items[1],
+                    Node {
+                        line: 4,
+                        value: Value::Bool(true)
+                    }
+                );
             }
             other => panic!("not a list: {other:?}"),
         }

@@ -58,7 +58,11 @@ fn agrees_with_sigma_rust_on_generated_events() {
         ("file", Logsource::FileDelete, 300),
     ] {
         let report = check(&sigma().join("rules/windows").join(dir)).expect("rules readable");
-        let rules: Vec<_> = report.accepted.iter().filter(|r| r.logsource == logsource).collect();
+        let rules: Vec<_> = report
+            .accepted
+            .iter()
+            .filter(|r| r.logsource == logsource)
+            .collect();
         let mut oracle = Vec::new();
         for rule in &rules {
             let text = std::fs::read_to_string(&rule.path).expect("rule readable");
@@ -69,7 +73,10 @@ fn agrees_with_sigma_rust_on_generated_events() {
         }
         let engine = Engine::new(rules.iter().map(|r| (*r).clone()).collect());
         let events = generate_steered(&samples, &rules, logsource, count, &mut rng);
-        assert!(!events.is_empty() || logsource == Logsource::FileDelete, "no samples for {logsource:?}");
+        assert!(
+            !events.is_empty() || logsource == Logsource::FileDelete,
+            "no samples for {logsource:?}"
+        );
         let mut scratch = Scratch::default();
         for (n, (event, steered)) in events.iter().enumerate() {
             let mut ours = BTreeSet::new();
@@ -88,7 +95,14 @@ fn agrees_with_sigma_rust_on_generated_events() {
                 checked_pairs += 1;
                 fired += usize::from(theirs);
                 if theirs != ours.contains(id) {
-                    disagreements.insert((id.clone(), format!("ours={} theirs={theirs} event={}", !theirs, serde_json::to_string(event).unwrap_or_default())));
+                    disagreements.insert((
+                        id.clone(),
+                        format!(
+                            "ours={} theirs={theirs} event={}",
+                            !theirs,
+                            serde_json::to_string(event).unwrap_or_default()
+                        ),
+                    ));
                 }
             }
         }
@@ -107,9 +121,25 @@ fn agrees_with_sigma_rust_on_generated_events() {
         disagreements.len(),
         seen_excluded.len()
     );
-    assert!(fired > 1000, "generated events must actually match rules (got {fired})");
+    assert!(
+        fired > 1000,
+        "generated events must actually match rules (got {fired})"
+    );
     for (id, why) in EXCLUDED {
-        assert!(seen_excluded.contains(*id), "excluded rule {id} ({why}) no longer disagrees: remove it");
+        assert!(
+            seen_excluded.contains(*id),
+            "excluded rule {id} ({why}) no longer disagrees: remove it"
+        );
     }
-    assert!(unexplained.is_empty(), "{} disagreements:\n{}", unexplained.len(), unexplained.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "{} disagreements:\n{}",
+        unexplained.len(),
+        unexplained
+            .iter()
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

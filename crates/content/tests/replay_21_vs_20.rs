@@ -36,7 +36,14 @@ detection:
 
 fn event(i: usize) -> OwnedEvent {
     let mut e = OwnedEvent::empty(Logsource::ProcessCreation);
-    e.set("Image", if i % 2 == 0 { "C:\\Windows\\System32\\whoami.exe" } else { "C:\\Windows\\notepad.exe" });
+    e.set(
+        "Image",
+        if i % 2 == 0 {
+            "C:\\Windows\\System32\\whoami.exe"
+        } else {
+            "C:\\Windows\\notepad.exe"
+        },
+    );
     e.set("ProcessId", i.to_string());
     e
 }
@@ -50,13 +57,19 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
     std::fs::create_dir(bad_dir.path().join("new")).expect("mkdir");
     std::fs::write(bad_dir.path().join("new/session.yml"), BAD).expect("write");
 
-    let content = Arc::new(Content::new(Bundle::load(good_dir.path()).expect("good bundle").bundle));
+    let content = Arc::new(Content::new(
+        Bundle::load(good_dir.path()).expect("good bundle").bundle,
+    ));
 
     // A consumer evaluates a stream of events while the bad bundle arrives.
     let stop = Arc::new(AtomicBool::new(false));
     let evaluated = Arc::new(AtomicUsize::new(0));
     let consumer = {
-        let (content, stop, evaluated) = (Arc::clone(&content), Arc::clone(&stop), Arc::clone(&evaluated));
+        let (content, stop, evaluated) = (
+            Arc::clone(&content),
+            Arc::clone(&stop),
+            Arc::clone(&evaluated),
+        );
         std::thread::spawn(move || {
             let mut scratch = Scratch::default();
             let (mut produced, mut alerts) = (0usize, 0usize);
@@ -65,7 +78,9 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
                 for _ in 0..100 {
                     let e = event(produced);
                     produced += 1;
-                    bundle.engine.for_each_match(&e, &mut scratch, |_| alerts += 1);
+                    bundle
+                        .engine
+                        .for_each_match(&e, &mut scratch, |_| alerts += 1);
                     evaluated.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -74,8 +89,16 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
     };
 
     let before = content.current();
-    let error = content.reload(bad_dir.path(), LoadPolicy::Strict).expect_err("strict load must reject");
-    let BundleError::Rejected { accepted, rejections } = &error else { panic!("wrong error: {error}") };
+    let error = content
+        .reload(bad_dir.path(), LoadPolicy::Strict)
+        .expect_err("strict load must reject");
+    let BundleError::Rejected {
+        accepted,
+        rejections,
+    } = &error
+    else {
+        panic!("wrong error: {error}")
+    };
     assert_eq!(*accepted, 1);
     assert_eq!(rejections.len(), 1);
     let rejection = &rejections[0];
@@ -83,7 +106,10 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
     assert_eq!(rejection.line, 9);
     assert_eq!(
         rejection.reason,
-        Reason::FieldNotProvided { field: "TerminalSessionId".into(), logsource: Logsource::ProcessCreation }
+        Reason::FieldNotProvided {
+            field: "TerminalSessionId".into(),
+            logsource: Logsource::ProcessCreation
+        }
     );
     let message = error.to_string();
     assert!(message.contains("session.yml:9: field `TerminalSessionId` is not provided by ringside for process_creation"), "{message}");
@@ -94,16 +120,32 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
 
     stop.store(true, Ordering::Relaxed);
     let (produced, alerts) = consumer.join().expect("consumer ran");
-    assert_eq!(evaluated.load(Ordering::Relaxed), produced, "every produced event was evaluated");
-    assert_eq!(alerts, produced.div_ceil(2), "every whoami event alerted under the old bundle");
+    assert_eq!(
+        evaluated.load(Ordering::Relaxed),
+        produced,
+        "every produced event was evaluated"
+    );
+    assert_eq!(
+        alerts,
+        produced.div_ceil(2),
+        "every whoami event alerted under the old bundle"
+    );
 
     // Lenient policy takes the good rule and reports the bad one.
-    let report = content.reload(bad_dir.path(), LoadPolicy::Lenient).expect("lenient load");
-    assert_eq!((report.bundle.engine.rule_count(), report.rejections.len()), (1, 1));
+    let report = content
+        .reload(bad_dir.path(), LoadPolicy::Lenient)
+        .expect("lenient load");
+    assert_eq!(
+        (report.bundle.engine.rule_count(), report.rejections.len()),
+        (1, 1)
+    );
     let alerts = content.current().engine.evaluate(&event(0));
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].rule_id, "11111111-0000-0000-0000-000000000001");
     assert_eq!(alerts[0].event.logsource(), Logsource::ProcessCreation);
     let json = serde_json::to_string(&alerts[0]).expect("alert serializes");
-    assert!(json.contains(r#""Image":"C:\\Windows\\System32\\whoami.exe""#), "{json}");
+    assert!(
+        json.contains(r#""Image":"C:\\Windows\\System32\\whoami.exe""#),
+        "{json}"
+    );
 }

@@ -25,7 +25,11 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 
     pub fn chance(&mut self, percent: u64) -> bool {
@@ -38,20 +42,30 @@ pub fn sample_events(regression_dir: &Path) -> Vec<OwnedEvent> {
     let mut out = Vec::new();
     let mut pending = vec![regression_dir.to_owned()];
     while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
         for path in paths {
             if path.is_dir() {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let Ok(bytes) = std::fs::read(&path) else { continue };
-                for doc in serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>().flatten() {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                for doc in serde_json::Deserializer::from_slice(&bytes)
+                    .into_iter::<serde_json::Value>()
+                    .flatten()
+                {
                     let docs = match doc {
                         serde_json::Value::Array(items) => items,
                         one => vec![one],
                     };
-                    out.extend(docs.iter().filter_map(|d| OwnedEvent::from_sysmon_json(d).ok()));
+                    out.extend(
+                        docs.iter()
+                            .filter_map(|d| OwnedEvent::from_sysmon_json(d).ok()),
+                    );
                 }
             }
         }
@@ -83,7 +97,17 @@ fn satisfying(matcher: &Matcher, rng: &mut Rng) -> Option<Option<String>> {
     };
     let text = match rng.below(3) {
         0 => text.to_uppercase(),
-        1 => text.chars().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c }).collect(),
+        1 => text
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect(),
         _ => text,
     };
     Some(Some(text))
@@ -101,12 +125,18 @@ pub fn steer(event: &mut OwnedEvent, rule: &CompiledRule, rng: &mut Rng) {
     }
     let tests = &selection.any_of[rng.below(selection.any_of.len())];
     for test in tests {
-        let Target::Field(field) = test.target else { continue };
+        let Target::Field(field) = test.target else {
+            continue;
+        };
         if test.matchers.is_empty() || field >= event.values.len() {
             continue;
         }
         let value = if test.all {
-            let parts: Vec<String> = test.matchers.iter().filter_map(|m| satisfying(m, rng).flatten()).collect();
+            let parts: Vec<String> = test
+                .matchers
+                .iter()
+                .filter_map(|m| satisfying(m, rng).flatten())
+                .collect();
             Some(Some(parts.join(" ")))
         } else {
             satisfying(&test.matchers[rng.below(test.matchers.len())], rng)
@@ -119,13 +149,31 @@ pub fn steer(event: &mut OwnedEvent, rule: &CompiledRule, rng: &mut Rng) {
 
 /// `count` events of `logsource`: samples, steered towards random rules
 /// (sometimes two, to mix literals), some left as they are.
-pub fn generate(samples: &[OwnedEvent], rules: &[&CompiledRule], logsource: Logsource, count: usize, rng: &mut Rng) -> Vec<OwnedEvent> {
-    generate_steered(samples, rules, logsource, count, rng).into_iter().map(|(e, _)| e).collect()
+pub fn generate(
+    samples: &[OwnedEvent],
+    rules: &[&CompiledRule],
+    logsource: Logsource,
+    count: usize,
+    rng: &mut Rng,
+) -> Vec<OwnedEvent> {
+    generate_steered(samples, rules, logsource, count, rng)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect()
 }
 
 /// Like [`generate`], also returning the indices of the rules each event was steered to.
-pub fn generate_steered(samples: &[OwnedEvent], rules: &[&CompiledRule], logsource: Logsource, count: usize, rng: &mut Rng) -> Vec<(OwnedEvent, Vec<usize>)> {
-    let base: Vec<&OwnedEvent> = samples.iter().filter(|e| e.logsource == logsource).collect();
+pub fn generate_steered(
+    samples: &[OwnedEvent],
+    rules: &[&CompiledRule],
+    logsource: Logsource,
+    count: usize,
+    rng: &mut Rng,
+) -> Vec<(OwnedEvent, Vec<usize>)> {
+    let base: Vec<&OwnedEvent> = samples
+        .iter()
+        .filter(|e| e.logsource == logsource)
+        .collect();
     let mut out = Vec::with_capacity(count);
     if base.is_empty() {
         return out;
