@@ -2,6 +2,8 @@
 //! person and by CI (`.ci/run` calls `cargo xtask test`).
 
 mod cmd;
+mod gate;
+mod package;
 mod test;
 
 use std::process::ExitCode;
@@ -10,7 +12,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test      run every test: unit, property, loom models (what CI runs)
+  test      run every test: unit, property, loom models, driver clippy and
+            the packaged driver's binary gate (what CI runs)
+  package   build ringside.sys and gate it into target/package/
+            (--sign: test-sign with osslsigncode and a generated certificate)
   miri      run the ring and wire tests under Miri (nightly)
 ";
 
@@ -25,6 +30,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "test" => test::run_all(rest),
+        "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

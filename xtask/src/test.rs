@@ -5,6 +5,20 @@ use crate::cmd::{cargo, run};
 /// Every test CI runs, in order of cost.
 pub fn run_all(_args: &[String]) -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--locked"]))?;
+    // The driver's Windows-only code, checked from any host.
+    run(cargo().args([
+        "clippy",
+        "--locked",
+        "--target",
+        "x86_64-pc-windows-msvc",
+        "-p",
+        "ringside-driver",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // Builds the release ringside.sys and runs the binary gate on it.
+    crate::package::run_package(&[])?;
     Ok(())
 }
 

@@ -1,0 +1,305 @@
+//! The control device's request handling, minus the IRP plumbing: one
+//! consumer at a time, HELLO before anything else, CONFIGURE validated by
+//! `ringside-wire`, STATS. The kernel's `device.rs` passes the I/O manager's
+//! system buffer as slices and completes the IRP with the returned length or
+//! `ControlError::status()`.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use ringside_wire::ioctl::{
+    self, Config, ControlError, HelloResponse, READ_MIN_BUFFER, StatsResponse, check_output,
+};
+use ringside_wire::kind::ALL_EVENTS_MASK;
+use ringside_wire::{ABI_VERSION, DriverStats, EventKind, MAX_RECORD_SIZE};
+use zerocopy::IntoBytes;
+
+use crate::DRIVER_VERSION;
+use crate::record::Caps;
+
+/// The configuration callbacks read, one atomic per field: a callback may
+/// see a mix of an old and a new CONFIGURE, which is harmless (each field is
+/// valid on its own).
+#[derive(Debug)]
+pub struct SharedConfig {
+    event_mask: AtomicU32,
+    max_name_bytes: AtomicU32,
+    max_command_line_bytes: AtomicU32,
+    batch_bytes: AtomicU32,
+    max_latency_ms: AtomicU32,
+}
+
+impl SharedConfig {
+    /// `Config::default()`'s values, usable in a `static`.
+    pub const fn new() -> Self {
+        SharedConfig {
+            event_mask: AtomicU32::new(ALL_EVENTS_MASK),
+            max_name_bytes: AtomicU32::new(1024),
+            max_command_line_bytes: AtomicU32::new(8192),
+            batch_bytes: AtomicU32::new(16 * 1024),
+            max_latency_ms: AtomicU32::new(20),
+        }
+    }
+
+    pub fn set(&self, config: &Config) {
+        self.event_mask.store(config.event_mask, Ordering::Relaxed);
+        self.max_name_bytes
+            .store(u32::from(config.max_name_bytes), Ordering::Relaxed);
+        self.max_command_line_bytes
+            .store(u32::from(config.max_command_line_bytes), Ordering::Relaxed);
+        self.batch_bytes.store(config.batch_bytes, Ordering::Relaxed);
+        self.max_latency_ms
+            .store(config.max_latency_ms, Ordering::Relaxed);
+    }
+
+    /// Back to the defaults (a new consumer starts from them).
+    pub fn reset(&self) {
+        self.set(&Config::default());
+    }
+
+    /// Whether callbacks should observe `kind` at all.
+    pub fn enabled(&self, kind: EventKind) -> bool {
+        self.event_mask.load(Ordering::Relaxed) & kind.mask_bit() != 0
+    }
+
+    pub fn caps(&self) -> Caps {
+        let cap = |a: &AtomicU32| u16::try_from(a.load(Ordering::Relaxed)).unwrap_or(u16::MAX) & !1;
+        Caps {
+            name: cap(&self.max_name_bytes),
+            command_line: cap(&self.max_command_line_bytes),
+        }
+    }
+
+    pub fn batch_bytes(&self) -> usize {
+        self.batch_bytes.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn max_latency_ms(&self) -> u32 {
+        self.max_latency_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A second open while a consumer is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy;
+
+/// Connection state of the control device.
+#[derive(Debug, Default)]
+pub struct Control {
+    consumer: AtomicBool,
+    negotiated: AtomicBool,
+    pub config: SharedConfig,
+}
+
+impl Control {
+    pub const fn new() -> Self {
+        Control {
+            consumer: AtomicBool::new(false),
+            negotiated: AtomicBool::new(false),
+            config: SharedConfig::new(),
+        }
+    }
+
+    /// IRP_MJ_CREATE: admits one consumer; the device completes a second
+    /// open with `STATUS_SHARING_VIOLATION`.
+    pub fn open(&self) -> Result<(), Busy> {
+        // Acquire pairs with the Release in `close`: the new consumer sees
+        // the reset state.
+        self.consumer
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+            .map_err(|_| Busy)
+    }
+
+    /// IRP_MJ_CLOSE of the consumer's handle.
+    pub fn close(&self) {
+        self.negotiated.store(false, Ordering::Relaxed);
+        self.config.reset();
+        self.consumer.store(false, Ordering::Release);
+    }
+
+    pub fn connected(&self) -> bool {
+        self.consumer.load(Ordering::Relaxed)
+    }
+
+    fn require_hello(&self) -> Result<(), ControlError> {
+        if self.negotiated.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ControlError::NotNegotiated)
+        }
+    }
+
+    /// IOCTL_HELLO: returns the bytes written to `output`.
+    pub fn hello(
+        &self,
+        input: &[u8],
+        output: &mut [u8],
+        ring_capacity: usize,
+    ) -> Result<usize, ControlError> {
+        ioctl::parse_hello(input)?;
+        check_output::<HelloResponse>(output.len())?;
+        let response = HelloResponse {
+            size: size_of::<HelloResponse>() as u32,
+            abi_version: ABI_VERSION,
+            driver_version: DRIVER_VERSION,
+            ring_capacity: u32::try_from(ring_capacity).unwrap_or(u32::MAX),
+            max_record_size: MAX_RECORD_SIZE as u32,
+            supported_events: ALL_EVENTS_MASK,
+            read_min_buffer: READ_MIN_BUFFER,
+            _pad: 0,
+        };
+        let written = write_response(&response, output)?;
+        // Release pairs with the Acquire in `require_hello`.
+        self.negotiated.store(true, Ordering::Release);
+        Ok(written)
+    }
+
+    /// IOCTL_CONFIGURE.
+    pub fn configure(&self, input: &[u8]) -> Result<usize, ControlError> {
+        self.require_hello()?;
+        let config = ioctl::parse_configure(input)?;
+        self.config.set(&config);
+        Ok(0)
+    }
+
+    /// IOCTL_STATS.
+    pub fn stats(&self, output: &mut [u8], mut stats: DriverStats) -> Result<usize, ControlError> {
+        self.require_hello()?;
+        check_output::<StatsResponse>(output.len())?;
+        stats.consumer_connected = u32::from(self.connected());
+        let response = StatsResponse {
+            size: size_of::<StatsResponse>() as u32,
+            abi_version: ABI_VERSION,
+            stats,
+        };
+        write_response(&response, output)
+    }
+
+    /// IOCTL_READ's checks before the IRP is drained or queued.
+    pub fn read(&self, output_len: usize) -> Result<(), ControlError> {
+        self.require_hello()?;
+        ioctl::check_read_buffer(output_len)
+    }
+}
+
+fn write_response<T: IntoBytes + zerocopy::Immutable>(
+    response: &T,
+    output: &mut [u8],
+) -> Result<usize, ControlError> {
+    let needed = size_of::<T>();
+    let got = output.len();
+    response
+        .write_to_prefix(output)
+        .map_err(|_| ControlError::OutputTooSmall { needed, got })?;
+    Ok(needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_wire::ioctl::{ConfigureRequest, HelloRequest, status};
+    use zerocopy::FromBytes;
+
+    fn hello_request(abi_version: u32) -> HelloRequest {
+        HelloRequest {
+            size: 16,
+            abi_version,
+            agent_version: 1,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn one_consumer_at_a_time() {
+        let control = Control::new();
+        assert_eq!(control.open(), Ok(()));
+        assert_eq!(control.open(), Err(Busy));
+        control.close();
+        assert_eq!(control.open(), Ok(()));
+    }
+
+    #[test]
+    fn hello_comes_first_and_checks_the_abi() {
+        let control = Control::new();
+        control.open().expect("open");
+        let mut out = [0u8; 64];
+        let err = control.configure(ConfigureRequest::default().as_bytes()).unwrap_err();
+        assert_eq!(err.status(), status::INVALID_DEVICE_STATE);
+        assert_eq!(control.read(1 << 20).unwrap_err(), ControlError::NotNegotiated);
+        let err = control
+            .hello(hello_request(ABI_VERSION + 1).as_bytes(), &mut out, 4096)
+            .unwrap_err();
+        assert_eq!(err.status(), status::REVISION_MISMATCH);
+        let n = control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut out, 1 << 20)
+            .expect("hello");
+        assert_eq!(n, 32);
+        let response = HelloResponse::read_from_bytes(&out[..n]).expect("response");
+        assert_eq!(response.ring_capacity, 1 << 20);
+        assert_eq!(response.abi_version, ABI_VERSION);
+        // Short output buffer.
+        let err = control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut out[..31], 0)
+            .unwrap_err();
+        assert_eq!(err.status(), status::BUFFER_TOO_SMALL);
+    }
+
+    #[test]
+    fn configure_is_validated_and_applied_then_reset_on_close() {
+        let control = Control::new();
+        control.open().expect("open");
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
+            .expect("hello");
+        let mut request = ConfigureRequest {
+            event_mask: EventKind::ProcessCreate.mask_bit(),
+            max_name_bytes: 128,
+            ..ConfigureRequest::default()
+        };
+        assert_eq!(control.configure(request.as_bytes()), Ok(0));
+        assert!(control.config.enabled(EventKind::ProcessCreate));
+        assert!(!control.config.enabled(EventKind::FileWrite));
+        assert_eq!(control.config.caps().name, 128);
+        request.max_latency_ms = 51;
+        let err = control.configure(request.as_bytes()).unwrap_err();
+        assert_eq!(err.status(), status::INVALID_PARAMETER);
+        let err = control.configure(&request.as_bytes()[..31]).unwrap_err();
+        assert_eq!(err.status(), status::INFO_LENGTH_MISMATCH);
+        control.close();
+        assert!(control.config.enabled(EventKind::FileWrite));
+        assert_eq!(control.config.caps().name, 1024);
+    }
+
+    #[test]
+    fn stats_and_read_checks() {
+        let control = Control::new();
+        control.open().expect("open");
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
+            .expect("hello");
+        let mut out = [0u8; 288];
+        let stats = DriverStats {
+            next_seq: 9,
+            ..DriverStats::default()
+        };
+        assert_eq!(control.stats(&mut out, stats), Ok(288));
+        let response = StatsResponse::read_from_bytes(&out).expect("stats");
+        assert_eq!(response.stats.next_seq, 9);
+        assert_eq!(response.stats.consumer_connected, 1);
+        assert_eq!(
+            control.stats(&mut out[..100], stats).unwrap_err().status(),
+            status::BUFFER_TOO_SMALL
+        );
+        assert!(control.read(READ_MIN_BUFFER as usize).is_ok());
+        assert_eq!(
+            control.read(4096).unwrap_err().status(),
+            status::BUFFER_TOO_SMALL
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The minifilter (fltkernel.h): registration and the operation callbacks
+//! for create (post), write (pre), set-information (pre) and cleanup (pre).
+//!
+//! Names are queried with `FltGetFileNameInformation` only at IRQL <=
+//! APC_LEVEL; above that the event is dropped and counted as
+//! `DropReason::Irql`. Every callback returns "no post-callback" /
+//! "finished" and never fails or blocks the user's I/O.
+
+use core::ffi::c_void;
+use core::sync::atomic::Ordering;
+
+use ringside_driver::record::{
+    FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, SetInformation, classify_set_information,
+    create_interest, rename_target,
+};
+use ringside_driver::first_write::WriteSeen;
+use ringside_driver::ring::Ring;
+use ringside_wire::{DropReason, EventKind};
+use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_QUERY_DEFAULT,
+    FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS,
+    FltGetDestinationFileNameInformation, FltGetFileNameInformation, FltGetRequestorProcessId,
+    FltReleaseFileNameInformation, FltRegisterFilter, FltStartFiltering, FltUnregisterFilter, PFLT_FILTER,
+};
+
+use super::globals::{Globals, acquired, globals};
+use super::notify::{after_emit, origin};
+use super::nt;
+
+const IRP_MJ_CREATE: u8 = 0x00;
+const IRP_MJ_WRITE: u8 = 0x04;
+const IRP_MJ_SET_INFORMATION: u8 = 0x06;
+const IRP_MJ_CLEANUP: u8 = 0x12;
+const IRP_MJ_OPERATION_END: u8 = 0x80;
+const IRP_PAGING_IO: u32 = 0x0000_0002;
+const FLTFL_POST_OPERATION_DRAINING: u32 = 0x0000_0001;
+const FLTFL_FILTER_UNLOAD_MANDATORY: u32 = 0x0000_0001;
+/// `FLT_PREOP_SUCCESS_NO_CALLBACK`.
+const PREOP_NO_CALLBACK: i32 = 1;
+/// `FLT_POSTOP_FINISHED_PROCESSING`.
+const POSTOP_FINISHED: i32 = 0;
+
+/// Operation table (terminated by IRP_MJ_OPERATION_END). A `static` so
+/// FltMgr may keep pointing at it; never written.
+struct Operations([FLT_OPERATION_REGISTRATION; 5]);
+// SAFETY: read-only after link; the raw pointers in it are null.
+unsafe impl Sync for Operations {}
+
+static OPERATIONS: Operations = Operations([
+    operation(IRP_MJ_CREATE, None, Some(post_create)),
+    operation(IRP_MJ_WRITE, Some(pre_write), None),
+    operation(IRP_MJ_SET_INFORMATION, Some(pre_set_information), None),
+    operation(IRP_MJ_CLEANUP, Some(pre_cleanup), None),
+    operation(IRP_MJ_OPERATION_END, None, None),
+]);
+
+type PreOp = unsafe extern "system" fn(*mut FLT_CALLBACK_DATA, *const FLT_RELATED_OBJECTS, *mut *mut c_void) -> i32;
+type PostOp = unsafe extern "system" fn(*mut FLT_CALLBACK_DATA, *const FLT_RELATED_OBJECTS, *const c_void, u32) -> i32;
+
+const fn operation(major: u8, pre: Option<PreOp>, post: Option<PostOp>) -> FLT_OPERATION_REGISTRATION {
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: major,
+        Flags: 0,
+        PreOperation: pre,
+        PostOperation: post,
+        Reserved1: core::ptr::null_mut(),
+    }
+}
+
+/// Registers the filter (DriverEntry, PASSIVE_LEVEL). Filtering starts
+/// in [`start`], after every other resource exists.
+///
+/// # Safety
+/// `driver` is DriverEntry's driver object.
+pub unsafe fn register(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
+    let registration = FLT_REGISTRATION {
+        Size: size_of::<FLT_REGISTRATION>() as u16,
+        Version: FLT_REGISTRATION_VERSION as u16,
+        Flags: 0,
+        ContextRegistration: core::ptr::null(),
+        OperationRegistration: OPERATIONS.0.as_ptr(),
+        FilterUnloadCallback: Some(filter_unload),
+        InstanceSetupCallback: None,
+        InstanceQueryTeardownCallback: None,
+        InstanceTeardownStartCallback: None,
+        InstanceTeardownCompleteCallback: None,
+        GenerateFileNameCallback: None,
+        NormalizeNameComponentCallback: None,
+        NormalizeContextCleanupCallback: None,
+        TransactionNotificationCallback: None,
+        NormalizeNameComponentExCallback: None,
+        SectionNotificationCallback: None,
+    };
+    let mut filter: PFLT_FILTER = 0;
+    // SAFETY: PASSIVE_LEVEL; FltMgr copies the registration; the operation
+    // table is a static.
+    let status = unsafe { FltRegisterFilter(driver, &registration, &mut filter) };
+    if nt::nt_success(status) {
+        g.filter.store(filter, Ordering::Release);
+        g.acquired.fetch_or(acquired::FILTER, Ordering::AcqRel);
+    }
+    status
+}
+
+/// `FltStartFiltering`: the last step of DriverEntry.
+pub fn start(g: &Globals) -> i32 {
+    // SAFETY: PASSIVE_LEVEL; a registered filter.
+    unsafe { FltStartFiltering(g.filter.load(Ordering::Acquire)) }
+}
+
+/// `FltUnregisterFilter`, if registered (teardown, PASSIVE_LEVEL). FltMgr
+/// waits for outstanding callbacks of this filter before returning.
+pub fn unregister(g: &Globals) {
+    if g.acquired.fetch_and(!acquired::FILTER, Ordering::AcqRel) & acquired::FILTER != 0 {
+        let filter = g.filter.swap(0, Ordering::AcqRel);
+        // SAFETY: PASSIVE_LEVEL; the filter we registered, unregistered once.
+        unsafe { FltUnregisterFilter(filter) };
+    }
+}
+
+/// `PFLT_FILTER_UNLOAD_CALLBACK` (`fltmc unload ringside`, service stop).
+/// Refuses an optional unload while the agent is connected; a mandatory
+/// one proceeds (pending READs are cancelled).
+unsafe extern "system" fn filter_unload(flags: u32) -> i32 {
+    let g = globals();
+    if flags & FLTFL_FILTER_UNLOAD_MANDATORY == 0 && g.control.connected() {
+        return nt::status::FLT_DO_NOT_DETACH;
+    }
+    super::driver::teardown(g);
+    nt::status::SUCCESS
+}
+
+/// FltMgr's normalized name for the operation, released on drop.
+struct Name(*mut FLT_FILE_NAME_INFORMATION);
+
+impl Name {
+    /// # Safety
+    /// `data` is the callback's data; IRQL <= APC_LEVEL (checked by caller).
+    unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Name> {
+        let mut info = core::ptr::null_mut();
+        // SAFETY: valid callback data at IRQL <= APC_LEVEL.
+        let status = unsafe { FltGetFileNameInformation(data, FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT, &mut info) };
+        (nt::nt_success(status) && !info.is_null()).then_some(Name(info))
+    }
+
+    fn units(&self) -> &[u16] {
+        // SAFETY: FltMgr keeps the name information (and its Name buffer)
+        // alive and unchanged until we release it in `drop`.
+        unsafe { nt::units(&(*self.0).Name) }
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        // SAFETY: obtained from FltGet*NameInformation, released once.
+        unsafe { FltReleaseFileNameInformation(self.0) };
+    }
+}
+
+/// The name of the operation's file, or the drop reason.
+///
+/// # Safety
+/// `data` is the callback's data.
+unsafe fn name_or_drop(data: *mut FLT_CALLBACK_DATA) -> Result<Name, DropReason> {
+    if nt::current_irql() > nt::APC_LEVEL {
+        return Err(DropReason::Irql);
+    }
+    // SAFETY: IRQL checked; valid data.
+    unsafe { Name::query(data) }.ok_or(DropReason::QueryFailed)
+}
+
+/// # Safety
+/// `data` is valid callback data.
+unsafe fn requestor(data: *mut FLT_CALLBACK_DATA) -> u32 {
+    // SAFETY: valid callback data, any IRQL.
+    unsafe { FltGetRequestorProcessId(data) }
+}
+
+fn drop_count(ring: &Ring<'_>, kind: EventKind, reason: DropReason) {
+    ring.drop_event(kind, reason);
+}
+
+unsafe extern "system" fn post_create(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    _context: *const c_void,
+    flags: u32,
+) -> i32 {
+    if flags & FLTFL_POST_OPERATION_DRAINING != 0 {
+        return POSTOP_FINISHED;
+    }
+    let g = globals();
+    g.with_rundown(|g| {
+        // SAFETY: FltMgr passes valid data for the callback's duration;
+        // post-create runs at PASSIVE_LEVEL.
+        unsafe { on_create(g, data) }
+    });
+    POSTOP_FINISHED
+}
+
+/// # Safety
+/// `data` is a post-create's callback data.
+unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
+    let Some(ring) = g.ring() else { return };
+    let config = &g.control.config;
+    // SAFETY: valid data; Iopb valid; Create is the active parameter member.
+    let (status, information, create, iopb_ok) = unsafe {
+        let d = &*data;
+        match d.Iopb.as_ref() {
+            Some(iopb) => (d.IoStatus.Anonymous.Status, d.IoStatus.Information, iopb.Parameters.Create, true),
+            None => (0, 0, core::mem::zeroed(), false),
+        }
+    };
+    if !iopb_ok {
+        return;
+    }
+    // SAFETY: the security context is valid during create.
+    let desired_access = unsafe { create.SecurityContext.as_ref() }.map_or(0, |c| c.DesiredAccess);
+    let interest = create_interest(status, information as u32, desired_access, create.Options);
+    let want_create = interest.file_create && config.enabled(EventKind::FileCreate);
+    let want_delete = interest.delete_on_close && config.enabled(EventKind::FileDelete);
+    if !want_create && !want_delete {
+        return;
+    }
+    // SAFETY: valid data.
+    let pid = unsafe { requestor(data) };
+    // SAFETY: valid data.
+    let name = match unsafe { name_or_drop(data) } {
+        Ok(name) => name,
+        Err(reason) => {
+            if want_create {
+                drop_count(ring, EventKind::FileCreate, reason);
+            }
+            if want_delete {
+                drop_count(ring, EventKind::FileDelete, reason);
+            }
+            return;
+        }
+    };
+    let caps = config.caps();
+    if want_create {
+        let facts = FileCreateFacts {
+            origin: origin(pid),
+            desired_access,
+            create_options: create.Options,
+            information: information as u32,
+            status,
+            name: name.units(),
+        };
+        if facts.emit(ring, caps).is_ok() {
+            after_emit(g);
+        }
+    }
+    if want_delete && FileDeleteFacts::on_close(origin(pid), name.units()).emit(ring, caps).is_ok() {
+        after_emit(g);
+    }
+}
+
+/// The operation's target file object (the stream handle's identity).
+///
+/// # Safety
+/// `data` is valid callback data.
+unsafe fn target(data: *mut FLT_CALLBACK_DATA) -> Option<(*mut FILE_OBJECT, u32)> {
+    // SAFETY: valid data; Iopb valid for the callback.
+    unsafe { (*data).Iopb.as_ref() }.map(|iopb| (iopb.TargetFileObject, iopb.IrpFlags))
+}
+
+unsafe extern "system" fn pre_write(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> i32 {
+    let g = globals();
+    g.with_rundown(|g| {
+        let Some(ring) = g.ring() else { return };
+        let config = &g.control.config;
+        if !config.enabled(EventKind::FileWrite) && !config.enabled(EventKind::FileCloseModified) {
+            return;
+        }
+        // SAFETY: valid callback data.
+        let Some((file, irp_flags)) = (unsafe { target(data) }) else { return };
+        // Paging writes come from the cache or a mapped view, not through a
+        // user's handle; they are not "a write through a stream handle".
+        if irp_flags & IRP_PAGING_IO != 0 {
+            return;
+        }
+        match g.writes.record_write(file as usize) {
+            WriteSeen::Again => {}
+            WriteSeen::First | WriteSeen::Untracked => {
+                if !config.enabled(EventKind::FileWrite) {
+                    return;
+                }
+                // SAFETY: valid data.
+                let pid = unsafe { requestor(data) };
+                // SAFETY: valid data.
+                match unsafe { name_or_drop(data) } {
+                    Ok(name) => {
+                        let facts = FileNameFacts { origin: origin(pid), name: name.units() };
+                        if facts.emit_write(ring, config.caps()).is_ok() {
+                            after_emit(g);
+                        }
+                    }
+                    Err(reason) => drop_count(ring, EventKind::FileWrite, reason),
+                }
+            }
+        }
+    });
+    PREOP_NO_CALLBACK
+}
+
+unsafe extern "system" fn pre_cleanup(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> i32 {
+    let g = globals();
+    g.with_rundown(|g| {
+        let Some(ring) = g.ring() else { return };
+        // SAFETY: valid callback data.
+        let Some((file, _)) = (unsafe { target(data) }) else { return };
+        // Always forget the handle, even if the kind is disabled now.
+        if !g.writes.remove(file as usize) || !g.control.config.enabled(EventKind::FileCloseModified) {
+            return;
+        }
+        // SAFETY: valid data.
+        let pid = unsafe { requestor(data) };
+        // SAFETY: valid data; pre-cleanup runs at PASSIVE_LEVEL.
+        match unsafe { name_or_drop(data) } {
+            Ok(name) => {
+                let facts = FileNameFacts { origin: origin(pid), name: name.units() };
+                if facts.emit_close_modified(ring, g.control.config.caps()).is_ok() {
+                    after_emit(g);
+                }
+            }
+            Err(reason) => drop_count(ring, EventKind::FileCloseModified, reason),
+        }
+    });
+    PREOP_NO_CALLBACK
+}
+
+unsafe extern "system" fn pre_set_information(
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    _context: *mut *mut c_void,
+) -> i32 {
+    let g = globals();
+    g.with_rundown(|g| {
+        // SAFETY: FltMgr passes valid data and related objects.
+        unsafe { on_set_information(g, data, objects) }
+    });
+    PREOP_NO_CALLBACK
+}
+
+/// # Safety
+/// Valid pre-set-information callback data and related objects.
+unsafe fn on_set_information(g: &Globals, data: *mut FLT_CALLBACK_DATA, objects: *const FLT_RELATED_OBJECTS) {
+    let Some(ring) = g.ring() else { return };
+    let config = &g.control.config;
+    if !config.enabled(EventKind::FileRename) && !config.enabled(EventKind::FileDelete) {
+        return;
+    }
+    // SAFETY: valid data; SetFileInformation is the active parameter member.
+    let Some(params) = (unsafe { (*data).Iopb.as_ref() }).map(|iopb| unsafe { iopb.Parameters.SetFileInformation }) else {
+        return;
+    };
+    let buffer = params.InfoBuffer.cast::<u8>().cast_const();
+    let info: &[u8] = if buffer.is_null() {
+        &[]
+    } else {
+        // SAFETY: IRP_MJ_SET_INFORMATION is buffered: InfoBuffer is a system
+        // buffer of `Length` bytes, valid for the pre-operation callback.
+        unsafe { core::slice::from_raw_parts(buffer, params.Length as usize) }
+    };
+    let class = params.FileInformationClass as u32;
+    let action = classify_set_information(class, info);
+    let kind = match action {
+        SetInformation::Ignore => return,
+        SetInformation::Rename { .. } => EventKind::FileRename,
+        SetInformation::Delete { .. } => EventKind::FileDelete,
+    };
+    if !config.enabled(kind) {
+        return;
+    }
+    // SAFETY: valid data.
+    let pid = unsafe { requestor(data) };
+    // SAFETY: valid data.
+    let old = match unsafe { name_or_drop(data) } {
+        Ok(name) => name,
+        Err(reason) => return drop_count(ring, kind, reason),
+    };
+    let caps = config.caps();
+    let emitted = match action {
+        SetInformation::Delete { class, flags } => FileDeleteFacts { origin: origin(pid), class, flags, name: old.units() }
+            .emit(ring, caps)
+            .is_ok(),
+        SetInformation::Rename { class, flags } => {
+            let Some(target) = rename_target(info) else {
+                return drop_count(ring, kind, DropReason::QueryFailed);
+            };
+            // SAFETY: valid related objects for the callback.
+            let (instance, file) = unsafe { objects.as_ref() }.map_or((0, core::ptr::null()), |o| (o.Instance, o.FileObject));
+            let mut new_info = core::ptr::null_mut();
+            // SAFETY: PASSIVE_LEVEL (checked by name_or_drop above); the
+            // name pointer and length lie inside the system buffer (checked
+            // by `rename_target`).
+            let status = unsafe {
+                FltGetDestinationFileNameInformation(
+                    instance,
+                    file,
+                    target.root_directory as usize as *mut c_void,
+                    buffer.add(target.name_offset).cast::<u16>(),
+                    target.name_len,
+                    FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
+                    &mut new_info,
+                )
+            };
+            if !nt::nt_success(status) || new_info.is_null() {
+                return drop_count(ring, kind, DropReason::QueryFailed);
+            }
+            let new = Name(new_info);
+            FileRenameFacts { origin: origin(pid), class, flags, old_name: old.units(), new_name: new.units() }
+                .emit(ring, caps)
+                .is_ok()
+        }
+        SetInformation::Ignore => false,
+    };
+    if emitted {
+        after_emit(g);
+    }
+}

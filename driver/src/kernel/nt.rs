@@ -1,0 +1,206 @@
+//! Small wrappers over ntoskrnl.exe: the imports windows-sys does not declare
+//! for the kernel (or declares for ntdll.dll, or with `fn()` placeholder
+//! callback types), the CRT symbols the compiler calls, IRQL, time and ids.
+//!
+//! C headers: wdm.h, ntifs.h. Every import is listed in `driver/IMPORTS.md`.
+
+use core::ffi::c_void;
+
+use windows_sys::Wdk::Foundation::{IRP, KDPC, MDL};
+
+pub use ringside_driver::ntoskrnl::{ZwClose, ZwOpenKey, ZwQueryValueKey};
+use windows_sys::Wdk::System::SystemServices::IO_CSQ;
+use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
+
+/// `KDEFERRED_ROUTINE` with its real parameters.
+pub type DeferredRoutine =
+    unsafe extern "system" fn(dpc: *const KDPC, context: *const c_void, a1: *const c_void, a2: *const c_void);
+/// `IO_CSQ_INSERT_IRP_EX`: may refuse the IRP.
+pub type CsqInsertIrpEx =
+    unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut c_void) -> NTSTATUS;
+pub type CsqRemoveIrp = unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP);
+pub type CsqPeekNextIrp =
+    unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP, peek_context: *mut c_void) -> *mut IRP;
+pub type CsqAcquireLock = unsafe extern "system" fn(csq: *mut IO_CSQ, irql: *mut u8);
+pub type CsqReleaseLock = unsafe extern "system" fn(csq: *mut IO_CSQ, irql: u8);
+pub type CsqCompleteCanceledIrp = unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP);
+
+// windows-sys declares these callback parameters as `fn()` (or lacks the
+// export); these are the ntoskrnl.exe exports with their real signatures.
+// ZwOpenKey/ZwQueryValueKey/ZwClose live in `ringside_driver::ntoskrnl`
+// (see there for why).
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    pub fn KeInitializeDpc(dpc: *mut KDPC, routine: DeferredRoutine, context: *const c_void);
+    pub fn IoCsqInitializeEx(
+        csq: *mut IO_CSQ,
+        insert: CsqInsertIrpEx,
+        remove: CsqRemoveIrp,
+        peek: CsqPeekNextIrp,
+        acquire: CsqAcquireLock,
+        release: CsqReleaseLock,
+        complete_canceled: CsqCompleteCanceledIrp,
+    ) -> NTSTATUS;
+    pub fn IoCsqInsertIrpEx(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut c_void, insert_context: *mut c_void) -> NTSTATUS;
+    pub fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8;
+    pub fn KeReleaseSpinLock(lock: *mut usize, irql: u8);
+    pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
+    pub fn MmMapLockedPagesSpecifyCache(
+        mdl: *mut MDL,
+        access_mode: i8,
+        cache_type: i32,
+        requested_address: *const c_void,
+        bugcheck_on_failure: u32,
+        priority: u32,
+    ) -> *mut c_void;
+}
+
+// The compiler lowers copies, fills and large stack frames to these; with
+// /NODEFAULTLIB they come from ntoskrnl.exe, which exports all four.
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[expect(dead_code, reason = "called by compiler-generated code, not by name")]
+unsafe extern "C" {
+    pub fn memcpy(dest: *mut c_void, src: *const c_void, n: usize) -> *mut c_void;
+    pub fn memmove(dest: *mut c_void, src: *const c_void, n: usize) -> *mut c_void;
+    pub fn memset(dest: *mut c_void, c: i32, n: usize) -> *mut c_void;
+    pub fn memcmp(a: *const c_void, b: *const c_void, n: usize) -> i32;
+    /// Stack probe for frames over a page (its own calling convention; only
+    /// the symbol matters here).
+    pub fn __chkstk();
+}
+
+/// NTSTATUS values the driver returns itself (the control device's come
+/// from `ringside_wire::ioctl::status`).
+pub mod status {
+    pub const SUCCESS: i32 = 0;
+    pub const UNSUCCESSFUL: i32 = 0xC000_0001_u32 as i32;
+    pub const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+    pub const FLT_DO_NOT_DETACH: i32 = 0xC01C_0010_u32 as i32;
+}
+
+pub const fn nt_success(status: NTSTATUS) -> bool {
+    status >= 0
+}
+
+/// Names may be queried up to APC_LEVEL.
+pub const APC_LEVEL: u8 = 1;
+
+/// The current IRQL. On x64 `KeGetCurrentIrql` is an inline read of CR8
+/// (ntoskrnl.exe does not export it), so this is what wdm.h does.
+#[inline]
+pub fn current_irql() -> u8 {
+    let irql: u64;
+    // SAFETY: the driver runs at CPL 0, where reading CR8 (the task priority
+    // register) is always permitted and has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags)) };
+    irql as u8
+}
+
+/// `KeQuerySystemTimePrecise`: 100 ns units since 1601.
+pub fn system_time() -> u64 {
+    let mut now = 0i64;
+    // SAFETY: callable at any IRQL; writes one i64 we own.
+    unsafe { windows_sys::Wdk::System::SystemServices::KeQuerySystemTimePrecise(&mut now) };
+    now as u64
+}
+
+/// Converts a process or thread id (a `HANDLE`-typed integer) to the wire's u32.
+pub fn handle_id(handle: HANDLE) -> u32 {
+    handle as usize as u32
+}
+
+/// Id of the current thread.
+pub fn current_thread_id() -> u32 {
+    // SAFETY: callable at any IRQL; returns a value.
+    handle_id(unsafe { windows_sys::Wdk::System::SystemServices::PsGetCurrentThreadId() })
+}
+
+/// A counted UTF-16 string built from ASCII at compile time, for object names.
+macro_rules! wide {
+    ($s:expr) => {{
+        const S: &str = $s;
+        const N: usize = S.len();
+        const W: [u16; N] = {
+            let bytes = S.as_bytes();
+            let mut out = [0u16; N];
+            let mut i = 0;
+            while i < N {
+                assert!(bytes[i] < 0x80, "object names are ASCII");
+                out[i] = bytes[i] as u16;
+                i += 1;
+            }
+            out
+        };
+        &W
+    }};
+}
+pub(crate) use wide;
+
+/// A `UNICODE_STRING` over a static UTF-16 name (never written through).
+pub fn unicode(name: &'static [u16]) -> UNICODE_STRING {
+    let bytes = u16::try_from(name.len().saturating_mul(2)).unwrap_or(u16::MAX & !1);
+    UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr().cast_mut(),
+    }
+}
+
+/// The UTF-16 units of a kernel `UNICODE_STRING`.
+///
+/// # Safety
+/// `string` is null or points to a valid `UNICODE_STRING` whose buffer holds
+/// `Length` bytes and stays valid and unchanged for `'a`.
+pub unsafe fn units<'a>(string: *const UNICODE_STRING) -> &'a [u16] {
+    // SAFETY: the caller guarantees `string` is null or valid for 'a.
+    let Some(string) = (unsafe { string.as_ref() }) else {
+        return &[];
+    };
+    if string.Buffer.is_null() || string.Length == 0 {
+        return &[];
+    }
+    // SAFETY: per the contract the buffer holds `Length` bytes of UTF-16,
+    // 2-aligned as every UNICODE_STRING buffer is, valid for 'a.
+    unsafe { core::slice::from_raw_parts(string.Buffer, usize::from(string.Length / 2)) }
+}
+
+/// `MmGetSystemAddressForMdlSafe` (a wdm.h inline): the MDL's system
+/// mapping, created non-executable with normal priority if absent.
+///
+/// # Safety
+/// `mdl` is a locked MDL from the I/O manager (`Irp->MdlAddress`), IRQL <=
+/// DISPATCH_LEVEL.
+pub unsafe fn system_address_for_mdl(mdl: *mut MDL) -> Option<&'static mut [u8]> {
+    const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
+    const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
+    const MM_CACHED: i32 = 1;
+    const KERNEL_MODE: i8 = 0;
+    const NORMAL_PAGE_PRIORITY: u32 = 16;
+    const MDL_MAPPING_NO_EXECUTE: u32 = 0x4000_0000;
+    // SAFETY: the caller passes a valid MDL; we only read its header.
+    let m = unsafe { mdl.as_mut() }?;
+    let len = m.ByteCount as usize;
+    let va = if m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+        m.MappedSystemVa
+    } else {
+        // SAFETY: locked MDL, IRQL <= DISPATCH_LEVEL; failure returns null
+        // (bugcheck_on_failure = 0).
+        unsafe {
+            MmMapLockedPagesSpecifyCache(
+                mdl,
+                KERNEL_MODE,
+                MM_CACHED,
+                core::ptr::null(),
+                0,
+                NORMAL_PAGE_PRIORITY | MDL_MAPPING_NO_EXECUTE,
+            )
+        }
+    };
+    if va.is_null() {
+        return None;
+    }
+    // SAFETY: the mapping covers ByteCount bytes of the caller's locked
+    // buffer, which the I/O manager keeps until the IRP completes; the IRP
+    // (and so this slice) is owned by exactly one path at a time.
+    Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) })
+}

@@ -1,0 +1,261 @@
+//! Pending READs: a cancel-safe queue (`IoCsqInitializeEx` / `IoCsqInsertIrpEx`
+//! / `IoCsqRemoveNextIrp`, wdm.h) over a fixed array of IRP pointers, and the
+//! latency timer + DPC that completes them.
+//!
+//! The queue holds at most [`MAX_PENDING_READS`] IRPs; a READ beyond that is
+//! refused with STATUS_INSUFFICIENT_RESOURCES (the insert-Ex callback may
+//! fail), so nothing is allocated. A pending READ completes from the DPC,
+//! which runs when the periodic timer (period = CONFIGURE's
+//! `max_latency_ms`) fires and records are pending, or is queued by a
+//! producer once `batch_bytes` are pending.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use windows_sys::Wdk::Foundation::{IRP, KDPC};
+use windows_sys::Wdk::System::SystemServices::{IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx};
+
+use super::globals::{Globals, acquired, globals};
+use super::{irp, nt};
+
+/// Most READs the agent may have pending at once.
+pub const MAX_PENDING_READS: usize = 16;
+
+/// IRP pointers in arrival order. Only touched under `Globals::csq_lock`
+/// (the CSQ calls our callbacks with it held).
+pub struct PendingReads {
+    slots: UnsafeCell<[*mut IRP; MAX_PENDING_READS]>,
+    /// Number of IRPs in `slots`; atomic so STATS can read it without the lock.
+    pub len: AtomicU32,
+}
+
+// SAFETY: `slots` is only accessed from the CSQ callbacks, which the I/O
+// manager calls with our CSQ lock (a spin lock) held.
+unsafe impl Sync for PendingReads {}
+
+impl PendingReads {
+    pub const fn new() -> Self {
+        PendingReads {
+            slots: UnsafeCell::new([core::ptr::null_mut(); MAX_PENDING_READS]),
+            len: AtomicU32::new(0),
+        }
+    }
+
+    /// # Safety
+    /// The caller holds the CSQ lock.
+    unsafe fn slots(&self) -> &mut [*mut IRP; MAX_PENDING_READS] {
+        // SAFETY: exclusive under the CSQ lock, per the contract.
+        unsafe { &mut *self.slots.get() }
+    }
+
+    fn count(&self) -> usize {
+        (self.len.load(Ordering::Relaxed) as usize).min(MAX_PENDING_READS)
+    }
+}
+
+unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> i32 {
+    let pending = &globals().pending;
+    let n = pending.count();
+    // SAFETY: the CSQ calls insert with our lock held.
+    let slots = unsafe { pending.slots() };
+    match slots.get_mut(n) {
+        Some(slot) => {
+            *slot = irp;
+            pending.len.store(n.saturating_add(1) as u32, Ordering::Relaxed);
+            nt::status::SUCCESS
+        }
+        None => nt::status::INSUFFICIENT_RESOURCES,
+    }
+}
+
+unsafe extern "system" fn csq_remove(_csq: *mut IO_CSQ, irp: *mut IRP) {
+    let pending = &globals().pending;
+    let n = pending.count();
+    // SAFETY: the CSQ calls remove with our lock held.
+    let slots = unsafe { pending.slots() };
+    let Some(live) = slots.get_mut(..n) else { return };
+    if let Some(at) = live.iter().position(|&p| p == irp) {
+        // Keep arrival order: shift the tail down over the removed slot.
+        if let Some(tail) = live.get_mut(at..) {
+            tail.rotate_left(1);
+        }
+        if let Some(last) = live.last_mut() {
+            *last = core::ptr::null_mut();
+        }
+        pending.len.store(n.saturating_sub(1) as u32, Ordering::Relaxed);
+    }
+}
+
+unsafe extern "system" fn csq_peek(_csq: *mut IO_CSQ, irp: *mut IRP, peek_context: *mut c_void) -> *mut IRP {
+    let pending = &globals().pending;
+    let n = pending.count();
+    // SAFETY: the CSQ calls peek with our lock held.
+    let slots = unsafe { pending.slots() };
+    let live = slots.get(..n).unwrap_or_default();
+    let start = if irp.is_null() {
+        0
+    } else {
+        live.iter().position(|&p| p == irp).map_or(n, |at| at.saturating_add(1))
+    };
+    live.get(start..)
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        // SAFETY: queued IRPs are alive until removed (under this lock).
+        .find(|&candidate| peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context)
+        .unwrap_or(core::ptr::null_mut())
+}
+
+unsafe extern "system" fn csq_acquire(_csq: *mut IO_CSQ, irql: *mut u8) {
+    // SAFETY: the lock word is initialised (zero) and lives in the image;
+    // `irql` is the CSQ's out-parameter. Raises to DISPATCH_LEVEL.
+    let old = unsafe { nt::KeAcquireSpinLockRaiseToDpc(globals().csq_lock.get()) };
+    // SAFETY: `irql` points to the CSQ's KIRQL local.
+    unsafe { irql.write(old) };
+}
+
+unsafe extern "system" fn csq_release(_csq: *mut IO_CSQ, irql: u8) {
+    // SAFETY: the CSQ releases only a lock it acquired through `csq_acquire`.
+    unsafe { nt::KeReleaseSpinLock(globals().csq_lock.get(), irql) };
+}
+
+unsafe extern "system" fn csq_complete_canceled(_csq: *mut IO_CSQ, irp: *mut IRP) {
+    // SAFETY: the CSQ hands us a cancelled IRP it removed from the queue;
+    // we own it and complete it exactly once.
+    unsafe { irp::complete(irp, ringside_wire::ioctl::status::CANCELLED, 0) };
+}
+
+/// Initialises the queue, the DPC and the timer (DriverEntry, PASSIVE_LEVEL).
+pub fn initialize(g: &'static Globals) -> i32 {
+    // SAFETY: DriverEntry runs before anything can use these; the CSQ, DPC
+    // and timer live in the image for as long as the driver is loaded.
+    let status = unsafe {
+        nt::IoCsqInitializeEx(g.csq.get(), csq_insert, csq_remove, csq_peek, csq_acquire, csq_release, csq_complete_canceled)
+    };
+    if !nt::nt_success(status) {
+        return status;
+    }
+    // SAFETY: as above; the DPC routine is a static function.
+    unsafe { nt::KeInitializeDpc(g.dpc.get(), read_dpc, core::ptr::null()) };
+    // SAFETY: as above. NotificationTimer = 0.
+    unsafe { windows_sys::Wdk::System::SystemServices::KeInitializeTimerEx(g.timer.get(), 0) };
+    g.acquired.fetch_or(acquired::TIMER, Ordering::AcqRel);
+    nt::status::SUCCESS
+}
+
+/// Queues a READ that found the ring empty. Returns the status to complete
+/// it with if it could not be queued (STATUS_PENDING if it was).
+///
+/// # Safety
+/// `irp` is a READ IRP owned by the caller's dispatch routine. On success
+/// the queue owns it (IoCsqInsertIrpEx marked it pending); on failure the
+/// caller still owns it and completes it.
+pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
+    // SAFETY: the CSQ is initialised; `irp` is ours to queue. No insert
+    // context: removal is by peek.
+    let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+    if nt::nt_success(status) {
+        arm_timer(g);
+    }
+    status
+}
+
+/// Starts the periodic latency timer if it is not running.
+pub fn arm_timer(g: &Globals) {
+    if g.timer_armed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let period_ms = g.control.config.max_latency_ms().clamp(1, 50);
+    let due = -(i64::from(period_ms) * 10_000);
+    // SAFETY: timer and DPC were initialised in DriverEntry; callable at
+    // IRQL <= DISPATCH_LEVEL. Relative due time, period in ms.
+    unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
+}
+
+/// Stops the latency timer (consumer cleanup, CONFIGURE, teardown).
+pub fn disarm_timer(g: &Globals) {
+    if g.timer_armed.swap(false, Ordering::AcqRel) {
+        // SAFETY: the timer was initialised; cancelling an idle timer is harmless.
+        unsafe { KeCancelTimer(g.timer.get()) };
+    }
+}
+
+/// Asks the DPC to run now (a producer saw `batch_bytes` pending).
+pub fn kick(g: &Globals) {
+    if g.pending.len.load(Ordering::Relaxed) != 0 {
+        // SAFETY: the DPC was initialised; queueing an already-queued DPC is
+        // a no-op. Callable at any IRQL <= HIGH_LEVEL.
+        unsafe { KeInsertQueueDpc(g.dpc.get(), core::ptr::null(), core::ptr::null()) };
+    }
+}
+
+/// Fills `irp`'s buffer from the ring; returns the byte count (0 if the ring
+/// had no whole committed record).
+///
+/// # Safety
+/// `irp` is a READ IRP the caller owns (dequeued, or in dispatch).
+pub unsafe fn fill(g: &Globals, irp: *mut IRP) -> Option<usize> {
+    let ring = g.ring()?;
+    // SAFETY: the caller owns the IRP; its MDL describes the locked output
+    // buffer; IRQL <= DISPATCH_LEVEL.
+    let out = unsafe { irp::read_buffer(irp) }?;
+    let n = ring.drain_into(out);
+    if n != 0 {
+        g.reads_completed.fetch_add(1, Ordering::Relaxed);
+    }
+    Some(n)
+}
+
+/// Completes pending READs while records are available. DISPATCH_LEVEL (DPC)
+/// or PASSIVE_LEVEL; the CSQ lock serialises removal.
+fn complete_ready(g: &Globals) {
+    for _ in 0..MAX_PENDING_READS {
+        let Some(ring) = g.ring() else { return };
+        if ring.pending_bytes() == 0 {
+            return;
+        }
+        // SAFETY: the CSQ is initialised; a removed IRP is ours (its cancel
+        // routine can no longer run).
+        let irp = unsafe { IoCsqRemoveNextIrp(g.csq.get(), core::ptr::null()) };
+        if irp.is_null() {
+            return;
+        }
+        // SAFETY: we own the dequeued READ IRP.
+        match unsafe { fill(g, irp) } {
+            // SAFETY: we own it; completed once.
+            Some(n) if n != 0 => unsafe { irp::complete(irp, 0, n) },
+            _ => {
+                // Records are reserved but not yet committed: requeue and let
+                // the next tick complete it.
+                // SAFETY: we own the IRP and put it back; if the queue is
+                // full (cannot happen: we just removed one) complete empty.
+                let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+                if !nt::nt_success(status) {
+                    // SAFETY: still ours; completed once.
+                    unsafe { irp::complete(irp, 0, 0) };
+                }
+                return;
+            }
+        }
+    }
+}
+
+unsafe extern "system" fn read_dpc(_dpc: *const KDPC, _ctx: *const c_void, _a1: *const c_void, _a2: *const c_void) {
+    let g = globals();
+    g.with_rundown(complete_ready);
+}
+
+/// Completes every pending READ of `file_object` (or all, if null) with
+/// STATUS_CANCELLED: consumer cleanup and teardown.
+pub fn cancel_all(g: &Globals, file_object: *mut c_void) {
+    for _ in 0..MAX_PENDING_READS {
+        // SAFETY: the CSQ is initialised; the peek context selects by file object.
+        let irp = unsafe { IoCsqRemoveNextIrp(g.csq.get(), file_object) };
+        if irp.is_null() {
+            return;
+        }
+        // SAFETY: dequeued, so ours; completed once.
+        unsafe { irp::complete(irp, ringside_wire::ioctl::status::CANCELLED, 0) };
+    }
+}

@@ -1,0 +1,157 @@
+//! `cargo xtask package [--sign]`: builds ringside.sys (profile `driver`,
+//! target x86_64-pc-windows-msvc), runs the binary gate on it, and lays out
+//! `target/package/` with ringside.sys, ringside.pdb and ringside.inf.
+//!
+//! `--sign` test-signs the image with `osslsigncode` and a throwaway
+//! certificate generated with `openssl` under target/package/cert/ (never
+//! committed), writes ringside.cer for the test machine's trusted stores,
+//! and re-runs the gate on the signed image. The catalog (.cat) is made by
+//! inf2cat on a Windows host (Makefile.toml); no Linux tool creates one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd::{cargo, root, run};
+use crate::gate;
+
+const TARGET: &str = "x86_64-pc-windows-msvc";
+const PROFILE: &str = "driver";
+
+/// Builds, gates and lays out the package; returns the package directory.
+pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
+    let mut sign = false;
+    for arg in args {
+        match arg.as_str() {
+            "--sign" => sign = true,
+            other => return Err(format!("package: unknown option `{other}` (expected --sign)")),
+        }
+    }
+    run(cargo().args([
+        "build",
+        "--locked",
+        "-p",
+        "ringside-driver",
+        "--bin",
+        "ringside",
+        "--target",
+        TARGET,
+        "--profile",
+        PROFILE,
+    ]))?;
+    let root = root();
+    let built = root.join("target").join(TARGET).join(PROFILE);
+    let out = root.join("target").join("package");
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+
+    let sys = out.join("ringside.sys");
+    copy(&built.join("ringside.exe"), &sys)?;
+    copy(&built.join("ringside.pdb"), &out.join("ringside.pdb"))?;
+    copy(&root.join("inf").join("ringside.inf"), &out.join("ringside.inf"))?;
+
+    gate_file(&sys)?;
+
+    if sign {
+        sign_image(&out, &sys)?;
+        gate_file(&sys)?;
+    }
+
+    println!("\npackage: {}", out.display());
+    let mut names: Vec<_> = fs::read_dir(&out)
+        .map_err(|e| format!("listing {}: {e}", out.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .collect();
+    names.sort_by_key(|e| e.file_name());
+    for entry in names {
+        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        println!("  {:<16} {len:>9} bytes", entry.file_name().to_string_lossy());
+    }
+    Ok(out)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
+}
+
+/// Runs the gate on `path` and prints its report, or fails naming every problem.
+pub fn gate_file(path: &Path) -> Result<(), String> {
+    let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    match gate::check(&bytes) {
+        Ok(report) => {
+            println!(
+                "gate: {} passed: PE32+ AMD64 NATIVE, FORCE_INTEGRITY|NX|DYNAMIC_BASE, checksum {:#010x}, \
+                 sections {:?}, PDB {}, {} imports, no KeBugCheckEx",
+                path.display(),
+                report.checksum,
+                report.sections,
+                report.pdb_path,
+                report.imports.len()
+            );
+            let mut by_dll: Vec<(String, Vec<String>)> = Vec::new();
+            for (dll, function) in report.imports {
+                match by_dll.iter_mut().find(|(d, _)| *d == dll) {
+                    Some((_, list)) => list.push(function),
+                    None => by_dll.push((dll, vec![function])),
+                }
+            }
+            for (dll, functions) in by_dll {
+                println!("  {dll}: {}", functions.join(" "));
+            }
+            Ok(())
+        }
+        Err(problems) => Err(format!(
+            "binary gate failed for {}:\n  - {}",
+            path.display(),
+            problems.join("\n  - ")
+        )),
+    }
+}
+
+fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
+    let cert_dir = out.join("cert");
+    fs::create_dir_all(&cert_dir).map_err(|e| format!("creating {}: {e}", cert_dir.display()))?;
+    let key = cert_dir.join("ringside-test.key.pem");
+    let cert = cert_dir.join("ringside-test.cert.pem");
+    if !key.exists() || !cert.exists() {
+        run(Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:3072",
+            "-sha256",
+            "-days",
+            "365",
+            "-nodes",
+            "-subj",
+            "/CN=ringside test signing (not for production)",
+            "-addext",
+            "extendedKeyUsage=codeSigning",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert))?;
+    }
+    run(Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(out.join("ringside.cer")))?;
+    let signed = out.join("ringside.signed.sys");
+    let _ = fs::remove_file(&signed);
+    run(Command::new("osslsigncode")
+        .args(["sign", "-h", "sha256", "-n", "ringside", "-certs"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .arg("-in")
+        .arg(sys)
+        .arg("-out")
+        .arg(&signed))?;
+    fs::rename(&signed, sys).map_err(|e| format!("replacing {}: {e}", sys.display()))?;
+    run(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(sys))?;
+    Ok(())
+}
