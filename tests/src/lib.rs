@@ -8,7 +8,7 @@
 
 pub mod agent;
 pub mod api;
-pub mod build;
+pub mod driver_image;
 pub mod layout;
 pub mod machine;
 pub mod memory;

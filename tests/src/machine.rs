@@ -43,6 +43,8 @@ pub struct Faults {
 /// The model state: everything the modelled kernel knows.
 #[derive(Debug)]
 pub struct Kernel {
+    /// The current IRQL (what CR8 holds on x64).
+    pub irql: u8,
     /// System time, 100 ns units since 1601 (what KeQuerySystemTimePrecise returns).
     pub clock: u64,
     pub current_pid: u32,
@@ -63,6 +65,12 @@ pub struct Kernel {
     /// Why emulation was stopped by the model (a fatal finding), if it was.
     pub stop: Option<String>,
     pub depth: u32,
+    /// Nested guest calls made so far (CSQ callbacks, DPCs, cancel routines).
+    pub nested_calls: u64,
+    /// A model call that made nested guest calls: after them Unicorn resumes
+    /// the outer emulation at the trampoline again, so the hook must not run
+    /// the model a second time; it replays the result instead.
+    pub replay: Option<(u64, u64, u64)>,
     pub unloaded: bool,
     /// Names of the APIs the driver called, in order (bounded; for messages).
     pub trace: Vec<&'static str>,
@@ -91,15 +99,71 @@ impl Kernel {
     }
 }
 
-/// The current IRQL. On x64 it *is* CR8 (the driver reads it inline with
-/// `mov reg, cr8`, as wdm.h's KeGetCurrentIrql does), so CR8 is the model's
-/// single source of truth.
+/// The current IRQL. On x64 it is CR8: the driver reads and writes it
+/// inline (`mov reg, cr8` / `mov cr8, reg`, as wdm.h's KeGetCurrentIrql and
+/// KeRaiseIrql do). Unicorn does not model CR8, so every such instruction in
+/// the image is hooked ([`hook_cr8`]) and served from this field.
 pub fn irql(uc: &Uc) -> u8 {
-    uc.reg_read(RegisterX86::CR8).unwrap_or(0) as u8
+    uc.get_data().irql
 }
 
 pub fn set_irql(uc: &mut Uc, level: u8) {
-    let _ = uc.reg_write(RegisterX86::CR8, u64::from(level));
+    uc.get_data_mut().irql = level;
+}
+
+const GPR: [RegisterX86; 16] = [
+    RegisterX86::RAX,
+    RegisterX86::RCX,
+    RegisterX86::RDX,
+    RegisterX86::RBX,
+    RegisterX86::RSP,
+    RegisterX86::RBP,
+    RegisterX86::RSI,
+    RegisterX86::RDI,
+    RegisterX86::R8,
+    RegisterX86::R9,
+    RegisterX86::R10,
+    RegisterX86::R11,
+    RegisterX86::R12,
+    RegisterX86::R13,
+    RegisterX86::R14,
+    RegisterX86::R15,
+];
+
+/// Finds `mov r64, cr8` (REX.R 0F 20 /r, reg field 0) and `mov cr8, r64`
+/// (REX.R 0F 22 /r) in executable sections; returns (address, is_write, gpr).
+fn cr8_sites(image: &pe::LoadedImage) -> Vec<(u64, bool, usize)> {
+    let mut sites = Vec::new();
+    for section in image.sections.iter().filter(|s| s.execute) {
+        let start = section.rva as usize;
+        let end = (start + section.size as usize).min(image.memory.len());
+        let code = &image.memory[start..end];
+        for i in 0..code.len().saturating_sub(3) {
+            let (rex, op0, op1, modrm) = (code[i], code[i + 1], code[i + 2], code[i + 3]);
+            let is_rex_r = rex & 0xF0 == 0x40 && rex & 0x04 != 0;
+            if is_rex_r && op0 == 0x0F && (op1 == 0x20 || op1 == 0x22) && modrm & 0xF8 == 0xC0 {
+                let gpr = usize::from(modrm & 7) + if rex & 1 != 0 { 8 } else { 0 };
+                sites.push((IMAGE_BASE + (start + i) as u64, op1 == 0x22, gpr));
+            }
+        }
+    }
+    sites
+}
+
+/// Serves one CR8 access from the modelled IRQL and skips the instruction.
+fn hook_cr8(uc: &mut Uc, address: u64, write: bool, gpr: usize) {
+    if write {
+        let level = uc.reg_read(GPR[gpr]).unwrap_or(0) as u8;
+        if level > 15 {
+            fatal(uc, Rule::Irql, format!("mov cr8 with invalid IRQL {level}"));
+            return;
+        }
+        set_irql(uc, level);
+    } else {
+        let level = u64::from(irql(uc));
+        let _ = uc.reg_write(GPR[gpr], level);
+    }
+    let _ = uc.reg_write(RegisterX86::RIP, address + 4);
 }
 
 /// Checks a documented maximum IRQL.
@@ -191,6 +255,9 @@ pub fn call_guest(uc: &mut Uc, function: u64, args: &[u64]) -> Result<u64, Strin
     }
     let _ = uc.reg_write(RegisterX86::RSP, rsp);
     uc.get_data_mut().depth += 1;
+    if depth > 0 {
+        uc.get_data_mut().nested_calls += 1;
+    }
     let result = uc.emu_start(function, RETURN_SENTINEL, 0, 0);
     uc.get_data_mut().depth -= 1;
     let rip = uc.reg_read(RegisterX86::RIP).unwrap_or(0);
@@ -254,6 +321,7 @@ impl Machine {
             ));
         }
         let kernel = Kernel {
+            irql: PASSIVE_LEVEL,
             // 2024-07-19 04:09 UTC in 100 ns units since 1601.
             clock: 133_657_565_400_000_000,
             current_pid: 4,
@@ -272,6 +340,8 @@ impl Machine {
             driver_instructions: 0,
             stop: None,
             depth: 0,
+            nested_calls: 0,
+            replay: None,
             unloaded: false,
             trace: Vec::new(),
         };
@@ -317,6 +387,12 @@ impl Machine {
             uc.get_data_mut().driver_instructions += 1;
         })
         .map_err(|e| format!("hook: {e:?}"))?;
+        for (site, write, gpr) in cr8_sites(&image) {
+            uc.add_code_hook(site, site, move |uc: &mut Unicorn<'_, Kernel>, address, _| {
+                hook_cr8(as_static(uc), address, write, gpr)
+            })
+            .map_err(|e| format!("hook: {e:?}"))?;
+        }
         uc.add_mem_hook(HookType::MEM_INVALID, 0, u64::MAX, |uc: &mut Unicorn<'_, Kernel>, k, a, n, v| {
             invalid_access(as_static(uc), k, a, n, v)
         })
@@ -353,8 +429,15 @@ impl Machine {
     pub fn call_at(&mut self, irql: u8, function: u64, args: &[u64]) -> Result<u64, String> {
         let previous = self::irql(&self.uc);
         set_irql(&mut self.uc, irql);
-        let result = call_guest(&mut self.uc, function, args);
+        let mut result = call_guest(&mut self.uc, function, args);
         let after = self::irql(&self.uc);
+        // Back at PASSIVE_LEVEL from a top-level call: queued DPCs run now.
+        if result.is_ok() && self.kernel().depth == 0 && previous < DISPATCH_LEVEL {
+            crate::api::sync::run_queued_dpcs(&mut self.uc);
+            if let Some(stop) = self.kernel().stop.clone() {
+                result = Err(stop);
+            }
+        }
         if result.is_ok() && after != irql {
             self.kernel_mut().verifier.report(
                 Rule::Irql,
@@ -372,15 +455,25 @@ impl Machine {
         self.call_at(PASSIVE_LEVEL, entry, &[object, path]).map(|r| r as i32)
     }
 
-    /// Runs DriverUnload, as the I/O manager does when the service stops,
-    /// then checks the unload-time invariants.
+    /// Unloads the driver as `fltmc unload ringside` does: FltMgr calls the
+    /// minifilter's FilterUnloadCallback (FLT_REGISTRATION), whose success
+    /// means the driver is gone; a driver that is not a minifilter gets its
+    /// DriverUnload. Then the unload-time invariants are checked.
     pub fn unload(&mut self) -> Result<(), String> {
-        let unload = api::io::driver_unload_routine(&self.uc, self.driver_object);
-        if unload == 0 {
-            return Err("the driver has no DriverUnload routine".into());
+        let filter_unload = self.kernel().flt.unload_callback;
+        if filter_unload != 0 && self.kernel().flt.filter != 0 {
+            let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[0])? as u32 as i32;
+            if status < 0 {
+                return Err(format!("FilterUnloadCallback refused the unload: {status:#x}"));
+            }
+        } else {
+            let unload = api::io::driver_unload_routine(&self.uc, self.driver_object);
+            if unload == 0 {
+                return Err("the driver has no unload routine".into());
+            }
+            let object = self.driver_object;
+            self.call_at(PASSIVE_LEVEL, unload, &[object])?;
         }
-        let object = self.driver_object;
-        self.call_at(PASSIVE_LEVEL, unload, &[object])?;
         self.kernel_mut().unloaded = true;
         self.check_unloaded();
         Ok(())
@@ -451,6 +544,15 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     if address == RETURN_SENTINEL {
         return;
     }
+    let rsp = uc.reg_read(RegisterX86::RSP).unwrap_or(0);
+    if let Some((at, sp, value)) = uc.get_data().replay
+        && at == address
+        && sp == rsp
+    {
+        uc.get_data_mut().replay = None;
+        let _ = uc.reg_write(RegisterX86::RAX, value);
+        return;
+    }
     let index = ((address - HOOK_BASE) / HOOK_SLOT) as usize;
     let Some(binding) = uc.get_data().bindings.get(index).cloned() else {
         fatal(uc, Rule::Fault, format!("jump into the trampoline page at {address:#x}"));
@@ -466,7 +568,14 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     if trace.len() < 100_000 {
         trace.push(api::static_name(&binding.name));
     }
+    let nested_before = uc.get_data().nested_calls;
     let result = (binding.handler)(uc);
+    if uc.get_data().nested_calls != nested_before {
+        uc.get_data_mut().replay = Some((address, rsp, result));
+    }
+    if std::env::var_os("KMODEL_TRACE").is_some() {
+        eprintln!("api {} -> {result:#x}", binding.name);
+    }
     let _ = uc.reg_write(RegisterX86::RAX, result);
 }
 

@@ -14,26 +14,26 @@ pub const PAGE: u64 = 0x1000;
 
 /// Where the driver image is loaded. Deliberately not the linker's preferred
 /// base (0x1_4000_0000 for rust-lld), so every base relocation must be applied.
-pub const IMAGE_BASE: u64 = 0xFFFF_F806_4A20_0000;
+pub const IMAGE_BASE: u64 = 0x0000_0806_4A20_0000;
 /// One 16-byte slot per import; each slot holds `ret` (0xC3). A code hook on
 /// this page dispatches to the model function before the `ret` executes.
-pub const HOOK_BASE: u64 = 0xFFFF_F800_0100_0000;
+pub const HOOK_BASE: u64 = 0x0000_0800_0100_0000;
 pub const HOOK_SLOT: u64 = 16;
 pub const HOOK_SIZE: u64 = 0x10_0000;
 /// Return address of a host-initiated call: emulation stops when RIP gets here.
 pub const RETURN_SENTINEL: u64 = HOOK_BASE + HOOK_SIZE - HOOK_SLOT;
 /// The kernel stack: 24 KiB (the real KERNEL_STACK_SIZE on x64) with an
 /// unmapped guard page below, so an overflow faults instead of corrupting.
-pub const STACK_BASE: u64 = 0xFFFF_F880_0100_1000;
+pub const STACK_BASE: u64 = 0x0000_0880_0100_1000;
 pub const STACK_SIZE: u64 = 0x6000;
 pub const STACK_GUARD: u64 = STACK_BASE - PAGE;
 /// KPCR (GS base in kernel mode); KPRCB at +0x180, CurrentThread at +0x188.
-pub const KPCR_BASE: u64 = 0xFFFF_F800_0200_0000;
+pub const KPCR_BASE: u64 = 0x0000_0800_0200_0000;
 /// Modelled KTHREAD / EPROCESS blocks (opaque to the driver).
-pub const THREAD_BASE: u64 = 0xFFFF_F800_0300_0000;
+pub const THREAD_BASE: u64 = 0x0000_0800_0300_0000;
 /// Pool: every allocation gets its own pages followed by an unmapped gap, so
 /// an overrun or a use after free faults at the offending instruction.
-pub const POOL_BASE: u64 = 0xFFFF_A000_0000_0000;
+pub const POOL_BASE: u64 = 0x0000_0A00_0000_0000;
 
 pub fn round_up(value: u64, to: u64) -> u64 {
     value.div_ceil(to) * to
