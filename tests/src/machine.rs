@@ -43,6 +43,7 @@ pub struct Faults {
 /// The model state: everything the modelled kernel knows.
 #[derive(Debug)]
 pub struct Kernel {
+    pub last_step_clock: u64,
     /// The current IRQL (what CR8 holds on x64).
     pub irql: u8,
     /// System time, 100 ns units since 1601 (what KeQuerySystemTimePrecise returns).
@@ -92,6 +93,11 @@ impl Kernel {
             self.faults.injected += 1;
         }
         fail
+    }
+
+    /// The clock as the last scenario step set it.
+    pub fn clock_at_last_step(&self) -> u64 {
+        self.last_step_clock
     }
 
     pub fn is_driver_address(&self, address: u64) -> bool {
@@ -322,6 +328,7 @@ impl Machine {
         }
         let kernel = Kernel {
             irql: PASSIVE_LEVEL,
+            last_step_clock: 0,
             // 2024-07-19 04:09 UTC in 100 ns units since 1601.
             clock: 133_657_565_400_000_000,
             current_pid: 4,

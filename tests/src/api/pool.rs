@@ -168,7 +168,10 @@ fn free(uc: &mut Uc, api: &str, address: u64, tag: Option<u32>) {
 /// `VOID ExFreePoolWithTag(PVOID P, ULONG Tag)`.
 pub fn ex_free_pool_with_tag(uc: &mut Uc) -> u64 {
     let (address, tag) = (arg(uc, 0), arg(uc, 1) as u32);
-    free(uc, "ExFreePoolWithTag", address, Some(tag));
+    // Tag 0 skips the check: ExFreePool(P) is ExFreePoolWithTag(P, 0), the
+    // documented way to free pool the kernel allocated for the caller
+    // (e.g. SeQueryInformationToken's result).
+    free(uc, "ExFreePoolWithTag", address, (tag != 0).then_some(tag));
     0
 }
 
