@@ -46,7 +46,8 @@ impl SharedConfig {
             .store(u32::from(config.max_name_bytes), Ordering::Relaxed);
         self.max_command_line_bytes
             .store(u32::from(config.max_command_line_bytes), Ordering::Relaxed);
-        self.batch_bytes.store(config.batch_bytes, Ordering::Relaxed);
+        self.batch_bytes
+            .store(config.batch_bytes, Ordering::Relaxed);
         self.max_latency_ms
             .store(config.max_latency_ms, Ordering::Relaxed);
     }
@@ -229,9 +230,14 @@ mod tests {
         let control = Control::new();
         control.open().expect("open");
         let mut out = [0u8; 64];
-        let err = control.configure(ConfigureRequest::default().as_bytes()).unwrap_err();
+        let err = control
+            .configure(ConfigureRequest::default().as_bytes())
+            .unwrap_err();
         assert_eq!(err.status(), status::INVALID_DEVICE_STATE);
-        assert_eq!(control.read(1 << 20).unwrap_err(), ControlError::NotNegotiated);
+        assert_eq!(
+            control.read(1 << 20).unwrap_err(),
+            ControlError::NotNegotiated
+        );
         let err = control
             .hello(hello_request(ABI_VERSION + 1).as_bytes(), &mut out, 4096)
             .unwrap_err();

@@ -61,7 +61,9 @@ impl<const N: usize> FirstWriteSet<N> {
             return WriteSeen::Again;
         }
         for i in Self::probe(key) {
-            let Some(slot) = self.slots.get(i) else { continue };
+            let Some(slot) = self.slots.get(i) else {
+                continue;
+            };
             // Relaxed suffices: the set carries no data besides the key itself.
             match slot.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return WriteSeen::First,

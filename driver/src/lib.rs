@@ -29,11 +29,11 @@ pub mod first_write;
 #[cfg(windows)]
 pub mod ntoskrnl;
 pub mod params;
+pub mod pending;
 pub mod record;
-pub mod ring_stub;
 
-/// The ring the driver records into (`ringside-ring`'s API).
-pub use ring_stub as ring;
+/// The ring the driver records into.
+pub use ringside_ring as ring;
 
 /// Driver version reported by HELLO: `major << 16 | minor`.
 pub const DRIVER_VERSION: u32 = 1;
@@ -46,3 +46,9 @@ pub const POOL_TAG: u32 = u32::from_le_bytes(*b"Rsid");
 /// source line. A release image must never reach it (the binary gate
 /// rejects an image that imports `KeBugCheckEx`).
 pub const BUGCHECK_CODE: u32 = 0xE000_0052;
+
+// The registry bounds fit what the ring accepts.
+const _: () = assert!(
+    params::RING_SIZE_MIN as usize >= ring::Ring::MIN_CAPACITY
+        && params::RING_SIZE_MAX as usize <= ring::Ring::MAX_CAPACITY
+);

@@ -12,7 +12,10 @@ use core::ffi::c_void;
 /// `HANDLE`.
 pub type Handle = *mut c_void;
 
-#[allow(unsafe_code, reason = "declarations of kernel imports; the callers are the unsafe code")]
+#[allow(
+    unsafe_code,
+    reason = "declarations of kernel imports; the callers are the unsafe code"
+)]
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
     /// `ZwOpenKey(KeyHandle, DesiredAccess, ObjectAttributes)`; PASSIVE_LEVEL.

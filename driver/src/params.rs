@@ -82,9 +82,18 @@ mod registry_tests {
             Some(0x0010_0000)
         );
         // REG_SZ, REG_QWORD-sized data, truncated buffer.
-        assert_eq!(dword_from_partial_information(&partial(1, 4, &[1, 0, 0, 0])), None);
-        assert_eq!(dword_from_partial_information(&partial(4, 8, &[0; 8])), None);
-        assert_eq!(dword_from_partial_information(&partial(4, 4, &[1, 0])), None);
+        assert_eq!(
+            dword_from_partial_information(&partial(1, 4, &[1, 0, 0, 0])),
+            None
+        );
+        assert_eq!(
+            dword_from_partial_information(&partial(4, 8, &[0; 8])),
+            None
+        );
+        assert_eq!(
+            dword_from_partial_information(&partial(4, 4, &[1, 0])),
+            None
+        );
         assert_eq!(dword_from_partial_information(&[]), None);
     }
 }

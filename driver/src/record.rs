@@ -196,8 +196,10 @@ pub fn create_interest(
         return CreateInterest::default();
     }
     CreateInterest {
-        file_create: matches!(information, FILE_SUPERSEDED | FILE_CREATED | FILE_OVERWRITTEN)
-            || desired_access & WRITE_ACCESS != 0,
+        file_create: matches!(
+            information,
+            FILE_SUPERSEDED | FILE_CREATED | FILE_OVERWRITTEN
+        ) || desired_access & WRITE_ACCESS != 0,
         delete_on_close: create_options & FILE_DELETE_ON_CLOSE != 0,
     }
 }
@@ -211,7 +213,13 @@ impl FileCreateFacts<'_> {
             status: u32::from_ne_bytes(self.status.to_ne_bytes()),
             ..FileCreate::default()
         };
-        emit(ring, EventKind::FileCreate, self.origin, body, &[utf16(self.name, caps.name)])
+        emit(
+            ring,
+            EventKind::FileCreate,
+            self.origin,
+            body,
+            &[utf16(self.name, caps.name)],
+        )
     }
 }
 
@@ -225,13 +233,25 @@ pub struct FileNameFacts<'a> {
 impl FileNameFacts<'_> {
     pub fn emit_write(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
         let body = FileWrite::default();
-        emit(ring, EventKind::FileWrite, self.origin, body, &[utf16(self.name, caps.name)])
+        emit(
+            ring,
+            EventKind::FileWrite,
+            self.origin,
+            body,
+            &[utf16(self.name, caps.name)],
+        )
     }
 
     pub fn emit_close_modified(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
         let body = FileCloseModified::default();
         let fields = [utf16(self.name, caps.name)];
-        emit(ring, EventKind::FileCloseModified, self.origin, body, &fields)
+        emit(
+            ring,
+            EventKind::FileCloseModified,
+            self.origin,
+            body,
+            &fields,
+        )
     }
 }
 
@@ -259,7 +279,11 @@ pub enum SetInformation {
 /// Classifies a set-information request from its class and the first bytes
 /// of its (system) buffer. A buffer too short for its class is ignored.
 pub fn classify_set_information(class: u32, info: &[u8]) -> SetInformation {
-    let u32_at_0 = || info.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let u32_at_0 = || {
+        info.get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
     match class {
         info_class::RENAME | info_class::RENAME_BYPASS_ACCESS_CHECK => match info.first() {
             Some(&replace) => SetInformation::Rename {
@@ -283,8 +307,7 @@ pub fn classify_set_information(class: u32, info: &[u8]) -> SetInformation {
             // FILE_DISPOSITION_DELETE = 1, FILE_DISPOSITION_POSIX_SEMANTICS = 2.
             Some(flags) if flags & 1 != 0 => SetInformation::Delete {
                 class,
-                flags: DELETE_FLAG_DISPOSITION
-                    | if flags & 2 != 0 { DELETE_FLAG_POSIX } else { 0 },
+                flags: DELETE_FLAG_DISPOSITION | if flags & 2 != 0 { DELETE_FLAG_POSIX } else { 0 },
             },
             _ => SetInformation::Ignore,
         },
@@ -341,7 +364,10 @@ impl FileRenameFacts<'_> {
             information_class: self.class,
             ..FileRename::default()
         };
-        let fields = [utf16(self.old_name, caps.name), utf16(self.new_name, caps.name)];
+        let fields = [
+            utf16(self.old_name, caps.name),
+            utf16(self.new_name, caps.name),
+        ];
         emit(ring, EventKind::FileRename, self.origin, body, &fields)
     }
 }
@@ -372,7 +398,13 @@ impl FileDeleteFacts<'_> {
             information_class: self.class,
             ..FileDelete::default()
         };
-        emit(ring, EventKind::FileDelete, self.origin, body, &[utf16(self.name, caps.name)])
+        emit(
+            ring,
+            EventKind::FileDelete,
+            self.origin,
+            body,
+            &[utf16(self.name, caps.name)],
+        )
     }
 }
 
@@ -410,10 +442,16 @@ mod tests {
     fn process_create_round_trips_through_the_decoder() {
         with_ring(|ring| {
             let image = units(r"\Device\HarddiskVolume3\Windows\System32\cmd.exe");
-            let command_line = units("cmd.exe /c echo a long command line that exceeds the cap of 128 bytes, surely");
+            let command_line = units(
+                "cmd.exe /c echo a long command line that exceeds the cap of 128 bytes, surely",
+            );
             let sid = [1u8, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
             let facts = ProcessCreateFacts {
-                origin: Origin { pid: 100, tid: 7, timestamp: 42 },
+                origin: Origin {
+                    pid: 100,
+                    tid: 7,
+                    timestamp: 42,
+                },
                 parent_pid: 4,
                 creating_pid: 5,
                 creating_tid: 6,
@@ -435,7 +473,10 @@ mod tests {
             assert_eq!(event.header.timestamp, 42);
             assert_eq!(event.body.parent_pid, 4);
             let body = event.body;
-            assert_eq!((body.creating_pid, body.creating_tid, body.flags), (5, 6, 1));
+            assert_eq!(
+                (body.creating_pid, body.creating_tid, body.flags),
+                (5, 6, 1)
+            );
             // 49 units = 98 bytes: over the 64-byte name cap, truncated to 32 units.
             assert_eq!(event.image_name().bytes, &image.as_bytes()[..64]);
             assert!(event.image_name().truncated);
@@ -451,8 +492,19 @@ mod tests {
     fn odd_caps_keep_whole_code_units() {
         with_ring(|ring| {
             let name = units("abcdefgh");
-            let facts = FileNameFacts { origin: Origin::default(), name: &name };
-            facts.emit_write(ring, Caps { name: 7, command_line: 64 }).expect("emit");
+            let facts = FileNameFacts {
+                origin: Origin::default(),
+                name: &name,
+            };
+            facts
+                .emit_write(
+                    ring,
+                    Caps {
+                        name: 7,
+                        command_line: 64,
+                    },
+                )
+                .expect("emit");
             let bytes = drain(ring);
             let Some(Ok(Record::FileWrite(event))) = Records::new(&bytes).next() else {
                 panic!("not a file write")
@@ -465,8 +517,14 @@ mod tests {
     fn a_full_ring_drops_and_counts() {
         with_ring(|ring| {
             let name = units(&"x".repeat(200));
-            let facts = FileNameFacts { origin: Origin::default(), name: &name };
-            let caps = Caps { name: 512, command_line: 512 };
+            let facts = FileNameFacts {
+                origin: Origin::default(),
+                name: &name,
+            };
+            let caps = Caps {
+                name: 512,
+                command_line: 512,
+            };
             let mut delivered = 0;
             let mut dropped = 0;
             for _ in 0..64 {
@@ -491,17 +549,43 @@ mod tests {
         with_ring(|ring| {
             let name = units(r"\x");
             let o = Origin::default();
-            ProcessExitFacts { origin: o, exit_status: -1 }.emit(ring).expect("exit");
-            ImageLoadFacts { origin: o, image_base: 0x1000, image_size: 0x2000, properties: 0x0003_5100, image_name: &name }
+            ProcessExitFacts {
+                origin: o,
+                exit_status: -1,
+            }
+            .emit(ring)
+            .expect("exit");
+            ImageLoadFacts {
+                origin: o,
+                image_base: 0x1000,
+                image_size: 0x2000,
+                properties: 0x0003_5100,
+                image_name: &name,
+            }
+            .emit(ring, CAPS)
+            .expect("image");
+            FileCreateFacts {
+                origin: o,
+                desired_access: 2,
+                create_options: 0,
+                information: 2,
+                status: 0,
+                name: &name,
+            }
+            .emit(ring, CAPS)
+            .expect("create");
+            FileRenameFacts {
+                origin: o,
+                class: 10,
+                flags: 1,
+                old_name: &name,
+                new_name: &name,
+            }
+            .emit(ring, CAPS)
+            .expect("rename");
+            FileDeleteFacts::on_close(o, &name)
                 .emit(ring, CAPS)
-                .expect("image");
-            FileCreateFacts { origin: o, desired_access: 2, create_options: 0, information: 2, status: 0, name: &name }
-                .emit(ring, CAPS)
-                .expect("create");
-            FileRenameFacts { origin: o, class: 10, flags: 1, old_name: &name, new_name: &name }
-                .emit(ring, CAPS)
-                .expect("rename");
-            FileDeleteFacts::on_close(o, &name).emit(ring, CAPS).expect("delete");
+                .expect("delete");
             let bytes = drain(ring);
             let kinds: Vec<u16> = Records::new(&bytes)
                 .map(|r| r.expect("decodes").header().kind)
@@ -512,7 +596,10 @@ mod tests {
             };
             let body = image.body;
             assert_eq!((body.signature_level, body.signature_type), (5, 3));
-            assert_eq!(body.properties & ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE, 1 << 8);
+            assert_eq!(
+                body.properties & ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE,
+                1 << 8
+            );
         });
     }
 
@@ -541,7 +628,11 @@ mod tests {
         info.extend_from_slice(&[b'a', 0, b'b', 0, b'c', 0]);
         assert_eq!(
             rename_target(&info),
-            Some(RenameTarget { root_directory: 0x44, name_offset: 20, name_len: 6 })
+            Some(RenameTarget {
+                root_directory: 0x44,
+                name_offset: 20,
+                name_len: 6
+            })
         );
         info[16] = 5;
         assert_eq!(rename_target(&info), None, "odd UTF-16 length");
@@ -555,24 +646,45 @@ mod tests {
     fn set_information_is_classified_from_the_buffer() {
         assert_eq!(
             classify_set_information(10, &[1, 0, 0, 0]),
-            SetInformation::Rename { class: 10, flags: 1 }
+            SetInformation::Rename {
+                class: 10,
+                flags: 1
+            }
         );
         assert_eq!(
             classify_set_information(65, &[3, 0, 0, 0, 9]),
-            SetInformation::Rename { class: 65, flags: 3 }
+            SetInformation::Rename {
+                class: 65,
+                flags: 3
+            }
         );
-        assert_eq!(classify_set_information(65, &[3, 0]), SetInformation::Ignore);
+        assert_eq!(
+            classify_set_information(65, &[3, 0]),
+            SetInformation::Ignore
+        );
         assert_eq!(
             classify_set_information(13, &[1]),
-            SetInformation::Delete { class: 13, flags: DELETE_FLAG_DISPOSITION }
+            SetInformation::Delete {
+                class: 13,
+                flags: DELETE_FLAG_DISPOSITION
+            }
         );
         assert_eq!(classify_set_information(13, &[0]), SetInformation::Ignore);
         assert_eq!(
             classify_set_information(64, &[3, 0, 0, 0]),
-            SetInformation::Delete { class: 64, flags: DELETE_FLAG_DISPOSITION | DELETE_FLAG_POSIX }
+            SetInformation::Delete {
+                class: 64,
+                flags: DELETE_FLAG_DISPOSITION | DELETE_FLAG_POSIX
+            }
         );
-        assert_eq!(classify_set_information(64, &[2, 0, 0, 0]), SetInformation::Ignore);
-        assert_eq!(classify_set_information(4, &[1; 40]), SetInformation::Ignore);
+        assert_eq!(
+            classify_set_information(64, &[2, 0, 0, 0]),
+            SetInformation::Ignore
+        );
+        assert_eq!(
+            classify_set_information(4, &[1; 40]),
+            SetInformation::Ignore
+        );
         assert_eq!(classify_set_information(10, &[]), SetInformation::Ignore);
     }
 }

@@ -9,8 +9,8 @@
 
 use object::LittleEndian as LE;
 use object::pe;
-use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 use object::read::Object;
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 
 /// DLLs a ringside.sys may import from.
 pub const ALLOWED_DLLS: [&str; 3] = ["ntoskrnl.exe", "fltmgr.sys", "hal.dll"];
@@ -75,7 +75,10 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     let mut report = Report::default();
 
     if header.machine.get(LE) != pe::IMAGE_FILE_MACHINE_AMD64 {
-        problems.push(format!("machine is {:#06x}, not AMD64 (0x8664)", header.machine.get(LE)));
+        problems.push(format!(
+            "machine is {:#06x}, not AMD64 (0x8664)",
+            header.machine.get(LE)
+        ));
     }
     if optional.magic() != pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC {
         problems.push("optional header is not PE32+".to_string());
@@ -88,9 +91,21 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     }
     let dll = optional.dll_characteristics().0;
     for (flag, name, fix) in [
-        (pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY, "FORCE_INTEGRITY", "/INTEGRITYCHECK"),
-        (pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT, "NX_COMPAT", "/NXCOMPAT"),
-        (pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE, "DYNAMIC_BASE", "/DYNAMICBASE"),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY,
+            "FORCE_INTEGRITY",
+            "/INTEGRITYCHECK",
+        ),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_NX_COMPAT,
+            "NX_COMPAT",
+            "/NXCOMPAT",
+        ),
+        (
+            pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE,
+            "DYNAMIC_BASE",
+            "/DYNAMICBASE",
+        ),
     ] {
         if dll & flag.0 == 0 {
             problems.push(format!("DllCharacteristics lacks {name}: link with {fix}"));
@@ -112,7 +127,9 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     }
 
     for section in file.section_table().iter() {
-        let name = String::from_utf8_lossy(section.raw_name()).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(section.raw_name())
+            .trim_end_matches('\0')
+            .to_string();
         let flags = section.characteristics.get(LE).0;
         if flags & pe::IMAGE_SCN_MEM_WRITE.0 != 0 && flags & pe::IMAGE_SCN_MEM_EXECUTE.0 != 0 {
             problems.push(format!("section {name} is both writable and executable"));
@@ -125,7 +142,10 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         .get(pe::IMAGE_DIRECTORY_ENTRY_BASERELOC)
         .map_or(0, |d| d.size.get(LE));
     if relocs == 0 {
-        problems.push("no base relocations: the kernel cannot relocate the image (/DYNAMICBASE, no /FIXED)".to_string());
+        problems.push(
+            "no base relocations: the kernel cannot relocate the image (/DYNAMICBASE, no /FIXED)"
+                .to_string(),
+        );
     }
 
     match file.pdb_info() {
@@ -145,7 +165,9 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         Ok(list) => {
             for (dll, function) in &list {
                 if !ALLOWED_DLLS.iter().any(|a| a.eq_ignore_ascii_case(dll)) {
-                    problems.push(format!("imports {function} from {dll}: only {ALLOWED_DLLS:?} are allowed"));
+                    problems.push(format!(
+                        "imports {function} from {dll}: only {ALLOWED_DLLS:?} are allowed"
+                    ));
                 }
                 if FORBIDDEN_IMPORTS.contains(&function.as_str()) {
                     problems.push(format!(
@@ -158,7 +180,76 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         Err(e) => problems.push(format!("unreadable import table: {e}")),
     }
 
-    if problems.is_empty() { Ok(report) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The GUID in the CodeView record of `image`, if any.
+pub fn codeview_guid(image: &[u8]) -> Option<[u8; 16]> {
+    let file = PeFile64::parse(image).ok()?;
+    file.pdb_info().ok()?.map(|cv| cv.guid())
+}
+
+const MSF_MAGIC: &[u8; 32] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
+
+/// The GUID in a PDB's info stream (stream 1) of an MSF 7.00 file: what
+/// WinDbg matches against the image's CodeView record.
+pub fn pdb_guid(pdb: &[u8]) -> Result<[u8; 16], String> {
+    let u32_at = |at: usize| -> Result<u32, String> {
+        pdb.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| format!("PDB truncated at offset {at}"))
+    };
+    if pdb.get(..32) != Some(&MSF_MAGIC[..]) {
+        return Err("not an MSF 7.00 PDB".to_string());
+    }
+    let block = u32_at(32)? as usize;
+    if !matches!(block, 512 | 1024 | 2048 | 4096) {
+        return Err(format!("PDB block size {block}"));
+    }
+    let directory_bytes = u32_at(44)? as usize;
+    let block_map = u32_at(52)? as usize * block;
+    let directory_blocks = directory_bytes.div_ceil(block);
+    // Reassemble the stream directory from its blocks.
+    let mut directory = Vec::with_capacity(directory_bytes);
+    for i in 0..directory_blocks {
+        let at = u32_at(block_map + 4 * i)? as usize * block;
+        let chunk = pdb
+            .get(at..at + block)
+            .ok_or("PDB directory block out of range")?;
+        directory.extend_from_slice(chunk);
+    }
+    directory.truncate(directory_bytes);
+    let dir_u32 = |i: usize| -> Result<u32, String> {
+        directory
+            .get(4 * i..4 * i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| "PDB stream directory truncated".to_string())
+    };
+    let streams = dir_u32(0)? as usize;
+    if streams < 2 {
+        return Err("PDB has no info stream".to_string());
+    }
+    let sizes: Vec<usize> = (0..streams)
+        .map(|i| dir_u32(1 + i).map(|s| if s == u32::MAX { 0 } else { s as usize }))
+        .collect::<Result<_, _>>()?;
+    // Stream 1's first block follows stream 0's block list.
+    let first_block_index = 1 + streams + sizes[0].div_ceil(block);
+    if sizes[1] < 28 {
+        return Err("PDB info stream too short".to_string());
+    }
+    let info = dir_u32(first_block_index)? as usize * block;
+    let guid = pdb
+        .get(info + 12..info + 28)
+        .ok_or("PDB info stream out of range")?;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(guid);
+    Ok(out)
 }
 
 fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
@@ -176,7 +267,9 @@ fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
         let mut thunks = table.thunks(thunk_rva)?;
         while let Some(thunk) = thunks.next::<pe::ImageNtHeaders64>()? {
             let function = match table.import::<pe::ImageNtHeaders64>(thunk)? {
-                object::read::pe::Import::Name(_, name) => String::from_utf8_lossy(name).to_string(),
+                object::read::pe::Import::Name(_, name) => {
+                    String::from_utf8_lossy(name).to_string()
+                }
                 object::read::pe::Import::Ordinal(n) => format!("#{n}"),
             };
             out.push((dll.clone(), function));
@@ -244,7 +337,11 @@ mod tests {
                 b[s..s + name.len()].copy_from_slice(name);
                 put32(&mut b, s + 8, 0x200); // virtual size
                 put32(&mut b, s + 12, rva);
-                put32(&mut b, s + 16, if name == b".rdata" { 0x400 } else { 0x200 });
+                put32(
+                    &mut b,
+                    s + 16,
+                    if name == b".rdata" { 0x400 } else { 0x200 },
+                );
                 put32(&mut b, s + 20, raw as u32);
                 put32(&mut b, s + 36, flags);
             };
@@ -312,7 +409,10 @@ mod tests {
 
         fn good() -> Image {
             Image::new(
-                &[("ntoskrnl.exe", &["ExAllocatePool2", "IofCompleteRequest"]), ("FLTMGR.SYS", &["FltRegisterFilter"])],
+                &[
+                    ("ntoskrnl.exe", &["ExAllocatePool2", "IofCompleteRequest"]),
+                    ("FLTMGR.SYS", &["FltRegisterFilter"]),
+                ],
                 r"C:\build\ringside.pdb",
             )
         }
@@ -363,7 +463,11 @@ mod tests {
 
     #[test]
     fn each_missing_dll_characteristic_fails() {
-        for (flag, name) in [(0x0080, "FORCE_INTEGRITY"), (0x0100, "NX_COMPAT"), (0x0040, "DYNAMIC_BASE")] {
+        for (flag, name) in [
+            (0x0080, "FORCE_INTEGRITY"),
+            (0x0100, "NX_COMPAT"),
+            (0x0040, "DYNAMIC_BASE"),
+        ] {
             let mut image = Image::good();
             let at = OPT + 70;
             let value = u16::from_le_bytes([image.bytes[at], image.bytes[at + 1]]) & !flag;
@@ -410,13 +514,19 @@ mod tests {
 
     #[test]
     fn imports_from_other_dlls_fail() {
-        let image = Image::new(&[("ntoskrnl.exe", &["memcpy"]), ("ntdll.dll", &["ZwClose"])], "ringside.pdb");
+        let image = Image::new(
+            &[("ntoskrnl.exe", &["memcpy"]), ("ntdll.dll", &["ZwClose"])],
+            "ringside.pdb",
+        );
         image.assert_fails("ZwClose from ntdll.dll");
     }
 
     #[test]
     fn a_kebugcheckex_import_fails() {
-        let image = Image::new(&[("ntoskrnl.exe", &["memcpy", "KeBugCheckEx"])], "ringside.pdb");
+        let image = Image::new(
+            &[("ntoskrnl.exe", &["memcpy", "KeBugCheckEx"])],
+            "ringside.pdb",
+        );
         image.assert_fails("panic path is reachable");
     }
 
@@ -424,6 +534,37 @@ mod tests {
     fn garbage_is_rejected_without_panicking() {
         assert!(check(b"MZ not really").is_err());
         assert!(check(&[]).is_err());
+    }
+
+    /// A 6-block MSF (block size 512): 0 superblock, 3 block map, 4 stream
+    /// directory, 5 info stream; stream 0 empty.
+    fn tiny_pdb(guid: [u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; 6 * 512];
+        b[..32].copy_from_slice(MSF_MAGIC);
+        put32(&mut b, 32, 512);
+        put32(&mut b, 40, 6);
+        put32(&mut b, 44, 4 * 4); // directory: count, 2 sizes, 1 block index
+        put32(&mut b, 52, 3);
+        put32(&mut b, 3 * 512, 4); // block map -> directory in block 4
+        put32(&mut b, 4 * 512, 2); // two streams
+        put32(&mut b, 4 * 512 + 4, 0);
+        put32(&mut b, 4 * 512 + 8, 28);
+        put32(&mut b, 4 * 512 + 12, 5); // stream 1 in block 5
+        put32(&mut b, 5 * 512, 20000404);
+        b[5 * 512 + 12..5 * 512 + 28].copy_from_slice(&guid);
+        b
+    }
+
+    #[test]
+    fn pdb_info_stream_guid_is_read() {
+        let guid = *b"0123456789abcdef";
+        assert_eq!(pdb_guid(&tiny_pdb(guid)), Ok(guid));
+        let mut broken = tiny_pdb(guid);
+        broken[0] = b'X';
+        assert!(pdb_guid(&broken).is_err());
+        let mut truncated = tiny_pdb(guid);
+        truncated.truncate(5 * 512 + 20);
+        assert!(pdb_guid(&truncated).is_err());
     }
 
     #[test]

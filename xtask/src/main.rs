@@ -1,8 +1,10 @@
 //! `cargo xtask`: everything beyond `cargo build`, run the same way by a
 //! person and by CI (`.ci/run` calls `cargo xtask test`).
 
+mod bench;
 mod cmd;
 mod gate;
+mod inf;
 mod package;
 mod test;
 
@@ -17,6 +19,9 @@ commands:
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
   miri      run the ring and wire tests under Miri (nightly)
+  bench content   Sigma engine events/s vs sigma-rust (release build)
+  loom      run only the ring's loom models
+  bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
         "test" => test::run_all(rest),
         "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
+        "loom" => test::loom(),
+        "bench" => bench::run_bench(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -24,7 +24,11 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     for arg in args {
         match arg.as_str() {
             "--sign" => sign = true,
-            other => return Err(format!("package: unknown option `{other}` (expected --sign)")),
+            other => {
+                return Err(format!(
+                    "package: unknown option `{other}` (expected --sign)"
+                ));
+            }
         }
     }
     run(cargo().args([
@@ -47,10 +51,33 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     let sys = out.join("ringside.sys");
     copy(&built.join("ringside.exe"), &sys)?;
     copy(&built.join("ringside.pdb"), &out.join("ringside.pdb"))?;
-    copy(&root.join("inf").join("ringside.inf"), &out.join("ringside.inf"))?;
+    let inf_source = root.join("inf").join("ringside.inf");
+    let inf_text = fs::read_to_string(&inf_source)
+        .map_err(|e| format!("reading {}: {e}", inf_source.display()))?;
+    match crate::inf::check(&inf_text) {
+        Ok(altitude) => println!(
+            "inf: {} passed (test altitude {altitude})",
+            inf_source.display()
+        ),
+        Err(problems) => {
+            return Err(format!(
+                "{} is not a loadable minifilter INF:\n  - {}",
+                inf_source.display(),
+                problems.join("\n  - ")
+            ));
+        }
+    }
+    copy(&inf_source, &out.join("ringside.inf"))?;
 
     gate_file(&sys)?;
+    check_pdb_matches(&sys, &out.join("ringside.pdb"))?;
 
+    // A previous --sign run's certificate must not pass for this image's.
+    if !sign {
+        for stale in ["ringside.cer", "ringside.cat"] {
+            let _ = fs::remove_file(out.join(stale));
+        }
+    }
     if sign {
         sign_image(&out, &sys)?;
         gate_file(&sys)?;
@@ -65,7 +92,10 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     names.sort_by_key(|e| e.file_name());
     for entry in names {
         let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-        println!("  {:<16} {len:>9} bytes", entry.file_name().to_string_lossy());
+        println!(
+            "  {:<16} {len:>9} bytes",
+            entry.file_name().to_string_lossy()
+        );
     }
     Ok(out)
 }
@@ -110,30 +140,51 @@ pub fn gate_file(path: &Path) -> Result<(), String> {
     }
 }
 
+/// The packaged PDB must be the one the image's CodeView record names, or
+/// WinDbg will not load its symbols.
+fn check_pdb_matches(sys: &Path, pdb: &Path) -> Result<(), String> {
+    let image = fs::read(sys).map_err(|e| format!("reading {}: {e}", sys.display()))?;
+    let pdb_bytes = fs::read(pdb).map_err(|e| format!("reading {}: {e}", pdb.display()))?;
+    let want = gate::codeview_guid(&image).ok_or("the image has no CodeView GUID")?;
+    let got = gate::pdb_guid(&pdb_bytes).map_err(|e| format!("{}: {e}", pdb.display()))?;
+    if want != got {
+        return Err(format!(
+            "{} does not match {} (GUID {:02x?} vs {:02x?}): rebuild",
+            pdb.display(),
+            sys.display(),
+            got,
+            want
+        ));
+    }
+    println!("pdb: {} matches the image's CodeView GUID", pdb.display());
+    Ok(())
+}
+
 fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
     let cert_dir = out.join("cert");
     fs::create_dir_all(&cert_dir).map_err(|e| format!("creating {}: {e}", cert_dir.display()))?;
     let key = cert_dir.join("ringside-test.key.pem");
     let cert = cert_dir.join("ringside-test.cert.pem");
     if !key.exists() || !cert.exists() {
-        run(Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:3072",
-            "-sha256",
-            "-days",
-            "365",
-            "-nodes",
-            "-subj",
-            "/CN=ringside test signing (not for production)",
-            "-addext",
-            "extendedKeyUsage=codeSigning",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert))?;
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:3072",
+                "-sha256",
+                "-days",
+                "365",
+                "-nodes",
+                "-subj",
+                "/CN=ringside test signing (not for production)",
+                "-addext",
+                "extendedKeyUsage=codeSigning",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert))?;
     }
     run(Command::new("openssl")
         .args(["x509", "-outform", "DER", "-in"])
@@ -152,6 +203,11 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
         .arg("-out")
         .arg(&signed))?;
     fs::rename(&signed, sys).map_err(|e| format!("replacing {}: {e}", sys.display()))?;
-    run(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(sys))?;
+    run(Command::new("osslsigncode")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&cert)
+        .arg("-in")
+        .arg(sys))?;
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `cargo xtask test` and `cargo xtask miri`.
 
-use crate::cmd::{cargo, run};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::cmd::{cargo, root, run};
 
 /// Every test CI runs, in order of cost.
 pub fn run_all(_args: &[String]) -> Result<(), String> {
@@ -21,24 +24,54 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     ]))?;
     // Builds the release ringside.sys and runs the binary gate on it.
     crate::package::run_package(&[])?;
+    // The ring's loom models.
+    loom()?;
+    Ok(())
+}
+
+/// The ring's loom models. They build in `target/loom` so `--cfg loom` does
+/// not invalidate the normal build. LTO is switched off for this build: with
+/// the workspace's `lto = true` release profile loom explores a single
+/// interleaving and silently passes.
+pub fn loom() -> Result<(), String> {
+    let started = Instant::now();
+    run(cargo()
+        .args([
+            "test",
+            "--locked",
+            "-p",
+            "ringside-ring",
+            "--test",
+            "loom",
+            "--release",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root().join("target/loom"))
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("LOOM_MAX_PREEMPTIONS", "3"))?;
+    eprintln!("loom models: {:.0?}", started.elapsed());
     Ok(())
 }
 
 /// The ring and wire test suites under Miri (undefined behaviour, data races
-/// on the ring's memory). Needs the nightly toolchain with `miri` and
-/// `rust-src`; installs those components if missing.
+/// on the ring's memory between real threads). Needs the nightly toolchain
+/// with `miri` and `rust-src`; installs those components if missing. The
+/// tests shrink their sizes and case counts under `cfg(miri)`.
 pub fn miri(_args: &[String]) -> Result<(), String> {
-    run(std::process::Command::new("rustup").args([
-        "+nightly",
-        "component",
-        "add",
-        "miri",
-        "rust-src",
-    ]))?;
+    run(Command::new("rustup").args(["+nightly", "component", "add", "miri", "rust-src"]))?;
     // `+nightly` is understood by the rustup proxy, not by the toolchain's cargo.
-    run(std::process::Command::new("cargo")
-        .current_dir(crate::cmd::root())
-        .args(["+nightly", "miri", "test", "-p", "ringside-wire"]))?;
+    let started = Instant::now();
+    run(Command::new("cargo").current_dir(root()).args([
+        "+nightly",
+        "miri",
+        "test",
+        "-p",
+        "ringside-wire",
+        "-p",
+        "ringside-ring",
+    ]))?;
+    eprintln!("miri: {:.0?}", started.elapsed());
     Ok(())
 }
 

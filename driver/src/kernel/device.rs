@@ -12,7 +12,9 @@
 use ringside_wire::ioctl::{ControlError, Request, status};
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IRP};
 use windows_sys::Wdk::Storage::FileSystem::SeTokenIsAdmin;
-use windows_sys::Wdk::System::SystemServices::{IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink};
+use windows_sys::Wdk::System::SystemServices::{
+    IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
+};
 
 use super::globals::{Globals, acquired, globals};
 use super::{irp, nt, queue};
@@ -42,13 +44,23 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
     let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: PASSIVE_LEVEL in DriverEntry; `name` lives across the call.
     let status = unsafe {
-        IoCreateDevice(driver, 0, &name, ringside_wire::ioctl::DEVICE_TYPE, FILE_DEVICE_SECURE_OPEN, false, &mut device)
+        IoCreateDevice(
+            driver,
+            0,
+            &name,
+            ringside_wire::ioctl::DEVICE_TYPE,
+            FILE_DEVICE_SECURE_OPEN,
+            false,
+            &mut device,
+        )
     };
     if !nt::nt_success(status) {
         return status;
     }
-    g.device.store(device, core::sync::atomic::Ordering::Release);
-    g.acquired.fetch_or(acquired::DEVICE, core::sync::atomic::Ordering::AcqRel);
+    g.device
+        .store(device, core::sync::atomic::Ordering::Release);
+    g.acquired
+        .fetch_or(acquired::DEVICE, core::sync::atomic::Ordering::AcqRel);
 
     let link = link_name();
     // SAFETY: PASSIVE_LEVEL; both names live across the call.
@@ -56,11 +68,17 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
     if !nt::nt_success(status) {
         return status;
     }
-    g.acquired.fetch_or(acquired::SYMLINK, core::sync::atomic::Ordering::AcqRel);
+    g.acquired
+        .fetch_or(acquired::SYMLINK, core::sync::atomic::Ordering::AcqRel);
 
     // SAFETY: DriverEntry owns the driver object until it returns.
     let major = unsafe { &mut (*driver).MajorFunction };
-    for index in [IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_CLEANUP, IRP_MJ_DEVICE_CONTROL] {
+    for index in [
+        IRP_MJ_CREATE,
+        IRP_MJ_CLOSE,
+        IRP_MJ_CLEANUP,
+        IRP_MJ_DEVICE_CONTROL,
+    ] {
         if let Some(slot) = major.get_mut(index) {
             *slot = Some(dispatch);
         }
@@ -73,14 +91,19 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
 
 /// Deletes the symbolic link and the device, if they exist (teardown).
 pub fn delete(g: &Globals) {
-    let bits = g.acquired.fetch_and(!(acquired::SYMLINK | acquired::DEVICE), core::sync::atomic::Ordering::AcqRel);
+    let bits = g.acquired.fetch_and(
+        !(acquired::SYMLINK | acquired::DEVICE),
+        core::sync::atomic::Ordering::AcqRel,
+    );
     if bits & acquired::SYMLINK != 0 {
         let link = link_name();
         // SAFETY: PASSIVE_LEVEL; we created this link.
         unsafe { IoDeleteSymbolicLink(&link) };
     }
     if bits & acquired::DEVICE != 0 {
-        let device = g.device.swap(core::ptr::null_mut(), core::sync::atomic::Ordering::AcqRel);
+        let device = g
+            .device
+            .swap(core::ptr::null_mut(), core::sync::atomic::Ordering::AcqRel);
         if !device.is_null() {
             // SAFETY: we created this device; deletion is deferred by the I/O
             // manager until its last handle is closed.
@@ -116,7 +139,15 @@ unsafe extern "system" fn dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP)
             // SAFETY: DeviceIoControl is the active union member for this major.
             let params = unsafe { stack.Parameters.DeviceIoControl };
             // SAFETY: we own the IRP; it may be queued (then STATUS_PENDING).
-            match g.with_rundown(|g| unsafe { device_control(g, irp, params.IoControlCode, params.InputBufferLength, params.OutputBufferLength) }) {
+            match g.with_rundown(|g| unsafe {
+                device_control(
+                    g,
+                    irp,
+                    params.IoControlCode,
+                    params.InputBufferLength,
+                    params.OutputBufferLength,
+                )
+            }) {
                 Some(Ok(Done::Pending)) => return status::PENDING,
                 Some(Ok(Done::Complete(n))) => (status::SUCCESS, n),
                 Some(Err(e)) => (e, 0),
@@ -136,21 +167,26 @@ unsafe fn open(g: &Globals, irp: *mut IRP) -> i32 {
     // SAFETY: we own the IRP.
     let requestor_mode = unsafe { (*irp).RequestorMode };
     if requestor_mode != KERNEL_MODE {
-        // SAFETY: Create is the active union member for IRP_MJ_CREATE; the
-        // security context and access state are valid during CREATE.
-        let is_admin = unsafe {
-            irp::stack(irp)
-                .and_then(|s| s.Parameters.Create.SecurityContext.as_ref())
-                .and_then(|c| c.AccessState.as_ref())
-                .map(|a| {
-                    let subject = &a.SubjectSecurityContext;
-                    // SeQuerySubjectContextToken: the client token if impersonating.
-                    let token = if subject.ClientToken.is_null() { subject.PrimaryToken } else { subject.ClientToken };
-                    !token.is_null() && SeTokenIsAdmin(token)
-                })
-                .unwrap_or(false)
-        };
-        if !is_admin {
+        // SAFETY: we own the CREATE IRP.
+        let stack = unsafe { irp::stack(irp) };
+        // SAFETY: Create is the active union member for IRP_MJ_CREATE.
+        let context = stack.map(|s| unsafe { s.Parameters.Create.SecurityContext });
+        // SAFETY: the security context is valid during CREATE.
+        let context = context.and_then(|c| unsafe { c.as_ref() });
+        // SAFETY: so is its access state.
+        let access = context.and_then(|c| unsafe { c.AccessState.as_ref() });
+        let token = access.map_or(core::ptr::null_mut(), |a| {
+            let subject = &a.SubjectSecurityContext;
+            // SeQuerySubjectContextToken: the client token if impersonating.
+            if subject.ClientToken.is_null() {
+                subject.PrimaryToken
+            } else {
+                subject.ClientToken
+            }
+        });
+        // SAFETY: a token referenced by the access state for the duration of
+        // CREATE; PASSIVE_LEVEL.
+        if token.is_null() || !unsafe { SeTokenIsAdmin(token) } {
             return status::ACCESS_DENIED;
         }
     }
@@ -167,7 +203,13 @@ enum Done {
 
 /// # Safety
 /// `irp` is a DEVICE_CONTROL IRP we own; the caller holds rundown protection.
-unsafe fn device_control(g: &Globals, irp: *mut IRP, code: u32, input_len: u32, output_len: u32) -> Result<Done, i32> {
+unsafe fn device_control(
+    g: &Globals,
+    irp: *mut IRP,
+    code: u32,
+    input_len: u32,
+    output_len: u32,
+) -> Result<Done, i32> {
     let request = Request::try_from(code).map_err(|e| e.status())?;
     let ring_capacity = g.ring().map_or(0, |r| r.capacity());
     let to_status = |e: ControlError| e.status();
@@ -175,7 +217,10 @@ unsafe fn device_control(g: &Globals, irp: *mut IRP, code: u32, input_len: u32, 
         Request::Hello => {
             // SAFETY: HELLO is METHOD_BUFFERED; we own the IRP.
             let (input, output) = unsafe { irp::buffered(irp, input_len, output_len) };
-            g.control.hello(input.as_slice(), output, ring_capacity).map(Done::Complete).map_err(to_status)
+            g.control
+                .hello(input.as_slice(), output, ring_capacity)
+                .map(Done::Complete)
+                .map_err(to_status)
         }
         Request::Configure => {
             // SAFETY: CONFIGURE is METHOD_BUFFERED; we own the IRP.
@@ -183,8 +228,7 @@ unsafe fn device_control(g: &Globals, irp: *mut IRP, code: u32, input_len: u32, 
             let n = g.control.configure(input.as_slice()).map_err(to_status)?;
             // Re-arm with the new period if the timer runs.
             if g.timer_armed.load(core::sync::atomic::Ordering::Acquire) {
-                queue::disarm_timer(g);
-                queue::arm_timer(g);
+                queue::force_arm_timer(g);
             }
             Ok(Done::Complete(n))
         }
@@ -192,9 +236,14 @@ unsafe fn device_control(g: &Globals, irp: *mut IRP, code: u32, input_len: u32, 
             // SAFETY: STATS is METHOD_BUFFERED; we own the IRP.
             let (_, output) = unsafe { irp::buffered(irp, input_len, output_len) };
             let mut stats = g.ring().map(|r| r.stats()).unwrap_or_default();
-            stats.reads_completed = g.reads_completed.load(core::sync::atomic::Ordering::Relaxed);
+            stats.reads_completed = g
+                .reads_completed
+                .load(core::sync::atomic::Ordering::Relaxed);
             stats.reads_pending = g.pending.len.load(core::sync::atomic::Ordering::Relaxed);
-            g.control.stats(output, stats).map(Done::Complete).map_err(to_status)
+            g.control
+                .stats(output, stats)
+                .map(Done::Complete)
+                .map_err(to_status)
         }
         Request::Read => {
             g.control.read(output_len as usize).map_err(to_status)?;

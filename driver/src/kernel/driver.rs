@@ -9,8 +9,8 @@ use ringside_driver::params;
 use ringside_driver::ring::Ring;
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, OBJECT_ATTRIBUTES};
 use windows_sys::Wdk::System::SystemServices::{
-    ExAllocatePool2, ExFreePoolWithTag, ExInitializeRundownProtection, ExWaitForRundownProtectionRelease,
-    KeFlushQueuedDpcs,
+    ExAllocatePool2, ExFreePoolWithTag, ExInitializeRundownProtection,
+    ExWaitForRundownProtectionRelease, KeFlushQueuedDpcs,
 };
 use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
 
@@ -25,7 +25,10 @@ const KEY_VALUE_PARTIAL_INFORMATION: u32 = 2;
 
 /// The image entry point (`/ENTRY:DriverEntry`). PASSIVE_LEVEL, system thread.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> i32 {
+pub unsafe extern "system" fn DriverEntry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+) -> i32 {
     let g = globals();
     // SAFETY: DriverEntry's contract: a valid driver object and service key.
     let status = unsafe { start(g, driver, registry_path) };
@@ -37,14 +40,19 @@ pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_p
 
 /// # Safety
 /// DriverEntry's arguments.
-unsafe fn start(g: &'static Globals, driver: *mut DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> i32 {
+unsafe fn start(
+    g: &'static Globals,
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+) -> i32 {
     // SAFETY: first use of the rundown reference, before any callback exists.
     unsafe { ExInitializeRundownProtection(g.rundown.get()) };
 
     // SAFETY: PASSIVE_LEVEL; registry_path is the service key name.
     let size = params::ring_size(unsafe { read_ring_size(registry_path) }) as usize;
     // SAFETY: PASSIVE_LEVEL; non-paged pool is NX with POOL_FLAG_NON_PAGED.
-    let memory = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, ringside_driver::POOL_TAG) }.cast::<u8>();
+    let memory = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size, ringside_driver::POOL_TAG) }
+        .cast::<u8>();
     if memory.is_null() {
         return nt::status::INSUFFICIENT_RESOURCES;
     }
@@ -119,9 +127,11 @@ pub fn teardown(g: &Globals) {
 /// # Safety
 /// PASSIVE_LEVEL; `registry_path` is DriverEntry's service key name.
 unsafe fn read_ring_size(registry_path: *const UNICODE_STRING) -> Option<u32> {
-    let service = open_key(core::ptr::null_mut(), registry_path)?;
+    // SAFETY: PASSIVE_LEVEL; DriverEntry's service key name.
+    let service = unsafe { open_key(core::ptr::null_mut(), registry_path) }?;
     let parameters_name = nt::unicode(nt::wide!("Parameters"));
-    let parameters = open_key(service.0, &parameters_name);
+    // SAFETY: PASSIVE_LEVEL; a name on our stack, relative to our handle.
+    let parameters = unsafe { open_key(service.0, &parameters_name) };
     drop(service);
     let parameters = parameters?;
     let value_name = nt::unicode(nt::wide!("RingSizeBytes"));
@@ -156,7 +166,10 @@ impl Drop for Key {
     }
 }
 
-fn open_key(root: HANDLE, name: *const UNICODE_STRING) -> Option<Key> {
+/// # Safety
+/// PASSIVE_LEVEL; `name` points to a valid `UNICODE_STRING`; `root` is null
+/// or an open key handle.
+unsafe fn open_key(root: HANDLE, name: *const UNICODE_STRING) -> Option<Key> {
     let attributes = OBJECT_ATTRIBUTES {
         Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
         RootDirectory: root,

@@ -9,19 +9,20 @@
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
-use ringside_driver::record::{
-    FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, SetInformation, classify_set_information,
-    create_interest, rename_target,
-};
 use ringside_driver::first_write::WriteSeen;
+use ringside_driver::record::{
+    FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, SetInformation,
+    classify_set_information, create_interest, rename_target,
+};
 use ringside_driver::ring::Ring;
 use ringside_wire::{DropReason, EventKind};
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_QUERY_DEFAULT,
-    FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS,
-    FltGetDestinationFileNameInformation, FltGetFileNameInformation, FltGetRequestorProcessId,
-    FltReleaseFileNameInformation, FltRegisterFilter, FltStartFiltering, FltUnregisterFilter, PFLT_FILTER,
+    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED,
+    FLT_FILE_NAME_QUERY_DEFAULT, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
+    FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS, FltGetDestinationFileNameInformation,
+    FltGetFileNameInformation, FltGetRequestorProcessId, FltRegisterFilter,
+    FltReleaseFileNameInformation, FltStartFiltering, FltUnregisterFilter, PFLT_FILTER,
 };
 
 use super::globals::{Globals, acquired, globals};
@@ -55,10 +56,47 @@ static OPERATIONS: Operations = Operations([
     operation(IRP_MJ_OPERATION_END, None, None),
 ]);
 
-type PreOp = unsafe extern "system" fn(*mut FLT_CALLBACK_DATA, *const FLT_RELATED_OBJECTS, *mut *mut c_void) -> i32;
-type PostOp = unsafe extern "system" fn(*mut FLT_CALLBACK_DATA, *const FLT_RELATED_OBJECTS, *const c_void, u32) -> i32;
+/// The registration FltMgr reads; a `static` like the WDK samples' global.
+struct Registration(FLT_REGISTRATION);
+// SAFETY: read-only after link; its pointers refer to other statics.
+unsafe impl Sync for Registration {}
 
-const fn operation(major: u8, pre: Option<PreOp>, post: Option<PostOp>) -> FLT_OPERATION_REGISTRATION {
+static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
+    Size: size_of::<FLT_REGISTRATION>() as u16,
+    Version: FLT_REGISTRATION_VERSION as u16,
+    Flags: 0,
+    ContextRegistration: core::ptr::null(),
+    OperationRegistration: OPERATIONS.0.as_ptr(),
+    FilterUnloadCallback: Some(filter_unload),
+    InstanceSetupCallback: None,
+    InstanceQueryTeardownCallback: None,
+    InstanceTeardownStartCallback: None,
+    InstanceTeardownCompleteCallback: None,
+    GenerateFileNameCallback: None,
+    NormalizeNameComponentCallback: None,
+    NormalizeContextCleanupCallback: None,
+    TransactionNotificationCallback: None,
+    NormalizeNameComponentExCallback: None,
+    SectionNotificationCallback: None,
+});
+
+type PreOp = unsafe extern "system" fn(
+    *mut FLT_CALLBACK_DATA,
+    *const FLT_RELATED_OBJECTS,
+    *mut *mut c_void,
+) -> i32;
+type PostOp = unsafe extern "system" fn(
+    *mut FLT_CALLBACK_DATA,
+    *const FLT_RELATED_OBJECTS,
+    *const c_void,
+    u32,
+) -> i32;
+
+const fn operation(
+    major: u8,
+    pre: Option<PreOp>,
+    post: Option<PostOp>,
+) -> FLT_OPERATION_REGISTRATION {
     FLT_OPERATION_REGISTRATION {
         MajorFunction: major,
         Flags: 0,
@@ -74,28 +112,11 @@ const fn operation(major: u8, pre: Option<PreOp>, post: Option<PostOp>) -> FLT_O
 /// # Safety
 /// `driver` is DriverEntry's driver object.
 pub unsafe fn register(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
-    let registration = FLT_REGISTRATION {
-        Size: size_of::<FLT_REGISTRATION>() as u16,
-        Version: FLT_REGISTRATION_VERSION as u16,
-        Flags: 0,
-        ContextRegistration: core::ptr::null(),
-        OperationRegistration: OPERATIONS.0.as_ptr(),
-        FilterUnloadCallback: Some(filter_unload),
-        InstanceSetupCallback: None,
-        InstanceQueryTeardownCallback: None,
-        InstanceTeardownStartCallback: None,
-        InstanceTeardownCompleteCallback: None,
-        GenerateFileNameCallback: None,
-        NormalizeNameComponentCallback: None,
-        NormalizeContextCleanupCallback: None,
-        TransactionNotificationCallback: None,
-        NormalizeNameComponentExCallback: None,
-        SectionNotificationCallback: None,
-    };
     let mut filter: PFLT_FILTER = 0;
-    // SAFETY: PASSIVE_LEVEL; FltMgr copies the registration; the operation
-    // table is a static.
-    let status = unsafe { FltRegisterFilter(driver, &registration, &mut filter) };
+    // SAFETY: PASSIVE_LEVEL; the registration and its operation table are
+    // statics, valid for as long as the image is loaded (as the samples'
+    // `const FLT_REGISTRATION` globals are).
+    let status = unsafe { FltRegisterFilter(driver, &REGISTRATION.0, &mut filter) };
     if nt::nt_success(status) {
         g.filter.store(filter, Ordering::Release);
         g.acquired.fetch_or(acquired::FILTER, Ordering::AcqRel);
@@ -140,14 +161,22 @@ impl Name {
     unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Name> {
         let mut info = core::ptr::null_mut();
         // SAFETY: valid callback data at IRQL <= APC_LEVEL.
-        let status = unsafe { FltGetFileNameInformation(data, FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT, &mut info) };
+        let status = unsafe {
+            FltGetFileNameInformation(
+                data,
+                FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
+                &mut info,
+            )
+        };
         (nt::nt_success(status) && !info.is_null()).then_some(Name(info))
     }
 
     fn units(&self) -> &[u16] {
-        // SAFETY: FltMgr keeps the name information (and its Name buffer)
-        // alive and unchanged until we release it in `drop`.
-        unsafe { nt::units(&(*self.0).Name) }
+        // SAFETY: FltMgr keeps the name information alive and unchanged
+        // until we release it in `drop`.
+        let info = unsafe { &*self.0 };
+        // SAFETY: the same holds for its Name buffer.
+        unsafe { nt::units(&info.Name) }
     }
 }
 
@@ -204,17 +233,17 @@ unsafe extern "system" fn post_create(
 unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
     let Some(ring) = g.ring() else { return };
     let config = &g.control.config;
-    // SAFETY: valid data; Iopb valid; Create is the active parameter member.
-    let (status, information, create, iopb_ok) = unsafe {
-        let d = &*data;
-        match d.Iopb.as_ref() {
-            Some(iopb) => (d.IoStatus.Anonymous.Status, d.IoStatus.Information, iopb.Parameters.Create, true),
-            None => (0, 0, core::mem::zeroed(), false),
-        }
-    };
-    if !iopb_ok {
+    // SAFETY: FltMgr's callback data is valid for the callback.
+    let d = unsafe { &*data };
+    // SAFETY: so is its parameter block.
+    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
         return;
-    }
+    };
+    // SAFETY: Status is the active member of a completed operation's IoStatus.
+    let status = unsafe { d.IoStatus.Anonymous.Status };
+    let information = d.IoStatus.Information;
+    // SAFETY: Create is the active parameter member for IRP_MJ_CREATE.
+    let create = unsafe { iopb.Parameters.Create };
     // SAFETY: the security context is valid during create.
     let desired_access = unsafe { create.SecurityContext.as_ref() }.map_or(0, |c| c.DesiredAccess);
     let interest = create_interest(status, information as u32, desired_access, create.Options);
@@ -252,7 +281,11 @@ unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
             after_emit(g);
         }
     }
-    if want_delete && FileDeleteFacts::on_close(origin(pid), name.units()).emit(ring, caps).is_ok() {
+    if want_delete
+        && FileDeleteFacts::on_close(origin(pid), name.units())
+            .emit(ring, caps)
+            .is_ok()
+    {
         after_emit(g);
     }
 }
@@ -262,8 +295,10 @@ unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
 /// # Safety
 /// `data` is valid callback data.
 unsafe fn target(data: *mut FLT_CALLBACK_DATA) -> Option<(*mut FILE_OBJECT, u32)> {
-    // SAFETY: valid data; Iopb valid for the callback.
-    unsafe { (*data).Iopb.as_ref() }.map(|iopb| (iopb.TargetFileObject, iopb.IrpFlags))
+    // SAFETY: FltMgr's callback data is valid for the callback.
+    let data = unsafe { &*data };
+    // SAFETY: so is its parameter block.
+    unsafe { data.Iopb.as_ref() }.map(|iopb| (iopb.TargetFileObject, iopb.IrpFlags))
 }
 
 unsafe extern "system" fn pre_write(
@@ -279,7 +314,9 @@ unsafe extern "system" fn pre_write(
             return;
         }
         // SAFETY: valid callback data.
-        let Some((file, irp_flags)) = (unsafe { target(data) }) else { return };
+        let Some((file, irp_flags)) = (unsafe { target(data) }) else {
+            return;
+        };
         // Paging writes come from the cache or a mapped view, not through a
         // user's handle; they are not "a write through a stream handle".
         if irp_flags & IRP_PAGING_IO != 0 {
@@ -296,7 +333,10 @@ unsafe extern "system" fn pre_write(
                 // SAFETY: valid data.
                 match unsafe { name_or_drop(data) } {
                     Ok(name) => {
-                        let facts = FileNameFacts { origin: origin(pid), name: name.units() };
+                        let facts = FileNameFacts {
+                            origin: origin(pid),
+                            name: name.units(),
+                        };
                         if facts.emit_write(ring, config.caps()).is_ok() {
                             after_emit(g);
                         }
@@ -318,9 +358,13 @@ unsafe extern "system" fn pre_cleanup(
     g.with_rundown(|g| {
         let Some(ring) = g.ring() else { return };
         // SAFETY: valid callback data.
-        let Some((file, _)) = (unsafe { target(data) }) else { return };
+        let Some((file, _)) = (unsafe { target(data) }) else {
+            return;
+        };
         // Always forget the handle, even if the kind is disabled now.
-        if !g.writes.remove(file as usize) || !g.control.config.enabled(EventKind::FileCloseModified) {
+        if !g.writes.remove(file as usize)
+            || !g.control.config.enabled(EventKind::FileCloseModified)
+        {
             return;
         }
         // SAFETY: valid data.
@@ -328,8 +372,14 @@ unsafe extern "system" fn pre_cleanup(
         // SAFETY: valid data; pre-cleanup runs at PASSIVE_LEVEL.
         match unsafe { name_or_drop(data) } {
             Ok(name) => {
-                let facts = FileNameFacts { origin: origin(pid), name: name.units() };
-                if facts.emit_close_modified(ring, g.control.config.caps()).is_ok() {
+                let facts = FileNameFacts {
+                    origin: origin(pid),
+                    name: name.units(),
+                };
+                if facts
+                    .emit_close_modified(ring, g.control.config.caps())
+                    .is_ok()
+                {
                     after_emit(g);
                 }
             }
@@ -354,16 +404,24 @@ unsafe extern "system" fn pre_set_information(
 
 /// # Safety
 /// Valid pre-set-information callback data and related objects.
-unsafe fn on_set_information(g: &Globals, data: *mut FLT_CALLBACK_DATA, objects: *const FLT_RELATED_OBJECTS) {
+unsafe fn on_set_information(
+    g: &Globals,
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+) {
     let Some(ring) = g.ring() else { return };
     let config = &g.control.config;
     if !config.enabled(EventKind::FileRename) && !config.enabled(EventKind::FileDelete) {
         return;
     }
-    // SAFETY: valid data; SetFileInformation is the active parameter member.
-    let Some(params) = (unsafe { (*data).Iopb.as_ref() }).map(|iopb| unsafe { iopb.Parameters.SetFileInformation }) else {
+    // SAFETY: FltMgr's callback data is valid for the callback.
+    let d = unsafe { &*data };
+    // SAFETY: so is its parameter block.
+    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
         return;
     };
+    // SAFETY: SetFileInformation is the active member for IRP_MJ_SET_INFORMATION.
+    let params = unsafe { iopb.Parameters.SetFileInformation };
     let buffer = params.InfoBuffer.cast::<u8>().cast_const();
     let info: &[u8] = if buffer.is_null() {
         &[]
@@ -391,25 +449,32 @@ unsafe fn on_set_information(g: &Globals, data: *mut FLT_CALLBACK_DATA, objects:
     };
     let caps = config.caps();
     let emitted = match action {
-        SetInformation::Delete { class, flags } => FileDeleteFacts { origin: origin(pid), class, flags, name: old.units() }
-            .emit(ring, caps)
-            .is_ok(),
+        SetInformation::Delete { class, flags } => FileDeleteFacts {
+            origin: origin(pid),
+            class,
+            flags,
+            name: old.units(),
+        }
+        .emit(ring, caps)
+        .is_ok(),
         SetInformation::Rename { class, flags } => {
             let Some(target) = rename_target(info) else {
                 return drop_count(ring, kind, DropReason::QueryFailed);
             };
             // SAFETY: valid related objects for the callback.
-            let (instance, file) = unsafe { objects.as_ref() }.map_or((0, core::ptr::null()), |o| (o.Instance, o.FileObject));
+            let (instance, file) = unsafe { objects.as_ref() }
+                .map_or((0, core::ptr::null()), |o| (o.Instance, o.FileObject));
             let mut new_info = core::ptr::null_mut();
-            // SAFETY: PASSIVE_LEVEL (checked by name_or_drop above); the
-            // name pointer and length lie inside the system buffer (checked
-            // by `rename_target`).
+            // `rename_target` checked that the name lies inside the buffer.
+            let name = buffer.wrapping_add(target.name_offset).cast::<u16>();
+            // SAFETY: IRQL <= APC_LEVEL (checked by name_or_drop above); the
+            // name pointer and length lie inside the system buffer.
             let status = unsafe {
                 FltGetDestinationFileNameInformation(
                     instance,
                     file,
                     target.root_directory as usize as *mut c_void,
-                    buffer.add(target.name_offset).cast::<u16>(),
+                    name,
                     target.name_len,
                     FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
                     &mut new_info,
@@ -419,9 +484,15 @@ unsafe fn on_set_information(g: &Globals, data: *mut FLT_CALLBACK_DATA, objects:
                 return drop_count(ring, kind, DropReason::QueryFailed);
             }
             let new = Name(new_info);
-            FileRenameFacts { origin: origin(pid), class, flags, old_name: old.units(), new_name: new.units() }
-                .emit(ring, caps)
-                .is_ok()
+            FileRenameFacts {
+                origin: origin(pid),
+                class,
+                flags,
+                old_name: old.units(),
+                new_name: new.units(),
+            }
+            .emit(ring, caps)
+            .is_ok()
         }
         SetInformation::Ignore => false,
     };

@@ -8,7 +8,9 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use ringside_driver::control::Control;
 use ringside_driver::first_write::FirstWriteSet;
@@ -157,13 +159,17 @@ impl Globals {
         // SAFETY: the rundown reference was initialised in DriverEntry
         // before any caller could run (zero is also its initialised state);
         // callable at IRQL <= DISPATCH_LEVEL.
-        let acquired = unsafe { windows_sys::Wdk::System::SystemServices::ExAcquireRundownProtection(self.rundown.get()) };
+        let acquired = unsafe {
+            windows_sys::Wdk::System::SystemServices::ExAcquireRundownProtection(self.rundown.get())
+        };
         if !acquired {
             return None;
         }
         let result = f(self);
         // SAFETY: balances the successful acquire above.
-        unsafe { windows_sys::Wdk::System::SystemServices::ExReleaseRundownProtection(self.rundown.get()) };
+        unsafe {
+            windows_sys::Wdk::System::SystemServices::ExReleaseRundownProtection(self.rundown.get())
+        };
         Some(result)
     }
 }

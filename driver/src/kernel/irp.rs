@@ -14,9 +14,15 @@ use super::nt;
 /// # Safety
 /// `irp` is a valid IRP currently owned by the caller.
 pub unsafe fn stack<'a>(irp: *mut IRP) -> Option<&'a IO_STACK_LOCATION> {
-    // SAFETY: the caller owns a valid IRP; the current stack location
-    // pointer lives in its tail overlay for as long as the IRP is ours.
-    unsafe { (*irp).Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation.as_ref() }
+    // SAFETY: the caller owns a valid IRP.
+    let irp = unsafe { &*irp };
+    // SAFETY: while the driver owns an IRP, Overlay is the tail's active member.
+    let overlay = unsafe { &irp.Tail.Overlay };
+    // SAFETY: and CurrentStackLocation is the active member of its union.
+    let location = unsafe { overlay.Anonymous2.Anonymous.CurrentStackLocation };
+    // SAFETY: the I/O manager points it at our stack location, valid while
+    // we own the IRP.
+    unsafe { location.as_ref() }
 }
 
 /// The file object the request was sent on (the consumer's handle).
@@ -34,10 +40,9 @@ pub unsafe fn file_object(irp: *mut IRP) -> *mut c_void {
 /// The caller owns `irp` and completes it exactly once; IRQL <= DISPATCH_LEVEL.
 pub unsafe fn complete(irp: *mut IRP, status: i32, information: usize) {
     // SAFETY: we own the IRP; IoStatus is ours to fill before completion.
-    unsafe {
-        (*irp).IoStatus.Anonymous.Status = status;
-        (*irp).IoStatus.Information = information;
-    }
+    let owned = unsafe { &mut *irp };
+    owned.IoStatus.Anonymous.Status = status;
+    owned.IoStatus.Information = information;
     // SAFETY: completes an IRP we own, once; IO_NO_INCREMENT.
     unsafe { IofCompleteRequest(irp, 0) };
 }
@@ -66,13 +71,19 @@ impl Input {
 /// # Safety
 /// The caller owns the IRP, whose request is METHOD_BUFFERED; the returned
 /// slice must not outlive the IRP's completion.
-pub unsafe fn buffered<'a>(irp: *mut IRP, input_len: u32, output_len: u32) -> (Input, &'a mut [u8]) {
+pub unsafe fn buffered<'a>(
+    irp: *mut IRP,
+    input_len: u32,
+    output_len: u32,
+) -> (Input, &'a mut [u8]) {
     let mut input = Input {
         bytes: [0; MAX_INPUT],
         len: 0,
     };
     // SAFETY: the caller owns the IRP.
-    let buffer = unsafe { (*irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let owned = unsafe { &*irp };
+    // SAFETY: for METHOD_BUFFERED requests SystemBuffer is the active member.
+    let buffer = unsafe { owned.AssociatedIrp.SystemBuffer }.cast::<u8>();
     if buffer.is_null() {
         return (input, &mut []);
     }

@@ -13,14 +13,21 @@ use windows_sys::Wdk::System::SystemServices::IO_CSQ;
 use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
 
 /// `KDEFERRED_ROUTINE` with its real parameters.
-pub type DeferredRoutine =
-    unsafe extern "system" fn(dpc: *const KDPC, context: *const c_void, a1: *const c_void, a2: *const c_void);
+pub type DeferredRoutine = unsafe extern "system" fn(
+    dpc: *const KDPC,
+    context: *const c_void,
+    a1: *const c_void,
+    a2: *const c_void,
+);
 /// `IO_CSQ_INSERT_IRP_EX`: may refuse the IRP.
 pub type CsqInsertIrpEx =
     unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut c_void) -> NTSTATUS;
 pub type CsqRemoveIrp = unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP);
-pub type CsqPeekNextIrp =
-    unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP, peek_context: *mut c_void) -> *mut IRP;
+pub type CsqPeekNextIrp = unsafe extern "system" fn(
+    csq: *mut IO_CSQ,
+    irp: *mut IRP,
+    peek_context: *mut c_void,
+) -> *mut IRP;
 pub type CsqAcquireLock = unsafe extern "system" fn(csq: *mut IO_CSQ, irql: *mut u8);
 pub type CsqReleaseLock = unsafe extern "system" fn(csq: *mut IO_CSQ, irql: u8);
 pub type CsqCompleteCanceledIrp = unsafe extern "system" fn(csq: *mut IO_CSQ, irp: *mut IRP);
@@ -41,7 +48,12 @@ unsafe extern "system" {
         release: CsqReleaseLock,
         complete_canceled: CsqCompleteCanceledIrp,
     ) -> NTSTATUS;
-    pub fn IoCsqInsertIrpEx(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut c_void, insert_context: *mut c_void) -> NTSTATUS;
+    pub fn IoCsqInsertIrpEx(
+        csq: *mut IO_CSQ,
+        irp: *mut IRP,
+        context: *mut c_void,
+        insert_context: *mut c_void,
+    ) -> NTSTATUS;
     pub fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8;
     pub fn KeReleaseSpinLock(lock: *mut usize, irql: u8);
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
@@ -92,7 +104,9 @@ pub fn current_irql() -> u8 {
     let irql: u64;
     // SAFETY: the driver runs at CPL 0, where reading CR8 (the task priority
     // register) is always permitted and has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags))
+    };
     irql as u8
 }
 
@@ -120,6 +134,10 @@ macro_rules! wide {
     ($s:expr) => {{
         const S: &str = $s;
         const N: usize = S.len();
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "evaluated at compile time: a bad index is a build error"
+        )]
         const W: [u16; N] = {
             let bytes = S.as_bytes();
             let mut out = [0u16; N];
@@ -138,7 +156,7 @@ pub(crate) use wide;
 
 /// A `UNICODE_STRING` over a static UTF-16 name (never written through).
 pub fn unicode(name: &'static [u16]) -> UNICODE_STRING {
-    let bytes = u16::try_from(name.len().saturating_mul(2)).unwrap_or(u16::MAX & !1);
+    let bytes = u16::try_from(name.len().saturating_mul(2)).unwrap_or(0xFFFE);
     UNICODE_STRING {
         Length: bytes,
         MaximumLength: bytes,
@@ -169,8 +187,8 @@ pub unsafe fn units<'a>(string: *const UNICODE_STRING) -> &'a [u16] {
 ///
 /// # Safety
 /// `mdl` is a locked MDL from the I/O manager (`Irp->MdlAddress`), IRQL <=
-/// DISPATCH_LEVEL.
-pub unsafe fn system_address_for_mdl(mdl: *mut MDL) -> Option<&'static mut [u8]> {
+/// DISPATCH_LEVEL; `'a` ends before the IRP that owns the MDL completes.
+pub unsafe fn system_address_for_mdl<'a>(mdl: *mut MDL) -> Option<&'a mut [u8]> {
     const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
     const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
     const MM_CACHED: i32 = 1;

@@ -14,7 +14,11 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use windows_sys::Wdk::Foundation::{IRP, KDPC};
-use windows_sys::Wdk::System::SystemServices::{IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx};
+use windows_sys::Wdk::System::SystemServices::{
+    IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx,
+};
+
+use ringside_driver::pending::{Full, Slots};
 
 use super::globals::{Globals, acquired, globals};
 use super::{irp, nt};
@@ -25,8 +29,9 @@ pub const MAX_PENDING_READS: usize = 16;
 /// IRP pointers in arrival order. Only touched under `Globals::csq_lock`
 /// (the CSQ calls our callbacks with it held).
 pub struct PendingReads {
-    slots: UnsafeCell<[*mut IRP; MAX_PENDING_READS]>,
-    /// Number of IRPs in `slots`; atomic so STATS can read it without the lock.
+    slots: UnsafeCell<Slots<*mut IRP, MAX_PENDING_READS>>,
+    /// Mirror of the slot count, so STATS and producers can read it without
+    /// the lock.
     pub len: AtomicU32,
 }
 
@@ -37,73 +42,62 @@ unsafe impl Sync for PendingReads {}
 impl PendingReads {
     pub const fn new() -> Self {
         PendingReads {
-            slots: UnsafeCell::new([core::ptr::null_mut(); MAX_PENDING_READS]),
+            slots: UnsafeCell::new(Slots::new()),
             len: AtomicU32::new(0),
         }
     }
 
     /// # Safety
-    /// The caller holds the CSQ lock.
-    unsafe fn slots(&self) -> &mut [*mut IRP; MAX_PENDING_READS] {
+    /// The caller holds the CSQ lock, and drops the reference before
+    /// releasing it.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "exclusive under the CSQ spin lock, per the contract"
+    )]
+    unsafe fn slots(&self) -> &mut Slots<*mut IRP, MAX_PENDING_READS> {
         // SAFETY: exclusive under the CSQ lock, per the contract.
         unsafe { &mut *self.slots.get() }
     }
 
-    fn count(&self) -> usize {
-        (self.len.load(Ordering::Relaxed) as usize).min(MAX_PENDING_READS)
+    fn publish_len(&self, slots: &Slots<*mut IRP, MAX_PENDING_READS>) {
+        // Release pairs with the DPC's Acquire when it decides to disarm.
+        self.len.store(slots.len() as u32, Ordering::Release);
     }
 }
 
 unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> i32 {
     let pending = &globals().pending;
-    let n = pending.count();
     // SAFETY: the CSQ calls insert with our lock held.
     let slots = unsafe { pending.slots() };
-    match slots.get_mut(n) {
-        Some(slot) => {
-            *slot = irp;
-            pending.len.store(n.saturating_add(1) as u32, Ordering::Relaxed);
-            nt::status::SUCCESS
-        }
-        None => nt::status::INSUFFICIENT_RESOURCES,
-    }
+    let status = match slots.push(irp) {
+        Ok(()) => nt::status::SUCCESS,
+        Err(Full) => nt::status::INSUFFICIENT_RESOURCES,
+    };
+    pending.publish_len(slots);
+    status
 }
 
 unsafe extern "system" fn csq_remove(_csq: *mut IO_CSQ, irp: *mut IRP) {
     let pending = &globals().pending;
-    let n = pending.count();
     // SAFETY: the CSQ calls remove with our lock held.
     let slots = unsafe { pending.slots() };
-    let Some(live) = slots.get_mut(..n) else { return };
-    if let Some(at) = live.iter().position(|&p| p == irp) {
-        // Keep arrival order: shift the tail down over the removed slot.
-        if let Some(tail) = live.get_mut(at..) {
-            tail.rotate_left(1);
-        }
-        if let Some(last) = live.last_mut() {
-            *last = core::ptr::null_mut();
-        }
-        pending.len.store(n.saturating_sub(1) as u32, Ordering::Relaxed);
-    }
+    slots.remove(irp);
+    pending.publish_len(slots);
 }
 
-unsafe extern "system" fn csq_peek(_csq: *mut IO_CSQ, irp: *mut IRP, peek_context: *mut c_void) -> *mut IRP {
-    let pending = &globals().pending;
-    let n = pending.count();
+unsafe extern "system" fn csq_peek(
+    _csq: *mut IO_CSQ,
+    irp: *mut IRP,
+    peek_context: *mut c_void,
+) -> *mut IRP {
     // SAFETY: the CSQ calls peek with our lock held.
-    let slots = unsafe { pending.slots() };
-    let live = slots.get(..n).unwrap_or_default();
-    let start = if irp.is_null() {
-        0
-    } else {
-        live.iter().position(|&p| p == irp).map_or(n, |at| at.saturating_add(1))
-    };
-    live.get(start..)
-        .unwrap_or_default()
-        .iter()
-        .copied()
-        // SAFETY: queued IRPs are alive until removed (under this lock).
-        .find(|&candidate| peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context)
+    let slots = unsafe { globals().pending.slots() };
+    let after = (!irp.is_null()).then_some(irp);
+    slots
+        .next_after(after, |candidate| {
+            // SAFETY: queued IRPs are alive until removed (under this lock).
+            peek_context.is_null() || unsafe { irp::file_object(candidate) } == peek_context
+        })
         .unwrap_or(core::ptr::null_mut())
 }
 
@@ -131,7 +125,15 @@ pub fn initialize(g: &'static Globals) -> i32 {
     // SAFETY: DriverEntry runs before anything can use these; the CSQ, DPC
     // and timer live in the image for as long as the driver is loaded.
     let status = unsafe {
-        nt::IoCsqInitializeEx(g.csq.get(), csq_insert, csq_remove, csq_peek, csq_acquire, csq_release, csq_complete_canceled)
+        nt::IoCsqInitializeEx(
+            g.csq.get(),
+            csq_insert,
+            csq_remove,
+            csq_peek,
+            csq_acquire,
+            csq_release,
+            csq_complete_canceled,
+        )
     };
     if !nt::nt_success(status) {
         return status;
@@ -154,7 +156,14 @@ pub fn initialize(g: &'static Globals) -> i32 {
 pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
     // SAFETY: the CSQ is initialised; `irp` is ours to queue. No insert
     // context: removal is by peek.
-    let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+    let status = unsafe {
+        nt::IoCsqInsertIrpEx(
+            g.csq.get(),
+            irp,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     if nt::nt_success(status) {
         arm_timer(g);
     }
@@ -163,13 +172,25 @@ pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
 
 /// Starts the periodic latency timer if it is not running.
 pub fn arm_timer(g: &Globals) {
-    if g.timer_armed.swap(true, Ordering::AcqRel) {
-        return;
+    if !g.timer_armed.swap(true, Ordering::AcqRel) {
+        set_timer(g);
     }
+}
+
+/// (Re)starts the latency timer unconditionally, with the current period.
+/// Used where a concurrent `disarm_timer` may have cancelled a timer that
+/// `timer_armed` still claims is running.
+pub fn force_arm_timer(g: &Globals) {
+    g.timer_armed.store(true, Ordering::Release);
+    set_timer(g);
+}
+
+fn set_timer(g: &Globals) {
     let period_ms = g.control.config.max_latency_ms().clamp(1, 50);
-    let due = -(i64::from(period_ms) * 10_000);
+    // Relative due time in 100 ns units (negative); period_ms <= 50.
+    let due = i64::from(period_ms).wrapping_mul(-10_000);
     // SAFETY: timer and DPC were initialised in DriverEntry; callable at
-    // IRQL <= DISPATCH_LEVEL. Relative due time, period in ms.
+    // IRQL <= DISPATCH_LEVEL. Setting a set timer re-arms it.
     unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
 }
 
@@ -230,7 +251,14 @@ fn complete_ready(g: &Globals) {
                 // the next tick complete it.
                 // SAFETY: we own the IRP and put it back; if the queue is
                 // full (cannot happen: we just removed one) complete empty.
-                let status = unsafe { nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), core::ptr::null_mut()) };
+                let status = unsafe {
+                    nt::IoCsqInsertIrpEx(
+                        g.csq.get(),
+                        irp,
+                        core::ptr::null_mut(),
+                        core::ptr::null_mut(),
+                    )
+                };
                 if !nt::nt_success(status) {
                     // SAFETY: still ours; completed once.
                     unsafe { irp::complete(irp, 0, 0) };
@@ -241,9 +269,26 @@ fn complete_ready(g: &Globals) {
     }
 }
 
-unsafe extern "system" fn read_dpc(_dpc: *const KDPC, _ctx: *const c_void, _a1: *const c_void, _a2: *const c_void) {
+unsafe extern "system" fn read_dpc(
+    _dpc: *const KDPC,
+    _ctx: *const c_void,
+    _a1: *const c_void,
+    _a2: *const c_void,
+) {
     let g = globals();
-    g.with_rundown(complete_ready);
+    g.with_rundown(|g| {
+        complete_ready(g);
+        // Stop ticking once no READ waits. Disarm first, then look again: a
+        // READ queued before the second look is re-armed here (even if its
+        // own KeSetTimerEx lost to our KeCancelTimer); one queued after it
+        // finds `timer_armed` false and arms the timer itself.
+        if g.pending.len.load(Ordering::Acquire) == 0 {
+            disarm_timer(g);
+            if g.pending.len.load(Ordering::Acquire) != 0 {
+                force_arm_timer(g);
+            }
+        }
+    });
 }
 
 /// Completes every pending READ of `file_object` (or all, if null) with

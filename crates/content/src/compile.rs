@@ -1,0 +1,277 @@
+//! Compiling one Sigma rule file into a [`CompiledRule`], validated against
+//! the schema: a rule is accepted whole or rejected whole, with the line and a
+//! reason that says what to change.
+
+use crate::condition;
+use crate::matcher::{Expr, FieldTest, Matcher, Selection, StrKind, Target};
+use crate::modifiers::{self, MatchKind};
+use crate::schema::Logsource;
+use crate::yaml::{self, Node, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A rule ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct CompiledRule {
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    pub logsource: Logsource,
+    pub path: PathBuf,
+    pub selections: Vec<Selection>,
+    pub condition: Expr,
+}
+
+/// Why a rule was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The rule names a field its logsource does not carry (21 vs 20).
+    FieldNotProvided { field: String, logsource: Logsource },
+    /// A `fieldref` value names a field the logsource does not carry.
+    FieldRefNotProvided(String),
+    UnknownModifier(String),
+    UnsupportedModifier { modifier: String, why: String },
+    BadRegex { pattern: String, error: String },
+    BadValue(String),
+    MalformedCondition(String),
+    UnsupportedLogsource(String),
+    /// Not a Sigma rule: invalid YAML or a missing/ill-typed section.
+    Malformed(String),
+}
+
+impl Reason {
+    /// A short class name for summaries (`by reason: ...`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Reason::FieldNotProvided { .. } | Reason::FieldRefNotProvided(_) => "field not provided",
+            Reason::UnknownModifier(_) => "unknown modifier",
+            Reason::UnsupportedModifier { .. } => "unsupported modifier",
+            Reason::BadRegex { .. } => "bad regex",
+            Reason::BadValue(_) => "bad value",
+            Reason::MalformedCondition(_) => "malformed condition",
+            Reason::UnsupportedLogsource(_) => "unsupported logsource",
+            Reason::Malformed(_) => "malformed rule",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::FieldNotProvided { field, logsource } => write!(
+                f,
+                "field `{field}` is not provided by ringside for {} (provided: {}); remove the field or retarget the rule",
+                logsource.category(),
+                logsource.fields().iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+            ),
+            Reason::FieldRefNotProvided(field) => {
+                write!(f, "fieldref names field `{field}`, which this logsource does not provide")
+            }
+            Reason::UnknownModifier(m) => write!(f, "unknown modifier `{m}`; check the spelling against the Sigma specification"),
+            Reason::UnsupportedModifier { modifier, why } => write!(f, "modifier `{modifier}` is not supported: {why}"),
+            Reason::BadRegex { pattern, error } => write!(f, "regular expression `{pattern}` does not compile: {error}"),
+            Reason::BadValue(why) => write!(f, "bad value: {why}"),
+            Reason::MalformedCondition(why) => write!(f, "malformed condition: {why}"),
+            Reason::UnsupportedLogsource(what) => write!(
+                f,
+                "unsupported logsource {what}; ringside supports product windows with category process_creation, image_load, file_event, file_delete or file_rename"
+            ),
+            Reason::Malformed(why) => write!(f, "not a valid Sigma rule: {why}"),
+        }
+    }
+}
+
+/// A rejected rule: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub path: PathBuf,
+    pub line: usize,
+    pub reason: Reason,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.reason)
+    }
+}
+
+/// Compiles the rule in `text` (read from `path`, used in messages).
+pub fn compile_rule(text: &str, path: &Path) -> Result<CompiledRule, Rejection> {
+    let reject = |line: usize, reason: Reason| Rejection { path: path.to_owned(), line, reason };
+    let doc = yaml::parse(text).map_err(|e| reject(e.line, Reason::Malformed(e.message)))?;
+    if !matches!(doc.value, Value::Map(_)) {
+        return Err(reject(doc.line, Reason::Malformed(format!("the document is a {}, not a mapping", doc.kind()))));
+    }
+    let text_of = |key: &str| doc.get(key).and_then(Node::scalar_text);
+    let title = text_of("title").ok_or_else(|| reject(doc.line, Reason::Malformed("no `title`".into())))?;
+    let id = text_of("id").unwrap_or_else(|| title.clone());
+    let level = text_of("level").unwrap_or_default();
+    let tags = match doc.get("tags").map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
+        _ => Vec::new(),
+    };
+
+    let logsource = logsource(&doc).map_err(|(line, reason)| reject(line, reason))?;
+    let detection = doc
+        .get("detection")
+        .ok_or_else(|| reject(doc.line, Reason::Malformed("no `detection` section".into())))?;
+    let Value::Map(entries) = &detection.value else {
+        return Err(reject(detection.line, Reason::Malformed("`detection` is not a mapping".into())));
+    };
+    let mut selections = Vec::new();
+    let mut condition_node = None;
+    for entry in entries {
+        match entry.key.as_str() {
+            "condition" => condition_node = Some(entry),
+            "timeframe" => {
+                return Err(reject(entry.line, Reason::MalformedCondition("`timeframe` (correlation) is not supported".into())));
+            }
+            name => {
+                let any_of = selection(&entry.value, logsource).map_err(|(line, reason)| reject(line, reason))?;
+                selections.push(Selection { name: name.to_owned(), any_of });
+            }
+        }
+    }
+    let condition_entry =
+        condition_node.ok_or_else(|| reject(detection.line, Reason::MalformedCondition("no `condition`".into())))?;
+    let names: Vec<String> = selections.iter().map(|s| s.name.clone()).collect();
+    let parse_one = |node: &Node| -> Result<Expr, Rejection> {
+        let text = node
+            .scalar_text()
+            .ok_or_else(|| reject(node.line, Reason::MalformedCondition(format!("the condition is a {}", node.kind()))))?;
+        condition::parse(&text, &names).map_err(|why| reject(node.line, Reason::MalformedCondition(why)))
+    };
+    // A list of conditions (older rules) means any of them.
+    let condition = match &condition_entry.value.value {
+        Value::Seq(items) if !items.is_empty() => Expr::Or(items.iter().map(parse_one).collect::<Result<_, _>>()?),
+        _ => parse_one(&condition_entry.value)?,
+    };
+    Ok(CompiledRule { id, title, level, tags, logsource, path: path.to_owned(), selections, condition })
+}
+
+fn logsource(doc: &Node) -> Result<Logsource, (usize, Reason)> {
+    let node = doc.get("logsource").ok_or((doc.line, Reason::Malformed("no `logsource`".into())))?;
+    let field = |key: &str| node.get(key).and_then(Node::scalar_text);
+    let (product, category, service) = (field("product"), field("category"), field("service"));
+    let describe = format!(
+        "(product: {}, category: {}{})",
+        product.as_deref().unwrap_or("-"),
+        category.as_deref().unwrap_or("-"),
+        service.as_deref().map(|s| format!(", service: {s}")).unwrap_or_default()
+    );
+    if product.as_deref() != Some("windows") || service.is_some() {
+        return Err((node.line, Reason::UnsupportedLogsource(describe)));
+    }
+    category
+        .as_deref()
+        .and_then(Logsource::from_category)
+        .ok_or((node.line, Reason::UnsupportedLogsource(describe)))
+}
+
+/// A selection: a map (AND of field tests), a list of maps (OR), or
+/// keywords (a list of values, or one value, searched in every field).
+fn selection(node: &Node, logsource: Logsource) -> Result<Vec<Vec<FieldTest>>, (usize, Reason)> {
+    match &node.value {
+        Value::Map(_) => Ok(vec![field_tests(node, logsource)?]),
+        Value::Seq(items) if items.is_empty() => Err((node.line, Reason::Malformed("empty selection list".into()))),
+        Value::Seq(items) if items.iter().all(|i| matches!(i.value, Value::Map(_))) => {
+            items.iter().map(|item| field_tests(item, logsource)).collect()
+        }
+        Value::Seq(items) if items.iter().all(|i| i.scalar_text().is_some()) => {
+            let values: Vec<&Node> = items.iter().collect();
+            Ok(vec![vec![keywords(&values, logsource)?]])
+        }
+        Value::Str(_) | Value::Int(_) => Ok(vec![vec![keywords(&[node], logsource)?]]),
+        _ => Err((node.line, Reason::Malformed(format!("a selection must be a mapping or a list, not a {}", node.kind())))),
+    }
+}
+
+/// Keywords match anywhere in any field (as a full-text search would).
+fn keywords(values: &[&Node], logsource: Logsource) -> Result<FieldTest, (usize, Reason)> {
+    let (_, mut mods) = modifiers::parse_key("").map_err(|r| (0, r))?;
+    mods.kind = MatchKind::Contains;
+    let matchers = modifiers::build_matchers(values, &mods, &|name| logsource.field_index(name))?;
+    Ok(FieldTest { target: Target::AnyField, matchers, all: false })
+}
+
+fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usize, Reason)> {
+    let Value::Map(entries) = &node.value else {
+        return Err((node.line, Reason::Malformed("expected a mapping".into())));
+    };
+    if entries.is_empty() {
+        return Err((node.line, Reason::Malformed("empty selection".into())));
+    }
+    let mut tests = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (field, mods) = modifiers::parse_key(&entry.key).map_err(|r| (entry.line, r))?;
+        if field.is_empty() {
+            return Err((entry.line, Reason::Malformed(format!("key `{}` names no field", entry.key))));
+        }
+        let index = logsource
+            .field_index(field)
+            .ok_or_else(|| (entry.line, Reason::FieldNotProvided { field: field.to_owned(), logsource }))?;
+        let values: Vec<&Node> = match &entry.value.value {
+            Value::Seq(items) if items.is_empty() => {
+                return Err((entry.line, Reason::BadValue(format!("`{}` has an empty list of values", entry.key))));
+            }
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![&entry.value],
+        };
+        let matchers = modifiers::build_matchers(&values, &mods, &|name| logsource.field_index(name))?;
+        tests.push(FieldTest { target: Target::Field(index), matchers, all: mods.all });
+    }
+    Ok(tests)
+}
+
+/// The literals a rule needs, for the engine's prefilter: if the rule fires,
+/// at least one `(field, lowercased literal)` of the returned set occurs in
+/// the event's lowercased field. `None` when no such guarantee can be given.
+pub fn required_literals(rule: &CompiledRule) -> Option<Vec<(usize, String)>> {
+    expr_literals(&rule.condition, &rule.selections)
+}
+
+fn expr_literals(expr: &Expr, selections: &[Selection]) -> Option<Vec<(usize, String)>> {
+    match expr {
+        Expr::Selection(i) => {
+            let selection = selections.get(*i)?;
+            let mut all = Vec::new();
+            for tests in &selection.any_of {
+                all.extend(best(tests.iter().map(test_literals))?);
+            }
+            Some(all)
+        }
+        Expr::Not(_) => None,
+        Expr::And(parts) => best(parts.iter().map(|p| expr_literals(p, selections))),
+        Expr::Or(parts) => {
+            let mut all = Vec::new();
+            for part in parts {
+                all.extend(expr_literals(part, selections)?);
+            }
+            Some(all)
+        }
+    }
+}
+
+/// Of several necessary alternatives (an AND), the one whose shortest
+/// literal is longest: the most selective prefilter.
+fn best(candidates: impl Iterator<Item = Option<Vec<(usize, String)>>>) -> Option<Vec<(usize, String)>> {
+    candidates
+        .flatten()
+        .filter(|c| !c.is_empty())
+        .max_by_key(|c| (c.iter().map(|(_, s)| s.len()).min().unwrap_or(0), std::cmp::Reverse(c.len())))
+}
+
+fn test_literals(test: &FieldTest) -> Option<Vec<(usize, String)>> {
+    let Target::Field(field) = test.target else { return None };
+    let literal = |m: &Matcher| match m {
+        Matcher::Str { kind, text, cased: false } if !text.is_empty() && *kind != StrKind::Any => Some((field, text.clone())),
+        _ => None,
+    };
+    if test.all {
+        // Every value must match, so any one of them is required.
+        test.matchers.iter().filter_map(literal).max_by_key(|(_, s)| s.len()).map(|l| vec![l])
+    } else {
+        test.matchers.iter().map(literal).collect()
+    }
+}

@@ -1,0 +1,283 @@
+//! Compiled rules and their evaluation against one event.
+//!
+//! Case-insensitive string patterns are stored lowercased and compared with
+//! the event's lowercased field values, which the engine computes once per
+//! event and shares across all rules (see `engine.rs`).
+
+use crate::schema::EventFields;
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// How a string pattern is anchored. `Glob` holds `*`/`?` wildcards.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StrKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+    Glob(Vec<GlobToken>),
+    /// `*` alone: any value, including empty (but not an absent field).
+    Any,
+}
+
+/// One piece of a wildcard pattern.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GlobToken {
+    Literal(String),
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: exactly one character.
+    One,
+}
+
+/// Numeric comparison operators (`gt`, `gte`, `lt`, `lte`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// One value test on one field.
+#[derive(Clone, Debug)]
+pub enum Matcher {
+    /// A string test; `text` is lowercased unless `cased`.
+    Str { kind: StrKind, text: String, cased: bool },
+    Regex(regex::Regex),
+    /// Sigma `null`: the field is absent or empty.
+    Null,
+    /// `exists`: whether the field is present.
+    Exists(bool),
+    Cidr { network: IpAddr, prefix: u8 },
+    Number(Cmp, f64),
+    /// `fieldref`: compare with another field of the same event.
+    FieldRef { other: usize, kind: StrKind, cased: bool },
+}
+
+/// Where a field test looks: one field, or every field (Sigma keywords).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Field(usize),
+    AnyField,
+}
+
+/// `field|mods: values`: the values are OR-ed, or AND-ed with `all`.
+#[derive(Clone, Debug)]
+pub struct FieldTest {
+    pub target: Target,
+    pub matchers: Vec<Matcher>,
+    pub all: bool,
+}
+
+/// A detection item: OR over its maps (a list of maps), each map the AND of
+/// its field tests.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub name: String,
+    pub any_of: Vec<Vec<FieldTest>>,
+}
+
+/// A compiled condition over selection indices.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Selection(usize),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+/// The event as the matchers see it: original values and lowercased values.
+#[derive(Debug)]
+pub struct EventView<'a> {
+    pub original: Vec<Option<&'a str>>,
+    pub lowered: Vec<Option<Cow<'a, str>>>,
+}
+
+impl<'a> EventView<'a> {
+    /// Reads every field of `event` and lowercases it once.
+    pub fn new(event: &'a dyn EventFields) -> EventView<'a> {
+        let count = event.logsource().fields().len();
+        let original: Vec<Option<&'a str>> = (0..count).map(|i| event.get(i)).collect();
+        let lowered = original.iter().map(|v| v.map(lowercase)).collect();
+        EventView { original, lowered }
+    }
+}
+
+/// Lowercases without allocating when the text has no uppercase letters.
+pub fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(text)
+        }
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
+}
+
+impl Expr {
+    /// Evaluates the condition; `selection` answers for each selection index.
+    pub fn eval(&self, selection: &mut dyn FnMut(usize) -> bool) -> bool {
+        match self {
+            Expr::Selection(i) => selection(*i),
+            Expr::Not(inner) => !inner.eval(selection),
+            Expr::And(parts) => parts.iter().all(|p| p.eval(selection)),
+            Expr::Or(parts) => parts.iter().any(|p| p.eval(selection)),
+        }
+    }
+}
+
+impl Selection {
+    pub fn matches(&self, view: &EventView<'_>) -> bool {
+        self.any_of.iter().any(|tests| tests.iter().all(|t| t.matches(view)))
+    }
+}
+
+impl FieldTest {
+    pub fn matches(&self, view: &EventView<'_>) -> bool {
+        match self.target {
+            Target::Field(index) => self.matches_field(view, index),
+            // Keywords: the value may occur in any field.
+            Target::AnyField => (0..view.original.len()).any(|i| self.matches_field(view, i)),
+        }
+    }
+
+    fn matches_field(&self, view: &EventView<'_>, index: usize) -> bool {
+        let mut one = |m: &Matcher| m.matches(view, index);
+        if self.all { self.matchers.iter().all(&mut one) } else { self.matchers.iter().any(&mut one) }
+    }
+}
+
+impl Matcher {
+    fn matches(&self, view: &EventView<'_>, index: usize) -> bool {
+        let original = view.original.get(index).copied().flatten();
+        match self {
+            Matcher::Null => original.is_none_or(str::is_empty),
+            Matcher::Exists(expected) => original.is_some() == *expected,
+            Matcher::Str { kind, text, cased } => {
+                let value = if *cased { original } else { view.lowered.get(index).and_then(|v| v.as_deref()) };
+                value.is_some_and(|v| str_match(kind, text, v))
+            }
+            Matcher::Regex(re) => original.is_some_and(|v| re.is_match(v)),
+            Matcher::Cidr { network, prefix } => original
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| in_network(ip, *network, *prefix)),
+            Matcher::Number(cmp, bound) => original.and_then(|v| v.trim().parse::<f64>().ok()).is_some_and(|n| match cmp {
+                Cmp::Gt => n > *bound,
+                Cmp::Gte => n >= *bound,
+                Cmp::Lt => n < *bound,
+                Cmp::Lte => n <= *bound,
+            }),
+            Matcher::FieldRef { other, kind, cased } => {
+                let pick = |i: usize| {
+                    if *cased {
+                        view.original.get(i).copied().flatten()
+                    } else {
+                        view.lowered.get(i).and_then(|v| v.as_deref())
+                    }
+                };
+                match (pick(index), pick(*other)) {
+                    (Some(value), Some(reference)) => str_match(kind, reference, value),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+/// Tests `value` against `text` anchored by `kind`.
+pub fn str_match(kind: &StrKind, text: &str, value: &str) -> bool {
+    match kind {
+        StrKind::Exact => value == text,
+        StrKind::Prefix => value.starts_with(text),
+        StrKind::Suffix => value.ends_with(text),
+        StrKind::Contains => value.contains(text),
+        StrKind::Any => true,
+        StrKind::Glob(tokens) => glob_match(tokens, value),
+    }
+}
+
+/// Wildcard matching with backtracking to the last `*` only, which is
+/// complete for `*`/`?` patterns and linear in practice.
+fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
+    let mut ti = 0;
+    let mut pos = 0;
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        match tokens.get(ti) {
+            Some(GlobToken::Star) => {
+                ti += 1;
+                star = Some((ti, pos));
+                continue;
+            }
+            Some(GlobToken::Literal(lit)) if value.get(pos..).is_some_and(|rest| rest.starts_with(lit.as_str())) => {
+                ti += 1;
+                pos += lit.len();
+                continue;
+            }
+            Some(GlobToken::One) => {
+                if let Some(c) = value.get(pos..).and_then(|rest| rest.chars().next()) {
+                    ti += 1;
+                    pos += c.len_utf8();
+                    continue;
+                }
+            }
+            None if pos == value.len() => return true,
+            _ => {}
+        }
+        // Mismatch: let the last `*` swallow one more character, if any.
+        match star {
+            Some((resume, start)) => match value.get(start..).and_then(|rest| rest.chars().next()) {
+                Some(c) => {
+                    let next = start + c.len_utf8();
+                    star = Some((resume, next));
+                    ti = resume;
+                    pos = next;
+                }
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+}
+
+fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use GlobToken::{Literal as L, One, Star};
+
+    #[test]
+    fn glob() {
+        let t = vec![L("a".into()), Star, L("b".into()), One, L("c".into())];
+        assert!(glob_match(&t, "axxbyc"));
+        assert!(glob_match(&t, "abbyc"));
+        assert!(!glob_match(&t, "abc"));
+        assert!(!glob_match(&t, "axxbycd"));
+        assert!(glob_match(&[Star, L("é".into()), One], "xéü"));
+        assert!(glob_match(&[Star], ""));
+    }
+
+    #[test]
+    fn cidr() {
+        let net: IpAddr = "10.0.0.0".parse().expect("ip");
+        assert!(in_network("10.1.2.3".parse().expect("ip"), net, 8));
+        assert!(!in_network("11.1.2.3".parse().expect("ip"), net, 8));
+        assert!(in_network("11.1.2.3".parse().expect("ip"), net, 0));
+    }
+}

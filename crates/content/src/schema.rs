@@ -1,0 +1,402 @@
+//! The schema of what ringside provides: per logsource, the exact fields the
+//! sensor and agent emit, with Sysmon's names, in output order.
+//!
+//! This is the contract between the agent (which fills events) and the
+//! content compiler (which rejects any rule naming a field not listed here).
+//! A field is listed only if the driver's raw facts plus user-mode enrichment
+//! can really produce it; see DESIGN.md, "What it observes".
+//!
+//! Hashes: ringside emits Sysmon's single `Hashes` field
+//! (`SHA256=..,MD5=..,IMPHASH=..`). It does *not* provide Sigma's split hash
+//! fields (`Imphash`, `md5`, `sha1`, `sha256`) as virtual fields: the SigmaHQ
+//! Windows rules for these logsources only use `Hashes|contains`, and a rule
+//! naming a split field is rejected with a true reason rather than silently
+//! matched against a field whose format we would have to guess.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// The event types a Sigma rule may target (Sigma `logsource.category`, with
+/// `product: windows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Logsource {
+    /// Sysmon event 1.
+    ProcessCreation,
+    /// Sysmon event 7.
+    ImageLoad,
+    /// Sysmon event 11.
+    FileEvent,
+    /// Sysmon events 23 (FileDelete, archived) and 26 (FileDeleteDetected).
+    FileDelete,
+    /// No Sysmon equivalent: ringside's own event id [`FILE_RENAME_EVENT_ID`].
+    FileRename,
+}
+
+/// The event id ringside gives file renames. Sysmon has no rename event; the
+/// id is chosen outside Sysmon's range (1..=29 today) so that a JSON consumer
+/// keyed on Sysmon ids can never mistake it for a Sysmon event.
+pub const FILE_RENAME_EVENT_ID: u16 = 1011;
+
+/// One field the sensor provides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldDef {
+    /// Sysmon's exact (case-sensitive) field name.
+    pub name: &'static str,
+    /// What the value looks like; matching is always on its string form.
+    pub ty: FieldType,
+}
+
+/// The shape of a field's value. Every value is carried as a string (as
+/// Sysmon renders it); the type tells the compiler which modifiers make sense.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// Free text: paths, command lines, names.
+    String,
+    /// A decimal integer, e.g. a process id.
+    Integer,
+    /// `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`-style GUID as Sysmon prints it.
+    Guid,
+    /// `YYYY-MM-DD hh:mm:ss.fff` (UTC).
+    Timestamp,
+    /// `SHA256=..,MD5=..,IMPHASH=..` (Sysmon's `Hashes` format).
+    Hashes,
+}
+
+const fn f(name: &'static str, ty: FieldType) -> FieldDef {
+    FieldDef { name, ty }
+}
+
+use FieldType::{Guid, Hashes, Integer, String as Str, Timestamp};
+
+const PROCESS_CREATION: &[FieldDef] = &[
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("FileVersion", Str),
+    f("Description", Str),
+    f("Product", Str),
+    f("Company", Str),
+    f("OriginalFileName", Str),
+    f("CommandLine", Str),
+    f("User", Str),
+    f("IntegrityLevel", Str),
+    f("Hashes", Hashes),
+    f("ParentProcessGuid", Guid),
+    f("ParentProcessId", Integer),
+    f("ParentImage", Str),
+    f("ParentCommandLine", Str),
+    f("ParentUser", Str),
+];
+
+const IMAGE_LOAD: &[FieldDef] = &[
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("ImageLoaded", Str),
+    f("FileVersion", Str),
+    f("Description", Str),
+    f("Product", Str),
+    f("Company", Str),
+    f("OriginalFileName", Str),
+    f("Hashes", Hashes),
+    f("Signed", Str),
+    f("SignatureStatus", Str),
+    f("User", Str),
+];
+
+const FILE_EVENT: &[FieldDef] = &[
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetFilename", Str),
+    f("CreationUtcTime", Timestamp),
+    f("User", Str),
+];
+
+const FILE_DELETE: &[FieldDef] = &[
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("User", Str),
+    f("Image", Str),
+    f("TargetFilename", Str),
+];
+
+// The SigmaHQ file_rename rules name `SourceFilename` (old name) and
+// `TargetFilename` (new name); the minifilter's set-information callback
+// observes both.
+const FILE_RENAME: &[FieldDef] = &[
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("SourceFilename", Str),
+    f("TargetFilename", Str),
+    f("User", Str),
+];
+
+impl Logsource {
+    /// Every logsource, in a fixed order.
+    pub const ALL: [Logsource; 5] = [
+        Logsource::ProcessCreation,
+        Logsource::ImageLoad,
+        Logsource::FileEvent,
+        Logsource::FileDelete,
+        Logsource::FileRename,
+    ];
+
+    /// Sigma's `logsource.category` name.
+    pub fn category(self) -> &'static str {
+        match self {
+            Logsource::ProcessCreation => "process_creation",
+            Logsource::ImageLoad => "image_load",
+            Logsource::FileEvent => "file_event",
+            Logsource::FileDelete => "file_delete",
+            Logsource::FileRename => "file_rename",
+        }
+    }
+
+    /// The logsource whose Sigma category is `category`.
+    pub fn from_category(category: &str) -> Option<Logsource> {
+        Logsource::ALL.into_iter().find(|l| l.category() == category)
+    }
+
+    /// The event id ringside emits: Sysmon's (1, 7, 11, 23), or
+    /// [`FILE_RENAME_EVENT_ID`] for renames, which Sysmon does not have.
+    pub fn sysmon_event_id(self) -> u16 {
+        match self {
+            Logsource::ProcessCreation => 1,
+            Logsource::ImageLoad => 7,
+            Logsource::FileEvent => 11,
+            Logsource::FileDelete => 23,
+            Logsource::FileRename => FILE_RENAME_EVENT_ID,
+        }
+    }
+
+    /// The logsource of a Sysmon event id; 26 (FileDeleteDetected) carries
+    /// the same fields as 23 and maps to file_delete too.
+    pub fn from_event_id(id: u64) -> Option<Logsource> {
+        match id {
+            1 => Some(Logsource::ProcessCreation),
+            7 => Some(Logsource::ImageLoad),
+            11 => Some(Logsource::FileEvent),
+            23 | 26 => Some(Logsource::FileDelete),
+            id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
+            _ => None,
+        }
+    }
+
+    /// The exact fields the sensor and agent provide, in output order.
+    pub fn fields(self) -> &'static [FieldDef] {
+        match self {
+            Logsource::ProcessCreation => PROCESS_CREATION,
+            Logsource::ImageLoad => IMAGE_LOAD,
+            Logsource::FileEvent => FILE_EVENT,
+            Logsource::FileDelete => FILE_DELETE,
+            Logsource::FileRename => FILE_RENAME,
+        }
+    }
+
+    /// The index of `name` in [`Self::fields`]. Case-sensitive: Sigma field
+    /// names are matched as Sysmon names, and `commandline` is not a field.
+    pub fn field_index(self, name: &str) -> Option<usize> {
+        self.fields().iter().position(|field| field.name == name)
+    }
+}
+
+/// An event the engine evaluates; fields are addressed by index into
+/// `logsource().fields()`.
+pub trait EventFields {
+    /// Which event type this is (selects the rules and the field list).
+    fn logsource(&self) -> Logsource;
+    /// The value of field `index`, or `None` when absent (or out of range).
+    fn get(&self, index: usize) -> Option<&str>;
+}
+
+/// An event held as owned strings: replay, regression samples, tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedEvent {
+    /// The event type.
+    pub logsource: Logsource,
+    /// One slot per `logsource.fields()` entry, same order.
+    pub values: Vec<Option<String>>,
+}
+
+impl EventFields for OwnedEvent {
+    fn logsource(&self) -> Logsource {
+        self.logsource
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        self.values.get(index).and_then(|v| v.as_deref())
+    }
+}
+
+/// Why a JSON document could not become an [`OwnedEvent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventJsonError {
+    /// No `Event.System.EventID` (or `EventID` at top level) number.
+    MissingEventId,
+    /// The event id is not one of the supported logsources.
+    UnsupportedEventId(u64),
+    /// No `Event.EventData` object.
+    MissingEventData,
+}
+
+impl std::fmt::Display for EventJsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventJsonError::MissingEventId => {
+                write!(f, "no Event.System.EventID number: not a Sysmon event rendered as JSON")
+            }
+            EventJsonError::UnsupportedEventId(id) => write!(
+                f,
+                "event id {id} is not a supported logsource (supported: 1, 7, 11, 23, 26, {FILE_RENAME_EVENT_ID})"
+            ),
+            EventJsonError::MissingEventData => {
+                write!(f, "no Event.EventData object: the event carries no fields")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EventJsonError {}
+
+impl OwnedEvent {
+    /// An event of `logsource` with every field absent.
+    pub fn empty(logsource: Logsource) -> OwnedEvent {
+        OwnedEvent { logsource, values: vec![None; logsource.fields().len()] }
+    }
+
+    /// Sets field `name` if the logsource provides it; returns whether it did.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> bool {
+        match (self.logsource.field_index(name), self.values.len()) {
+            (Some(index), len) if index < len => {
+                if let Some(slot) = self.values.get_mut(index) {
+                    *slot = Some(value.into());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Builds an event from `fields` (an `EventData`-like JSON object) through
+    /// the schema: fields the schema lists are kept (numbers and booleans in
+    /// their JSON text form), all others (e.g. `CurrentDirectory`) are dropped,
+    /// exactly as the sensor would never have them.
+    pub fn from_event_data(
+        logsource: Logsource,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> OwnedEvent {
+        let mut event = OwnedEvent::empty(logsource);
+        for (name, value) in fields {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                // Sysmon renders no nested or null field values; skip them.
+                _ => continue,
+            };
+            event.set(name, text);
+        }
+        event
+    }
+
+    /// Builds an event from a Sysmon event rendered as JSON (the SigmaHQ
+    /// regression sample shape: `{"Event": {"System": {"EventID": 1, ..},
+    /// "EventData": {..}}}`).
+    pub fn from_sysmon_json(json: &serde_json::Value) -> Result<OwnedEvent, EventJsonError> {
+        let event = json.get("Event").unwrap_or(json);
+        let id = event
+            .get("System")
+            .and_then(|s| s.get("EventID"))
+            .or_else(|| event.get("EventID"))
+            .and_then(event_id_number)
+            .ok_or(EventJsonError::MissingEventId)?;
+        let logsource = Logsource::from_event_id(id).ok_or(EventJsonError::UnsupportedEventId(id))?;
+        let data = event
+            .get("EventData")
+            .and_then(|d| d.as_object())
+            .ok_or(EventJsonError::MissingEventData)?;
+        Ok(OwnedEvent::from_event_data(logsource, data))
+    }
+}
+
+/// Sysmon JSON renders `EventID` as a number, or (from some exporters) as a
+/// string, or as `{"#text": n}` when it carries attributes.
+fn event_id_number(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Object(o) => o.get("#text").and_then(event_id_number),
+        _ => None,
+    }
+}
+
+/// Serialized as Sysmon-style JSON: `EventID` then the present fields by name.
+impl Serialize for OwnedEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let present = self.values.iter().filter(|v| v.is_some()).count();
+        let mut map = serializer.serialize_map(Some(present + 1))?;
+        map.serialize_entry("EventID", &self.logsource.sysmon_event_id())?;
+        for (def, value) in self.logsource.fields().iter().zip(&self.values) {
+            if let Some(value) = value {
+                map.serialize_entry(def.name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_lists_have_unique_names_and_common_fields() {
+        for logsource in Logsource::ALL {
+            let fields = logsource.fields();
+            for (i, field) in fields.iter().enumerate() {
+                assert_eq!(logsource.field_index(field.name), Some(i), "{logsource:?} {}", field.name);
+            }
+            for common in ["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"] {
+                assert!(logsource.field_index(common).is_some(), "{logsource:?} lacks {common}");
+            }
+            assert_eq!(Logsource::from_category(logsource.category()), Some(logsource));
+            assert_eq!(
+                Logsource::from_event_id(u64::from(logsource.sysmon_event_id())),
+                Some(logsource)
+            );
+        }
+        assert_eq!(Logsource::from_event_id(26), Some(Logsource::FileDelete));
+    }
+
+    #[test]
+    fn field_index_is_case_sensitive_and_rejects_unprovided_fields() {
+        let pc = Logsource::ProcessCreation;
+        assert_eq!(pc.field_index("CommandLine"), Some(9));
+        assert_eq!(pc.field_index("commandline"), None);
+        for absent in ["CurrentDirectory", "LogonGuid", "LogonId", "TerminalSessionId", "Imphash"] {
+            assert_eq!(pc.field_index(absent), None, "{absent}");
+        }
+        assert_eq!(Logsource::ImageLoad.field_index("Signature"), None);
+    }
+
+    #[test]
+    fn sysmon_json_maps_through_schema_and_drops_unprovided_fields() {
+        let json = serde_json::json!({"Event": {"System": {"EventID": 1},
+            "EventData": {"Image": "C:\\x.exe", "ProcessId": 42, "CurrentDirectory": "C:\\"}}});
+        let event = OwnedEvent::from_sysmon_json(&json).expect("valid sample");
+        assert_eq!(event.logsource(), Logsource::ProcessCreation);
+        assert_eq!(event.get(3), Some("C:\\x.exe"));
+        assert_eq!(event.get(2), Some("42"));
+        assert_eq!(event.values.iter().flatten().count(), 2);
+        let bad = serde_json::json!({"Event": {"System": {"EventID": 4688}, "EventData": {}}});
+        assert_eq!(OwnedEvent::from_sysmon_json(&bad), Err(EventJsonError::UnsupportedEventId(4688)));
+        let text = serde_json::to_string(&event).expect("serializes");
+        assert_eq!(text, r#"{"EventID":1,"ProcessId":"42","Image":"C:\\x.exe"}"#);
+    }
+}

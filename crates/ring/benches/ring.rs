@@ -1,0 +1,379 @@
+//! `cargo xtask bench ring`: the ring against rtrb (SPSC), crossbeam's
+//! `ArrayQueue` (MPMC) and plain memcpy, one table from one run, then
+//! criterion's detailed runs of the ring alone.
+//!
+//! Workload: records of a 32-byte wire header plus a payload of 16 B .. 4 KiB,
+//! copied from a source buffer by the producer and into a 64 KiB output
+//! buffer by the consumer (as the driver's READ path does). Every queue gets
+//! the same 1 MiB of memory. rtrb and ArrayQueue carry `[u8; N]` arrays (one
+//! record per item, copied in and out by value); for two producers rtrb,
+//! which is single-producer, gets one queue per producer and the consumer
+//! polls both. memcpy is one thread copying the same bytes once into a 1 MiB
+//! buffer: the physical limit of the producer's side alone.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use ringside_ring::Ring;
+use ringside_wire::EventKind;
+
+const RING_BYTES: usize = 1 << 20;
+const OUT_BYTES: usize = 64 * 1024;
+const HEADER: usize = 32;
+const PAYLOADS: [usize; 5] = [16, 64, 256, 1024, 4096];
+
+fn ring_memory() -> Vec<u64> {
+    vec![0; RING_BYTES / 8]
+}
+
+fn as_bytes(memory: &mut [u64]) -> &mut [u8] {
+    zerocopy::IntoBytes::as_mut_bytes(memory)
+}
+
+// ---------------------------------------------------------------- ringside
+
+fn ring_produce(ring: &Ring<'_>, src: &[u8], count: u64) {
+    for _ in 0..count {
+        loop {
+            if let Ok(mut slot) = ring.reserve(EventKind::FileWrite, src.len()) {
+                slot.buffer().copy_from_slice(src);
+                slot.commit();
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn ring_consume(ring: &Ring<'_>, out: &mut [u8], bytes: u64) {
+    let mut got = 0u64;
+    while got < bytes {
+        let n = ring.drain_into(out);
+        if n == 0 {
+            std::hint::spin_loop();
+        }
+        black_box(&out[..n]);
+        got += n as u64;
+    }
+}
+
+fn ring_threads(record: usize, count: u64, producers: u64) -> Duration {
+    let mut memory = ring_memory();
+    let ring = Ring::new(as_bytes(&mut memory)).unwrap();
+    let src = vec![7u8; record];
+    let mut out = vec![0u8; OUT_BYTES];
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| ring_produce(&ring, &src, count / producers));
+        }
+        ring_consume(
+            &ring,
+            &mut out,
+            (count / producers * producers) * record as u64,
+        );
+    });
+    start.elapsed()
+}
+
+fn ring_one_thread(record: usize, count: u64) -> Duration {
+    let mut memory = ring_memory();
+    let ring = Ring::new(as_bytes(&mut memory)).unwrap();
+    let src = vec![7u8; record];
+    let mut out = vec![0u8; OUT_BYTES];
+    let batch = (OUT_BYTES / record).max(1) as u64;
+    let start = Instant::now();
+    let mut left = count;
+    while left > 0 {
+        let n = batch.min(left);
+        ring_produce(&ring, &src, n);
+        ring_consume(&ring, &mut out, n * record as u64);
+        left -= n;
+    }
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------- rtrb
+
+fn rtrb_pop_batch<const N: usize>(consumer: &mut rtrb::Consumer<[u8; N]>, out: &mut [u8]) -> u64 {
+    let slots = consumer.slots().min(out.len() / N);
+    let Ok(chunk) = consumer.read_chunk(slots) else {
+        return 0;
+    };
+    let (a, b) = chunk.as_slices();
+    let mut at = 0;
+    for item in a.iter().chain(b) {
+        out[at..at + N].copy_from_slice(item);
+        at += N;
+    }
+    black_box(&out[..at]);
+    chunk.commit_all();
+    slots as u64
+}
+
+fn rtrb_push<const N: usize>(producer: &mut rtrb::Producer<[u8; N]>, src: &[u8; N], count: u64) {
+    for _ in 0..count {
+        while producer.push(*src).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn rtrb_threads<const N: usize>(count: u64, producers: u64) -> Duration {
+    let src = [7u8; N];
+    let mut out = vec![0u8; OUT_BYTES];
+    let per = count / producers;
+    let queues: Vec<_> = (0..producers)
+        .map(|_| rtrb::RingBuffer::<[u8; N]>::new(RING_BYTES / N / producers as usize))
+        .collect();
+    let (mut txs, mut rxs): (Vec<_>, Vec<_>) = queues.into_iter().unzip();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for tx in &mut txs {
+            s.spawn(|| rtrb_push(tx, &src, per));
+        }
+        let mut got = 0;
+        while got < per * producers {
+            let mut n = 0;
+            for rx in &mut rxs {
+                n += rtrb_pop_batch(rx, &mut out);
+            }
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            got += n;
+        }
+    });
+    start.elapsed()
+}
+
+fn rtrb_one_thread<const N: usize>(count: u64) -> Duration {
+    let src = [7u8; N];
+    let mut out = vec![0u8; OUT_BYTES];
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(RING_BYTES / N);
+    let batch = (OUT_BYTES / N).max(1) as u64;
+    let start = Instant::now();
+    let mut left = count;
+    while left > 0 {
+        let n = batch.min(left);
+        rtrb_push(&mut tx, &src, n);
+        let mut got = 0;
+        while got < n {
+            got += rtrb_pop_batch(&mut rx, &mut out);
+        }
+        left -= n;
+    }
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------- ArrayQueue
+
+fn aq_push<const N: usize>(queue: &ArrayQueue<[u8; N]>, src: &[u8; N], count: u64) {
+    for _ in 0..count {
+        while queue.push(*src).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn aq_pop_batch<const N: usize>(queue: &ArrayQueue<[u8; N]>, out: &mut [u8]) -> u64 {
+    let mut at = 0;
+    while at + N <= out.len() {
+        let Some(item) = queue.pop() else { break };
+        out[at..at + N].copy_from_slice(&item);
+        at += N;
+    }
+    black_box(&out[..at]);
+    (at / N) as u64
+}
+
+fn aq_threads<const N: usize>(count: u64, producers: u64) -> Duration {
+    let src = [7u8; N];
+    let mut out = vec![0u8; OUT_BYTES];
+    let queue = ArrayQueue::<[u8; N]>::new(RING_BYTES / N);
+    let per = count / producers;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| aq_push(&queue, &src, per));
+        }
+        let mut got = 0;
+        while got < per * producers {
+            let n = aq_pop_batch(&queue, &mut out);
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            got += n;
+        }
+    });
+    start.elapsed()
+}
+
+fn aq_one_thread<const N: usize>(count: u64) -> Duration {
+    let src = [7u8; N];
+    let mut out = vec![0u8; OUT_BYTES];
+    let queue = ArrayQueue::<[u8; N]>::new(RING_BYTES / N);
+    let batch = (OUT_BYTES / N).max(1) as u64;
+    let start = Instant::now();
+    let mut left = count;
+    while left > 0 {
+        let n = batch.min(left);
+        aq_push(&queue, &src, n);
+        let mut got = 0;
+        while got < n {
+            got += aq_pop_batch(&queue, &mut out);
+        }
+        left -= n;
+    }
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------- memcpy
+
+fn memcpy(record: usize, count: u64) -> Duration {
+    let src = vec![7u8; record];
+    let mut dst = vec![0u8; RING_BYTES];
+    let start = Instant::now();
+    let mut at = 0;
+    for _ in 0..count {
+        if at + record > dst.len() {
+            at = 0;
+        }
+        dst[at..at + record].copy_from_slice(black_box(&src));
+        at += record;
+    }
+    black_box(&dst);
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------- table
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    Spsc,
+    TwoProducers,
+    OneThread,
+}
+
+/// Best of `runs` (the machine is shared; the minimum is the least disturbed).
+fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap()
+}
+
+fn cell<const N: usize>(scenario: Scenario, count: u64, runs: usize) -> [Duration; 4] {
+    let ring = best(runs, || match scenario {
+        Scenario::Spsc => ring_threads(N, count, 1),
+        Scenario::TwoProducers => ring_threads(N, count, 2),
+        Scenario::OneThread => ring_one_thread(N, count),
+    });
+    let rtrb = best(runs, || match scenario {
+        Scenario::Spsc => rtrb_threads::<N>(count, 1),
+        Scenario::TwoProducers => rtrb_threads::<N>(count, 2),
+        Scenario::OneThread => rtrb_one_thread::<N>(count),
+    });
+    let aq = best(runs, || match scenario {
+        Scenario::Spsc => aq_threads::<N>(count, 1),
+        Scenario::TwoProducers => aq_threads::<N>(count, 2),
+        Scenario::OneThread => aq_one_thread::<N>(count),
+    });
+    let copy = best(runs, || memcpy(N, count));
+    [ring, rtrb, aq, copy]
+}
+
+fn print_table(budget_bytes: u64, runs: usize) {
+    println!(
+        "\nringside-ring vs rtrb (SPSC; 2P = one rtrb per producer), crossbeam ArrayQueue<[u8; N]>, memcpy"
+    );
+    println!(
+        "record = 32 B header + payload; {} MiB per cell, best of {runs}; GB/s = record bytes / s",
+        budget_bytes >> 20
+    );
+    println!(
+        "{:<10} {:>7} {:>10} {:>8} | {:>8} {:>6} | {:>8} {:>6} | {:>8} {:>6}",
+        "scenario",
+        "payload",
+        "ring Mr/s",
+        "GB/s",
+        "rtrb",
+        "ring/x",
+        "ArrayQ",
+        "ring/x",
+        "memcpy",
+        "ring/x"
+    );
+    for (scenario, name) in [
+        (Scenario::Spsc, "(a) 1P+1C"),
+        (Scenario::TwoProducers, "(b) 2P+1C"),
+        (Scenario::OneThread, "(c) 1 thr"),
+    ] {
+        for payload in PAYLOADS {
+            let record = payload + HEADER;
+            let count = (budget_bytes / record as u64).max(20_000);
+            let times = match record {
+                48 => cell::<48>(scenario, count, runs),
+                96 => cell::<96>(scenario, count, runs),
+                288 => cell::<288>(scenario, count, runs),
+                1056 => cell::<1056>(scenario, count, runs),
+                _ => cell::<4128>(scenario, count, runs),
+            };
+            let gbs = |d: Duration| (count * record as u64) as f64 / d.as_secs_f64() / 1e9;
+            let [ring, rtrb, aq, copy] = times.map(gbs);
+            let mrec = count as f64 / times[0].as_secs_f64() / 1e6;
+            println!(
+                "{name:<10} {payload:>6}B {mrec:>10.2} {ring:>8.2} | {rtrb:>8.2} {:>6.2} | {aq:>8.2} {:>6.2} | {copy:>8.2} {:>6.2}",
+                ring / rtrb,
+                ring / aq,
+                ring / copy
+            );
+        }
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------- criterion
+
+fn criterion_runs(c: &mut Criterion) {
+    for (name, producers) in [
+        ("ring_1p1c", 1u64),
+        ("ring_2p1c", 2),
+        ("ring_one_thread", 0),
+    ] {
+        let mut group = c.benchmark_group(name);
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_millis(700));
+        for payload in PAYLOADS {
+            let record = payload + HEADER;
+            group.throughput(Throughput::Bytes(record as u64));
+            group.bench_function(format!("{payload}B"), |b| {
+                b.iter_custom(|iters| {
+                    let iters = iters.max(producers.max(1));
+                    if producers == 0 {
+                        ring_one_thread(record, iters)
+                    } else {
+                        ring_threads(record, iters, producers)
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let budget = std::env::var("RING_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(if quick { 8 } else { 32 })
+        << 20;
+    print_table(budget, 3);
+    if std::env::var_os("RING_BENCH_TABLE_ONLY").is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_runs(&mut c);
+        c.final_summary();
+    }
+}

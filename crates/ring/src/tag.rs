@@ -1,0 +1,101 @@
+//! The slot tag word: the first 8 bytes of every slot, the only part of a
+//! slot both sides touch concurrently (atomically).
+//!
+//! ```text
+//!  63                32 31            16 15      8 7       0
+//! +--------------------+----------------+---------+---------+
+//! | slot position / 8  | slot length / 8|  kind   |  state  |
+//! |   (low 32 bits)    |                |         |         |
+//! +--------------------+----------------+---------+---------+
+//! ```
+//!
+//! A tag word is zero (free) until the producer that owns the slot
+//! publishes it with a single Release store: committed, discarded, or pad.
+//! The consumer zeroes every word it consumed before handing the space back,
+//! so a non-zero tag at the consumer's position was written in this lap by
+//! the slot's owner. The position bits are a second, independent check: a
+//! word left over from an earlier lap names an earlier position.
+
+/// Bytes taken by the tag word at the start of every slot.
+pub(crate) const TAG_SIZE: usize = 8;
+
+/// The `kind` byte of a `Lost` record's slot (event kinds use their index).
+pub(crate) const KIND_LOST: u8 = 0xFF;
+
+/// A slot's state, the low byte of its tag. A zero tag word (state 0) is
+/// free: not published yet (being written, or not reserved at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// A whole record the consumer copies out.
+    Committed = 1,
+    /// A reservation given up; the consumer skips it.
+    Discarded = 2,
+    /// The tail of the ring that a slot did not fit in; the consumer skips
+    /// to the start of the ring.
+    Pad = 3,
+}
+
+/// A decoded tag word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tag {
+    pub state: State,
+    /// [`KIND_LOST`] or an [`ringside_wire::EventKind::index`].
+    pub kind: u8,
+    /// Bytes in the slot, tag included; a multiple of 8.
+    pub slot_len: usize,
+}
+
+impl Tag {
+    /// The word for a slot at byte position `pos`. `slot_len` must be a
+    /// multiple of 8 below 512 KiB (the ring keeps slots below 64 KiB + 112).
+    #[inline]
+    pub(crate) fn encode(self, pos: u64) -> u64 {
+        let len_units = (self.slot_len / 8) as u64 & 0xFFFF;
+        ((pos >> 3) << 32) | (len_units << 16) | (u64::from(self.kind) << 8) | self.state as u64
+    }
+
+    /// Decodes a word read at position `pos`: `None` if it is free or was
+    /// not written for this position (then the consumer stops there).
+    #[inline]
+    pub(crate) fn decode(word: u64, pos: u64) -> Option<Tag> {
+        if (word >> 32) as u32 != (pos >> 3) as u32 {
+            return None;
+        }
+        let state = match word & 0xFF {
+            1 => State::Committed,
+            2 => State::Discarded,
+            3 => State::Pad,
+            _ => return None,
+        };
+        Some(Tag {
+            state,
+            kind: (word >> 8) as u8,
+            slot_len: (((word >> 16) & 0xFFFF) as usize).wrapping_mul(8),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_and_reject_other_positions() {
+        let tag = Tag {
+            state: State::Committed,
+            kind: 3,
+            slot_len: 0x10000,
+        };
+        let pos = (7u64 << 40) | 0x1238;
+        assert_eq!(Tag::decode(tag.encode(pos), pos), Some(tag));
+        // The same slot one lap of a 4 KiB ring earlier is stale.
+        assert_eq!(Tag::decode(tag.encode(pos - 4096), pos), None);
+        assert_eq!(Tag::decode(0, 0), None);
+        let pad = Tag {
+            state: State::Pad,
+            kind: 0,
+            slot_len: 8,
+        };
+        assert_eq!(Tag::decode(pad.encode(0), 0), Some(pad));
+    }
+}
