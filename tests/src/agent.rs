@@ -230,3 +230,93 @@ impl Machine {
 fn offset_of_subject() -> u64 {
     core::mem::offset_of!(windows_sys::Wdk::Foundation::ACCESS_STATE, SubjectSecurityContext) as u64
 }
+
+/// A consumer session as the agent runs it: the device opened by an
+/// administrator, HELLO at the current ABI, CONFIGURE with `config`.
+pub fn connected(sys: &[u8], config: &ringside_wire::ioctl::ConfigureRequest) -> Result<(Machine, Handle), String> {
+    use ringside_wire::ioctl::{HelloRequest, IOCTL_CONFIGURE, IOCTL_HELLO};
+    use zerocopy::IntoBytes;
+    let mut machine = Machine::load(sys)?;
+    let status = machine.driver_entry()?;
+    if status != 0 {
+        return Err(format!("DriverEntry failed: {status:#x}"));
+    }
+    let (status, handle) = machine.open_device(true)?;
+    let handle = handle.ok_or_else(|| format!("open failed: {status:#x}"))?;
+    let hello = HelloRequest {
+        size: size_of::<HelloRequest>() as u32,
+        abi_version: ringside_wire::ABI_VERSION,
+        agent_version: 1 << 16,
+        _pad: 0,
+    };
+    let done = machine.ioctl_now(handle, IOCTL_HELLO, hello.as_bytes(), 32)?;
+    if done.status != 0 {
+        return Err(format!("HELLO failed: {:#x}", done.status));
+    }
+    let done = machine.ioctl_now(handle, IOCTL_CONFIGURE, config.as_bytes(), 0)?;
+    if done.status != 0 {
+        return Err(format!("CONFIGURE failed: {:#x}", done.status));
+    }
+    Ok((machine, handle))
+}
+
+impl Machine {
+    /// One READ of `READ_MIN_BUFFER` bytes; if it pends, modelled time
+    /// advances in 1 ms steps (timers fire) until the driver completes it,
+    /// at most `limit_ms`. Returns the completion and the modelled
+    /// milliseconds it waited.
+    pub fn read_batch(&mut self, handle: Handle, limit_ms: u64) -> Result<(Completion, u64), String> {
+        use ringside_wire::ioctl::{IOCTL_READ, READ_MIN_BUFFER};
+        match self.ioctl(handle, IOCTL_READ, &[], READ_MIN_BUFFER)? {
+            Sent::Done(c) => Ok((c, 0)),
+            Sent::Pending(irp) => {
+                for waited in 1..=limit_ms {
+                    self.advance_time_100ns(10_000)?;
+                    if let Some(c) = self.take_completion(irp) {
+                        return Ok((c, waited));
+                    }
+                }
+                Err(format!("READ still pending after {limit_ms} ms of modelled time"))
+            }
+        }
+    }
+
+    /// Reads until a READ would pend: every committed record, as the raw
+    /// READ batches (each a whole number of records).
+    pub fn drain(&mut self, handle: Handle) -> Result<Vec<Vec<u8>>, String> {
+        use ringside_wire::ioctl::{IOCTL_READ, READ_MIN_BUFFER};
+        let mut batches = Vec::new();
+        loop {
+            match self.ioctl(handle, IOCTL_READ, &[], READ_MIN_BUFFER)? {
+                Sent::Done(c) if c.status == 0 => {
+                    batches.push(c.output[..c.information as usize].to_vec());
+                }
+                Sent::Done(c) => return Err(format!("READ failed: {:#x}", c.status)),
+                Sent::Pending(irp) => {
+                    // Nothing committed: take the READ back (CancelIoEx).
+                    if !self.cancel(irp) {
+                        return Err("pending READ could not be cancelled".into());
+                    }
+                    let c = self.take_completion(irp).ok_or("cancelled READ not completed")?;
+                    if c.status != ringside_wire::ioctl::status::CANCELLED {
+                        return Err(format!("cancelled READ completed with {:#x}", c.status));
+                    }
+                    return Ok(batches);
+                }
+            }
+        }
+    }
+
+    /// STATS: the driver's counters.
+    pub fn stats(&mut self, handle: Handle) -> Result<ringside_wire::ioctl::StatsResponse, String> {
+        use ringside_wire::ioctl::{IOCTL_STATS, StatsResponse};
+        use zerocopy::FromBytes;
+        let done = self.ioctl_now(handle, IOCTL_STATS, &[], size_of::<StatsResponse>() as u32)?;
+        if done.status != 0 {
+            return Err(format!("STATS failed: {:#x}", done.status));
+        }
+        StatsResponse::read_from_prefix(&done.output)
+            .map(|(s, _)| s)
+            .map_err(|_| format!("STATS returned {} bytes", done.output.len()))
+    }
+}

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod api;
 pub mod driver_image;
+pub mod file_io;
 pub mod layout;
 pub mod machine;
 pub mod memory;
