@@ -115,7 +115,8 @@ impl Machine {
         let record = self.kernel().io.irps.get(&irp)?.clone();
         let (status, information) = record.completed?;
         self.kernel_mut().io.irps.remove(&irp);
-        for block in [record.system_buffer, record.output_buffer] {
+        let user = if record.user_block != 0 { record.user_block } else { record.output_buffer };
+        for block in [record.system_buffer, user] {
             if block != 0 {
                 model_free(&mut self.uc, block);
             }
@@ -162,6 +163,21 @@ impl Machine {
 
     /// DeviceIoControl. The method (buffered / out-direct) comes from the code.
     pub fn ioctl(&mut self, handle: Handle, code: u32, input: &[u8], output_len: u32) -> Result<Sent, String> {
+        self.ioctl_with_user_offset(handle, code, input, output_len, 0)
+    }
+
+    /// DeviceIoControl whose caller's output buffer starts `user_offset`
+    /// bytes into its page: a user buffer may have any alignment, and for
+    /// METHOD_OUT_DIRECT the MDL then carries that ByteOffset. (System
+    /// buffers of METHOD_BUFFERED are always pool-aligned by the I/O manager.)
+    pub fn ioctl_with_user_offset(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: u32,
+        user_offset: u64,
+    ) -> Result<Sent, String> {
         let irp = self.build_irp(IRP_MJ_DEVICE_CONTROL, handle.file_object);
         let stack = io::stack_location(&self.uc, irp);
         self.uc.write_u32(stack + STACK_IOCTL_OUTPUT_LENGTH, output_len);
@@ -184,7 +200,8 @@ impl Machine {
         }
         if method == 2 && output_len > 0 {
             // The caller's buffer, probed and locked: an MDL describes it.
-            let buffer = model_alloc(&mut self.uc, u64::from(output_len));
+            let block = model_alloc(&mut self.uc, u64::from(output_len) + user_offset);
+            let buffer = block + user_offset;
             let mdl = model_alloc(&mut self.uc, MDL_SIZE as u64 + 8 * (u64::from(output_len) / PAGE + 2));
             self.uc.write_u16(mdl + MDL_SIZE_FIELD, MDL_SIZE as u16);
             self.uc.write_u16(mdl + MDL_FLAGS, 0x0002); // MDL_PAGES_LOCKED
@@ -194,6 +211,7 @@ impl Machine {
             self.uc.write_u64(irp + IRP_MDL_ADDRESS, mdl);
             self.uc.write_u64(irp + IRP_USER_BUFFER, buffer);
             record.output_buffer = buffer;
+            record.user_block = block;
         }
         self.send(irp, record)
     }

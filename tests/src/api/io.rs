@@ -54,6 +54,8 @@ pub struct IrpRecord {
     pub file_object: u64,
     pub system_buffer: u64,
     pub output_buffer: u64,
+    /// The model allocation holding `output_buffer` (it may start inside it).
+    pub user_block: u64,
     pub output_len: u32,
     pub method: u32,
     pub completed: Option<(i32, u64)>,
