@@ -252,9 +252,24 @@ fn offset_of_subject() -> u64 {
 /// A consumer session as the agent runs it: the device opened by an
 /// administrator, HELLO at the current ABI, CONFIGURE with `config`.
 pub fn connected(sys: &[u8], config: &ringside_wire::ioctl::ConfigureRequest) -> Result<(Machine, Handle), String> {
+    connected_with_ring(sys, config, None)
+}
+
+/// The service's `Parameters` key, where `RingSizeBytes` lives.
+pub const PARAMETERS_KEY: &str = r"\REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\ringside\Parameters";
+
+/// [`connected`], with the DWORD `RingSizeBytes` set before DriverEntry.
+pub fn connected_with_ring(
+    sys: &[u8],
+    config: &ringside_wire::ioctl::ConfigureRequest,
+    ring_bytes: Option<u32>,
+) -> Result<(Machine, Handle), String> {
     use ringside_wire::ioctl::{HelloRequest, IOCTL_CONFIGURE, IOCTL_HELLO};
     use zerocopy::IntoBytes;
     let mut machine = Machine::load(sys)?;
+    if let Some(bytes) = ring_bytes {
+        machine.kernel_mut().reg.set_dword(PARAMETERS_KEY, "RingSizeBytes", bytes);
+    }
     let status = machine.driver_entry()?;
     if status != 0 {
         return Err(format!("DriverEntry failed: {status:#x}"));

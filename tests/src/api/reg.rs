@@ -45,7 +45,11 @@ pub fn zw_open_key(uc: &mut Uc) -> u64 {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
     let key = path.to_lowercase();
-    if !uc.get_data().reg.keys.contains_key(&key) {
+    // A key exists when a value was set in it or in a subkey of it (the
+    // service key exists because its Parameters subkey does).
+    let subkey_prefix = format!("{key}\\");
+    let exists = uc.get_data().reg.keys.keys().any(|k| *k == key || k.starts_with(&subkey_prefix));
+    if !exists {
         return STATUS_OBJECT_NAME_NOT_FOUND as u32 as u64;
     }
     let reg = &mut uc.get_data_mut().reg;
