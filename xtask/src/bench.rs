@@ -19,9 +19,12 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
             command.args(&args[1..]);
             run(&mut command)
         }
+        // Deterministic instruction counts of the real driver in the
+        // kernel model (not wall time).
+        Some("driver") => run(cargo().args(["run", "--quiet", "-p", "ringside-kmodel", "--bin", "bench-driver"])),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}` (known: content, ring)"
+            "unknown benchmark `{other}` (known: content, ring, driver)"
         )),
-        None => Err("usage: cargo xtask bench content|ring [criterion args]".into()),
+        None => Err("usage: cargo xtask bench content|ring|driver [criterion args]".into()),
     }
 }
