@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod cost;
 pub mod demo;
 pub mod driver_image;
 pub mod file_io;
