@@ -23,6 +23,9 @@ pub const PASSIVE_LEVEL: u8 = 0;
 pub const APC_LEVEL: u8 = 1;
 pub const DISPATCH_LEVEL: u8 = 2;
 
+/// `FLTFL_FILTER_UNLOAD_MANDATORY` (fltkernel.h).
+pub const FLTFL_FILTER_UNLOAD_MANDATORY: u64 = 1;
+
 /// A bound import.
 #[derive(Clone, Debug)]
 pub struct Binding {
@@ -75,6 +78,10 @@ pub struct Kernel {
     pub unloaded: bool,
     /// Names of the APIs the driver called, in order (bounded; for messages).
     pub trace: Vec<&'static str>,
+    /// Something else happening on the machine at the moment the driver
+    /// calls API `.0` (once): e.g. an unload requested from another CPU
+    /// while a callback is in flight. Runs before the API's model.
+    pub interpose: Option<(String, fn(&mut Uc))>,
 }
 
 impl Kernel {
@@ -351,6 +358,7 @@ impl Machine {
             replay: None,
             unloaded: false,
             trace: Vec::new(),
+            interpose: None,
         };
         let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, kernel)
             .map_err(|e| format!("unicorn: {e:?}"))?;
@@ -467,9 +475,19 @@ impl Machine {
     /// means the driver is gone; a driver that is not a minifilter gets its
     /// DriverUnload. Then the unload-time invariants are checked.
     pub fn unload(&mut self) -> Result<(), String> {
+        self.unload_with_flags(0)
+    }
+
+    /// A mandatory unload (`FLTFL_FILTER_UNLOAD_MANDATORY`: the service is
+    /// stopped; the filter may not refuse).
+    pub fn unload_mandatory(&mut self) -> Result<(), String> {
+        self.unload_with_flags(FLTFL_FILTER_UNLOAD_MANDATORY)
+    }
+
+    fn unload_with_flags(&mut self, flags: u64) -> Result<(), String> {
         let filter_unload = self.kernel().flt.unload_callback;
         if filter_unload != 0 && self.kernel().flt.filter != 0 {
-            let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[0])? as u32 as i32;
+            let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[flags])? as u32 as i32;
             if status < 0 {
                 return Err(format!("FilterUnloadCallback refused the unload: {status:#x}"));
             }
@@ -574,6 +592,16 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     let trace = &mut uc.get_data_mut().trace;
     if trace.len() < 100_000 {
         trace.push(api::static_name(&binding.name));
+    }
+    let interposed = uc.get_data().interpose.as_ref().is_some_and(|(name, _)| *name == binding.name);
+    if interposed && let Some((_, action)) = uc.get_data_mut().interpose.take() {
+        action(uc);
+        if uc.get_data().stop.is_some() {
+            // The interposed activity ended the run (a finding): stop the
+            // interrupted driver code too.
+            let _ = uc.emu_stop();
+            return;
+        }
     }
     let nested_before = uc.get_data().nested_calls;
     let result = (binding.handler)(uc);
