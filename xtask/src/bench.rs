@@ -3,7 +3,7 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS]>";
+const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -42,6 +42,9 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
                 &events,
             ]))
         }
+        // Deterministic instruction counts of the real driver in the
+        // kernel model (not wall time).
+        Some("driver") => run(cargo().args(["run", "--quiet", "-p", "ringside-kmodel", "--bin", "bench-driver"])),
         Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),
         None => Err(USAGE.into()),
     }

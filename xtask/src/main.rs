@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod demo;
 mod gate;
 mod inf;
 mod package;
@@ -23,6 +24,9 @@ commands:
   bench agent [EVENTS]
             agent throughput per stage over a generated replay
   loom      run only the ring's loom models
+  demo      an attack-like scenario through the emulated ringside.sys, as a
+            timeline (--record FILE: write the replay file for the agent)
+  bench driver  instructions executed inside ringside.sys per callback kind
   bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         "miri" => test::miri(rest),
         "loom" => test::loom(),
         "bench" => bench::run_bench(rest),
+        "demo" => demo::run_demo(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -7,6 +7,8 @@ use crate::cmd::{cargo, root, run};
 
 /// Every test CI runs, in order of cost.
 pub fn run_all(_args: &[String]) -> Result<(), String> {
+    // The kernel model (tests/) builds Unicorn's C core with cmake.
+    ensure_cmake()?;
     run(cargo().args(["test", "--workspace", "--locked"]))?;
     // The agent's Windows-only code (device source, service, account
     // lookup) is type- and lint-checked from any host: clippy needs no linker.
@@ -83,4 +85,19 @@ pub fn miri(_args: &[String]) -> Result<(), String> {
     ]))?;
     eprintln!("miri: {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Installs Debian's `cmake` when it is missing (needs root, as on CI and the
+/// developer machines): `unicorn-engine` builds its C core with it.
+fn ensure_cmake() -> Result<(), String> {
+    let present = std::process::Command::new("cmake")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("cmake is missing; installing it with apt-get (needed to build unicorn-engine)");
+    run(std::process::Command::new("apt-get").arg("update"))?;
+    run(std::process::Command::new("apt-get").args(["install", "-y", "cmake"]))
 }

@@ -182,5 +182,7 @@ unsafe fn open_key(root: HANDLE, name: *const UNICODE_STRING) -> Option<Key> {
     // SAFETY: PASSIVE_LEVEL (DriverEntry); `attributes` and `name` live
     // across the call; a kernel handle is returned on success.
     let status = unsafe { nt::ZwOpenKey(&mut handle, KEY_READ, (&raw const attributes).cast()) };
-    nt::nt_success(status).then_some(Key(handle))
+    // `then`, not `then_some`: an eagerly built `Key` would be dropped on
+    // failure and ZwClose an invalid handle (bugcheck 0x93 under Verifier).
+    nt::nt_success(status).then(|| Key(handle))
 }

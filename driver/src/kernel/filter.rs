@@ -168,7 +168,9 @@ impl Name {
                 &mut info,
             )
         };
-        (nt::nt_success(status) && !info.is_null()).then_some(Name(info))
+        // `then`, not `then_some`: an eagerly built `Name` would be dropped
+        // on failure and release a NULL name information (bugcheck).
+        (nt::nt_success(status) && !info.is_null()).then(|| Name(info))
     }
 
     fn units(&self) -> &[u16] {

@@ -1,0 +1,264 @@
+//! Filter Manager: `FltRegisterFilter` (reads the driver's FLT_REGISTRATION
+//! and operation table), `FltStartFiltering` (attaches one instance to the
+//! modelled volume), `FltUnregisterFilter`, and name queries
+//! (`FltGetFileNameInformation`, `FltGetDestinationFileNameInformation`,
+//! `FltReleaseFileNameInformation`, `FltReferenceFileNameInformation`) with
+//! reference counting, plus `FltGetRequestorProcessId`.
+//!
+//! Contracts (WDK reference): registration and unregistration at
+//! PASSIVE_LEVEL; FltGetFileNameInformation and
+//! FltGetDestinationFileNameInformation at IRQL <= APC_LEVEL; every name
+//! information structure returned must be released exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::api::rtl::write_unicode_at;
+use crate::layout::*;
+use crate::machine::{APC_LEVEL, PASSIVE_LEVEL, arg, fatal, model_alloc, model_free, require_irql};
+use crate::memory::*;
+use crate::verifier::Rule;
+
+pub const STATUS_FLT_NOT_INITIALIZED: i32 = 0xC01C_0007_u32 as i32;
+pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+pub const STATUS_FLT_INVALID_NAME_REQUEST: i32 = 0xC01C_0005_u32 as i32;
+pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
+pub const IRP_MJ_OPERATION_END: u8 = 0x80;
+
+/// The modelled volume every file lives on.
+pub const VOLUME: &str = r"\Device\HarddiskVolume3";
+
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub major: u8,
+    pub flags: u32,
+    pub pre: u64,
+    pub post: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Flt {
+    pub filter: u64,
+    pub operations: Vec<Operation>,
+    pub unload_callback: u64,
+    pub started: bool,
+    pub instance: u64,
+    pub volume: u64,
+    /// Name information blocks handed out → reference count.
+    pub names: BTreeMap<u64, i64>,
+    /// Normalized name of each file object.
+    pub file_names: HashMap<u64, Vec<u16>>,
+    /// Requestor pid of each callback data block.
+    pub requestors: HashMap<u64, u32>,
+}
+
+pub fn flt_register_filter(uc: &mut Uc) -> u64 {
+    let (_driver, registration, out) = (arg(uc, 0), arg(uc, 1), arg(uc, 2));
+    require_irql(uc, "FltRegisterFilter", PASSIVE_LEVEL);
+    if uc.get_data().flt.filter != 0 {
+        uc.get_data_mut()
+            .verifier
+            .report(Rule::Contract, "FltRegisterFilter called twice".to_owned());
+    }
+    let size = uc.read_u16(registration);
+    if size as usize != FLT_REGISTRATION_SIZE {
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("FLT_REGISTRATION.Size is {size}, sizeof is {FLT_REGISTRATION_SIZE}"),
+        );
+        return STATUS_INVALID_PARAMETER as u32 as u64;
+    }
+    if uc.read_u64(registration + REG_CONTEXTS) != 0 {
+        fatal(uc, Rule::Contract, "the driver registers contexts, which the model does not implement".into());
+        return STATUS_INVALID_PARAMETER as u32 as u64;
+    }
+    let mut operations = Vec::new();
+    let table = uc.read_u64(registration + REG_OPERATIONS);
+    if table != 0 {
+        for i in 0..64 {
+            let entry = table + i * OPERATION_SIZE;
+            let major = uc.read_u8(entry + OP_MAJOR);
+            if major == IRP_MJ_OPERATION_END {
+                break;
+            }
+            operations.push(Operation {
+                major,
+                flags: uc.read_u32(entry + OP_FLAGS),
+                pre: uc.read_u64(entry + OP_PRE),
+                post: uc.read_u64(entry + OP_POST),
+            });
+        }
+    }
+    if uc.get_data_mut().inject("FltRegisterFilter") {
+        return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
+    }
+    let filter = model_alloc(uc, 0x100);
+    let unload = uc.read_u64(registration + REG_UNLOAD);
+    let flt = &mut uc.get_data_mut().flt;
+    flt.filter = filter;
+    flt.operations = operations;
+    flt.unload_callback = unload;
+    uc.write_u64(out, filter);
+    0
+}
+
+pub fn flt_start_filtering(uc: &mut Uc) -> u64 {
+    let filter = arg(uc, 0);
+    require_irql(uc, "FltStartFiltering", PASSIVE_LEVEL);
+    if filter != uc.get_data().flt.filter || filter == 0 {
+        return STATUS_FLT_NOT_INITIALIZED as u32 as u64;
+    }
+    if uc.get_data_mut().inject("FltStartFiltering") {
+        return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
+    }
+    let instance = model_alloc(uc, 0x100);
+    let volume = model_alloc(uc, 0x100);
+    let flt = &mut uc.get_data_mut().flt;
+    flt.started = true;
+    flt.instance = instance;
+    flt.volume = volume;
+    0
+}
+
+pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
+    let filter = arg(uc, 0);
+    require_irql(uc, "FltUnregisterFilter", PASSIVE_LEVEL);
+    if filter == 0 || filter != uc.get_data().flt.filter {
+        fatal(uc, Rule::Contract, format!("FltUnregisterFilter({filter:#x}): not a registered filter"));
+        return 0;
+    }
+    let (instance, volume) = (uc.get_data().flt.instance, uc.get_data().flt.volume);
+    for block in [instance, volume, filter] {
+        if block != 0 {
+            model_free(uc, block);
+        }
+    }
+    let flt = &mut uc.get_data_mut().flt;
+    flt.filter = 0;
+    flt.started = false;
+    flt.instance = 0;
+    flt.volume = 0;
+    flt.operations.clear();
+    0
+}
+
+fn name_information(uc: &mut Uc, name: &[u16], format: u32) -> u64 {
+    let bytes = 2 * name.len() as u64;
+    let volume = utf16(VOLUME);
+    let block = model_alloc(uc, NAME_INFO_SIZE as u64 + bytes + 2 * volume.len() as u64 + 4);
+    uc.write_u16(block, NAME_INFO_SIZE as u16);
+    uc.write_u16(block + NI_NAMES_PARSED, 0);
+    uc.write_u32(block + NI_FORMAT, format);
+    let name_buffer = block + NAME_INFO_SIZE as u64;
+    write_unicode_at(uc, block + NI_NAME, name_buffer, name);
+    // Volume is a prefix of Name (same buffer), as FltMgr returns it.
+    let volume_len = volume.len().min(name.len());
+    uc.write_u16(block + NI_VOLUME, 2 * volume_len as u16);
+    uc.write_u16(block + NI_VOLUME + 2, 2 * volume_len as u16);
+    uc.write_u64(block + NI_VOLUME + 8, name_buffer);
+    uc.get_data_mut().flt.names.insert(block, 1);
+    block
+}
+
+/// `NTSTATUS FltGetFileNameInformation(PFLT_CALLBACK_DATA, FLT_FILE_NAME_OPTIONS, PFLT_FILE_NAME_INFORMATION*)`.
+pub fn flt_get_file_name_information(uc: &mut Uc) -> u64 {
+    let (data, options, out) = (arg(uc, 0), arg(uc, 1) as u32, arg(uc, 2));
+    require_irql(uc, "FltGetFileNameInformation", APC_LEVEL);
+    let iopb = uc.read_u64(data + CD_IOPB);
+    let file_object = uc.read_u64(iopb + IOPB_TARGET_FILE_OBJECT);
+    let Some(name) = uc.get_data().flt.file_names.get(&file_object).cloned() else {
+        return STATUS_FLT_INVALID_NAME_REQUEST as u32 as u64;
+    };
+    if uc.get_data_mut().inject("FltGetFileNameInformation") {
+        return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
+    }
+    let info = name_information(uc, &name, options & 0xFF);
+    uc.write_u64(out, info);
+    0
+}
+
+/// `NTSTATUS FltGetDestinationFileNameInformation(PFLT_INSTANCE, PFILE_OBJECT,
+/// HANDLE RootDirectory, PWSTR FileName, ULONG FileNameLength, FLT_FILE_NAME_OPTIONS,
+/// PFLT_FILE_NAME_INFORMATION*)`.
+pub fn flt_get_destination_file_name_information(uc: &mut Uc) -> u64 {
+    let (_instance, file_object, _root, file_name, length) =
+        (arg(uc, 0), arg(uc, 1), arg(uc, 2), arg(uc, 3), arg(uc, 4) as usize);
+    let (options, out) = (arg(uc, 5) as u32, arg(uc, 6));
+    require_irql(uc, "FltGetDestinationFileNameInformation", APC_LEVEL);
+    let raw: Vec<u16> = uc
+        .read_bytes(file_name, length)
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    if uc.get_data_mut().inject("FltGetDestinationFileNameInformation") {
+        return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
+    }
+    // A full path stays as is; a bare name is relative to the source's directory.
+    let name = if raw.first() == Some(&u16::from(b'\\')) {
+        raw
+    } else {
+        let source = uc.get_data().flt.file_names.get(&file_object).cloned().unwrap_or_default();
+        let cut = source.iter().rposition(|c| *c == u16::from(b'\\')).map_or(0, |i| i + 1);
+        let mut full = source[..cut].to_vec();
+        full.extend_from_slice(&raw);
+        full
+    };
+    let info = name_information(uc, &name, options & 0xFF);
+    uc.write_u64(out, info);
+    0
+}
+
+pub fn flt_release_file_name_information(uc: &mut Uc) -> u64 {
+    let info = arg(uc, 0);
+    match uc.get_data_mut().flt.names.get_mut(&info) {
+        Some(count) => {
+            *count -= 1;
+            if *count == 0 {
+                uc.get_data_mut().flt.names.remove(&info);
+                model_free(uc, info);
+            }
+        }
+        None => uc.get_data_mut().verifier.report(
+            Rule::NameInformation,
+            format!("FltReleaseFileNameInformation({info:#x}): not outstanding (double release?)"),
+        ),
+    }
+    0
+}
+
+pub fn flt_reference_file_name_information(uc: &mut Uc) -> u64 {
+    let info = arg(uc, 0);
+    match uc.get_data_mut().flt.names.get_mut(&info) {
+        Some(count) => *count += 1,
+        None => uc.get_data_mut().verifier.report(
+            Rule::NameInformation,
+            format!("FltReferenceFileNameInformation({info:#x}): not outstanding"),
+        ),
+    }
+    0
+}
+
+pub fn flt_get_requestor_process_id(uc: &mut Uc) -> u64 {
+    let data = arg(uc, 0);
+    u64::from(uc.get_data().flt.requestors.get(&data).copied().unwrap_or(0))
+}
+
+/// Name information still referenced after a callback returned.
+pub fn check_names_released(uc: &mut Uc, context: &str) {
+    let outstanding: Vec<u64> = uc.get_data().flt.names.keys().copied().collect();
+    if !outstanding.is_empty() {
+        uc.get_data_mut().verifier.report(
+            Rule::NameInformation,
+            format!("{context}: {} FLT_FILE_NAME_INFORMATION not released: {outstanding:x?}", outstanding.len()),
+        );
+        uc.get_data_mut().flt.names.clear();
+    }
+}
+
+pub fn check_unloaded(uc: &mut Uc) {
+    if uc.get_data().flt.filter != 0 {
+        uc.get_data_mut()
+            .verifier
+            .report(Rule::Registration, "minifilter still registered".to_owned());
+    }
+    check_names_released(uc, "at unload");
+}

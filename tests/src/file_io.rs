@@ -1,0 +1,289 @@
+//! File system operations delivered to the minifilter as Filter Manager
+//! delivers them: a FLT_CALLBACK_DATA with its FLT_IO_PARAMETER_BLOCK and a
+//! FLT_RELATED_OBJECTS (windows-sys layouts), the registered pre-operation
+//! callback first and, when it returns FLT_PREOP_SUCCESS_WITH_CALLBACK (or
+//! the filter registered only a post-operation callback), the post-operation
+//! callback after the file system completed the request.
+//!
+//! Contracts modelled (WDK "Writing Preoperation/Postoperation Callback
+//! Routines"): pre-operation callbacks for create, set-information and
+//! cleanup run at PASSIVE_LEVEL; pre-write at IRQL <= APC_LEVEL; a
+//! post-operation callback can run at IRQL <= DISPATCH_LEVEL, in an
+//! arbitrary thread, and must not query names there. Name information handed
+//! out during a callback must be released before it returns (checked).
+
+use crate::api::flt::check_names_released;
+use crate::layout::*;
+use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc, model_free};
+use crate::memory::*;
+
+pub const IRP_MJ_CREATE: u8 = 0x00;
+pub const IRP_MJ_WRITE: u8 = 0x04;
+pub const IRP_MJ_SET_INFORMATION: u8 = 0x06;
+pub const IRP_MJ_CLEANUP: u8 = 0x12;
+
+/// `FLT_PREOP_SUCCESS_WITH_CALLBACK`: FltMgr then calls the post-operation callback.
+pub const FLT_PREOP_SUCCESS_WITH_CALLBACK: u64 = 0;
+
+/// Create results (`IoStatus.Information` of IRP_MJ_CREATE, wdm.h).
+pub const FILE_SUPERSEDED: u64 = 0;
+pub const FILE_OPENED: u64 = 1;
+pub const FILE_CREATED: u64 = 2;
+pub const FILE_OVERWRITTEN: u64 = 3;
+
+/// Access and option bits (winnt.h / wdm.h).
+pub const FILE_READ_DATA: u32 = 0x0001;
+pub const FILE_WRITE_DATA: u32 = 0x0002;
+pub const FILE_APPEND_DATA: u32 = 0x0004;
+pub const SYNCHRONIZE: u32 = 0x0010_0000;
+pub const GENERIC_WRITE: u32 = 0x4000_0000;
+pub const DELETE: u32 = 0x0001_0000;
+pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
+pub const FILE_NON_DIRECTORY_FILE: u32 = 0x0000_0040;
+/// `IRP_PAGING_IO` in `FLT_IO_PARAMETER_BLOCK.IrpFlags`.
+pub const IRP_PAGING_IO: u32 = 0x0000_0002;
+
+/// FILE_INFORMATION_CLASS values (wdm.h).
+pub const FILE_RENAME_INFORMATION: u32 = 10;
+pub const FILE_DISPOSITION_INFORMATION: u32 = 13;
+pub const FILE_DISPOSITION_INFORMATION_EX: u32 = 64;
+
+/// Who issues an operation and at which IRQL FltMgr calls the callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requestor {
+    pub pid: u32,
+    pub tid: u32,
+}
+
+/// An open stream handle: its FILE_OBJECT (the driver's per-handle identity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    pub file_object: u64,
+}
+
+/// One operation to deliver.
+struct Operation<'a> {
+    major: u8,
+    file: OpenFile,
+    who: Requestor,
+    irp_flags: u32,
+    /// Fills the operation's parameters; gets (callback data, iopb).
+    parameters: &'a dyn Fn(&mut Machine, u64, u64),
+    /// The file system's result, seen by the post-operation callback.
+    status: i32,
+    information: u64,
+    /// IRQL of the post-operation callback.
+    post_irql: u8,
+}
+
+impl Machine {
+    /// A FILE_OBJECT for `name` (a normalized name on the modelled volume,
+    /// e.g. `\Device\HarddiskVolume3\Users\alice\x.docx`); FltMgr's name
+    /// queries for it answer `name`.
+    pub fn new_file_object(&mut self, name: &str) -> OpenFile {
+        let file_object = model_alloc(&mut self.uc, FILE_OBJECT_SIZE as u64);
+        self.uc.write_u16(file_object, 5); // IO_TYPE_FILE
+        self.kernel_mut().flt.file_names.insert(file_object, name.encode_utf16().collect());
+        OpenFile { file_object }
+    }
+
+    /// The handle's last reference went away (IRP_MJ_CLOSE): FltMgr forgets it.
+    pub fn free_file_object(&mut self, file: OpenFile) {
+        self.kernel_mut().flt.file_names.remove(&file.file_object);
+        model_free(&mut self.uc, file.file_object);
+    }
+
+    /// Renames the FILE_OBJECT's stream in FltMgr's name cache (after a
+    /// rename completed, queries return the new name).
+    pub fn set_file_name(&mut self, file: OpenFile, name: &str) {
+        self.kernel_mut().flt.file_names.insert(file.file_object, name.encode_utf16().collect());
+    }
+
+    /// IRP_MJ_CREATE completed by the file system with (`status`,
+    /// `information`): the post-create callback runs at `post_irql`.
+    #[allow(clippy::too_many_arguments, reason = "one argument per IRP_MJ_CREATE parameter the driver reads")]
+    pub fn file_create(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+        desired_access: u32,
+        create_options: u32,
+        status: i32,
+        information: u64,
+        post_irql: u8,
+    ) -> Result<(), String> {
+        let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
+            // IO_SECURITY_CONTEXT: SecurityQos, AccessState, DesiredAccess, FullCreateOptions.
+            let security = model_alloc(&mut m.uc, 0x20);
+            m.uc.write_u32(security + 16, desired_access);
+            m.uc.write_u32(security + 20, create_options);
+            m.uc.write_u64(iopb + CREATE_SECURITY_CONTEXT, security);
+            m.uc.write_u32(iopb + CREATE_OPTIONS, create_options);
+        };
+        self.deliver(Operation {
+            major: IRP_MJ_CREATE,
+            file,
+            who,
+            irp_flags: 0,
+            parameters: &parameters,
+            status,
+            information,
+            post_irql,
+        })
+    }
+
+    /// IRP_MJ_WRITE of `length` bytes through `file` (`paging`: a cache or
+    /// mapped-view flush, IRP_PAGING_IO).
+    pub fn file_write(&mut self, who: Requestor, file: OpenFile, length: u32, paging: bool) -> Result<(), String> {
+        let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
+            m.uc.write_u32(iopb + WRITE_LENGTH, length);
+        };
+        self.deliver(Operation {
+            major: IRP_MJ_WRITE,
+            file,
+            who,
+            irp_flags: if paging { IRP_PAGING_IO } else { 0 },
+            parameters: &parameters,
+            status: 0,
+            information: u64::from(length),
+            post_irql: PASSIVE_LEVEL,
+        })
+    }
+
+    /// IRP_MJ_SET_INFORMATION with `class` and the raw information buffer.
+    pub fn file_set_information(&mut self, who: Requestor, file: OpenFile, class: u32, info: &[u8]) -> Result<(), String> {
+        let info = info.to_vec();
+        let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
+            // Buffered: the I/O manager copied the caller's buffer into a system buffer.
+            let buffer = model_alloc(&mut m.uc, info.len().max(1) as u64);
+            m.uc.write_bytes(buffer, &info);
+            m.uc.write_u32(iopb + SET_INFO_LENGTH, info.len() as u32);
+            m.uc.write_u32(iopb + SET_INFO_CLASS, class);
+            m.uc.write_u64(iopb + SET_INFO_BUFFER, buffer);
+        };
+        self.deliver(Operation {
+            major: IRP_MJ_SET_INFORMATION,
+            file,
+            who,
+            irp_flags: 0,
+            parameters: &parameters,
+            status: 0,
+            information: 0,
+            post_irql: PASSIVE_LEVEL,
+        })
+    }
+
+    /// A rename to `new_name` (FILE_RENAME_INFORMATION: ReplaceIfExists,
+    /// RootDirectory = NULL, FileNameLength, FileName), then FltMgr's name
+    /// cache follows the file to its new name.
+    pub fn file_rename(&mut self, who: Requestor, file: OpenFile, new_name: &str, replace: bool) -> Result<(), String> {
+        let name: Vec<u8> = new_name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut info = vec![0u8; 20];
+        info[0] = u8::from(replace);
+        info[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        info.extend_from_slice(&name);
+        self.file_set_information(who, file, FILE_RENAME_INFORMATION, &info)?;
+        self.set_file_name(file, new_name);
+        Ok(())
+    }
+
+    /// `FILE_DISPOSITION_INFORMATION { DeleteFile: TRUE }`.
+    pub fn file_delete_disposition(&mut self, who: Requestor, file: OpenFile) -> Result<(), String> {
+        self.file_set_information(who, file, FILE_DISPOSITION_INFORMATION, &[1, 0, 0, 0])
+    }
+
+    /// IRP_MJ_CLEANUP: the last user handle to the FILE_OBJECT closed.
+    pub fn file_cleanup(&mut self, who: Requestor, file: OpenFile) -> Result<(), String> {
+        let parameters = |_: &mut Machine, _: u64, _: u64| {};
+        self.deliver(Operation {
+            major: IRP_MJ_CLEANUP,
+            file,
+            who,
+            irp_flags: 0,
+            parameters: &parameters,
+            status: 0,
+            information: 0,
+            post_irql: PASSIVE_LEVEL,
+        })
+    }
+
+    /// Runs every registered callback for `op.major`, as FltMgr does for
+    /// one filter instance.
+    fn deliver(&mut self, op: Operation<'_>) -> Result<(), String> {
+        self.kernel_mut().clock += 10;
+        self.kernel_mut().last_step_clock = self.kernel().clock;
+        let registered: Vec<_> = self
+            .kernel()
+            .flt
+            .operations
+            .iter()
+            .filter(|o| o.major == op.major)
+            .cloned()
+            .collect();
+        if registered.is_empty() || !self.kernel().flt.started {
+            return Ok(());
+        }
+        let block = model_alloc(&mut self.uc, (CALLBACK_DATA_SIZE + IOPB_SIZE + RELATED_SIZE + 16) as u64);
+        let data = block;
+        let iopb = data + CALLBACK_DATA_SIZE as u64;
+        let related = iopb + IOPB_SIZE as u64;
+        let completion_context = related + RELATED_SIZE as u64;
+        let (filter, instance, volume) = {
+            let flt = &self.kernel().flt;
+            (flt.filter, flt.instance, flt.volume)
+        };
+        let uc = &mut self.uc;
+        uc.write_u32(data + CD_FLAGS, 0x0000_0001); // FLTFL_CALLBACK_DATA_IRP_OPERATION
+        uc.write_u64(data + CD_THREAD, THREAD_BASE);
+        uc.write_u64(data + CD_IOPB, iopb);
+        uc.write_u8(data + CD_REQUESTOR_MODE, 1); // UserMode
+        uc.write_u32(iopb + IOPB_IRP_FLAGS, op.irp_flags);
+        uc.write_u8(iopb + IOPB_MAJOR, op.major);
+        uc.write_u64(iopb + IOPB_TARGET_FILE_OBJECT, op.file.file_object);
+        uc.write_u64(iopb + IOPB_TARGET_INSTANCE, instance);
+        uc.write_u16(related, RELATED_SIZE as u16);
+        uc.write_u64(related + RO_FILTER, filter);
+        uc.write_u64(related + RO_VOLUME, volume);
+        uc.write_u64(related + RO_INSTANCE, instance);
+        uc.write_u64(related + RO_FILE_OBJECT, op.file.file_object);
+        (op.parameters)(self, data, iopb);
+        self.kernel_mut().flt.requestors.insert(data, op.who.pid);
+        self.set_current(op.who.pid, op.who.tid);
+        let mut result = Ok(());
+        for callbacks in registered {
+            let mut call_post = callbacks.pre == 0;
+            if callbacks.pre != 0 {
+                match self.call_at(PASSIVE_LEVEL, callbacks.pre, &[data, related, completion_context]) {
+                    Ok(status) => call_post = status as u32 as u64 == FLT_PREOP_SUCCESS_WITH_CALLBACK,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                check_names_released(&mut self.uc, "pre-operation callback returned");
+            }
+            if call_post && callbacks.post != 0 {
+                self.uc.write_u32(data + CD_IO_STATUS, op.status as u32);
+                self.uc.write_u64(data + CD_IO_STATUS + 8, op.information);
+                let context = self.uc.read_u64(completion_context);
+                if let Err(e) = self.call_at(op.post_irql, callbacks.post, &[data, related, context, 0]) {
+                    result = Err(e);
+                    break;
+                }
+                check_names_released(&mut self.uc, "post-operation callback returned");
+            }
+        }
+        self.kernel_mut().flt.requestors.remove(&data);
+        // Parameter blocks the operation allocated (security context, system buffer).
+        let extra = match op.major {
+            IRP_MJ_CREATE => self.uc.read_u64(iopb + CREATE_SECURITY_CONTEXT),
+            IRP_MJ_SET_INFORMATION => self.uc.read_u64(iopb + SET_INFO_BUFFER),
+            _ => 0,
+        };
+        if extra != 0 {
+            model_free(&mut self.uc, extra);
+        }
+        model_free(&mut self.uc, block);
+        result
+    }
+}

@@ -1,0 +1,48 @@
+//! The latency bound: a pending READ with fewer than `batch_bytes` bytes
+//! committed completes within `max_latency_ms` of modelled time (the
+//! driver's timer/DPC), not before the batch threshold would be reached
+//! on its own, and not later than the bound.
+
+use ringside_kmodel::agent::{Sent, connected};
+use ringside_kmodel::driver_image::ringside_sys;
+use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
+use ringside_kmodel::machine::PASSIVE_LEVEL;
+use ringside_wire::ioctl::{ConfigureRequest, IOCTL_READ, READ_MIN_BUFFER};
+use ringside_wire::{Record, Records};
+
+#[test]
+fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    for max_latency_ms in [1u64, 7, 50] {
+        let config = ConfigureRequest {
+            batch_bytes: 32 * 1024,
+            max_latency_ms: max_latency_ms as u32,
+            ..ConfigureRequest::default()
+        };
+        let (mut m, h) = connected(sys, &config).expect("session");
+        let Sent::Pending(irp) = m.ioctl(h, IOCTL_READ, &[], READ_MIN_BUFFER).expect("READ") else {
+            panic!("READ with an empty ring did not pend");
+        };
+        let f = m.new_file_object(r"\Device\HarddiskVolume3\small.txt");
+        m.file_create(Requestor { pid: 42, tid: 46 }, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)
+            .expect("create");
+        m.free_file_object(f);
+        // One small event: far below batch_bytes, so only the bound completes the READ.
+        assert!(m.take_completion(irp).is_none(), "READ completed below the batch threshold at once");
+        let mut waited_us = 0u64;
+        let completion = loop {
+            m.advance_time_100ns(1_000).expect("timers"); // 100 µs steps
+            waited_us += 100;
+            if let Some(c) = m.take_completion(irp) {
+                break c;
+            }
+            assert!(waited_us <= max_latency_ms * 1000, "READ still pending after {waited_us} µs (bound {max_latency_ms} ms)");
+        };
+        assert_eq!(completion.status, 0);
+        let records: Vec<_> = Records::new(&completion.output).collect::<Result<_, _>>().expect("decodes");
+        assert!(matches!(records.as_slice(), [Record::FileCreate(_)]), "{records:?}");
+        m.close_device(h).expect("close");
+        m.unload().expect("unload");
+        m.assert_clean();
+    }
+}
