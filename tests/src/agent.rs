@@ -115,7 +115,11 @@ impl Machine {
         let record = self.kernel().io.irps.get(&irp)?.clone();
         let (status, information) = record.completed?;
         self.kernel_mut().io.irps.remove(&irp);
-        let user = if record.user_block != 0 { record.user_block } else { record.output_buffer };
+        let user = if record.user_block != 0 {
+            record.user_block
+        } else {
+            record.output_buffer
+        };
         for block in [record.system_buffer, user] {
             if block != 0 {
                 model_free(&mut self.uc, block);
@@ -126,7 +130,11 @@ impl Machine {
             model_free(&mut self.uc, mdl);
         }
         model_free(&mut self.uc, irp);
-        Some(Completion { status, information, output: record.output })
+        Some(Completion {
+            status,
+            information,
+            output: record.output,
+        })
     }
 
     /// CreateFile(`\\.\Ringside`) by a caller whose token is (or is not) an
@@ -147,8 +155,16 @@ impl Machine {
         self.uc.write_u64(security + 8, access_state);
         self.uc.write_u32(security + 16, 0xC000_0000); // GENERIC_READ | GENERIC_WRITE
         let stack = io::stack_location(&self.uc, irp);
-        self.uc.write_u64(stack + STACK_CREATE_SECURITY_CONTEXT, security);
-        let sent = self.send(irp, IrpRecord { major: IRP_MJ_CREATE, file_object, ..Default::default() })?;
+        self.uc
+            .write_u64(stack + STACK_CREATE_SECURITY_CONTEXT, security);
+        let sent = self.send(
+            irp,
+            IrpRecord {
+                major: IRP_MJ_CREATE,
+                file_object,
+                ..Default::default()
+            },
+        )?;
         model_free(&mut self.uc, security);
         model_free(&mut self.uc, access_state);
         match sent {
@@ -162,7 +178,13 @@ impl Machine {
     }
 
     /// DeviceIoControl. The method (buffered / out-direct) comes from the code.
-    pub fn ioctl(&mut self, handle: Handle, code: u32, input: &[u8], output_len: u32) -> Result<Sent, String> {
+    pub fn ioctl(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: u32,
+    ) -> Result<Sent, String> {
         self.ioctl_with_user_offset(handle, code, input, output_len, 0)
     }
 
@@ -180,8 +202,10 @@ impl Machine {
     ) -> Result<Sent, String> {
         let irp = self.build_irp(IRP_MJ_DEVICE_CONTROL, handle.file_object);
         let stack = io::stack_location(&self.uc, irp);
-        self.uc.write_u32(stack + STACK_IOCTL_OUTPUT_LENGTH, output_len);
-        self.uc.write_u32(stack + STACK_IOCTL_INPUT_LENGTH, input.len() as u32);
+        self.uc
+            .write_u32(stack + STACK_IOCTL_OUTPUT_LENGTH, output_len);
+        self.uc
+            .write_u32(stack + STACK_IOCTL_INPUT_LENGTH, input.len() as u32);
         self.uc.write_u32(stack + STACK_IOCTL_CODE, code);
         let method = code & 3;
         let mut record = IrpRecord {
@@ -191,7 +215,11 @@ impl Machine {
             method,
             ..Default::default()
         };
-        let buffered_len = if method == 0 { input.len().max(output_len as usize) } else { input.len() };
+        let buffered_len = if method == 0 {
+            input.len().max(output_len as usize)
+        } else {
+            input.len()
+        };
         if buffered_len > 0 {
             let system_buffer = model_alloc(&mut self.uc, buffered_len as u64);
             self.uc.write_bytes(system_buffer, input);
@@ -202,11 +230,15 @@ impl Machine {
             // The caller's buffer, probed and locked: an MDL describes it.
             let block = model_alloc(&mut self.uc, u64::from(output_len) + user_offset);
             let buffer = block + user_offset;
-            let mdl = model_alloc(&mut self.uc, MDL_SIZE as u64 + 8 * (u64::from(output_len) / PAGE + 2));
+            let mdl = model_alloc(
+                &mut self.uc,
+                MDL_SIZE as u64 + 8 * (u64::from(output_len) / PAGE + 2),
+            );
             self.uc.write_u16(mdl + MDL_SIZE_FIELD, MDL_SIZE as u16);
             self.uc.write_u16(mdl + MDL_FLAGS, 0x0002); // MDL_PAGES_LOCKED
             self.uc.write_u64(mdl + MDL_START_VA, buffer & !(PAGE - 1));
-            self.uc.write_u32(mdl + MDL_BYTE_OFFSET, (buffer & (PAGE - 1)) as u32);
+            self.uc
+                .write_u32(mdl + MDL_BYTE_OFFSET, (buffer & (PAGE - 1)) as u32);
             self.uc.write_u32(mdl + MDL_BYTE_COUNT, output_len);
             self.uc.write_u64(irp + IRP_MDL_ADDRESS, mdl);
             self.uc.write_u64(irp + IRP_USER_BUFFER, buffer);
@@ -217,7 +249,13 @@ impl Machine {
     }
 
     /// A request that must not pend.
-    pub fn ioctl_now(&mut self, handle: Handle, code: u32, input: &[u8], output_len: u32) -> Result<Completion, String> {
+    pub fn ioctl_now(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: u32,
+    ) -> Result<Completion, String> {
         match self.ioctl(handle, code, input, output_len)? {
             Sent::Done(c) => Ok(c),
             Sent::Pending(irp) => Err(format!("IOCTL {code:#x} pended (IRP {irp:#x})")),
@@ -229,7 +267,14 @@ impl Machine {
         let mut statuses = [0i32; 2];
         for (i, major) in [IRP_MJ_CLEANUP, IRP_MJ_CLOSE].into_iter().enumerate() {
             let irp = self.build_irp(major, handle.file_object);
-            match self.send(irp, IrpRecord { major, file_object: handle.file_object, ..Default::default() })? {
+            match self.send(
+                irp,
+                IrpRecord {
+                    major,
+                    file_object: handle.file_object,
+                    ..Default::default()
+                },
+            )? {
                 Sent::Done(c) => statuses[i] = c.status,
                 Sent::Pending(_) => return Err(format!("major {major:#x} pended")),
             }
@@ -246,17 +291,24 @@ impl Machine {
 
 /// `ACCESS_STATE.SubjectSecurityContext`.
 fn offset_of_subject() -> u64 {
-    core::mem::offset_of!(windows_sys::Wdk::Foundation::ACCESS_STATE, SubjectSecurityContext) as u64
+    core::mem::offset_of!(
+        windows_sys::Wdk::Foundation::ACCESS_STATE,
+        SubjectSecurityContext
+    ) as u64
 }
 
 /// A consumer session as the agent runs it: the device opened by an
 /// administrator, HELLO at the current ABI, CONFIGURE with `config`.
-pub fn connected(sys: &[u8], config: &ringside_wire::ioctl::ConfigureRequest) -> Result<(Machine, Handle), String> {
+pub fn connected(
+    sys: &[u8],
+    config: &ringside_wire::ioctl::ConfigureRequest,
+) -> Result<(Machine, Handle), String> {
     connected_with_ring(sys, config, None)
 }
 
 /// The service's `Parameters` key, where `RingSizeBytes` lives.
-pub const PARAMETERS_KEY: &str = r"\REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\ringside\Parameters";
+pub const PARAMETERS_KEY: &str =
+    r"\REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\ringside\Parameters";
 
 /// [`connected`], with the DWORD `RingSizeBytes` set before DriverEntry.
 pub fn connected_with_ring(
@@ -268,7 +320,10 @@ pub fn connected_with_ring(
     use zerocopy::IntoBytes;
     let mut machine = Machine::load(sys)?;
     if let Some(bytes) = ring_bytes {
-        machine.kernel_mut().reg.set_dword(PARAMETERS_KEY, "RingSizeBytes", bytes);
+        machine
+            .kernel_mut()
+            .reg
+            .set_dword(PARAMETERS_KEY, "RingSizeBytes", bytes);
     }
     let status = machine.driver_entry()?;
     if status != 0 {
@@ -298,7 +353,11 @@ impl Machine {
     /// advances in 1 ms steps (timers fire) until the driver completes it,
     /// at most `limit_ms`. Returns the completion and the modelled
     /// milliseconds it waited.
-    pub fn read_batch(&mut self, handle: Handle, limit_ms: u64) -> Result<(Completion, u64), String> {
+    pub fn read_batch(
+        &mut self,
+        handle: Handle,
+        limit_ms: u64,
+    ) -> Result<(Completion, u64), String> {
         use ringside_wire::ioctl::{IOCTL_READ, READ_MIN_BUFFER};
         match self.ioctl(handle, IOCTL_READ, &[], READ_MIN_BUFFER)? {
             Sent::Done(c) => Ok((c, 0)),
@@ -309,7 +368,9 @@ impl Machine {
                         return Ok((c, waited));
                     }
                 }
-                Err(format!("READ still pending after {limit_ms} ms of modelled time"))
+                Err(format!(
+                    "READ still pending after {limit_ms} ms of modelled time"
+                ))
             }
         }
     }
@@ -330,7 +391,9 @@ impl Machine {
                     if !self.cancel(irp) {
                         return Err("pending READ could not be cancelled".into());
                     }
-                    let c = self.take_completion(irp).ok_or("cancelled READ not completed")?;
+                    let c = self
+                        .take_completion(irp)
+                        .ok_or("cancelled READ not completed")?;
                     if c.status != ringside_wire::ioctl::status::CANCELLED {
                         return Err(format!("cancelled READ completed with {:#x}", c.status));
                     }

@@ -21,7 +21,10 @@ pub struct Cost {
     pub instructions: u64,
 }
 
-fn per_call(m: &mut Machine, mut step: impl FnMut(&mut Machine, u64) -> Result<(), String>) -> Result<u64, String> {
+fn per_call(
+    m: &mut Machine,
+    mut step: impl FnMut(&mut Machine, u64) -> Result<(), String>,
+) -> Result<u64, String> {
     step(m, 1_000)?;
     let before = m.kernel().driver_instructions;
     for i in 0..RUNS {
@@ -33,9 +36,16 @@ fn per_call(m: &mut Machine, mut step: impl FnMut(&mut Machine, u64) -> Result<(
 /// Measures every callback kind on `sys`. Batching is configured so no
 /// READ completion work is triggered: only the callbacks themselves count.
 pub fn measure(sys: &[u8]) -> Result<Vec<Cost>, String> {
-    let config = ConfigureRequest { batch_bytes: 64 * 1024, max_latency_ms: 50, ..ConfigureRequest::default() };
+    let config = ConfigureRequest {
+        batch_bytes: 64 * 1024,
+        max_latency_ms: 50,
+        ..ConfigureRequest::default()
+    };
     let (mut m, handle) = connected(sys, &config)?;
-    let who = Requestor { pid: 2000, tid: 2004 };
+    let who = Requestor {
+        pid: 2000,
+        tid: 2004,
+    };
     let spec = |pid: u32| ProcessSpec {
         pid,
         parent_pid: 1000,
@@ -53,45 +63,115 @@ pub fn measure(sys: &[u8]) -> Result<Vec<Cost>, String> {
         processes.push(m.process_create(&spec(10_000 + i as u32))?);
         Ok(())
     })?;
-    costs.push(Cost { callback: "process create", instructions: cost });
+    costs.push(Cost {
+        callback: "process create",
+        instructions: cost,
+    });
     let mut exiting = processes.clone().into_iter();
-    let cost = per_call(&mut m, |m, _| m.process_exit(exiting.next().ok_or("no process")?, 0))?;
-    costs.push(Cost { callback: "process exit", instructions: cost });
-    let cost = per_call(&mut m, |m, i| {
-        m.image_load(2000, r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll", 0x7ff0_0000_0000 + (i << 24), 0x10_0000, 0)
+    let cost = per_call(&mut m, |m, _| {
+        m.process_exit(exiting.next().ok_or("no process")?, 0)
     })?;
-    costs.push(Cost { callback: "image load", instructions: cost });
+    costs.push(Cost {
+        callback: "process exit",
+        instructions: cost,
+    });
+    let cost = per_call(&mut m, |m, i| {
+        m.image_load(
+            2000,
+            r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll",
+            0x7ff0_0000_0000 + (i << 24),
+            0x10_0000,
+            0,
+        )
+    })?;
+    costs.push(Cost {
+        callback: "image load",
+        instructions: cost,
+    });
     let name = |i: u64| format!(r"\Device\HarddiskVolume3\Users\alice\Documents\report-{i}.docx");
     let mut files = Vec::new();
     let cost = per_call(&mut m, |m, i| {
         let f = m.new_file_object(&name(i));
         files.push(f);
-        m.file_create(who, f, GENERIC_WRITE, FILE_NON_DIRECTORY_FILE, 0, FILE_CREATED, PASSIVE_LEVEL)
+        m.file_create(
+            who,
+            f,
+            GENERIC_WRITE,
+            FILE_NON_DIRECTORY_FILE,
+            0,
+            FILE_CREATED,
+            PASSIVE_LEVEL,
+        )
     })?;
-    costs.push(Cost { callback: "post-create (event)", instructions: cost });
+    costs.push(Cost {
+        callback: "post-create (event)",
+        instructions: cost,
+    });
     let reader = m.new_file_object(&name(0));
-    let cost = per_call(&mut m, |m, _| m.file_create(who, reader, FILE_READ_DATA, 0, 0, FILE_OPENED, PASSIVE_LEVEL))?;
-    costs.push(Cost { callback: "post-create (read-only, no event)", instructions: cost });
+    let cost = per_call(&mut m, |m, _| {
+        m.file_create(
+            who,
+            reader,
+            FILE_READ_DATA,
+            0,
+            0,
+            FILE_OPENED,
+            PASSIVE_LEVEL,
+        )
+    })?;
+    costs.push(Cost {
+        callback: "post-create (read-only, no event)",
+        instructions: cost,
+    });
     let mut writing = files.clone().into_iter();
-    let cost = per_call(&mut m, |m, _| m.file_write(who, writing.next().ok_or("no file")?, 4096, false))?;
-    costs.push(Cost { callback: "pre-write (first write)", instructions: cost });
+    let cost = per_call(&mut m, |m, _| {
+        m.file_write(who, writing.next().ok_or("no file")?, 4096, false)
+    })?;
+    costs.push(Cost {
+        callback: "pre-write (first write)",
+        instructions: cost,
+    });
     let again = files[0];
     let cost = per_call(&mut m, |m, _| m.file_write(who, again, 4096, false))?;
-    costs.push(Cost { callback: "pre-write (again, no event)", instructions: cost });
+    costs.push(Cost {
+        callback: "pre-write (again, no event)",
+        instructions: cost,
+    });
     let mut renaming = files.clone().into_iter();
     let cost = per_call(&mut m, |m, i| {
-        m.file_rename(who, renaming.next().ok_or("no file")?, &format!("{}.locked", name(i)), false)
+        m.file_rename(
+            who,
+            renaming.next().ok_or("no file")?,
+            &format!("{}.locked", name(i)),
+            false,
+        )
     })?;
-    costs.push(Cost { callback: "pre-set-information (rename)", instructions: cost });
+    costs.push(Cost {
+        callback: "pre-set-information (rename)",
+        instructions: cost,
+    });
     let mut deleting = files.clone().into_iter();
-    let cost = per_call(&mut m, |m, _| m.file_delete_disposition(who, deleting.next().ok_or("no file")?))?;
-    costs.push(Cost { callback: "pre-set-information (delete)", instructions: cost });
+    let cost = per_call(&mut m, |m, _| {
+        m.file_delete_disposition(who, deleting.next().ok_or("no file")?)
+    })?;
+    costs.push(Cost {
+        callback: "pre-set-information (delete)",
+        instructions: cost,
+    });
     let mut closing = files.clone().into_iter();
-    let cost = per_call(&mut m, |m, _| m.file_cleanup(who, closing.next().ok_or("no file")?))?;
-    costs.push(Cost { callback: "pre-cleanup (close after modify)", instructions: cost });
+    let cost = per_call(&mut m, |m, _| {
+        m.file_cleanup(who, closing.next().ok_or("no file")?)
+    })?;
+    costs.push(Cost {
+        callback: "pre-cleanup (close after modify)",
+        instructions: cost,
+    });
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
-        return Err(format!("events dropped while measuring: {:?}", stats.dropped));
+        return Err(format!(
+            "events dropped while measuring: {:?}",
+            stats.dropped
+        ));
     }
     for f in files.into_iter().chain([reader]) {
         m.free_file_object(f);
@@ -99,7 +179,10 @@ pub fn measure(sys: &[u8]) -> Result<Vec<Cost>, String> {
     m.close_device(handle)?;
     m.unload()?;
     if !m.findings().is_empty() {
-        return Err(format!("verifier findings while measuring: {:?}", m.findings()));
+        return Err(format!(
+            "verifier findings while measuring: {:?}",
+            m.findings()
+        ));
     }
     Ok(costs)
 }

@@ -50,7 +50,10 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
@@ -83,12 +86,22 @@ impl Script {
             return Err(format!("READ failed: {:#x}", done.status));
         }
         if !done.output.is_empty() {
-            self.batches.push(Batch { completed_at: self.m.kernel().clock, bytes: done.output });
+            self.batches.push(Batch {
+                completed_at: self.m.kernel().clock,
+                bytes: done.output,
+            });
         }
         Ok(())
     }
 
-    fn spawn(&mut self, pid: u32, parent: u32, image: &str, command_line: &str, elevated: bool) -> Result<u64, String> {
+    fn spawn(
+        &mut self,
+        pid: u32,
+        parent: u32,
+        image: &str,
+        command_line: &str,
+        elevated: bool,
+    ) -> Result<u64, String> {
         self.m.process_create(&ProcessSpec {
             pid,
             parent_pid: parent,
@@ -105,7 +118,15 @@ impl Script {
     /// Create (or overwrite) `path`, write to it, close it.
     fn write_file(&mut self, who: Requestor, path: &str, information: u64) -> Result<(), String> {
         let f = self.m.new_file_object(&format!("{VOLUME}{path}"));
-        self.m.file_create(who, f, GENERIC_WRITE | SYNCHRONIZE, FILE_NON_DIRECTORY_FILE, 0, information, PASSIVE_LEVEL)?;
+        self.m.file_create(
+            who,
+            f,
+            GENERIC_WRITE | SYNCHRONIZE,
+            FILE_NON_DIRECTORY_FILE,
+            0,
+            information,
+            PASSIVE_LEVEL,
+        )?;
         self.m.file_write(who, f, 64 * 1024, false)?;
         self.m.file_write(who, f, 64 * 1024, false)?;
         self.m.file_cleanup(who, f)?;
@@ -115,8 +136,17 @@ impl Script {
 
     fn rename(&mut self, who: Requestor, path: &str, new_path: &str) -> Result<(), String> {
         let f = self.m.new_file_object(&format!("{VOLUME}{path}"));
-        self.m.file_create(who, f, DELETE | SYNCHRONIZE, 0, 0, FILE_OPENED, PASSIVE_LEVEL)?;
-        self.m.file_rename(who, f, &format!("{VOLUME}{new_path}"), false)?;
+        self.m.file_create(
+            who,
+            f,
+            DELETE | SYNCHRONIZE,
+            0,
+            0,
+            FILE_OPENED,
+            PASSIVE_LEVEL,
+        )?;
+        self.m
+            .file_rename(who, f, &format!("{VOLUME}{new_path}"), false)?;
         self.m.file_cleanup(who, f)?;
         self.m.free_file_object(f);
         Ok(())
@@ -124,7 +154,15 @@ impl Script {
 
     fn delete(&mut self, who: Requestor, path: &str) -> Result<(), String> {
         let f = self.m.new_file_object(&format!("{VOLUME}{path}"));
-        self.m.file_create(who, f, DELETE | SYNCHRONIZE, 0, 0, FILE_OPENED, PASSIVE_LEVEL)?;
+        self.m.file_create(
+            who,
+            f,
+            DELETE | SYNCHRONIZE,
+            0,
+            0,
+            FILE_OPENED,
+            PASSIVE_LEVEL,
+        )?;
         self.m.file_delete_disposition(who, f)?;
         self.m.file_cleanup(who, f)?;
         self.m.free_file_object(f);
@@ -143,7 +181,11 @@ pub fn run_demo(sys: &[u8], record: Option<&Path>) -> Result<Demo, String> {
     let config = ConfigureRequest::default();
     let (m, handle) = connected(sys, &config)?;
     let started_at = m.kernel().clock;
-    let mut s = Script { m, handle, batches: Vec::new() };
+    let mut s = Script {
+        m,
+        handle,
+        batches: Vec::new(),
+    };
     let user = r"\Users\alice";
     let temp = format!(r"{user}\AppData\Local\Temp");
 
@@ -154,34 +196,79 @@ pub fn run_demo(sys: &[u8], record: Option<&Path>) -> Result<Demo, String> {
         &format!(r#""C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n "C:{user}\Downloads\invoice_0719.docm""#),
         false,
     )?;
-    s.m.image_load(4242, &format!(r"{VOLUME}\Program Files\Common Files\microsoft shared\VBA\VBA7.1\VBE7.DLL"), 0x7ffb_2000_0000, 0x2a_6000, 0)?;
+    s.m.image_load(
+        4242,
+        &format!(r"{VOLUME}\Program Files\Common Files\microsoft shared\VBA\VBA7.1\VBE7.DLL"),
+        0x7ffb_2000_0000,
+        0x2a_6000,
+        0,
+    )?;
     s.pause_ms(1500)?;
-    let ps_cmd = format!("powershell.exe -nop -w hidden -enc {}", encoded_command(PAYLOAD));
-    let powershell = s.spawn(5120, 4242, r"\Windows\System32\WindowsPowerShell\v1.0\powershell.exe", &ps_cmd, false)?;
+    let ps_cmd = format!(
+        "powershell.exe -nop -w hidden -enc {}",
+        encoded_command(PAYLOAD)
+    );
+    let powershell = s.spawn(
+        5120,
+        4242,
+        r"\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+        &ps_cmd,
+        false,
+    )?;
     s.read()?;
     s.pause_ms(800)?;
 
     let dll = format!(r"{temp}\msupdate64.dll");
-    s.write_file(Requestor { pid: 5120, tid: 5124 }, &dll, FILE_CREATED)?;
+    s.write_file(
+        Requestor {
+            pid: 5120,
+            tid: 5124,
+        },
+        &dll,
+        FILE_CREATED,
+    )?;
     s.pause_ms(200)?;
-    let rundll = s.spawn(5300, 5120, r"\Windows\System32\rundll32.exe", &format!(r"rundll32.exe C:{dll},DllRegisterServer"), false)?;
+    let rundll = s.spawn(
+        5300,
+        5120,
+        r"\Windows\System32\rundll32.exe",
+        &format!(r"rundll32.exe C:{dll},DllRegisterServer"),
+        false,
+    )?;
     s.m.image_load(5300, &format!("{VOLUME}{dll}"), 0x1_8000_0000, 0x4_2000, 0)?;
     s.read()?;
     s.pause_ms(3000)?;
 
-    let ransom = Requestor { pid: 5300, tid: 5304 };
-    for doc in ["Q3 forecast.xlsx", "contract-signed.pdf", "thesis_final.docx"] {
+    let ransom = Requestor {
+        pid: 5300,
+        tid: 5304,
+    };
+    for doc in [
+        "Q3 forecast.xlsx",
+        "contract-signed.pdf",
+        "thesis_final.docx",
+    ] {
         let path = format!(r"{user}\Documents\{doc}");
         s.write_file(ransom, &path, FILE_OVERWRITTEN)?;
         s.rename(ransom, &path, &format!("{path}.locked"))?;
         s.pause_ms(40)?;
     }
-    s.write_file(ransom, &format!(r"{user}\Desktop\README_RESTORE.txt"), FILE_CREATED)?;
+    s.write_file(
+        ransom,
+        &format!(r"{user}\Desktop\README_RESTORE.txt"),
+        FILE_CREATED,
+    )?;
     s.read()?;
 
     let vss_copy = format!(r"{temp}\vssadmin.exe");
     s.write_file(ransom, &vss_copy, FILE_CREATED)?;
-    let vssadmin = s.spawn(5400, 5300, r"\Windows\System32\vssadmin.exe", "vssadmin.exe delete shadows /all /quiet", true)?;
+    let vssadmin = s.spawn(
+        5400,
+        5300,
+        r"\Windows\System32\vssadmin.exe",
+        "vssadmin.exe delete shadows /all /quiet",
+        true,
+    )?;
     s.pause_ms(700)?;
     s.m.process_exit(vssadmin, 0)?;
     s.delete(ransom, &vss_copy)?;
@@ -196,13 +283,21 @@ pub fn run_demo(sys: &[u8], record: Option<&Path>) -> Result<Demo, String> {
     s.m.unload()?;
     if !s.m.findings().is_empty() {
         let list: Vec<String> = s.m.findings().iter().map(ToString::to_string).collect();
-        return Err(format!("kernel model verifier findings:\n  {}", list.join("\n  ")));
+        return Err(format!(
+            "kernel model verifier findings:\n  {}",
+            list.join("\n  ")
+        ));
     }
     let replay = replay_file(started_at, &s.batches, &stats);
     if let Some(path) = record {
         std::fs::write(path, &replay).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
-    Ok(Demo { batches: s.batches, stats, started_at, replay })
+    Ok(Demo {
+        batches: s.batches,
+        stats,
+        started_at,
+        replay,
+    })
 }
 
 /// The replay file: header, the volume map, every batch, the final STATS.
@@ -213,7 +308,11 @@ pub fn replay_file(started_at: u64, batches: &[Batch], stats: &StatsResponse) ->
         out.extend_from_slice(payload);
         out.extend_from_slice(padding(payload.len()));
     };
-    frame(FrameKind::VolumeMap, started_at, format!("{VOLUME}\t{DRIVE}\n").as_bytes());
+    frame(
+        FrameKind::VolumeMap,
+        started_at,
+        format!("{VOLUME}\t{DRIVE}\n").as_bytes(),
+    );
     for batch in batches {
         frame(FrameKind::Batch, batch.completed_at, &batch.bytes);
     }
@@ -227,7 +326,13 @@ fn clock_time(filetime: u64) -> String {
     let micros = filetime / 10;
     let seconds = micros / 1_000_000;
     let day = seconds % 86_400;
-    format!("{:02}:{:02}:{:02}.{:06}", day / 3600, day / 60 % 60, day % 60, micros % 1_000_000)
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        micros % 1_000_000
+    )
 }
 
 fn dos(name: ringside_wire::RawField<'_>) -> String {
@@ -249,19 +354,45 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
             let (kind, what) = match &record {
                 Record::ProcessCreate(e) => (
                     "process create",
-                    format!("{}  parent {}  cmd: {}", dos(e.image_name()), e.body.parent_pid, e.command_line().chars().collect::<String>()),
+                    format!(
+                        "{}  parent {}  cmd: {}",
+                        dos(e.image_name()),
+                        e.body.parent_pid,
+                        e.command_line().chars().collect::<String>()
+                    ),
                 ),
-                Record::ProcessExit(e) => ("process exit", format!("status {:#x}", e.body.exit_status)),
-                Record::ImageLoad(e) => ("image load", format!("{}  base {:#x}", dos(e.image_name()), e.body.image_base)),
-                Record::FileCreate(e) => ("file create", format!("{}  result {}", dos(e.name()), e.body.information)),
+                Record::ProcessExit(e) => {
+                    ("process exit", format!("status {:#x}", e.body.exit_status))
+                }
+                Record::ImageLoad(e) => (
+                    "image load",
+                    format!("{}  base {:#x}", dos(e.image_name()), e.body.image_base),
+                ),
+                Record::FileCreate(e) => (
+                    "file create",
+                    format!("{}  result {}", dos(e.name()), e.body.information),
+                ),
                 Record::FileWrite(e) => ("file write", dos(e.name())),
-                Record::FileRename(e) => ("file rename", format!("{} -> {}", dos(e.old_name()), dos(e.new_name()))),
-                Record::FileDelete(e) => ("file delete", format!("{}  flags {:#x}", dos(e.name()), e.body.flags)),
+                Record::FileRename(e) => (
+                    "file rename",
+                    format!("{} -> {}", dos(e.old_name()), dos(e.new_name())),
+                ),
+                Record::FileDelete(e) => (
+                    "file delete",
+                    format!("{}  flags {:#x}", dos(e.name()), e.body.flags),
+                ),
                 Record::FileCloseModified(e) => ("close modified", dos(e.name())),
                 Record::Lost(e) => ("LOST", format!("{:?}", e.body.dropped)),
                 Record::Stats(_) => ("stats", String::new()),
             };
-            out.push_str(&format!("{}  seq {:>3}  pid {:>5}  {:<15} {}\n", clock_time(h.timestamp), h.seq, h.pid, kind, what));
+            out.push_str(&format!(
+                "{}  seq {:>3}  pid {:>5}  {:<15} {}\n",
+                clock_time(h.timestamp),
+                h.seq,
+                h.pid,
+                kind,
+                what
+            ));
         }
     }
     Ok(out)
@@ -271,7 +402,13 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
 mod tests {
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(super::base64(plain.as_bytes()), encoded);
         }
     }

@@ -24,8 +24,12 @@ pub fn ringside_sys() -> Result<&'static [u8], String> {
     IMAGE
         .get_or_init(|| {
             if let Some(path) = std::env::var_os("RINGSIDE_SYS") {
-                return std::fs::read(&path)
-                    .map_err(|e| format!("reading RINGSIDE_SYS={}: {e}", PathBuf::from(path).display()));
+                return std::fs::read(&path).map_err(|e| {
+                    format!(
+                        "reading RINGSIDE_SYS={}: {e}",
+                        PathBuf::from(path).display()
+                    )
+                });
             }
             build()
         })
@@ -39,7 +43,18 @@ fn build() -> Result<Vec<u8>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--quiet", "-p", "ringside-driver", "--bin", "ringside", "--target", TARGET, "--profile", PROFILE])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ringside-driver",
+            "--bin",
+            "ringside",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .output()

@@ -83,7 +83,10 @@ impl Machine {
     pub fn new_file_object(&mut self, name: &str) -> OpenFile {
         let file_object = model_alloc(&mut self.uc, FILE_OBJECT_SIZE as u64);
         self.uc.write_u16(file_object, 5); // IO_TYPE_FILE
-        self.kernel_mut().flt.file_names.insert(file_object, name.encode_utf16().collect());
+        self.kernel_mut()
+            .flt
+            .file_names
+            .insert(file_object, name.encode_utf16().collect());
         OpenFile { file_object }
     }
 
@@ -96,12 +99,18 @@ impl Machine {
     /// Renames the FILE_OBJECT's stream in FltMgr's name cache (after a
     /// rename completed, queries return the new name).
     pub fn set_file_name(&mut self, file: OpenFile, name: &str) {
-        self.kernel_mut().flt.file_names.insert(file.file_object, name.encode_utf16().collect());
+        self.kernel_mut()
+            .flt
+            .file_names
+            .insert(file.file_object, name.encode_utf16().collect());
     }
 
     /// IRP_MJ_CREATE completed by the file system with (`status`,
     /// `information`): the post-create callback runs at `post_irql`.
-    #[allow(clippy::too_many_arguments, reason = "one argument per IRP_MJ_CREATE parameter the driver reads")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per IRP_MJ_CREATE parameter the driver reads"
+    )]
     pub fn file_create(
         &mut self,
         who: Requestor,
@@ -134,7 +143,13 @@ impl Machine {
 
     /// IRP_MJ_WRITE of `length` bytes through `file` (`paging`: a cache or
     /// mapped-view flush, IRP_PAGING_IO).
-    pub fn file_write(&mut self, who: Requestor, file: OpenFile, length: u32, paging: bool) -> Result<(), String> {
+    pub fn file_write(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+        length: u32,
+        paging: bool,
+    ) -> Result<(), String> {
         let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
             m.uc.write_u32(iopb + WRITE_LENGTH, length);
         };
@@ -151,7 +166,13 @@ impl Machine {
     }
 
     /// IRP_MJ_SET_INFORMATION with `class` and the raw information buffer.
-    pub fn file_set_information(&mut self, who: Requestor, file: OpenFile, class: u32, info: &[u8]) -> Result<(), String> {
+    pub fn file_set_information(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+        class: u32,
+        info: &[u8],
+    ) -> Result<(), String> {
         let info = info.to_vec();
         let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
             // Buffered: the I/O manager copied the caller's buffer into a system buffer.
@@ -176,7 +197,13 @@ impl Machine {
     /// A rename to `new_name` (FILE_RENAME_INFORMATION: ReplaceIfExists,
     /// RootDirectory = NULL, FileNameLength, FileName), then FltMgr's name
     /// cache follows the file to its new name.
-    pub fn file_rename(&mut self, who: Requestor, file: OpenFile, new_name: &str, replace: bool) -> Result<(), String> {
+    pub fn file_rename(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+        new_name: &str,
+        replace: bool,
+    ) -> Result<(), String> {
         let name: Vec<u8> = new_name.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let mut info = vec![0u8; 20];
         info[0] = u8::from(replace);
@@ -188,7 +215,11 @@ impl Machine {
     }
 
     /// `FILE_DISPOSITION_INFORMATION { DeleteFile: TRUE }`.
-    pub fn file_delete_disposition(&mut self, who: Requestor, file: OpenFile) -> Result<(), String> {
+    pub fn file_delete_disposition(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+    ) -> Result<(), String> {
         self.file_set_information(who, file, FILE_DISPOSITION_INFORMATION, &[1, 0, 0, 0])
     }
 
@@ -223,7 +254,10 @@ impl Machine {
         if registered.is_empty() || !self.kernel().flt.started {
             return Ok(());
         }
-        let block = model_alloc(&mut self.uc, (CALLBACK_DATA_SIZE + IOPB_SIZE + RELATED_SIZE + 16) as u64);
+        let block = model_alloc(
+            &mut self.uc,
+            (CALLBACK_DATA_SIZE + IOPB_SIZE + RELATED_SIZE + 16) as u64,
+        );
         let data = block;
         let iopb = data + CALLBACK_DATA_SIZE as u64;
         let related = iopb + IOPB_SIZE as u64;
@@ -253,8 +287,14 @@ impl Machine {
         for callbacks in registered {
             let mut call_post = callbacks.pre == 0;
             if callbacks.pre != 0 {
-                match self.call_at(PASSIVE_LEVEL, callbacks.pre, &[data, related, completion_context]) {
-                    Ok(status) => call_post = status as u32 as u64 == FLT_PREOP_SUCCESS_WITH_CALLBACK,
+                match self.call_at(
+                    PASSIVE_LEVEL,
+                    callbacks.pre,
+                    &[data, related, completion_context],
+                ) {
+                    Ok(status) => {
+                        call_post = status as u32 as u64 == FLT_PREOP_SUCCESS_WITH_CALLBACK
+                    }
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -266,7 +306,9 @@ impl Machine {
                 self.uc.write_u32(data + CD_IO_STATUS, op.status as u32);
                 self.uc.write_u64(data + CD_IO_STATUS + 8, op.information);
                 let context = self.uc.read_u64(completion_context);
-                if let Err(e) = self.call_at(op.post_irql, callbacks.post, &[data, related, context, 0]) {
+                if let Err(e) =
+                    self.call_at(op.post_irql, callbacks.post, &[data, related, context, 0])
+                {
                     result = Err(e);
                     break;
                 }

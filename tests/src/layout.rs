@@ -47,7 +47,8 @@ pub const IRP_CURRENT_LOCATION: u64 = offset_of!(IRP, CurrentLocation) as u64;
 pub const IRP_CANCEL: u64 = offset_of!(IRP, Cancel) as u64;
 pub const IRP_CANCEL_ROUTINE: u64 = offset_of!(IRP, CancelRoutine) as u64;
 pub const IRP_USER_BUFFER: u64 = offset_of!(IRP, UserBuffer) as u64;
-pub const IRP_DRIVER_CONTEXT: u64 = offset_of!(IRP, Tail.Overlay.Anonymous1.Anonymous.DriverContext) as u64;
+pub const IRP_DRIVER_CONTEXT: u64 =
+    offset_of!(IRP, Tail.Overlay.Anonymous1.Anonymous.DriverContext) as u64;
 pub const IRP_THREAD: u64 = offset_of!(IRP, Tail.Overlay.Thread) as u64;
 pub const IRP_CURRENT_STACK_LOCATION: u64 =
     offset_of!(IRP, Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation) as u64;
@@ -56,10 +57,14 @@ pub const IO_STACK_LOCATION_SIZE: usize = size_of::<IO_STACK_LOCATION>();
 pub const STACK_MAJOR: u64 = offset_of!(IO_STACK_LOCATION, MajorFunction) as u64;
 pub const STACK_CONTROL: u64 = offset_of!(IO_STACK_LOCATION, Control) as u64;
 pub const STACK_PARAMETERS: u64 = offset_of!(IO_STACK_LOCATION, Parameters) as u64;
-pub const STACK_IOCTL_OUTPUT_LENGTH: u64 =
-    offset_of!(IO_STACK_LOCATION, Parameters.DeviceIoControl.OutputBufferLength) as u64;
-pub const STACK_IOCTL_INPUT_LENGTH: u64 =
-    offset_of!(IO_STACK_LOCATION, Parameters.DeviceIoControl.InputBufferLength) as u64;
+pub const STACK_IOCTL_OUTPUT_LENGTH: u64 = offset_of!(
+    IO_STACK_LOCATION,
+    Parameters.DeviceIoControl.OutputBufferLength
+) as u64;
+pub const STACK_IOCTL_INPUT_LENGTH: u64 = offset_of!(
+    IO_STACK_LOCATION,
+    Parameters.DeviceIoControl.InputBufferLength
+) as u64;
 pub const STACK_IOCTL_CODE: u64 =
     offset_of!(IO_STACK_LOCATION, Parameters.DeviceIoControl.IoControlCode) as u64;
 pub const STACK_CREATE_SECURITY_CONTEXT: u64 =
@@ -102,21 +107,40 @@ pub const CD_REQUESTOR_MODE: u64 = offset_of!(FLT_CALLBACK_DATA, RequestorMode) 
 pub const IOPB_SIZE: usize = size_of::<FLT_IO_PARAMETER_BLOCK>();
 pub const IOPB_MAJOR: u64 = offset_of!(FLT_IO_PARAMETER_BLOCK, MajorFunction) as u64;
 pub const IOPB_IRP_FLAGS: u64 = offset_of!(FLT_IO_PARAMETER_BLOCK, IrpFlags) as u64;
-pub const IOPB_TARGET_FILE_OBJECT: u64 = offset_of!(FLT_IO_PARAMETER_BLOCK, TargetFileObject) as u64;
+pub const IOPB_TARGET_FILE_OBJECT: u64 =
+    offset_of!(FLT_IO_PARAMETER_BLOCK, TargetFileObject) as u64;
 pub const IOPB_TARGET_INSTANCE: u64 = offset_of!(FLT_IO_PARAMETER_BLOCK, TargetInstance) as u64;
 pub const IOPB_PARAMETERS: u64 = offset_of!(FLT_IO_PARAMETER_BLOCK, Parameters) as u64;
-pub const CREATE_SECURITY_CONTEXT: u64 =
-    IOPB_PARAMETERS + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, Create.SecurityContext) as u64;
-pub const CREATE_OPTIONS: u64 =
-    IOPB_PARAMETERS + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, Create.Options) as u64;
-pub const SET_INFO_LENGTH: u64 =
-    IOPB_PARAMETERS + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, SetFileInformation.Length) as u64;
+pub const CREATE_SECURITY_CONTEXT: u64 = IOPB_PARAMETERS
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        Create.SecurityContext
+    ) as u64;
+pub const CREATE_OPTIONS: u64 = IOPB_PARAMETERS
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        Create.Options
+    ) as u64;
+pub const SET_INFO_LENGTH: u64 = IOPB_PARAMETERS
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        SetFileInformation.Length
+    ) as u64;
 pub const SET_INFO_CLASS: u64 = IOPB_PARAMETERS
-    + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, SetFileInformation.FileInformationClass) as u64;
-pub const SET_INFO_BUFFER: u64 =
-    IOPB_PARAMETERS + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, SetFileInformation.InfoBuffer) as u64;
-pub const WRITE_LENGTH: u64 =
-    IOPB_PARAMETERS + offset_of!(windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS, Write.Length) as u64;
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        SetFileInformation.FileInformationClass
+    ) as u64;
+pub const SET_INFO_BUFFER: u64 = IOPB_PARAMETERS
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        SetFileInformation.InfoBuffer
+    ) as u64;
+pub const WRITE_LENGTH: u64 = IOPB_PARAMETERS
+    + offset_of!(
+        windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PARAMETERS,
+        Write.Length
+    ) as u64;
 pub const RELATED_SIZE: usize = size_of::<FLT_RELATED_OBJECTS>();
 pub const RO_FILTER: u64 = offset_of!(FLT_RELATED_OBJECTS, Filter) as u64;
 pub const RO_VOLUME: u64 = offset_of!(FLT_RELATED_OBJECTS, Volume) as u64;

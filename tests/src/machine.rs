@@ -362,14 +362,27 @@ impl Machine {
         };
         let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, kernel)
             .map_err(|e| format!("unicorn: {e:?}"))?;
-        map(&mut uc, IMAGE_BASE, round_up(u64::from(image.size), PAGE), prot(true, true, false))?;
+        map(
+            &mut uc,
+            IMAGE_BASE,
+            round_up(u64::from(image.size), PAGE),
+            prot(true, true, false),
+        )?;
         uc.write_bytes(IMAGE_BASE, &image.memory);
         // Bind the IAT: import i → trampoline slot i.
         for (i, import) in image.imports.iter().enumerate() {
-            uc.write_u64(IMAGE_BASE + u64::from(import.iat_rva), HOOK_BASE + HOOK_SLOT * i as u64);
+            uc.write_u64(
+                IMAGE_BASE + u64::from(import.iat_rva),
+                HOOK_BASE + HOOK_SLOT * i as u64,
+            );
         }
         // Real protections: headers read-only, each section as declared.
-        protect(&mut uc, IMAGE_BASE, round_up(u64::from(image.headers_size), PAGE), prot(true, false, false))?;
+        protect(
+            &mut uc,
+            IMAGE_BASE,
+            round_up(u64::from(image.headers_size), PAGE),
+            prot(true, false, false),
+        )?;
         for section in &image.sections {
             let size = round_up(u64::from(section.size.max(1)), PAGE);
             protect(
@@ -393,25 +406,38 @@ impl Machine {
         uc.reg_write(RegisterX86::GS_BASE, KPCR_BASE)
             .map_err(|e| format!("GS base: {e:?}"))?;
 
-        uc.add_code_hook(HOOK_BASE, HOOK_BASE + HOOK_SIZE - 1, |uc: &mut Unicorn<'_, Kernel>, a, s| {
-            dispatch(as_static(uc), a, s)
-        })
-            .map_err(|e| format!("hook: {e:?}"))?;
+        uc.add_code_hook(
+            HOOK_BASE,
+            HOOK_BASE + HOOK_SIZE - 1,
+            |uc: &mut Unicorn<'_, Kernel>, a, s| dispatch(as_static(uc), a, s),
+        )
+        .map_err(|e| format!("hook: {e:?}"))?;
         let (start, end) = (IMAGE_BASE, IMAGE_BASE + u64::from(image.size) - 1);
-        uc.add_code_hook(start, end, |uc: &mut Unicorn<'_, Kernel>, _address: u64, _size: u32| {
-            uc.get_data_mut().driver_instructions += 1;
-        })
+        uc.add_code_hook(
+            start,
+            end,
+            |uc: &mut Unicorn<'_, Kernel>, _address: u64, _size: u32| {
+                uc.get_data_mut().driver_instructions += 1;
+            },
+        )
         .map_err(|e| format!("hook: {e:?}"))?;
         for (site, write, gpr) in cr8_sites(&image) {
-            uc.add_code_hook(site, site, move |uc: &mut Unicorn<'_, Kernel>, address, _| {
-                hook_cr8(as_static(uc), address, write, gpr)
-            })
+            uc.add_code_hook(
+                site,
+                site,
+                move |uc: &mut Unicorn<'_, Kernel>, address, _| {
+                    hook_cr8(as_static(uc), address, write, gpr)
+                },
+            )
             .map_err(|e| format!("hook: {e:?}"))?;
         }
-        uc.add_mem_hook(HookType::MEM_INVALID, 0, u64::MAX, |uc: &mut Unicorn<'_, Kernel>, k, a, n, v| {
-            invalid_access(as_static(uc), k, a, n, v)
-        })
-            .map_err(|e| format!("hook: {e:?}"))?;
+        uc.add_mem_hook(
+            HookType::MEM_INVALID,
+            0,
+            u64::MAX,
+            |uc: &mut Unicorn<'_, Kernel>, k, a, n, v| invalid_access(as_static(uc), k, a, n, v),
+        )
+        .map_err(|e| format!("hook: {e:?}"))?;
 
         let exports = pe::exports(sys)
             .into_iter()
@@ -456,7 +482,9 @@ impl Machine {
         if result.is_ok() && after != irql {
             self.kernel_mut().verifier.report(
                 Rule::Irql,
-                format!("driver function {function:#x} entered at IRQL {irql} returned at IRQL {after}"),
+                format!(
+                    "driver function {function:#x} entered at IRQL {irql} returned at IRQL {after}"
+                ),
             );
         }
         set_irql(&mut self.uc, previous);
@@ -467,7 +495,8 @@ impl Machine {
     pub fn driver_entry(&mut self) -> Result<i32, String> {
         let entry = IMAGE_BASE + u64::from(self.image.entry_rva);
         let (object, path) = (self.driver_object, self.registry_path);
-        self.call_at(PASSIVE_LEVEL, entry, &[object, path]).map(|r| r as i32)
+        self.call_at(PASSIVE_LEVEL, entry, &[object, path])
+            .map(|r| r as i32)
     }
 
     /// Unloads the driver as `fltmc unload ringside` does: FltMgr calls the
@@ -489,7 +518,9 @@ impl Machine {
         if filter_unload != 0 && self.kernel().flt.filter != 0 {
             let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[flags])? as u32 as i32;
             if status < 0 {
-                return Err(format!("FilterUnloadCallback refused the unload: {status:#x}"));
+                return Err(format!(
+                    "FilterUnloadCallback refused the unload: {status:#x}"
+                ));
             }
         } else {
             let unload = api::io::driver_unload_routine(&self.uc, self.driver_object);
@@ -528,7 +559,12 @@ impl Machine {
             panic!(
                 "kernel model verifier findings:\n  {}\n(last APIs: {:?})",
                 list.join("\n  "),
-                self.kernel().trace.iter().rev().take(12).collect::<Vec<_>>()
+                self.kernel()
+                    .trace
+                    .iter()
+                    .rev()
+                    .take(12)
+                    .collect::<Vec<_>>()
             );
         }
     }
@@ -554,12 +590,22 @@ fn as_static<'a>(uc: &'a mut Unicorn<'_, Kernel>) -> &'a mut Uc {
     unsafe { &mut *(uc as *mut Unicorn<'_, Kernel>).cast::<Uc>() }
 }
 
-fn map(uc: &mut Uc, address: u64, size: u64, p: unicorn_engine::unicorn_const::Permission) -> Result<(), String> {
+fn map(
+    uc: &mut Uc,
+    address: u64,
+    size: u64,
+    p: unicorn_engine::unicorn_const::Permission,
+) -> Result<(), String> {
     uc.mem_map(address, size as usize, p)
         .map_err(|e| format!("map {address:#x}+{size:#x}: {e:?}"))
 }
 
-fn protect(uc: &mut Uc, address: u64, size: u64, p: unicorn_engine::unicorn_const::Permission) -> Result<(), String> {
+fn protect(
+    uc: &mut Uc,
+    address: u64,
+    size: u64,
+    p: unicorn_engine::unicorn_const::Permission,
+) -> Result<(), String> {
     uc.mem_protect(address, size as usize, p)
         .map_err(|e| format!("protect {address:#x}+{size:#x}: {e:?}"))
 }
@@ -580,7 +626,11 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     }
     let index = ((address - HOOK_BASE) / HOOK_SLOT) as usize;
     let Some(binding) = uc.get_data().bindings.get(index).cloned() else {
-        fatal(uc, Rule::Fault, format!("jump into the trampoline page at {address:#x}"));
+        fatal(
+            uc,
+            Rule::Fault,
+            format!("jump into the trampoline page at {address:#x}"),
+        );
         return;
     };
     if uc.get_data().unloaded {
@@ -593,7 +643,11 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     if trace.len() < 100_000 {
         trace.push(api::static_name(&binding.name));
     }
-    let interposed = uc.get_data().interpose.as_ref().is_some_and(|(name, _)| *name == binding.name);
+    let interposed = uc
+        .get_data()
+        .interpose
+        .as_ref()
+        .is_some_and(|(name, _)| *name == binding.name);
     if interposed && let Some((_, action)) = uc.get_data_mut().interpose.take() {
         action(uc);
         if uc.get_data().stop.is_some() {
@@ -629,7 +683,9 @@ fn invalid_access(uc: &mut Uc, kind: MemType, address: u64, size: usize, _value:
     fatal(
         uc,
         Rule::Fault,
-        format!("invalid memory access {kind:?} of {size} bytes at {address:#x} from {where_}{what}"),
+        format!(
+            "invalid memory access {kind:?} of {size} bytes at {address:#x} from {where_}{what}"
+        ),
     );
     false
 }

@@ -112,7 +112,10 @@ impl GuestMemory for Uc {
     }
     fn write_bytes(&mut self, address: u64, bytes: &[u8]) {
         if let Err(e) = self.mem_write(address, bytes) {
-            panic!("model write of {} bytes at {address:#x} failed: {e:?}", bytes.len());
+            panic!(
+                "model write of {} bytes at {address:#x} failed: {e:?}",
+                bytes.len()
+            );
         }
     }
 }

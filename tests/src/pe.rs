@@ -95,14 +95,17 @@ pub fn load(data: &[u8], base: u64) -> Result<LoadedImage, String> {
         .relocation_blocks(data, &table)
         .map_err(|e| format!("bad relocation directory: {e}"))?
     {
-        while let Some(block) = blocks.next().map_err(|e| format!("bad relocation block: {e}"))? {
+        while let Some(block) = blocks
+            .next()
+            .map_err(|e| format!("bad relocation block: {e}"))?
+        {
             for relocation in block {
                 match relocation.typ {
                     IMAGE_REL_BASED_DIR64 => {
                         let at = relocation.virtual_address as usize;
-                        let slot = memory
-                            .get_mut(at..at + 8)
-                            .ok_or_else(|| format!("relocation at RVA {at:#x} outside the image"))?;
+                        let slot = memory.get_mut(at..at + 8).ok_or_else(|| {
+                            format!("relocation at RVA {at:#x} outside the image")
+                        })?;
                         let value = u64::from_le_bytes(slot.try_into().map_err(|_| "slot")?);
                         slot.copy_from_slice(&value.wrapping_add(delta).to_le_bytes());
                         relocations_applied += 1;
@@ -115,7 +118,10 @@ pub fn load(data: &[u8], base: u64) -> Result<LoadedImage, String> {
     }
 
     let mut imports = Vec::new();
-    if let Some(import_table) = pe.import_table().map_err(|e| format!("bad import table: {e}"))? {
+    if let Some(import_table) = pe
+        .import_table()
+        .map_err(|e| format!("bad import table: {e}"))?
+    {
         let mut descriptors = import_table
             .descriptors()
             .map_err(|e| format!("bad import descriptors: {e}"))?;
@@ -133,7 +139,10 @@ pub fn load(data: &[u8], base: u64) -> Result<LoadedImage, String> {
             };
             let mut thunks = import_table.thunks(lookup).map_err(|e| format!("{e}"))?;
             let mut index = 0u32;
-            while let Some(thunk) = thunks.next::<object::pe::ImageNtHeaders64>().map_err(|e| format!("{e}"))? {
+            while let Some(thunk) = thunks
+                .next::<object::pe::ImageNtHeaders64>()
+                .map_err(|e| format!("{e}"))?
+            {
                 let name = match import_table
                     .import::<object::pe::ImageNtHeaders64>(thunk)
                     .map_err(|e| format!("{e}"))?

@@ -72,7 +72,11 @@ impl Machine {
         self.set_current(spec.creating_pid, spec.creating_tid);
         let routines = self.kernel().ps.process_notify.clone();
         for routine in routines {
-            self.call_at(PASSIVE_LEVEL, routine, &[eprocess, u64::from(spec.pid), info])?;
+            self.call_at(
+                PASSIVE_LEVEL,
+                routine,
+                &[eprocess, u64::from(spec.pid), info],
+            )?;
         }
         Ok(eprocess)
     }
@@ -97,7 +101,14 @@ impl Machine {
 
     /// Image load into `pid` (PsSetLoadImageNotifyRoutine: FullImageName,
     /// ProcessId, ImageInfo), in the context of the loading process.
-    pub fn image_load(&mut self, pid: u32, name: &str, base: u64, size: u64, properties: u32) -> Result<(), String> {
+    pub fn image_load(
+        &mut self,
+        pid: u32,
+        name: &str,
+        base: u64,
+        size: u64,
+        properties: u32,
+    ) -> Result<(), String> {
         self.step_clock();
         let info = model_alloc(&mut self.uc, IMAGE_INFO_SIZE as u64);
         let full_name = alloc_unicode_string(&mut self.uc, name);

@@ -14,23 +14,42 @@ use ringside_wire::{ABI_VERSION, Record, Records};
 use zerocopy::IntoBytes;
 
 fn config() -> ConfigureRequest {
-    ConfigureRequest { batch_bytes: 1, max_latency_ms: 1, ..ConfigureRequest::default() }
+    ConfigureRequest {
+        batch_bytes: 1,
+        max_latency_ms: 1,
+        ..ConfigureRequest::default()
+    }
 }
 
 fn hello() -> HelloRequest {
-    HelloRequest { size: 16, abi_version: ABI_VERSION, agent_version: 1 << 16, _pad: 0 }
+    HelloRequest {
+        size: 16,
+        abi_version: ABI_VERSION,
+        agent_version: 1 << 16,
+        _pad: 0,
+    }
 }
 
 fn status_of(m: &mut Machine, h: Handle, code: u32, input: &[u8], out: u32) -> i32 {
-    m.ioctl_now(h, code, input, out).unwrap_or_else(|e| panic!("IOCTL {code:#x}: {e}")).status
+    m.ioctl_now(h, code, input, out)
+        .unwrap_or_else(|e| panic!("IOCTL {code:#x}: {e}"))
+        .status
 }
 
 /// A file create goes in and comes out of READ: the driver still works.
 fn assert_event_still_arrives(m: &mut Machine, h: Handle, tag: &str) {
     let name = format!(r"\Device\HarddiskVolume3\after-{tag}.txt");
     let f = m.new_file_object(&name);
-    m.file_create(Requestor { pid: 700, tid: 704 }, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)
-        .expect("create");
+    m.file_create(
+        Requestor { pid: 700, tid: 704 },
+        f,
+        FILE_WRITE_DATA,
+        0,
+        0,
+        FILE_CREATED,
+        PASSIVE_LEVEL,
+    )
+    .expect("create");
     m.free_file_object(f);
     let batches = m.drain(h).expect("drain");
     let bytes = batches.concat();
@@ -53,8 +72,16 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
 
     // Before HELLO: READ, CONFIGURE and STATS are refused.
     let not_negotiated = ControlError::NotNegotiated.status();
-    assert_eq!(status_of(&mut m, h, IOCTL_READ, &[], READ_MIN_BUFFER), not_negotiated, "READ before HELLO");
-    assert_eq!(status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0), not_negotiated, "CONFIGURE before HELLO");
+    assert_eq!(
+        status_of(&mut m, h, IOCTL_READ, &[], READ_MIN_BUFFER),
+        not_negotiated,
+        "READ before HELLO"
+    );
+    assert_eq!(
+        status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0),
+        not_negotiated,
+        "CONFIGURE before HELLO"
+    );
 
     // HELLO: wrong lengths, wrong size field, wrong ABI, small output.
     let mut wrong_abi = hello();
@@ -72,14 +99,26 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
     ];
     for (what, input, out) in cases {
         let expected = parse_hello(&input).expect_err(what).status();
-        assert_eq!(status_of(&mut m, h, IOCTL_HELLO, &input, out), expected, "HELLO {what}");
+        assert_eq!(
+            status_of(&mut m, h, IOCTL_HELLO, &input, out),
+            expected,
+            "HELLO {what}"
+        );
     }
     assert_eq!(
         status_of(&mut m, h, IOCTL_HELLO, hello().as_bytes(), 31),
-        ControlError::OutputTooSmall { needed: 32, got: 31 }.status(),
+        ControlError::OutputTooSmall {
+            needed: 32,
+            got: 31
+        }
+        .status(),
         "HELLO output too small"
     );
-    assert_eq!(status_of(&mut m, h, IOCTL_HELLO, hello().as_bytes(), 32), 0, "HELLO");
+    assert_eq!(
+        status_of(&mut m, h, IOCTL_HELLO, hello().as_bytes(), 32),
+        0,
+        "HELLO"
+    );
 
     // Unknown codes: new functions, a known function with another method or access.
     for code in [
@@ -92,27 +131,109 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
         u32::MAX,
     ] {
         let expected = ControlError::UnknownCode { code }.status();
-        assert_eq!(status_of(&mut m, h, code, &[0; 16], 64), expected, "code {code:#x}");
+        assert_eq!(
+            status_of(&mut m, h, code, &[0; 16], 64),
+            expected,
+            "code {code:#x}"
+        );
     }
 
     // CONFIGURE: each field out of range, wrong length, wrong ABI.
     let bad: Vec<(&str, ConfigureRequest)> = vec![
-        ("mask", ConfigureRequest { event_mask: 1 << 20, ..config() }),
-        ("reserved", ConfigureRequest { _reserved: 1, ..config() }),
-        ("name cap low", ConfigureRequest { max_name_bytes: 2, ..config() }),
-        ("name cap odd", ConfigureRequest { max_name_bytes: 1001, ..config() }),
-        ("name cap high", ConfigureRequest { max_name_bytes: 1 << 20, ..config() }),
-        ("command line cap", ConfigureRequest { max_command_line_bytes: u32::MAX, ..config() }),
-        ("batch 0", ConfigureRequest { batch_bytes: 0, ..config() }),
-        ("batch high", ConfigureRequest { batch_bytes: READ_MIN_BUFFER + 1, ..config() }),
-        ("latency 0", ConfigureRequest { max_latency_ms: 0, ..config() }),
-        ("latency high", ConfigureRequest { max_latency_ms: 51, ..config() }),
-        ("size field", ConfigureRequest { size: 28, ..config() }),
-        ("abi", ConfigureRequest { abi_version: 0, ..config() }),
+        (
+            "mask",
+            ConfigureRequest {
+                event_mask: 1 << 20,
+                ..config()
+            },
+        ),
+        (
+            "reserved",
+            ConfigureRequest {
+                _reserved: 1,
+                ..config()
+            },
+        ),
+        (
+            "name cap low",
+            ConfigureRequest {
+                max_name_bytes: 2,
+                ..config()
+            },
+        ),
+        (
+            "name cap odd",
+            ConfigureRequest {
+                max_name_bytes: 1001,
+                ..config()
+            },
+        ),
+        (
+            "name cap high",
+            ConfigureRequest {
+                max_name_bytes: 1 << 20,
+                ..config()
+            },
+        ),
+        (
+            "command line cap",
+            ConfigureRequest {
+                max_command_line_bytes: u32::MAX,
+                ..config()
+            },
+        ),
+        (
+            "batch 0",
+            ConfigureRequest {
+                batch_bytes: 0,
+                ..config()
+            },
+        ),
+        (
+            "batch high",
+            ConfigureRequest {
+                batch_bytes: READ_MIN_BUFFER + 1,
+                ..config()
+            },
+        ),
+        (
+            "latency 0",
+            ConfigureRequest {
+                max_latency_ms: 0,
+                ..config()
+            },
+        ),
+        (
+            "latency high",
+            ConfigureRequest {
+                max_latency_ms: 51,
+                ..config()
+            },
+        ),
+        (
+            "size field",
+            ConfigureRequest {
+                size: 28,
+                ..config()
+            },
+        ),
+        (
+            "abi",
+            ConfigureRequest {
+                abi_version: 0,
+                ..config()
+            },
+        ),
     ];
     for (what, request) in bad {
-        let expected = parse_configure(request.as_bytes()).expect_err(what).status();
-        assert_eq!(status_of(&mut m, h, IOCTL_CONFIGURE, request.as_bytes(), 0), expected, "CONFIGURE {what}");
+        let expected = parse_configure(request.as_bytes())
+            .expect_err(what)
+            .status();
+        assert_eq!(
+            status_of(&mut m, h, IOCTL_CONFIGURE, request.as_bytes(), 0),
+            expected,
+            "CONFIGURE {what}"
+        );
     }
     let full = config();
     let short = &full.as_bytes()[..31];
@@ -121,25 +242,47 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
         parse_configure(short).expect_err("short").status(),
         "CONFIGURE short"
     );
-    assert_eq!(status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0), 0, "CONFIGURE");
+    assert_eq!(
+        status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0),
+        0,
+        "CONFIGURE"
+    );
 
     // READ with a small buffer; STATS with a small buffer.
     for len in [0, 1, READ_MIN_BUFFER - 1] {
         let expected = check_read_buffer(len as usize).expect_err("small").status();
-        assert_eq!(status_of(&mut m, h, IOCTL_READ, &[], len), expected, "READ of {len} bytes");
+        assert_eq!(
+            status_of(&mut m, h, IOCTL_READ, &[], len),
+            expected,
+            "READ of {len} bytes"
+        );
     }
     assert_eq!(
         status_of(&mut m, h, IOCTL_STATS, &[], 100),
-        check_output::<StatsResponse>(100).expect_err("small").status(),
+        check_output::<StatsResponse>(100)
+            .expect_err("small")
+            .status(),
         "STATS output too small"
     );
     m.assert_clean();
 
     // A READ into a user buffer at an odd address (MDL ByteOffset 3) works.
     let f = m.new_file_object(r"\Device\HarddiskVolume3\odd.txt");
-    m.file_create(Requestor { pid: 700, tid: 704 }, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL).expect("create");
+    m.file_create(
+        Requestor { pid: 700, tid: 704 },
+        f,
+        FILE_WRITE_DATA,
+        0,
+        0,
+        FILE_CREATED,
+        PASSIVE_LEVEL,
+    )
+    .expect("create");
     m.free_file_object(f);
-    match m.ioctl_with_user_offset(h, IOCTL_READ, &[], READ_MIN_BUFFER, 3).expect("READ") {
+    match m
+        .ioctl_with_user_offset(h, IOCTL_READ, &[], READ_MIN_BUFFER, 3)
+        .expect("READ")
+    {
         Sent::Done(c) => {
             assert_eq!(c.status, 0);
             let n = Records::new(&c.output).map(|r| r.expect("decodes")).count();
@@ -234,11 +377,22 @@ fn seeded_sweep_of_two_thousand_requests_finds_nothing() {
         }
     }
     // The sweep reached success, length, field and code checks, not just one.
-    for s in [status::SUCCESS, status::INVALID_DEVICE_REQUEST, status::INFO_LENGTH_MISMATCH, status::INVALID_PARAMETER] {
-        assert!(outcomes.get(&s).copied().unwrap_or(0) > 0, "status {s:#x} never produced: {outcomes:x?}");
+    for s in [
+        status::SUCCESS,
+        status::INVALID_DEVICE_REQUEST,
+        status::INFO_LENGTH_MISMATCH,
+        status::INVALID_PARAMETER,
+    ] {
+        assert!(
+            outcomes.get(&s).copied().unwrap_or(0) > 0,
+            "status {s:#x} never produced: {outcomes:x?}"
+        );
     }
     // Random CONFIGUREs may have succeeded: restore the agent's settings.
-    assert_eq!(status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0), 0);
+    assert_eq!(
+        status_of(&mut m, h, IOCTL_CONFIGURE, config().as_bytes(), 0),
+        0
+    );
     assert_event_still_arrives(&mut m, h, "the sweep");
     m.close_device(h).expect("close");
     m.unload().expect("unload");
@@ -271,8 +425,15 @@ fn non_admin_and_second_consumer_are_denied() {
 #[test]
 fn closing_the_consumer_cancels_its_pending_reads() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &ConfigureRequest { batch_bytes: 4096, max_latency_ms: 50, ..config() })
-        .expect("session");
+    let (mut m, h) = connected(
+        sys,
+        &ConfigureRequest {
+            batch_bytes: 4096,
+            max_latency_ms: 50,
+            ..config()
+        },
+    )
+    .expect("session");
     let mut pending = Vec::new();
     for _ in 0..3 {
         match m.ioctl(h, IOCTL_READ, &[], READ_MIN_BUFFER).expect("READ") {
@@ -283,7 +444,9 @@ fn closing_the_consumer_cancels_its_pending_reads() {
     assert_eq!(m.stats(h).expect("stats").stats.reads_pending, 3);
     m.close_device(h).expect("close");
     for irp in pending {
-        let c = m.take_completion(irp).expect("pending READ completed at cleanup");
+        let c = m
+            .take_completion(irp)
+            .expect("pending READ completed at cleanup");
         assert_eq!(c.status, status::CANCELLED);
         assert!(c.output.is_empty());
     }

@@ -15,7 +15,11 @@ fn demo_runs_clean_and_records_a_valid_replay_file() {
     assert_eq!(frames[0].kind, FrameKind::VolumeMap);
     assert_eq!(frames[0].payload, b"\\Device\\HarddiskVolume3\tC:\n");
     assert_eq!(frames.last().map(|f| f.kind), Some(FrameKind::Stats));
-    let batches: Vec<&[u8]> = frames.iter().filter(|f| f.kind == FrameKind::Batch).map(|f| f.payload).collect();
+    let batches: Vec<&[u8]> = frames
+        .iter()
+        .filter(|f| f.kind == FrameKind::Batch)
+        .map(|f| f.payload)
+        .collect();
     assert_eq!(batches.len(), demo.batches.len());
     let mut count = [0u64; ringside_wire::EVENT_KIND_COUNT];
     let mut command_lines = Vec::new();
@@ -47,9 +51,19 @@ fn demo_runs_clean_and_records_a_valid_replay_file() {
     for (kind, n) in expected {
         assert_eq!(count[kind.index()], n, "{kind:?}");
     }
-    assert_eq!(demo.stats.stats.delivered, count, "STATS delivered = what the replay holds");
-    assert!(command_lines.contains(&format!("powershell.exe -nop -w hidden -enc {}", encoded_command(PAYLOAD))));
-    assert!(command_lines.iter().any(|c| c == "vssadmin.exe delete shadows /all /quiet"));
+    assert_eq!(
+        demo.stats.stats.delivered, count,
+        "STATS delivered = what the replay holds"
+    );
+    assert!(command_lines.contains(&format!(
+        "powershell.exe -nop -w hidden -enc {}",
+        encoded_command(PAYLOAD)
+    )));
+    assert!(
+        command_lines
+            .iter()
+            .any(|c| c == "vssadmin.exe delete shadows /all /quiet")
+    );
     let text = timeline(&demo.batches).expect("timeline");
     assert!(text.contains(r"C:\Users\alice\Documents\thesis_final.docx -> C:\Users\alice\Documents\thesis_final.docx.locked"), "{text}");
 }

@@ -12,7 +12,10 @@ use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DropReason, EventKind, Record, RecordKind, Records};
 
-const WHO: Requestor = Requestor { pid: 3300, tid: 3304 };
+const WHO: Requestor = Requestor {
+    pid: 3300,
+    tid: 3304,
+};
 
 /// Fails the next call of `api`.
 fn fail_next(m: &mut Machine, api: &str) {
@@ -22,7 +25,9 @@ fn fail_next(m: &mut Machine, api: &str) {
 
 fn kinds(m: &mut Machine, h: Handle) -> Vec<RecordKind> {
     let bytes = m.drain(h).expect("drain").concat();
-    Records::new(&bytes).map(|r| r.expect("decodes").kind()).collect()
+    Records::new(&bytes)
+        .map(|r| r.expect("decodes").kind())
+        .collect()
 }
 
 fn process(pid: u32) -> ProcessSpec {
@@ -42,43 +47,68 @@ fn process(pid: u32) -> ProcessSpec {
 #[test]
 fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let config = ConfigureRequest { batch_bytes: 64 * 1024, max_latency_ms: 50, ..ConfigureRequest::default() };
+    let config = ConfigureRequest {
+        batch_bytes: 64 * 1024,
+        max_latency_ms: 50,
+        ..ConfigureRequest::default()
+    };
     let (mut m, h) = connected(sys, &config).expect("session");
-    let file = |m: &mut Machine, n: &str| m.new_file_object(&format!(r"\Device\HarddiskVolume3\data\{n}"));
+    let file =
+        |m: &mut Machine, n: &str| m.new_file_object(&format!(r"\Device\HarddiskVolume3\data\{n}"));
 
     type Step = Box<dyn Fn(&mut Machine) -> Result<(), String>>;
     let cases: Vec<(&str, EventKind, Step)> = vec![
-        ("FltGetFileNameInformation", EventKind::FileCreate, Box::new(move |m| {
-            let f = file(m, "a.txt");
-            m.file_create(WHO, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)?;
-            m.free_file_object(f);
-            Ok(())
-        })),
-        ("FltGetFileNameInformation", EventKind::FileWrite, Box::new(move |m| {
-            let f = file(m, "b.txt");
-            m.file_write(WHO, f, 10, false)?;
-            m.free_file_object(f);
-            Ok(())
-        })),
-        ("FltGetDestinationFileNameInformation", EventKind::FileRename, Box::new(move |m| {
-            let f = file(m, "c.txt");
-            m.file_rename(WHO, f, r"\Device\HarddiskVolume3\data\c.txt.locked", false)?;
-            m.free_file_object(f);
-            Ok(())
-        })),
-        ("FltGetFileNameInformation", EventKind::FileDelete, Box::new(move |m| {
-            let f = file(m, "d.txt");
-            m.file_delete_disposition(WHO, f)?;
-            m.free_file_object(f);
-            Ok(())
-        })),
+        (
+            "FltGetFileNameInformation",
+            EventKind::FileCreate,
+            Box::new(move |m| {
+                let f = file(m, "a.txt");
+                m.file_create(WHO, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)?;
+                m.free_file_object(f);
+                Ok(())
+            }),
+        ),
+        (
+            "FltGetFileNameInformation",
+            EventKind::FileWrite,
+            Box::new(move |m| {
+                let f = file(m, "b.txt");
+                m.file_write(WHO, f, 10, false)?;
+                m.free_file_object(f);
+                Ok(())
+            }),
+        ),
+        (
+            "FltGetDestinationFileNameInformation",
+            EventKind::FileRename,
+            Box::new(move |m| {
+                let f = file(m, "c.txt");
+                m.file_rename(WHO, f, r"\Device\HarddiskVolume3\data\c.txt.locked", false)?;
+                m.free_file_object(f);
+                Ok(())
+            }),
+        ),
+        (
+            "FltGetFileNameInformation",
+            EventKind::FileDelete,
+            Box::new(move |m| {
+                let f = file(m, "d.txt");
+                m.file_delete_disposition(WHO, f)?;
+                m.free_file_object(f);
+                Ok(())
+            }),
+        ),
     ];
     let mut dropped = [0u64; ringside_wire::EVENT_KIND_COUNT];
     for (api, kind, step) in cases {
         let before = m.kernel().faults.injected;
         fail_next(&mut m, api);
         step(&mut m).unwrap_or_else(|e| panic!("{api} failing: {e}"));
-        assert_eq!(m.kernel().faults.injected, before + 1, "{api} was not called for {kind:?}");
+        assert_eq!(
+            m.kernel().faults.injected,
+            before + 1,
+            "{api} was not called for {kind:?}"
+        );
         m.kernel_mut().faults.fail = None;
         dropped[kind.index()] += 1;
         m.assert_clean();
@@ -93,7 +123,11 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
         assert!(kinds(&mut m, h).is_empty(), "{kind:?} with {api} failing");
         // The same operation without the fault: Lost, then the event.
         step(&mut m).expect("step");
-        assert_eq!(kinds(&mut m, h), vec![RecordKind::Lost, RecordKind::Event(kind)], "after {api} failed");
+        assert_eq!(
+            kinds(&mut m, h),
+            vec![RecordKind::Lost, RecordKind::Event(kind)],
+            "after {api} failed"
+        );
     }
     m.close_device(h).expect("close");
     m.unload().expect("unload");
@@ -106,29 +140,55 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
 #[test]
 fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let config = ConfigureRequest { batch_bytes: 64 * 1024, max_latency_ms: 50, ..ConfigureRequest::default() };
+    let config = ConfigureRequest {
+        batch_bytes: 64 * 1024,
+        max_latency_ms: 50,
+        ..ConfigureRequest::default()
+    };
     let (mut m, h) = connected(sys, &config).expect("session");
     // TokenUser is queried first, TokenIntegrityLevel second.
     for (occurrence, pid) in [(0usize, 6001u32), (1, 6002)] {
-        let next = m.kernel().faults.seen.get("SeQueryInformationToken").copied().unwrap_or(0);
+        let next = m
+            .kernel()
+            .faults
+            .seen
+            .get("SeQueryInformationToken")
+            .copied()
+            .unwrap_or(0);
         m.kernel_mut().faults.fail = Some(("SeQueryInformationToken".into(), next + occurrence));
         let spec = process(pid);
         m.process_create(&spec).expect("process create");
         assert_eq!(m.kernel().faults.injected, occurrence + 1);
         m.assert_clean();
         let bytes = m.drain(h).expect("drain").concat();
-        let records: Vec<_> = Records::new(&bytes).collect::<Result<_, _>>().expect("decodes");
+        let records: Vec<_> = Records::new(&bytes)
+            .collect::<Result<_, _>>()
+            .expect("decodes");
         assert_eq!(records.len(), 1);
-        let Record::ProcessCreate(e) = &records[0] else { panic!("{records:?}") };
+        let Record::ProcessCreate(e) = &records[0] else {
+            panic!("{records:?}")
+        };
         assert_eq!(e.header.pid, pid);
-        let (user, integrity) = (e.user_sid().bytes.to_vec(), e.integrity_sid().bytes.to_vec());
+        let (user, integrity) = (
+            e.user_sid().bytes.to_vec(),
+            e.integrity_sid().bytes.to_vec(),
+        );
         if occurrence == 0 {
-            assert!(user.is_empty() && integrity == spec.integrity_sid, "user query failed: {user:?} {integrity:?}");
+            assert!(
+                user.is_empty() && integrity == spec.integrity_sid,
+                "user query failed: {user:?} {integrity:?}"
+            );
         } else {
-            assert!(integrity.is_empty() && user == spec.user_sid, "integrity query failed: {user:?} {integrity:?}");
+            assert!(
+                integrity.is_empty() && user == spec.user_sid,
+                "integrity query failed: {user:?} {integrity:?}"
+            );
         }
     }
-    assert_eq!(m.stats(h).expect("stats").stats.dropped.iter().sum::<u64>(), 0);
+    assert_eq!(
+        m.stats(h).expect("stats").stats.dropped.iter().sum::<u64>(),
+        0
+    );
     m.close_device(h).expect("close");
     m.unload().expect("unload");
     m.assert_clean();

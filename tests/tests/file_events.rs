@@ -30,13 +30,30 @@ fn actual(record: &Record<'_>) -> Expected {
     let h = record.header();
     let s = |f: ringside_wire::RawField<'_>| f.chars().collect::<String>();
     let (kind, names, numbers) = match record {
-        Record::ProcessCreate(e) => (EventKind::ProcessCreate, vec![s(e.image_name()), s(e.command_line())], vec![u64::from(e.body.parent_pid)]),
-        Record::ProcessExit(e) => (EventKind::ProcessExit, vec![], vec![u64::from(e.body.exit_status)]),
-        Record::ImageLoad(e) => (EventKind::ImageLoad, vec![s(e.image_name())], vec![e.body.image_base, e.body.image_size]),
+        Record::ProcessCreate(e) => (
+            EventKind::ProcessCreate,
+            vec![s(e.image_name()), s(e.command_line())],
+            vec![u64::from(e.body.parent_pid)],
+        ),
+        Record::ProcessExit(e) => (
+            EventKind::ProcessExit,
+            vec![],
+            vec![u64::from(e.body.exit_status)],
+        ),
+        Record::ImageLoad(e) => (
+            EventKind::ImageLoad,
+            vec![s(e.image_name())],
+            vec![e.body.image_base, e.body.image_size],
+        ),
         Record::FileCreate(e) => (
             EventKind::FileCreate,
             vec![s(e.name())],
-            vec![u64::from(e.body.desired_access), u64::from(e.body.create_options), u64::from(e.body.information), u64::from(e.body.status)],
+            vec![
+                u64::from(e.body.desired_access),
+                u64::from(e.body.create_options),
+                u64::from(e.body.information),
+                u64::from(e.body.status),
+            ],
         ),
         Record::FileWrite(e) => (EventKind::FileWrite, vec![s(e.name())], vec![]),
         Record::FileRename(e) => (
@@ -44,21 +61,46 @@ fn actual(record: &Record<'_>) -> Expected {
             vec![s(e.old_name()), s(e.new_name())],
             vec![u64::from(e.body.information_class), u64::from(e.body.flags)],
         ),
-        Record::FileDelete(e) => (EventKind::FileDelete, vec![s(e.name())], vec![u64::from(e.body.information_class), u64::from(e.body.flags)]),
+        Record::FileDelete(e) => (
+            EventKind::FileDelete,
+            vec![s(e.name())],
+            vec![u64::from(e.body.information_class), u64::from(e.body.flags)],
+        ),
         Record::FileCloseModified(e) => (EventKind::FileCloseModified, vec![s(e.name())], vec![]),
-        Record::Lost(e) => return Expected { kind: None, pid: h.pid, tid: h.tid, names: vec![], numbers: e.body.dropped.to_vec() },
+        Record::Lost(e) => {
+            return Expected {
+                kind: None,
+                pid: h.pid,
+                tid: h.tid,
+                names: vec![],
+                numbers: e.body.dropped.to_vec(),
+            };
+        }
         other => panic!("unexpected record {other:?}"),
     };
-    Expected { kind: Some(kind), pid: h.pid, tid: h.tid, names, numbers }
+    Expected {
+        kind: Some(kind),
+        pid: h.pid,
+        tid: h.tid,
+        names,
+        numbers,
+    }
 }
 
 #[test]
 fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let config = ConfigureRequest { batch_bytes: 64 * 1024, max_latency_ms: 50, ..ConfigureRequest::default() };
+    let config = ConfigureRequest {
+        batch_bytes: 64 * 1024,
+        max_latency_ms: 50,
+        ..ConfigureRequest::default()
+    };
     let (mut m, handle) = connected(sys, &config).expect("session");
     let mut expected = Vec::new();
-    let word = Requestor { pid: 5100, tid: 5104 };
+    let word = Requestor {
+        pid: 5100,
+        tid: 5104,
+    };
 
     let spec = ProcessSpec {
         pid: word.pid,
@@ -72,72 +114,201 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
         admin: false,
     };
     let eprocess = m.process_create(&spec).expect("process create");
-    expected.push(Expected { kind: Some(EventKind::ProcessCreate), pid: spec.pid, tid: 4004, names: vec![spec.image.clone(), spec.command_line.clone()], numbers: vec![4000] });
+    expected.push(Expected {
+        kind: Some(EventKind::ProcessCreate),
+        pid: spec.pid,
+        tid: 4004,
+        names: vec![spec.image.clone(), spec.command_line.clone()],
+        numbers: vec![4000],
+    });
 
     let dll = r"\Device\HarddiskVolume3\Windows\System32\vbe7.dll";
-    m.image_load(word.pid, dll, 0x7ffa_1000_0000, 0x2b_0000, 0).expect("image load");
-    expected.push(Expected { kind: Some(EventKind::ImageLoad), pid: word.pid, tid: word.pid + 4, names: vec![dll.into()], numbers: vec![0x7ffa_1000_0000, 0x2b_0000] });
+    m.image_load(word.pid, dll, 0x7ffa_1000_0000, 0x2b_0000, 0)
+        .expect("image load");
+    expected.push(Expected {
+        kind: Some(EventKind::ImageLoad),
+        pid: word.pid,
+        tid: word.pid + 4,
+        names: vec![dll.into()],
+        numbers: vec![0x7ffa_1000_0000, 0x2b_0000],
+    });
 
     // Create a new file for write; write twice (one FileWrite); a paging
     // write (not a handle write: no event); close after modify.
     let doc = format!(r"{VOLUME}\Users\alice\Documents\q3.docx");
     let f = m.new_file_object(&doc);
     let access = GENERIC_WRITE | SYNCHRONIZE;
-    m.file_create(word, f, access, FILE_NON_DIRECTORY_FILE, 0, FILE_CREATED, PASSIVE_LEVEL).expect("create");
-    expected.push(Expected { kind: Some(EventKind::FileCreate), pid: word.pid, tid: word.tid, names: vec![doc.clone()], numbers: vec![u64::from(access), u64::from(FILE_NON_DIRECTORY_FILE), FILE_CREATED, 0] });
+    m.file_create(
+        word,
+        f,
+        access,
+        FILE_NON_DIRECTORY_FILE,
+        0,
+        FILE_CREATED,
+        PASSIVE_LEVEL,
+    )
+    .expect("create");
+    expected.push(Expected {
+        kind: Some(EventKind::FileCreate),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![doc.clone()],
+        numbers: vec![
+            u64::from(access),
+            u64::from(FILE_NON_DIRECTORY_FILE),
+            FILE_CREATED,
+            0,
+        ],
+    });
     m.file_write(word, f, 4096, false).expect("write 1");
     m.file_write(word, f, 4096, false).expect("write 2");
     m.file_write(word, f, 8192, true).expect("paging write");
-    expected.push(Expected { kind: Some(EventKind::FileWrite), pid: word.pid, tid: word.tid, names: vec![doc.clone()], numbers: vec![] });
+    expected.push(Expected {
+        kind: Some(EventKind::FileWrite),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![doc.clone()],
+        numbers: vec![],
+    });
     m.file_cleanup(word, f).expect("cleanup");
-    expected.push(Expected { kind: Some(EventKind::FileCloseModified), pid: word.pid, tid: word.tid, names: vec![doc.clone()], numbers: vec![] });
+    expected.push(Expected {
+        kind: Some(EventKind::FileCloseModified),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![doc.clone()],
+        numbers: vec![],
+    });
     m.free_file_object(f);
 
     // A read-only open and its cleanup: no event.
     let r = m.new_file_object(&doc);
-    m.file_create(word, r, FILE_READ_DATA | SYNCHRONIZE, FILE_NON_DIRECTORY_FILE, 0, FILE_OPENED, PASSIVE_LEVEL).expect("open read");
+    m.file_create(
+        word,
+        r,
+        FILE_READ_DATA | SYNCHRONIZE,
+        FILE_NON_DIRECTORY_FILE,
+        0,
+        FILE_OPENED,
+        PASSIVE_LEVEL,
+    )
+    .expect("open read");
     m.file_cleanup(word, r).expect("cleanup read");
     m.free_file_object(r);
 
     // Open an existing file for write (append), and overwrite one.
     let log = format!(r"{VOLUME}\Users\alice\AppData\Local\Temp\setup.log");
     let a = m.new_file_object(&log);
-    m.file_create(word, a, FILE_APPEND_DATA, 0, 0, FILE_OPENED, PASSIVE_LEVEL).expect("open for write");
-    expected.push(Expected { kind: Some(EventKind::FileCreate), pid: word.pid, tid: word.tid, names: vec![log.clone()], numbers: vec![u64::from(FILE_APPEND_DATA), 0, FILE_OPENED, 0] });
+    m.file_create(word, a, FILE_APPEND_DATA, 0, 0, FILE_OPENED, PASSIVE_LEVEL)
+        .expect("open for write");
+    expected.push(Expected {
+        kind: Some(EventKind::FileCreate),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![log.clone()],
+        numbers: vec![u64::from(FILE_APPEND_DATA), 0, FILE_OPENED, 0],
+    });
     let o = m.new_file_object(&log);
-    m.file_create(word, o, FILE_WRITE_DATA, 0, 0, FILE_OVERWRITTEN, PASSIVE_LEVEL).expect("overwrite");
-    expected.push(Expected { kind: Some(EventKind::FileCreate), pid: word.pid, tid: word.tid, names: vec![log.clone()], numbers: vec![u64::from(FILE_WRITE_DATA), 0, FILE_OVERWRITTEN, 0] });
+    m.file_create(
+        word,
+        o,
+        FILE_WRITE_DATA,
+        0,
+        0,
+        FILE_OVERWRITTEN,
+        PASSIVE_LEVEL,
+    )
+    .expect("overwrite");
+    expected.push(Expected {
+        kind: Some(EventKind::FileCreate),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![log.clone()],
+        numbers: vec![u64::from(FILE_WRITE_DATA), 0, FILE_OVERWRITTEN, 0],
+    });
 
     // Rename (old and new name), then delete by disposition.
     let locked = format!("{doc}.locked");
     let h = m.new_file_object(&doc);
     m.file_rename(word, h, &locked, true).expect("rename");
-    expected.push(Expected { kind: Some(EventKind::FileRename), pid: word.pid, tid: word.tid, names: vec![doc.clone(), locked.clone()], numbers: vec![u64::from(FILE_RENAME_INFORMATION), 1] });
+    expected.push(Expected {
+        kind: Some(EventKind::FileRename),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![doc.clone(), locked.clone()],
+        numbers: vec![u64::from(FILE_RENAME_INFORMATION), 1],
+    });
     m.file_delete_disposition(word, h).expect("delete");
-    expected.push(Expected { kind: Some(EventKind::FileDelete), pid: word.pid, tid: word.tid, names: vec![locked.clone()], numbers: vec![u64::from(FILE_DISPOSITION_INFORMATION), u64::from(DELETE_FLAG_DISPOSITION)] });
+    expected.push(Expected {
+        kind: Some(EventKind::FileDelete),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![locked.clone()],
+        numbers: vec![
+            u64::from(FILE_DISPOSITION_INFORMATION),
+            u64::from(DELETE_FLAG_DISPOSITION),
+        ],
+    });
 
     // Delete-on-close requested at open (DELETE access only: no FileCreate).
     let tmp = format!(r"{VOLUME}\Users\alice\AppData\Local\Temp\~WRL0001.tmp");
     let d = m.new_file_object(&tmp);
-    m.file_create(word, d, DELETE, FILE_DELETE_ON_CLOSE, 0, FILE_OPENED, PASSIVE_LEVEL).expect("delete on close");
-    expected.push(Expected { kind: Some(EventKind::FileDelete), pid: word.pid, tid: word.tid, names: vec![tmp.clone()], numbers: vec![0, u64::from(DELETE_FLAG_ON_CLOSE)] });
+    m.file_create(
+        word,
+        d,
+        DELETE,
+        FILE_DELETE_ON_CLOSE,
+        0,
+        FILE_OPENED,
+        PASSIVE_LEVEL,
+    )
+    .expect("delete on close");
+    expected.push(Expected {
+        kind: Some(EventKind::FileDelete),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![tmp.clone()],
+        numbers: vec![0, u64::from(DELETE_FLAG_ON_CLOSE)],
+    });
 
     // A post-create at DISPATCH_LEVEL: names cannot be queried there; the
     // event is dropped and counted, never queried.
     let late = m.new_file_object(&format!(r"{VOLUME}\late.bin"));
-    m.file_create(word, late, FILE_WRITE_DATA, 0, 0, FILE_CREATED, DISPATCH_LEVEL).expect("post-create at DISPATCH");
+    m.file_create(
+        word,
+        late,
+        FILE_WRITE_DATA,
+        0,
+        0,
+        FILE_CREATED,
+        DISPATCH_LEVEL,
+    )
+    .expect("post-create at DISPATCH");
 
     // The next event to find space reports the drop in-band first.
     let mut dropped = vec![0u64; ringside_wire::EVENT_KIND_COUNT];
     dropped[EventKind::FileCreate.index()] = 1;
-    expected.push(Expected { kind: None, pid: 0, tid: 0, names: vec![], numbers: dropped });
+    expected.push(Expected {
+        kind: None,
+        pid: 0,
+        tid: 0,
+        names: vec![],
+        numbers: dropped,
+    });
     m.process_exit(eprocess, 0).expect("exit");
-    expected.push(Expected { kind: Some(EventKind::ProcessExit), pid: word.pid, tid: word.pid + 4, names: vec![], numbers: vec![0] });
+    expected.push(Expected {
+        kind: Some(EventKind::ProcessExit),
+        pid: word.pid,
+        tid: word.pid + 4,
+        names: vec![],
+        numbers: vec![0],
+    });
     m.assert_clean();
 
     let batches = m.drain(handle).expect("drain");
     let bytes: Vec<u8> = batches.concat();
-    let records: Vec<Record<'_>> = Records::new(&bytes).collect::<Result<_, _>>().expect("decodes");
+    let records: Vec<Record<'_>> = Records::new(&bytes)
+        .collect::<Result<_, _>>()
+        .expect("decodes");
     let got: Vec<Expected> = records.iter().map(actual).collect();
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g, e, "record {i}");
@@ -148,15 +319,29 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.header().seq, i as u64, "seq of record {i}");
     }
-    let events: Vec<_> = records.iter().filter(|r| !matches!(r, Record::Lost(_))).collect();
+    let events: Vec<_> = records
+        .iter()
+        .filter(|r| !matches!(r, Record::Lost(_)))
+        .collect();
     for pair in events.windows(2) {
-        assert!(pair[1].header().timestamp > pair[0].header().timestamp, "timestamps {pair:?}");
+        assert!(
+            pair[1].header().timestamp > pair[0].header().timestamp,
+            "timestamps {pair:?}"
+        );
     }
     let stats = m.stats(handle).expect("stats").stats;
     assert_eq!(stats.dropped[EventKind::FileCreate.index()], 1, "{stats:?}");
-    assert_eq!(stats.dropped_by_reason[DropReason::Irql.index()], 1, "{stats:?}");
+    assert_eq!(
+        stats.dropped_by_reason[DropReason::Irql.index()],
+        1,
+        "{stats:?}"
+    );
     let kinds_seen: std::collections::BTreeSet<_> = got.iter().filter_map(|e| e.kind).collect();
-    assert_eq!(kinds_seen.len(), ringside_wire::EVENT_KIND_COUNT, "every kind once at least");
+    assert_eq!(
+        kinds_seen.len(),
+        ringside_wire::EVENT_KIND_COUNT,
+        "every kind once at least"
+    );
 
     for file in [a, o, h, d, late] {
         m.free_file_object(file);

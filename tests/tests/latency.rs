@@ -24,11 +24,22 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
             panic!("READ with an empty ring did not pend");
         };
         let f = m.new_file_object(r"\Device\HarddiskVolume3\small.txt");
-        m.file_create(Requestor { pid: 42, tid: 46 }, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)
-            .expect("create");
+        m.file_create(
+            Requestor { pid: 42, tid: 46 },
+            f,
+            FILE_WRITE_DATA,
+            0,
+            0,
+            FILE_CREATED,
+            PASSIVE_LEVEL,
+        )
+        .expect("create");
         m.free_file_object(f);
         // One small event: far below batch_bytes, so only the bound completes the READ.
-        assert!(m.take_completion(irp).is_none(), "READ completed below the batch threshold at once");
+        assert!(
+            m.take_completion(irp).is_none(),
+            "READ completed below the batch threshold at once"
+        );
         let mut waited_us = 0u64;
         let completion = loop {
             m.advance_time_100ns(1_000).expect("timers"); // 100 µs steps
@@ -36,11 +47,19 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
             if let Some(c) = m.take_completion(irp) {
                 break c;
             }
-            assert!(waited_us <= max_latency_ms * 1000, "READ still pending after {waited_us} µs (bound {max_latency_ms} ms)");
+            assert!(
+                waited_us <= max_latency_ms * 1000,
+                "READ still pending after {waited_us} µs (bound {max_latency_ms} ms)"
+            );
         };
         assert_eq!(completion.status, 0);
-        let records: Vec<_> = Records::new(&completion.output).collect::<Result<_, _>>().expect("decodes");
-        assert!(matches!(records.as_slice(), [Record::FileCreate(_)]), "{records:?}");
+        let records: Vec<_> = Records::new(&completion.output)
+            .collect::<Result<_, _>>()
+            .expect("decodes");
+        assert!(
+            matches!(records.as_slice(), [Record::FileCreate(_)]),
+            "{records:?}"
+        );
         m.close_device(h).expect("close");
         m.unload().expect("unload");
         m.assert_clean();

@@ -9,10 +9,17 @@ fn loads_at_a_non_preferred_base_with_relocations_and_every_import_modelled() {
     let sys = ringside_sys().expect("build ringside.sys");
     let machine = Machine::load(sys).expect("load");
     assert_ne!(machine.image.preferred_base, IMAGE_BASE);
-    assert!(machine.image.relocations_applied > 0, "no relocation applied");
+    assert!(
+        machine.image.relocations_applied > 0,
+        "no relocation applied"
+    );
     assert!(!machine.image.imports.is_empty());
     for s in &machine.image.sections {
-        assert!(!(s.write && s.execute), "section {} is writable and executable", s.name);
+        assert!(
+            !(s.write && s.execute),
+            "section {} is writable and executable",
+            s.name
+        );
     }
 }
 
@@ -22,7 +29,10 @@ fn unknown_import_fails_the_load_naming_the_function() {
     let mut patched = sys.to_vec();
     // Rename one import in the name table to something the model lacks.
     let needle = b"KeQuerySystemTimePrecise\0";
-    let at = patched.windows(needle.len()).position(|w| w == needle).expect("import name present");
+    let at = patched
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("import name present");
     patched[at..at + needle.len() - 1].copy_from_slice(b"KeQuerySystemTimeXXXXXXX");
     let error = Machine::load(&patched).expect_err("must fail");
     assert!(error.contains("KeQuerySystemTimeXXXXXXX"), "{error}");
@@ -33,7 +43,12 @@ fn driver_entry_then_unload_is_clean() {
     let sys = ringside_sys().expect("build ringside.sys");
     let mut machine = Machine::load(sys).expect("load");
     let status = machine.driver_entry().expect("DriverEntry ran");
-    assert_eq!(status, 0, "DriverEntry failed: {status:#x}; findings {:?}", machine.findings());
+    assert_eq!(
+        status,
+        0,
+        "DriverEntry failed: {status:#x}; findings {:?}",
+        machine.findings()
+    );
     assert!(machine.control_device().is_some(), "no control device");
     assert!(machine.kernel().flt.started, "filtering not started");
     assert_eq!(machine.kernel().ps.process_notify.len(), 1);
@@ -42,4 +57,3 @@ fn driver_entry_then_unload_is_clean() {
     machine.unload().expect("unload ran");
     machine.assert_clean();
 }
-

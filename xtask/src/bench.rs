@@ -3,7 +3,8 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver>";
+const USAGE: &str =
+    "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -44,7 +45,14 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
         }
         // Deterministic instruction counts of the real driver in the
         // kernel model (not wall time).
-        Some("driver") => run(cargo().args(["run", "--quiet", "-p", "ringside-kmodel", "--bin", "bench-driver"])),
+        Some("driver") => run(cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "ringside-kmodel",
+            "--bin",
+            "bench-driver",
+        ])),
         Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),
         None => Err(USAGE.into()),
     }

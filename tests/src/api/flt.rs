@@ -68,7 +68,11 @@ pub fn flt_register_filter(uc: &mut Uc) -> u64 {
         return STATUS_INVALID_PARAMETER as u32 as u64;
     }
     if uc.read_u64(registration + REG_CONTEXTS) != 0 {
-        fatal(uc, Rule::Contract, "the driver registers contexts, which the model does not implement".into());
+        fatal(
+            uc,
+            Rule::Contract,
+            "the driver registers contexts, which the model does not implement".into(),
+        );
         return STATUS_INVALID_PARAMETER as u32 as u64;
     }
     let mut operations = Vec::new();
@@ -123,7 +127,11 @@ pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
     let filter = arg(uc, 0);
     require_irql(uc, "FltUnregisterFilter", PASSIVE_LEVEL);
     if filter == 0 || filter != uc.get_data().flt.filter {
-        fatal(uc, Rule::Contract, format!("FltUnregisterFilter({filter:#x}): not a registered filter"));
+        fatal(
+            uc,
+            Rule::Contract,
+            format!("FltUnregisterFilter({filter:#x}): not a registered filter"),
+        );
         return 0;
     }
     let (instance, volume) = (uc.get_data().flt.instance, uc.get_data().flt.volume);
@@ -144,7 +152,10 @@ pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
 fn name_information(uc: &mut Uc, name: &[u16], format: u32) -> u64 {
     let bytes = 2 * name.len() as u64;
     let volume = utf16(VOLUME);
-    let block = model_alloc(uc, NAME_INFO_SIZE as u64 + bytes + 2 * volume.len() as u64 + 4);
+    let block = model_alloc(
+        uc,
+        NAME_INFO_SIZE as u64 + bytes + 2 * volume.len() as u64 + 4,
+    );
     uc.write_u16(block, NAME_INFO_SIZE as u16);
     uc.write_u16(block + NI_NAMES_PARSED, 0);
     uc.write_u32(block + NI_FORMAT, format);
@@ -180,8 +191,13 @@ pub fn flt_get_file_name_information(uc: &mut Uc) -> u64 {
 /// HANDLE RootDirectory, PWSTR FileName, ULONG FileNameLength, FLT_FILE_NAME_OPTIONS,
 /// PFLT_FILE_NAME_INFORMATION*)`.
 pub fn flt_get_destination_file_name_information(uc: &mut Uc) -> u64 {
-    let (_instance, file_object, _root, file_name, length) =
-        (arg(uc, 0), arg(uc, 1), arg(uc, 2), arg(uc, 3), arg(uc, 4) as usize);
+    let (_instance, file_object, _root, file_name, length) = (
+        arg(uc, 0),
+        arg(uc, 1),
+        arg(uc, 2),
+        arg(uc, 3),
+        arg(uc, 4) as usize,
+    );
     let (options, out) = (arg(uc, 5) as u32, arg(uc, 6));
     require_irql(uc, "FltGetDestinationFileNameInformation", APC_LEVEL);
     let raw: Vec<u16> = uc
@@ -189,15 +205,27 @@ pub fn flt_get_destination_file_name_information(uc: &mut Uc) -> u64 {
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    if uc.get_data_mut().inject("FltGetDestinationFileNameInformation") {
+    if uc
+        .get_data_mut()
+        .inject("FltGetDestinationFileNameInformation")
+    {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
     // A full path stays as is; a bare name is relative to the source's directory.
     let name = if raw.first() == Some(&u16::from(b'\\')) {
         raw
     } else {
-        let source = uc.get_data().flt.file_names.get(&file_object).cloned().unwrap_or_default();
-        let cut = source.iter().rposition(|c| *c == u16::from(b'\\')).map_or(0, |i| i + 1);
+        let source = uc
+            .get_data()
+            .flt
+            .file_names
+            .get(&file_object)
+            .cloned()
+            .unwrap_or_default();
+        let cut = source
+            .iter()
+            .rposition(|c| *c == u16::from(b'\\'))
+            .map_or(0, |i| i + 1);
         let mut full = source[..cut].to_vec();
         full.extend_from_slice(&raw);
         full
@@ -239,7 +267,14 @@ pub fn flt_reference_file_name_information(uc: &mut Uc) -> u64 {
 
 pub fn flt_get_requestor_process_id(uc: &mut Uc) -> u64 {
     let data = arg(uc, 0);
-    u64::from(uc.get_data().flt.requestors.get(&data).copied().unwrap_or(0))
+    u64::from(
+        uc.get_data()
+            .flt
+            .requestors
+            .get(&data)
+            .copied()
+            .unwrap_or(0),
+    )
 }
 
 /// Name information still referenced after a callback returned.
@@ -248,7 +283,10 @@ pub fn check_names_released(uc: &mut Uc, context: &str) {
     if !outstanding.is_empty() {
         uc.get_data_mut().verifier.report(
             Rule::NameInformation,
-            format!("{context}: {} FLT_FILE_NAME_INFORMATION not released: {outstanding:x?}", outstanding.len()),
+            format!(
+                "{context}: {} FLT_FILE_NAME_INFORMATION not released: {outstanding:x?}",
+                outstanding.len()
+            ),
         );
         uc.get_data_mut().flt.names.clear();
     }

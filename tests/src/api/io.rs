@@ -106,15 +106,30 @@ fn name_of(uc: &Uc, unicode_string: u64) -> String {
 /// `NTSTATUS IoCreateDevice(PDRIVER_OBJECT, ULONG ExtensionSize, PUNICODE_STRING
 /// DeviceName, DEVICE_TYPE, ULONG Characteristics, BOOLEAN Exclusive, PDEVICE_OBJECT*)`.
 pub fn io_create_device(uc: &mut Uc) -> u64 {
-    let (driver, extension_size, name, device_type, characteristics) =
-        (arg(uc, 0), arg(uc, 1), arg(uc, 2), arg(uc, 3) as u32, arg(uc, 4) as u32);
+    let (driver, extension_size, name, device_type, characteristics) = (
+        arg(uc, 0),
+        arg(uc, 1),
+        arg(uc, 2),
+        arg(uc, 3) as u32,
+        arg(uc, 4) as u32,
+    );
     let out = arg(uc, 6);
     require_irql(uc, "IoCreateDevice", PASSIVE_LEVEL);
-    let name = if name == 0 { String::new() } else { name_of(uc, name) };
+    let name = if name == 0 {
+        String::new()
+    } else {
+        name_of(uc, name)
+    };
     if uc.get_data_mut().inject("IoCreateDevice") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
-    if uc.get_data().io.devices.values().any(|d| d.name == name && !name.is_empty()) {
+    if uc
+        .get_data()
+        .io
+        .devices
+        .values()
+        .any(|d| d.name == name && !name.is_empty())
+    {
         return STATUS_OBJECT_NAME_COLLISION as u32 as u64;
     }
     let size = DEVICE_OBJECT_SIZE as u64 + extension_size;
@@ -128,12 +143,21 @@ pub fn io_create_device(uc: &mut Uc) -> u64 {
     uc.write_u32(device + DEVICE_FLAGS, 0x80); // DO_DEVICE_INITIALIZING
     uc.write_u32(device + DEVICE_CHARACTERISTICS, characteristics);
     if extension_size > 0 {
-        uc.write_u64(device + DEVICE_EXTENSION, device + DEVICE_OBJECT_SIZE as u64);
+        uc.write_u64(
+            device + DEVICE_EXTENSION,
+            device + DEVICE_OBJECT_SIZE as u64,
+        );
     }
     uc.write_u32(device + DEVICE_TYPE, device_type);
     uc.write_u8(device + DEVICE_STACK_SIZE, 1);
     uc.write_u64(out, device);
-    uc.get_data_mut().io.devices.insert(device, Device { name, characteristics });
+    uc.get_data_mut().io.devices.insert(
+        device,
+        Device {
+            name,
+            characteristics,
+        },
+    );
     STATUS_SUCCESS as u64
 }
 
@@ -142,9 +166,10 @@ pub fn io_delete_device(uc: &mut Uc) -> u64 {
     let device = arg(uc, 0);
     require_irql(uc, "IoDeleteDevice", PASSIVE_LEVEL);
     if uc.get_data_mut().io.devices.remove(&device).is_none() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("IoDeleteDevice({device:#x}): not a device"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("IoDeleteDevice({device:#x}): not a device"),
+        );
         return 0;
     }
     // Unlink it from the driver's device list.
@@ -208,11 +233,19 @@ fn complete(uc: &mut Uc, irp: u64) {
     let status = uc.read_u32(irp + IRP_IO_STATUS) as i32;
     let information = uc.read_u64(irp + IRP_IO_STATUS + 8);
     let Some(record) = uc.get_data().io.irps.get(&irp).cloned() else {
-        fatal(uc, Rule::Irp, format!("IofCompleteRequest({irp:#x}): not an IRP the I/O manager sent"));
+        fatal(
+            uc,
+            Rule::Irp,
+            format!("IofCompleteRequest({irp:#x}): not an IRP the I/O manager sent"),
+        );
         return;
     };
     if record.completed.is_some() {
-        fatal(uc, Rule::Irp, format!("IofCompleteRequest({irp:#x}): IRP completed twice"));
+        fatal(
+            uc,
+            Rule::Irp,
+            format!("IofCompleteRequest({irp:#x}): IRP completed twice"),
+        );
         return;
     }
     if uc.read_u64(irp + IRP_CANCEL_ROUTINE) != 0 {
@@ -222,9 +255,10 @@ fn complete(uc: &mut Uc, irp: u64) {
         );
     }
     if status == STATUS_PENDING {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irp, format!("IofCompleteRequest({irp:#x}) with STATUS_PENDING"));
+        uc.get_data_mut().verifier.report(
+            Rule::Irp,
+            format!("IofCompleteRequest({irp:#x}) with STATUS_PENDING"),
+        );
     }
     if status >= 0 && information > u64::from(record.output_len) {
         uc.get_data_mut().verifier.report(
@@ -257,9 +291,10 @@ pub fn mm_map_locked_pages_specify_cache(uc: &mut Uc) -> u64 {
     require_irql(uc, "MmMapLockedPagesSpecifyCache", DISPATCH_LEVEL);
     let flags = uc.read_u16(mdl + MDL_FLAGS);
     if flags & MDL_PAGES_LOCKED == 0 {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("MmMapLockedPagesSpecifyCache({mdl:#x}): pages not locked"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("MmMapLockedPagesSpecifyCache({mdl:#x}): pages not locked"),
+        );
     }
     if uc.get_data_mut().inject("MmMapLockedPagesSpecifyCache") {
         return 0;
@@ -273,11 +308,25 @@ pub fn mm_map_locked_pages_specify_cache(uc: &mut Uc) -> u64 {
 /// `NTSTATUS IoCsqInitializeEx(PIO_CSQ, insert, remove, peek, acquire, release, complete_canceled)`.
 pub fn io_csq_initialize_ex(uc: &mut Uc) -> u64 {
     let csq = arg(uc, 0);
-    let routines = [arg(uc, 1), arg(uc, 2), arg(uc, 3), arg(uc, 4), arg(uc, 5), arg(uc, 6)];
+    let routines = [
+        arg(uc, 1),
+        arg(uc, 2),
+        arg(uc, 3),
+        arg(uc, 4),
+        arg(uc, 5),
+        arg(uc, 6),
+    ];
     uc.write_u32(csq, 4); // IO_TYPE_CSQ_EX
-    for (offset, routine) in [CSQ_INSERT, CSQ_REMOVE, CSQ_PEEK, CSQ_ACQUIRE, CSQ_RELEASE, CSQ_COMPLETE_CANCELED]
-        .iter()
-        .zip(routines)
+    for (offset, routine) in [
+        CSQ_INSERT,
+        CSQ_REMOVE,
+        CSQ_PEEK,
+        CSQ_ACQUIRE,
+        CSQ_RELEASE,
+        CSQ_COMPLETE_CANCELED,
+    ]
+    .iter()
+    .zip(routines)
     {
         uc.write_u64(csq + offset, routine);
     }
@@ -316,11 +365,18 @@ fn csq_unlock(uc: &mut Uc, csq: u64, scratch: u64) {
 pub fn io_csq_insert_irp_ex(uc: &mut Uc) -> u64 {
     let (csq, irp, context, insert_context) = (arg(uc, 0), arg(uc, 1), arg(uc, 2), arg(uc, 3));
     if !uc.get_data().io.csq_scratch.contains_key(&csq) {
-        fatal(uc, Rule::Contract, format!("IoCsqInsertIrpEx({csq:#x}): queue not initialized"));
+        fatal(
+            uc,
+            Rule::Contract,
+            format!("IoCsqInsertIrpEx({csq:#x}): queue not initialized"),
+        );
         return STATUS_INVALID_PARAMETER as u32 as u64;
     }
-    let Some(scratch) = csq_lock(uc, csq) else { return STATUS_INVALID_PARAMETER as u32 as u64 };
-    let status = csq_call(uc, csq, CSQ_INSERT, &[csq, irp, insert_context]).unwrap_or(0) as u32 as i32;
+    let Some(scratch) = csq_lock(uc, csq) else {
+        return STATUS_INVALID_PARAMETER as u32 as u64;
+    };
+    let status =
+        csq_call(uc, csq, CSQ_INSERT, &[csq, irp, insert_context]).unwrap_or(0) as u32 as i32;
     if status < 0 {
         csq_unlock(uc, csq, scratch);
         return status as u32 as u64;
@@ -348,7 +404,9 @@ pub fn io_csq_insert_irp_ex(uc: &mut Uc) -> u64 {
 /// `PIRP IoCsqRemoveNextIrp(PIO_CSQ, PVOID PeekContext)`.
 pub fn io_csq_remove_next_irp(uc: &mut Uc) -> u64 {
     let (csq, peek_context) = (arg(uc, 0), arg(uc, 1));
-    let Some(scratch) = csq_lock(uc, csq) else { return 0 };
+    let Some(scratch) = csq_lock(uc, csq) else {
+        return 0;
+    };
     let mut found = 0;
     let mut irp = csq_call(uc, csq, CSQ_PEEK, &[csq, 0, peek_context]).unwrap_or(0);
     let mut bound = 0;
@@ -409,7 +467,9 @@ pub fn cancel_irp(uc: &mut Uc, irp: u64) -> bool {
         set_irql(uc, DISPATCH_LEVEL);
         let device = uc.read_u64(stack_location(uc, irp) + STACK_DEVICE_OBJECT);
         if let Err(e) = call_guest(uc, routine, &[device, irp]) {
-            uc.get_data_mut().verifier.report(Rule::Fault, format!("cancel routine: {e}"));
+            uc.get_data_mut()
+                .verifier
+                .report(Rule::Fault, format!("cancel routine: {e}"));
         }
     }
     set_irql(uc, previous);
@@ -428,23 +488,32 @@ pub fn pending_irps(uc: &Uc) -> Vec<u64> {
 }
 
 pub fn check_unloaded(uc: &mut Uc) {
-    let devices: Vec<String> = uc.get_data().io.devices.values().map(|d| d.name.clone()).collect();
+    let devices: Vec<String> = uc
+        .get_data()
+        .io
+        .devices
+        .values()
+        .map(|d| d.name.clone())
+        .collect();
     if !devices.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Registration, format!("devices not deleted: {devices:?}"));
+        uc.get_data_mut().verifier.report(
+            Rule::Registration,
+            format!("devices not deleted: {devices:?}"),
+        );
     }
     let links: Vec<String> = uc.get_data().io.symlinks.keys().cloned().collect();
     if !links.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Registration, format!("symbolic links not deleted: {links:?}"));
+        uc.get_data_mut().verifier.report(
+            Rule::Registration,
+            format!("symbolic links not deleted: {links:?}"),
+        );
     }
     let pending = pending_irps(uc);
     if !pending.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irp, format!("{} IRPs left pending: {pending:x?}", pending.len()));
+        uc.get_data_mut().verifier.report(
+            Rule::Irp,
+            format!("{} IRPs left pending: {pending:x?}", pending.len()),
+        );
     }
 }
 
@@ -453,7 +522,11 @@ pub fn check_unloaded(uc: &mut Uc) {
 pub fn se_query_subject_context_token(uc: &mut Uc) -> u64 {
     let subject = arg(uc, 0);
     let client = uc.read_u64(subject);
-    if client != 0 { client } else { uc.read_u64(subject + 16) }
+    if client != 0 {
+        client
+    } else {
+        uc.read_u64(subject + 16)
+    }
 }
 
 /// `BOOLEAN SeTokenIsAdmin(PACCESS_TOKEN)`.
@@ -465,9 +538,10 @@ pub fn se_token_is_admin(uc: &mut Uc) -> u64 {
             if let Some(p) = uc.get_data().ps.token_owner(token) {
                 return u64::from(p.admin);
             }
-            uc.get_data_mut()
-                .verifier
-                .report(Rule::Contract, format!("SeTokenIsAdmin({token:#x}): not a token"));
+            uc.get_data_mut().verifier.report(
+                Rule::Contract,
+                format!("SeTokenIsAdmin({token:#x}): not a token"),
+            );
             0
         }
     }

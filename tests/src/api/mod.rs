@@ -23,17 +23,44 @@ const TABLE: &[(&str, Handler)] = &[
     ("KfRaiseIrql", sync::kf_raise_irql),
     ("KeLowerIrql", sync::ke_lower_irql),
     ("KfLowerIrql", sync::ke_lower_irql),
-    ("KeAcquireSpinLockRaiseToDpc", sync::ke_acquire_spin_lock_raise_to_dpc),
+    (
+        "KeAcquireSpinLockRaiseToDpc",
+        sync::ke_acquire_spin_lock_raise_to_dpc,
+    ),
     ("KeReleaseSpinLock", sync::ke_release_spin_lock),
-    ("KeAcquireSpinLockAtDpcLevel", sync::ke_acquire_spin_lock_at_dpc_level),
-    ("KeReleaseSpinLockFromDpcLevel", sync::ke_release_spin_lock_from_dpc_level),
-    ("ExInitializeRundownProtection", sync::ex_initialize_rundown_protection),
-    ("ExReInitializeRundownProtection", sync::ex_re_initialize_rundown_protection),
-    ("ExAcquireRundownProtection", sync::ex_acquire_rundown_protection),
-    ("ExReleaseRundownProtection", sync::ex_release_rundown_protection),
-    ("ExWaitForRundownProtectionRelease", sync::ex_wait_for_rundown_protection_release),
+    (
+        "KeAcquireSpinLockAtDpcLevel",
+        sync::ke_acquire_spin_lock_at_dpc_level,
+    ),
+    (
+        "KeReleaseSpinLockFromDpcLevel",
+        sync::ke_release_spin_lock_from_dpc_level,
+    ),
+    (
+        "ExInitializeRundownProtection",
+        sync::ex_initialize_rundown_protection,
+    ),
+    (
+        "ExReInitializeRundownProtection",
+        sync::ex_re_initialize_rundown_protection,
+    ),
+    (
+        "ExAcquireRundownProtection",
+        sync::ex_acquire_rundown_protection,
+    ),
+    (
+        "ExReleaseRundownProtection",
+        sync::ex_release_rundown_protection,
+    ),
+    (
+        "ExWaitForRundownProtectionRelease",
+        sync::ex_wait_for_rundown_protection_release,
+    ),
     ("ExRundownCompleted", sync::ex_rundown_completed),
-    ("KeQuerySystemTimePrecise", sync::ke_query_system_time_precise),
+    (
+        "KeQuerySystemTimePrecise",
+        sync::ke_query_system_time_precise,
+    ),
     ("KeQueryInterruptTime", sync::ke_query_interrupt_time),
     ("KeInitializeDpc", sync::ke_initialize_dpc),
     ("KeInsertQueueDpc", sync::ke_insert_queue_dpc),
@@ -56,22 +83,43 @@ const TABLE: &[(&str, Handler)] = &[
     ("IoCreateSymbolicLink", io::io_create_symbolic_link),
     ("IoDeleteSymbolicLink", io::io_delete_symbolic_link),
     ("IofCompleteRequest", io::iof_complete_request),
-    ("MmMapLockedPagesSpecifyCache", io::mm_map_locked_pages_specify_cache),
+    (
+        "MmMapLockedPagesSpecifyCache",
+        io::mm_map_locked_pages_specify_cache,
+    ),
     ("IoCsqInitializeEx", io::io_csq_initialize_ex),
     ("IoCsqInsertIrpEx", io::io_csq_insert_irp_ex),
     ("IoCsqRemoveNextIrp", io::io_csq_remove_next_irp),
-    ("SeQuerySubjectContextToken", io::se_query_subject_context_token),
+    (
+        "SeQuerySubjectContextToken",
+        io::se_query_subject_context_token,
+    ),
     ("SeTokenIsAdmin", io::se_token_is_admin),
-    ("PsSetCreateProcessNotifyRoutineEx", ps::ps_set_create_process_notify_routine_ex),
-    ("PsSetLoadImageNotifyRoutine", ps::ps_set_load_image_notify_routine),
-    ("PsSetLoadImageNotifyRoutineEx", ps::ps_set_load_image_notify_routine_ex),
-    ("PsRemoveLoadImageNotifyRoutine", ps::ps_remove_load_image_notify_routine),
+    (
+        "PsSetCreateProcessNotifyRoutineEx",
+        ps::ps_set_create_process_notify_routine_ex,
+    ),
+    (
+        "PsSetLoadImageNotifyRoutine",
+        ps::ps_set_load_image_notify_routine,
+    ),
+    (
+        "PsSetLoadImageNotifyRoutineEx",
+        ps::ps_set_load_image_notify_routine_ex,
+    ),
+    (
+        "PsRemoveLoadImageNotifyRoutine",
+        ps::ps_remove_load_image_notify_routine,
+    ),
     ("PsGetCurrentProcessId", ps::ps_get_current_process_id),
     ("PsGetCurrentThreadId", ps::ps_get_current_thread_id),
     ("PsGetProcessExitStatus", ps::ps_get_process_exit_status),
     ("PsGetProcessId", ps::ps_get_process_id),
     ("PsReferencePrimaryToken", ps::ps_reference_primary_token),
-    ("PsDereferencePrimaryToken", ps::ps_dereference_primary_token),
+    (
+        "PsDereferencePrimaryToken",
+        ps::ps_dereference_primary_token,
+    ),
     ("SeQueryInformationToken", ps::se_query_information_token),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
@@ -79,11 +127,26 @@ const TABLE: &[(&str, Handler)] = &[
     ("FltRegisterFilter", flt::flt_register_filter),
     ("FltStartFiltering", flt::flt_start_filtering),
     ("FltUnregisterFilter", flt::flt_unregister_filter),
-    ("FltGetFileNameInformation", flt::flt_get_file_name_information),
-    ("FltGetDestinationFileNameInformation", flt::flt_get_destination_file_name_information),
-    ("FltReleaseFileNameInformation", flt::flt_release_file_name_information),
-    ("FltReferenceFileNameInformation", flt::flt_reference_file_name_information),
-    ("FltGetRequestorProcessId", flt::flt_get_requestor_process_id),
+    (
+        "FltGetFileNameInformation",
+        flt::flt_get_file_name_information,
+    ),
+    (
+        "FltGetDestinationFileNameInformation",
+        flt::flt_get_destination_file_name_information,
+    ),
+    (
+        "FltReleaseFileNameInformation",
+        flt::flt_release_file_name_information,
+    ),
+    (
+        "FltReferenceFileNameInformation",
+        flt::flt_reference_file_name_information,
+    ),
+    (
+        "FltGetRequestorProcessId",
+        flt::flt_get_requestor_process_id,
+    ),
 ];
 
 /// The model of an imported function, by name.
@@ -93,7 +156,10 @@ pub fn lookup(name: &str) -> Option<Handler> {
 
 /// The table's own `'static` copy of a name (for the call trace).
 pub fn static_name(name: &str) -> &'static str {
-    TABLE.iter().find(|(n, _)| *n == name).map_or("?", |(n, _)| n)
+    TABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("?", |(n, _)| n)
 }
 
 /// Every modelled function name.

@@ -79,10 +79,14 @@ fn allocate(uc: &mut Uc, api: &str, flags: u64, size: u64, tag: u32) -> u64 {
     require_irql(uc, api, if paged { APC_LEVEL } else { DISPATCH_LEVEL });
     let k = uc.get_data_mut();
     if flags & POOL_FLAG_NON_PAGED_EXECUTE != 0 {
-        k.verifier.report(Rule::Pool, format!("{api}: executable pool requested (tag {})", tag_name(tag)));
+        k.verifier.report(
+            Rule::Pool,
+            format!("{api}: executable pool requested (tag {})", tag_name(tag)),
+        );
     }
     if tag == 0 {
-        k.verifier.report(Rule::Pool, format!("{api}: zero pool tag"));
+        k.verifier
+            .report(Rule::Pool, format!("{api}: zero pool tag"));
     }
     if size == 0 || size > 1 << 32 {
         return 0;
@@ -115,9 +119,10 @@ pub fn tag_name(tag: u32) -> String {
 pub fn ex_allocate_pool2(uc: &mut Uc) -> u64 {
     let (flags, size, tag) = (arg(uc, 0), arg(uc, 1), arg(uc, 2) as u32);
     if flags & (POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE) == 0 {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Pool, "ExAllocatePool2 without a pool type flag".to_owned());
+        uc.get_data_mut().verifier.report(
+            Rule::Pool,
+            "ExAllocatePool2 without a pool type flag".to_owned(),
+        );
     }
     allocate(uc, "ExAllocatePool2", flags, size, tag)
 }
@@ -131,7 +136,13 @@ pub fn ex_allocate_pool_with_tag(uc: &mut Uc) -> u64 {
         0 => POOL_FLAG_NON_PAGED_EXECUTE,
         _ => POOL_FLAG_NON_PAGED,
     };
-    allocate(uc, "ExAllocatePoolWithTag", flags | POOL_FLAG_UNINITIALIZED, size, tag)
+    allocate(
+        uc,
+        "ExAllocatePoolWithTag",
+        flags | POOL_FLAG_UNINITIALIZED,
+        size,
+        tag,
+    )
 }
 
 fn free(uc: &mut Uc, api: &str, address: u64, tag: Option<u32>) {
@@ -153,15 +164,17 @@ fn free(uc: &mut Uc, api: &str, address: u64, tag: Option<u32>) {
             }
             unmap_block(uc, address);
         }
-        Some(_) => k
-            .verifier
-            .report(Rule::Pool, format!("{api}({address:#x}): freeing memory the driver did not allocate")),
+        Some(_) => k.verifier.report(
+            Rule::Pool,
+            format!("{api}({address:#x}): freeing memory the driver did not allocate"),
+        ),
         None if k.pool.freed.contains_key(&address) => k
             .verifier
             .report(Rule::Pool, format!("{api}({address:#x}): double free")),
-        None => k
-            .verifier
-            .report(Rule::Pool, format!("{api}({address:#x}): not the start of a pool block")),
+        None => k.verifier.report(
+            Rule::Pool,
+            format!("{api}({address:#x}): not the start of a pool block"),
+        ),
     }
 }
 
@@ -193,8 +206,9 @@ pub fn check_leaks(uc: &mut Uc) {
         .map(|(a, b)| format!("{a:#x} ({} bytes, tag {})", b.size, tag_name(b.tag)))
         .collect();
     if !leaks.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Pool, format!("pool leaked by the driver: {}", leaks.join(", ")));
+        uc.get_data_mut().verifier.report(
+            Rule::Pool,
+            format!("pool leaked by the driver: {}", leaks.join(", ")),
+        );
     }
 }

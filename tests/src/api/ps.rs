@@ -58,13 +58,19 @@ pub fn ps_set_create_process_notify_routine_ex(uc: &mut Uc) -> u64 {
         if !registered {
             return STATUS_INVALID_PARAMETER as u32 as u64;
         }
-        uc.get_data_mut().ps.process_notify.retain(|r| *r != routine);
+        uc.get_data_mut()
+            .ps
+            .process_notify
+            .retain(|r| *r != routine);
         return 0;
     }
     if !has_force_integrity(uc) {
         return STATUS_ACCESS_DENIED as u32 as u64;
     }
-    if uc.get_data_mut().inject("PsSetCreateProcessNotifyRoutineEx") {
+    if uc
+        .get_data_mut()
+        .inject("PsSetCreateProcessNotifyRoutineEx")
+    {
         return STATUS_INVALID_PARAMETER as u32 as u64;
     }
     if registered {
@@ -112,9 +118,10 @@ pub fn ps_get_current_thread_id(uc: &mut Uc) -> u64 {
 fn process(uc: &mut Uc, api: &str, eprocess: u64) -> Option<Process> {
     let found = uc.get_data().ps.processes.get(&eprocess).cloned();
     if found.is_none() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("{api}({eprocess:#x}): not a process object"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("{api}({eprocess:#x}): not a process object"),
+        );
     }
     found
 }
@@ -131,7 +138,9 @@ pub fn ps_get_process_id(uc: &mut Uc) -> u64 {
 
 pub fn ps_reference_primary_token(uc: &mut Uc) -> u64 {
     let eprocess = arg(uc, 0);
-    let Some(p) = process(uc, "PsReferencePrimaryToken", eprocess) else { return 0 };
+    let Some(p) = process(uc, "PsReferencePrimaryToken", eprocess) else {
+        return 0;
+    };
     *uc.get_data_mut().ps.token_refs.entry(p.token).or_insert(0) += 1;
     p.token
 }
@@ -141,9 +150,10 @@ pub fn ps_dereference_primary_token(uc: &mut Uc) -> u64 {
     let refs = uc.get_data_mut().ps.token_refs.entry(token).or_insert(0);
     *refs -= 1;
     if *refs < 0 {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("PsDereferencePrimaryToken({token:#x}): more releases than references"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("PsDereferencePrimaryToken({token:#x}): more releases than references"),
+        );
     }
     0
 }
@@ -154,9 +164,10 @@ pub fn se_query_information_token(uc: &mut Uc) -> u64 {
     let (token, class, out) = (arg(uc, 0), arg(uc, 1) as u32, arg(uc, 2));
     require_irql(uc, "SeQueryInformationToken", APC_LEVEL);
     let Some(p) = uc.get_data().ps.token_owner(token).cloned() else {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("SeQueryInformationToken({token:#x}): not a token"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("SeQueryInformationToken({token:#x}): not a token"),
+        );
         return STATUS_INVALID_PARAMETER as u32 as u64;
     };
     let sid = match class {
@@ -181,12 +192,26 @@ pub fn se_query_information_token(uc: &mut Uc) -> u64 {
 }
 
 /// A new process object for a scenario (model memory).
-pub fn new_process(uc: &mut Uc, pid: u32, admin: bool, user_sid: Vec<u8>, integrity_sid: Vec<u8>) -> u64 {
+pub fn new_process(
+    uc: &mut Uc,
+    pid: u32,
+    admin: bool,
+    user_sid: Vec<u8>,
+    integrity_sid: Vec<u8>,
+) -> u64 {
     let eprocess = model_alloc(uc, 0x800);
     let token = model_alloc(uc, 0x100);
     uc.get_data_mut().ps.processes.insert(
         eprocess,
-        Process { pid, eprocess, token, admin, user_sid, integrity_sid, exit_status: 0x103 },
+        Process {
+            pid,
+            eprocess,
+            token,
+            admin,
+            user_sid,
+            integrity_sid,
+            exit_status: 0x103,
+        },
     );
     eprocess
 }
@@ -195,12 +220,23 @@ pub fn check_unloaded(uc: &mut Uc) {
     let ps = &uc.get_data().ps;
     let mut problems = Vec::new();
     if !ps.process_notify.is_empty() {
-        problems.push(format!("process notify routines still registered: {:x?}", ps.process_notify));
+        problems.push(format!(
+            "process notify routines still registered: {:x?}",
+            ps.process_notify
+        ));
     }
     if !ps.image_notify.is_empty() {
-        problems.push(format!("image notify routines still registered: {:x?}", ps.image_notify));
+        problems.push(format!(
+            "image notify routines still registered: {:x?}",
+            ps.image_notify
+        ));
     }
-    let leaked: Vec<u64> = ps.token_refs.iter().filter(|(_, r)| **r != 0).map(|(t, _)| *t).collect();
+    let leaked: Vec<u64> = ps
+        .token_refs
+        .iter()
+        .filter(|(_, r)| **r != 0)
+        .map(|(t, _)| *t)
+        .collect();
     if !leaked.is_empty() {
         problems.push(format!("token references not released: {leaked:x?}"));
     }

@@ -48,7 +48,12 @@ pub fn zw_open_key(uc: &mut Uc) -> u64 {
     // A key exists when a value was set in it or in a subkey of it (the
     // service key exists because its Parameters subkey does).
     let subkey_prefix = format!("{key}\\");
-    let exists = uc.get_data().reg.keys.keys().any(|k| *k == key || k.starts_with(&subkey_prefix));
+    let exists = uc
+        .get_data()
+        .reg
+        .keys
+        .keys()
+        .any(|k| *k == key || k.starts_with(&subkey_prefix));
     if !exists {
         return STATUS_OBJECT_NAME_NOT_FOUND as u32 as u64;
     }
@@ -71,13 +76,21 @@ pub fn zw_query_value_key(uc: &mut Uc) -> u64 {
     if uc.get_data_mut().inject("ZwQueryValueKey") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
-    let Some(value) = uc.get_data().reg.keys.get(&key).and_then(|k| k.get(&name)).copied() else {
+    let Some(value) = uc
+        .get_data()
+        .reg
+        .keys
+        .get(&key)
+        .and_then(|k| k.get(&name))
+        .copied()
+    else {
         return STATUS_OBJECT_NAME_NOT_FOUND as u32 as u64;
     };
     if class != 2 {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("ZwQueryValueKey class {class} not modelled"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("ZwQueryValueKey class {class} not modelled"),
+        );
         return STATUS_OBJECT_NAME_NOT_FOUND as u32 as u64;
     }
     // KEY_VALUE_PARTIAL_INFORMATION { TitleIndex, Type, DataLength, Data[] }.
@@ -102,9 +115,10 @@ pub fn zw_close(uc: &mut Uc) -> u64 {
     let handle = arg(uc, 0);
     require_irql(uc, "ZwClose", PASSIVE_LEVEL);
     if uc.get_data_mut().reg.handles.remove(&handle).is_none() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("ZwClose({handle:#x}): not an open handle"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("ZwClose({handle:#x}): not an open handle"),
+        );
         return STATUS_INVALID_HANDLE as u32 as u64;
     }
     0
@@ -113,8 +127,9 @@ pub fn zw_close(uc: &mut Uc) -> u64 {
 pub fn check_unloaded(uc: &mut Uc) {
     if !uc.get_data().reg.handles.is_empty() {
         let open: Vec<String> = uc.get_data().reg.handles.values().cloned().collect();
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Registration, format!("registry handles not closed: {open:?}"));
+        uc.get_data_mut().verifier.report(
+            Rule::Registration,
+            format!("registry handles not closed: {open:?}"),
+        );
     }
 }

@@ -48,9 +48,10 @@ pub fn kf_raise_irql(uc: &mut Uc) -> u64 {
     let new = arg(uc, 0) as u8;
     let old = irql(uc);
     if new < old {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irql, format!("KfRaiseIrql({new}) below current IRQL {old}"));
+        uc.get_data_mut().verifier.report(
+            Rule::Irql,
+            format!("KfRaiseIrql({new}) below current IRQL {old}"),
+        );
     }
     set_irql(uc, new);
     u64::from(old)
@@ -61,9 +62,10 @@ pub fn ke_lower_irql(uc: &mut Uc) -> u64 {
     let new = arg(uc, 0) as u8;
     let old = irql(uc);
     if new > old {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irql, format!("KeLowerIrql({new}) above current IRQL {old}"));
+        uc.get_data_mut().verifier.report(
+            Rule::Irql,
+            format!("KeLowerIrql({new}) above current IRQL {old}"),
+        );
     }
     set_irql(uc, new);
     0
@@ -74,7 +76,11 @@ pub fn ke_acquire_spin_lock_raise_to_dpc(uc: &mut Uc) -> u64 {
     require_irql(uc, "KeAcquireSpinLockRaiseToDpc", DISPATCH_LEVEL);
     let old = irql(uc);
     if uc.get_data().sync.held.contains_key(&lock) {
-        fatal(uc, Rule::Lock, format!("KeAcquireSpinLockRaiseToDpc({lock:#x}): already held on this CPU (deadlock)"));
+        fatal(
+            uc,
+            Rule::Lock,
+            format!("KeAcquireSpinLockRaiseToDpc({lock:#x}): already held on this CPU (deadlock)"),
+        );
         return u64::from(old);
     }
     uc.get_data_mut().sync.held.insert(lock, old);
@@ -87,14 +93,16 @@ pub fn ke_release_spin_lock(uc: &mut Uc) -> u64 {
     let (lock, new) = (arg(uc, 0), arg(uc, 1) as u8);
     if irql(uc) != DISPATCH_LEVEL {
         let level = irql(uc);
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irql, format!("KeReleaseSpinLock({lock:#x}) at IRQL {level}, not DISPATCH_LEVEL"));
+        uc.get_data_mut().verifier.report(
+            Rule::Irql,
+            format!("KeReleaseSpinLock({lock:#x}) at IRQL {level}, not DISPATCH_LEVEL"),
+        );
     }
     if uc.get_data_mut().sync.held.remove(&lock).is_none() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Lock, format!("KeReleaseSpinLock({lock:#x}): lock not held"));
+        uc.get_data_mut().verifier.report(
+            Rule::Lock,
+            format!("KeReleaseSpinLock({lock:#x}): lock not held"),
+        );
     }
     uc.write_u64(lock, 0);
     set_irql(uc, new);
@@ -104,12 +112,17 @@ pub fn ke_release_spin_lock(uc: &mut Uc) -> u64 {
 pub fn ke_acquire_spin_lock_at_dpc_level(uc: &mut Uc) -> u64 {
     let lock = arg(uc, 0);
     if irql(uc) != DISPATCH_LEVEL {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Irql, format!("KeAcquireSpinLockAtDpcLevel({lock:#x}) below DISPATCH_LEVEL"));
+        uc.get_data_mut().verifier.report(
+            Rule::Irql,
+            format!("KeAcquireSpinLockAtDpcLevel({lock:#x}) below DISPATCH_LEVEL"),
+        );
     }
     if uc.get_data().sync.held.contains_key(&lock) {
-        fatal(uc, Rule::Lock, format!("KeAcquireSpinLockAtDpcLevel({lock:#x}): already held (deadlock)"));
+        fatal(
+            uc,
+            Rule::Lock,
+            format!("KeAcquireSpinLockAtDpcLevel({lock:#x}): already held (deadlock)"),
+        );
         return 0;
     }
     uc.get_data_mut().sync.held.insert(lock, DISPATCH_LEVEL);
@@ -120,9 +133,10 @@ pub fn ke_acquire_spin_lock_at_dpc_level(uc: &mut Uc) -> u64 {
 pub fn ke_release_spin_lock_from_dpc_level(uc: &mut Uc) -> u64 {
     let lock = arg(uc, 0);
     if uc.get_data_mut().sync.held.remove(&lock).is_none() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Lock, format!("KeReleaseSpinLockFromDpcLevel({lock:#x}): lock not held"));
+        uc.get_data_mut().verifier.report(
+            Rule::Lock,
+            format!("KeReleaseSpinLockFromDpcLevel({lock:#x}): lock not held"),
+        );
     }
     uc.write_u64(lock, 0);
     0
@@ -170,7 +184,11 @@ pub fn ex_release_rundown_protection(uc: &mut Uc) -> u64 {
 
 pub fn ex_wait_for_rundown_protection_release(uc: &mut Uc) -> u64 {
     let reference = arg(uc, 0);
-    require_irql(uc, "ExWaitForRundownProtectionRelease", crate::machine::APC_LEVEL);
+    require_irql(
+        uc,
+        "ExWaitForRundownProtectionRelease",
+        crate::machine::APC_LEVEL,
+    );
     let count = uc.read_u64(reference);
     if count >> 1 != 0 {
         fatal(
@@ -222,9 +240,10 @@ pub fn ke_initialize_dpc(uc: &mut Uc) -> u64 {
 pub fn ke_insert_queue_dpc(uc: &mut Uc) -> u64 {
     let (dpc, a1, a2) = (arg(uc, 0), arg(uc, 1), arg(uc, 2));
     if !uc.get_data().sync.dpcs.contains_key(&dpc) {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Contract, format!("KeInsertQueueDpc({dpc:#x}) of an uninitialized DPC"));
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("KeInsertQueueDpc({dpc:#x}) of an uninitialized DPC"),
+        );
         return 0;
     }
     let queue = &mut uc.get_data_mut().sync.dpc_queue;
@@ -266,20 +285,45 @@ pub fn ke_set_timer_ex(uc: &mut Uc) -> u64 {
     let (timer, due, period, dpc) = (arg(uc, 0), arg(uc, 1) as i64, arg(uc, 2) as u32, arg(uc, 3));
     require_irql(uc, "KeSetTimerEx", DISPATCH_LEVEL);
     let now = uc.get_data().clock;
-    let due = if due < 0 { now + due.unsigned_abs() } else { due as u64 };
-    let timer_entry = Timer { due, period_ms: period, dpc };
-    u64::from(uc.get_data_mut().sync.timers.insert(timer, timer_entry).is_some())
+    let due = if due < 0 {
+        now + due.unsigned_abs()
+    } else {
+        due as u64
+    };
+    let timer_entry = Timer {
+        due,
+        period_ms: period,
+        dpc,
+    };
+    u64::from(
+        uc.get_data_mut()
+            .sync
+            .timers
+            .insert(timer, timer_entry)
+            .is_some(),
+    )
 }
 
 pub fn ke_set_timer(uc: &mut Uc) -> u64 {
     let (timer, due, dpc) = (arg(uc, 0), arg(uc, 1) as i64, arg(uc, 2));
     let now = uc.get_data().clock;
-    let due = if due < 0 { now + due.unsigned_abs() } else { due as u64 };
+    let due = if due < 0 {
+        now + due.unsigned_abs()
+    } else {
+        due as u64
+    };
     u64::from(
         uc.get_data_mut()
             .sync
             .timers
-            .insert(timer, Timer { due, period_ms: 0, dpc })
+            .insert(
+                timer,
+                Timer {
+                    due,
+                    period_ms: 0,
+                    dpc,
+                },
+            )
             .is_some(),
     )
 }
@@ -311,9 +355,10 @@ pub fn run_queued_dpcs(uc: &mut Uc) {
             }
             if irql(uc) != DISPATCH_LEVEL {
                 let level = irql(uc);
-                uc.get_data_mut()
-                    .verifier
-                    .report(Rule::Irql, format!("DPC routine {routine:#x} returned at IRQL {level}"));
+                uc.get_data_mut().verifier.report(
+                    Rule::Irql,
+                    format!("DPC routine {routine:#x} returned at IRQL {level}"),
+                );
             }
             set_irql(uc, previous);
         }
@@ -342,7 +387,11 @@ pub fn fire_due_timers(machine: &mut Machine) -> Result<(), String> {
             machine.kernel_mut().sync.timers.remove(&timer);
         }
         if entry.dpc != 0 {
-            machine.kernel_mut().sync.dpc_queue.push((entry.dpc, entry.due, 0));
+            machine
+                .kernel_mut()
+                .sync
+                .dpc_queue
+                .push((entry.dpc, entry.due, 0));
         }
         run_queued_dpcs(&mut machine.uc);
         if let Some(stop) = machine.kernel().stop.clone() {
@@ -354,28 +403,47 @@ pub fn fire_due_timers(machine: &mut Machine) -> Result<(), String> {
 }
 
 pub fn check_unloaded(uc: &mut Uc) {
-    let held: Vec<String> = uc.get_data().sync.held.keys().map(|a| format!("{a:#x}")).collect();
+    let held: Vec<String> = uc
+        .get_data()
+        .sync
+        .held
+        .keys()
+        .map(|a| format!("{a:#x}"))
+        .collect();
     if !held.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Lock, format!("spin locks still held: {}", held.join(", ")));
+        uc.get_data_mut().verifier.report(
+            Rule::Lock,
+            format!("spin locks still held: {}", held.join(", ")),
+        );
     }
-    let timers: Vec<String> = uc.get_data().sync.timers.keys().map(|a| format!("{a:#x}")).collect();
+    let timers: Vec<String> = uc
+        .get_data()
+        .sync
+        .timers
+        .keys()
+        .map(|a| format!("{a:#x}"))
+        .collect();
     if !timers.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Registration, format!("timers still set after unload: {}", timers.join(", ")));
+        uc.get_data_mut().verifier.report(
+            Rule::Registration,
+            format!("timers still set after unload: {}", timers.join(", ")),
+        );
     }
     if !uc.get_data().sync.dpc_queue.is_empty() {
-        uc.get_data_mut()
-            .verifier
-            .report(Rule::Registration, "DPCs still queued after unload".to_owned());
+        uc.get_data_mut().verifier.report(
+            Rule::Registration,
+            "DPCs still queued after unload".to_owned(),
+        );
     }
 }
 
 /// `KeBugCheckEx`: the machine stops; always a finding.
 pub fn ke_bug_check_ex(uc: &mut Uc) -> u64 {
     let (code, p1) = (arg(uc, 0), arg(uc, 1));
-    fatal(uc, Rule::Fault, format!("KeBugCheckEx({code:#x}, {p1:#x}, ...): the driver crashed the machine"));
+    fatal(
+        uc,
+        Rule::Fault,
+        format!("KeBugCheckEx({code:#x}, {p1:#x}, ...): the driver crashed the machine"),
+    );
     0
 }

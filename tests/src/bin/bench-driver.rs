@@ -9,7 +9,9 @@ use ringside_kmodel::driver_image::ringside_sys;
 fn main() -> ExitCode {
     match ringside_sys().and_then(measure) {
         Ok(costs) => {
-            println!("instructions inside ringside.sys per callback (mean of {RUNS}, modelled kernel APIs excluded)");
+            println!(
+                "instructions inside ringside.sys per callback (mean of {RUNS}, modelled kernel APIs excluded)"
+            );
             for c in costs {
                 println!("  {:<36} {:>6}", c.callback, c.instructions);
             }

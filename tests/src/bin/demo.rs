@@ -31,7 +31,11 @@ fn main() -> ExitCode {
                 s.dropped.iter().sum::<u64>()
             );
             if let Some(path) = record {
-                println!("replay file: {} ({} bytes)", path.display(), demo.replay.len());
+                println!(
+                    "replay file: {} ({} bytes)",
+                    path.display(),
+                    demo.replay.len()
+                );
             }
             ExitCode::SUCCESS
         }
