@@ -491,7 +491,7 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         c.missing_records,
         c.sequence_regressions,
         c.lost_records,
-        c.lost_events.iter().sum::<u64>()
+        crate::pipeline::saturating_sum(&c.lost_events)
     );
     let _ = writeln!(
         out,

@@ -142,6 +142,11 @@ pub struct Pipeline {
     scratch: String,
 }
 
+/// Sum of counters that came from outside the agent (they may be anything).
+pub fn saturating_sum(counts: &[u64]) -> u64 {
+    counts.iter().fold(0, |sum, n| sum.saturating_add(*n))
+}
+
 /// Appends a raw UTF-16 field's characters.
 fn push_raw(out: &mut String, field: &RawField<'_>) {
     out.extend(field.chars());
@@ -350,7 +355,9 @@ impl Pipeline {
         match expected {
             Some(expected) if seq > expected => {
                 self.counters.sequence_gaps += 1;
-                self.counters.missing_records += seq - expected;
+                // `seq` is the driver's (or a file's) number: saturate.
+                self.counters.missing_records =
+                    self.counters.missing_records.saturating_add(seq - expected);
                 if self.config.depth == Depth::Emit {
                     self.event.reset(EventType::SequenceGap, Some(seq));
                     self.event
@@ -512,7 +519,10 @@ impl Pipeline {
                     // Cumulative counts; a smaller one means the driver
                     // restarted and counts from zero again.
                     delta[i] = if *now >= before { now - before } else { *now };
-                    self.counters.lost_events[i] += delta[i];
+                    // The counts come from the driver or a replay file:
+                    // hostile, so they saturate rather than overflow.
+                    self.counters.lost_events[i] =
+                        self.counters.lost_events[i].saturating_add(delta[i]);
                 }
                 self.lost_baseline = e.body.dropped;
                 if emit {
@@ -520,7 +530,7 @@ impl Pipeline {
                     self.event
                         .set_with(0, |out| crate::time::write_utc_time(out, time));
                     self.event
-                        .set_named("Dropped", &delta.iter().sum::<u64>().to_string());
+                        .set_named("Dropped", &saturating_sum(&delta).to_string());
                     for (kind, count) in EventKind::ALL.iter().zip(delta) {
                         let name = crate::sysmon::EVENTS_LOST[2 + kind.index()].name;
                         self.event.set_named(name, &count.to_string());

@@ -143,3 +143,61 @@ proptest! {
         check_offsets(&counters, bytes.len());
     }
 }
+
+/// Found by the `replay` fuzz target: `Lost` counts are the driver's (or a
+/// file's) numbers, and summing `u64::MAX`s overflowed. They now saturate.
+#[test]
+fn lost_counts_at_the_limit_do_not_overflow() {
+    use ringside_wire::record::Lost;
+    let fields: [ringside_wire::Field<'_>; 0] = [];
+    let mut batch = Vec::new();
+    for dropped in [[u64::MAX; 8], [1; 8], [u64::MAX; 8]] {
+        let mut record = vec![0; ringside_wire::encoded_len::<Lost>(&fields).unwrap()];
+        ringside_wire::encode(
+            &mut record,
+            ringside_wire::Origin::default(),
+            Lost { dropped },
+            &fields,
+        )
+        .unwrap();
+        batch.extend(record);
+    }
+    let mut pipeline = Pipeline::new(config());
+    pipeline
+        .batch(&batch, 0, &mut Discard::default())
+        .expect("discard sink cannot fail");
+    assert_eq!(pipeline.counters.lost_records, 3);
+    assert!(
+        pipeline.counters.lost_events.iter().all(|&n| n == u64::MAX),
+        "{:?}",
+        pipeline.counters.lost_events
+    );
+}
+
+/// Also from the fuzzer: a sequence number far ahead of the expected one
+/// (two gaps of nearly 2^64) saturates the missing-record count.
+#[test]
+fn huge_sequence_gaps_do_not_overflow() {
+    use ringside_wire::record::ProcessExit;
+    let fields: [ringside_wire::Field<'_>; 0] = [];
+    let mut batch = Vec::new();
+    for seq in [0u64, u64::MAX - 1, 0, u64::MAX - 1] {
+        let mut record = vec![0; ringside_wire::encoded_len::<ProcessExit>(&fields).unwrap()];
+        ringside_wire::encode(
+            &mut record,
+            ringside_wire::Origin::default(),
+            ProcessExit::default(),
+            &fields,
+        )
+        .unwrap();
+        record[16..24].copy_from_slice(&seq.to_le_bytes());
+        batch.extend(record);
+    }
+    let mut pipeline = Pipeline::new(config());
+    pipeline
+        .batch(&batch, 0, &mut Discard::default())
+        .expect("discard sink cannot fail");
+    assert_eq!(pipeline.counters.sequence_gaps, 2);
+    assert_eq!(pipeline.counters.sequence_regressions, 1);
+    assert_eq!(pipeline.counters.missing_records, u64::MAX);
+}
