@@ -5,6 +5,7 @@ mod cmd;
 mod gate;
 mod package;
 mod test;
+mod windbg_check;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,10 @@ commands:
             the packaged driver's binary gate (what CI runs)
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
+  windows-tools
+            check tools/windbg/ringside.js against target/package/ringside.pdb
+            and docs/windows-vm.md + tools/windows/*.ps1 against the package
+            (run `cargo xtask package` first; `test` runs this too)
   miri      run the ring and wire tests under Miri (nightly)
 ";
 
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
         "test" => test::run_all(rest),
         "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
+        "windows-tools" => test::windows_tools(&cmd::root().join("target").join("package")),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -18,7 +18,20 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     // Builds the release ringside.sys and runs the binary gate on it.
-    crate::package::run_package(&[])?;
+    let package = crate::package::run_package(&[])?;
+    windows_tools(&package)?;
+    Ok(())
+}
+
+/// What a Windows VM user runs, checked against the package built here:
+/// the WinDbg extension against ringside.pdb, the guide and the
+/// PowerShell scripts against the package's names (docs/windows-vm.md).
+pub fn windows_tools(package: &std::path::Path) -> Result<(), String> {
+    let root = crate::cmd::root();
+    crate::windbg_check::run(
+        &root.join("tools/windbg/ringside.js"),
+        &package.join("ringside.pdb"),
+    )?;
     Ok(())
 }
 
