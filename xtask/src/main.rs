@@ -3,6 +3,7 @@
 
 mod cmd;
 mod gate;
+mod inf_check;
 mod package;
 mod test;
 mod windbg_check;

@@ -57,6 +57,19 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     )?;
 
     gate_file(&sys)?;
+    // The INF we ship, against the files we ship (complements infverif on Windows).
+    let inf_path = out.join("ringside.inf");
+    let inf_text = fs::read_to_string(&inf_path)
+        .map_err(|e| format!("reading {}: {e}", inf_path.display()))?;
+    let inf = crate::inf_check::check(&inf_text, &out)?;
+    println!(
+        "inf: {} passed: service {}, binary {}, altitude {}, instance \"{}\"",
+        inf_path.display(),
+        inf.service_name,
+        inf.binary,
+        inf.altitude,
+        inf.instance_name
+    );
 
     if sign {
         sign_image(&out, &sys)?;
