@@ -187,6 +187,71 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     }
 }
 
+/// The GUID in the CodeView record of `image`, if any.
+pub fn codeview_guid(image: &[u8]) -> Option<[u8; 16]> {
+    let file = PeFile64::parse(image).ok()?;
+    file.pdb_info().ok()?.map(|cv| cv.guid())
+}
+
+const MSF_MAGIC: &[u8; 32] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
+
+/// The GUID in a PDB's info stream (stream 1) of an MSF 7.00 file: what
+/// WinDbg matches against the image's CodeView record.
+pub fn pdb_guid(pdb: &[u8]) -> Result<[u8; 16], String> {
+    let u32_at = |at: usize| -> Result<u32, String> {
+        pdb.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| format!("PDB truncated at offset {at}"))
+    };
+    if pdb.get(..32) != Some(&MSF_MAGIC[..]) {
+        return Err("not an MSF 7.00 PDB".to_string());
+    }
+    let block = u32_at(32)? as usize;
+    if !matches!(block, 512 | 1024 | 2048 | 4096) {
+        return Err(format!("PDB block size {block}"));
+    }
+    let directory_bytes = u32_at(44)? as usize;
+    let block_map = u32_at(52)? as usize * block;
+    let directory_blocks = directory_bytes.div_ceil(block);
+    // Reassemble the stream directory from its blocks.
+    let mut directory = Vec::with_capacity(directory_bytes);
+    for i in 0..directory_blocks {
+        let at = u32_at(block_map + 4 * i)? as usize * block;
+        let chunk = pdb
+            .get(at..at + block)
+            .ok_or("PDB directory block out of range")?;
+        directory.extend_from_slice(chunk);
+    }
+    directory.truncate(directory_bytes);
+    let dir_u32 = |i: usize| -> Result<u32, String> {
+        directory
+            .get(4 * i..4 * i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| "PDB stream directory truncated".to_string())
+    };
+    let streams = dir_u32(0)? as usize;
+    if streams < 2 {
+        return Err("PDB has no info stream".to_string());
+    }
+    let sizes: Vec<usize> = (0..streams)
+        .map(|i| dir_u32(1 + i).map(|s| if s == u32::MAX { 0 } else { s as usize }))
+        .collect::<Result<_, _>>()?;
+    // Stream 1's first block follows stream 0's block list.
+    let first_block_index = 1 + streams + sizes[0].div_ceil(block);
+    if sizes[1] < 28 {
+        return Err("PDB info stream too short".to_string());
+    }
+    let info = dir_u32(first_block_index)? as usize * block;
+    let guid = pdb
+        .get(info + 12..info + 28)
+        .ok_or("PDB info stream out of range")?;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(guid);
+    Ok(out)
+}
+
 fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let Some(table) = file.import_table()? else {
@@ -469,6 +534,37 @@ mod tests {
     fn garbage_is_rejected_without_panicking() {
         assert!(check(b"MZ not really").is_err());
         assert!(check(&[]).is_err());
+    }
+
+    /// A 6-block MSF (block size 512): 0 superblock, 3 block map, 4 stream
+    /// directory, 5 info stream; stream 0 empty.
+    fn tiny_pdb(guid: [u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; 6 * 512];
+        b[..32].copy_from_slice(MSF_MAGIC);
+        put32(&mut b, 32, 512);
+        put32(&mut b, 40, 6);
+        put32(&mut b, 44, 4 * 4); // directory: count, 2 sizes, 1 block index
+        put32(&mut b, 52, 3);
+        put32(&mut b, 3 * 512, 4); // block map -> directory in block 4
+        put32(&mut b, 4 * 512, 2); // two streams
+        put32(&mut b, 4 * 512 + 4, 0);
+        put32(&mut b, 4 * 512 + 8, 28);
+        put32(&mut b, 4 * 512 + 12, 5); // stream 1 in block 5
+        put32(&mut b, 5 * 512, 20000404);
+        b[5 * 512 + 12..5 * 512 + 28].copy_from_slice(&guid);
+        b
+    }
+
+    #[test]
+    fn pdb_info_stream_guid_is_read() {
+        let guid = *b"0123456789abcdef";
+        assert_eq!(pdb_guid(&tiny_pdb(guid)), Ok(guid));
+        let mut broken = tiny_pdb(guid);
+        broken[0] = b'X';
+        assert!(pdb_guid(&broken).is_err());
+        let mut truncated = tiny_pdb(guid);
+        truncated.truncate(5 * 512 + 20);
+        assert!(pdb_guid(&truncated).is_err());
     }
 
     #[test]

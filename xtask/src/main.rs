@@ -3,6 +3,7 @@
 
 mod cmd;
 mod gate;
+mod inf;
 mod inf_check;
 mod package;
 mod test;

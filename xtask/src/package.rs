@@ -51,12 +51,26 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
     let sys = out.join("ringside.sys");
     copy(&built.join("ringside.exe"), &sys)?;
     copy(&built.join("ringside.pdb"), &out.join("ringside.pdb"))?;
-    copy(
-        &root.join("inf").join("ringside.inf"),
-        &out.join("ringside.inf"),
-    )?;
+    let inf_source = root.join("inf").join("ringside.inf");
+    let inf_text = fs::read_to_string(&inf_source)
+        .map_err(|e| format!("reading {}: {e}", inf_source.display()))?;
+    match crate::inf::check(&inf_text) {
+        Ok(altitude) => println!(
+            "inf: {} passed (test altitude {altitude})",
+            inf_source.display()
+        ),
+        Err(problems) => {
+            return Err(format!(
+                "{} is not a loadable minifilter INF:\n  - {}",
+                inf_source.display(),
+                problems.join("\n  - ")
+            ));
+        }
+    }
+    copy(&inf_source, &out.join("ringside.inf"))?;
 
     gate_file(&sys)?;
+    check_pdb_matches(&sys, &out.join("ringside.pdb"))?;
     // The INF we ship, against the files we ship (complements infverif on Windows).
     let inf_path = out.join("ringside.inf");
     let inf_text = fs::read_to_string(&inf_path)
@@ -71,6 +85,12 @@ pub fn run_package(args: &[String]) -> Result<PathBuf, String> {
         inf.instance_name
     );
 
+    // A previous --sign run's certificate must not pass for this image's.
+    if !sign {
+        for stale in ["ringside.cer", "ringside.cat"] {
+            let _ = fs::remove_file(out.join(stale));
+        }
+    }
     if sign {
         sign_image(&out, &sys)?;
         gate_file(&sys)?;
@@ -131,6 +151,26 @@ pub fn gate_file(path: &Path) -> Result<(), String> {
             problems.join("\n  - ")
         )),
     }
+}
+
+/// The packaged PDB must be the one the image's CodeView record names, or
+/// WinDbg will not load its symbols.
+fn check_pdb_matches(sys: &Path, pdb: &Path) -> Result<(), String> {
+    let image = fs::read(sys).map_err(|e| format!("reading {}: {e}", sys.display()))?;
+    let pdb_bytes = fs::read(pdb).map_err(|e| format!("reading {}: {e}", pdb.display()))?;
+    let want = gate::codeview_guid(&image).ok_or("the image has no CodeView GUID")?;
+    let got = gate::pdb_guid(&pdb_bytes).map_err(|e| format!("{}: {e}", pdb.display()))?;
+    if want != got {
+        return Err(format!(
+            "{} does not match {} (GUID {:02x?} vs {:02x?}): rebuild",
+            pdb.display(),
+            sys.display(),
+            got,
+            want
+        ));
+    }
+    println!("pdb: {} matches the image's CodeView GUID", pdb.display());
+    Ok(())
 }
 
 fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {

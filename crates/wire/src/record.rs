@@ -169,8 +169,10 @@ body!(ProcessExit, RecordKind::Event(EventKind::ProcessExit), []);
 
 /// `IMAGE_INFO.Properties` bit: `SystemModeImage` (a driver, not a user DLL).
 pub const IMAGE_PROPERTY_SYSTEM_MODE: u32 = 1 << 8;
-/// `IMAGE_INFO.Properties` bit: `ExtendedInfoPresent`.
-pub const IMAGE_PROPERTY_EXTENDED_INFO: u32 = 1 << 11;
+/// `IMAGE_INFO.Properties` bit: `ExtendedInfoPresent` (ntddk.h: addressing
+/// mode is bits 0..8, then SystemModeImage, ImageMappedToAllProcesses,
+/// ExtendedInfoPresent, MachineTypeMismatch).
+pub const IMAGE_PROPERTY_EXTENDED_INFO: u32 = 1 << 10;
 
 /// Image load (`PsSetLoadImageNotifyRoutine`).
 #[derive(

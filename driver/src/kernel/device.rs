@@ -228,8 +228,7 @@ unsafe fn device_control(
             let n = g.control.configure(input.as_slice()).map_err(to_status)?;
             // Re-arm with the new period if the timer runs.
             if g.timer_armed.load(core::sync::atomic::Ordering::Acquire) {
-                queue::disarm_timer(g);
-                queue::arm_timer(g);
+                queue::force_arm_timer(g);
             }
             Ok(Done::Complete(n))
         }

@@ -127,9 +127,11 @@ pub fn teardown(g: &Globals) {
 /// # Safety
 /// PASSIVE_LEVEL; `registry_path` is DriverEntry's service key name.
 unsafe fn read_ring_size(registry_path: *const UNICODE_STRING) -> Option<u32> {
-    let service = open_key(core::ptr::null_mut(), registry_path)?;
+    // SAFETY: PASSIVE_LEVEL; DriverEntry's service key name.
+    let service = unsafe { open_key(core::ptr::null_mut(), registry_path) }?;
     let parameters_name = nt::unicode(nt::wide!("Parameters"));
-    let parameters = open_key(service.0, &parameters_name);
+    // SAFETY: PASSIVE_LEVEL; a name on our stack, relative to our handle.
+    let parameters = unsafe { open_key(service.0, &parameters_name) };
     drop(service);
     let parameters = parameters?;
     let value_name = nt::unicode(nt::wide!("RingSizeBytes"));
@@ -164,7 +166,10 @@ impl Drop for Key {
     }
 }
 
-fn open_key(root: HANDLE, name: *const UNICODE_STRING) -> Option<Key> {
+/// # Safety
+/// PASSIVE_LEVEL; `name` points to a valid `UNICODE_STRING`; `root` is null
+/// or an open key handle.
+unsafe fn open_key(root: HANDLE, name: *const UNICODE_STRING) -> Option<Key> {
     let attributes = OBJECT_ATTRIBUTES {
         Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
         RootDirectory: root,

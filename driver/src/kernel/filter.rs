@@ -56,6 +56,30 @@ static OPERATIONS: Operations = Operations([
     operation(IRP_MJ_OPERATION_END, None, None),
 ]);
 
+/// The registration FltMgr reads; a `static` like the WDK samples' global.
+struct Registration(FLT_REGISTRATION);
+// SAFETY: read-only after link; its pointers refer to other statics.
+unsafe impl Sync for Registration {}
+
+static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
+    Size: size_of::<FLT_REGISTRATION>() as u16,
+    Version: FLT_REGISTRATION_VERSION as u16,
+    Flags: 0,
+    ContextRegistration: core::ptr::null(),
+    OperationRegistration: OPERATIONS.0.as_ptr(),
+    FilterUnloadCallback: Some(filter_unload),
+    InstanceSetupCallback: None,
+    InstanceQueryTeardownCallback: None,
+    InstanceTeardownStartCallback: None,
+    InstanceTeardownCompleteCallback: None,
+    GenerateFileNameCallback: None,
+    NormalizeNameComponentCallback: None,
+    NormalizeContextCleanupCallback: None,
+    TransactionNotificationCallback: None,
+    NormalizeNameComponentExCallback: None,
+    SectionNotificationCallback: None,
+});
+
 type PreOp = unsafe extern "system" fn(
     *mut FLT_CALLBACK_DATA,
     *const FLT_RELATED_OBJECTS,
@@ -88,28 +112,11 @@ const fn operation(
 /// # Safety
 /// `driver` is DriverEntry's driver object.
 pub unsafe fn register(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
-    let registration = FLT_REGISTRATION {
-        Size: size_of::<FLT_REGISTRATION>() as u16,
-        Version: FLT_REGISTRATION_VERSION as u16,
-        Flags: 0,
-        ContextRegistration: core::ptr::null(),
-        OperationRegistration: OPERATIONS.0.as_ptr(),
-        FilterUnloadCallback: Some(filter_unload),
-        InstanceSetupCallback: None,
-        InstanceQueryTeardownCallback: None,
-        InstanceTeardownStartCallback: None,
-        InstanceTeardownCompleteCallback: None,
-        GenerateFileNameCallback: None,
-        NormalizeNameComponentCallback: None,
-        NormalizeContextCleanupCallback: None,
-        TransactionNotificationCallback: None,
-        NormalizeNameComponentExCallback: None,
-        SectionNotificationCallback: None,
-    };
     let mut filter: PFLT_FILTER = 0;
-    // SAFETY: PASSIVE_LEVEL; FltMgr copies the registration; the operation
-    // table is a static.
-    let status = unsafe { FltRegisterFilter(driver, &registration, &mut filter) };
+    // SAFETY: PASSIVE_LEVEL; the registration and its operation table are
+    // statics, valid for as long as the image is loaded (as the samples'
+    // `const FLT_REGISTRATION` globals are).
+    let status = unsafe { FltRegisterFilter(driver, &REGISTRATION.0, &mut filter) };
     if nt::nt_success(status) {
         g.filter.store(filter, Ordering::Release);
         g.acquired.fetch_or(acquired::FILTER, Ordering::AcqRel);

@@ -187,8 +187,8 @@ pub unsafe fn units<'a>(string: *const UNICODE_STRING) -> &'a [u16] {
 ///
 /// # Safety
 /// `mdl` is a locked MDL from the I/O manager (`Irp->MdlAddress`), IRQL <=
-/// DISPATCH_LEVEL.
-pub unsafe fn system_address_for_mdl(mdl: *mut MDL) -> Option<&'static mut [u8]> {
+/// DISPATCH_LEVEL; `'a` ends before the IRP that owns the MDL completes.
+pub unsafe fn system_address_for_mdl<'a>(mdl: *mut MDL) -> Option<&'a mut [u8]> {
     const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
     const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
     const MM_CACHED: i32 = 1;

@@ -60,7 +60,8 @@ impl PendingReads {
     }
 
     fn publish_len(&self, slots: &Slots<*mut IRP, MAX_PENDING_READS>) {
-        self.len.store(slots.len() as u32, Ordering::Relaxed);
+        // Release pairs with the DPC's Acquire when it decides to disarm.
+        self.len.store(slots.len() as u32, Ordering::Release);
     }
 }
 
@@ -171,14 +172,25 @@ pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
 
 /// Starts the periodic latency timer if it is not running.
 pub fn arm_timer(g: &Globals) {
-    if g.timer_armed.swap(true, Ordering::AcqRel) {
-        return;
+    if !g.timer_armed.swap(true, Ordering::AcqRel) {
+        set_timer(g);
     }
+}
+
+/// (Re)starts the latency timer unconditionally, with the current period.
+/// Used where a concurrent `disarm_timer` may have cancelled a timer that
+/// `timer_armed` still claims is running.
+pub fn force_arm_timer(g: &Globals) {
+    g.timer_armed.store(true, Ordering::Release);
+    set_timer(g);
+}
+
+fn set_timer(g: &Globals) {
     let period_ms = g.control.config.max_latency_ms().clamp(1, 50);
     // Relative due time in 100 ns units (negative); period_ms <= 50.
     let due = i64::from(period_ms).wrapping_mul(-10_000);
     // SAFETY: timer and DPC were initialised in DriverEntry; callable at
-    // IRQL <= DISPATCH_LEVEL. Relative due time, period in ms.
+    // IRQL <= DISPATCH_LEVEL. Setting a set timer re-arms it.
     unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
 }
 
@@ -264,7 +276,19 @@ unsafe extern "system" fn read_dpc(
     _a2: *const c_void,
 ) {
     let g = globals();
-    g.with_rundown(complete_ready);
+    g.with_rundown(|g| {
+        complete_ready(g);
+        // Stop ticking once no READ waits. Disarm first, then look again: a
+        // READ queued before the second look is re-armed here (even if its
+        // own KeSetTimerEx lost to our KeCancelTimer); one queued after it
+        // finds `timer_armed` false and arms the timer itself.
+        if g.pending.len.load(Ordering::Acquire) == 0 {
+            disarm_timer(g);
+            if g.pending.len.load(Ordering::Acquire) != 0 {
+                force_arm_timer(g);
+            }
+        }
+    });
 }
 
 /// Completes every pending READ of `file_object` (or all, if null) with
