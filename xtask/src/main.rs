@@ -3,6 +3,7 @@
 
 mod cmd;
 mod gate;
+mod guide_check;
 mod inf;
 mod inf_check;
 mod package;
