@@ -32,6 +32,7 @@ pub fn windows_tools(package: &std::path::Path) -> Result<(), String> {
         &root.join("tools/windbg/ringside.js"),
         &package.join("ringside.pdb"),
     )?;
+    crate::guide_check::run(package)?;
     Ok(())
 }
 
