@@ -5,9 +5,11 @@ mod bench;
 mod cmd;
 mod demo;
 mod gate;
-mod inf;
+mod guide_check;
+mod inf_check;
 mod package;
 mod test;
+mod windbg_check;
 
 use std::process::ExitCode;
 
@@ -19,6 +21,10 @@ commands:
             the packaged driver's binary gate (what CI runs)
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
+  windows-tools
+            check tools/windbg/ringside.js against target/package/ringside.pdb
+            and docs/windows-vm.md + tools/windows/*.ps1 against the package
+            (run `cargo xtask package` first; `test` runs this too)
   miri      run the ring and wire tests under Miri (nightly)
   bench content   Sigma engine events/s vs sigma-rust (release build)
   bench agent [EVENTS]
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         "loom" => test::loom(),
         "bench" => bench::run_bench(rest),
         "demo" => demo::run_demo(rest),
+        "windows-tools" => test::windows_tools(&cmd::root().join("target").join("package")),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

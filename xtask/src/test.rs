@@ -35,7 +35,10 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
         "warnings",
     ]))?;
     // Builds the release ringside.sys and runs the binary gate on it.
-    crate::package::run_package(&[])?;
+    let package = crate::package::run_package(&[])?;
+    // What a Windows VM user runs (guide, scripts, WinDbg extension), checked
+    // against that package.
+    windows_tools(&package)?;
     // The ring's loom models.
     loom()?;
     Ok(())
@@ -63,6 +66,19 @@ pub fn loom() -> Result<(), String> {
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
         .env("LOOM_MAX_PREEMPTIONS", "3"))?;
     eprintln!("loom models: {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// What a Windows VM user runs, checked against the package built here:
+/// the WinDbg extension against ringside.pdb, the guide and the
+/// PowerShell scripts against the package's names (docs/windows-vm.md).
+pub fn windows_tools(package: &std::path::Path) -> Result<(), String> {
+    let root = crate::cmd::root();
+    crate::windbg_check::run(
+        &root.join("tools/windbg/ringside.js"),
+        &package.join("ringside.pdb"),
+    )?;
+    crate::guide_check::run(package)?;
     Ok(())
 }
 
