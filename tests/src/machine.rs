@@ -81,7 +81,7 @@ pub struct Kernel {
     /// Something else happening on the machine at the moment the driver
     /// calls API `.0` (once): e.g. an unload requested from another CPU
     /// while a callback is in flight. Runs before the API's model.
-    pub interpose: Option<(String, fn(&mut Uc))>,
+    pub interpose: Option<(String, Interposed)>,
 }
 
 impl Kernel {
@@ -302,6 +302,9 @@ pub fn model_free(uc: &mut Uc, address: u64) {
 }
 
 /// A loaded driver in its machine.
+/// Work injected at the moment the driver calls a given API.
+pub type Interposed = fn(&mut Uc);
+
 #[derive(Debug)]
 pub struct Machine {
     pub uc: Uc,

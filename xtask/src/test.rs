@@ -10,6 +10,16 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     // The kernel model (tests/) builds Unicorn's C core with cmake.
     ensure_cmake()?;
     run(cargo().args(["test", "--workspace", "--locked"]))?;
+    // The workspace lints (STYLE.md), on every host crate and test.
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The agent's Windows-only code (device source, service, account
     // lookup) is type- and lint-checked from any host: clippy needs no linker.
     run(cargo().args([

@@ -469,11 +469,7 @@ impl PdbModel {
                 };
                 let element_size = self.size_of(element);
                 let expected = counts.get(count).copied().unwrap_or(0);
-                let actual = if element_size == 0 {
-                    0
-                } else {
-                    bytes / element_size
-                };
+                let actual = bytes.checked_div(element_size).unwrap_or(0);
                 if actual != expected as u64 {
                     return Err(format!(
                         "`{field}` has {actual} elements in ringside.pdb but the script's `{count}` has {expected}"
@@ -495,7 +491,7 @@ impl PdbModel {
 /// Checks the manifest against the PDB; returns every problem found.
 pub fn check_against_pdb(manifest: &Manifest, pdb: &PdbModel) -> Vec<String> {
     let mut problems = Vec::new();
-    if !pdb.publics.iter().any(|p| *p == manifest.globals_symbol) {
+    if !pdb.publics.contains(&manifest.globals_symbol) {
         problems.push(format!(
             "ringside.pdb has no public symbol `{}` (GLOBALS_SYMBOL)",
             manifest.globals_symbol
