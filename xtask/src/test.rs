@@ -125,5 +125,7 @@ fn ensure_cmake() -> Result<(), String> {
     }
     eprintln!("cmake is missing; installing it with apt-get (needed to build unicorn-engine)");
     run(std::process::Command::new("apt-get").arg("update"))?;
-    run(std::process::Command::new("apt-get").args(["install", "-y", "cmake"]))
+    run(std::process::Command::new("apt-get")
+        .args(["install", "-y", "cmake"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
