@@ -153,17 +153,19 @@ struct DropCounters {
 
 /// The bounded multi-producer, single-consumer event ring over caller memory.
 ///
-/// # Producers run at DISPATCH_LEVEL from reserve to the end of reserve
+/// # `reserve` runs at DISPATCH_LEVEL
 ///
 /// [`Ring::reserve`] holds a spin lock (try-acquire, bounded) for a few
-/// instructions. The driver calls it at DISPATCH_LEVEL (raising IRQL if the
-/// callback runs lower), so the holder cannot be preempted by a thread that
-/// then spins on the same CPU; an interrupt may still delay it, which is why
-/// the spin is bounded and ends in a [`DropReason::Contention`] drop. The
-/// *writing* of a record, between `reserve` and `commit`, holds no lock: a
-/// writer that is preempted there delays only the consumer. In user mode
-/// (tests, benches) the same code is correct but a holder can be preempted,
-/// so a contending producer may drop more often.
+/// instructions. The driver calls it at DISPATCH_LEVEL (raising IRQL around
+/// the call if the callback runs lower), so the holder cannot be preempted
+/// by a thread that then spins for it; an interrupt may still delay it,
+/// which is why the spin is bounded and ends in a
+/// [`DropReason::Contention`] drop. The *writing* of a record, between
+/// `reserve` and `commit`, holds no lock and may run at any IRQL the data
+/// allows (encoding from paged memory needs < DISPATCH_LEVEL): a writer
+/// that is preempted there delays only the consumer, never other producers.
+/// In user mode (tests, benches) the same code is correct, but a holder can
+/// be preempted, so a contending producer may drop more often.
 ///
 /// # Invariants
 ///
