@@ -14,27 +14,44 @@
 //! bytes does not wrap in the life of a machine); a position's offset in the
 //! memory is `pos & (capacity - 1)`. Invariant: `cons_pos <= prod_pos <=
 //! cons_pos + capacity`, and both are multiples of 8. `[cons_pos, prod_pos)`
-//! is a chain of slots, each either published (its tag says so) or still
-//! owned by the producer that reserved it; every byte outside that range is
-//! zero, so an unpublished slot's tag reads as free (zero).
+//! is a chain of slots whose tags were all written in this lap *before*
+//! `prod_pos` moved past them: each says busy (still owned by the producer
+//! that reserved it), committed, discarded, or pad. Bytes outside that range
+//! are never interpreted, whatever an earlier lap left there.
 //!
-//! # Producers
+//! # Producers (the scheme of the Linux BPF ring buffer)
 //!
-//! A producer claims `[p, p + len)` by compare-and-swap on `prod_pos` after
-//! checking it against `cons_pos`; the CAS is retried at most
-//! [`MAX_CLAIM_TRIES`] times, then the event is dropped as
-//! [`DropReason::Contention`]. It then owns the slot exclusively, writes it,
-//! and publishes it with one Release store of the tag. No producer ever waits
-//! for another: a producer that is slow between reserve and commit only makes
-//! the consumer stop at its slot until it commits.
+//! Reserving is a critical section of a handful of instructions under a
+//! try-lock (`ProducerSide::locked`), taken with at most [`MAX_CLAIM_TRIES`]
+//! spins; a producer that cannot take it drops the event as
+//! [`DropReason::Contention`]. Under the lock it checks the space against
+//! its cached copy of `cons_pos` (reloading the real one only when the cache
+//! says full), writes the tag of every slot it claims (busy, or pad),
+//! Release-stores the new `prod_pos`, and unlocks. It then owns its slot
+//! exclusively, writes it, and publishes it with one Release store of the
+//! tag (committed or discarded) — no lock. A producer that is slow between
+//! reserve and commit only makes the consumer stop at its slot; other
+//! producers wait only for the short reservation section.
 //!
 //! # Consumer
 //!
-//! `drain_into` takes a try-lock, walks the slots from `cons_pos`, copies
-//! committed records out (stamping their sequence numbers), zeroes what it
-//! walked, and stops at the first unpublished slot, at `prod_pos`, or when the
-//! output is full. It then returns the space with one Release store of
-//! `cons_pos`.
+//! `drain_into` takes a try-lock, Acquire-loads `prod_pos`, walks the slots
+//! from `cons_pos`, copies committed records out with one copy each (and
+//! stamps the sequence number into the copy), and stops at the first busy
+//! slot, at `prod_pos`, or when the output is full. It then returns the
+//! space with one Release store of `cons_pos`. It writes nothing into the
+//! ring: there is no second pass over the memory.
+//!
+//! # Orderings
+//!
+//! | Release (writer)                         | Acquire (reader)                        | Orders |
+//! |------------------------------------------|-----------------------------------------|--------|
+//! | unlock in `claim`                        | lock in `claim`                         | `prod_pos`, cached `cons_pos`, reserved counts, tags between producers |
+//! | `prod_pos` store in `claim`              | `prod_pos` load in `drain_into`         | busy/pad tags of every slot below it |
+//! | tag store in `publish` (commit/discard)  | tag load in `drain_into`                | the record's bytes |
+//! | `cons_pos` store in `drain_into`         | `cons_pos` reload in `claim`            | the consumer's reads before the space is reused |
+//! | `lost_pending` store in `count_drop`     | `lost_pending` swap in `claim`          | the drop counts a `Lost` record reports |
+//! | drain unlock in `drain_into`             | drain lock in `drain_into`              | `cons_pos`, `next_seq`, delivered counts between drains |
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -46,14 +63,22 @@ use ringside_wire::{
 };
 
 use crate::reservation::Reservation;
-use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering, TagTable};
+use crate::sync::{AtomicBool, AtomicU64, CachePadded, Ordering, TagTable, spin_hint};
 use crate::tag::{KIND_LOST, State, TAG_SIZE, Tag};
 
-/// How often a producer retries the CAS on `prod_pos` before it gives up
-/// and drops the event as [`DropReason::Contention`]. With a handful of CPUs
-/// racing, a retry almost always wins within a few tries; 64 bounds the
-/// time a callback can spend here.
-pub const MAX_CLAIM_TRIES: u32 = 64;
+/// How many times a producer tries to take the reservation lock before it
+/// gives up and drops the event as [`DropReason::Contention`]. The lock is
+/// held for a handful of instructions by a producer that cannot be
+/// preempted (DISPATCH_LEVEL, see [`Ring`]), so a wait longer than this
+/// many spins means an interrupt landed in the section or a great many
+/// CPUs are reserving at once; dropping (and counting) then bounds the time
+/// a callback can spend here.
+#[cfg(not(loom))]
+pub const MAX_CLAIM_TRIES: u32 = 128;
+/// How many times a producer tries to take the reservation lock (loom:
+/// small, so the models reach the contention drop).
+#[cfg(loom)]
+pub const MAX_CLAIM_TRIES: u32 = 2;
 
 /// Size of a `Lost` record: a header and the per-kind counts.
 const LOST_RECORD_SIZE: usize = HEADER_SIZE + core::mem::size_of::<Lost>();
@@ -84,31 +109,43 @@ impl core::fmt::Display for RingError {
     }
 }
 
-/// What producers write: the reservation frontier and the Lost-record duty.
+/// What producers write under the reservation lock, on one cache line.
 #[derive(Debug)]
 struct ProducerSide {
-    /// `prod_pos`: end of the last reservation (see the module docs).
+    /// The reservation lock (see the module docs).
+    locked: AtomicBool,
+    /// `prod_pos`: end of the last reservation. Written only under the lock.
     pos: AtomicU64,
-    /// Set when an event was dropped and no `Lost` record reports it yet.
-    lost_pending: AtomicBool,
+    /// A `cons_pos` the consumer has published (at most the current one),
+    /// so a reservation need not read the consumer's line while the cache
+    /// says there is room. Accessed only under the lock.
+    cons_cache: AtomicU64,
+    /// Events that got space, per kind. Written only under the lock (a
+    /// plain load and store, no read-modify-write).
+    reserved: [AtomicU64; EVENT_KIND_COUNT],
 }
 
 /// What the consumer writes, once per drain.
 #[derive(Debug)]
 struct ConsumerSide {
-    /// `cons_pos`: everything before it has been drained and zeroed.
+    /// `cons_pos`: everything before it has been drained.
     pos: AtomicU64,
     /// The drain try-lock.
     draining: AtomicBool,
     /// Next sequence number to stamp.
     next_seq: AtomicU64,
-    /// Events copied out, per kind.
+    /// Events copied out, per kind. Written only under the drain lock.
     delivered: [AtomicU64; EVENT_KIND_COUNT],
 }
 
-/// Counters producers bump on failure (rare, so they share a line).
+/// Counters producers bump on failure (rare, so they share a line), and the
+/// Lost-record duty that every reservation glances at.
 #[derive(Debug)]
 struct DropCounters {
+    /// Set when an event was dropped and no `Lost` record reports it yet.
+    lost_pending: AtomicBool,
+    /// Events that never got space (dropped before or at reserve), per kind.
+    unreserved: [AtomicU64; EVENT_KIND_COUNT],
     per_kind: [AtomicU64; EVENT_KIND_COUNT],
     per_reason: [AtomicU64; DROP_REASON_COUNT],
     lost_records: AtomicU64,
@@ -116,20 +153,33 @@ struct DropCounters {
 
 /// The bounded multi-producer, single-consumer event ring over caller memory.
 ///
+/// # `reserve` runs at DISPATCH_LEVEL
+///
+/// [`Ring::reserve`] holds a spin lock (try-acquire, bounded) for a few
+/// instructions. The driver calls it at DISPATCH_LEVEL (raising IRQL around
+/// the call if the callback runs lower), so the holder cannot be preempted
+/// by a thread that then spins for it; an interrupt may still delay it,
+/// which is why the spin is bounded and ends in a
+/// [`DropReason::Contention`] drop. The *writing* of a record, between
+/// `reserve` and `commit`, holds no lock and may run at any IRQL the data
+/// allows (encoding from paged memory needs < DISPATCH_LEVEL): a writer
+/// that is preempted there delays only the consumer, never other producers.
+/// In user mode (tests, benches) the same code is correct, but a holder can
+/// be preempted, so a contending producer may drop more often.
+///
 /// # Invariants
 ///
 /// `data` points to `capacity` bytes, exclusively borrowed for `'a`, 8-byte
 /// aligned, `capacity` a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
 /// The byte-range ownership rules of the module documentation hold: a
-/// producer writes only inside the slot it claimed, before publishing it;
-/// the consumer reads only published slots and writes (zeroes) only
-/// `[cons_pos, its new cons_pos)` before releasing it.
+/// producer writes tags only under the reservation lock for slots it is
+/// claiming, and record bytes only inside the slot it claimed, before
+/// publishing it; the consumer reads only published slots below the
+/// `prod_pos` it loaded and writes nothing in the memory.
 #[derive(Debug)]
 pub struct Ring<'a> {
     producer: CachePadded<ProducerSide>,
     consumer: CachePadded<ConsumerSide>,
-    /// Events reserved or reported, per kind (producers, every event).
-    produced: CachePadded<[AtomicU64; EVENT_KIND_COUNT]>,
     drops: CachePadded<DropCounters>,
     tags: TagTable,
     data: NonNull<u8>,
@@ -175,7 +225,8 @@ impl<'a> Ring<'a> {
     /// the tag's 32 position bits then tell laps apart for 16 laps.
     pub const MAX_CAPACITY: usize = 1 << 31;
 
-    /// A ring over `memory`, which it zeroes. The length must be a power of
+    /// A ring over `memory`, which it zeroes (correctness does not depend
+    /// on it; nothing stale is ever read). The length must be a power of
     /// two in `MIN_CAPACITY..=MAX_CAPACITY` and the start 8-byte aligned.
     pub fn new(memory: &'a mut [u8]) -> Result<Self, RingError> {
         let len = memory.len();
@@ -185,8 +236,8 @@ impl<'a> Ring<'a> {
         if memory.as_ptr().addr() % 8 != 0 {
             return Err(RingError::Misaligned);
         }
-        // INVARIANT: every byte outside `[cons_pos, prod_pos)` (all of them)
-        // is zero, so every tag reads free.
+        // Not needed for the protocol (tags are only read below `prod_pos`);
+        // it keeps whatever the memory held before out of the ring.
         memory.fill(0);
         let data = NonNull::from(memory).cast::<u8>();
         // SAFETY: `data` is 8-byte aligned and valid for `len` bytes for
@@ -195,8 +246,10 @@ impl<'a> Ring<'a> {
         // INVARIANT: checked above; `_memory` keeps the borrow for `'a`.
         Ok(Ring {
             producer: CachePadded(ProducerSide {
+                locked: AtomicBool::new(false),
                 pos: AtomicU64::new(0),
-                lost_pending: AtomicBool::new(false),
+                cons_cache: AtomicU64::new(0),
+                reserved: zeroed_counters(),
             }),
             consumer: CachePadded(ConsumerSide {
                 pos: AtomicU64::new(0),
@@ -204,8 +257,9 @@ impl<'a> Ring<'a> {
                 next_seq: AtomicU64::new(0),
                 delivered: zeroed_counters(),
             }),
-            produced: CachePadded(zeroed_counters()),
             drops: CachePadded(DropCounters {
+                lost_pending: AtomicBool::new(false),
+                unreserved: zeroed_counters(),
                 per_kind: zeroed_counters(),
                 per_reason: zeroed_counters(),
                 lost_records: AtomicU64::new(0),
@@ -236,21 +290,24 @@ impl<'a> Ring<'a> {
     /// Counts the event as produced; on failure counts it dropped
     /// ([`DropReason::RingFull`], [`DropReason::Contention`], or
     /// [`DropReason::EncodeFailed`] for a `len` outside
-    /// `HEADER_SIZE..=MAX_RECORD_SIZE`) and returns the reason. Never blocks;
-    /// safe at IRQL <= DISPATCH_LEVEL (atomics only, no allocation).
+    /// `HEADER_SIZE..=MAX_RECORD_SIZE`) and returns the reason. Never blocks
+    /// beyond a bounded spin; call it at DISPATCH_LEVEL (see [`Ring`]; atomics
+    /// only, no allocation).
     ///
     /// If events were dropped since the last `Lost` record, this first writes
     /// one in front of the reservation (and fails if both do not fit).
     pub fn reserve(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
-        bump(&self.produced.0, kind.index(), 1);
-        self.claim(kind, len)
-            .inspect_err(|&reason| self.count_drop(kind, reason))
+        // A successful claim counted the event as produced under the lock.
+        self.claim(kind, len).inspect_err(|&reason| {
+            bump(&self.drops.unreserved, kind.index(), 1);
+            self.count_drop(kind, reason);
+        })
     }
 
     /// Counts an event that the producer could not even try to reserve for
     /// (IRQL too high, a query failed) as produced and dropped.
     pub fn drop_event(&self, kind: EventKind, reason: DropReason) {
-        bump(&self.produced.0, kind.index(), 1);
+        bump(&self.drops.unreserved, kind.index(), 1);
         self.count_drop(kind, reason);
     }
 
@@ -261,7 +318,49 @@ impl<'a> Ring<'a> {
         bump(&self.drops.per_reason, reason.index(), 1);
         // Release pairs with the Acquire swap in `claim`: the producer that
         // takes the duty of writing the `Lost` record sees these counts.
-        self.producer.lost_pending.store(true, Ordering::Release);
+        self.drops.lost_pending.store(true, Ordering::Release);
+    }
+
+    /// Takes the reservation lock, spinning at most [`MAX_CLAIM_TRIES`]
+    /// times; `false` if it could not.
+    #[inline]
+    fn lock_reservations(&self) -> bool {
+        let locked = &self.producer.locked;
+        for _ in 0..MAX_CLAIM_TRIES {
+            // The plain load keeps waiters from bouncing the line with
+            // writes. Acquire on the swap pairs with the Release store in
+            // `unlock_reservations`: the previous holder's `prod_pos`,
+            // cached `cons_pos`, counts and tags happen before our section.
+            if !locked.load(Ordering::Relaxed) && !locked.swap(true, Ordering::Acquire) {
+                return true;
+            }
+            spin_hint();
+        }
+        false
+    }
+
+    #[inline]
+    fn unlock_reservations(&self) {
+        // Release pairs with the Acquire swap in `lock_reservations`.
+        self.producer.locked.store(false, Ordering::Release);
+    }
+
+    /// Stores the tag of a slot being claimed, under the reservation lock.
+    #[inline]
+    fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) {
+        let tag = Tag {
+            state,
+            kind,
+            slot_len,
+        };
+        // Relaxed: published to the consumer by the Release store of
+        // `prod_pos` that follows, and ordered after the consumer's reads
+        // of the previous lap by the Acquire of `cons_pos` (directly or
+        // through the lock, when the cached value was loaded by an earlier
+        // holder).
+        self.tags
+            .get(self.offset(pos))
+            .store(tag.encode(pos), Ordering::Relaxed);
     }
 
     fn claim(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
@@ -273,64 +372,85 @@ impl<'a> Ring<'a> {
         let slot_len = record_len.wrapping_add(TAG_SIZE);
 
         // Take the duty of writing the owed `Lost` record, if any. The plain
-        // load first keeps the common case free of a read-modify-write.
+        // load first keeps the common case free of a read-modify-write. If
+        // this reservation then fails, its own drop owes the record again.
         // Acquire pairs with the Release store in `count_drop`.
-        let lost = self.producer.lost_pending.load(Ordering::Relaxed)
-            && self.producer.lost_pending.swap(false, Ordering::Acquire);
+        let lost = self.drops.lost_pending.load(Ordering::Relaxed)
+            && self.drops.lost_pending.swap(false, Ordering::Acquire);
         let body = if lost {
             slot_len.wrapping_add(LOST_SLOT)
         } else {
             slot_len
         };
 
-        let capacity = self.capacity as u64;
-        let mut pos = self.producer.pos.load(Ordering::Relaxed);
-        for _ in 0..MAX_CLAIM_TRIES {
+        if !self.lock_reservations() {
+            return Err(DropReason::Contention);
+        }
+        // ---- reservation section: no early return without the unlock ----
+        // Relaxed: only lock holders write `prod_pos`, ordered by the lock.
+        let pos = self.producer.pos.load(Ordering::Relaxed);
+        let tail = self.capacity.wrapping_sub(self.offset(pos));
+        let pad = if body > tail { tail } else { 0 };
+        // Cannot overflow: positions stay below 2^64 - 2^32 for centuries.
+        let end = pos.wrapping_add(pad as u64).wrapping_add(body as u64);
+        // The slot fits if `end - cons_pos <= capacity`.
+        let needed = end.saturating_sub(self.capacity as u64);
+        // Relaxed: only lock holders access the cache, ordered by the lock.
+        let mut room = self.producer.cons_cache.load(Ordering::Relaxed) >= needed;
+        if !room {
             // Acquire pairs with the Release store of `cons_pos` at the end
-            // of `drain_into`: the consumer's reads and zeroing of the space
-            // we are about to reuse happen before our writes to it.
+            // of `drain_into`: the consumer's reads of the space we are
+            // about to reuse happen before our writes to it (ours, and
+            // through the lock those of later holders that trust the cache).
             let cons = self.consumer.pos.load(Ordering::Acquire);
-            let tail = self.capacity.wrapping_sub(self.offset(pos));
-            let pad = if body > tail { tail } else { 0 };
-            // Cannot overflow: positions stay below 2^64 - 2^32 for centuries.
-            let end = pos.wrapping_add(pad as u64).wrapping_add(body as u64);
-            let Some(used) = end.checked_sub(cons) else {
-                // `pos` is older than the consumer's progress; reload it.
-                pos = self.producer.pos.load(Ordering::Relaxed);
-                continue;
-            };
-            if used > capacity {
-                return Err(DropReason::RingFull);
-            }
-            // Relaxed: the CAS only divides space between producers; what
-            // the consumer needs is ordered by the tag stores.
-            match self
-                .producer
-                .pos
-                .compare_exchange(pos, end, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    // INVARIANT: `[pos, end)` is now ours alone.
-                    let mut at = pos;
-                    if pad != 0 {
-                        let tag = Tag {
-                            state: State::Pad,
-                            kind: 0,
-                            slot_len: pad,
-                        };
-                        self.publish(at, tag);
-                        at = at.wrapping_add(pad as u64);
-                    }
-                    if lost {
-                        self.write_lost(at);
-                        at = at.wrapping_add(LOST_SLOT as u64);
-                    }
-                    return Ok(Reservation::new(self, at, kind, len, slot_len));
-                }
-                Err(now) => pos = now,
+            self.producer.cons_cache.store(cons, Ordering::Relaxed);
+            room = cons >= needed;
+        }
+        if !room {
+            self.unlock_reservations();
+            return Err(DropReason::RingFull);
+        }
+        let mut at = pos;
+        if pad != 0 {
+            self.stamp(at, State::Pad, 0, pad);
+            at = at.wrapping_add(pad as u64);
+        }
+        let lost_at = at;
+        if lost {
+            self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
+            at = at.wrapping_add(LOST_SLOT as u64);
+        }
+        let kind_byte = kind.index() as u8;
+        self.stamp(at, State::Busy, kind_byte, slot_len);
+        if let Some(count) = self.producer.reserved.get(kind.index()) {
+            // Relaxed load and store, no read-modify-write: only lock holders
+            // write it, ordered by the lock; readers (`stats`) take any value.
+            count.store(
+                count.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
+        // Release pairs with the Acquire load of `prod_pos` in `drain_into`:
+        // the tags stamped above are visible to a consumer that walks up to
+        // `end`, so it never reads a tag left over from an earlier lap.
+        self.producer.pos.store(end, Ordering::Release);
+        self.unlock_reservations();
+        // ---- end of the reservation section ----
+
+        if lost {
+            self.write_lost(lost_at);
+        }
+        if record_len != len {
+            // SAFETY: we claimed `[at, at + slot_len)` above and have not
+            // published it, so nobody else accesses its record bytes.
+            let record = unsafe { self.slot_record(at, record_len) };
+            // The promise of `Reservation::buffer`: the bytes after `len` are
+            // zero (the copy out never carries an earlier lap's bytes).
+            if let Some(last) = record.get_mut(record_len.wrapping_sub(8)..) {
+                last.fill(0);
             }
         }
-        Err(DropReason::Contention)
+        Ok(Reservation::new(self, at, kind, len, slot_len))
     }
 
     /// Writes and commits a `Lost` record in the slot at `pos`, which the
@@ -351,7 +471,7 @@ impl<'a> Ring<'a> {
             // Cannot happen (the slot is exactly the encoded size); if it
             // did, the consumer skips the slot and the duty stays owed.
             Err(_) => {
-                self.producer.lost_pending.store(true, Ordering::Relaxed);
+                self.drops.lost_pending.store(true, Ordering::Relaxed);
                 State::Discarded
             }
         };
@@ -363,8 +483,8 @@ impl<'a> Ring<'a> {
         self.publish(pos, tag);
     }
 
-    /// Publishes the slot at `pos` (committed, discarded or pad); after
-    /// this the producer no longer touches it.
+    /// Publishes the slot at `pos` (committed or discarded), replacing its
+    /// busy tag; after this the producer no longer touches it.
     #[inline]
     pub(crate) fn publish(&self, pos: u64, tag: Tag) {
         // Release pairs with the Acquire load of the tag in `drain_into`:
@@ -401,14 +521,15 @@ impl<'a> Ring<'a> {
     /// One consumer at a time: if another drain is running it returns 0.
     pub fn drain_into(&self, out: &mut [u8]) -> usize {
         // Acquire pairs with the Release store that ends the previous drain:
-        // its `cons_pos`, `next_seq` and zeroing happen before ours.
+        // its `cons_pos`, `next_seq` and delivered counts happen before ours.
         if self.consumer.draining.swap(true, Ordering::Acquire) {
             return 0;
         }
         // Relaxed: only the lock holder writes `cons_pos` and `next_seq`.
         let start = self.consumer.pos.load(Ordering::Relaxed);
-        // Relaxed: only a bound; each slot's tag says whether it is ready.
-        let end = self.producer.pos.load(Ordering::Relaxed);
+        // Acquire pairs with the Release store of `prod_pos` in `claim`:
+        // every tag below `end` was stamped for this lap and is visible.
+        let end = self.producer.pos.load(Ordering::Acquire);
         let mut seq = self.consumer.next_seq.load(Ordering::Relaxed);
         let mut delivered = [0u64; EVENT_KIND_COUNT];
         let mut pos = start;
@@ -418,12 +539,14 @@ impl<'a> Ring<'a> {
         // at most `capacity` bytes past `start`.
         while pos < end {
             let offset = self.offset(pos);
-            let cell = self.tags.get(offset);
             // Acquire pairs with the Release store in `publish`: the slot's
             // bytes are visible before we copy them.
-            let Some(tag) = Tag::decode(cell.load(Ordering::Acquire), pos) else {
-                break; // not published yet
+            let Some(tag) = Tag::decode(self.tags.get(offset).load(Ordering::Acquire), pos) else {
+                break; // impossible below `end`; never trust it
             };
+            if tag.state == State::Busy {
+                break; // not published yet
+            }
             let room = self
                 .capacity
                 .wrapping_sub(offset)
@@ -456,29 +579,27 @@ impl<'a> Ring<'a> {
                 }
                 written = written.wrapping_add(record_len);
             }
-            if tag.state != State::Pad {
-                // A pad's body was never written; every other body is zeroed
-                // so a future slot tag can never be mistaken for old data.
-                // SAFETY: as above, the published slot is ours until we
-                // release it.
-                unsafe { self.slot_record(pos, record_len) }.fill(0);
-            }
-            // Relaxed: ordered before any reuse by the Release store of
-            // `cons_pos` below.
-            cell.store(0, Ordering::Relaxed);
+            // Under loom only: leave forged next-lap tags behind (see
+            // `TagTable::forge_stale`); nothing in the product build.
+            self.tags.forge_stale(offset, pos, tag.slot_len);
             pos = pos.wrapping_add(tag.slot_len as u64);
         }
 
         if pos != start {
             self.consumer.next_seq.store(seq, Ordering::Relaxed);
-            for (kind, count) in delivered.iter().enumerate() {
-                if *count != 0 {
-                    bump(&self.consumer.delivered, kind, *count);
+            for (counter, count) in self.consumer.delivered.iter().zip(delivered) {
+                if count != 0 {
+                    // Relaxed load and store: only the drain-lock holder
+                    // writes it, ordered by the drain lock.
+                    counter.store(
+                        counter.load(Ordering::Relaxed).wrapping_add(count),
+                        Ordering::Relaxed,
+                    );
                 }
             }
             // Release pairs with the Acquire load of `cons_pos` in `claim`
-            // (and in `pending_bytes`): our reads and zeroing of
-            // `[start, pos)` happen before a producer reuses it.
+            // (and in `pending_bytes`): our reads of `[start, pos)` happen
+            // before a producer reuses it.
             self.consumer.pos.store(pos, Ordering::Release);
         }
         // Release pairs with the Acquire swap that starts the next drain.
@@ -501,8 +622,15 @@ impl<'a> Ring<'a> {
     /// not a snapshot while producers run). `reads_completed`,
     /// `reads_pending` and `consumer_connected` are the driver's to fill.
     pub fn stats(&self) -> DriverStats {
+        let reserved = load_all(&self.producer.reserved);
+        let unreserved = load_all(&self.drops.unreserved);
         DriverStats {
-            produced: load_all(&self.produced.0),
+            produced: core::array::from_fn(|k| {
+                reserved
+                    .get(k)
+                    .zip(unreserved.get(k))
+                    .map_or(0, |(a, b)| a.wrapping_add(*b))
+            }),
             delivered: load_all(&self.consumer.delivered),
             dropped: load_all(&self.drops.per_kind),
             dropped_by_reason: load_all(&self.drops.per_reason),
@@ -512,5 +640,134 @@ impl<'a> Ring<'a> {
             ring_used: u32::try_from(self.pending_bytes()).unwrap_or(u32::MAX),
             ..DriverStats::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_memory() -> [u64; Ring::MIN_CAPACITY / 8] {
+        [0; Ring::MIN_CAPACITY / 8]
+    }
+
+    fn bytes(memory: &mut [u64]) -> &mut [u8] {
+        // SAFETY: a `u64` slice is valid as bytes, aligned, same extent.
+        unsafe { core::slice::from_raw_parts_mut(memory.as_mut_ptr().cast(), memory.len() * 8) }
+    }
+
+    #[test]
+    fn a_held_reservation_lock_drops_as_contention_after_the_bounded_spin() {
+        let mut memory = ring_memory();
+        let ring = Ring::new(bytes(&mut memory)).unwrap();
+        // Another producer is inside its reservation section (and stays).
+        ring.producer.locked.store(true, Ordering::Relaxed);
+        assert_eq!(
+            ring.reserve(EventKind::FileWrite, 40).err(),
+            Some(DropReason::Contention)
+        );
+        assert_eq!(ring.pending_bytes(), 0, "nothing was claimed");
+        ring.unlock_reservations();
+        let mut slot = ring.reserve(EventKind::FileWrite, 40).unwrap();
+        slot.buffer()[..4].copy_from_slice(&40u32.to_le_bytes());
+        slot.commit();
+        let stats = ring.stats();
+        let k = EventKind::FileWrite.index();
+        assert_eq!(stats.produced[k], 2);
+        assert_eq!(stats.dropped[k], 1);
+        assert_eq!(stats.dropped_by_reason[DropReason::Contention.index()], 1);
+        // The drop is reported in-band in front of the next event.
+        let mut out = [0u8; 512];
+        assert_eq!(ring.drain_into(&mut out), LOST_RECORD_SIZE + 40);
+        assert_eq!(ring.stats().lost_records, 1);
+    }
+
+    #[test]
+    fn the_busy_tag_is_in_place_when_prod_pos_moves() {
+        let mut memory = ring_memory();
+        let ring = Ring::new(bytes(&mut memory)).unwrap();
+        let slot = ring.reserve(EventKind::ImageLoad, 45).unwrap();
+        assert_eq!(ring.producer.pos.load(Ordering::Relaxed), 56);
+        let word = ring.tags.get(0).load(Ordering::Relaxed);
+        let busy = Tag {
+            state: State::Busy,
+            kind: EventKind::ImageLoad.index() as u8,
+            slot_len: 56,
+        };
+        assert_eq!(Tag::decode(word, 0), Some(busy));
+        assert_eq!(
+            ring.drain_into(&mut [0; 256]),
+            0,
+            "busy: the consumer waits"
+        );
+        slot.discard(DropReason::QueryFailed);
+        let word = ring.tags.get(0).load(Ordering::Relaxed);
+        assert_eq!(
+            Tag::decode(word, 0).map(|t| t.state),
+            Some(State::Discarded)
+        );
+    }
+
+    /// The attack the consumer's old zeroing pass defended against: an
+    /// earlier lap's payload (file-name bytes an attacker chooses) holding
+    /// words shaped exactly like committed tags of the next lap.
+    #[test]
+    fn forged_tags_in_an_earlier_lap_are_never_read() {
+        let mut memory = ring_memory();
+        let ring = Ring::new(bytes(&mut memory)).unwrap();
+        let cap = Ring::MIN_CAPACITY;
+        let len = cap - 8;
+        let mut slot = ring.reserve(EventKind::FileCreate, len).unwrap();
+        let buf = slot.buffer();
+        buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        // Every word of the payload forges a committed 64-byte slot for the
+        // position it will have in the next lap.
+        for (i, word) in buf.chunks_exact_mut(8).enumerate().skip(4) {
+            let forged = Tag {
+                state: State::Committed,
+                kind: 0,
+                slot_len: 64,
+            };
+            let next_lap = (cap + 8 + 8 * i) as u64;
+            word.copy_from_slice(&forged.encode(next_lap).to_le_bytes());
+        }
+        slot.commit();
+        let mut out = [0u8; Ring::MIN_CAPACITY];
+        assert_eq!(ring.drain_into(&mut out), len);
+        // The next lap: reserve a slot and leave it busy; nothing beyond it
+        // (where the forged words sit) is read, and nothing at all is copied.
+        let first = ring.reserve(EventKind::FileCreate, 32).unwrap();
+        assert_eq!(ring.drain_into(&mut out), 0);
+        // Committing it yields exactly it, although the forged words right
+        // after it are still in memory.
+        first.discard(DropReason::QueryFailed);
+        let mut second = ring.reserve(EventKind::FileCreate, 32).unwrap();
+        second.buffer()[..4].copy_from_slice(&32u32.to_le_bytes());
+        second.commit();
+        assert_eq!(ring.drain_into(&mut out), LOST_RECORD_SIZE + 32);
+        assert_eq!(ring.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn the_cached_consumer_position_is_refreshed_only_when_short() {
+        let mut memory = ring_memory();
+        let ring = Ring::new(bytes(&mut memory)).unwrap();
+        let half = Ring::MIN_CAPACITY / 2 - 8;
+        for _ in 0..2 {
+            let mut slot = ring.reserve(EventKind::FileWrite, half).unwrap();
+            slot.buffer()[..4].copy_from_slice(&(half as u32).to_le_bytes());
+            slot.commit();
+        }
+        let mut out = [0u8; Ring::MIN_CAPACITY];
+        assert_eq!(ring.drain_into(&mut out), 2 * half);
+        assert_eq!(
+            ring.producer.cons_cache.load(Ordering::Relaxed),
+            0,
+            "room was cached"
+        );
+        let slot = ring.reserve(EventKind::FileWrite, half).unwrap();
+        let cap = Ring::MIN_CAPACITY as u64;
+        assert_eq!(ring.producer.cons_cache.load(Ordering::Relaxed), cap);
+        slot.commit();
     }
 }

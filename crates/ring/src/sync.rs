@@ -16,6 +16,16 @@ pub(crate) use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// One turn of a bounded spin. Under loom a yield, so the model lets the
+/// thread being waited for run instead of exploring a busy loop.
+#[inline(always)]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
 /// Keeps `T` on its own cache line (and the adjacent-line prefetch pair), so
 /// producers hammering one counter do not slow a consumer reading another.
 #[derive(Debug, Default)]
@@ -82,15 +92,47 @@ impl TagTable {
             // `AtomicU64`, which has the size and alignment of `u64`. Tag
             // words are only ever accessed atomically while a slot starts at
             // them; the non-atomic accesses to the same bytes (payload writes
-            // of an older or newer slot, the consumer's zeroing) are ordered
-            // against these by the ring's Release/Acquire pairs, so there is
-            // no data race.
+            // and the consumer's reads of an older or newer slot) are ordered
+            // against these by the ring's Release/Acquire pairs (the
+            // consumer's `cons_pos` release, the producer's acquire of it),
+            // so there is no data race.
             unsafe { &*self.base.as_ptr().wrapping_add(offset).cast::<AtomicU64>() }
         }
         #[cfg(loom)]
         {
             let index = (offset & (self.side.len() * 8 - 1)) / 8;
             &self.side[index]
+        }
+    }
+
+    /// The adversary of the loom models: after the consumer is done with
+    /// the `len` bytes at ring offset `offset` (position `pos`), every tag
+    /// word in them is overwritten with what an attacker could have shaped
+    /// an earlier lap's payload into: a committed 8-byte slot tag naming
+    /// the position the word will have in the *next* lap. (The side table
+    /// does not alias record bytes as real memory does, so the forgery is
+    /// written explicitly.) A consumer that ever reads a tag not stamped for
+    /// the current lap delivers an extra record, which the models catch.
+    /// Does nothing outside loom.
+    #[inline(always)]
+    pub(crate) fn forge_stale(&self, offset: usize, pos: u64, len: usize) {
+        #[cfg(not(loom))]
+        let _ = (offset, pos, len);
+        #[cfg(loom)]
+        {
+            let capacity = self.side.len() * 8;
+            for at in (0..len).step_by(8) {
+                let next_lap = pos + (capacity + at) as u64;
+                let forged = crate::tag::Tag {
+                    state: crate::tag::State::Committed,
+                    kind: 0,
+                    slot_len: 8,
+                };
+                // Relaxed: ordered before any reuse by the Release store of
+                // `cons_pos` that ends the drain, like the consumer's reads.
+                self.get(offset + at)
+                    .store(forged.encode(next_lap), Ordering::Relaxed);
+            }
         }
     }
 

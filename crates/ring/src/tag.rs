@@ -9,11 +9,14 @@
 //! +--------------------+----------------+---------+---------+
 //! ```
 //!
-//! A tag word is zero (free) until the producer that owns the slot
-//! publishes it with a single Release store: committed, discarded, or pad.
-//! The consumer zeroes every word it consumed before handing the space back,
-//! so a non-zero tag at the consumer's position was written in this lap by
-//! the slot's owner. The position bits are a second, independent check: a
+//! A slot's tag is written while the producer holds the reservation lock,
+//! *before* the new `prod_pos` is published: [`State::Busy`] for a slot
+//! being written, [`State::Pad`] for a skipped tail. The owner later replaces
+//! a busy tag with one Release store: committed or discarded. The consumer
+//! reads tags only below the `prod_pos` it loaded with Acquire, so every tag
+//! it reads was written for this lap; bytes left over from an earlier lap
+//! (which may be attacker-shaped payload) are never interpreted, and nothing
+//! has to be zeroed. The position bits are a second, independent check: a
 //! word left over from an earlier lap names an earlier position.
 
 /// Bytes taken by the tag word at the start of every slot.
@@ -22,8 +25,8 @@ pub(crate) const TAG_SIZE: usize = 8;
 /// The `kind` byte of a `Lost` record's slot (event kinds use their index).
 pub(crate) const KIND_LOST: u8 = 0xFF;
 
-/// A slot's state, the low byte of its tag. A zero tag word (state 0) is
-/// free: not published yet (being written, or not reserved at all).
+/// A slot's state, the low byte of its tag. Any other value (a zero word
+/// from `Ring::new` included) decodes as nothing: the consumer stops there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     /// A whole record the consumer copies out.
@@ -33,6 +36,9 @@ pub(crate) enum State {
     /// The tail of the ring that a slot did not fit in; the consumer skips
     /// to the start of the ring.
     Pad = 3,
+    /// Reserved and still being written: the consumer stops here until the
+    /// owner commits or discards it.
+    Busy = 4,
 }
 
 /// A decoded tag word.
@@ -65,6 +71,7 @@ impl Tag {
             1 => State::Committed,
             2 => State::Discarded,
             3 => State::Pad,
+            4 => State::Busy,
             _ => return None,
         };
         Some(Tag {
@@ -97,5 +104,10 @@ mod tests {
             slot_len: 8,
         };
         assert_eq!(Tag::decode(pad.encode(0), 0), Some(pad));
+        let busy = Tag {
+            state: State::Busy,
+            ..tag
+        };
+        assert_eq!(Tag::decode(busy.encode(pos), pos), Some(busy));
     }
 }

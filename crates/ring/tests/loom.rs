@@ -4,6 +4,22 @@
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p ringside-ring
 //! --test loom --release` (what `cargo xtask test` does, in `target/loom`).
+//!
+//! Under loom the consumer leaves forged next-lap tags behind in every slot
+//! it consumed (`TagTable::forge_stale`, the attacker-shaped payload of an
+//! earlier lap), so reading any tag not stamped for the current lap shows
+//! up as an extra record. Each key ordering was checked by weakening it to
+//! Relaxed and watching a model fail:
+//!
+//! | weakened                                   | fails                                  |
+//! |--------------------------------------------|----------------------------------------|
+//! | `cons_pos` Acquire reload in `claim`       | space_is_reused… (causality violation) |
+//! | `cons_pos` Release store in `drain_into`   | space_is_reused… (causality violation) |
+//! | `prod_pos` Release store in `claim`        | one_producer…, two_producers… (forged tag delivered) |
+//! | `prod_pos` Acquire load in `drain_into`    | one_producer…, two_producers… (forged tag delivered) |
+//! | busy tag stamped after `prod_pos` moves    | one_producer…, two_producers… (forged tag delivered) |
+//! | tag Release store in `publish`             | one_producer…, two_producers… (causality violation) |
+//! | reservation lock Acquire                   | two_producers… (causality violation)   |
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -137,19 +153,31 @@ fn two_producers_and_the_consumer() {
         let n = ring.drain_into(&mut out);
         records(&out[..n], &mut seen);
 
-        // Both fit (the ring is empty but for them), in either order.
-        assert_eq!(produced, vec![true, true]);
+        // Both fit (the ring is empty but for them). A producer may lose the
+        // reservation lock after its bounded spin (loom preempts the holder
+        // inside its section), but never both, and that is the only drop.
+        assert!(produced.contains(&true));
         let mut ids: Vec<u8> = seen.iter().map(|&(_, id)| id).collect();
         ids.sort();
-        assert_eq!(ids, vec![1, 2]);
+        let want: Vec<u8> = [1u8, 2]
+            .into_iter()
+            .zip(&produced)
+            .filter_map(|(id, &ok)| ok.then_some(id))
+            .collect();
+        assert_eq!(ids, want);
         let seqs: Vec<u64> = seen.iter().map(|&(seq, _)| seq).collect();
-        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(seqs, (1..=want.len() as u64).collect::<Vec<_>>());
         let stats = ring.stats();
-        for kind in [EventKind::FileCreate, EventKind::FileDelete] {
+        for (kind, ok) in [EventKind::FileCreate, EventKind::FileDelete]
+            .into_iter()
+            .zip(produced)
+        {
             let k = kind.index();
             assert_eq!(stats.produced[k], stats.delivered[k] + stats.dropped[k]);
-            assert_eq!(stats.delivered[k], 1);
+            assert_eq!(stats.delivered[k], u64::from(ok));
         }
+        let contention = stats.dropped_by_reason[ringside_wire::DropReason::Contention.index()];
+        assert_eq!(stats.dropped.iter().sum::<u64>(), contention);
         assert_eq!(ring.pending_bytes(), 0);
     });
 }
@@ -184,5 +212,59 @@ fn a_drop_races_a_producer_and_lost_is_reported() {
         }
         assert_eq!(lost_seen, 1);
         assert_eq!(ring.stats().lost_records, 1);
+    });
+}
+
+/// Space is reused while a producer reserves it: the ring holds one big
+/// committed record, the consumer drains it while a producer reserves a slot
+/// that fits only once that space is free. If the producer gets it, its
+/// writes must come after the consumer's reads of the same bytes (loom
+/// tracks them per 8 bytes). Weakening the producer's Acquire load of
+/// `cons_pos` in `claim` to Relaxed makes this model fail ("Causality
+/// violation" on the reused bytes).
+#[test]
+fn space_is_reused_while_a_producer_reserves_it() {
+    loom::model(|| {
+        let memory = vec![0u64; Ring::MIN_CAPACITY / 8];
+        let memory: &'static mut [u64] = Box::leak(memory.into_boxed_slice());
+        let ring = Arc::new(Ring::new(memory.as_mut_bytes()).unwrap());
+        // One record of 200 bytes (slot 208): a 48-byte record (slot 56)
+        // does not fit in the 48-byte tail, so it needs a pad and then
+        // [0, 56) of the memory, which the big record's bytes occupy.
+        let big = 200;
+        let mut slot = ring.reserve(EventKind::ProcessExit, big).unwrap();
+        slot.buffer()[..4].copy_from_slice(&(big as u32).to_le_bytes());
+        slot.buffer()[4] = 9;
+        slot.buffer()[32..].fill(9);
+        slot.commit();
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || produce(&ring, EventKind::FileWrite, 1))
+        };
+        let consumer = spawn_consumer(&ring);
+        let produced = producer.join().unwrap();
+        let mut seen = consumer.join().unwrap();
+        let mut out = vec![0u8; 256];
+        let n = ring.drain_into(&mut out);
+        records(&out[..n], &mut seen);
+
+        let ids: Vec<u8> = seen.iter().map(|&(_, id)| id).collect();
+        if produced {
+            assert_eq!(ids, vec![9, 1]);
+        } else {
+            // RingFull: the consumer had not freed the space yet. The drop is
+            // owed as a Lost record, written by the next reservation.
+            assert_eq!(ids, vec![9]);
+            let stats = ring.stats();
+            assert_eq!(stats.dropped[EventKind::FileWrite.index()], 1);
+            assert_eq!(
+                stats.dropped_by_reason[ringside_wire::DropReason::RingFull.index()],
+                1
+            );
+        }
+        let stats = ring.stats();
+        let k = EventKind::FileWrite.index();
+        assert_eq!(stats.produced[k], stats.delivered[k] + stats.dropped[k]);
+        assert_eq!(ring.pending_bytes(), 0);
     });
 }
