@@ -13,7 +13,28 @@ use ringside_wire::{
 };
 use zerocopy::IntoBytes;
 
-use crate::ring::Ring;
+use crate::ring::{Reservation, Ring};
+
+/// Where records are reserved. The ring itself on the host; in the kernel a
+/// wrapper that holds DISPATCH_LEVEL for the reservation only
+/// (`kernel::nt::DispatchRing`): the ring's reservation lock assumes its
+/// holder cannot be preempted, while encoding stays at the callback's IRQL
+/// because what it copies (command lines, names) may be pageable.
+pub trait Reserve {
+    /// [`Ring::reserve`].
+    fn reserve(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason>;
+    /// [`Ring::drop_event`].
+    fn drop_event(&self, kind: EventKind, reason: DropReason);
+}
+
+impl Reserve for Ring<'_> {
+    fn reserve(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
+        Ring::reserve(self, kind, len)
+    }
+    fn drop_event(&self, kind: EventKind, reason: DropReason) {
+        Ring::drop_event(self, kind, reason)
+    }
+}
 
 /// Largest binary SID (`SECURITY_MAX_SID_SIZE`).
 pub const SID_CAP: u16 = 68;
@@ -28,7 +49,7 @@ pub struct Caps {
 /// Sizes, reserves, encodes and commits one record; counts the drop if any
 /// step fails.
 pub fn emit<B: Body>(
-    ring: &Ring<'_>,
+    ring: &impl Reserve,
     kind: EventKind,
     origin: Origin,
     body: B,
@@ -73,7 +94,7 @@ pub struct ProcessCreateFacts<'a> {
 }
 
 impl ProcessCreateFacts<'_> {
-    pub fn emit(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = ProcessCreate {
             parent_pid: self.parent_pid,
             creating_pid: self.creating_pid,
@@ -99,7 +120,7 @@ pub struct ProcessExitFacts {
 }
 
 impl ProcessExitFacts {
-    pub fn emit(&self, ring: &Ring<'_>) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve) -> Result<usize, DropReason> {
         let body = ProcessExit {
             exit_status: u32::from_ne_bytes(self.exit_status.to_ne_bytes()),
             _pad: 0,
@@ -130,7 +151,7 @@ pub struct ImageLoadFacts<'a> {
 }
 
 impl ImageLoadFacts<'_> {
-    pub fn emit(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let (signature_level, signature_type) = signature_of(self.properties);
         let body = ImageLoad {
             image_base: self.image_base,
@@ -205,7 +226,7 @@ pub fn create_interest(
 }
 
 impl FileCreateFacts<'_> {
-    pub fn emit(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = FileCreate {
             desired_access: self.desired_access,
             create_options: self.create_options,
@@ -231,7 +252,7 @@ pub struct FileNameFacts<'a> {
 }
 
 impl FileNameFacts<'_> {
-    pub fn emit_write(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit_write(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = FileWrite::default();
         emit(
             ring,
@@ -242,7 +263,11 @@ impl FileNameFacts<'_> {
         )
     }
 
-    pub fn emit_close_modified(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit_close_modified(
+        &self,
+        ring: &impl Reserve,
+        caps: Caps,
+    ) -> Result<usize, DropReason> {
         let body = FileCloseModified::default();
         let fields = [utf16(self.name, caps.name)];
         emit(
@@ -358,7 +383,7 @@ pub struct FileRenameFacts<'a> {
 }
 
 impl FileRenameFacts<'_> {
-    pub fn emit(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = FileRename {
             flags: self.flags,
             information_class: self.class,
@@ -392,7 +417,7 @@ impl FileDeleteFacts<'_> {
         }
     }
 
-    pub fn emit(&self, ring: &Ring<'_>, caps: Caps) -> Result<usize, DropReason> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = FileDelete {
             flags: self.flags,
             information_class: self.class,

@@ -6,6 +6,7 @@
 //! `DropReason::Irql`. Every callback returns "no post-callback" /
 //! "finished" and never fails or blocks the user's I/O.
 
+use super::nt::DispatchRing;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
@@ -279,13 +280,13 @@ unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
             status,
             name: name.units(),
         };
-        if facts.emit(ring, caps).is_ok() {
+        if facts.emit(&DispatchRing(ring), caps).is_ok() {
             after_emit(g);
         }
     }
     if want_delete
         && FileDeleteFacts::on_close(origin(pid), name.units())
-            .emit(ring, caps)
+            .emit(&DispatchRing(ring), caps)
             .is_ok()
     {
         after_emit(g);
@@ -339,7 +340,7 @@ unsafe extern "system" fn pre_write(
                             origin: origin(pid),
                             name: name.units(),
                         };
-                        if facts.emit_write(ring, config.caps()).is_ok() {
+                        if facts.emit_write(&DispatchRing(ring), config.caps()).is_ok() {
                             after_emit(g);
                         }
                     }
@@ -379,7 +380,7 @@ unsafe extern "system" fn pre_cleanup(
                     name: name.units(),
                 };
                 if facts
-                    .emit_close_modified(ring, g.control.config.caps())
+                    .emit_close_modified(&DispatchRing(ring), g.control.config.caps())
                     .is_ok()
                 {
                     after_emit(g);
@@ -457,7 +458,7 @@ unsafe fn on_set_information(
             flags,
             name: old.units(),
         }
-        .emit(ring, caps)
+        .emit(&DispatchRing(ring), caps)
         .is_ok(),
         SetInformation::Rename { class, flags } => {
             let Some(target) = rename_target(info) else {
@@ -493,7 +494,7 @@ unsafe fn on_set_information(
                 old_name: old.units(),
                 new_name: new.units(),
             }
-            .emit(ring, caps)
+            .emit(&DispatchRing(ring), caps)
             .is_ok()
         }
         SetInformation::Ignore => false,

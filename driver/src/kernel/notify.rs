@@ -3,6 +3,7 @@
 //! trampolines that copy the kernel's arguments into `ringside_driver`'s
 //! facts structs and emit one record.
 
+use super::nt::DispatchRing;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
@@ -190,7 +191,7 @@ unsafe extern "system" fn process_notify(
                     origin: origin(pid),
                     exit_status,
                 };
-                if facts.emit(ring).is_ok() {
+                if facts.emit(&DispatchRing(ring)).is_ok() {
                     after_emit(g);
                 }
             }
@@ -224,7 +225,10 @@ unsafe extern "system" fn process_notify(
                     user_sid: user.as_slice(),
                     integrity_sid: integrity.as_slice(),
                 };
-                if facts.emit(ring, g.control.config.caps()).is_ok() {
+                if facts
+                    .emit(&DispatchRing(ring), g.control.config.caps())
+                    .is_ok()
+                {
                     after_emit(g);
                 }
             }
@@ -257,7 +261,10 @@ unsafe extern "system" fn image_notify(
             // SAFETY: `name` is null or valid for the callback's duration.
             image_name: unsafe { nt::units(name) },
         };
-        if facts.emit(ring, g.control.config.caps()).is_ok() {
+        if facts
+            .emit(&DispatchRing(ring), g.control.config.caps())
+            .is_ok()
+        {
             after_emit(g);
         }
     });

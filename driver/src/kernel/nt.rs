@@ -118,6 +118,64 @@ pub fn system_time() -> u64 {
     now as u64
 }
 
+/// `DISPATCH_LEVEL`.
+pub const DISPATCH_LEVEL: u8 = 2;
+
+/// `KeRaiseIrqlToDpcLevel` when below DISPATCH_LEVEL (on x64 wdm.h inlines it
+/// as a write of CR8; ntoskrnl.exe exports no function for it). Returns the
+/// IRQL to hand back to [`lower_irql`].
+#[inline]
+pub fn raise_to_dispatch() -> u8 {
+    let old = current_irql();
+    if old < DISPATCH_LEVEL {
+        // SAFETY: CPL 0; raising CR8 to DISPATCH_LEVEL only masks lower
+        // interrupts, and `lower_irql` restores the caller's level.
+        unsafe {
+            core::arch::asm!("mov cr8, {}", in(reg) u64::from(DISPATCH_LEVEL), options(nomem, nostack, preserves_flags))
+        };
+    }
+    old
+}
+
+/// `KeLowerIrql` back to what [`raise_to_dispatch`] returned (x64: a write of
+/// CR8; interrupts pending at the lower levels, DPCs included, are then
+/// delivered by the local APIC).
+#[inline]
+pub fn lower_irql(old: u8) {
+    if old < DISPATCH_LEVEL {
+        // SAFETY: CPL 0; `old` is the IRQL this thread ran at before
+        // `raise_to_dispatch`, so lowering to it restores the caller's state.
+        unsafe {
+            core::arch::asm!("mov cr8, {}", in(reg) u64::from(old), options(nomem, nostack, preserves_flags))
+        };
+    }
+}
+
+/// The ring as the callbacks reserve into it: at DISPATCH_LEVEL for the
+/// reservation only. The ring's reservation lock is held for a handful of
+/// instructions and assumes its holder cannot be preempted (a preempted
+/// holder would make every other producer drop with `Contention`); encoding
+/// then runs back at the callback's IRQL, since the strings it copies may be
+/// pageable.
+pub struct DispatchRing<'a>(pub &'a ringside_driver::ring::Ring<'static>);
+
+impl ringside_driver::record::Reserve for DispatchRing<'_> {
+    fn reserve(
+        &self,
+        kind: ringside_wire::EventKind,
+        len: usize,
+    ) -> Result<ringside_driver::ring::Reservation<'_>, ringside_wire::DropReason> {
+        let old = raise_to_dispatch();
+        let reservation = self.0.reserve(kind, len);
+        lower_irql(old);
+        reservation
+    }
+
+    fn drop_event(&self, kind: ringside_wire::EventKind, reason: ringside_wire::DropReason) {
+        self.0.drop_event(kind, reason)
+    }
+}
+
 /// Converts a process or thread id (a `HANDLE`-typed integer) to the wire's u32.
 pub fn handle_id(handle: HANDLE) -> u32 {
     handle as usize as u32
