@@ -52,12 +52,14 @@ const PATHS = {
     ringReady: "ring_ready.v.value",
     ringCapacity: "ring.__0.value.value.value.__0.capacity",
     producerPos: "ring.__0.value.value.value.__0.producer.__0.pos.v.value",
-    lostPending: "ring.__0.value.value.value.__0.producer.__0.lost_pending.v.value",
+    lostPending: "ring.__0.value.value.value.__0.drops.__0.lost_pending.v.value",
     consumerPos: "ring.__0.value.value.value.__0.consumer.__0.pos.v.value",
     draining: "ring.__0.value.value.value.__0.consumer.__0.draining.v.value",
     nextSeq: "ring.__0.value.value.value.__0.consumer.__0.next_seq.v.value",
     delivered: "ring.__0.value.value.value.__0.consumer.__0.delivered[KINDS].v.value",
-    produced: "ring.__0.value.value.value.__0.produced.__0[KINDS].v.value",
+    // produced = reserved (got space) + unreserved (dropped before or at reserve).
+    reserved: "ring.__0.value.value.value.__0.producer.__0.reserved[KINDS].v.value",
+    unreserved: "ring.__0.value.value.value.__0.drops.__0.unreserved[KINDS].v.value",
     dropped: "ring.__0.value.value.value.__0.drops.__0.per_kind[KINDS].v.value",
     droppedByReason: "ring.__0.value.value.value.__0.drops.__0.per_reason[DROP_REASONS].v.value",
     lostRecords: "ring.__0.value.value.value.__0.drops.__0.lost_records.v.value",
@@ -175,7 +177,7 @@ function printRing(g) {
     log("  " + pad("kind", 22) + padLeft("produced", 14) + padLeft("delivered", 14) + padLeft("dropped", 14) +
         padLeft("in ring", 10));
     for (let k = 0; k < KINDS.length; k++) {
-        const produced = int64(at(g, PATHS.produced, k));
+        const produced = int64(at(g, PATHS.reserved, k)).add(int64(at(g, PATHS.unreserved, k)));
         const delivered = int64(at(g, PATHS.delivered, k));
         const dropped = int64(at(g, PATHS.dropped, k));
         // produced == delivered + dropped once the ring is drained; the
