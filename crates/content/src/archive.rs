@@ -124,16 +124,17 @@ impl fmt::Display for ArchiveError {
     }
 }
 
-/// An ed25519 public key that bundles must be signed with.
+/// An ed25519 public key that bundles must be signed with. (Boxed: the
+/// decompressed point is ~200 bytes, and keys travel inside small enums.)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
+pub struct PublicKey(Box<VerifyingKey>);
 
 impl PublicKey {
     /// Parses 32 raw bytes or 64 hex digits (surrounding whitespace allowed).
     pub fn parse(bytes: &[u8]) -> Result<PublicKey, String> {
         let raw: [u8; 32] = decode_fixed(bytes, "a public key")?;
         VerifyingKey::from_bytes(&raw)
-            .map(PublicKey)
+            .map(|key| PublicKey(Box::new(key)))
             .map_err(|_| "32 bytes that are not an ed25519 curve point".to_owned())
     }
 

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -195,10 +195,8 @@ pub struct WatchHandle {
 impl WatchHandle {
     /// The next event, if one is waiting (never blocks).
     pub fn try_next(&self) -> Option<WatchEvent> {
-        match self.receiver.try_recv() {
-            Ok(event) => Some(event),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        // Empty or disconnected (the thread ended): nothing to apply.
+        self.receiver.try_recv().ok()
     }
 
     /// Waits up to `timeout` for the next event.
