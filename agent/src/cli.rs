@@ -9,13 +9,16 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use ringside_content::LoadPolicy;
+use ringside_content::{
+    BundleWatcher, LastKnownGood, LoadPolicy, PublicKey, RulesLocation, WatchHandle,
+};
 use ringside_wire::EventKind;
 
-use crate::detect::Detector;
+use crate::detect::{Budget, Detector, Notice};
 use crate::enrich::EnrichConfig;
 use crate::enrich::hash::HashSet;
 use crate::pipeline::{Config, Counters, Depth, Pipeline};
@@ -77,13 +80,53 @@ pub enum ContentAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct RulesArgs {
-    /// Evaluate the Sigma rules in this directory and write alerts beside the events.
-    #[arg(long, value_name = "DIR")]
+    /// Evaluate the Sigma rules in this directory, or in this signed `.rsb`
+    /// archive (with --rules-pubkey), and write alerts beside the events.
+    #[arg(long, value_name = "DIR|ARCHIVE")]
     pub rules: Option<PathBuf>,
     /// Accept the rules that compile and report the rest, instead of
     /// rejecting the whole bundle when one rule is rejected.
     #[arg(long, requires = "rules")]
     pub lenient_rules: bool,
+    /// The ed25519 public key (32 raw bytes or 64 hex digits) a `--rules`
+    /// archive must be signed with. Required for archives.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    pub rules_pubkey: Option<PathBuf>,
+    /// The archive's detached signature (default: ARCHIVE.sig).
+    #[arg(long, value_name = "FILE", requires = "rules_pubkey")]
+    pub rules_signature: Option<PathBuf>,
+    /// Keep the last known good bundle in DIR/last-known-good and start
+    /// from it when --rules does not load (default for `run` on Windows:
+    /// %ProgramData%\ringside).
+    #[arg(long, value_name = "DIR", requires = "rules")]
+    pub state_dir: Option<PathBuf>,
+    /// Runtime budget of a newly activated bundle: microseconds per event.
+    #[arg(long, default_value_t = 2000, value_name = "US")]
+    pub rules_budget_us: u64,
+    /// Over-budget events tolerated during probation before rolling back.
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub rules_budget_over: u32,
+    /// Probation of a newly activated bundle, in evaluated events (0: none).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub rules_probation: u32,
+}
+
+impl RulesArgs {
+    fn policy(&self) -> LoadPolicy {
+        if self.lenient_rules {
+            LoadPolicy::Lenient
+        } else {
+            LoadPolicy::Strict
+        }
+    }
+
+    fn budget(&self) -> Budget {
+        Budget {
+            per_event: Duration::from_micros(self.rules_budget_us),
+            max_over: self.rules_budget_over,
+            window: self.rules_probation,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -119,6 +162,10 @@ pub struct RunArgs {
     /// Also write every batch read from the driver to this replay file.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Check --rules for changes every SECS seconds and swap in a changed
+    /// bundle once it fully compiled (0: never).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub rules_poll: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -197,31 +244,139 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
+/// The rules `--rules` names: a directory, or a signed archive when a
+/// public key is given.
+pub fn rules_location(rules: &RulesArgs) -> Result<Option<RulesLocation>, CliError> {
+    let Some(path) = &rules.rules else {
+        return Ok(None);
+    };
+    if path.is_dir() {
+        return Ok(Some(RulesLocation::Directory(path.clone())));
+    }
+    let Some(key_path) = &rules.rules_pubkey else {
+        return Err(CliError::input(if path.exists() {
+            format!(
+                "--rules {}: a file is read as a signed archive bundle; give --rules-pubkey FILE (and the signature as {}.sig or --rules-signature)",
+                path.display(),
+                path.display()
+            )
+        } else {
+            format!("--rules {}: no such directory or archive", path.display())
+        }));
+    };
+    let key = PublicKey::from_file(key_path)
+        .map_err(|e| CliError::input(format!("--rules-pubkey: {e}")))?;
+    let signature = rules.rules_signature.clone().unwrap_or_else(|| {
+        let mut name = path.clone().into_os_string();
+        name.push(".sig");
+        PathBuf::from(name)
+    });
+    Ok(Some(RulesLocation::Signed {
+        archive: path.clone(),
+        signature,
+        key,
+    }))
+}
+
+/// The detector for `location`: its bundle on probation, or, when it does
+/// not load and `state_dir` holds a last known good bundle, that bundle
+/// (with a 1005 notice for the configured one). Also returns the location's
+/// fingerprint taken before loading, for the watcher.
+pub fn start_detector(
+    location: &RulesLocation,
+    rules: &RulesArgs,
+    state_dir: Option<&Path>,
+) -> Result<(Detector, u64), CliError> {
+    let policy = rules.policy();
+    let fingerprint = location.fingerprint();
+    let last_known_good = state_dir.map(LastKnownGood::in_state_dir);
+    let shown = location.path().display();
+    let detector = match location.load(policy) {
+        Ok(report) => {
+            for rejection in &report.rejections {
+                eprintln!("{rejection}");
+            }
+            eprintln!(
+                "rules {shown}: {} rules from {} files active ({} rejected)",
+                report.bundle.engine.rule_count(),
+                report.files,
+                report.rejections.len()
+            );
+            let notice = Notice::Activated {
+                source: report.bundle.source.clone(),
+                rules: report.bundle.engine.rule_count(),
+                files: report.files,
+                previous: None,
+            };
+            let mut detector = Detector::start(report);
+            detector.notify(notice);
+            detector
+        }
+        Err(error) => {
+            let Some(last_known_good) = &last_known_good else {
+                return Err(CliError::input(format!("rules {shown}: {error}")));
+            };
+            let report = last_known_good
+                .load(policy, location.key())
+                .map_err(|lkg_error| {
+                    CliError::input(format!(
+                        "rules {shown}: {error}\nand the last known good bundle cannot be used either: {lkg_error}"
+                    ))
+                })?;
+            eprintln!(
+                "rules {shown}: {error}\nrunning the last known good bundle {} instead ({} rules)",
+                last_known_good.path().display(),
+                report.bundle.engine.rule_count()
+            );
+            // It passed probation when it was saved: no probation, no save.
+            let mut detector = Detector::new(Arc::clone(&report.bundle));
+            detector.notify(Notice::Rejected {
+                source: location.path().to_owned(),
+                running: report.bundle.source.clone(),
+                reason: error.to_string(),
+            });
+            detector.notify(Notice::Activated {
+                source: report.bundle.source.clone(),
+                rules: report.bundle.engine.rule_count(),
+                files: report.files,
+                previous: None,
+            });
+            detector
+        }
+    };
+    let detector = match last_known_good {
+        Some(last_known_good) => detector.with_last_known_good(last_known_good),
+        None => detector,
+    };
+    Ok((detector.with_budget(rules.budget()), fingerprint))
+}
+
 /// The pipeline for `config`, with the detector if rules were given. A
-/// bundle that does not compile is bad input: nothing runs on it.
+/// bundle that does not compile (and no last known good to fall back to)
+/// is bad input: nothing runs on it.
 fn pipeline_with_rules(config: Config, rules: &RulesArgs) -> Result<Pipeline, CliError> {
     let mut pipeline = Pipeline::new(config);
-    if let Some(dir) = &rules.rules {
-        let policy = if rules.lenient_rules {
-            LoadPolicy::Lenient
-        } else {
-            LoadPolicy::Strict
-        };
-        let (detector, report) = Detector::load(dir, policy)
-            .map_err(|e| CliError::input(format!("rules {}: {e}", dir.display())))?;
-        for rejection in &report.rejections {
-            eprintln!("{rejection}");
-        }
-        eprintln!(
-            "rules {}: {} rules from {} files active ({} rejected)",
-            dir.display(),
-            detector.bundle().engine.rule_count(),
-            report.files,
-            report.rejections.len()
-        );
+    if let Some(location) = rules_location(rules)? {
+        let (detector, _) = start_detector(&location, rules, rules.state_dir.as_deref())?;
         pipeline.detector = Some(detector);
     }
     Ok(pipeline)
+}
+
+/// A watcher of `location` polling every `poll_secs` (none if 0).
+pub fn spawn_watcher(
+    location: RulesLocation,
+    rules: &RulesArgs,
+    fingerprint: u64,
+    poll_secs: u64,
+) -> Result<Option<WatchHandle>, CliError> {
+    if poll_secs == 0 {
+        return Ok(None);
+    }
+    BundleWatcher::new(location, rules.policy(), fingerprint)
+        .spawn(Duration::from_secs(poll_secs))
+        .map(Some)
+        .map_err(|e| CliError::failure(format!("cannot start the rules watcher: {e}")))
 }
 
 fn content(action: ContentAction) -> Result<ExitCode, CliError> {
@@ -548,7 +703,20 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
 
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let pipeline = pipeline_with_rules(pipeline_config(&args.enrich)?, &args.rules)?;
+    let mut pipeline = Pipeline::new(pipeline_config(&args.enrich)?);
+    if let Some(location) = rules_location(&args.rules)? {
+        let state_dir = args.rules.state_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into()))
+                .join("ringside")
+        });
+        let (detector, fingerprint) = start_detector(&location, &args.rules, Some(&state_dir))?;
+        pipeline.detector = Some(
+            match spawn_watcher(location, &args.rules, fingerprint, args.rules_poll)? {
+                Some(updates) => detector.with_updates(updates),
+                None => detector,
+            },
+        );
+    }
     let mut sink = open_sink(&args.output)?;
     crate::source::device::run(
         pipeline,

@@ -14,6 +14,8 @@
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
 //!   a frame or record that cannot be read → 1003 InputError; Stats →
 //!   1004 SensorStats.
+//! - Content (see [`crate::detect`]): a bundle refused or rolled back →
+//!   1005 ContentRejected; a bundle activated → 1006 ContentActivated.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -26,7 +28,7 @@ use ringside_wire::{
 };
 use zerocopy::FromBytes;
 
-use crate::detect::Detector;
+use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::paths::VolumeMap;
 use crate::process_table::{NewProcess, ProcessInfo, ProcessTable};
@@ -215,9 +217,81 @@ impl Pipeline {
         self.counters.emitted += 1;
         sink.event(&self.event)?;
         match &mut self.detector {
-            Some(detector) => detector.evaluate(&self.event, sink),
+            Some(detector) => {
+                detector.evaluate(&self.event, sink)?;
+                self.content_notices(sink)
+            }
             None => Ok(()),
         }
+    }
+
+    /// Emits the detector's queued notices as 1005 / 1006 events. Each is
+    /// also printed to stderr, where an operator watching the agent looks.
+    pub fn content_notices(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        let notices = match &mut self.detector {
+            Some(detector) => detector.take_notices(),
+            None => return Ok(()),
+        };
+        for notice in notices {
+            let ty = match notice {
+                Notice::Activated { .. } => EventType::ContentActivated,
+                Notice::Rejected { .. } => EventType::ContentRejected,
+            };
+            self.event.reset(ty, None);
+            if let Some(time) = self.counters.last_time {
+                self.event
+                    .set_with(0, |out| crate::time::write_utc_time(out, time));
+            }
+            match &notice {
+                Notice::Activated {
+                    source,
+                    rules,
+                    files,
+                    previous,
+                } => {
+                    eprintln!(
+                        "ringside-agent: content {}: {rules} rules from {files} files active",
+                        source.display()
+                    );
+                    self.event
+                        .set_named("Source", &source.display().to_string());
+                    self.event.set_named("Rules", &rules.to_string());
+                    self.event.set_named("Files", &files.to_string());
+                    if let Some(previous) = previous {
+                        self.event
+                            .set_named("Previous", &previous.display().to_string());
+                    }
+                }
+                Notice::Rejected {
+                    source,
+                    running,
+                    reason,
+                } => {
+                    eprintln!(
+                        "ringside-agent: content {} rejected, {} stays in force: {reason}",
+                        source.display(),
+                        running.display()
+                    );
+                    self.event
+                        .set_named("Source", &source.display().to_string());
+                    self.event
+                        .set_named("Running", &running.display().to_string());
+                    self.event.set_named("Reason", reason.trim_end());
+                }
+            }
+            self.emit(sink)?;
+        }
+        Ok(())
+    }
+
+    /// Applies content updates the watcher delivered (between batches, so
+    /// no event is evaluated half by one bundle and half by another) and
+    /// emits their notices.
+    pub fn content_updates(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        if let Some(detector) = &mut self.detector {
+            detector.poll_updates();
+        }
+        self.content_notices(sink)
     }
 
     /// A frame could not be read.
@@ -323,6 +397,7 @@ impl Pipeline {
     /// One READ batch whose first byte is at stream offset `base`.
     pub fn batch(&mut self, batch: &[u8], base: u64, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.batches += 1;
+        self.content_updates(sink)?;
         for record in Records::new(batch) {
             match record {
                 Ok(record) => self.record(&record, sink)?,

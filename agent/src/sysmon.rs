@@ -11,7 +11,8 @@
 //!   supports, so its fields are defined here ([`PROCESS_TERMINATE`]).
 //! - ringside's own, 1000..=1099 (outside Sysmon's 1..=255 so no Sysmon
 //!   consumer can confuse them): 1001 EventsLost, 1002 SequenceGap,
-//!   1003 InputError, 1004 SensorStats.
+//!   1003 InputError, 1004 SensorStats, 1005 ContentRejected,
+//!   1006 ContentActivated.
 //!
 //! An event is one reusable text buffer plus a span per field, so building
 //! one does not allocate once the buffer has grown.
@@ -74,6 +75,25 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     field("DecodeErrors", FieldType::Integer),
 ];
 
+/// ringside 1005: detection content was refused or rolled back; the
+/// running bundle (`Running`) stays in force. `Reason` says what and where.
+pub const CONTENT_REJECTED: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Source", FieldType::String),
+    field("Running", FieldType::String),
+    field("Reason", FieldType::String),
+];
+
+/// ringside 1006: a bundle compiled and now runs (`Rules` rules from `Files`
+/// files); `Previous` is the bundle it replaced, if any.
+pub const CONTENT_ACTIVATED: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Source", FieldType::String),
+    field("Rules", FieldType::Integer),
+    field("Files", FieldType::Integer),
+    field("Previous", FieldType::String),
+];
+
 const fn field(name: &'static str, ty: FieldType) -> FieldDef {
     FieldDef { name, ty }
 }
@@ -88,11 +108,13 @@ pub enum EventType {
     SequenceGap,
     InputError,
     SensorStats,
+    ContentRejected,
+    ContentActivated,
 }
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::FileEvent),
@@ -103,6 +125,8 @@ impl EventType {
         EventType::SequenceGap,
         EventType::InputError,
         EventType::SensorStats,
+        EventType::ContentRejected,
+        EventType::ContentActivated,
     ];
 
     /// The `EventID` emitted.
@@ -114,6 +138,8 @@ impl EventType {
             EventType::SequenceGap => 1002,
             EventType::InputError => 1003,
             EventType::SensorStats => 1004,
+            EventType::ContentRejected => 1005,
+            EventType::ContentActivated => 1006,
         }
     }
 
@@ -126,6 +152,8 @@ impl EventType {
             EventType::SequenceGap => SEQUENCE_GAP,
             EventType::InputError => INPUT_ERROR,
             EventType::SensorStats => SENSOR_STATS,
+            EventType::ContentRejected => CONTENT_REJECTED,
+            EventType::ContentActivated => CONTENT_ACTIVATED,
         }
     }
 

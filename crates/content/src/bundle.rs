@@ -1,5 +1,6 @@
-//! Bundles (a directory of rules, `*.yml` recursively) and the running
-//! content holder that swaps bundles atomically and keeps the last known good.
+//! Bundles (a directory of rules, `*.yml` recursively, or a signed archive
+//! of one — see [`crate::archive`]) and the running content holder that
+//! swaps bundles atomically and keeps the last known good.
 //!
 //! Policy. `Strict` (the default for production loads): one rejected rule
 //! rejects the whole bundle and the running bundle stays. A bundle is built
@@ -10,9 +11,11 @@
 //! reports the others: for trying third-party rule sets such as raw SigmaHQ,
 //! which target every Sysmon field, not what ringside provides.
 
+use crate::archive::{self, ArchiveError, ArchiveLimits, PublicKey, SignatureError};
 use crate::compile::{CompiledRule, Reason, Rejection, compile_rule};
 use crate::engine::Engine;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -29,8 +32,23 @@ pub enum LoadPolicy {
 /// A compiled bundle.
 #[derive(Debug)]
 pub struct Bundle {
+    /// The directory or archive it was compiled from.
     pub source: PathBuf,
     pub engine: Engine,
+}
+
+/// The bytes a bundle was compiled from, exactly as compiled: what the last
+/// known good copy on disk is written from (so the copy cannot differ from
+/// what ran, whatever happened to the source since).
+#[derive(Clone, Debug)]
+pub enum BundleSource {
+    /// Rule files of a directory bundle: (path relative to the directory, bytes).
+    Files(Vec<(PathBuf, Vec<u8>)>),
+    /// A signed archive and its detached signature, verbatim.
+    Signed {
+        archive: Vec<u8>,
+        signature: Vec<u8>,
+    },
 }
 
 /// The outcome of compiling a bundle that was accepted.
@@ -41,6 +59,8 @@ pub struct LoadReport {
     pub files: usize,
     /// Rejected rules (always empty under `Strict`).
     pub rejections: Vec<Rejection>,
+    /// What was compiled, for [`crate::lkg::LastKnownGood::save`].
+    pub sources: BundleSource,
 }
 
 /// Why a bundle was not accepted.
@@ -55,6 +75,18 @@ pub enum BundleError {
     },
     /// No rule file was found: an empty bundle would silently disable detection.
     Empty(PathBuf),
+    /// The archive's signature does not verify (nothing in it was read).
+    Signature {
+        archive: PathBuf,
+        error: SignatureError,
+    },
+    /// The public key file is unreadable or not an ed25519 key.
+    PublicKey { path: PathBuf, reason: String },
+    /// The archive verified but is not a well-formed bundle within limits.
+    Archive {
+        archive: PathBuf,
+        error: ArchiveError,
+    },
 }
 
 impl fmt::Display for BundleError {
@@ -84,6 +116,17 @@ impl fmt::Display for BundleError {
                     "{}: no *.yml rule files; refusing to replace content with nothing",
                     path.display()
                 )
+            }
+            BundleError::Signature { archive, error } => write!(
+                f,
+                "{}: signature check failed, nothing in the archive was read: {error}",
+                archive.display()
+            ),
+            BundleError::PublicKey { path, reason } => {
+                write!(f, "{}: not a usable public key: {reason}", path.display())
+            }
+            BundleError::Archive { archive, error } => {
+                write!(f, "{}: {error}", archive.display())
             }
         }
     }
@@ -123,6 +166,29 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
     Ok(files)
 }
 
+/// Compiles rules held in memory: (path used in messages, bytes).
+pub fn compile_sources<'a>(
+    sources: impl IntoIterator<Item = (PathBuf, &'a [u8])>,
+) -> (Vec<CompiledRule>, Vec<Rejection>) {
+    let mut rules = Vec::new();
+    let mut rejections = Vec::new();
+    for (path, bytes) in sources {
+        let result = match std::str::from_utf8(bytes) {
+            Ok(text) => compile_rule(text, &path),
+            Err(_) => Err(Rejection {
+                path,
+                line: 1,
+                reason: Reason::Malformed("the file is not UTF-8".into()),
+            }),
+        };
+        match result {
+            Ok(rule) => rules.push(rule),
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
+    (rules, rejections)
+}
+
 /// Compiles every rule file; returns the accepted rules and the rejections.
 pub fn compile_files(files: &[PathBuf]) -> (Vec<CompiledRule>, Vec<Rejection>) {
     let mut rules = Vec::new();
@@ -157,29 +223,197 @@ impl Bundle {
         Bundle::load_with(dir, LoadPolicy::default())
     }
 
-    /// Loads `dir` with `policy`.
+    /// Loads `dir` with `policy`. Every rule file is read into memory first,
+    /// so the compiled bundle and [`LoadReport::sources`] are the same bytes.
     pub fn load_with(dir: &Path, policy: LoadPolicy) -> Result<LoadReport, BundleError> {
         let files = rule_files(dir)?;
-        if files.is_empty() {
-            return Err(BundleError::Empty(dir.to_owned()));
+        let mut sources = Vec::with_capacity(files.len());
+        for path in &files {
+            let bytes = std::fs::read(path).map_err(|e| BundleError::Io {
+                path: path.clone(),
+                error: e.to_string(),
+            })?;
+            let relative = path.strip_prefix(dir).unwrap_or(path).to_owned();
+            sources.push((relative, bytes));
         }
-        let (rules, rejections) = compile_files(&files);
+        let listed = sources
+            .iter()
+            .map(|(relative, bytes)| (dir.join(relative), bytes.as_slice()))
+            .collect();
+        let compiled = Bundle::compile(dir, listed, policy)?;
+        Ok(compiled.report(BundleSource::Files(sources)))
+    }
+
+    /// Loads a signed archive bundle with the default (strict) policy and
+    /// limits. See [`Bundle::load_signed_with`].
+    pub fn load_signed(
+        archive: &Path,
+        signature: &Path,
+        key: &PublicKey,
+    ) -> Result<LoadReport, BundleError> {
+        Bundle::load_signed_with(
+            archive,
+            signature,
+            key,
+            LoadPolicy::default(),
+            &ArchiveLimits::default(),
+        )
+    }
+
+    /// Loads a signed archive bundle: the archive file is read (refused
+    /// unread if larger than `limits.max_archive_bytes`), its detached
+    /// signature is verified against `key` over the exact bytes read, and
+    /// only then is the archive unpacked in memory and compiled.
+    pub fn load_signed_with(
+        archive: &Path,
+        signature: &Path,
+        key: &PublicKey,
+        policy: LoadPolicy,
+        limits: &ArchiveLimits,
+    ) -> Result<LoadReport, BundleError> {
+        let archive_bytes =
+            read_bounded(archive, limits.max_archive_bytes).map_err(|e| match e {
+                Bounded::Io(error) => BundleError::Io {
+                    path: archive.to_owned(),
+                    error,
+                },
+                Bounded::TooLarge(size) => BundleError::Archive {
+                    archive: archive.to_owned(),
+                    error: ArchiveError::TooLarge {
+                        size,
+                        limit: limits.max_archive_bytes,
+                    },
+                },
+            })?;
+        let signature_bytes =
+            read_bounded(signature, archive::MAX_SIGNATURE_FILE).map_err(|e| match e {
+                Bounded::Io(error) => BundleError::Io {
+                    path: signature.to_owned(),
+                    error,
+                },
+                Bounded::TooLarge(size) => BundleError::Signature {
+                    archive: archive.to_owned(),
+                    error: SignatureError::Encoding(format!(
+                        "{}: {size} bytes; a signature is 64 raw bytes or 128 hex digits",
+                        signature.display()
+                    )),
+                },
+            })?;
+        Bundle::load_signed_bytes(archive, archive_bytes, signature_bytes, key, policy, limits)
+    }
+
+    /// [`Bundle::load_signed_with`] on bytes already in memory; `name` is
+    /// the archive's path, used as the bundle's source and in messages.
+    pub fn load_signed_bytes(
+        name: &Path,
+        archive_bytes: Vec<u8>,
+        signature_bytes: Vec<u8>,
+        key: &PublicKey,
+        policy: LoadPolicy,
+        limits: &ArchiveLimits,
+    ) -> Result<LoadReport, BundleError> {
+        if archive_bytes.len() as u64 > limits.max_archive_bytes {
+            return Err(BundleError::Archive {
+                archive: name.to_owned(),
+                error: ArchiveError::TooLarge {
+                    size: archive_bytes.len() as u64,
+                    limit: limits.max_archive_bytes,
+                },
+            });
+        }
+        // Verify first: no byte of the archive is interpreted before this.
+        archive::verify(&archive_bytes, &signature_bytes, key).map_err(|error| {
+            BundleError::Signature {
+                archive: name.to_owned(),
+                error,
+            }
+        })?;
+        let entries =
+            archive::unpack(&archive_bytes, limits).map_err(|error| BundleError::Archive {
+                archive: name.to_owned(),
+                error,
+            })?;
+        let listed = entries
+            .iter()
+            .map(|(relative, bytes)| (name.join(relative), bytes.as_slice()))
+            .collect();
+        let compiled = Bundle::compile(name, listed, policy)?;
+        Ok(compiled.report(BundleSource::Signed {
+            archive: archive_bytes,
+            signature: signature_bytes,
+        }))
+    }
+
+    /// Compiles `listed` (path for messages, bytes) under `policy`.
+    fn compile(
+        source: &Path,
+        listed: Vec<(PathBuf, &[u8])>,
+        policy: LoadPolicy,
+    ) -> Result<Compiled, BundleError> {
+        if listed.is_empty() {
+            return Err(BundleError::Empty(source.to_owned()));
+        }
+        let files = listed.len();
+        let (rules, rejections) = compile_sources(listed);
         if policy == LoadPolicy::Strict && !rejections.is_empty() {
             return Err(BundleError::Rejected {
                 accepted: rules.len(),
                 rejections,
             });
         }
-        let bundle = Arc::new(Bundle {
-            source: dir.to_owned(),
-            engine: Engine::new(rules),
-        });
-        Ok(LoadReport {
-            bundle,
-            files: files.len(),
+        Ok(Compiled {
+            bundle: Arc::new(Bundle {
+                source: source.to_owned(),
+                engine: Engine::new(rules),
+            }),
+            files,
             rejections,
         })
     }
+}
+
+/// An accepted bundle before its sources are attached to the report.
+struct Compiled {
+    bundle: Arc<Bundle>,
+    files: usize,
+    rejections: Vec<Rejection>,
+}
+
+impl Compiled {
+    fn report(self, sources: BundleSource) -> LoadReport {
+        LoadReport {
+            bundle: self.bundle,
+            files: self.files,
+            rejections: self.rejections,
+            sources,
+        }
+    }
+}
+
+enum Bounded {
+    Io(String),
+    TooLarge(u64),
+}
+
+/// Reads `path` whole, refusing (before reading) a file larger than `limit`
+/// and stopping at `limit + 1` bytes if it grows while being read.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Bounded> {
+    let file = std::fs::File::open(path).map_err(|e| Bounded::Io(e.to_string()))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Bounded::Io(e.to_string()))?
+        .len();
+    if size > limit {
+        return Err(Bounded::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Bounded::Io(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(Bounded::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The running content: readers take a snapshot (`current`) per batch of

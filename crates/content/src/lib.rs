@@ -7,18 +7,24 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod condition;
 pub mod engine;
+pub mod lkg;
 pub mod matcher;
 pub mod modifiers;
 pub mod regression;
 pub mod schema;
+pub mod watch;
 pub mod yaml;
 
-pub use bundle::{Bundle, BundleError, Content, LoadPolicy, LoadReport};
+pub use archive::{ArchiveError, ArchiveLimits, PublicKey, SignatureError};
+pub use bundle::{Bundle, BundleError, BundleSource, Content, LoadPolicy, LoadReport};
 pub use check::{CheckReport, check};
 pub use engine::{Alert, Engine, Scratch};
+pub use lkg::LastKnownGood;
 pub use regression::{RegressionReport, regression};
+pub use watch::{BundleWatcher, RulesLocation, WatchEvent, WatchHandle};
