@@ -95,10 +95,16 @@ impl LastKnownGood {
         key: Option<&PublicKey>,
     ) -> Result<LoadReport, BundleError> {
         let current = self.path();
+        let old = self.sibling("old");
         let dir = if current.exists() {
             current
+        } else if old.exists() {
+            old
         } else {
-            self.sibling("old")
+            return Err(BundleError::Io {
+                path: current,
+                error: "no last known good bundle has been saved yet".into(),
+            });
         };
         let archive = dir.join(ARCHIVE);
         if archive.exists() {
