@@ -44,10 +44,19 @@ impl<const N: usize> FirstWriteSet<N> {
         }
     }
 
+    /// Fibonacci hashing keeps the product's top log2(N) bits.
+    const SHIFT: u32 = usize::BITS - N.trailing_zeros();
+
     fn probe(key: usize) -> impl Iterator<Item = usize> {
-        // Fibonacci hashing of the address without its alignment bits.
-        let hash = (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-        (0..MAX_PROBE).map(move |i| hash.wrapping_add(i) & N.wrapping_sub(1))
+        // Fibonacci hashing of the address: the multiplication mixes every
+        // bit of the key into the top bits of the product, which pick the
+        // home slot. (The low bits of the product depend only on the low
+        // bits of the key, so page-aligned file objects, as the pool hands
+        // out under special pool, would share a few home slots.)
+        let home = key
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            .wrapping_shr(Self::SHIFT);
+        (0..MAX_PROBE).map(move |i| home.wrapping_add(i) & N.wrapping_sub(1))
     }
 
     /// Notes a write through `key`; says whether it is the first.
