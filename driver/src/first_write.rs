@@ -9,6 +9,12 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 /// Slots probed per lookup; bounds every loop on the write path.
 const MAX_PROBE: usize = 16;
 
+/// A slot that never held a key.
+const EMPTY: usize = 0;
+/// A slot whose key was removed. Never a file object address (those are
+/// aligned), so it cannot collide with a key.
+const TOMBSTONE: usize = usize::MAX;
+
 /// What [`FirstWriteSet::record_write`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteSeen {
@@ -21,9 +27,19 @@ pub enum WriteSeen {
 }
 
 /// The set. `N` must be a power of two.
+///
+/// Open addressing with linear probing over at most [`MAX_PROBE`] slots.
+/// A slot goes from [`EMPTY`] to a key, and from a key to [`TOMBSTONE`]
+/// and back to a key, but never returns to `EMPTY`. A key is only ever
+/// stored after every earlier slot of its probe sequence was seen taken, so
+/// no key lies beyond an `EMPTY` slot of its sequence: lookups stop at the
+/// first `EMPTY` slot. On a table with few used slots that is the first or
+/// second probe; as slots get used over time, lookups probe further, and at
+/// worst (every slot used once) the whole bound, which is what a table
+/// without tombstones would probe for every missing key.
 #[derive(Debug)]
 pub struct FirstWriteSet<const N: usize> {
-    // Invariant: 0 means empty; any other value is a file object address.
+    // Invariant: EMPTY, TOMBSTONE, or a file object address (as above).
     slots: [AtomicUsize; N],
 }
 
@@ -40,35 +56,56 @@ impl<const N: usize> FirstWriteSet<N> {
     pub const fn new() -> Self {
         let () = Self::POWER_OF_TWO;
         FirstWriteSet {
-            slots: [const { AtomicUsize::new(0) }; N],
+            slots: [const { AtomicUsize::new(EMPTY) }; N],
         }
     }
 
-    fn probe(key: usize) -> impl Iterator<Item = usize> {
-        // Fibonacci hashing of the address without its alignment bits.
-        let hash = (key >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-        (0..MAX_PROBE).map(move |i| hash.wrapping_add(i) & N.wrapping_sub(1))
+    /// Fibonacci hashing keeps the product's top log2(N) bits.
+    const SHIFT: u32 = usize::BITS - N.trailing_zeros();
+
+    /// The slots `key` may occupy, in probe order.
+    #[inline]
+    fn probe(&self, key: usize) -> impl Iterator<Item = &AtomicUsize> {
+        // Fibonacci hashing of the address: the multiplication mixes every
+        // bit of the key into the top bits of the product, which pick the
+        // home slot. (The low bits of the product depend only on the low
+        // bits of the key, so page-aligned file objects, as the pool hands
+        // out under special pool, would share a few home slots.)
+        let home = key
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            .wrapping_shr(Self::SHIFT);
+        let mask = N.wrapping_sub(1);
+        (0..MAX_PROBE).filter_map(move |i| self.slots.get(home.wrapping_add(i) & mask))
     }
 
     /// Notes a write through `key`; says whether it is the first.
     pub fn record_write(&self, key: usize) -> WriteSeen {
-        if key == 0 {
+        if key == EMPTY || key == TOMBSTONE {
             return WriteSeen::Untracked;
         }
-        // Look for the key first, so a hole left by a removal in front of
-        // it does not make us insert it twice.
-        if Self::probe(key).any(|i| self.slot(i) == key) {
-            return WriteSeen::Again;
+        // Relaxed throughout: the set carries no data besides the keys.
+        // Look for the key first, up to the first never-used slot, so that
+        // a tombstone in front of it does not make us insert it twice.
+        for slot in self.probe(key) {
+            match slot.load(Ordering::Relaxed) {
+                existing if existing == key => return WriteSeen::Again,
+                EMPTY => break,
+                _ => {}
+            }
         }
-        for i in Self::probe(key) {
-            let Some(slot) = self.slots.get(i) else {
-                continue;
-            };
-            // Relaxed suffices: the set carries no data besides the key itself.
-            match slot.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return WriteSeen::First,
-                Err(existing) if existing == key => return WriteSeen::Again,
-                Err(_) => {}
+        // Take the first free slot in probe order, one attempt per slot:
+        // concurrent first writes through the same handle race for the same
+        // slot, and the loser sees the winner's key.
+        for slot in self.probe(key) {
+            let current = slot.load(Ordering::Relaxed);
+            if current == EMPTY || current == TOMBSTONE {
+                match slot.compare_exchange(current, key, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return WriteSeen::First,
+                    Err(existing) if existing == key => return WriteSeen::Again,
+                    Err(_) => {}
+                }
+            } else if current == key {
+                return WriteSeen::Again;
             }
         }
         WriteSeen::Untracked
@@ -76,22 +113,22 @@ impl<const N: usize> FirstWriteSet<N> {
 
     /// Removes `key` (handle cleanup); true if it had been written through.
     pub fn remove(&self, key: usize) -> bool {
-        if key == 0 {
+        if key == EMPTY || key == TOMBSTONE {
             return false;
         }
         let mut found = false;
-        for i in Self::probe(key) {
-            if let Some(slot) = self.slots.get(i) {
-                found |= slot
-                    .compare_exchange(key, 0, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok();
+        for slot in self.probe(key) {
+            match slot.load(Ordering::Relaxed) {
+                EMPTY => break,
+                existing if existing == key => {
+                    found |= slot
+                        .compare_exchange(key, TOMBSTONE, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok();
+                }
+                _ => {}
             }
         }
         found
-    }
-
-    fn slot(&self, i: usize) -> usize {
-        self.slots.get(i).map_or(0, |s| s.load(Ordering::Relaxed))
     }
 }
 
@@ -133,5 +170,38 @@ mod tests {
                 assert_eq!(set.record_write(k << 4), WriteSeen::Again);
             }
         }
+    }
+
+    #[test]
+    fn tombstones_are_reused_and_never_hide_a_key() {
+        let set = FirstWriteSet::<16>::new();
+        for k in 1..=16usize {
+            assert_eq!(set.record_write(k << 4), WriteSeen::First);
+        }
+        // Every slot now holds a key; free half of them, in an order that
+        // leaves tombstones in front of keys that are still present.
+        for k in (1..=16usize).step_by(2) {
+            assert!(set.remove(k << 4));
+            assert!(!set.remove(k << 4));
+        }
+        for k in (2..=16usize).step_by(2) {
+            assert_eq!(set.record_write(k << 4), WriteSeen::Again);
+        }
+        for k in 17..=24usize {
+            assert_eq!(set.record_write(k << 4), WriteSeen::First);
+        }
+        assert_eq!(set.record_write(25 << 4), WriteSeen::Untracked);
+        for k in (2..=24usize).filter(|k| k % 2 == 0 || *k > 16) {
+            assert_eq!(set.record_write(k << 4), WriteSeen::Again);
+            assert!(set.remove(k << 4));
+        }
+        assert_eq!(set.record_write(1 << 4), WriteSeen::First);
+    }
+
+    #[test]
+    fn the_tombstone_value_is_never_tracked() {
+        let set = FirstWriteSet::<16>::new();
+        assert_eq!(set.record_write(TOMBSTONE), WriteSeen::Untracked);
+        assert!(!set.remove(TOMBSTONE));
     }
 }

@@ -9,7 +9,7 @@
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    ProcessCreate, ProcessExit, encode, encoded_len,
+    ProcessCreate, ProcessExit, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -60,7 +60,7 @@ pub fn emit<B: Body>(
         return Err(DropReason::EncodeFailed);
     };
     let mut reservation = ring.reserve(kind, len)?;
-    match encode(reservation.buffer(), origin, body, fields) {
+    match encode_exact(reservation.buffer(), origin, body, fields) {
         Ok(_) => {
             reservation.commit();
             Ok(len)

@@ -37,9 +37,22 @@ pub fn ringside_sys() -> Result<&'static [u8], String> {
         .map_err(Clone::clone)
 }
 
+/// Where [`ringside_sys`] reads the image from: `RINGSIDE_SYS`, or the
+/// build output (its `ringside.pdb` lies next to it).
+pub fn ringside_sys_path() -> PathBuf {
+    match std::env::var_os("RINGSIDE_SYS") {
+        Some(path) => PathBuf::from(path),
+        None => target_dir().join(TARGET).join(PROFILE).join("ringside.exe"),
+    }
+}
+
+fn target_dir() -> PathBuf {
+    workspace_root().join("target").join("kmodel")
+}
+
 fn build() -> Result<Vec<u8>, String> {
     let root = workspace_root();
-    let target_dir = root.join("target").join("kmodel");
+    let target_dir = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&root)
@@ -66,6 +79,6 @@ fn build() -> Result<Vec<u8>, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let exe = target_dir.join(TARGET).join(PROFILE).join("ringside.exe");
+    let exe = ringside_sys_path();
     std::fs::read(&exe).map_err(|e| format!("reading {}: {e}", exe.display()))
 }

@@ -66,6 +66,9 @@ pub struct Kernel {
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
+    /// When set, the same count per instruction address (RVA) in the image:
+    /// a profile for `cargo xtask bench driver --profile`.
+    pub profile: Option<HashMap<u32, u64>>,
     /// Why emulation was stopped by the model (a fatal finding), if it was.
     pub stop: Option<String>,
     pub depth: u32,
@@ -355,6 +358,7 @@ impl Machine {
             reg: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
+            profile: None,
             stop: None,
             depth: 0,
             nested_calls: 0,
@@ -419,8 +423,15 @@ impl Machine {
         uc.add_code_hook(
             start,
             end,
-            |uc: &mut Unicorn<'_, Kernel>, _address: u64, _size: u32| {
-                uc.get_data_mut().driver_instructions += 1;
+            |uc: &mut Unicorn<'_, Kernel>, address: u64, _size: u32| {
+                let kernel = uc.get_data_mut();
+                kernel.driver_instructions += 1;
+                if let Some(profile) = &mut kernel.profile {
+                    // The hook only runs inside the image, so the RVA fits.
+                    *profile
+                        .entry(address.wrapping_sub(IMAGE_BASE) as u32)
+                        .or_default() += 1;
+                }
             },
         )
         .map_err(|e| format!("hook: {e:?}"))?;

@@ -3,8 +3,7 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str =
-    "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver>";
+const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver [--profile]>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -44,15 +43,21 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
             ]))
         }
         // Deterministic instruction counts of the real driver in the
-        // kernel model (not wall time).
-        Some("driver") => run(cargo().args([
-            "run",
-            "--quiet",
-            "-p",
-            "ringside-kmodel",
-            "--bin",
-            "bench-driver",
-        ])),
+        // kernel model (not wall time); `--profile` adds where they ran.
+        Some("driver") => {
+            let mut command = cargo();
+            command.args([
+                "run",
+                "--quiet",
+                "-p",
+                "ringside-kmodel",
+                "--bin",
+                "bench-driver",
+                "--",
+            ]);
+            command.args(args.get(1..).unwrap_or_default());
+            run(&mut command)
+        }
         Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),
         None => Err(USAGE.into()),
     }

@@ -32,7 +32,10 @@ commands:
   loom      run only the ring's loom models
   demo      an attack-like scenario through the emulated ringside.sys, as a
             timeline (--record FILE: write the replay file for the agent)
-  bench driver  instructions executed inside ringside.sys per callback kind
+  bench driver [--profile]
+            instructions executed inside ringside.sys per callback kind
+            (--profile: and per function, inlined ones included, through
+            llvm-symbolizer and ringside.pdb)
   bench ring  the ring against rtrb, crossbeam ArrayQueue and memcpy (table + criterion)
 ";
 

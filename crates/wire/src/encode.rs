@@ -3,7 +3,8 @@
 //! The driver calls this on its event path, so it never allocates and never
 //! panics: every size is checked and a mistake is an [`EncodeError`]. The
 //! caller sizes its ring reservation with [`encoded_len`] first, then encodes
-//! into exactly that space.
+//! into exactly that space with [`encode_exact`], which measures nothing
+//! again ([`encode`] does both for a buffer of any size).
 
 use zerocopy::IntoBytes;
 
@@ -57,6 +58,8 @@ pub enum EncodeError {
     TooLarge,
     /// The output buffer is smaller than the record.
     BufferTooSmall { needed: usize, got: usize },
+    /// [`encode_exact`] was given a buffer that is not the record's size.
+    WrongSize { needed: usize, got: usize },
 }
 
 /// Header values the producer supplies; `size`, `kind`, `version` and
@@ -92,7 +95,7 @@ pub fn encoded_len<B: Body>(fields: &[Field<'_>]) -> Option<usize> {
 pub fn encode<B: Body>(
     out: &mut [u8],
     origin: Origin,
-    mut body: B,
+    body: B,
     fields: &[Field<'_>],
 ) -> Result<usize, EncodeError> {
     if fields.len() != B::BLOBS.len() {
@@ -106,7 +109,34 @@ pub fn encode<B: Body>(
     let record = out
         .get_mut(..size)
         .ok_or(EncodeError::BufferTooSmall { needed: size, got })?;
+    encode_exact(record, origin, body, fields)?;
+    Ok(size)
+}
 
+/// [`encode`] into all of `record`, whose length is what [`encoded_len`]
+/// returned for these fields (a ring reservation of that size): the fields
+/// are measured once, in `encoded_len`, and not again here. A record whose
+/// fields do not fill `record` to the padded size is a
+/// [`EncodeError::WrongSize`] (with `record` partly written).
+pub fn encode_exact<B: Body>(
+    record: &mut [u8],
+    origin: Origin,
+    mut body: B,
+    fields: &[Field<'_>],
+) -> Result<(), EncodeError> {
+    if fields.len() != B::BLOBS.len() {
+        return Err(EncodeError::FieldCount {
+            expected: B::BLOBS.len(),
+            got: fields.len(),
+        });
+    }
+    let size = record.len();
+    if size > MAX_RECORD_SIZE {
+        return Err(EncodeError::TooLarge);
+    }
+    // Lay the fields out first: their places follow from their stored
+    // lengths alone, so the header and body are written before any data is
+    // copied, and the copies below carry nothing else across their calls.
     let body_end = HEADER_SIZE.wrapping_add(core::mem::size_of::<B>());
     let mut cursor = body_end;
     let mut flags = 0u8;
@@ -115,20 +145,9 @@ pub fn encode<B: Body>(
         if truncated {
             flags |= HEADER_FLAG_TRUNCATED;
         }
-        let end = cursor.wrapping_add(usize::from(stored));
-        // Cannot fail: `encoded_len` summed exactly these lengths into `size`.
-        let dest = record
-            .get_mut(cursor..end)
-            .ok_or(EncodeError::BufferTooSmall {
-                needed: end,
-                got: size,
-            })?;
-        let src = field.data.get(..usize::from(stored)).unwrap_or_default();
-        if dest.len() == src.len() {
-            dest.copy_from_slice(src);
-        }
         let blob = Blob {
-            // Cannot truncate: `size <= MAX_RECORD_SIZE < u16::MAX`.
+            // Cannot truncate: checked against `size <= MAX_RECORD_SIZE`
+            // below, before anything is written.
             offset: if stored == 0 { 0 } else { cursor as u16 },
             len: stored,
             full_len: field.full_len(),
@@ -137,13 +156,31 @@ pub fn encode<B: Body>(
         if let Some(slot) = body.blob_mut(i) {
             *slot = blob;
         }
-        cursor = end;
+        // Saturating, so that an impossible overflow still fails the check
+        // below.
+        cursor = cursor.saturating_add(usize::from(stored));
     }
-    if let Some(padding) = record.get_mut(cursor..) {
-        padding.fill(0);
+    // The fields fill `record` up to its padding exactly when `cursor` is
+    // within RECORD_ALIGN below `size` and `size` is aligned. (Cheaper than
+    // rounding `cursor` up again.)
+    if cursor > size || size.wrapping_sub(cursor) >= RECORD_ALIGN || size % RECORD_ALIGN != 0 {
+        return Err(EncodeError::WrongSize {
+            needed: cursor,
+            got: size,
+        });
+    }
+    // The padding is the last `size - cursor < RECORD_ALIGN` bytes: zero
+    // the last 8, and let the data, body and header overwrite whatever of
+    // them is theirs. (One store instead of a fill call.)
+    if let Some(last) = size
+        .checked_sub(RECORD_ALIGN)
+        .and_then(|start| record.get_mut(start..))
+    {
+        last.copy_from_slice(&[0; RECORD_ALIGN]);
     }
 
     let header = RecordHeader {
+        // Cannot truncate: `size <= MAX_RECORD_SIZE`.
         size: size as u32,
         kind: B::KIND.wire(),
         version: RECORD_VERSION,
@@ -153,23 +190,44 @@ pub fn encode<B: Body>(
         seq: 0,
         timestamp: origin.timestamp,
     };
-    let (head, rest) =
-        record
-            .split_at_mut_checked(HEADER_SIZE)
-            .ok_or(EncodeError::BufferTooSmall {
-                needed: HEADER_SIZE,
-                got: size,
-            })?;
-    header
-        .write_to(head)
-        .map_err(|_| EncodeError::BufferTooSmall {
+    let (head, rest) = record
+        .split_at_mut_checked(HEADER_SIZE)
+        .ok_or(EncodeError::WrongSize {
             needed: HEADER_SIZE,
             got: size,
         })?;
-    body.write_to_prefix(rest)
-        .map_err(|_| EncodeError::BufferTooSmall {
+    header.write_to(head).map_err(|_| EncodeError::WrongSize {
+        needed: HEADER_SIZE,
+        got: size,
+    })?;
+    let (body_bytes, tail) =
+        rest.split_at_mut_checked(core::mem::size_of::<B>())
+            .ok_or(EncodeError::WrongSize {
+                needed: body_end,
+                got: size,
+            })?;
+    body.write_to(body_bytes)
+        .map_err(|_| EncodeError::WrongSize {
             needed: body_end,
             got: size,
         })?;
-    Ok(size)
+
+    // The data, in layout order, into the tail.
+    let mut tail = tail;
+    for field in fields {
+        let stored = usize::from(field.stored_len().0);
+        let src = field.data.get(..stored).unwrap_or_default();
+        // Cannot fail: the layout above fitted every field in `record`.
+        let Some((dest, rest)) = tail.split_at_mut_checked(stored) else {
+            return Err(EncodeError::WrongSize {
+                needed: cursor,
+                got: size,
+            });
+        };
+        if dest.len() == src.len() {
+            dest.copy_from_slice(src);
+        }
+        tail = rest;
+    }
+    Ok(())
 }

@@ -35,7 +35,7 @@ pub mod record;
 pub mod replay;
 
 pub use decode::{DecodeError, Event, RawField, Record, Records, decode_record};
-pub use encode::{EncodeError, Field, Origin, encode, encoded_len};
+pub use encode::{EncodeError, Field, Origin, encode, encode_exact, encoded_len};
 pub use kind::{DropReason, EVENT_KIND_COUNT, EventKind, RecordKind};
 pub use record::*;
 

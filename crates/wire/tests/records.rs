@@ -3,8 +3,8 @@
 
 use ringside_wire::record::*;
 use ringside_wire::{
-    DecodeError, EventKind, Field, Origin, Record, RecordKind, Records, decode_record, encode,
-    encoded_len,
+    DecodeError, EncodeError, EventKind, Field, Origin, Record, RecordKind, Records, decode_record,
+    encode, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -256,6 +256,44 @@ fn encoder_refuses_what_does_not_fit() {
         encode(&mut out, ORIGIN, FileRename::default(), &fields),
         Err(ringside_wire::EncodeError::TooLarge)
     );
+}
+
+#[test]
+fn encode_exact_fills_a_reservation_of_encoded_len_bytes() {
+    // Every padding length (0..8) and truncation, over stale bytes.
+    for units in 0..24 {
+        let old = utf16(&"o".repeat(units));
+        let new = utf16(&"n".repeat(units / 2));
+        let fields = [Field::new(&old, 30), Field::new(&new, 64)];
+        let body = FileRename {
+            flags: 1,
+            information_class: 10,
+            ..FileRename::default()
+        };
+        let expected = encode_vec(body, &fields);
+        let mut record = vec![0xAA; expected.len()];
+        encode_exact(&mut record, ORIGIN, body, &fields).expect("encodes");
+        assert_eq!(record, expected, "{units} units");
+        let Ok(Record::FileRename(event)) = decode_record(&record) else {
+            panic!("not a rename: {units} units");
+        };
+        assert_eq!(event.old_name().bytes.len(), old.len().min(30));
+        for wrong in [expected.len() - 8, expected.len() + 8, expected.len() + 1] {
+            let mut record = vec![0xAA; wrong];
+            assert!(
+                matches!(
+                    encode_exact(&mut record, ORIGIN, body, &fields),
+                    Err(EncodeError::WrongSize { .. })
+                ),
+                "{units} units into {wrong} bytes"
+            );
+        }
+    }
+    let mut record = [0u8; 40];
+    assert!(matches!(
+        encode_exact(&mut record, ORIGIN, FileWrite::default(), &[]),
+        Err(EncodeError::FieldCount { .. })
+    ));
 }
 
 fn valid_file_write() -> Vec<u8> {

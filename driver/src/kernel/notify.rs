@@ -83,89 +83,108 @@ pub(super) fn after_emit(g: &Globals) {
 /// Largest binary SID (`SECURITY_MAX_SID_SIZE`).
 const SID_MAX: usize = 68;
 
-/// A SID copied out of a kernel buffer into the callback's stack.
-struct SidCopy {
-    bytes: [u8; SID_MAX],
-    len: usize,
-}
-
-impl SidCopy {
-    fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
-    }
-
-    /// # Safety
-    /// `sid` is null or a valid SID.
-    unsafe fn from_sid(sid: *const u8) -> SidCopy {
-        let mut copy = SidCopy {
-            bytes: [0; SID_MAX],
-            len: 0,
-        };
-        if sid.is_null() {
-            return copy;
-        }
-        // SAFETY: a valid SID has Revision, SubAuthorityCount, then
-        // 6 + 4 * SubAuthorityCount more bytes.
-        let count = usize::from(unsafe { *sid.wrapping_add(1) });
-        let len = 8usize.saturating_add(count.saturating_mul(4)).min(SID_MAX);
-        // SAFETY: `len` bytes are readable in a valid SID (clamped to the
-        // maximum, which every valid SID respects); the destination is ours.
-        unsafe { core::ptr::copy_nonoverlapping(sid, copy.bytes.as_mut_ptr(), len) };
-        copy.len = len;
-        copy
-    }
-}
-
-/// The primary token's user and integrity SIDs. `SeQueryInformationToken`
-/// allocates its result from paged pool; that allocation (freed here) is
-/// the kernel's, like FltMgr's name information, and process creation runs
-/// at PASSIVE_LEVEL.
+/// The bytes of a SID in a kernel buffer: `8 + 4 * SubAuthorityCount`,
+/// clamped to [`SID_MAX`]; empty for a null pointer.
 ///
 /// # Safety
-/// PASSIVE_LEVEL; `process` is the process being created.
-unsafe fn token_sids(process: PEPROCESS) -> (SidCopy, SidCopy) {
-    let mut user = SidCopy {
-        bytes: [0; SID_MAX],
-        len: 0,
-    };
-    let mut integrity = SidCopy {
-        bytes: [0; SID_MAX],
-        len: 0,
-    };
-    // SAFETY: a referenced process in its create callback; returns a
-    // referenced token that we dereference below.
-    let token = unsafe { PsReferencePrimaryToken(process) };
-    if token.is_null() {
-        return (user, integrity);
+/// `sid` is null or a valid SID that stays valid and unchanged for `'a`.
+unsafe fn sid_bytes<'a>(sid: *const u8) -> &'a [u8] {
+    if sid.is_null() {
+        return &[];
     }
-    let mut info: *mut c_void = core::ptr::null_mut();
-    // SAFETY: PASSIVE_LEVEL; a referenced token; the result is a TOKEN_USER
-    // we free with ExFreePoolWithTag(.., 0) (tag 0: allocator's tag).
-    if nt::nt_success(unsafe { SeQueryInformationToken(token, TokenUser, &mut info) })
-        && !info.is_null()
-    {
-        // SAFETY: on success the result is a TOKEN_USER.
-        let sid = unsafe { (*info.cast::<TOKEN_USER>()).User.Sid };
-        // SAFETY: whose Sid points to a valid SID in the same allocation.
-        user = unsafe { SidCopy::from_sid(sid.cast()) };
-        // SAFETY: allocated by SeQueryInformationToken; freed once.
-        unsafe { ExFreePoolWithTag(info, 0) };
+    // SAFETY: a valid SID has Revision, SubAuthorityCount, then
+    // 6 + 4 * SubAuthorityCount more bytes.
+    let count = usize::from(unsafe { *sid.wrapping_add(1) });
+    let len = 8usize.saturating_add(count.saturating_mul(4)).min(SID_MAX);
+    // SAFETY: `len` bytes are readable in a valid SID (clamped to the
+    // maximum, which every valid SID respects), valid for 'a per the contract.
+    unsafe { core::slice::from_raw_parts(sid, len) }
+}
+
+/// The new process's primary token and its user and integrity-level SIDs,
+/// read in place: `SeQueryInformationToken` allocates each result from
+/// paged pool (the kernel's allocation, like FltMgr's name information),
+/// and the record is encoded straight from it. Dropping this frees both
+/// results and dereferences the token. Process creation runs at
+/// PASSIVE_LEVEL, where all of this is allowed.
+struct TokenSids {
+    /// `PACCESS_TOKEN` from `PsReferencePrimaryToken`, or null.
+    token: *mut c_void,
+    /// A `TOKEN_USER` from `SeQueryInformationToken`, or null.
+    user: *mut c_void,
+    /// A `TOKEN_MANDATORY_LABEL` from `SeQueryInformationToken`, or null.
+    integrity: *mut c_void,
+}
+
+impl TokenSids {
+    /// # Safety
+    /// PASSIVE_LEVEL; `process` is the process being created.
+    unsafe fn query(process: PEPROCESS) -> TokenSids {
+        // SAFETY: a referenced process in its create callback; returns a
+        // referenced token that `drop` dereferences.
+        let token = unsafe { PsReferencePrimaryToken(process) };
+        let mut sids = TokenSids {
+            token,
+            user: core::ptr::null_mut(),
+            integrity: core::ptr::null_mut(),
+        };
+        if token.is_null() {
+            return sids;
+        }
+        // SAFETY: PASSIVE_LEVEL; a referenced token; the result is a
+        // TOKEN_USER that `drop` frees with ExFreePoolWithTag(.., 0) (tag 0:
+        // the allocator's tag).
+        if !nt::nt_success(unsafe { SeQueryInformationToken(token, TokenUser, &mut sids.user) }) {
+            sids.user = core::ptr::null_mut();
+        }
+        // SAFETY: as above, for TOKEN_MANDATORY_LABEL.
+        let status =
+            unsafe { SeQueryInformationToken(token, TokenIntegrityLevel, &mut sids.integrity) };
+        if !nt::nt_success(status) {
+            sids.integrity = core::ptr::null_mut();
+        }
+        sids
     }
-    info = core::ptr::null_mut();
-    // SAFETY: as above, for TOKEN_MANDATORY_LABEL.
-    if nt::nt_success(unsafe { SeQueryInformationToken(token, TokenIntegrityLevel, &mut info) })
-        && !info.is_null()
-    {
-        // SAFETY: on success the result is a TOKEN_MANDATORY_LABEL.
-        let sid = unsafe { (*info.cast::<TOKEN_MANDATORY_LABEL>()).Label.Sid };
-        // SAFETY: whose Sid points to a valid SID in the same allocation.
-        integrity = unsafe { SidCopy::from_sid(sid.cast()) };
-        // SAFETY: allocated by SeQueryInformationToken; freed once.
-        unsafe { ExFreePoolWithTag(info, 0) };
+
+    /// The token's user SID (empty if it could not be queried).
+    fn user(&self) -> &[u8] {
+        // SAFETY: `user` is null or a TOKEN_USER we own until `drop`.
+        let Some(info) = (unsafe { self.user.cast::<TOKEN_USER>().as_ref() }) else {
+            return &[];
+        };
+        // SAFETY: its Sid points to a valid SID in the same allocation,
+        // which lives as long as `self`.
+        unsafe { sid_bytes(info.User.Sid.cast()) }
     }
-    // SAFETY: balances PsReferencePrimaryToken.
-    unsafe { PsDereferencePrimaryToken(token) };
-    (user, integrity)
+
+    /// The token's integrity-level SID (empty if it could not be queried).
+    fn integrity(&self) -> &[u8] {
+        // SAFETY: `integrity` is null or a TOKEN_MANDATORY_LABEL we own
+        // until `drop`.
+        let Some(info) = (unsafe { self.integrity.cast::<TOKEN_MANDATORY_LABEL>().as_ref() })
+        else {
+            return &[];
+        };
+        // SAFETY: its Sid points to a valid SID in the same allocation,
+        // which lives as long as `self`.
+        unsafe { sid_bytes(info.Label.Sid.cast()) }
+    }
+}
+
+impl Drop for TokenSids {
+    fn drop(&mut self) {
+        for info in [self.user, self.integrity] {
+            if !info.is_null() {
+                // SAFETY: allocated by SeQueryInformationToken; freed once,
+                // here; PASSIVE_LEVEL (process creation).
+                unsafe { ExFreePoolWithTag(info, 0) };
+            }
+        }
+        if !self.token.is_null() {
+            // SAFETY: balances PsReferencePrimaryToken.
+            unsafe { PsDereferencePrimaryToken(self.token) };
+        }
+    }
 }
 
 /// `PCREATE_PROCESS_NOTIFY_ROUTINE_EX`. PASSIVE_LEVEL, in the creating
@@ -211,7 +230,7 @@ unsafe extern "system" fn process_notify(
                     0
                 };
                 // SAFETY: PASSIVE_LEVEL; the process being created.
-                let (user, integrity) = unsafe { token_sids(process) };
+                let sids = unsafe { TokenSids::query(process) };
                 let facts = ProcessCreateFacts {
                     origin: origin(pid),
                     parent_pid: nt::handle_id(info.ParentProcessId),
@@ -222,8 +241,8 @@ unsafe extern "system" fn process_notify(
                     image_name: unsafe { nt::units(info.ImageFileName) },
                     // SAFETY: as above.
                     command_line: unsafe { nt::units(info.CommandLine) },
-                    user_sid: user.as_slice(),
-                    integrity_sid: integrity.as_slice(),
+                    user_sid: sids.user(),
+                    integrity_sid: sids.integrity(),
                 };
                 if facts
                     .emit(&DispatchRing(ring), g.control.config.caps())

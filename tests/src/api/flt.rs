@@ -196,7 +196,8 @@ pub fn flt_get_destination_file_name_information(uc: &mut Uc) -> u64 {
         arg(uc, 1),
         arg(uc, 2),
         arg(uc, 3),
-        arg(uc, 4) as usize,
+        // A ULONG: the caller writes only the low half of its stack slot.
+        arg(uc, 4) as u32 as usize,
     );
     let (options, out) = (arg(uc, 5) as u32, arg(uc, 6));
     require_irql(uc, "FltGetDestinationFileNameInformation", APC_LEVEL);

@@ -108,7 +108,8 @@ fn name_of(uc: &Uc, unicode_string: u64) -> String {
 pub fn io_create_device(uc: &mut Uc) -> u64 {
     let (driver, extension_size, name, device_type, characteristics) = (
         arg(uc, 0),
-        arg(uc, 1),
+        // ULONG: only the low half of the register is the caller's.
+        u64::from(arg(uc, 1) as u32),
         arg(uc, 2),
         arg(uc, 3) as u32,
         arg(uc, 4) as u32,
