@@ -53,4 +53,4 @@ mod sync;
 mod tag;
 
 pub use reservation::Reservation;
-pub use ring::{MAX_CLAIM_TRIES, Ring, RingError};
+pub use ring::{MAX_CLAIM_TRIES, MAX_LANES, Producer, Ring, RingError};
