@@ -2,6 +2,10 @@
 //! `ArrayQueue` (MPMC) and plain memcpy, one table from one run, then
 //! criterion's detailed runs of the ring alone.
 //!
+//! The ring's producers each claim a lane of their own (`Ring::claim`, the
+//! driver's per-CPU lanes: no lock, no read-modify-write); 2P splits the
+//! same 1 MiB into two lanes.
+//!
 //! Workload: records of a 32-byte wire header plus a payload of 16 B .. 4 KiB,
 //! copied from a source buffer by the producer and into a 64 KiB output
 //! buffer by the consumer (as the driver's READ path does). Every queue gets
