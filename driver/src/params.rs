@@ -21,9 +21,51 @@ pub fn ring_size(value: Option<u32>) -> u32 {
     1u32 << clamped.ilog2()
 }
 
+/// Smallest lane the driver splits the ring into: holds a maximal record.
+pub const LANE_SIZE_MIN: u32 = RING_SIZE_MIN;
+
+/// How a ring of `size` bytes (a power of two, from [`ring_size`]) is split
+/// for a machine of `cpus` processors: `(lanes, exclusive)`.
+///
+/// One lane per CPU when lanes of at least [`LANE_SIZE_MIN`] bytes fit (and
+/// `MAX_LANES` allows): `exclusive`, each CPU alone reserves its own lane
+/// at DISPATCH_LEVEL, with no lock. Otherwise as many lanes as fit, shared
+/// under their locks by CPU number modulo the lane count.
+pub fn ring_lanes(size: u32, cpus: u32) -> (usize, bool) {
+    let wanted = cpus.max(1).next_power_of_two();
+    let fit = (size / LANE_SIZE_MIN).max(1);
+    let limit = u32::try_from(crate::ring::MAX_LANES).unwrap_or(u32::MAX);
+    let lanes = wanted.min(fit).min(limit);
+    (lanes as usize, lanes >= cpus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_exclusive_lane_per_cpu_when_lanes_fit() {
+        assert_eq!(ring_lanes(RING_SIZE_DEFAULT, 1), (1, true));
+        assert_eq!(ring_lanes(RING_SIZE_DEFAULT, 6), (8, true));
+        assert_eq!(ring_lanes(RING_SIZE_DEFAULT, 64), (64, true));
+    }
+
+    #[test]
+    fn lanes_are_shared_when_the_ring_or_the_lane_limit_is_too_small() {
+        // 128 KiB holds two 64 KiB lanes: four CPUs share them.
+        assert_eq!(ring_lanes(128 * 1024, 4), (2, false));
+        assert_eq!(ring_lanes(RING_SIZE_MIN, 2), (1, false));
+        assert_eq!(ring_lanes(RING_SIZE_MAX, 640), (64, false));
+        for (size, cpus) in [(RING_SIZE_MIN, 1), (RING_SIZE_MAX, 3), (1 << 20, 300)] {
+            let (lanes, _) = ring_lanes(size, cpus);
+            assert!(lanes.is_power_of_two());
+            assert!(size as usize / lanes >= LANE_SIZE_MIN as usize);
+            let mut memory = std::vec![0u64; size as usize / 8];
+            let bytes = zerocopy::IntoBytes::as_mut_bytes(memory.as_mut_slice());
+            let ring = crate::ring::Ring::with_lanes(bytes, lanes);
+            assert!(ring.is_ok(), "{size} bytes, {lanes} lanes");
+        }
+    }
 
     #[test]
     fn absent_value_gives_the_default() {

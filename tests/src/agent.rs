@@ -316,9 +316,20 @@ pub fn connected_with_ring(
     config: &ringside_wire::ioctl::ConfigureRequest,
     ring_bytes: Option<u32>,
 ) -> Result<(Machine, Handle), String> {
+    connected_on(sys, config, ring_bytes, 1)
+}
+
+/// [`connected_with_ring`] on a machine of `processors` CPUs.
+pub fn connected_on(
+    sys: &[u8],
+    config: &ringside_wire::ioctl::ConfigureRequest,
+    ring_bytes: Option<u32>,
+    processors: u32,
+) -> Result<(Machine, Handle), String> {
     use ringside_wire::ioctl::{HelloRequest, IOCTL_CONFIGURE, IOCTL_HELLO};
     use zerocopy::IntoBytes;
     let mut machine = Machine::load(sys)?;
+    machine.kernel_mut().processors = processors;
     if let Some(bytes) = ring_bytes {
         machine
             .kernel_mut()

@@ -53,6 +53,11 @@ pub struct Kernel {
     pub clock: u64,
     pub current_pid: u32,
     pub current_tid: u32,
+    /// Processors the machine has (KeQueryMaximumProcessorCountEx); set
+    /// before DriverEntry.
+    pub processors: u32,
+    /// The processor the current thread runs on (KeGetCurrentProcessorNumberEx).
+    pub current_cpu: u32,
     pub bindings: Vec<Binding>,
     pub image_start: u64,
     pub image_end: u64,
@@ -346,6 +351,8 @@ impl Machine {
             clock: 133_657_565_400_000_000,
             current_pid: 4,
             current_tid: 8,
+            processors: 1,
+            current_cpu: 0,
             bindings,
             image_start: IMAGE_BASE,
             image_end: IMAGE_BASE + u64::from(image.size),
@@ -592,6 +599,15 @@ impl Machine {
     pub fn set_current(&mut self, pid: u32, tid: u32) {
         self.kernel_mut().current_pid = pid;
         self.kernel_mut().current_tid = tid;
+    }
+
+    /// Runs what follows on processor `cpu` (below `Kernel::processors`).
+    pub fn set_cpu(&mut self, cpu: u32) {
+        assert!(
+            cpu < self.kernel().processors,
+            "the machine has no CPU {cpu}"
+        );
+        self.kernel_mut().current_cpu = cpu;
     }
 }
 

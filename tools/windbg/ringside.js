@@ -3,8 +3,8 @@
 // ringside.js: a WinDbg JavaScript extension with one command, !ringside,
 // that prints the state of a loaded ringside.sys from its global
 // RINGSIDE_GLOBALS (driver/src/kernel/globals.rs), read by symbol with the
-// types of ringside.pdb: the ring (size, producer/consumer positions, bytes
-// pending), per-kind produced / delivered / dropped counters, drops by
+// types of ringside.pdb: the ring (size, lanes, each lane's producer and
+// consumer positions and bytes pending), per-kind produced / delivered / dropped counters, drops by
 // reason, the consumer connection and configuration, and the pending READs.
 //
 // Use (kernel debugger, symbols for ringside.sys loaded, docs/windows-vm.md):
@@ -44,6 +44,8 @@ const KINDS = [
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];
 // driver/src/kernel/queue.rs MAX_PENDING_READS.
 const MAX_PENDING_READS = 16;
+// crates/ring/src/ring.rs MAX_LANES (the ring's lane array; `lane_count` are used).
+const MAX_LANES = 64;
 const PATHS = {
     magic: "magic",
     acquired: "acquired.v.value",
@@ -51,14 +53,18 @@ const PATHS = {
     ringSize: "ring_size.v.value",
     ringReady: "ring_ready.v.value",
     ringCapacity: "ring.__0.value.value.value.__0.capacity",
-    producerPos: "ring.__0.value.value.value.__0.producer.__0.pos.v.value",
+    laneCount: "ring.__0.value.value.value.__0.lane_count",
+    exclusiveLanes: "exclusive_lanes.v.value",
+    // Per lane (first index): prod_pos, cons_pos.
+    producerPos: "ring.__0.value.value.value.__0.lanes[MAX_LANES].producer.pos.v.value",
+    consumerPos: "ring.__0.value.value.value.__0.lanes[MAX_LANES].consumed.__0.v.value",
     lostPending: "ring.__0.value.value.value.__0.drops.__0.lost_pending.v.value",
-    consumerPos: "ring.__0.value.value.value.__0.consumer.__0.pos.v.value",
     draining: "ring.__0.value.value.value.__0.consumer.__0.draining.v.value",
     nextSeq: "ring.__0.value.value.value.__0.consumer.__0.next_seq.v.value",
     delivered: "ring.__0.value.value.value.__0.consumer.__0.delivered[KINDS].v.value",
-    // produced = reserved (got space) + unreserved (dropped before or at reserve).
-    reserved: "ring.__0.value.value.value.__0.producer.__0.reserved[KINDS].v.value",
+    // produced = reserved (got space, summed over the lanes) + unreserved
+    // (dropped before or at reserve). Indexed by lane, then kind.
+    reserved: "ring.__0.value.value.value.__0.lanes[MAX_LANES].producer.reserved[KINDS].v.value",
     unreserved: "ring.__0.value.value.value.__0.drops.__0.unreserved[KINDS].v.value",
     dropped: "ring.__0.value.value.value.__0.drops.__0.per_kind[KINDS].v.value",
     droppedByReason: "ring.__0.value.value.value.__0.drops.__0.per_reason[DROP_REASONS].v.value",
@@ -94,14 +100,16 @@ function log(text) {
 
 // The value at `path` (a PATHS entry) below `root`; `index` selects the
 // element of the one array segment ("name[COUNT]") the path may contain.
-function at(root, path, index) {
+// The field at `path`; each `[COUNT]` segment takes the next of `indices`.
+function at(root, path, ...indices) {
     let value = root;
+    let next = 0;
     const segments = path.split(".");
     for (let i = 0; i < segments.length; i++) {
         const segment = segments[i];
         const bracket = segment.indexOf("[");
         if (bracket >= 0) {
-            value = value[segment.substring(0, bracket)][index];
+            value = value[segment.substring(0, bracket)][indices[next++]];
         } else {
             value = value[segment];
         }
@@ -166,18 +174,26 @@ function printRing(g) {
         log("ring:        not installed (ring_ready = 0): DriverEntry failed early or teardown ran");
         return;
     }
-    const prod = int64(at(g, PATHS.producerPos));
-    const cons = int64(at(g, PATHS.consumerPos));
+    const lanes = Number(at(g, PATHS.laneCount));
     log("ring:        " + dec(at(g, PATHS.ringCapacity)) + " bytes at " + hex(at(g, PATHS.ringMemory)) +
-        " (registry-clamped size " + dec(at(g, PATHS.ringSize)) + ")");
-    log("  producer   " + dec(prod) + "   consumer " + dec(cons) + "   pending bytes " + dec(prod.subtract(cons)));
+        " (registry-clamped size " + dec(at(g, PATHS.ringSize)) + "), " + lanes + " lanes, " +
+        (Number(at(g, PATHS.exclusiveLanes)) !== 0 ? "one per CPU (no lock)" : "shared by CPU number (locked)"));
+    for (let l = 0; l < lanes; l++) {
+        const prod = int64(at(g, PATHS.producerPos, l));
+        const cons = int64(at(g, PATHS.consumerPos, l));
+        log("  lane " + padLeft(String(l), 2) + "    producer " + dec(prod) + "   consumer " + dec(cons) +
+            "   pending bytes " + dec(prod.subtract(cons)));
+    }
     log("  next seq   " + dec(at(g, PATHS.nextSeq)) + "   lost records " + dec(at(g, PATHS.lostRecords)) +
         "   lost pending " + flag(at(g, PATHS.lostPending)) + "   draining " + flag(at(g, PATHS.draining)));
     log("");
     log("  " + pad("kind", 22) + padLeft("produced", 14) + padLeft("delivered", 14) + padLeft("dropped", 14) +
         padLeft("in ring", 10));
     for (let k = 0; k < KINDS.length; k++) {
-        const produced = int64(at(g, PATHS.reserved, k)).add(int64(at(g, PATHS.unreserved, k)));
+        let produced = int64(at(g, PATHS.unreserved, k));
+        for (let l = 0; l < lanes; l++) {
+            produced = produced.add(int64(at(g, PATHS.reserved, l, k)));
+        }
         const delivered = int64(at(g, PATHS.delivered, k));
         const dropped = int64(at(g, PATHS.dropped, k));
         // produced == delivered + dropped once the ring is drained; the

@@ -649,7 +649,7 @@ mod tests {
         assert!(
             m.paths
                 .iter()
-                .any(|(k, p)| k == "producerPos" && p.ends_with("producer.__0.pos.v.value"))
+                .any(|(k, p)| k == "producerPos" && p.ends_with("lanes[MAX_LANES].producer.pos.v.value"))
         );
         assert_eq!(
             m.counts.get("KINDS"),

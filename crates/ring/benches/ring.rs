@@ -2,6 +2,10 @@
 //! `ArrayQueue` (MPMC) and plain memcpy, one table from one run, then
 //! criterion's detailed runs of the ring alone.
 //!
+//! The ring's producers each claim a lane of their own (`Ring::claim`, the
+//! driver's per-CPU lanes: no lock, no read-modify-write); 2P splits the
+//! same 1 MiB into two lanes.
+//!
 //! Workload: records of a 32-byte wire header plus a payload of 16 B .. 4 KiB,
 //! copied from a source buffer by the producer and into a 64 KiB output
 //! buffer by the consumer (as the driver's READ path does). Every queue gets
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use ringside_ring::Ring;
+use ringside_ring::{Producer, Ring};
 use ringside_wire::EventKind;
 
 const RING_BYTES: usize = 1 << 20;
@@ -59,18 +63,19 @@ impl Backoff {
 
 // ---------------------------------------------------------------- ringside
 
-fn ring_produce(ring: &Ring<'_>, src: &[u8], count: u64) {
+/// One producer on its own claimed lane (the driver's per-CPU lanes).
+fn ring_produce(producer: &mut Producer<'_>, lane_bytes: usize, src: &[u8], count: u64) {
     for _ in 0..count {
         loop {
-            if let Ok(mut slot) = ring.reserve(EventKind::FileWrite, src.len()) {
+            if let Ok(mut slot) = producer.reserve(EventKind::FileWrite, src.len()) {
                 slot.buffer().copy_from_slice(src);
                 slot.commit();
                 break;
             }
-            // Full (or contended): wait for room rather than hammering
-            // `reserve`, each failure of which is a counted drop.
+            // Full: wait for room rather than hammering `reserve`, each
+            // failure of which is a counted drop.
             let mut backoff = Backoff::new();
-            while ring.pending_bytes() > ring.capacity() / 2 {
+            while producer.pending_bytes() > lane_bytes / 2 {
                 backoff.wait();
             }
         }
@@ -104,13 +109,18 @@ fn ring_consume(ring: &Ring<'_>, out: &mut [u8], events: u64, bytes: u64) {
 
 fn ring_threads(record: usize, count: u64, producers: u64) -> Duration {
     let mut memory = ring_memory();
-    let ring = Ring::new(as_bytes(&mut memory)).unwrap();
+    let ring = Ring::with_lanes(as_bytes(&mut memory), producers as usize).unwrap();
+    let lane_bytes = ring.capacity() / ring.lanes();
     let src = vec![7u8; record];
     let mut out = vec![0u8; OUT_BYTES];
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..producers {
-            s.spawn(|| ring_produce(&ring, &src, count / producers));
+        for lane in 0..producers as usize {
+            let (ring, src) = (&ring, &src);
+            s.spawn(move || {
+                let mut producer = ring.claim(lane).unwrap();
+                ring_produce(&mut producer, lane_bytes, src, count / producers)
+            });
         }
         let total = count / producers * producers;
         ring_consume(&ring, &mut out, total, total * record as u64);
@@ -121,6 +131,7 @@ fn ring_threads(record: usize, count: u64, producers: u64) -> Duration {
 fn ring_one_thread(record: usize, count: u64) -> Duration {
     let mut memory = ring_memory();
     let ring = Ring::new(as_bytes(&mut memory)).unwrap();
+    let mut producer = ring.claim(0).unwrap();
     let src = vec![7u8; record];
     let mut out = vec![0u8; OUT_BYTES];
     let batch = (OUT_BYTES / record).max(1) as u64;
@@ -128,7 +139,7 @@ fn ring_one_thread(record: usize, count: u64) -> Duration {
     let mut left = count;
     while left > 0 {
         let n = batch.min(left);
-        ring_produce(&ring, &src, n);
+        ring_produce(&mut producer, RING_BYTES, &src, n);
         ring_consume(&ring, &mut out, count - left + n, n * record as u64);
         left -= n;
     }

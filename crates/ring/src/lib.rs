@@ -1,13 +1,16 @@
 //! The bounded multi-producer, single-consumer event ring of `ringside.sys`.
 //!
-//! The driver hands [`Ring::new`] its pre-allocated non-paged memory. Its
-//! callbacks, on any CPU at IRQL <= DISPATCH_LEVEL, [`Ring::reserve`] a slot,
-//! encode one wire record into [`Reservation::buffer`] and
-//! [`Reservation::commit`] it; its READ path calls [`Ring::drain_into`] to copy
-//! whole records out. Everything is atomics over caller memory: no locks, no
-//! allocation, no waiting on another producer, no panics. Every event is
-//! counted — produced, delivered, dropped per kind and reason — and drops are
-//! reported in-band with `Lost` records. See [`ring`] for the protocol.
+//! The driver hands [`Ring::init_in`] its pre-allocated non-paged memory,
+//! split into per-CPU lanes. Its callbacks, on any CPU at IRQL <=
+//! DISPATCH_LEVEL, reserve a slot in their CPU's lane
+//! ([`Ring::reserve_exclusive`]: no lock; or [`Ring::reserve_in`] when CPUs
+//! share lanes), encode one wire record into [`Reservation::buffer`] and
+//! [`Reservation::commit`] it; its READ path calls [`Ring::drain_into`] to
+//! copy whole records out. In user mode a thread [`Ring::claim`]s a lane as a
+//! [`Producer`]. Everything is atomics over caller memory: no allocation, no
+//! waiting on another producer beyond a bounded spin, no panics. Every event
+//! is counted — produced, delivered, dropped per kind and reason — and drops
+//! are reported in-band with `Lost` records. See [`ring`] for the protocol.
 //!
 //! ```
 //! use ringside_ring::Ring;
@@ -53,4 +56,4 @@ mod sync;
 mod tag;
 
 pub use reservation::Reservation;
-pub use ring::{MAX_CLAIM_TRIES, Ring, RingError};
+pub use ring::{MAX_CLAIM_TRIES, MAX_LANES, Producer, Ring, RingError};

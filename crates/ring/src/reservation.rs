@@ -2,7 +2,7 @@
 
 use ringside_wire::{DropReason, EventKind};
 
-use crate::ring::Ring;
+use crate::ring::{Lane, Ring};
 use crate::tag::{State, Tag};
 
 /// Space for one record, exclusively the producer's until it commits or
@@ -14,12 +14,13 @@ use crate::tag::{State, Tag};
 ///
 /// # Invariants
 ///
-/// `ring` has handed the slot at `pos` (`slot_len` bytes, tag included) to
-/// this reservation alone, and it is unpublished while `published` is false.
+/// `ring` has handed the slot at `pos` of `lane` (one of its lanes;
+/// `slot_len` bytes, tag included) to this reservation alone, and it is unpublished while `published` is false.
 /// `len <= slot_len - TAG_SIZE`.
 #[derive(Debug)]
 pub struct Reservation<'r> {
     ring: &'r Ring<'r>,
+    lane: &'r Lane,
     pos: u64,
     kind: EventKind,
     len: usize,
@@ -30,6 +31,7 @@ pub struct Reservation<'r> {
 impl<'r> Reservation<'r> {
     pub(crate) fn new(
         ring: &'r Ring<'r>,
+        lane: &'r Lane,
         pos: u64,
         kind: EventKind,
         len: usize,
@@ -38,6 +40,7 @@ impl<'r> Reservation<'r> {
         // INVARIANT: the caller just claimed `[pos, pos + slot_len)`.
         Reservation {
             ring,
+            lane,
             pos,
             kind,
             len,
@@ -53,7 +56,7 @@ impl<'r> Reservation<'r> {
         // SAFETY: the slot is ours alone and unpublished (type invariant);
         // `&mut self` makes this the only live view of it; `len` fits the
         // slot after its tag.
-        unsafe { self.ring.slot_record(self.pos, self.len) }
+        unsafe { self.lane.slot_record(self.pos, self.len) }
     }
 
     /// The event kind this space was reserved for.
@@ -79,7 +82,7 @@ impl<'r> Reservation<'r> {
             kind: self.kind.index() as u8,
             slot_len: self.slot_len,
         };
-        self.ring.publish(self.pos, tag);
+        self.lane.publish(self.pos, tag);
     }
 }
 

@@ -19,6 +19,28 @@
 //! that reserved it), committed, discarded, or pad. Bytes outside that range
 //! are never interpreted, whatever an earlier lap left there.
 //!
+//! # Lanes
+//!
+//! The memory may be split into 1..=[`MAX_LANES`] equal *lanes* (a power of
+//! two of them), each a ring of its own with its own `prod_pos` and
+//! `cons_pos`; everything below describes one lane. A lane is reserved in
+//! one of two ways, never both at once:
+//!
+//! - **shared** ([`Ring::reserve`], [`Ring::reserve_in`]): any producer on
+//!   any thread, under the lane's reservation try-lock (below);
+//! - **exclusive** ([`Ring::claim`] → [`Producer`], or
+//!   [`Ring::reserve_exclusive`]): one producer at a time by contract, so
+//!   the reservation takes no lock and does no read-modify-write at all —
+//!   the per-CPU scheme of perf buffers and ETW. The driver gives each CPU
+//!   its own lane and reserves at DISPATCH_LEVEL, where nothing else runs
+//!   on that CPU. A claimed lane holds its lock for the claim's lifetime, so
+//!   a shared reservation there fails (`Contention`) instead of racing.
+//!
+//! The consumer drains the lanes in turn, starting one lane further each
+//! drain, and stamps one sequence of numbers across all of them: records
+//! of one lane keep their order; records of different lanes interleave by
+//! drain, not by time (the header's timestamp orders them).
+//!
 //! # Producers (the scheme of the Linux BPF ring buffer)
 //!
 //! Reserving is a critical section of a handful of instructions under a
@@ -80,6 +102,14 @@ pub const MAX_CLAIM_TRIES: u32 = 128;
 #[cfg(loom)]
 pub const MAX_CLAIM_TRIES: u32 = 2;
 
+/// Most lanes a ring can have (one per CPU in the driver; a machine with
+/// more CPUs shares lanes under their locks).
+#[cfg(not(loom))]
+pub const MAX_LANES: usize = 64;
+/// Most lanes a ring can have (loom: two, for the models).
+#[cfg(loom)]
+pub const MAX_LANES: usize = 2;
+
 /// Size of a `Lost` record: a header and the per-kind counts.
 const LOST_RECORD_SIZE: usize = HEADER_SIZE + core::mem::size_of::<Lost>();
 /// Size of the slot holding a `Lost` record.
@@ -93,6 +123,9 @@ pub enum RingError {
     BadCapacity { len: usize },
     /// The memory does not start at a multiple of 8 bytes.
     Misaligned,
+    /// The lane count is not a power of two in `1..=MAX_LANES`, or leaves a
+    /// lane smaller than `Ring::MIN_CAPACITY`.
+    BadLanes { lanes: usize },
 }
 
 impl core::fmt::Display for RingError {
@@ -105,35 +138,76 @@ impl core::fmt::Display for RingError {
                 Ring::MAX_CAPACITY
             ),
             RingError::Misaligned => f.write_str("ring memory must be 8-byte aligned"),
+            RingError::BadLanes { lanes } => write!(
+                f,
+                "{lanes} lanes: the count must be a power of two from 1 to {MAX_LANES}, \
+                 each lane at least {} bytes",
+                Ring::MIN_CAPACITY
+            ),
         }
     }
 }
 
-/// What producers write under the reservation lock, on one cache line.
+/// What a lane's producers write in their reservation section (in the
+/// lane's first cache line).
 #[derive(Debug)]
 struct ProducerSide {
-    /// The reservation lock (see the module docs).
+    /// The reservation lock (see the module docs); held for good by a claim.
     locked: AtomicBool,
-    /// `prod_pos`: end of the last reservation. Written only under the lock.
+    /// `prod_pos`: end of the last reservation. Written only by the one
+    /// reserving producer (lock holder or exclusive owner).
     pos: AtomicU64,
     /// A `cons_pos` the consumer has published (at most the current one),
     /// so a reservation need not read the consumer's line while the cache
-    /// says there is room. Accessed only under the lock.
+    /// says there is room. Accessed only by the reserving producer.
     cons_cache: AtomicU64,
-    /// Events that got space, per kind. Written only under the lock (a
-    /// plain load and store, no read-modify-write).
+    /// Events that got space, per kind. Written only by the reserving
+    /// producer (a plain load and store, no read-modify-write).
     reserved: [AtomicU64; EVENT_KIND_COUNT],
 }
+
+/// One lane: a ring of its own over a part of the memory. Its first cache
+/// line holds what the reserving producer writes and the read-only layout
+/// both sides use; `cons_pos` has the second line to itself (256 bytes a
+/// lane, so the driver's 64 lanes cost 16 KiB).
+///
+/// # Invariants
+///
+/// `data` points to `capacity` bytes owned by the ring, 8-byte aligned,
+/// `capacity` a power of two (0 for a lane the ring does not use, which is
+/// never accessed).
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub(crate) struct Lane {
+    producer: ProducerSide,
+    tags: TagTable,
+    data: NonNull<u8>,
+    capacity: usize,
+    /// `cons_pos`: everything before it has been drained. Written only by
+    /// the consumer (under the drain lock).
+    consumed: CachePadded<AtomicU64>,
+}
+
+// The layout the doc above promises (the driver's globals hold 64 lanes).
+#[cfg(all(not(loom), target_pointer_width = "64"))]
+const _: () = assert!(core::mem::size_of::<Lane>() == 256);
+
+// SAFETY: as for `Ring` (a lane is a part of one): its shared state is
+// atomics, and its memory is accessed under the byte-range ownership
+// protocol of the module documentation.
+unsafe impl Sync for Lane {}
+// SAFETY: nothing in a lane is tied to a thread.
+unsafe impl Send for Lane {}
 
 /// What the consumer writes, once per drain.
 #[derive(Debug)]
 struct ConsumerSide {
-    /// `cons_pos`: everything before it has been drained.
-    pos: AtomicU64,
     /// The drain try-lock.
     draining: AtomicBool,
     /// Next sequence number to stamp.
     next_seq: AtomicU64,
+    /// The lane the next drain starts with (round robin).
+    first_lane: AtomicU64,
     /// Events copied out, per kind. Written only under the drain lock.
     delivered: [AtomicU64; EVENT_KIND_COUNT],
 }
@@ -153,7 +227,7 @@ struct DropCounters {
 
 /// The bounded multi-producer, single-consumer event ring over caller memory.
 ///
-/// # `reserve` runs at DISPATCH_LEVEL
+/// # Shared reservations run at DISPATCH_LEVEL
 ///
 /// [`Ring::reserve`] holds a spin lock (try-acquire, bounded) for a few
 /// instructions. The driver calls it at DISPATCH_LEVEL (raising IRQL around
@@ -165,30 +239,31 @@ struct DropCounters {
 /// allows (encoding from paged memory needs < DISPATCH_LEVEL): a writer
 /// that is preempted there delays only the consumer, never other producers.
 /// In user mode (tests, benches) the same code is correct, but a holder can
-/// be preempted, so a contending producer may drop more often.
+/// be preempted, so a contending producer may drop more often. Exclusive
+/// lanes ([`Ring::reserve_exclusive`]) have no lock to wait for.
 ///
 /// # Invariants
 ///
-/// `data` points to `capacity` bytes, exclusively borrowed for `'a`, 8-byte
-/// aligned, `capacity` a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
-/// The byte-range ownership rules of the module documentation hold: a
-/// producer writes tags only under the reservation lock for slots it is
-/// claiming, and record bytes only inside the slot it claimed, before
+/// The lanes `0..lane_count` split `capacity` bytes, exclusively borrowed
+/// for `'a`, into equal parts (each a power of two of at least
+/// `MIN_CAPACITY`), `lane_count` a power of two in `1..=MAX_LANES`. The
+/// byte-range ownership rules of the module documentation hold in every
+/// lane: a producer writes tags only in its reservation section for slots
+/// it is claiming, and record bytes only inside the slot it claimed, before
 /// publishing it; the consumer reads only published slots below the
 /// `prod_pos` it loaded and writes nothing in the memory.
 #[derive(Debug)]
 pub struct Ring<'a> {
-    producer: CachePadded<ProducerSide>,
+    lanes: [Lane; MAX_LANES],
+    lane_count: usize,
     consumer: CachePadded<ConsumerSide>,
     drops: CachePadded<DropCounters>,
-    tags: TagTable,
-    data: NonNull<u8>,
     capacity: usize,
     _memory: PhantomData<&'a mut [u8]>,
 }
 
 // SAFETY: the ring owns its memory exclusively for `'a` (it holds the
-// `&'a mut [u8]` as a pointer); moving it to another thread moves that
+// `&'a mut [u8]` as pointers); moving it to another thread moves that
 // ownership. Nothing in it is tied to a thread.
 unsafe impl Send for Ring<'_> {}
 // SAFETY: all shared mutation goes through atomics, and the byte-range
@@ -200,6 +275,15 @@ fn bump(counters: &[AtomicU64], index: usize, by: u64) {
     if let Some(counter) = counters.get(index) {
         counter.fetch_add(by, Ordering::Relaxed);
     }
+}
+
+/// Adds `by` to a counter that only one writer at a time updates: a plain
+/// load and store, no read-modify-write (readers take any value).
+fn add_owned(counter: &AtomicU64, by: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
 }
 
 fn load_all<const N: usize>(counters: &[AtomicU64; N]) -> [u64; N] {
@@ -214,111 +298,73 @@ fn zeroed_counters<const N: usize>() -> [AtomicU64; N] {
     core::array::from_fn(|_| AtomicU64::new(0))
 }
 
-impl<'a> Ring<'a> {
-    /// Smallest memory accepted (loom models use tiny rings).
-    #[cfg(not(loom))]
-    pub const MIN_CAPACITY: usize = 4096;
-    /// Smallest memory accepted (loom models use tiny rings).
-    #[cfg(loom)]
-    pub const MIN_CAPACITY: usize = 256;
-    /// Largest memory accepted: `DriverStats::ring_capacity` is a `u32`, and
-    /// the tag's 32 position bits then tell laps apart for 16 laps.
-    pub const MAX_CAPACITY: usize = 1 << 31;
+/// A lane claimed for one producer: reservations take no lock and do no
+/// read-modify-write. Releases the lane when dropped.
+///
+/// # Invariants
+///
+/// `ring.lane(lane)`'s reservation lock is held by this handle, so no
+/// shared reservation enters the lane, and `&mut self` makes its
+/// reservations one at a time.
+#[derive(Debug)]
+pub struct Producer<'r> {
+    ring: &'r Ring<'r>,
+    lane: usize,
+}
 
-    /// A ring over `memory`, which it zeroes (correctness does not depend
-    /// on it; nothing stale is ever read). The length must be a power of
-    /// two in `MIN_CAPACITY..=MAX_CAPACITY` and the start 8-byte aligned.
-    pub fn new(memory: &'a mut [u8]) -> Result<Self, RingError> {
-        let len = memory.len();
-        if !len.is_power_of_two() || !(Self::MIN_CAPACITY..=Self::MAX_CAPACITY).contains(&len) {
-            return Err(RingError::BadCapacity { len });
-        }
-        if memory.as_ptr().addr() % 8 != 0 {
-            return Err(RingError::Misaligned);
-        }
-        // Not needed for the protocol (tags are only read below `prod_pos`);
-        // it keeps whatever the memory held before out of the ring.
-        memory.fill(0);
-        let data = NonNull::from(memory).cast::<u8>();
-        // SAFETY: `data` is 8-byte aligned and valid for `len` bytes for
-        // `'a`, which outlives the table (it lives inside the ring).
-        let tags = unsafe { TagTable::new(data, len) };
-        // INVARIANT: checked above; `_memory` keeps the borrow for `'a`.
-        Ok(Ring {
-            producer: CachePadded(ProducerSide {
+impl<'r> Producer<'r> {
+    /// Like [`Ring::reserve`], in this producer's own lane.
+    pub fn reserve(&mut self, kind: EventKind, len: usize) -> Result<Reservation<'r>, DropReason> {
+        // SAFETY: the claim keeps shared reservations out of the lane and
+        // `&mut self` keeps this handle's reservations apart (invariants).
+        unsafe { self.ring.reserve_exclusive(self.lane, kind, len) }
+    }
+
+    /// Bytes reserved or committed in this lane and not yet drained.
+    pub fn pending_bytes(&self) -> usize {
+        self.ring.lane(self.lane).pending_bytes()
+    }
+
+    /// The lane this producer owns.
+    pub fn lane(&self) -> usize {
+        self.lane
+    }
+}
+
+impl Drop for Producer<'_> {
+    fn drop(&mut self) {
+        self.ring.lane(self.lane).unlock_reservations();
+    }
+}
+
+impl Lane {
+    /// A lane over `capacity` bytes at `data` (which the caller made
+    /// satisfy the invariants).
+    fn new(data: NonNull<u8>, capacity: usize) -> Lane {
+        // SAFETY: the caller guarantees `data` is 8-byte aligned and valid
+        // for `capacity` bytes while the ring lives, which outlives the
+        // table (it lives inside the lane).
+        let tags = unsafe { TagTable::new(data, capacity) };
+        Lane {
+            producer: ProducerSide {
                 locked: AtomicBool::new(false),
                 pos: AtomicU64::new(0),
                 cons_cache: AtomicU64::new(0),
                 reserved: zeroed_counters(),
-            }),
-            consumer: CachePadded(ConsumerSide {
-                pos: AtomicU64::new(0),
-                draining: AtomicBool::new(false),
-                next_seq: AtomicU64::new(0),
-                delivered: zeroed_counters(),
-            }),
-            drops: CachePadded(DropCounters {
-                lost_pending: AtomicBool::new(false),
-                unreserved: zeroed_counters(),
-                per_kind: zeroed_counters(),
-                per_reason: zeroed_counters(),
-                lost_records: AtomicU64::new(0),
-            }),
+            },
             tags,
             data,
-            capacity: len,
-            _memory: PhantomData,
-        })
+            capacity,
+            consumed: CachePadded(AtomicU64::new(0)),
+        }
     }
 
-    /// Bytes of memory the ring manages (slot tags and padding included).
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The offset of position `pos` in the memory.
+    /// The offset of position `pos` in the lane's memory.
     #[inline]
     fn offset(&self, pos: u64) -> usize {
         // Truncation is intended: `capacity` is a power of two that fits
         // `usize`, so the low bits are the offset.
         (pos as usize) & self.capacity.wrapping_sub(1)
-    }
-
-    /// Reserves space for a record of `len` bytes (rounded up to a multiple
-    /// of 8) of an event of `kind`.
-    ///
-    /// Counts the event as produced; on failure counts it dropped
-    /// ([`DropReason::RingFull`], [`DropReason::Contention`], or
-    /// [`DropReason::EncodeFailed`] for a `len` outside
-    /// `HEADER_SIZE..=MAX_RECORD_SIZE`) and returns the reason. Never blocks
-    /// beyond a bounded spin; call it at DISPATCH_LEVEL (see [`Ring`]; atomics
-    /// only, no allocation).
-    ///
-    /// If events were dropped since the last `Lost` record, this first writes
-    /// one in front of the reservation (and fails if both do not fit).
-    pub fn reserve(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
-        // A successful claim counted the event as produced under the lock.
-        self.claim(kind, len).inspect_err(|&reason| {
-            bump(&self.drops.unreserved, kind.index(), 1);
-            self.count_drop(kind, reason);
-        })
-    }
-
-    /// Counts an event that the producer could not even try to reserve for
-    /// (IRQL too high, a query failed) as produced and dropped.
-    pub fn drop_event(&self, kind: EventKind, reason: DropReason) {
-        bump(&self.drops.unreserved, kind.index(), 1);
-        self.count_drop(kind, reason);
-    }
-
-    /// Counts one dropped event and owes a `Lost` record for it.
-    #[cold]
-    pub(crate) fn count_drop(&self, kind: EventKind, reason: DropReason) {
-        bump(&self.drops.per_kind, kind.index(), 1);
-        bump(&self.drops.per_reason, reason.index(), 1);
-        // Release pairs with the Acquire swap in `claim`: the producer that
-        // takes the duty of writing the `Lost` record sees these counts.
-        self.drops.lost_pending.store(true, Ordering::Release);
     }
 
     /// Takes the reservation lock, spinning at most [`MAX_CLAIM_TRIES`]
@@ -345,7 +391,7 @@ impl<'a> Ring<'a> {
         self.producer.locked.store(false, Ordering::Release);
     }
 
-    /// Stores the tag of a slot being claimed, under the reservation lock.
+    /// Stores the tag of a slot being claimed, in the reservation section.
     #[inline]
     fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) {
         let tag = Tag {
@@ -363,7 +409,361 @@ impl<'a> Ring<'a> {
             .store(tag.encode(pos), Ordering::Relaxed);
     }
 
-    fn claim(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
+    /// The reservation section: claims `[pos, end)` for an optional pad, an
+    /// optional `Lost` slot and the event's slot, stamps their tags busy
+    /// (pad: pad) and publishes `prod_pos`. Returns the position of the
+    /// `Lost` slot (if `lost`) and of the event's slot.
+    ///
+    /// The caller is the only producer in this section for this lane (lock
+    /// holder or exclusive owner); `body` is `slot_len` plus `LOST_SLOT` if
+    /// `lost`.
+    #[inline]
+    fn claim_space(
+        &self,
+        kind: EventKind,
+        slot_len: usize,
+        body: usize,
+        lost: bool,
+    ) -> Result<(u64, u64), DropReason> {
+        // Relaxed: only the reserving producer writes `prod_pos`, ordered
+        // by the lock or by the exclusive owner's program order.
+        let pos = self.producer.pos.load(Ordering::Relaxed);
+        let tail = self.capacity.wrapping_sub(self.offset(pos));
+        let pad = if body > tail { tail } else { 0 };
+        // Cannot overflow: positions stay below 2^64 - 2^32 for centuries.
+        let end = pos.wrapping_add(pad as u64).wrapping_add(body as u64);
+        // The slot fits if `end - cons_pos <= capacity`.
+        let needed = end.saturating_sub(self.capacity as u64);
+        // Relaxed: only the reserving producer accesses the cache.
+        let mut room = self.producer.cons_cache.load(Ordering::Relaxed) >= needed;
+        if !room {
+            // Acquire pairs with the Release store of `cons_pos` at the end
+            // of `drain_lane`: the consumer's reads of the space we are
+            // about to reuse happen before our writes to it (ours, and
+            // through the lock those of later holders that trust the cache).
+            let cons = self.consumed.load(Ordering::Acquire);
+            self.producer.cons_cache.store(cons, Ordering::Relaxed);
+            room = cons >= needed;
+        }
+        if !room {
+            return Err(DropReason::RingFull);
+        }
+        let mut at = pos;
+        if pad != 0 {
+            self.stamp(at, State::Pad, 0, pad);
+            at = at.wrapping_add(pad as u64);
+        }
+        let lost_at = at;
+        if lost {
+            self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
+            at = at.wrapping_add(LOST_SLOT as u64);
+        }
+        self.stamp(at, State::Busy, kind.index() as u8, slot_len);
+        if let Some(count) = self.producer.reserved.get(kind.index()) {
+            add_owned(count, 1);
+        }
+        // Release pairs with the Acquire load of `prod_pos` in `drain_lane`:
+        // the tags stamped above are visible to a consumer that walks up to
+        // `end`, so it never reads a tag left over from an earlier lap.
+        self.producer.pos.store(end, Ordering::Release);
+        Ok((lost_at, at))
+    }
+
+    /// Publishes the slot at `pos` (committed or discarded), replacing its
+    /// busy tag; after this the producer no longer touches it.
+    #[inline]
+    pub(crate) fn publish(&self, pos: u64, tag: Tag) {
+        // Release pairs with the Acquire load of the tag in `drain_lane`:
+        // everything written into the slot is visible to the consumer that
+        // sees the tag.
+        self.tags
+            .get(self.offset(pos))
+            .store(tag.encode(pos), Ordering::Release);
+    }
+
+    /// The `len` record bytes of the slot at `pos` (after its tag).
+    ///
+    /// # Safety
+    ///
+    /// The caller must have exclusive access to those bytes for the returned
+    /// lifetime: it claimed the slot and has not published it, and
+    /// `TAG_SIZE + len` does not exceed the slot.
+    #[expect(clippy::mut_from_ref, reason = "exclusivity is the caller's contract")]
+    pub(crate) unsafe fn slot_record(&self, pos: u64, len: usize) -> &mut [u8] {
+        let start = self.offset(pos).wrapping_add(TAG_SIZE);
+        self.tags.track_access(start, len);
+        // SAFETY: a claimed slot lies within the lane (slots never cross its
+        // end), so `start + len <= capacity`; the caller guarantees
+        // exclusive access; the memory is valid while the ring lives (type
+        // invariant).
+        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr().wrapping_add(start), len) }
+    }
+
+    /// Bytes reserved or committed and not yet drained in this lane.
+    fn pending_bytes(&self) -> usize {
+        usize::try_from(self.pending_u64()).unwrap_or(usize::MAX)
+    }
+
+    #[inline]
+    fn pending_u64(&self) -> u64 {
+        // Acquire pairs with the Release store of `cons_pos` in
+        // `drain_lane`: the `prod_pos` the consumer had seen is visible, so
+        // `prod_pos >= cons_pos` in what we read (and the difference is at
+        // most the lane's capacity).
+        let cons = self.consumed.load(Ordering::Acquire);
+        let prod = self.producer.pos.load(Ordering::Relaxed);
+        prod.saturating_sub(cons)
+    }
+}
+
+/// What a drain carries from lane to lane.
+struct Drain<'o> {
+    out: &'o mut [u8],
+    written: usize,
+    seq: u64,
+    delivered: [u64; EVENT_KIND_COUNT],
+}
+
+impl<'a> Ring<'a> {
+    /// Smallest memory accepted, and smallest lane (loom models use tiny
+    /// rings).
+    #[cfg(not(loom))]
+    pub const MIN_CAPACITY: usize = 4096;
+    /// Smallest memory accepted, and smallest lane (loom models use tiny
+    /// rings).
+    #[cfg(loom)]
+    pub const MIN_CAPACITY: usize = 256;
+    /// Largest memory accepted: `DriverStats::ring_capacity` is a `u32`, and
+    /// the tag's 32 position bits then tell laps apart for 16 laps.
+    pub const MAX_CAPACITY: usize = 1 << 31;
+
+    /// A ring of one lane over `memory`; see [`Ring::with_lanes`].
+    pub fn new(memory: &'a mut [u8]) -> Result<Self, RingError> {
+        Self::with_lanes(memory, 1)
+    }
+
+    /// A ring over `memory` split into `lanes` equal lanes, which it zeroes
+    /// (correctness does not depend on it; nothing stale is ever read). The
+    /// length must be a power of two in `MIN_CAPACITY..=MAX_CAPACITY`, the
+    /// start 8-byte aligned, and `lanes` a power of two in `1..=MAX_LANES`
+    /// that leaves each lane at least `MIN_CAPACITY` bytes.
+    ///
+    /// The ring is a few hundred bytes per possible lane; a kernel stack
+    /// cannot take it by value: the driver uses [`Ring::init_in`].
+    pub fn with_lanes(memory: &'a mut [u8], lanes: usize) -> Result<Self, RingError> {
+        let mut slot = core::mem::MaybeUninit::uninit();
+        Self::init_in(&mut slot, memory, lanes)?;
+        // SAFETY: `init_in` returned Ok, so it initialised every field.
+        Ok(unsafe { slot.assume_init() })
+    }
+
+    /// [`Ring::with_lanes`], built in place in `slot` (no copy of the ring
+    /// on the stack). On error `slot` is left as it was.
+    pub fn init_in<'s>(
+        slot: &'s mut core::mem::MaybeUninit<Ring<'a>>,
+        memory: &'a mut [u8],
+        lanes: usize,
+    ) -> Result<&'s mut Ring<'a>, RingError> {
+        let len = memory.len();
+        if !len.is_power_of_two() || !(Self::MIN_CAPACITY..=Self::MAX_CAPACITY).contains(&len) {
+            return Err(RingError::BadCapacity { len });
+        }
+        if memory.as_ptr().addr() % 8 != 0 {
+            return Err(RingError::Misaligned);
+        }
+        let lane_len = len.checked_div(lanes).unwrap_or(0);
+        if !lanes.is_power_of_two() || lanes > MAX_LANES || lane_len < Self::MIN_CAPACITY {
+            return Err(RingError::BadLanes { lanes });
+        }
+        // Not needed for the protocol (tags are only read below `prod_pos`);
+        // it keeps whatever the memory held before out of the ring.
+        memory.fill(0);
+        let base = NonNull::from(memory).cast::<u8>();
+        let ring = slot.as_mut_ptr();
+        // INVARIANT: lane `i` gets `[i * lane_len, (i + 1) * lane_len)`, a
+        // power of two of at least MIN_CAPACITY bytes at a multiple of 8
+        // (checked above); lanes past `lanes` get nothing and are never
+        // used; `_memory` keeps the borrow for `'a`.
+        for i in 0..MAX_LANES {
+            let lane = if i < lanes {
+                let start = base.as_ptr().wrapping_add(i.wrapping_mul(lane_len));
+                // Never null: `start` is inside the caller's memory.
+                Lane::new(NonNull::new(start).unwrap_or(base), lane_len)
+            } else {
+                Lane::new(NonNull::dangling(), 0)
+            };
+            #[expect(
+                clippy::multiple_unsafe_ops_per_block,
+                reason = "one in-place write: project to the field, offset, write"
+            )]
+            // SAFETY: `ring` points to writable (uninitialised) memory for a
+            // `Ring`, and `i < MAX_LANES`, the length of its `lanes` array;
+            // writing does not read or drop the old bytes.
+            unsafe {
+                core::ptr::addr_of_mut!((*ring).lanes)
+                    .cast::<Lane>()
+                    .add(i)
+                    .write(lane)
+            };
+        }
+        #[expect(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "the remaining fields, each projected and written in place once"
+        )]
+        // SAFETY: as above, for each remaining field, written once.
+        unsafe {
+            core::ptr::addr_of_mut!((*ring).lane_count).write(lanes);
+            core::ptr::addr_of_mut!((*ring).consumer).write(CachePadded(ConsumerSide {
+                draining: AtomicBool::new(false),
+                next_seq: AtomicU64::new(0),
+                first_lane: AtomicU64::new(0),
+                delivered: zeroed_counters(),
+            }));
+            core::ptr::addr_of_mut!((*ring).drops).write(CachePadded(DropCounters {
+                lost_pending: AtomicBool::new(false),
+                unreserved: zeroed_counters(),
+                per_kind: zeroed_counters(),
+                per_reason: zeroed_counters(),
+                lost_records: AtomicU64::new(0),
+            }));
+            core::ptr::addr_of_mut!((*ring).capacity).write(len);
+            core::ptr::addr_of_mut!((*ring)._memory).write(PhantomData);
+        }
+        // SAFETY: every field was written above.
+        Ok(unsafe { slot.assume_init_mut() })
+    }
+
+    /// Bytes of memory the ring manages (slot tags and padding included).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many lanes the memory is split into.
+    pub fn lanes(&self) -> usize {
+        self.lane_count
+    }
+
+    /// Lane `index`, wrapped into `0..lanes()` (any index is a lane).
+    #[inline]
+    pub(crate) fn lane(&self, index: usize) -> &Lane {
+        // `lane_count <= MAX_LANES`, both powers of two: the second mask
+        // changes nothing but lets the compiler see the index is in bounds,
+        // so the fallback (and any panic path) is compiled away.
+        let index = index & self.lane_count.wrapping_sub(1) & (MAX_LANES - 1);
+        match self.lanes.get(index) {
+            Some(lane) => lane,
+            None => &self.lanes[0],
+        }
+    }
+
+    /// Reserves space in lane 0 for a record of `len` bytes (rounded up to
+    /// a multiple of 8) of an event of `kind`; see [`Ring::reserve_in`].
+    pub fn reserve(&self, kind: EventKind, len: usize) -> Result<Reservation<'_>, DropReason> {
+        self.reserve_in(0, kind, len)
+    }
+
+    /// Reserves space in lane `lane` (wrapped into `0..lanes()`), shared
+    /// with any other producer of that lane under its reservation lock.
+    ///
+    /// Counts the event as produced; on failure counts it dropped
+    /// ([`DropReason::RingFull`], [`DropReason::Contention`] — the lock
+    /// stayed taken, or the lane is claimed — or
+    /// [`DropReason::EncodeFailed`] for a `len` outside
+    /// `HEADER_SIZE..=MAX_RECORD_SIZE`) and returns the reason. Never blocks
+    /// beyond a bounded spin; call it at DISPATCH_LEVEL (see [`Ring`]; atomics
+    /// only, no allocation).
+    ///
+    /// If events were dropped since the last `Lost` record, this first writes
+    /// one in front of the reservation (and fails if both do not fit).
+    #[inline]
+    pub fn reserve_in(
+        &self,
+        lane: usize,
+        kind: EventKind,
+        len: usize,
+    ) -> Result<Reservation<'_>, DropReason> {
+        self.claim_slot(self.lane(lane), kind, len, true)
+    }
+
+    /// Reserves space in lane `lane` (wrapped into `0..lanes()`) without a
+    /// lock or any read-modify-write: otherwise as [`Ring::reserve_in`].
+    ///
+    /// # Safety
+    ///
+    /// No other reservation of the same lane may run concurrently with this
+    /// call: neither a shared one ([`Ring::reserve_in`], [`Ring::reserve`]
+    /// for lane 0) nor another exclusive one, and successive exclusive ones
+    /// must be ordered (same thread, or synchronised). The driver meets this
+    /// by reserving lane *n* only on CPU *n* at DISPATCH_LEVEL and never
+    /// sharing a lane it reserves exclusively; [`Producer`] meets it with a
+    /// claim.
+    #[inline]
+    pub unsafe fn reserve_exclusive(
+        &self,
+        lane: usize,
+        kind: EventKind,
+        len: usize,
+    ) -> Result<Reservation<'_>, DropReason> {
+        self.claim_slot(self.lane(lane), kind, len, false)
+    }
+
+    /// Claims lane `lane` (wrapped into `0..lanes()`) for one producer, or
+    /// `None` if another claim or a shared reservation holds it right now.
+    pub fn claim(&self, lane: usize) -> Option<Producer<'_>> {
+        let lane = lane & self.lane_count.wrapping_sub(1);
+        // A single try: a claim is set-up, not an event; the caller decides.
+        let locked = &self.lane(lane).producer.locked;
+        // Acquire pairs with the Release of the previous holder's unlock.
+        if locked.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // INVARIANT: we hold the lane's lock until the producer is dropped.
+        Some(Producer { ring: self, lane })
+    }
+
+    /// Counts an event that the producer could not even try to reserve for
+    /// (IRQL too high, a query failed) as produced and dropped.
+    pub fn drop_event(&self, kind: EventKind, reason: DropReason) {
+        bump(&self.drops.unreserved, kind.index(), 1);
+        self.count_drop(kind, reason);
+    }
+
+    /// Counts one dropped event and owes a `Lost` record for it.
+    #[cold]
+    pub(crate) fn count_drop(&self, kind: EventKind, reason: DropReason) {
+        bump(&self.drops.per_kind, kind.index(), 1);
+        bump(&self.drops.per_reason, reason.index(), 1);
+        // Release pairs with the Acquire swap in `claim_slot`: the producer
+        // that takes the duty of writing the `Lost` record sees these counts.
+        self.drops.lost_pending.store(true, Ordering::Release);
+    }
+
+    /// Reserves a slot in `lane`, under its lock if `locked` (else the
+    /// caller is its exclusive producer), counting a failure as a drop.
+    #[inline]
+    fn claim_slot<'r>(
+        &'r self,
+        lane: &'r Lane,
+        kind: EventKind,
+        len: usize,
+        locked: bool,
+    ) -> Result<Reservation<'r>, DropReason> {
+        // A successful claim counted the event as produced.
+        self.try_claim_slot(lane, kind, len, locked)
+            .inspect_err(|&reason| {
+                bump(&self.drops.unreserved, kind.index(), 1);
+                self.count_drop(kind, reason);
+            })
+    }
+
+    #[inline]
+    fn try_claim_slot<'r>(
+        &'r self,
+        lane: &'r Lane,
+        kind: EventKind,
+        len: usize,
+        locked: bool,
+    ) -> Result<Reservation<'r>, DropReason> {
         if !(HEADER_SIZE..=MAX_RECORD_SIZE).contains(&len) {
             return Err(DropReason::EncodeFailed);
         }
@@ -383,86 +783,44 @@ impl<'a> Ring<'a> {
             slot_len
         };
 
-        if !self.lock_reservations() {
-            return Err(DropReason::Contention);
-        }
-        // ---- reservation section: no early return without the unlock ----
-        // Relaxed: only lock holders write `prod_pos`, ordered by the lock.
-        let pos = self.producer.pos.load(Ordering::Relaxed);
-        let tail = self.capacity.wrapping_sub(self.offset(pos));
-        let pad = if body > tail { tail } else { 0 };
-        // Cannot overflow: positions stay below 2^64 - 2^32 for centuries.
-        let end = pos.wrapping_add(pad as u64).wrapping_add(body as u64);
-        // The slot fits if `end - cons_pos <= capacity`.
-        let needed = end.saturating_sub(self.capacity as u64);
-        // Relaxed: only lock holders access the cache, ordered by the lock.
-        let mut room = self.producer.cons_cache.load(Ordering::Relaxed) >= needed;
-        if !room {
-            // Acquire pairs with the Release store of `cons_pos` at the end
-            // of `drain_into`: the consumer's reads of the space we are
-            // about to reuse happen before our writes to it (ours, and
-            // through the lock those of later holders that trust the cache).
-            let cons = self.consumer.pos.load(Ordering::Acquire);
-            self.producer.cons_cache.store(cons, Ordering::Relaxed);
-            room = cons >= needed;
-        }
-        if !room {
-            self.unlock_reservations();
-            return Err(DropReason::RingFull);
-        }
-        let mut at = pos;
-        if pad != 0 {
-            self.stamp(at, State::Pad, 0, pad);
-            at = at.wrapping_add(pad as u64);
-        }
-        let lost_at = at;
-        if lost {
-            self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
-            at = at.wrapping_add(LOST_SLOT as u64);
-        }
-        let kind_byte = kind.index() as u8;
-        self.stamp(at, State::Busy, kind_byte, slot_len);
-        if let Some(count) = self.producer.reserved.get(kind.index()) {
-            // Relaxed load and store, no read-modify-write: only lock holders
-            // write it, ordered by the lock; readers (`stats`) take any value.
-            count.store(
-                count.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
-        }
-        // Release pairs with the Acquire load of `prod_pos` in `drain_into`:
-        // the tags stamped above are visible to a consumer that walks up to
-        // `end`, so it never reads a tag left over from an earlier lap.
-        self.producer.pos.store(end, Ordering::Release);
-        self.unlock_reservations();
-        // ---- end of the reservation section ----
+        let claimed = if locked {
+            if !lane.lock_reservations() {
+                return Err(DropReason::Contention);
+            }
+            let claimed = lane.claim_space(kind, slot_len, body, lost);
+            lane.unlock_reservations();
+            claimed
+        } else {
+            lane.claim_space(kind, slot_len, body, lost)
+        };
+        let (lost_at, at) = claimed?;
 
         if lost {
-            self.write_lost(lost_at);
+            self.write_lost(lane, lost_at);
         }
         if record_len != len {
             // SAFETY: we claimed `[at, at + slot_len)` above and have not
             // published it, so nobody else accesses its record bytes.
-            let record = unsafe { self.slot_record(at, record_len) };
+            let record = unsafe { lane.slot_record(at, record_len) };
             // The promise of `Reservation::buffer`: the bytes after `len` are
             // zero (the copy out never carries an earlier lap's bytes).
             if let Some(last) = record.get_mut(record_len.wrapping_sub(8)..) {
                 last.fill(0);
             }
         }
-        Ok(Reservation::new(self, at, kind, len, slot_len))
+        Ok(Reservation::new(self, lane, at, kind, len, slot_len))
     }
 
-    /// Writes and commits a `Lost` record in the slot at `pos`, which the
-    /// caller claimed.
+    /// Writes and commits a `Lost` record in the slot at `pos` of `lane`,
+    /// which the caller claimed.
     #[cold]
-    fn write_lost(&self, pos: u64) {
+    fn write_lost(&self, lane: &Lane, pos: u64) {
         let body = Lost {
             dropped: load_all(&self.drops.per_kind),
         };
         // SAFETY: the caller claimed `[pos, pos + LOST_SLOT)` and has not
         // published it, so nobody else accesses those bytes.
-        let buf = unsafe { self.slot_record(pos, LOST_RECORD_SIZE) };
+        let buf = unsafe { lane.slot_record(pos, LOST_RECORD_SIZE) };
         let state = match encode(buf, Origin::default(), body, &[]) {
             Ok(_) => {
                 self.drops.lost_records.fetch_add(1, Ordering::Relaxed);
@@ -480,43 +838,16 @@ impl<'a> Ring<'a> {
             kind: KIND_LOST,
             slot_len: LOST_SLOT,
         };
-        self.publish(pos, tag);
-    }
-
-    /// Publishes the slot at `pos` (committed or discarded), replacing its
-    /// busy tag; after this the producer no longer touches it.
-    #[inline]
-    pub(crate) fn publish(&self, pos: u64, tag: Tag) {
-        // Release pairs with the Acquire load of the tag in `drain_into`:
-        // everything written into the slot is visible to the consumer that
-        // sees the tag.
-        self.tags
-            .get(self.offset(pos))
-            .store(tag.encode(pos), Ordering::Release);
-    }
-
-    /// The `len` record bytes of the slot at `pos` (after its tag).
-    ///
-    /// # Safety
-    ///
-    /// The caller must have exclusive access to those bytes for the returned
-    /// lifetime: it claimed the slot and has not published it, and
-    /// `TAG_SIZE + len` does not exceed the slot.
-    #[expect(clippy::mut_from_ref, reason = "exclusivity is the caller's contract")]
-    pub(crate) unsafe fn slot_record(&self, pos: u64, len: usize) -> &mut [u8] {
-        let start = self.offset(pos).wrapping_add(TAG_SIZE);
-        self.tags.track_access(start, len);
-        // SAFETY: a claimed slot lies within the memory (slots never cross
-        // its end), so `start + len <= capacity`; the caller guarantees
-        // exclusive access; the memory is valid for `'a` (type invariant).
-        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr().wrapping_add(start), len) }
+        lane.publish(pos, tag);
     }
 
     /// Copies whole committed records into `out`, back to back (each at a
     /// multiple of 8), stamping [`ringside_wire::RecordHeader::seq`]
     /// (contiguous from 0, `Lost` records included) into the copies, and
-    /// returns the bytes written. Stops at the first slot a producer has not
-    /// published yet, or when the next record does not fit in `out`.
+    /// returns the bytes written. Visits every lane once, starting one lane
+    /// further than the previous drain; in each it stops at the first slot
+    /// a producer has not published yet; it stops altogether when the next
+    /// record does not fit in `out`.
     ///
     /// One consumer at a time: if another drain is running it returns 0.
     pub fn drain_into(&self, out: &mut [u8]) -> usize {
@@ -525,29 +856,61 @@ impl<'a> Ring<'a> {
         if self.consumer.draining.swap(true, Ordering::Acquire) {
             return 0;
         }
-        // Relaxed: only the lock holder writes `cons_pos` and `next_seq`.
-        let start = self.consumer.pos.load(Ordering::Relaxed);
-        // Acquire pairs with the Release store of `prod_pos` in `claim`:
-        // every tag below `end` was stamped for this lap and is visible.
-        let end = self.producer.pos.load(Ordering::Acquire);
-        let mut seq = self.consumer.next_seq.load(Ordering::Relaxed);
-        let mut delivered = [0u64; EVENT_KIND_COUNT];
+        // Relaxed: only the drain-lock holder writes these.
+        let first = self.consumer.first_lane.load(Ordering::Relaxed) as usize;
+        let mut drain = Drain {
+            out,
+            written: 0,
+            seq: self.consumer.next_seq.load(Ordering::Relaxed),
+            delivered: [0; EVENT_KIND_COUNT],
+        };
+        for step in 0..self.lane_count {
+            if !self.drain_lane(self.lane(first.wrapping_add(step)), &mut drain) {
+                break; // `out` is full
+            }
+        }
+        if drain.written != 0 {
+            self.consumer.next_seq.store(drain.seq, Ordering::Relaxed);
+            for (counter, count) in self.consumer.delivered.iter().zip(drain.delivered) {
+                if count != 0 {
+                    add_owned(counter, count);
+                }
+            }
+        }
+        let next = first.wrapping_add(1) & self.lane_count.wrapping_sub(1);
+        self.consumer
+            .first_lane
+            .store(next as u64, Ordering::Relaxed);
+        // Release pairs with the Acquire swap that starts the next drain.
+        self.consumer.draining.store(false, Ordering::Release);
+        drain.written
+    }
+
+    /// Drains `lane` into `drain`; `false` if it stopped because the next
+    /// record did not fit.
+    fn drain_lane(&self, lane: &Lane, drain: &mut Drain<'_>) -> bool {
+        // Relaxed: only the drain-lock holder writes `cons_pos`.
+        let start = lane.consumed.load(Ordering::Relaxed);
+        // Acquire pairs with the Release store of `prod_pos` in
+        // `claim_space`: every tag below `end` was stamped for this lap and
+        // is visible.
+        let end = lane.producer.pos.load(Ordering::Acquire);
         let mut pos = start;
-        let mut written = 0usize;
+        let mut fits = true;
 
         // Bounded: `pos` grows by at least 8 per slot and stops at `end`,
         // at most `capacity` bytes past `start`.
         while pos < end {
-            let offset = self.offset(pos);
+            let offset = lane.offset(pos);
             // Acquire pairs with the Release store in `publish`: the slot's
             // bytes are visible before we copy them.
-            let Some(tag) = Tag::decode(self.tags.get(offset).load(Ordering::Acquire), pos) else {
+            let Some(tag) = Tag::decode(lane.tags.get(offset).load(Ordering::Acquire), pos) else {
                 break; // impossible below `end`; never trust it
             };
             if tag.state == State::Busy {
                 break; // not published yet
             }
-            let room = self
+            let room = lane
                 .capacity
                 .wrapping_sub(offset)
                 .min(usize::try_from(end.wrapping_sub(pos)).unwrap_or(usize::MAX));
@@ -556,13 +919,18 @@ impl<'a> Ring<'a> {
             }
             let record_len = tag.slot_len.wrapping_sub(TAG_SIZE);
             if tag.state == State::Committed {
-                let Some(dest) = out.get_mut(written..written.saturating_add(record_len)) else {
+                let written = drain.written;
+                let Some(dest) = drain
+                    .out
+                    .get_mut(written..written.saturating_add(record_len))
+                else {
+                    fits = false;
                     break; // the caller's buffer is full
                 };
                 // SAFETY: the slot is published and the consumer (us, under
                 // the drain lock) owns it until `cons_pos` moves past it; no
                 // producer writes it again before that.
-                let src = unsafe { self.slot_record(pos, record_len) };
+                let src = unsafe { lane.slot_record(pos, record_len) };
                 // Equal by construction, but `saturating_add` above keeps the
                 // compiler from proving it; without this check the release
                 // ringside.sys keeps a reachable panic (the binary gate
@@ -571,66 +939,58 @@ impl<'a> Ring<'a> {
                     dest.copy_from_slice(src);
                 }
                 if let Some(stamp) = dest.get_mut(HEADER_SEQ_OFFSET..HEADER_SEQ_OFFSET + 8) {
-                    stamp.copy_from_slice(&seq.to_le_bytes());
+                    stamp.copy_from_slice(&drain.seq.to_le_bytes());
                 }
-                seq = seq.wrapping_add(1);
-                if let Some(count) = delivered.get_mut(usize::from(tag.kind)) {
+                drain.seq = drain.seq.wrapping_add(1);
+                if let Some(count) = drain.delivered.get_mut(usize::from(tag.kind)) {
                     *count = count.wrapping_add(1);
                 }
-                written = written.wrapping_add(record_len);
+                drain.written = written.wrapping_add(record_len);
             }
             // Under loom only: leave forged next-lap tags behind (see
             // `TagTable::forge_stale`); nothing in the product build.
-            self.tags.forge_stale(offset, pos, tag.slot_len);
+            lane.tags.forge_stale(offset, pos, tag.slot_len);
             pos = pos.wrapping_add(tag.slot_len as u64);
         }
 
         if pos != start {
-            self.consumer.next_seq.store(seq, Ordering::Relaxed);
-            for (counter, count) in self.consumer.delivered.iter().zip(delivered) {
-                if count != 0 {
-                    // Relaxed load and store: only the drain-lock holder
-                    // writes it, ordered by the drain lock.
-                    counter.store(
-                        counter.load(Ordering::Relaxed).wrapping_add(count),
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-            // Release pairs with the Acquire load of `cons_pos` in `claim`
-            // (and in `pending_bytes`): our reads of `[start, pos)` happen
-            // before a producer reuses it.
-            self.consumer.pos.store(pos, Ordering::Release);
+            // Release pairs with the Acquire load of `cons_pos` in
+            // `claim_space` (and in `pending_bytes`): our reads of
+            // `[start, pos)` happen before a producer reuses it.
+            lane.consumed.store(pos, Ordering::Release);
         }
-        // Release pairs with the Acquire swap that starts the next drain.
-        self.consumer.draining.store(false, Ordering::Release);
-        written
+        fits
     }
 
-    /// Bytes reserved or committed and not yet drained (slot tags, padding
-    /// and `Lost` records included): what a READ could pick up soon.
+    /// Bytes reserved or committed and not yet drained, in all lanes (slot
+    /// tags, padding and `Lost` records included): what a READ could pick
+    /// up soon.
     pub fn pending_bytes(&self) -> usize {
-        // Acquire pairs with the Release store of `cons_pos` in
-        // `drain_into`: the `prod_pos` the consumer had seen is visible, so
-        // `prod_pos >= cons_pos` in what we read.
-        let cons = self.consumer.pos.load(Ordering::Acquire);
-        let prod = self.producer.pos.load(Ordering::Relaxed);
-        usize::try_from(prod.saturating_sub(cons)).unwrap_or(usize::MAX)
+        // The driver asks after every event (is a batch ready?): kept to
+        // two loads and a subtraction per lane.
+        let mut pending = 0u64;
+        for lane in self.used_lanes() {
+            pending = pending.wrapping_add(lane.pending_u64());
+        }
+        usize::try_from(pending).unwrap_or(usize::MAX)
+    }
+
+    fn used_lanes(&self) -> &[Lane] {
+        self.lanes.get(..self.lane_count).unwrap_or_default()
     }
 
     /// The counters, as of roughly now (each is read atomically, the set is
     /// not a snapshot while producers run). `reads_completed`,
     /// `reads_pending` and `consumer_connected` are the driver's to fill.
     pub fn stats(&self) -> DriverStats {
-        let reserved = load_all(&self.producer.reserved);
-        let unreserved = load_all(&self.drops.unreserved);
+        let mut produced = load_all(&self.drops.unreserved);
+        for lane in self.used_lanes() {
+            for (total, count) in produced.iter_mut().zip(load_all(&lane.producer.reserved)) {
+                *total = total.wrapping_add(count);
+            }
+        }
         DriverStats {
-            produced: core::array::from_fn(|k| {
-                reserved
-                    .get(k)
-                    .zip(unreserved.get(k))
-                    .map_or(0, |(a, b)| a.wrapping_add(*b))
-            }),
+            produced,
             delivered: load_all(&self.consumer.delivered),
             dropped: load_all(&self.drops.per_kind),
             dropped_by_reason: load_all(&self.drops.per_reason),
@@ -661,13 +1021,13 @@ mod tests {
         let mut memory = ring_memory();
         let ring = Ring::new(bytes(&mut memory)).unwrap();
         // Another producer is inside its reservation section (and stays).
-        ring.producer.locked.store(true, Ordering::Relaxed);
+        ring.lane(0).producer.locked.store(true, Ordering::Relaxed);
         assert_eq!(
             ring.reserve(EventKind::FileWrite, 40).err(),
             Some(DropReason::Contention)
         );
         assert_eq!(ring.pending_bytes(), 0, "nothing was claimed");
-        ring.unlock_reservations();
+        ring.lane(0).unlock_reservations();
         let mut slot = ring.reserve(EventKind::FileWrite, 40).unwrap();
         slot.buffer()[..4].copy_from_slice(&40u32.to_le_bytes());
         slot.commit();
@@ -687,8 +1047,8 @@ mod tests {
         let mut memory = ring_memory();
         let ring = Ring::new(bytes(&mut memory)).unwrap();
         let slot = ring.reserve(EventKind::ImageLoad, 45).unwrap();
-        assert_eq!(ring.producer.pos.load(Ordering::Relaxed), 56);
-        let word = ring.tags.get(0).load(Ordering::Relaxed);
+        assert_eq!(ring.lane(0).producer.pos.load(Ordering::Relaxed), 56);
+        let word = ring.lane(0).tags.get(0).load(Ordering::Relaxed);
         let busy = Tag {
             state: State::Busy,
             kind: EventKind::ImageLoad.index() as u8,
@@ -701,7 +1061,7 @@ mod tests {
             "busy: the consumer waits"
         );
         slot.discard(DropReason::QueryFailed);
-        let word = ring.tags.get(0).load(Ordering::Relaxed);
+        let word = ring.lane(0).tags.get(0).load(Ordering::Relaxed);
         assert_eq!(
             Tag::decode(word, 0).map(|t| t.state),
             Some(State::Discarded)
@@ -761,13 +1121,16 @@ mod tests {
         let mut out = [0u8; Ring::MIN_CAPACITY];
         assert_eq!(ring.drain_into(&mut out), 2 * half);
         assert_eq!(
-            ring.producer.cons_cache.load(Ordering::Relaxed),
+            ring.lane(0).producer.cons_cache.load(Ordering::Relaxed),
             0,
             "room was cached"
         );
         let slot = ring.reserve(EventKind::FileWrite, half).unwrap();
         let cap = Ring::MIN_CAPACITY as u64;
-        assert_eq!(ring.producer.cons_cache.load(Ordering::Relaxed), cap);
+        assert_eq!(
+            ring.lane(0).producer.cons_cache.load(Ordering::Relaxed),
+            cap
+        );
         slot.commit();
     }
 }

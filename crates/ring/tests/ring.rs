@@ -237,6 +237,159 @@ fn drain_copies_only_whole_records_that_fit() {
 }
 
 // ---------------------------------------------------------------------------
+// Lanes (one per CPU in the driver).
+
+/// Commits event `id` of `len` bytes in `lane` (shared reservation).
+fn put(ring: &Ring<'_>, lane: usize, id: u64, len: usize) -> Result<(), DropReason> {
+    let mut slot = ring.reserve_in(lane, EventKind::FileWrite, len)?;
+    fill(slot.buffer(), id);
+    slot.commit();
+    Ok(())
+}
+
+/// The ids (content checked) and seqs of the non-Lost records in `batch`.
+fn ids_and_seqs(batch: &[u8], len: usize) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < batch.len() {
+        let size = size_of_record(&batch[at..]);
+        let record = &batch[at..at + size];
+        if !matches!(decode_record(record), Ok(Record::Lost(_))) {
+            let id = (0..1000)
+                .find(|&id| expected(id, len, seq_of(record)) == record)
+                .expect("a record this test wrote, intact");
+            out.push((id, seq_of(record)));
+        }
+        at += size;
+    }
+    out
+}
+
+#[test]
+fn with_lanes_checks_the_lane_count() {
+    let mut mem = memory(4 * Ring::MIN_CAPACITY);
+    for lanes in [0, 3, 8, 2 * ringside_ring::MAX_LANES] {
+        assert_eq!(
+            Ring::with_lanes(mem.as_mut_bytes(), lanes).err(),
+            Some(RingError::BadLanes { lanes }),
+            "{lanes} lanes of a 4-lane memory"
+        );
+    }
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), 4).unwrap();
+    assert_eq!((ring.lanes(), ring.capacity()), (4, 4 * Ring::MIN_CAPACITY));
+}
+
+#[test]
+fn lanes_are_drained_in_turn_under_one_sequence() {
+    let mut mem = memory(4 * Ring::MIN_CAPACITY);
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), 4).unwrap();
+    // Lane l gets ids 10l+1, 10l+2, 10l+3; 7 wraps into lane 3.
+    for lane in 0..4 {
+        for k in 1..=3 {
+            put(&ring, lane, 10 * lane as u64 + k, 64).unwrap();
+        }
+    }
+    put(&ring, 7, 99, 64).unwrap();
+    // Drains that take two records at a time still deliver everything.
+    let mut got = Vec::new();
+    let mut out = [0u8; 128];
+    loop {
+        let n = ring.drain_into(&mut out);
+        if n == 0 {
+            break;
+        }
+        got.extend(ids_and_seqs(&out[..n], 64));
+    }
+    let seqs: Vec<u64> = got.iter().map(|&(_, seq)| seq).collect();
+    assert_eq!(seqs, (0..13).collect::<Vec<_>>(), "one contiguous sequence");
+    for lane in 0..4u64 {
+        let ids: Vec<u64> = got
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|&id| id / 10 == lane && id != 99)
+            .collect();
+        assert_eq!(
+            ids,
+            [1, 2, 3].map(|k| 10 * lane + k),
+            "lane {lane} in order"
+        );
+    }
+    let lane3: Vec<u64> = got
+        .iter()
+        .map(|&(id, _)| id)
+        .filter(|&id| id / 10 == 3 || id == 99)
+        .collect();
+    assert_eq!(lane3, vec![31, 32, 33, 99], "lane 7 is lane 3");
+    assert_eq!(ring.pending_bytes(), 0);
+}
+
+#[test]
+fn a_claimed_lane_refuses_shared_reservations_until_released() {
+    let mut mem = memory(2 * Ring::MIN_CAPACITY);
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), 2).unwrap();
+    let mut producer = ring.claim(1).unwrap();
+    assert!(ring.claim(1).is_none(), "one claim per lane");
+    assert_eq!(put(&ring, 1, 1, 40), Err(DropReason::Contention));
+    put(&ring, 0, 2, 40).unwrap();
+    let mut slot = producer.reserve(EventKind::FileWrite, 40).unwrap();
+    fill(slot.buffer(), 3);
+    slot.commit();
+    // The Lost record owed for the drop went in front of id 2, in lane 0.
+    assert_eq!(producer.pending_bytes(), 48);
+    drop(producer);
+    put(&ring, 1, 4, 40).unwrap();
+
+    let mut out = [0u8; 1024];
+    let n = ring.drain_into(&mut out);
+    let mut ids: Vec<u64> = ids_and_seqs(&out[..n], 40)
+        .iter()
+        .map(|&(id, _)| id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3, 4]);
+    let stats = ring.stats();
+    let k = EventKind::FileWrite.index();
+    assert_eq!(
+        (stats.produced[k], stats.delivered[k], stats.dropped[k]),
+        (4, 3, 1)
+    );
+    assert_eq!(
+        stats.lost_records, 1,
+        "the contention drop is reported in-band"
+    );
+}
+
+#[test]
+fn a_full_lane_drops_while_other_lanes_take_events() {
+    let mut mem = memory(2 * Ring::MIN_CAPACITY);
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), 2).unwrap();
+    let mut id = 0;
+    while put(&ring, 0, id, 256).is_ok() {
+        id += 1;
+    }
+    assert_eq!(put(&ring, 0, 500, 256), Err(DropReason::RingFull));
+    // Lane 1 has room: its next event carries the Lost record for lane 0's drops.
+    put(&ring, 1, 501, 256).unwrap();
+    let mut out = vec![0u8; 2 * Ring::MIN_CAPACITY];
+    let n = ring.drain_into(&mut out);
+    let mut lost = None;
+    let mut at = 0;
+    while at < n {
+        if let Ok(Record::Lost(record)) = decode_record(&out[at..n]) {
+            lost = Some(record.body.dropped[EventKind::FileWrite.index()]);
+        }
+        at += size_of_record(&out[at..]);
+    }
+    assert_eq!(lost, Some(2));
+    let delivered = ids_and_seqs(&out[..n], 256).len() as u64;
+    assert_eq!(delivered, id + 1);
+    let stats = ring.stats();
+    let k = EventKind::FileWrite.index();
+    assert_eq!(stats.produced[k], stats.delivered[k] + stats.dropped[k]);
+    assert_eq!((stats.delivered[k], stats.dropped[k]), (delivered, 2));
+}
+
+// ---------------------------------------------------------------------------
 // Model-based test: the ring against a VecDeque of the slots it must hold.
 
 #[derive(Clone, Debug)]
@@ -542,10 +695,37 @@ proptest! {
 
 #[test]
 fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
-    const PRODUCERS: usize = 3;
+    stress(false);
+}
+
+/// The same with per-CPU lanes: each producer claims a lane of its own and
+/// reserves with no lock.
+#[test]
+fn producers_on_claimed_lanes_lose_nothing_uncounted() {
+    stress(true);
+}
+
+const PRODUCERS: usize = 3;
+
+/// Reserves in lane `p` (claimed) or in the shared lane 0.
+fn stress_reserve<'r>(
+    ring: &'r Ring<'r>,
+    claimed: &mut Option<ringside_ring::Producer<'r>>,
+    kind: EventKind,
+    len: usize,
+) -> Result<Reservation<'r>, DropReason> {
+    match claimed {
+        Some(producer) => producer.reserve(kind, len),
+        None => ring.reserve(kind, len),
+    }
+}
+
+fn stress(lanes: bool) {
     let per_producer: u64 = if cfg!(miri) { 60 } else { 100_000 };
-    let mut mem = memory(Ring::MIN_CAPACITY);
-    let ring = Ring::new(mem.as_mut_bytes()).unwrap();
+    // Four lanes (one unused) of the same size as the one shared lane.
+    let lane_count = if lanes { 4 } else { 1 };
+    let mut mem = memory(Ring::MIN_CAPACITY * lane_count);
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), lane_count).unwrap();
     let done = std::sync::atomic::AtomicUsize::new(0);
 
     let (batches_a, batches_b) = std::thread::scope(|s| {
@@ -554,10 +734,11 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
             let done = &done;
             s.spawn(move || {
                 let kind = EventKind::ALL[p];
+                let mut claimed = lanes.then(|| ring.claim(p).unwrap());
                 for n in 0..per_producer {
                     // Lengths vary so slots straddle the end in every way.
                     let len = 32 + 8 * ((n as usize * 7 + p) % 40);
-                    if let Ok(mut slot) = ring.reserve(kind, len) {
+                    if let Ok(mut slot) = stress_reserve(ring, &mut claimed, kind, len) {
                         let buf = slot.buffer();
                         buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
                         buf[4..8].copy_from_slice(&(p as u32).to_le_bytes());
@@ -592,8 +773,9 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
         (a.join().unwrap(), b.join().unwrap())
     });
 
-    // After the producers stopped, one more event flushes the Lost record
-    // owed for their last drops (the ring is empty, so it fits).
+    // After the producers stopped (and released their lanes), one more
+    // event flushes the Lost record owed for their last drops (the ring is
+    // empty, so it fits).
     let flushed = ring
         .reserve(EventKind::FileCloseModified, 32)
         .map(|mut slot| {
@@ -607,7 +789,8 @@ fn concurrent_producers_and_consumers_lose_nothing_uncounted() {
     let tail_batch = out[..n].to_vec();
 
     // Order all records by seq: each drain is one contiguous seq range, and
-    // the try-lock keeps the two consumers' ranges disjoint.
+    // the try-lock keeps the two consumers' ranges disjoint. Each producer's
+    // records keep their order (one lane each, or the shared lane).
     let mut records: Vec<Vec<u8>> = Vec::new();
     for batch in batches_a.iter().chain(&batches_b).chain([&tail_batch]) {
         let mut at = 0;

@@ -6,13 +6,13 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
 use ringside_driver::params;
-use ringside_driver::ring::Ring;
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, OBJECT_ATTRIBUTES};
 use windows_sys::Wdk::System::SystemServices::{
     ExAllocatePool2, ExFreePoolWithTag, ExInitializeRundownProtection,
-    ExWaitForRundownProtectionRelease, KeFlushQueuedDpcs,
+    ExWaitForRundownProtectionRelease, KeFlushQueuedDpcs, KeQueryMaximumProcessorCountEx,
 };
 use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
+use windows_sys::Win32::System::Threading::ALL_PROCESSOR_GROUPS;
 
 use super::globals::{Globals, acquired, globals};
 use super::{device, filter, notify, nt, queue};
@@ -63,10 +63,15 @@ unsafe fn start(
     // allocation of a page or more is), owned by the ring until teardown
     // frees it after the ring was dropped.
     let slice: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(memory, size) };
-    let Ok(ring) = Ring::new(slice) else {
+    // SAFETY: PASSIVE_LEVEL; counts every processor the machine can have,
+    // hot-added ones included, so every CPU index is below it.
+    let cpus = unsafe { KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS) };
+    let (lanes, exclusive) = params::ring_lanes(size as u32, cpus);
+    // Relaxed: published with the ring by `install_ring`'s Release.
+    g.exclusive_lanes.store(exclusive, Ordering::Relaxed);
+    if g.install_ring(slice, lanes).is_err() {
         return nt::status::UNSUCCESSFUL;
-    };
-    g.install_ring(ring);
+    }
 
     let status = queue::initialize(g);
     if !nt::nt_success(status) {

@@ -14,7 +14,7 @@ use core::sync::atomic::{
 
 use ringside_driver::control::Control;
 use ringside_driver::first_write::FirstWriteSet;
-use ringside_driver::ring::Ring;
+use ringside_driver::ring::{Ring, RingError};
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, KDPC};
 use windows_sys::Wdk::System::SystemServices::{EX_RUNDOWN_REF, IO_CSQ, KTIMER};
 
@@ -70,6 +70,9 @@ pub struct Globals {
     /// Set (Release) once `ring` is initialised; cleared before it is dropped.
     ring_ready: AtomicBool,
     ring: KernelCell<Ring<'static>>,
+    /// Each CPU reserves its own ring lane exclusively (see
+    /// `params::ring_lanes`). Set before the ring is published.
+    pub exclusive_lanes: AtomicBool,
     /// `PFLT_FILTER` from FltRegisterFilter.
     pub filter: AtomicIsize,
     /// The control device.
@@ -100,6 +103,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     ring_size: AtomicUsize::new(0),
     ring_ready: AtomicBool::new(false),
     ring: KernelCell::zeroed(),
+    exclusive_lanes: AtomicBool::new(false),
     filter: AtomicIsize::new(0),
     device: AtomicPtr::new(core::ptr::null_mut()),
     rundown: KernelCell::zeroed(),
@@ -134,13 +138,17 @@ impl Globals {
         }
     }
 
-    /// Stores the ring. Called once, from DriverEntry, before any producer
-    /// or the device exists.
-    pub fn install_ring(&self, ring: Ring<'static>) {
+    /// Builds the ring over `memory` in place (it is too large for a kernel
+    /// stack) and publishes it. Called once, from DriverEntry, before any
+    /// producer or the device exists.
+    pub fn install_ring(&self, memory: &'static mut [u8], lanes: usize) -> Result<(), RingError> {
         // SAFETY: single-threaded phase of DriverEntry: nothing reads `ring`
-        // until `ring_ready` is published below.
-        unsafe { self.ring.get().write(ring) };
+        // until `ring_ready` is published below; `MaybeUninit<Ring>` has the
+        // layout of `Ring`.
+        let slot = unsafe { &mut *self.ring.get().cast::<MaybeUninit<Ring<'static>>>() };
+        Ring::init_in(slot, memory, lanes)?;
         self.ring_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Unpublishes the ring. Called from teardown after rundown completed.

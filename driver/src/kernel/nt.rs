@@ -9,7 +9,7 @@ use core::ffi::c_void;
 use windows_sys::Wdk::Foundation::{IRP, KDPC, MDL};
 
 pub use ringside_driver::ntoskrnl::{ZwClose, ZwOpenKey, ZwQueryValueKey};
-use windows_sys::Wdk::System::SystemServices::IO_CSQ;
+use windows_sys::Wdk::System::SystemServices::{IO_CSQ, KeGetCurrentProcessorNumberEx};
 use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
 
 /// `KDEFERRED_ROUTINE` with its real parameters.
@@ -151,12 +151,14 @@ pub fn lower_irql(old: u8) {
     }
 }
 
-/// The ring as the callbacks reserve into it: at DISPATCH_LEVEL for the
-/// reservation only. The ring's reservation lock is held for a handful of
-/// instructions and assumes its holder cannot be preempted (a preempted
-/// holder would make every other producer drop with `Contention`); encoding
-/// then runs back at the callback's IRQL, since the strings it copies may be
-/// pageable.
+/// The ring as the callbacks reserve into it: in the current CPU's lane, at
+/// DISPATCH_LEVEL for the reservation only. With a lane per CPU (the usual
+/// case, `params::ring_lanes`) DISPATCH_LEVEL is what makes the lock-free
+/// reservation exclusive; with shared lanes the lane's reservation lock is
+/// held for a handful of instructions and assumes its holder cannot be
+/// preempted (a preempted holder would make other producers drop with
+/// `Contention`). Encoding then runs back at the callback's IRQL, since the
+/// strings it copies may be pageable.
 pub struct DispatchRing<'a>(pub &'a ringside_driver::ring::Ring<'static>);
 
 impl ringside_driver::record::Reserve for DispatchRing<'_> {
@@ -165,8 +167,31 @@ impl ringside_driver::record::Reserve for DispatchRing<'_> {
         kind: ringside_wire::EventKind,
         len: usize,
     ) -> Result<ringside_driver::ring::Reservation<'_>, ringside_wire::DropReason> {
+        let ring = self.0;
         let old = raise_to_dispatch();
-        let reservation = self.0.reserve(kind, len);
+        // SAFETY: callable at any IRQL; a null PROCESSOR_NUMBER is allowed.
+        // At DISPATCH_LEVEL the thread stays on this CPU until we lower.
+        let cpu = unsafe { KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) } as usize;
+        // Relaxed: set before the ring was published (Acquire in `ring()`).
+        let reservation = if !super::globals::globals()
+            .exclusive_lanes
+            .load(core::sync::atomic::Ordering::Relaxed)
+        {
+            ring.reserve_in(cpu, kind, len)
+        } else if cpu < ring.lanes() {
+            // SAFETY: in exclusive mode only CPU n reserves lane n, and no
+            // shared reservation runs in this ring. We are on CPU `cpu` at
+            // DISPATCH_LEVEL, where no other thread or DPC runs on it until
+            // we lower, so no other reservation of lane `cpu` is concurrent;
+            // earlier ones on this CPU are ordered before us by the context
+            // switches between them (full barriers).
+            unsafe { ring.reserve_exclusive(cpu, kind, len) }
+        } else {
+            // Cannot happen (the lanes cover every possible CPU); a CPU
+            // without a lane must not share another CPU's.
+            ring.drop_event(kind, ringside_wire::DropReason::Contention);
+            Err(ringside_wire::DropReason::Contention)
+        };
         lower_irql(old);
         reservation
     }

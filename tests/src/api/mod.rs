@@ -62,6 +62,14 @@ const TABLE: &[(&str, Handler)] = &[
         sync::ke_query_system_time_precise,
     ),
     ("KeQueryInterruptTime", sync::ke_query_interrupt_time),
+    (
+        "KeGetCurrentProcessorNumberEx",
+        sync::ke_get_current_processor_number_ex,
+    ),
+    (
+        "KeQueryMaximumProcessorCountEx",
+        sync::ke_query_maximum_processor_count_ex,
+    ),
     ("KeInitializeDpc", sync::ke_initialize_dpc),
     ("KeInsertQueueDpc", sync::ke_insert_queue_dpc),
     ("KeRemoveQueueDpc", sync::ke_remove_queue_dpc),

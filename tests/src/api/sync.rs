@@ -219,6 +219,31 @@ pub fn ke_query_system_time_precise(uc: &mut Uc) -> u64 {
     0
 }
 
+/// `ULONG KeGetCurrentProcessorNumberEx(PPROCESSOR_NUMBER)`: the current
+/// processor's system-wide index; fills `ProcNumber` (group 0) if not null.
+/// Any IRQL.
+pub fn ke_get_current_processor_number_ex(uc: &mut Uc) -> u64 {
+    let out = arg(uc, 0);
+    let cpu = uc.get_data().current_cpu;
+    if out != 0 {
+        // PROCESSOR_NUMBER: USHORT Group, UCHAR Number, UCHAR Reserved.
+        let number = u8::try_from(cpu).unwrap_or(u8::MAX);
+        uc.write_bytes(out, &[0, 0, number, 0]);
+    }
+    u64::from(cpu)
+}
+
+/// `ULONG KeQueryMaximumProcessorCountEx(USHORT GroupNumber)`: processors
+/// the machine can have (one group in the model; `ALL_PROCESSOR_GROUPS` or
+/// group 0 count them all, any other group has none). Any IRQL.
+pub fn ke_query_maximum_processor_count_ex(uc: &mut Uc) -> u64 {
+    const ALL_PROCESSOR_GROUPS: u64 = 0xFFFF;
+    match arg(uc, 0) & 0xFFFF {
+        0 | ALL_PROCESSOR_GROUPS => u64::from(uc.get_data().processors),
+        _ => 0,
+    }
+}
+
 /// `ULONGLONG KeQueryInterruptTime(VOID)`: time since boot.
 pub fn ke_query_interrupt_time(uc: &mut Uc) -> u64 {
     uc.get_data().clock - 133_657_565_400_000_000
