@@ -129,14 +129,61 @@ impl RulesArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum ServiceAction {
-    /// Register the service (starts automatically, runs `service run`).
-    Install,
+    /// Register the service (starts automatically, runs `service run` with
+    /// the rules options given here, e.g. `--rules %ProgramData%\ringside\rules`).
+    Install(ServiceRunArgs),
     /// Remove the service.
     Uninstall,
     /// Entry point used by the Service Control Manager.
-    Run,
+    Run(ServiceRunArgs),
+}
+
+/// What the service runs with: the detection content and how often it is
+/// checked for a new bundle. Events go to
+/// `%ProgramData%\ringside\events.jsonl` (alerts beside them).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceRunArgs {
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Check --rules for changes every SECS seconds and swap in a changed
+    /// bundle once it fully compiled (0: never).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub rules_poll: u64,
+}
+
+impl ServiceRunArgs {
+    /// The command line `service run` gets from the Service Control
+    /// Manager: these options again, so the service runs with what
+    /// `service install` was given.
+    pub fn run_arguments(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["service".into(), "run".into()];
+        let rules = &self.rules;
+        let mut path = |flag: &str, value: &Option<PathBuf>| {
+            if let Some(value) = value {
+                args.push(flag.into());
+                args.push(value.clone().into_os_string());
+            }
+        };
+        path("--rules", &rules.rules);
+        path("--rules-pubkey", &rules.rules_pubkey);
+        path("--rules-signature", &rules.rules_signature);
+        path("--state-dir", &rules.state_dir);
+        if rules.lenient_rules {
+            args.push("--lenient-rules".into());
+        }
+        for (flag, value) in [
+            ("--rules-budget-us", rules.rules_budget_us.to_string()),
+            ("--rules-budget-over", rules.rules_budget_over.to_string()),
+            ("--rules-probation", rules.rules_probation.to_string()),
+            ("--rules-poll", self.rules_poll.to_string()),
+        ] {
+            args.push(flag.into());
+            args.push(value.into());
+        }
+        args
+    }
 }
 
 #[derive(Debug, Args)]
@@ -701,22 +748,36 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
     Ok(code)
 }
 
+/// Gives a live pipeline the detector for `rules` (if any), keeping the
+/// last known good bundle in the state directory (default
+/// `%ProgramData%\ringside`) and watching the rules every `poll_secs`.
+#[cfg(windows)]
+pub fn attach_rules(
+    pipeline: &mut Pipeline,
+    rules: &RulesArgs,
+    poll_secs: u64,
+) -> Result<(), CliError> {
+    let Some(location) = rules_location(rules)? else {
+        return Ok(());
+    };
+    let state_dir = rules.state_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into()))
+            .join("ringside")
+    });
+    let (detector, fingerprint) = start_detector(&location, rules, Some(&state_dir))?;
+    pipeline.detector = Some(
+        match spawn_watcher(location, rules, fingerprint, poll_secs)? {
+            Some(updates) => detector.with_updates(updates),
+            None => detector,
+        },
+    );
+    Ok(())
+}
+
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
     let mut pipeline = Pipeline::new(pipeline_config(&args.enrich)?);
-    if let Some(location) = rules_location(&args.rules)? {
-        let state_dir = args.rules.state_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(std::env::var("ProgramData").unwrap_or_else(|_| r"C:\ProgramData".into()))
-                .join("ringside")
-        });
-        let (detector, fingerprint) = start_detector(&location, &args.rules, Some(&state_dir))?;
-        pipeline.detector = Some(
-            match spawn_watcher(location, &args.rules, fingerprint, args.rules_poll)? {
-                Some(updates) => detector.with_updates(updates),
-                None => detector,
-            },
-        );
-    }
+    attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     let mut sink = open_sink(&args.output)?;
     crate::source::device::run(
         pipeline,
@@ -746,4 +807,73 @@ fn service(_action: ServiceAction) -> Result<ExitCode, CliError> {
     Err(CliError::input(
         "`service` manages a Windows service and needs Windows",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn service_args(argv: &[&str]) -> (bool, ServiceRunArgs) {
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        match cli.command {
+            Command::Service {
+                action: ServiceAction::Install(args),
+            } => (true, args),
+            Command::Service {
+                action: ServiceAction::Run(args),
+            } => (false, args),
+            other => panic!("not a service install/run: {other:?}"),
+        }
+    }
+
+    /// What `service install` records as the service's command line is what
+    /// `service run` parses back: the service runs with the rules it was
+    /// installed with.
+    #[test]
+    fn the_installed_service_runs_with_the_rules_it_was_installed_with() {
+        let (install, args) = service_args(&[
+            "ringside-agent",
+            "service",
+            "install",
+            "--rules",
+            r"C:\ProgramData\ringside\rules.rsb",
+            "--rules-pubkey",
+            r"C:\ProgramData\ringside\rules.pub",
+            "--state-dir",
+            r"D:\state",
+            "--lenient-rules",
+            "--rules-budget-us",
+            "500",
+            "--rules-poll",
+            "30",
+        ]);
+        assert!(install);
+        let mut argv: Vec<std::ffi::OsString> = vec!["ringside-agent".into()];
+        argv.extend(args.run_arguments());
+        let cli = Cli::try_parse_from(argv).expect("the service command line parses");
+        let Command::Service {
+            action: ServiceAction::Run(run),
+        } = cli.command
+        else {
+            panic!("`service run` expected");
+        };
+        assert_eq!(run.rules.rules, args.rules.rules);
+        assert_eq!(run.rules.rules_pubkey, args.rules.rules_pubkey);
+        assert_eq!(run.rules.rules_signature, None);
+        assert_eq!(run.rules.state_dir.as_deref(), Some(Path::new(r"D:\state")));
+        assert!(run.rules.lenient_rules);
+        assert_eq!(run.rules.rules_budget_us, 500);
+        assert_eq!(run.rules.rules_budget_over, args.rules.rules_budget_over);
+        assert_eq!(run.rules.rules_probation, args.rules.rules_probation);
+        assert_eq!(run.rules_poll, 30);
+    }
+
+    #[test]
+    fn a_service_without_rules_runs_without_rules() {
+        let (_, args) = service_args(&["ringside-agent", "service", "run"]);
+        assert_eq!(args.rules.rules, None);
+        let argv = args.run_arguments();
+        assert!(!argv.iter().any(|a| a == "--rules"));
+    }
 }

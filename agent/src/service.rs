@@ -13,7 +13,9 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
-use crate::cli::ServiceAction;
+use std::sync::OnceLock;
+
+use crate::cli::{ServiceAction, ServiceRunArgs};
 use crate::source::device::StopFlag;
 
 /// The service name.
@@ -22,13 +24,21 @@ pub const SERVICE_NAME: &str = "RingsideAgent";
 /// Carries out `action`.
 pub fn dispatch(action: ServiceAction) -> windows_service::Result<()> {
     match action {
-        ServiceAction::Install => install(),
+        ServiceAction::Install(args) => install(&args),
         ServiceAction::Uninstall => uninstall(),
-        ServiceAction::Run => service_dispatcher::start(SERVICE_NAME, ffi_service_main),
+        ServiceAction::Run(args) => {
+            // The dispatcher calls `service_main` on its own thread with the
+            // StartService arguments only; ours came on the command line.
+            let _ = RUN_ARGS.set(args);
+            service_dispatcher::start(SERVICE_NAME, ffi_service_main)
+        }
     }
 }
 
-fn install() -> windows_service::Result<()> {
+/// `service run`'s options, for `service_main`.
+static RUN_ARGS: OnceLock<ServiceRunArgs> = OnceLock::new();
+
+fn install(args: &ServiceRunArgs) -> windows_service::Result<()> {
     let manager =
         ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CREATE_SERVICE)?;
     let executable = std::env::current_exe().map_err(windows_service::Error::Winapi)?;
@@ -39,7 +49,7 @@ fn install() -> windows_service::Result<()> {
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
         executable_path: executable,
-        launch_arguments: vec![OsString::from("service"), OsString::from("run")],
+        launch_arguments: args.run_arguments(),
         dependencies: vec![],
         account_name: None, // LocalSystem: the device admits SYSTEM and Administrators.
         account_password: None,
@@ -107,14 +117,13 @@ fn run_service() -> windows_service::Result<()> {
     };
     let result = (|| -> Result<(), String> {
         let config = crate::cli::pipeline_config(&enrich).map_err(|e| e.to_string())?;
+        let mut pipeline = crate::pipeline::Pipeline::new(config);
+        if let Some(args) = RUN_ARGS.get() {
+            crate::cli::attach_rules(&mut pipeline, &args.rules, args.rules_poll)
+                .map_err(|e| e.to_string())?;
+        }
         let mut sink = crate::cli::open_sink(&output).map_err(|e| e.to_string())?;
-        crate::source::device::run(
-            crate::pipeline::Pipeline::new(config),
-            sink.as_mut(),
-            None,
-            &stop,
-        )
-        .map_err(|e| e.to_string())
+        crate::source::device::run(pipeline, sink.as_mut(), None, &stop).map_err(|e| e.to_string())
     })();
     let code = if result.is_ok() { 0 } else { 1 };
     let mut stopped = status(ServiceState::Stopped, ServiceControlAccept::empty());
