@@ -646,11 +646,9 @@ mod tests {
         let m = parse_manifest(SCRIPT).unwrap();
         assert_eq!(m.module, "ringside");
         assert_eq!(m.globals_symbol, "RINGSIDE_GLOBALS");
-        assert!(
-            m.paths
-                .iter()
-                .any(|(k, p)| k == "producerPos" && p.ends_with("lanes[MAX_LANES].producer.pos.v.value"))
-        );
+        assert!(m.paths.iter().any(
+            |(k, p)| k == "producerPos" && p.ends_with("lanes[MAX_LANES].producer.pos.v.value")
+        ));
         assert_eq!(
             m.counts.get("KINDS"),
             Some(&ringside_wire::EVENT_KIND_COUNT)
