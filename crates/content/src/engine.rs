@@ -19,7 +19,9 @@
 use crate::compile::{self, CompiledRule};
 use crate::matcher::{EventView, GlobToken, LoweredFields, Matcher, StrKind, Target, glob_match};
 use crate::schema::{EventFields, Logsource, OwnedEvent};
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::Anchored;
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa, nfa};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -70,7 +72,7 @@ impl Anchor {
 #[derive(Debug)]
 struct FieldScan {
     field: usize,
-    automaton: AhoCorasick,
+    automaton: FieldAutomaton,
     /// Per automaton pattern: the slots its occurrences can make true.
     pattern_slots: Lists<(u32, Anchor)>,
 }
@@ -247,30 +249,30 @@ impl Engine {
             let Some(value) = scratch.lowered.get(scan.field) else {
                 continue;
             };
-            for found in scan.automaton.find_overlapping_iter(value) {
-                let pattern = found.pattern().as_usize();
-                for &(slot, anchor) in scan.pattern_slots.get(pattern) {
-                    if !anchor.holds(found.start(), found.end(), value.len()) {
-                        continue;
-                    }
-                    let Some(stamp) = scratch.slot_stamp.get_mut(slot as usize) else {
-                        continue;
-                    };
-                    if *stamp == generation {
-                        continue;
-                    }
-                    *stamp = generation;
-                    // First time this event: the rules requiring it are candidates.
-                    for &rule in set.slot_rules.get(slot as usize) {
-                        if let Some(stamp) = scratch.rule_stamp.get_mut(rule as usize) {
-                            if *stamp != generation {
-                                *stamp = generation;
-                                scratch.candidates.push(rule);
+            scan.automaton
+                .for_each_occurrence(value.as_bytes(), |pattern, start, end| {
+                    for &(slot, anchor) in scan.pattern_slots.get(pattern) {
+                        if !anchor.holds(start, end, value.len()) {
+                            continue;
+                        }
+                        let Some(stamp) = scratch.slot_stamp.get_mut(slot as usize) else {
+                            continue;
+                        };
+                        if *stamp == generation {
+                            continue;
+                        }
+                        *stamp = generation;
+                        // First time this event: the rules requiring it are candidates.
+                        for &rule in set.slot_rules.get(slot as usize) {
+                            if let Some(stamp) = scratch.rule_stamp.get_mut(rule as usize) {
+                                if *stamp != generation {
+                                    *stamp = generation;
+                                    scratch.candidates.push(rule);
+                                }
                             }
                         }
                     }
-                }
-            }
+                });
         }
         scratch.candidates.sort_unstable();
         let view = EventView {
@@ -444,30 +446,78 @@ const MAX_DFA_BYTES: usize = 4 << 20;
 /// [`MAX_DFA_BYTES`], and building it costs time and transient memory).
 const MAX_DFA_PATTERNS: usize = 2_000;
 
-/// Builds an automaton: a DFA when it is small enough to stay in cache,
-/// else a contiguous NFA. With ~9,000 CommandLine literals the DFA takes
-/// ~58 MB and made the whole engine 1.6x slower than the ~1.3 MB contiguous
-/// NFA; the other fields' DFAs are small. If neither can be built, the
-/// library chooses.
-///
-/// The library's prefilter (skip ahead to rare bytes while in the start
-/// state) is off: field values are short and, with hundreds of literals,
-/// hardly any byte is rare, so it restarts at almost every position. On
-/// `Hashes` (hex digests, 360 hex literals) it made the scan ~4x slower.
-fn automaton(patterns: &[String]) -> Option<AhoCorasick> {
-    let build = |kind| {
-        AhoCorasick::builder()
-            .kind(Some(kind))
-            .prefilter(false)
-            .build(patterns)
-            .ok()
+/// A field's automaton, walked byte by byte by [`Self::for_each_occurrence`]
+/// rather than through the library's overlapping iterator, whose per-match
+/// call and resume cost more than the walk itself on short field values.
+#[derive(Debug)]
+enum FieldAutomaton {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
+}
+
+impl FieldAutomaton {
+    /// A DFA when it is small enough to stay in cache, else a contiguous
+    /// NFA. With ~9,000 CommandLine literals the DFA takes ~58 MB and made
+    /// the whole engine 1.6x slower than the ~1.3 MB contiguous NFA; the
+    /// other fields' DFAs are small. `None` if neither can be built.
+    ///
+    /// No prefilter: the walk below does not use one (the library's skips
+    /// to rare bytes, which with hundreds of literals over short values
+    /// restarted at almost every position; on hex `Hashes` it made the scan
+    /// ~4x slower).
+    fn new(patterns: &[String]) -> Option<FieldAutomaton> {
+        let dfa = (patterns.len() <= MAX_DFA_PATTERNS)
+            .then(|| dfa::DFA::builder().prefilter(false).build(patterns).ok())
+            .flatten()
+            .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES);
+        match dfa {
+            Some(dfa) => Some(FieldAutomaton::Dfa(dfa)),
+            None => nfa::contiguous::NFA::builder()
+                .prefilter(false)
+                .build(patterns)
+                .ok()
+                .map(FieldAutomaton::Nfa),
+        }
+    }
+
+    /// Calls `found(pattern, start, end)` for every occurrence of every
+    /// pattern in `haystack`, overlapping ones included.
+    fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize, usize)) {
+        match self {
+            FieldAutomaton::Dfa(dfa) => walk(dfa, haystack, found),
+            FieldAutomaton::Nfa(nfa) => walk(nfa, haystack, found),
+        }
+    }
+}
+
+/// The overlapping search: with standard match semantics, every state
+/// carries all the patterns ending at it, so reporting each match state's
+/// patterns at each position reports every occurrence.
+fn walk<A: Automaton>(automaton: &A, haystack: &[u8], mut found: impl FnMut(usize, usize, usize)) {
+    let Ok(mut state) = automaton.start_state(Anchored::No) else {
+        return;
     };
-    (patterns.len() <= MAX_DFA_PATTERNS)
-        .then(|| build(AhoCorasickKind::DFA))
-        .flatten()
-        .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES)
-        .or_else(|| build(AhoCorasickKind::ContiguousNFA))
-        .or_else(|| AhoCorasick::new(patterns).ok())
+    let mut report = |state, end: usize| {
+        for index in 0..automaton.match_len(state) {
+            let pattern = automaton.match_pattern(state, index);
+            let start = end.saturating_sub(automaton.pattern_len(pattern));
+            found(pattern.as_usize(), start, end);
+        }
+    };
+    if automaton.is_match(state) {
+        report(state, 0);
+    }
+    for (at, &byte) in haystack.iter().enumerate() {
+        state = automaton.next_state(Anchored::No, state, byte);
+        if automaton.is_special(state) {
+            if automaton.is_dead(state) {
+                return;
+            }
+            if automaton.is_match(state) {
+                report(state, at + 1);
+            }
+        }
+    }
 }
 
 impl RuleSet {
@@ -538,7 +588,7 @@ impl RuleSet {
             }
             // A field whose automaton cannot be built stays unscanned: its
             // tests are evaluated directly and its rules on every event.
-            if let Some(automaton) = automaton(&l.patterns) {
+            if let Some(automaton) = FieldAutomaton::new(&l.patterns) {
                 if let Some(s) = scanned.get_mut(field) {
                     *s = true;
                 }
