@@ -126,6 +126,9 @@ enum Check {
     /// A wildcard pattern (`RuleSet::globs`): its longest literal must
     /// occur (the slot, set for any occurrence) before the glob is worth running.
     Glob { slot: u32, glob: u32 },
+    /// A regular expression (`RuleSet::direct`) run only if one of its gate
+    /// slots (`RuleSet::gates`, literals every match contains) holds.
+    Regex { gate: u32, direct: u32 },
     /// Everything else (regex, cased, null, numbers, keywords...), in
     /// `RuleSet::direct`: evaluated on the event as written.
     Direct(u32),
@@ -157,6 +160,8 @@ struct RuleSet {
     slot_rules: Lists<u32>,
     globs: Vec<Vec<GlobToken>>,
     direct: Vec<Matcher>,
+    /// Per [`Check::Regex`]: the slots one of which must hold for it to match.
+    gates: Lists<u32>,
     /// Rules without a required literal, evaluated on every event: the
     /// candidate bits each event starts from.
     always: RuleBits,
@@ -309,6 +314,7 @@ impl Engine {
             generation,
             globs: &set.globs,
             direct: &set.direct,
+            gates: &set.gates,
         };
         for index in scratch.candidates.iter() {
             let (Some(rule), Some(plan)) = (set.rules.get(index), set.plans.get(index)) else {
@@ -362,6 +368,7 @@ struct Context<'a> {
     generation: u32,
     globs: &'a [Vec<GlobToken>],
     direct: &'a [Matcher],
+    gates: &'a Lists<u32>,
 }
 
 impl Context<'_> {
@@ -378,6 +385,13 @@ impl Context<'_> {
                         (Some(tokens), Some(value)) => glob_match(tokens, value),
                         _ => false,
                     }
+            }
+            Check::Regex { gate, direct } => {
+                self.gates
+                    .get(gate as usize)
+                    .iter()
+                    .any(|&slot| self.slot(slot))
+                    && self.check(Check::Direct(direct), index)
             }
             Check::Direct(matcher) => self
                 .direct
@@ -458,6 +472,57 @@ fn slot_key(target: Target, matcher: &Matcher) -> Option<(usize, Anchor, &str)> 
         },
         _ => None,
     }
+}
+
+/// The shortest gate literal worth scanning for: shorter ones occur in
+/// most command lines and would cost automaton hits for little filtering.
+const MIN_GATE_LEN: usize = 3;
+
+/// For a regular expression on one field: lowercased literals one of which
+/// occurs in the field's lowercased value whenever the expression matches
+/// the value as written. `None` when there is no such set worth having.
+///
+/// The literals are what every match starts (or ends) with, extracted from
+/// the pattern parsed case-insensitively, so that they cover every casing
+/// the value can have, whatever the expression's own flags; lowercasing a
+/// value maps each character on its own, so a matched literal's lowercase
+/// form occurs in the lowercased value. The one exception is the Greek
+/// sigma, lowercased by context: literals containing it are not used.
+fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let (Target::Field(field), Matcher::Regex(regex)) = (target, matcher) else {
+        return None;
+    };
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(regex.as_str())
+        .ok()?;
+    let literals = |kind| -> Option<Vec<String>> {
+        let seq = Extractor::new().kind(kind).extract(&hir);
+        let texts: Vec<String> = seq
+            .literals()?
+            .iter()
+            .map(|l| {
+                std::str::from_utf8(l.as_bytes())
+                    .ok()
+                    .map(str::to_lowercase)
+            })
+            .collect::<Option<_>>()?;
+        let usable = !texts.is_empty()
+            && texts
+                .iter()
+                .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
+        usable.then_some(texts)
+    };
+    let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
+    let mut best = [ExtractKind::Prefix, ExtractKind::Suffix]
+        .into_iter()
+        .filter_map(literals)
+        .max_by_key(shortest)?;
+    best.sort_unstable();
+    best.dedup();
+    Some((field, best))
 }
 
 /// The largest DFA worth having: beyond a few MB, transitions miss the
@@ -580,21 +645,30 @@ impl RuleSet {
                 .iter()
                 .flat_map(|s| s.any_of.iter().flatten())
             {
-                for (field, anchor, text) in test
+                let own = test
                     .matchers
                     .iter()
-                    .filter_map(|m| slot_key(test.target, m))
-                {
+                    .filter_map(|m| slot_key(test.target, m));
+                let gates = test.matchers.iter().flat_map(|m| {
+                    let (field, literals) = regex_gate(test.target, m).unwrap_or_default();
+                    literals
+                        .into_iter()
+                        .map(move |text| (field, Anchor::Contains, text))
+                });
+                let keys = own
+                    .map(|(field, anchor, text)| (field, anchor, text.to_owned()))
+                    .chain(gates);
+                for key in keys {
+                    let (field, anchor) = (key.0, key.1);
                     let Some(field_literals) = literals.get_mut(field) else {
                         continue;
                     };
-                    let key = (field, anchor, text.to_owned());
                     if slots.contains_key(&key) {
                         continue;
                     }
                     let slot = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+                    let p = field_literals.pattern(&key.2);
                     slots.insert(key, slot);
-                    let p = field_literals.pattern(text);
                     if let Some(s) = field_literals.slots.get_mut(p) {
                         s.push((slot, anchor));
                     }
@@ -656,7 +730,19 @@ impl RuleSet {
         }
         self.slot_rules = Lists::new(slot_rules);
 
-        let (mut globs, mut direct) = (Vec::new(), Vec::new());
+        let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
+        // A regex's gate literals are in its field's automaton (added with
+        // the other literals above) unless the field is not scanned.
+        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
+            let (field, literals) = regex_gate(target, matcher)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            literals
+                .into_iter()
+                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
+                .collect()
+        };
         let mut check = |target: Target, matcher: &Matcher| -> Check {
             let slot = slot_key(target, matcher)
                 .filter(|(field, _, _)| scanned.get(*field).copied().unwrap_or(false))
@@ -680,7 +766,17 @@ impl RuleSet {
                 (Some(slot), _) => Check::Slot(slot),
                 (None, _) => {
                     direct.push(matcher.clone());
-                    Check::Direct(u32::try_from(direct.len() - 1).unwrap_or(u32::MAX))
+                    let index = u32::try_from(direct.len() - 1).unwrap_or(u32::MAX);
+                    match gate_slots(target, matcher) {
+                        Some(slots) => {
+                            gates.push(slots);
+                            Check::Regex {
+                                gate: u32::try_from(gates.len() - 1).unwrap_or(u32::MAX),
+                                direct: index,
+                            }
+                        }
+                        None => Check::Direct(index),
+                    }
                 }
             }
         };
@@ -715,6 +811,7 @@ impl RuleSet {
             .collect();
         self.globs = globs;
         self.direct = direct;
+        self.gates = Lists::new(gates);
     }
 }
 
@@ -765,6 +862,10 @@ mod tests {
         ("    sel:\n      CommandLine|contains: 'İ'\n", "sel"),
         ("    sel:\n      CommandLine|endswith: 'σ'\n", "sel"),
         ("    sel:\n      CommandLine|re: '^a.b'\n", "sel"),
+        ("    sel:\n      CommandLine|re: 'abab|bba'\n", "sel"),
+        ("    sel:\n      CommandLine|re|i: 'bab+a'\n", "sel"),
+        ("    sel:\n      CommandLine|re: 'b(?i)ABA'\n", "sel"),
+        ("    sel:\n      CommandLine|re: '(?i)ΟΣ'\n", "sel"),
         ("    sel:\n      CommandLine|startswith: ''\n", "sel"),
         ("    sel:\n      CommandLine: ''\n", "sel"),
     ];
@@ -854,9 +955,15 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, Check::Direct(_)))
             .count();
-        // cased, regex and the two empty literals.
-        assert_eq!(direct, 4, "{checks:#?}");
-        assert_eq!(set.direct.len(), 4);
+        // cased, regex '^a.b' (no literal of 3 bytes), the Greek regex
+        // (sigma) and the two empty literals.
+        assert_eq!(direct, 5, "{checks:#?}");
+        let gated = checks
+            .iter()
+            .filter(|c| matches!(c, Check::Regex { .. }))
+            .count();
+        assert_eq!(gated, 3, "{checks:#?}");
+        assert_eq!(set.direct.len(), 8);
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
     }
 }
