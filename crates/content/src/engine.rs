@@ -123,6 +123,9 @@ impl<T> Lists<T> {
 enum Check {
     /// Decided by the automaton pass: true iff the slot was set this event.
     Slot(u32),
+    /// The OR of several slots (a group, `RuleSet::slot_groups`), also set
+    /// by the automaton pass: a 30-value list costs one lookup, not 30.
+    AnySlot(u32),
     /// A wildcard pattern (`RuleSet::globs`): its longest literal must
     /// occur (the slot, set for any occurrence) before the glob is worth running.
     Glob { slot: u32, glob: u32 },
@@ -158,6 +161,9 @@ struct RuleSet {
     slot_count: usize,
     /// Per slot: the rules that require it (the prefilter).
     slot_rules: Lists<u32>,
+    /// Per slot: the groups ([`Check::AnySlot`]) it belongs to.
+    slot_groups: Lists<u32>,
+    group_count: usize,
     globs: Vec<Vec<GlobToken>>,
     direct: Vec<Matcher>,
     /// Per [`Check::Regex`]: the slots one of which must hold for it to match.
@@ -177,6 +183,8 @@ pub struct Scratch {
     candidates: RuleBits,
     /// Per slot: `generation` when its test holds this event.
     slot_stamp: Vec<u32>,
+    /// Per group: `generation` when one of its slots holds this event.
+    group_stamp: Vec<u32>,
     generation: u32,
 }
 
@@ -188,9 +196,11 @@ impl Scratch {
         if self.generation == 0 {
             // Wrapped: stale stamps could alias the new generation.
             self.slot_stamp.iter_mut().for_each(|s| *s = 0);
+            self.group_stamp.iter_mut().for_each(|s| *s = 0);
             self.generation = 1;
         }
         self.slot_stamp.resize(set.slot_count, 0);
+        self.group_stamp.resize(set.group_count, 0);
         self.candidates.clone_from(&set.always);
     }
 }
@@ -297,7 +307,13 @@ impl Engine {
                             continue;
                         }
                         *stamp = generation;
-                        // First time this event: the rules requiring it are candidates.
+                        // First time this event: its groups hold, and the
+                        // rules requiring it are candidates.
+                        for &group in set.slot_groups.get(slot as usize) {
+                            if let Some(stamp) = scratch.group_stamp.get_mut(group as usize) {
+                                *stamp = generation;
+                            }
+                        }
                         for &rule in set.slot_rules.get(slot as usize) {
                             scratch.candidates.insert(rule);
                         }
@@ -311,6 +327,7 @@ impl Engine {
         let context = Context {
             view,
             stamps: &scratch.slot_stamp,
+            group_stamps: &scratch.group_stamp,
             generation,
             globs: &set.globs,
             direct: &set.direct,
@@ -365,6 +382,8 @@ struct Context<'a> {
     view: EventView<'a>,
     /// Per slot: `generation` when its test holds this event.
     stamps: &'a [u32],
+    /// Per group: `generation` when one of its slots holds this event.
+    group_stamps: &'a [u32],
     generation: u32,
     globs: &'a [Vec<GlobToken>],
     direct: &'a [Matcher],
@@ -379,6 +398,9 @@ impl Context<'_> {
     fn check(&self, check: Check, index: usize) -> bool {
         match check {
             Check::Slot(slot) => self.slot(slot),
+            Check::AnySlot(group) => {
+                self.group_stamps.get(group as usize) == Some(&self.generation)
+            }
             Check::Glob { slot, glob } => {
                 self.slot(slot)
                     && match (self.globs.get(glob as usize), self.view.lowered(index)) {
@@ -391,13 +413,16 @@ impl Context<'_> {
                     .get(gate as usize)
                     .iter()
                     .any(|&slot| self.slot(slot))
-                    && self.check(Check::Direct(direct), index)
+                    && self.direct(direct, index)
             }
-            Check::Direct(matcher) => self
-                .direct
-                .get(matcher as usize)
-                .is_some_and(|m| m.matches(&self.view, index)),
+            Check::Direct(direct) => self.direct(direct, index),
         }
+    }
+
+    fn direct(&self, direct: u32, index: usize) -> bool {
+        self.direct
+            .get(direct as usize)
+            .is_some_and(|m| m.matches(&self.view, index))
     }
 }
 
@@ -731,6 +756,7 @@ impl RuleSet {
         self.slot_rules = Lists::new(slot_rules);
 
         let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups = Groups::default();
         // A regex's gate literals are in its field's automaton (added with
         // the other literals above) unless the field is not scanned.
         let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
@@ -793,14 +819,18 @@ impl RuleSet {
                             .map(|tests| {
                                 tests
                                     .iter()
-                                    .map(|t| TestPlan {
-                                        target: t.target,
-                                        all: t.all,
-                                        checks: t
-                                            .matchers
-                                            .iter()
-                                            .map(|m| check(t.target, m))
-                                            .collect(),
+                                    .map(|t| {
+                                        let checks =
+                                            t.matchers.iter().map(|m| check(t.target, m)).collect();
+                                        TestPlan {
+                                            target: t.target,
+                                            all: t.all,
+                                            checks: if t.all {
+                                                checks
+                                            } else {
+                                                groups.fold(checks)
+                                            },
+                                        }
                                     })
                                     .collect()
                             })
@@ -812,6 +842,63 @@ impl RuleSet {
         self.globs = globs;
         self.direct = direct;
         self.gates = Lists::new(gates);
+        self.group_count = groups.members.len();
+        self.slot_groups = groups.by_slot(self.slot_count);
+    }
+}
+
+/// The sets of slots OR-ed by one test, deduplicated across rules (the
+/// same list of binaries appears in many rules) while plans are built.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Vec<u32>, u32>,
+    members: Vec<Vec<u32>>,
+}
+
+impl Groups {
+    /// Replaces the slot checks of an OR-ed test with one group check, put
+    /// first because it is the cheapest and the most often decisive.
+    fn fold(&mut self, checks: Vec<Check>) -> Vec<Check> {
+        let (mut slots, mut others) = (Vec::new(), Vec::new());
+        for check in checks {
+            match check {
+                Check::Slot(slot) => slots.push(slot),
+                other => others.push(other),
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        let first = match slots.as_slice() {
+            [] => return others,
+            [one] => Check::Slot(*one),
+            _ => Check::AnySlot(self.group(slots)),
+        };
+        others.insert(0, first);
+        others
+    }
+
+    fn group(&mut self, slots: Vec<u32>) -> u32 {
+        if let Some(&group) = self.index.get(&slots) {
+            return group;
+        }
+        let group = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
+        self.index.insert(slots.clone(), group);
+        self.members.push(slots);
+        group
+    }
+
+    /// Per slot, the groups containing it.
+    fn by_slot(&self, slot_count: usize) -> Lists<u32> {
+        let mut by_slot = vec![Vec::new(); slot_count];
+        for (group, slots) in self.members.iter().enumerate() {
+            let group = u32::try_from(group).unwrap_or(u32::MAX);
+            for &slot in slots {
+                if let Some(groups) = by_slot.get_mut(slot as usize) {
+                    groups.push(group);
+                }
+            }
+        }
+        Lists::new(by_slot)
     }
 }
 
@@ -965,5 +1052,7 @@ mod tests {
         assert_eq!(gated, 3, "{checks:#?}");
         assert_eq!(set.direct.len(), 8);
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
+        // `startswith: ['aba', 'b']` and `CommandLine: ['a', 'ba']`.
+        assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
     }
 }
