@@ -550,13 +550,17 @@ fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)>
     Some((field, best))
 }
 
-/// The largest DFA worth having: beyond a few MB, transitions miss the
-/// cache on every byte and the DFA loses to the (much smaller) contiguous NFA.
-const MAX_DFA_BYTES: usize = 4 << 20;
+/// The largest DFA worth having. A DFA takes fewer instructions per byte
+/// than the contiguous NFA but is ~10x larger, and the automata of all
+/// fields are walked for every event: with DFAs up to 4 MB (Image, Hashes,
+/// ParentImage... ~9 MB together) the engine was ~15% slower in wall clock
+/// than with contiguous NFAs only, despite ~15% fewer instructions. Only
+/// the automata of fields with a handful of literals stay DFAs.
+const MAX_DFA_BYTES: usize = 32 << 10;
 
 /// Beyond this many patterns the DFA is not even tried (it would be far over
 /// [`MAX_DFA_BYTES`], and building it costs time and transient memory).
-const MAX_DFA_PATTERNS: usize = 2_000;
+const MAX_DFA_PATTERNS: usize = 100;
 
 /// A field's automaton, walked byte by byte by [`Self::for_each_occurrence`]
 /// rather than through the library's overlapping iterator, whose per-match
@@ -568,10 +572,9 @@ enum FieldAutomaton {
 }
 
 impl FieldAutomaton {
-    /// A DFA when it is small enough to stay in cache, else a contiguous
-    /// NFA. With ~9,000 CommandLine literals the DFA takes ~58 MB and made
-    /// the whole engine 1.6x slower than the ~1.3 MB contiguous NFA; the
-    /// other fields' DFAs are small. `None` if neither can be built.
+    /// A DFA when it is small enough to stay in cache (see
+    /// [`MAX_DFA_BYTES`]), else a contiguous NFA. `None` if neither can be
+    /// built.
     ///
     /// No prefilter: the walk below does not use one (the library's skips
     /// to rare bytes, which with hundreds of literals over short values
