@@ -343,6 +343,29 @@ pub fn required_matchers(rule: &CompiledRule) -> Option<Vec<(usize, &Matcher)>> 
     expr_literals(&rule.condition, &rule.selections)
 }
 
+/// Every necessary condition [`required_matchers`] can see, not only the
+/// most selective one: if the rule fires, each returned set has at least
+/// one `(field, matcher)` that holds (the conjuncts of its top-level AND,
+/// down to the field tests of single-map selections).
+pub fn required_conjuncts(rule: &CompiledRule) -> Vec<Vec<(usize, &Matcher)>> {
+    let mut out = Vec::new();
+    conjuncts(&rule.condition, &rule.selections, &mut out);
+    // An empty set would claim the rule can never fire.
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+fn conjuncts<'r>(expr: &Expr, selections: &'r [Selection], out: &mut Vec<Required<'r>>) {
+    match expr {
+        Expr::And(parts) => parts.iter().for_each(|p| conjuncts(p, selections, out)),
+        Expr::Selection(i) => match selections.get(*i).map(|s| s.any_of.as_slice()) {
+            Some([tests]) => out.extend(tests.iter().filter_map(test_literals)),
+            _ => out.extend(expr_literals(expr, selections)),
+        },
+        _ => out.extend(expr_literals(expr, selections)),
+    }
+}
+
 fn literal_of(m: &Matcher) -> Option<&str> {
     match m {
         Matcher::Str {

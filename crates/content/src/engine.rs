@@ -163,6 +163,9 @@ struct RuleSet {
     slot_rules: Lists<u32>,
     /// Per slot: the groups ([`Check::AnySlot`]) it belongs to.
     slot_groups: Lists<u32>,
+    /// Per rule: groups that must all hold for it to fire (its necessary
+    /// conditions, [`compile::required_conjuncts`]), checked before its plan.
+    rule_conjuncts: Lists<u32>,
     group_count: usize,
     globs: Vec<Vec<GlobToken>>,
     direct: Vec<Matcher>,
@@ -337,7 +340,7 @@ impl Engine {
             let (Some(rule), Some(plan)) = (set.rules.get(index), set.plans.get(index)) else {
                 continue;
             };
-            if plan.matches(rule, &context) {
+            if context.all_hold(set.rule_conjuncts.get(index)) && plan.matches(rule, &context) {
                 fired(rule);
             }
         }
@@ -391,6 +394,14 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    fn group(&self, group: u32) -> bool {
+        self.group_stamps.get(group as usize) == Some(&self.generation)
+    }
+
+    fn all_hold(&self, groups: &[u32]) -> bool {
+        groups.iter().all(|&group| self.group(group))
+    }
+
     fn slot(&self, slot: u32) -> bool {
         self.stamps.get(slot as usize) == Some(&self.generation)
     }
@@ -398,9 +409,7 @@ impl Context<'_> {
     fn check(&self, check: Check, index: usize) -> bool {
         match check {
             Check::Slot(slot) => self.slot(slot),
-            Check::AnySlot(group) => {
-                self.group_stamps.get(group as usize) == Some(&self.generation)
-            }
+            Check::AnySlot(group) => self.group(group),
             Check::Glob { slot, glob } => {
                 self.slot(slot)
                     && match (self.globs.get(glob as usize), self.view.lowered(index)) {
@@ -724,6 +733,15 @@ impl RuleSet {
             }
         }
 
+        // The slot of a required matcher, if its field is scanned.
+        let required_slot = |field: usize, m: &Matcher| -> Option<u32> {
+            let (field, anchor, text) = slot_key(Target::Field(field), m)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            slots.get(&(field, anchor, text.to_owned())).copied()
+        };
+
         // The prefilter: each rule under the slots it requires. A rule
         // requiring a test on a field without an automaton is always evaluated.
         let mut slot_rules: Vec<Vec<u32>> = vec![Vec::new(); self.slot_count];
@@ -734,13 +752,7 @@ impl RuleSet {
                 compile::required_matchers(rule).and_then(|required| {
                     required
                         .into_iter()
-                        .map(|(field, m)| {
-                            let (field, anchor, text) = slot_key(Target::Field(field), m)?;
-                            if !scanned.get(field).copied().unwrap_or(false) {
-                                return None;
-                            }
-                            slots.get(&(field, anchor, text.to_owned())).copied()
-                        })
+                        .map(|(field, m)| required_slot(field, m))
                         .collect()
                 });
             match required {
@@ -845,6 +857,27 @@ impl RuleSet {
         self.globs = globs;
         self.direct = direct;
         self.gates = Lists::new(gates);
+        // Each necessary condition the automata can decide, as a group.
+        let conjuncts: Vec<Vec<u32>> = self
+            .rules
+            .iter()
+            .map(|rule| {
+                compile::required_conjuncts(rule)
+                    .into_iter()
+                    .filter_map(|conjunct| {
+                        let slots: Option<Vec<u32>> = conjunct
+                            .into_iter()
+                            .map(|(field, m)| required_slot(field, m))
+                            .collect();
+                        let mut slots = slots?;
+                        slots.sort_unstable();
+                        slots.dedup();
+                        Some(groups.group(slots))
+                    })
+                    .collect()
+            })
+            .collect();
+        self.rule_conjuncts = Lists::new(conjuncts);
         self.group_count = groups.members.len();
         self.slot_groups = groups.by_slot(self.slot_count);
     }
@@ -952,6 +985,14 @@ mod tests {
         ("    sel:\n      CommandLine|contains: 'İ'\n", "sel"),
         ("    sel:\n      CommandLine|endswith: 'σ'\n", "sel"),
         ("    sel:\n      CommandLine|re: '^a.b'\n", "sel"),
+        (
+            "    a:\n      CommandLine|contains: 'ab'\n    b:\n      CommandLine|endswith: ['ba', 'bb']\n",
+            "a and b",
+        ),
+        (
+            "    sel:\n      CommandLine|contains|all: ['aa', 'bb']\n      CommandLine|startswith: 'b'\n",
+            "sel",
+        ),
         ("    sel:\n      CommandLine|re: 'abab|bba'\n", "sel"),
         ("    sel:\n      CommandLine|re|i: 'bab+a'\n", "sel"),
         ("    sel:\n      CommandLine|re: 'b(?i)ABA'\n", "sel"),
