@@ -173,7 +173,7 @@ struct RuleSet {
     gates: Lists<u32>,
     /// Rules without a required literal, evaluated on every event: the
     /// candidate bits each event starts from.
-    always: RuleBits,
+    always: Bits,
     /// Fields some rule of this set reads (only these are lowercased).
     used: Vec<bool>,
 }
@@ -183,46 +183,56 @@ struct RuleSet {
 pub struct Scratch {
     lowered: LoweredFields,
     /// The rules to evaluate this event.
-    candidates: RuleBits,
-    /// Per slot: `generation` when its test holds this event.
-    slot_stamp: Vec<u32>,
-    /// Per group: `generation` when one of its slots holds this event.
-    group_stamp: Vec<u32>,
-    generation: u32,
+    candidates: Bits,
+    /// The slots whose test holds this event.
+    slots: Bits,
+    /// The groups one of whose slots holds this event.
+    groups: Bits,
 }
 
 impl Scratch {
-    /// Starts a new event: every slot stamp from earlier events becomes
-    /// stale, and the candidates are the rules evaluated on every event.
+    /// Starts a new event: no slot or group holds yet, and the candidates
+    /// are the rules evaluated on every event.
     fn next_event(&mut self, set: &RuleSet) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            // Wrapped: stale stamps could alias the new generation.
-            self.slot_stamp.iter_mut().for_each(|s| *s = 0);
-            self.group_stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.slot_stamp.resize(set.slot_count, 0);
-        self.group_stamp.resize(set.group_count, 0);
+        self.slots.reset(set.slot_count);
+        self.groups.reset(set.group_count);
         self.candidates.clone_from(&set.always);
     }
 }
 
-/// One bit per rule of a set. Candidates are marked in any order and read
-/// back in rule order, so a bitset replaces per-rule stamps and a sort; at
-/// ~1,200 rules it is 19 words to reset per event.
+/// One bit per rule, slot or group of a set. Marked in any order, read in
+/// order (candidates keep rule order without a sort), and small enough to
+/// stay in L1 and be reset per event: ~12,000 slots are 1.5 KB, where
+/// per-slot generation stamps were 48 KB missing the cache on each hit.
 #[derive(Clone, Debug, Default)]
-struct RuleBits(Vec<u64>);
+struct Bits(Vec<u64>);
 
-impl RuleBits {
-    fn new(rules: usize) -> RuleBits {
-        RuleBits(vec![0; rules.div_ceil(64)])
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
     }
 
-    fn insert(&mut self, rule: u32) {
-        if let Some(word) = self.0.get_mut(rule as usize / 64) {
-            *word |= 1 << (rule % 64);
-        }
+    /// Clears every bit, sized for `len` bits.
+    fn reset(&mut self, len: usize) {
+        self.0.clear();
+        self.0.resize(len.div_ceil(64), 0);
+    }
+
+    /// Sets bit `index`; whether it was clear.
+    fn insert(&mut self, index: u32) -> bool {
+        let Some(word) = self.0.get_mut(index as usize / 64) else {
+            return false;
+        };
+        let bit = 1 << (index % 64);
+        let was_clear = *word & bit == 0;
+        *word |= bit;
+        was_clear
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.0
+            .get(index as usize / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
     }
 
     /// The rules marked, in increasing order.
@@ -292,7 +302,6 @@ impl Engine {
         }
         scratch.next_event(set);
         scratch.lowered.fill(event, Some(&set.used));
-        let generation = scratch.generation;
         for scan in &set.scans {
             let Some(value) = scratch.lowered.get(scan.field) else {
                 continue;
@@ -303,19 +312,13 @@ impl Engine {
                         if !anchor.holds(start, end, value.len()) {
                             continue;
                         }
-                        let Some(stamp) = scratch.slot_stamp.get_mut(slot as usize) else {
-                            continue;
-                        };
-                        if *stamp == generation {
+                        if !scratch.slots.insert(slot) {
                             continue;
                         }
-                        *stamp = generation;
                         // First time this event: its groups hold, and the
                         // rules requiring it are candidates.
                         for &group in set.slot_groups.get(slot as usize) {
-                            if let Some(stamp) = scratch.group_stamp.get_mut(group as usize) {
-                                *stamp = generation;
-                            }
+                            scratch.groups.insert(group);
                         }
                         for &rule in set.slot_rules.get(slot as usize) {
                             scratch.candidates.insert(rule);
@@ -329,9 +332,8 @@ impl Engine {
         };
         let context = Context {
             view,
-            stamps: &scratch.slot_stamp,
-            group_stamps: &scratch.group_stamp,
-            generation,
+            slots: &scratch.slots,
+            groups: &scratch.groups,
             globs: &set.globs,
             direct: &set.direct,
             gates: &set.gates,
@@ -383,11 +385,10 @@ fn to_owned(event: &dyn EventFields) -> OwnedEvent {
 /// What a rule's checks read during one event.
 struct Context<'a> {
     view: EventView<'a>,
-    /// Per slot: `generation` when its test holds this event.
-    stamps: &'a [u32],
-    /// Per group: `generation` when one of its slots holds this event.
-    group_stamps: &'a [u32],
-    generation: u32,
+    /// The slots whose test holds this event.
+    slots: &'a Bits,
+    /// The groups one of whose slots holds this event.
+    groups: &'a Bits,
     globs: &'a [Vec<GlobToken>],
     direct: &'a [Matcher],
     gates: &'a Lists<u32>,
@@ -395,7 +396,7 @@ struct Context<'a> {
 
 impl Context<'_> {
     fn group(&self, group: u32) -> bool {
-        self.group_stamps.get(group as usize) == Some(&self.generation)
+        self.groups.contains(group)
     }
 
     fn all_hold(&self, groups: &[u32]) -> bool {
@@ -403,7 +404,7 @@ impl Context<'_> {
     }
 
     fn slot(&self, slot: u32) -> bool {
-        self.stamps.get(slot as usize) == Some(&self.generation)
+        self.slots.contains(slot)
     }
 
     fn check(&self, check: Check, index: usize) -> bool {
@@ -745,7 +746,7 @@ impl RuleSet {
         // The prefilter: each rule under the slots it requires. A rule
         // requiring a test on a field without an automaton is always evaluated.
         let mut slot_rules: Vec<Vec<u32>> = vec![Vec::new(); self.slot_count];
-        self.always = RuleBits::new(self.rules.len());
+        self.always = Bits::new(self.rules.len());
         for (index, rule) in self.rules.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             let required: Option<Vec<u32>> =
@@ -765,7 +766,9 @@ impl RuleSet {
                         }
                     }
                 }
-                None => self.always.insert(index),
+                None => {
+                    self.always.insert(index);
+                }
             }
         }
         self.slot_rules = Lists::new(slot_rules);
