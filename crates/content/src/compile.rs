@@ -327,10 +327,59 @@ fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usi
 /// at least one `(field, lowercased literal)` of the returned set occurs in
 /// the event's lowercased field. `None` when no such guarantee can be given.
 pub fn required_literals(rule: &CompiledRule) -> Option<Vec<(usize, String)>> {
+    Some(
+        required_matchers(rule)?
+            .into_iter()
+            .filter_map(|(field, m)| Some((field, literal_of(m)?.to_owned())))
+            .collect(),
+    )
+}
+
+/// Like [`required_literals`], but the string matchers themselves: if the
+/// rule fires, at least one returned `(field, matcher)` holds on the event.
+/// Each is a caseless [`Matcher::Str`] with a non-empty literal (for a
+/// wildcard pattern, its longest literal must occur).
+pub fn required_matchers(rule: &CompiledRule) -> Option<Vec<(usize, &Matcher)>> {
     expr_literals(&rule.condition, &rule.selections)
 }
 
-fn expr_literals(expr: &Expr, selections: &[Selection]) -> Option<Vec<(usize, String)>> {
+/// Every necessary condition [`required_matchers`] can see, not only the
+/// most selective one: if the rule fires, each returned set has at least
+/// one `(field, matcher)` that holds (the conjuncts of its top-level AND,
+/// down to the field tests of single-map selections).
+pub fn required_conjuncts(rule: &CompiledRule) -> Vec<Vec<(usize, &Matcher)>> {
+    let mut out = Vec::new();
+    conjuncts(&rule.condition, &rule.selections, &mut out);
+    // An empty set would claim the rule can never fire.
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+fn conjuncts<'r>(expr: &Expr, selections: &'r [Selection], out: &mut Vec<Required<'r>>) {
+    match expr {
+        Expr::And(parts) => parts.iter().for_each(|p| conjuncts(p, selections, out)),
+        Expr::Selection(i) => match selections.get(*i).map(|s| s.any_of.as_slice()) {
+            Some([tests]) => out.extend(tests.iter().filter_map(test_literals)),
+            _ => out.extend(expr_literals(expr, selections)),
+        },
+        _ => out.extend(expr_literals(expr, selections)),
+    }
+}
+
+fn literal_of(m: &Matcher) -> Option<&str> {
+    match m {
+        Matcher::Str {
+            kind,
+            text,
+            cased: false,
+        } if !text.is_empty() && *kind != StrKind::Any => Some(text),
+        _ => None,
+    }
+}
+
+type Required<'r> = Vec<(usize, &'r Matcher)>;
+
+fn expr_literals<'r>(expr: &Expr, selections: &'r [Selection]) -> Option<Required<'r>> {
     match expr {
         Expr::Selection(i) => {
             let selection = selections.get(*i)?;
@@ -354,40 +403,38 @@ fn expr_literals(expr: &Expr, selections: &[Selection]) -> Option<Vec<(usize, St
 
 /// Of several necessary alternatives (an AND), the one whose shortest
 /// literal is longest: the most selective prefilter.
-fn best(
-    candidates: impl Iterator<Item = Option<Vec<(usize, String)>>>,
-) -> Option<Vec<(usize, String)>> {
+fn best<'r>(candidates: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
+    let shortest = |c: &Required<'r>| {
+        c.iter()
+            .filter_map(|(_, m)| literal_of(m))
+            .map(str::len)
+            .min()
+            .unwrap_or(0)
+    };
     candidates
         .flatten()
         .filter(|c| !c.is_empty())
-        .max_by_key(|c| {
-            (
-                c.iter().map(|(_, s)| s.len()).min().unwrap_or(0),
-                std::cmp::Reverse(c.len()),
-            )
-        })
+        .max_by_key(|c| (shortest(c), std::cmp::Reverse(c.len())))
 }
 
-fn test_literals(test: &FieldTest) -> Option<Vec<(usize, String)>> {
+fn test_literals(test: &FieldTest) -> Option<Required<'_>> {
     let Target::Field(field) = test.target else {
         return None;
     };
-    let literal = |m: &Matcher| match m {
-        Matcher::Str {
-            kind,
-            text,
-            cased: false,
-        } if !text.is_empty() && *kind != StrKind::Any => Some((field, text.clone())),
-        _ => None,
-    };
+    fn literal(m: &Matcher) -> Option<&Matcher> {
+        literal_of(m).map(|_| m)
+    }
     if test.all {
         // Every value must match, so any one of them is required.
         test.matchers
             .iter()
             .filter_map(literal)
-            .max_by_key(|(_, s)| s.len())
-            .map(|l| vec![l])
+            .max_by_key(|m| literal_of(m).map_or(0, str::len))
+            .map(|m| vec![(field, m)])
     } else {
-        test.matchers.iter().map(literal).collect()
+        test.matchers
+            .iter()
+            .map(|m| literal(m).map(|m| (field, m)))
+            .collect()
     }
 }

@@ -1,18 +1,29 @@
 //! The engine: every accepted rule evaluated against each event, sharing
 //! work across rules.
 //!
-//! Rules are grouped by logsource. For each field, an Aho-Corasick automaton
-//! holds the literals that rules *require* (see
-//! [`compile::required_literals`]); one pass over each lowercased field value
-//! yields the rules that can possibly fire, and only those (plus rules with no
-//! required literal, e.g. pure regex or negation rules) are evaluated.
+//! Rules are grouped by logsource. For each field, one Aho-Corasick automaton
+//! holds every case-insensitive literal any rule compares that field with.
+//! One overlapping pass over each lowercased field value then decides all of
+//! those string tests at once, from where each literal occurs: `contains`
+//! needs an occurrence, `startswith` one at offset 0, `endswith` one ending at
+//! the value's end, equality one spanning the whole value. Rules see those
+//! answers as bits ("slots"), so a rule with a 300-entry filter list costs 300
+//! bit lookups, not 300 string searches.
+//!
+//! The same pass gives the prefilter: a rule is evaluated only if one of the
+//! string tests it *requires* (see [`compile::required_matchers`]) holds, or
+//! if it requires none (e.g. pure regex or negation rules). Requiring the
+//! anchored test, not just the literal's occurrence, keeps e.g. every
+//! `Image|endswith: '\\cmd.exe'` rule out when cmd.exe is only the parent.
 
 use crate::compile::{self, CompiledRule};
-use crate::matcher::{EventView, Target, lowercase};
+use crate::matcher::{EventView, GlobToken, LoweredFields, Matcher, StrKind, Target, glob_match};
 use crate::schema::{EventFields, Logsource, OwnedEvent};
-use aho_corasick::AhoCorasick;
+use aho_corasick::Anchored;
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa, nfa};
 use serde::Serialize;
-use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// A rule fired on an event.
 #[derive(Clone, Debug, Serialize)]
@@ -24,22 +35,145 @@ pub struct Alert {
     pub event: OwnedEvent,
 }
 
-/// One field's literal prefilter.
-#[derive(Debug)]
-struct FieldFilter {
-    field: usize,
-    automaton: AhoCorasick,
-    /// For each automaton pattern, the rules that require it.
-    pattern_rules: Vec<Vec<u32>>,
+/// How a literal's occurrence decides a string test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Anchor {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
 }
 
-/// The rules of one logsource and their prefilter.
+impl Anchor {
+    fn of(kind: &StrKind) -> Option<Anchor> {
+        match kind {
+            StrKind::Exact => Some(Anchor::Exact),
+            StrKind::Prefix => Some(Anchor::Prefix),
+            StrKind::Suffix => Some(Anchor::Suffix),
+            StrKind::Contains => Some(Anchor::Contains),
+            StrKind::Glob(_) | StrKind::Any => None,
+        }
+    }
+
+    /// Whether an occurrence of the literal at `start..end` in a value of
+    /// `len` bytes satisfies the test. The overlapping search reports every
+    /// occurrence, so the test holds iff some occurrence satisfies this.
+    fn holds(self, start: usize, end: usize, len: usize) -> bool {
+        match self {
+            Anchor::Exact => start == 0 && end == len,
+            Anchor::Prefix => start == 0,
+            Anchor::Suffix => end == len,
+            Anchor::Contains => true,
+        }
+    }
+}
+
+/// One field's automaton over all literals rules compare it with.
+#[derive(Debug)]
+struct FieldScan {
+    field: usize,
+    automaton: FieldAutomaton,
+    /// Per automaton pattern: the slots its occurrences can make true.
+    pattern_slots: Lists<(u32, Anchor)>,
+}
+
+/// One list per automaton pattern (or slot), stored back to back: a hit then
+/// reads one contiguous run instead of chasing a pointer per pattern.
+#[derive(Debug)]
+struct Lists<T> {
+    /// List `i` is `items[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Lists<T> {
+        Lists {
+            starts: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T> Lists<T> {
+    fn new(lists: Vec<Vec<T>>) -> Lists<T> {
+        let mut starts = Vec::with_capacity(lists.len() + 1);
+        let mut items = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        starts.push(0);
+        for list in lists {
+            items.extend(list);
+            starts.push(u32::try_from(items.len()).unwrap_or(u32::MAX));
+        }
+        Lists { starts, items }
+    }
+
+    fn get(&self, index: usize) -> &[T] {
+        let range = match (self.starts.get(index), self.starts.get(index + 1)) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
+        };
+        self.items.get(range).unwrap_or_default()
+    }
+}
+
+/// One value test of a rule, as the engine evaluates it. Kept to 12 bytes
+/// (the rare heavy cases live in [`RuleSet`] tables) because filter lists
+/// run to hundreds of checks and evaluation is bound by memory traffic.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    /// Decided by the automaton pass: true iff the slot was set this event.
+    Slot(u32),
+    /// The OR of several slots (a group, `RuleSet::slot_groups`), also set
+    /// by the automaton pass: a 30-value list costs one lookup, not 30.
+    AnySlot(u32),
+    /// A wildcard pattern (`RuleSet::globs`): its longest literal must
+    /// occur (the slot, set for any occurrence) before the glob is worth running.
+    Glob { slot: u32, glob: u32 },
+    /// A regular expression (`RuleSet::direct`) run only if one of its gate
+    /// slots (`RuleSet::gates`, literals every match contains) holds.
+    Regex { gate: u32, direct: u32 },
+    /// Everything else (regex, cased, null, numbers, keywords...), in
+    /// `RuleSet::direct`: evaluated on the event as written.
+    Direct(u32),
+}
+
+/// A field test of a rule, with its values as [`Check`]s.
+#[derive(Debug)]
+struct TestPlan {
+    target: Target,
+    all: bool,
+    checks: Vec<Check>,
+}
+
+/// A rule's selections (OR of maps, each an AND of tests) as [`TestPlan`]s,
+/// in the same order as [`CompiledRule::selections`].
+#[derive(Debug)]
+struct RulePlan {
+    selections: Vec<Vec<Vec<TestPlan>>>,
+}
+
+/// The rules of one logsource and their automata.
 #[derive(Debug, Default)]
 struct RuleSet {
     rules: Vec<CompiledRule>,
-    filters: Vec<FieldFilter>,
-    /// Rules without a required literal: evaluated on every event.
-    always: Vec<u32>,
+    plans: Vec<RulePlan>,
+    scans: Vec<FieldScan>,
+    slot_count: usize,
+    /// Per slot: the rules that require it (the prefilter).
+    slot_rules: Lists<u32>,
+    /// Per slot: the groups ([`Check::AnySlot`]) it belongs to.
+    slot_groups: Lists<u32>,
+    /// Per rule: groups that must all hold for it to fire (its necessary
+    /// conditions, [`compile::required_conjuncts`]), checked before its plan.
+    rule_conjuncts: Lists<u32>,
+    group_count: usize,
+    globs: Vec<Vec<GlobToken>>,
+    direct: Vec<Matcher>,
+    /// Per [`Check::Regex`]: the slots one of which must hold for it to match.
+    gates: Lists<u32>,
+    /// Rules without a required literal, evaluated on every event: the
+    /// candidate bits each event starts from.
+    always: Bits,
     /// Fields some rule of this set reads (only these are lowercased).
     used: Vec<bool>,
 }
@@ -47,9 +181,73 @@ struct RuleSet {
 /// Reusable per-thread buffers, so evaluation does not allocate per event.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    stamp: Vec<u32>,
-    generation: u32,
-    candidates: Vec<u32>,
+    lowered: LoweredFields,
+    /// The rules to evaluate this event.
+    candidates: Bits,
+    /// The slots whose test holds this event.
+    slots: Bits,
+    /// The groups one of whose slots holds this event.
+    groups: Bits,
+}
+
+impl Scratch {
+    /// Starts a new event: no slot or group holds yet, and the candidates
+    /// are the rules evaluated on every event.
+    fn next_event(&mut self, set: &RuleSet) {
+        self.slots.reset(set.slot_count);
+        self.groups.reset(set.group_count);
+        self.candidates.clone_from(&set.always);
+    }
+}
+
+/// One bit per rule, slot or group of a set. Marked in any order, read in
+/// order (candidates keep rule order without a sort), and small enough to
+/// stay in L1 and be reset per event: ~12,000 slots are 1.5 KB, where
+/// per-slot generation stamps were 48 KB missing the cache on each hit.
+#[derive(Clone, Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+
+    /// Clears every bit, sized for `len` bits.
+    fn reset(&mut self, len: usize) {
+        self.0.clear();
+        self.0.resize(len.div_ceil(64), 0);
+    }
+
+    /// Sets bit `index`; whether it was clear.
+    fn insert(&mut self, index: u32) -> bool {
+        let Some(word) = self.0.get_mut(index as usize / 64) else {
+            return false;
+        };
+        let bit = 1 << (index % 64);
+        let was_clear = *word & bit == 0;
+        *word |= bit;
+        was_clear
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.0
+            .get(index as usize / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    /// The rules marked, in increasing order.
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(index, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                let bit = rest.trailing_zeros();
+                (rest != 0).then(|| {
+                    rest &= rest - 1;
+                    index * 64 + bit as usize
+                })
+            })
+        })
+    }
 }
 
 /// All accepted rules, ready to evaluate.
@@ -102,40 +300,50 @@ impl Engine {
         if set.rules.is_empty() {
             return;
         }
-        let view = set.view(event);
-        scratch.generation = scratch.generation.wrapping_add(1);
-        if scratch.generation == 0 {
-            // Wrapped: stale stamps could alias the new generation.
-            scratch.stamp.iter_mut().for_each(|s| *s = 0);
-            scratch.generation = 1;
-        }
-        scratch.stamp.resize(set.rules.len(), 0);
-        scratch.candidates.clear();
-        scratch.candidates.extend_from_slice(&set.always);
-        for filter in &set.filters {
-            let Some(Some(value)) = view.lowered.get(filter.field) else {
+        scratch.next_event(set);
+        scratch.lowered.fill(event, Some(&set.used));
+        for scan in &set.scans {
+            let Some(value) = scratch.lowered.get(scan.field) else {
                 continue;
             };
-            for found in filter.automaton.find_overlapping_iter(value.as_ref()) {
-                let Some(rules) = filter.pattern_rules.get(found.pattern().as_usize()) else {
-                    continue;
-                };
-                for &rule in rules {
-                    if let Some(stamp) = scratch.stamp.get_mut(rule as usize) {
-                        if *stamp != scratch.generation {
-                            *stamp = scratch.generation;
-                            scratch.candidates.push(rule);
+            scan.automaton
+                .for_each_occurrence(value.as_bytes(), |pattern, start, end| {
+                    for &(slot, anchor) in scan.pattern_slots.get(pattern) {
+                        if !anchor.holds(start, end, value.len()) {
+                            continue;
+                        }
+                        if !scratch.slots.insert(slot) {
+                            continue;
+                        }
+                        // First time this event: its groups hold, and the
+                        // rules requiring it are candidates.
+                        for &group in set.slot_groups.get(slot as usize) {
+                            scratch.groups.insert(group);
+                        }
+                        for &rule in set.slot_rules.get(slot as usize) {
+                            scratch.candidates.insert(rule);
                         }
                     }
-                }
-            }
+                });
         }
-        scratch.candidates.sort_unstable();
-        for &index in &scratch.candidates {
-            if let Some(rule) = set.rules.get(index as usize) {
-                if rule_matches(rule, &view) {
-                    fired(rule);
-                }
+        let view = EventView {
+            event,
+            lowered: &scratch.lowered,
+        };
+        let context = Context {
+            view,
+            slots: &scratch.slots,
+            groups: &scratch.groups,
+            globs: &set.globs,
+            direct: &set.direct,
+            gates: &set.gates,
+        };
+        for index in scratch.candidates.iter() {
+            let (Some(rule), Some(plan)) = (set.rules.get(index), set.plans.get(index)) else {
+                continue;
+            };
+            if context.all_hold(set.rule_conjuncts.get(index)) && plan.matches(rule, &context) {
+                fired(rule);
             }
         }
     }
@@ -174,14 +382,274 @@ fn to_owned(event: &dyn EventFields) -> OwnedEvent {
     }
 }
 
+/// What a rule's checks read during one event.
+struct Context<'a> {
+    view: EventView<'a>,
+    /// The slots whose test holds this event.
+    slots: &'a Bits,
+    /// The groups one of whose slots holds this event.
+    groups: &'a Bits,
+    globs: &'a [Vec<GlobToken>],
+    direct: &'a [Matcher],
+    gates: &'a Lists<u32>,
+}
+
+impl Context<'_> {
+    fn group(&self, group: u32) -> bool {
+        self.groups.contains(group)
+    }
+
+    fn all_hold(&self, groups: &[u32]) -> bool {
+        groups.iter().all(|&group| self.group(group))
+    }
+
+    fn slot(&self, slot: u32) -> bool {
+        self.slots.contains(slot)
+    }
+
+    fn check(&self, check: Check, index: usize) -> bool {
+        match check {
+            Check::Slot(slot) => self.slot(slot),
+            Check::AnySlot(group) => self.group(group),
+            Check::Glob { slot, glob } => {
+                self.slot(slot)
+                    && match (self.globs.get(glob as usize), self.view.lowered(index)) {
+                        (Some(tokens), Some(value)) => glob_match(tokens, value),
+                        _ => false,
+                    }
+            }
+            Check::Regex { gate, direct } => {
+                self.gates
+                    .get(gate as usize)
+                    .iter()
+                    .any(|&slot| self.slot(slot))
+                    && self.direct(direct, index)
+            }
+            Check::Direct(direct) => self.direct(direct, index),
+        }
+    }
+
+    fn direct(&self, direct: u32, index: usize) -> bool {
+        self.direct
+            .get(direct as usize)
+            .is_some_and(|m| m.matches(&self.view, index))
+    }
+}
+
+impl RulePlan {
+    fn matches(&self, rule: &CompiledRule, context: &Context<'_>) -> bool {
+        rule.condition.eval(&mut |i| {
+            self.selections.get(i).is_some_and(|maps| {
+                maps.iter()
+                    .any(|tests| tests.iter().all(|t| t.matches(context)))
+            })
+        })
+    }
+}
+
+impl TestPlan {
+    fn matches(&self, context: &Context<'_>) -> bool {
+        match self.target {
+            Target::Field(index) => self.matches_field(context, index),
+            // Keywords hold only `Direct` checks (slots are per field).
+            Target::AnyField => {
+                (0..context.view.field_count()).any(|i| self.matches_field(context, i))
+            }
+        }
+    }
+
+    fn matches_field(&self, context: &Context<'_>, index: usize) -> bool {
+        let one = |check: &Check| context.check(*check, index);
+        if self.all {
+            self.checks.iter().all(one)
+        } else {
+            self.checks.iter().any(one)
+        }
+    }
+}
+
+/// One field's literals while the automata are being built.
+#[derive(Default)]
+struct FieldLiterals {
+    patterns: Vec<String>,
+    index: HashMap<String, usize>,
+    slots: Vec<Vec<(u32, Anchor)>>,
+}
+
+impl FieldLiterals {
+    fn pattern(&mut self, literal: &str) -> usize {
+        if let Some(&p) = self.index.get(literal) {
+            return p;
+        }
+        let p = self.patterns.len();
+        self.patterns.push(literal.to_owned());
+        self.index.insert(literal.to_owned(), p);
+        self.slots.push(Vec::new());
+        p
+    }
+}
+
+/// The literal a check can be decided (or gated) by: (field, anchor, text).
+fn slot_key(target: Target, matcher: &Matcher) -> Option<(usize, Anchor, &str)> {
+    let Target::Field(field) = target else {
+        return None;
+    };
+    match matcher {
+        // The automaton sees lowercased values, so only caseless tests; an
+        // empty literal would match everywhere and is left to `Direct`.
+        Matcher::Str {
+            kind,
+            text,
+            cased: false,
+        } if !text.is_empty() => match kind {
+            StrKind::Glob(_) => Some((field, Anchor::Contains, text)),
+            other => Some((field, Anchor::of(other)?, text)),
+        },
+        _ => None,
+    }
+}
+
+/// The shortest gate literal worth scanning for: shorter ones occur in
+/// most command lines and would cost automaton hits for little filtering.
+const MIN_GATE_LEN: usize = 3;
+
+/// For a regular expression on one field: lowercased literals one of which
+/// occurs in the field's lowercased value whenever the expression matches
+/// the value as written. `None` when there is no such set worth having.
+///
+/// The literals are what every match starts (or ends) with, extracted from
+/// the pattern parsed case-insensitively, so that they cover every casing
+/// the value can have, whatever the expression's own flags; lowercasing a
+/// value maps each character on its own, so a matched literal's lowercase
+/// form occurs in the lowercased value. The one exception is the Greek
+/// sigma, lowercased by context: literals containing it are not used.
+fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let (Target::Field(field), Matcher::Regex(regex)) = (target, matcher) else {
+        return None;
+    };
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(regex.as_str())
+        .ok()?;
+    let literals = |kind| -> Option<Vec<String>> {
+        let seq = Extractor::new().kind(kind).extract(&hir);
+        let texts: Vec<String> = seq
+            .literals()?
+            .iter()
+            .map(|l| {
+                std::str::from_utf8(l.as_bytes())
+                    .ok()
+                    .map(str::to_lowercase)
+            })
+            .collect::<Option<_>>()?;
+        let usable = !texts.is_empty()
+            && texts
+                .iter()
+                .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
+        usable.then_some(texts)
+    };
+    let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
+    let mut best = [ExtractKind::Prefix, ExtractKind::Suffix]
+        .into_iter()
+        .filter_map(literals)
+        .max_by_key(shortest)?;
+    best.sort_unstable();
+    best.dedup();
+    Some((field, best))
+}
+
+/// The largest DFA worth having. A DFA takes fewer instructions per byte
+/// than the contiguous NFA but is ~10x larger, and the automata of all
+/// fields are walked for every event: with DFAs up to 4 MB (Image, Hashes,
+/// ParentImage... ~9 MB together) the engine was ~15% slower in wall clock
+/// than with contiguous NFAs only, despite ~15% fewer instructions. Only
+/// the automata of fields with a handful of literals stay DFAs.
+const MAX_DFA_BYTES: usize = 32 << 10;
+
+/// Beyond this many patterns the DFA is not even tried (it would be far over
+/// [`MAX_DFA_BYTES`], and building it costs time and transient memory).
+const MAX_DFA_PATTERNS: usize = 100;
+
+/// A field's automaton, walked byte by byte by [`Self::for_each_occurrence`]
+/// rather than through the library's overlapping iterator, whose per-match
+/// call and resume cost more than the walk itself on short field values.
+#[derive(Debug)]
+enum FieldAutomaton {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
+}
+
+impl FieldAutomaton {
+    /// A DFA when it is small enough to stay in cache (see
+    /// [`MAX_DFA_BYTES`]), else a contiguous NFA. `None` if neither can be
+    /// built.
+    ///
+    /// No prefilter: the walk below does not use one (the library's skips
+    /// to rare bytes, which with hundreds of literals over short values
+    /// restarted at almost every position; on hex `Hashes` it made the scan
+    /// ~4x slower).
+    fn new(patterns: &[String]) -> Option<FieldAutomaton> {
+        let dfa = (patterns.len() <= MAX_DFA_PATTERNS)
+            .then(|| dfa::DFA::builder().prefilter(false).build(patterns).ok())
+            .flatten()
+            .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES);
+        match dfa {
+            Some(dfa) => Some(FieldAutomaton::Dfa(dfa)),
+            None => nfa::contiguous::NFA::builder()
+                .prefilter(false)
+                .build(patterns)
+                .ok()
+                .map(FieldAutomaton::Nfa),
+        }
+    }
+
+    /// Calls `found(pattern, start, end)` for every occurrence of every
+    /// pattern in `haystack`, overlapping ones included.
+    fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize, usize)) {
+        match self {
+            FieldAutomaton::Dfa(dfa) => walk(dfa, haystack, found),
+            FieldAutomaton::Nfa(nfa) => walk(nfa, haystack, found),
+        }
+    }
+}
+
+/// The overlapping search: with standard match semantics, every state
+/// carries all the patterns ending at it, so reporting each match state's
+/// patterns at each position reports every occurrence.
+fn walk<A: Automaton>(automaton: &A, haystack: &[u8], mut found: impl FnMut(usize, usize, usize)) {
+    let Ok(mut state) = automaton.start_state(Anchored::No) else {
+        return;
+    };
+    let mut report = |state, end: usize| {
+        for index in 0..automaton.match_len(state) {
+            let pattern = automaton.match_pattern(state, index);
+            let start = end.saturating_sub(automaton.pattern_len(pattern));
+            found(pattern.as_usize(), start, end);
+        }
+    };
+    if automaton.is_match(state) {
+        report(state, 0);
+    }
+    for (at, &byte) in haystack.iter().enumerate() {
+        state = automaton.next_state(Anchored::No, state, byte);
+        if automaton.is_special(state) {
+            if automaton.is_dead(state) {
+                return;
+            }
+            if automaton.is_match(state) {
+                report(state, at + 1);
+            }
+        }
+    }
+}
+
 impl RuleSet {
     fn build(&mut self, logsource: Logsource) {
         let field_count = logsource.fields().len();
         self.used = vec![false; field_count];
-        let mut per_field: Vec<(Vec<String>, Vec<Vec<u32>>)> =
-            vec![(Vec::new(), Vec::new()); field_count];
-        for (index, rule) in self.rules.iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
+        for rule in &self.rules {
             for test in rule
                 .selections
                 .iter()
@@ -196,65 +664,442 @@ impl RuleSet {
                     Target::AnyField => self.used.iter_mut().for_each(|u| *u = true),
                 }
                 for m in &test.matchers {
-                    if let crate::matcher::Matcher::FieldRef { other, .. } = m {
+                    if let Matcher::FieldRef { other, .. } = m {
                         if let Some(u) = self.used.get_mut(*other) {
                             *u = true;
                         }
                     }
                 }
             }
-            match compile::required_literals(rule) {
-                Some(literals) => {
-                    for (field, literal) in literals {
-                        let Some((patterns, rules)) = per_field.get_mut(field) else {
-                            continue;
-                        };
-                        match patterns.iter().position(|p| *p == literal) {
-                            Some(p) => {
-                                if let Some(r) = rules.get_mut(p) {
-                                    if r.last() != Some(&index) {
-                                        r.push(index);
-                                    }
-                                }
-                            }
-                            None => {
-                                patterns.push(literal);
-                                rules.push(vec![index]);
+        }
+
+        // Every literal, deduplicated into slots by (field, anchor, text).
+        let mut literals: Vec<FieldLiterals> =
+            (0..field_count).map(|_| FieldLiterals::default()).collect();
+        let mut slots: HashMap<(usize, Anchor, String), u32> = HashMap::new();
+        for rule in &self.rules {
+            for test in rule
+                .selections
+                .iter()
+                .flat_map(|s| s.any_of.iter().flatten())
+            {
+                let own = test
+                    .matchers
+                    .iter()
+                    .filter_map(|m| slot_key(test.target, m));
+                let gates = test.matchers.iter().flat_map(|m| {
+                    let (field, literals) = regex_gate(test.target, m).unwrap_or_default();
+                    literals
+                        .into_iter()
+                        .map(move |text| (field, Anchor::Contains, text))
+                });
+                let keys = own
+                    .map(|(field, anchor, text)| (field, anchor, text.to_owned()))
+                    .chain(gates);
+                for key in keys {
+                    let (field, anchor) = (key.0, key.1);
+                    let Some(field_literals) = literals.get_mut(field) else {
+                        continue;
+                    };
+                    if slots.contains_key(&key) {
+                        continue;
+                    }
+                    let slot = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+                    let p = field_literals.pattern(&key.2);
+                    slots.insert(key, slot);
+                    if let Some(s) = field_literals.slots.get_mut(p) {
+                        s.push((slot, anchor));
+                    }
+                }
+            }
+        }
+        self.slot_count = slots.len();
+
+        let mut scanned = vec![false; field_count];
+        for (field, l) in literals.into_iter().enumerate() {
+            if l.patterns.is_empty() {
+                continue;
+            }
+            // A field whose automaton cannot be built stays unscanned: its
+            // tests are evaluated directly and its rules on every event.
+            if let Some(automaton) = FieldAutomaton::new(&l.patterns) {
+                if let Some(s) = scanned.get_mut(field) {
+                    *s = true;
+                }
+                self.scans.push(FieldScan {
+                    field,
+                    automaton,
+                    pattern_slots: Lists::new(l.slots),
+                });
+            }
+        }
+
+        // The slot of a required matcher, if its field is scanned.
+        let required_slot = |field: usize, m: &Matcher| -> Option<u32> {
+            let (field, anchor, text) = slot_key(Target::Field(field), m)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            slots.get(&(field, anchor, text.to_owned())).copied()
+        };
+
+        // The prefilter: each rule under the slots it requires. A rule
+        // requiring a test on a field without an automaton is always evaluated.
+        let mut slot_rules: Vec<Vec<u32>> = vec![Vec::new(); self.slot_count];
+        self.always = Bits::new(self.rules.len());
+        for (index, rule) in self.rules.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let required: Option<Vec<u32>> =
+                compile::required_matchers(rule).and_then(|required| {
+                    required
+                        .into_iter()
+                        .map(|(field, m)| required_slot(field, m))
+                        .collect()
+                });
+            match required {
+                Some(required) => {
+                    for slot in required {
+                        if let Some(rules) = slot_rules.get_mut(slot as usize) {
+                            if rules.last() != Some(&index) {
+                                rules.push(index);
                             }
                         }
                     }
                 }
-                None => self.always.push(index),
-            }
-        }
-        for (field, (patterns, pattern_rules)) in per_field.into_iter().enumerate() {
-            if patterns.is_empty() {
-                continue;
-            }
-            match AhoCorasick::new(&patterns) {
-                Ok(automaton) => self.filters.push(FieldFilter {
-                    field,
-                    automaton,
-                    pattern_rules,
-                }),
-                Err(_) => {
-                    // Fall back to evaluating these rules on every event.
-                    self.always.extend(pattern_rules.into_iter().flatten());
+                None => {
+                    self.always.insert(index);
                 }
             }
         }
-        self.always.sort_unstable();
-        self.always.dedup();
+        self.slot_rules = Lists::new(slot_rules);
+
+        let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups = Groups::default();
+        // A regex's gate literals are in its field's automaton (added with
+        // the other literals above) unless the field is not scanned.
+        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
+            let (field, literals) = regex_gate(target, matcher)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            literals
+                .into_iter()
+                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
+                .collect()
+        };
+        let mut check = |target: Target, matcher: &Matcher| -> Check {
+            let slot = slot_key(target, matcher)
+                .filter(|(field, _, _)| scanned.get(*field).copied().unwrap_or(false))
+                .and_then(|(field, anchor, text)| {
+                    slots.get(&(field, anchor, text.to_owned())).copied()
+                });
+            match (slot, matcher) {
+                (
+                    Some(slot),
+                    Matcher::Str {
+                        kind: StrKind::Glob(tokens),
+                        ..
+                    },
+                ) => {
+                    globs.push(tokens.clone());
+                    Check::Glob {
+                        slot,
+                        glob: u32::try_from(globs.len() - 1).unwrap_or(u32::MAX),
+                    }
+                }
+                (Some(slot), _) => Check::Slot(slot),
+                (None, _) => {
+                    direct.push(matcher.clone());
+                    let index = u32::try_from(direct.len() - 1).unwrap_or(u32::MAX);
+                    match gate_slots(target, matcher) {
+                        Some(slots) => {
+                            gates.push(slots);
+                            Check::Regex {
+                                gate: u32::try_from(gates.len() - 1).unwrap_or(u32::MAX),
+                                direct: index,
+                            }
+                        }
+                        None => Check::Direct(index),
+                    }
+                }
+            }
+        };
+        self.plans = self
+            .rules
+            .iter()
+            .map(|rule| RulePlan {
+                selections: rule
+                    .selections
+                    .iter()
+                    .map(|s| {
+                        s.any_of
+                            .iter()
+                            .map(|tests| {
+                                tests
+                                    .iter()
+                                    .map(|t| {
+                                        let checks =
+                                            t.matchers.iter().map(|m| check(t.target, m)).collect();
+                                        TestPlan {
+                                            target: t.target,
+                                            all: t.all,
+                                            checks: if t.all {
+                                                checks
+                                            } else {
+                                                groups.fold(checks)
+                                            },
+                                        }
+                                    })
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.globs = globs;
+        self.direct = direct;
+        self.gates = Lists::new(gates);
+        // Each necessary condition the automata can decide, as a group.
+        let conjuncts: Vec<Vec<u32>> = self
+            .rules
+            .iter()
+            .map(|rule| {
+                compile::required_conjuncts(rule)
+                    .into_iter()
+                    .filter_map(|conjunct| {
+                        let slots: Option<Vec<u32>> = conjunct
+                            .into_iter()
+                            .map(|(field, m)| required_slot(field, m))
+                            .collect();
+                        let mut slots = slots?;
+                        slots.sort_unstable();
+                        slots.dedup();
+                        Some(groups.group(slots))
+                    })
+                    .collect()
+            })
+            .collect();
+        self.rule_conjuncts = Lists::new(conjuncts);
+        self.group_count = groups.members.len();
+        self.slot_groups = groups.by_slot(self.slot_count);
+    }
+}
+
+/// The sets of slots OR-ed by one test, deduplicated across rules (the
+/// same list of binaries appears in many rules) while plans are built.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Vec<u32>, u32>,
+    members: Vec<Vec<u32>>,
+}
+
+impl Groups {
+    /// Replaces the slot checks of an OR-ed test with one group check, put
+    /// first because it is the cheapest and the most often decisive.
+    fn fold(&mut self, checks: Vec<Check>) -> Vec<Check> {
+        let (mut slots, mut others) = (Vec::new(), Vec::new());
+        for check in checks {
+            match check {
+                Check::Slot(slot) => slots.push(slot),
+                other => others.push(other),
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        let first = match slots.as_slice() {
+            [] => return others,
+            [one] => Check::Slot(*one),
+            _ => Check::AnySlot(self.group(slots)),
+        };
+        others.insert(0, first);
+        others
     }
 
-    fn view<'a>(&self, event: &'a dyn EventFields) -> EventView<'a> {
-        let count = self.used.len();
-        let original: Vec<Option<&'a str>> = (0..count).map(|i| event.get(i)).collect();
-        let lowered: Vec<Option<Cow<'a, str>>> = original
+    fn group(&mut self, slots: Vec<u32>) -> u32 {
+        if let Some(&group) = self.index.get(&slots) {
+            return group;
+        }
+        let group = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
+        self.index.insert(slots.clone(), group);
+        self.members.push(slots);
+        group
+    }
+
+    /// Per slot, the groups containing it.
+    fn by_slot(&self, slot_count: usize) -> Lists<u32> {
+        let mut by_slot = vec![Vec::new(); slot_count];
+        for (group, slots) in self.members.iter().enumerate() {
+            let group = u32::try_from(group).unwrap_or(u32::MAX);
+            for &slot in slots {
+                if let Some(groups) = by_slot.get_mut(slot as usize) {
+                    groups.push(group);
+                }
+            }
+        }
+        Lists::new(by_slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::OwnedEvent;
+    use std::path::Path;
+
+    #[test]
+    fn anchors_from_positions() {
+        // Value "abab" (len 4), occurrences of "ab" at 0..2 and 2..4.
+        assert!(Anchor::Prefix.holds(0, 2, 4) && !Anchor::Prefix.holds(2, 4, 4));
+        assert!(Anchor::Suffix.holds(2, 4, 4) && !Anchor::Suffix.holds(0, 2, 4));
+        assert!(
+            Anchor::Exact.holds(0, 4, 4)
+                && !Anchor::Exact.holds(0, 2, 4)
+                && !Anchor::Exact.holds(2, 4, 4)
+        );
+        assert!(Anchor::Contains.holds(2, 4, 4));
+    }
+
+    /// (selection body, condition) pairs over `CommandLine`, chosen so that
+    /// literals overlap and prefix/suffix each other.
+    const RULES: &[(&str, &str)] = &[
+        (
+            "    sel:\n      CommandLine|startswith: ['aba', 'b']\n",
+            "sel",
+        ),
+        (
+            "    sel:\n      CommandLine|endswith: ['aba', 'ba']\n",
+            "sel",
+        ),
+        ("    sel:\n      CommandLine: 'abab'\n", "sel"),
+        ("    sel:\n      CommandLine: ['a', 'ba']\n", "sel"),
+        (
+            "    sel:\n      CommandLine|contains|all: ['abab', 'bb']\n",
+            "sel",
+        ),
+        ("    sel:\n      CommandLine: 'a*b?a'\n", "sel"),
+        ("    sel:\n      CommandLine: '*bab*'\n", "sel"),
+        ("    sel:\n      CommandLine: 'ab*ab'\n", "sel"),
+        (
+            "    sel:\n      CommandLine|startswith: 'ab'\n    filter:\n      CommandLine|endswith: 'bb'\n",
+            "sel and not filter",
+        ),
+        ("    sel:\n      CommandLine|contains|cased: 'Ab'\n", "sel"),
+        ("    sel:\n      CommandLine|contains: 'İ'\n", "sel"),
+        ("    sel:\n      CommandLine|endswith: 'σ'\n", "sel"),
+        ("    sel:\n      CommandLine|re: '^a.b'\n", "sel"),
+        (
+            "    a:\n      CommandLine|contains: 'ab'\n    b:\n      CommandLine|endswith: ['ba', 'bb']\n",
+            "a and b",
+        ),
+        (
+            "    sel:\n      CommandLine|contains|all: ['aa', 'bb']\n      CommandLine|startswith: 'b'\n",
+            "sel",
+        ),
+        ("    sel:\n      CommandLine|re: 'abab|bba'\n", "sel"),
+        ("    sel:\n      CommandLine|re|i: 'bab+a'\n", "sel"),
+        ("    sel:\n      CommandLine|re: 'b(?i)ABA'\n", "sel"),
+        ("    sel:\n      CommandLine|re: '(?i)ΟΣ'\n", "sel"),
+        ("    sel:\n      CommandLine|startswith: ''\n", "sel"),
+        ("    sel:\n      CommandLine: ''\n", "sel"),
+    ];
+
+    fn rules() -> Vec<CompiledRule> {
+        RULES
             .iter()
-            .zip(&self.used)
-            .map(|(v, used)| if *used { v.map(lowercase) } else { None })
+            .enumerate()
+            .map(|(i, (body, condition))| {
+                let text = format!(
+                    "title: r{i}\nid: r{i}\nlogsource:\n  product: windows\n  category: process_creation\ndetection:\n{body}    condition: {condition}\n"
+                );
+                compile::compile_rule(&text, Path::new("test.yml")).unwrap_or_else(|e| panic!("rule {i}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Every string over {a, b, A, B} up to length 6, plus non-ASCII values
+    /// whose lowercase form differs in length or by context.
+    fn values() -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            frontier = frontier
+                .iter()
+                .flat_map(|v| ["a", "b", "A", "B"].map(|c| format!("{v}{c}")))
+                .collect();
+            out.extend(frontier.iter().cloned());
+        }
+        out.extend(["xİy", "XİY", "ΟΔΟΣ", "ΟΔΟΣ ", "odoσ", "abİab", "ABAB"].map(String::from));
+        out
+    }
+
+    /// The automaton-derived answers agree with evaluating every matcher
+    /// directly, including overlapping, case-folded and wildcard matches.
+    #[test]
+    fn slots_agree_with_direct_evaluation() {
+        let rules = rules();
+        let engine = Engine::new(rules.clone());
+        let mut scratch = Scratch::default();
+        let mut lowered = LoweredFields::default();
+        let mut fired_total = 0;
+        for value in values() {
+            let mut event = OwnedEvent::empty(Logsource::ProcessCreation);
+            assert!(event.set("CommandLine", value.clone()));
+            let mut fast = Vec::new();
+            engine.for_each_match(&event, &mut scratch, |r| fast.push(r.id.clone()));
+            lowered.fill(&event, None);
+            let view = EventView {
+                event: &event,
+                lowered: &lowered,
+            };
+            let slow: Vec<String> = rules
+                .iter()
+                .filter(|r| rule_matches(r, &view))
+                .map(|r| r.id.clone())
+                .collect();
+            fast.sort();
+            let mut slow_sorted = slow.clone();
+            slow_sorted.sort();
+            assert_eq!(fast, slow_sorted, "value {value:?}");
+            fired_total += fast.len();
+        }
+        assert!(
+            fired_total > 1000,
+            "the values must exercise the rules ({fired_total})"
+        );
+    }
+
+    /// Most tests are decided by slots, not evaluated directly.
+    #[test]
+    fn string_tests_become_slots() {
+        let engine = Engine::new(rules());
+        let set = &engine
+            .sets
+            .iter()
+            .find(|(l, _)| *l == Logsource::ProcessCreation)
+            .expect("set")
+            .1;
+        let checks: Vec<&Check> = set
+            .plans
+            .iter()
+            .flat_map(|p| p.selections.iter().flatten().flatten())
+            .flat_map(|t| &t.checks)
             .collect();
-        EventView { original, lowered }
+        let direct = checks
+            .iter()
+            .filter(|c| matches!(c, Check::Direct(_)))
+            .count();
+        // cased, regex '^a.b' (no literal of 3 bytes), the Greek regex
+        // (sigma) and the two empty literals.
+        assert_eq!(direct, 5, "{checks:#?}");
+        let gated = checks
+            .iter()
+            .filter(|c| matches!(c, Check::Regex { .. }))
+            .count();
+        assert_eq!(gated, 3, "{checks:#?}");
+        assert_eq!(set.direct.len(), 8);
+        assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
+        // `startswith: ['aba', 'b']` and `CommandLine: ['a', 'ba']`.
+        assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
     }
 }

@@ -98,20 +98,75 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
-/// The event as the matchers see it: original values and lowercased values.
-#[derive(Debug)]
+/// The event as the matchers see it: original values (read through the
+/// event) and lowercased values (computed once per event into reused buffers).
+#[derive(Clone, Copy)]
 pub struct EventView<'a> {
-    pub original: Vec<Option<&'a str>>,
-    pub lowered: Vec<Option<Cow<'a, str>>>,
+    pub event: &'a dyn EventFields,
+    pub lowered: &'a LoweredFields,
 }
 
 impl<'a> EventView<'a> {
-    /// Reads every field of `event` and lowercases it once.
-    pub fn new(event: &'a dyn EventFields) -> EventView<'a> {
+    pub fn original(&self, index: usize) -> Option<&'a str> {
+        self.event.get(index)
+    }
+
+    pub fn lowered(&self, index: usize) -> Option<&'a str> {
+        self.lowered.get(index)
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.event.logsource().fields().len()
+    }
+}
+
+impl std::fmt::Debug for EventView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventView")
+            .field("lowered", self.lowered)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Each field of one event, lowercased. The buffers are kept across events
+/// so that lowercasing does not allocate once they have grown (only a
+/// non-ASCII value allocates, for `str::to_lowercase`'s final-sigma rule).
+#[derive(Debug, Default)]
+pub struct LoweredFields {
+    text: Vec<String>,
+    present: Vec<bool>,
+}
+
+impl LoweredFields {
+    /// Lowercases the fields of `event` for which `wanted` is true (all
+    /// fields when `wanted` is `None`); the others read as absent.
+    pub fn fill(&mut self, event: &dyn EventFields, wanted: Option<&[bool]>) {
         let count = event.logsource().fields().len();
-        let original: Vec<Option<&'a str>> = (0..count).map(|i| event.get(i)).collect();
-        let lowered = original.iter().map(|v| v.map(lowercase)).collect();
-        EventView { original, lowered }
+        self.text.resize_with(count, String::new);
+        self.present.clear();
+        self.present.resize(count, false);
+        for (index, (buffer, present)) in self
+            .text
+            .iter_mut()
+            .zip(self.present.iter_mut())
+            .enumerate()
+        {
+            buffer.clear();
+            if !wanted.is_none_or(|w| w.get(index).copied().unwrap_or(false)) {
+                continue;
+            }
+            if let Some(value) = event.get(index) {
+                *present = true;
+                lowercase_into(value, buffer);
+            }
+        }
+    }
+
+    pub fn get(&self, index: usize) -> Option<&str> {
+        match self.present.get(index) {
+            Some(true) => self.text.get(index).map(String::as_str),
+            _ => None,
+        }
     }
 }
 
@@ -125,6 +180,20 @@ pub fn lowercase(text: &str) -> Cow<'_, str> {
         }
     } else {
         Cow::Owned(text.to_lowercase())
+    }
+}
+
+/// [`lowercase`] into `out` (appended), reusing its allocation.
+pub fn lowercase_into(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        let start = out.len();
+        out.push_str(text);
+        if let Some(tail) = out.get_mut(start..) {
+            tail.make_ascii_lowercase();
+        }
+    } else {
+        // Not per-char: `to_lowercase` maps a word-final sigma differently.
+        out.push_str(&text.to_lowercase());
     }
 }
 
@@ -153,7 +222,7 @@ impl FieldTest {
         match self.target {
             Target::Field(index) => self.matches_field(view, index),
             // Keywords: the value may occur in any field.
-            Target::AnyField => (0..view.original.len()).any(|i| self.matches_field(view, i)),
+            Target::AnyField => (0..view.field_count()).any(|i| self.matches_field(view, i)),
         }
     }
 
@@ -168,8 +237,9 @@ impl FieldTest {
 }
 
 impl Matcher {
-    fn matches(&self, view: &EventView<'_>, index: usize) -> bool {
-        let original = view.original.get(index).copied().flatten();
+    /// Tests field `index` of the event.
+    pub fn matches(&self, view: &EventView<'_>, index: usize) -> bool {
+        let original = view.original(index);
         match self {
             Matcher::Null => original.is_none_or(str::is_empty),
             Matcher::Exists(expected) => original.is_some() == *expected,
@@ -177,7 +247,7 @@ impl Matcher {
                 let value = if *cased {
                     original
                 } else {
-                    view.lowered.get(index).and_then(|v| v.as_deref())
+                    view.lowered(index)
                 };
                 value.is_some_and(|v| str_match(kind, text, v))
             }
@@ -196,9 +266,9 @@ impl Matcher {
             Matcher::FieldRef { other, kind, cased } => {
                 let pick = |i: usize| {
                     if *cased {
-                        view.original.get(i).copied().flatten()
+                        view.original(i)
                     } else {
-                        view.lowered.get(i).and_then(|v| v.as_deref())
+                        view.lowered(i)
                     }
                 };
                 match (pick(index), pick(*other)) {
@@ -224,7 +294,7 @@ pub fn str_match(kind: &StrKind, text: &str, value: &str) -> bool {
 
 /// Wildcard matching with backtracking to the last `*` only, which is
 /// complete for `*`/`?` patterns and linear in practice.
-fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
+pub fn glob_match(tokens: &[GlobToken], value: &str) -> bool {
     let mut ti = 0;
     let mut pos = 0;
     let mut star: Option<(usize, usize)> = None;
