@@ -1,8 +1,11 @@
 //! A producer's claim on one slot: write the record, then commit or discard.
 
+use core::mem::ManuallyDrop;
+
 use ringside_wire::{DropReason, EventKind};
 
 use crate::ring::{Lane, Ring};
+use crate::sync::{AtomicU64, Ordering};
 use crate::tag::{State, Tag};
 
 /// Space for one record, exclusively the producer's until it commits or
@@ -14,18 +17,20 @@ use crate::tag::{State, Tag};
 ///
 /// # Invariants
 ///
-/// `ring` has handed the slot at `pos` of `lane` (one of its lanes;
-/// `slot_len` bytes, tag included) to this reservation alone, and it is unpublished while `published` is false.
-/// `len <= slot_len - TAG_SIZE`.
+/// `ring` has handed the slot at `pos` of `lane` (one of its lanes) to this
+/// reservation alone, unpublished until `commit`, `discard` or drop; `tag`
+/// is that slot's tag word and `busy` the word stamped into it, so
+/// publishing is one store of `busy` with its state replaced; `len` bytes
+/// fit the slot after its tag.
 #[derive(Debug)]
 pub struct Reservation<'r> {
     ring: &'r Ring<'r>,
     lane: &'r Lane,
+    tag: &'r AtomicU64,
     pos: u64,
+    busy: u64,
     kind: EventKind,
     len: usize,
-    slot_len: usize,
-    published: bool,
 }
 
 impl<'r> Reservation<'r> {
@@ -33,19 +38,20 @@ impl<'r> Reservation<'r> {
         ring: &'r Ring<'r>,
         lane: &'r Lane,
         pos: u64,
+        busy: u64,
         kind: EventKind,
         len: usize,
-        slot_len: usize,
     ) -> Self {
-        // INVARIANT: the caller just claimed `[pos, pos + slot_len)`.
+        // INVARIANT: the caller just claimed the slot at `pos` and stamped
+        // `busy` into its tag word.
         Reservation {
             ring,
             lane,
+            tag: lane.tag_word(pos),
             pos,
+            busy,
             kind,
             len,
-            slot_len,
-            published: false,
         }
     }
 
@@ -65,32 +71,36 @@ impl<'r> Reservation<'r> {
     }
 
     /// Publishes the record: the consumer will copy it out.
-    pub fn commit(mut self) {
-        self.publish(State::Committed);
+    pub fn commit(self) {
+        // Published here, so the drop's discard must not run.
+        ManuallyDrop::new(self).publish(State::Committed);
     }
 
     /// Gives the space up and counts the event as dropped for `reason`.
-    pub fn discard(mut self, reason: DropReason) {
+    pub fn discard(self, reason: DropReason) {
+        ManuallyDrop::new(self).give_up(reason);
+    }
+
+    fn give_up(&self, reason: DropReason) {
         self.ring.count_drop(self.kind, reason);
         self.publish(State::Discarded);
     }
 
-    fn publish(&mut self, state: State) {
-        self.published = true;
-        let tag = Tag {
-            state,
-            kind: self.kind.index() as u8,
-            slot_len: self.slot_len,
-        };
-        self.lane.publish(self.pos, tag);
+    /// Replaces the busy tag; after this the producer no longer touches the
+    /// slot.
+    #[inline]
+    fn publish(&self, state: State) {
+        // Release pairs with the Acquire load of the tag in `drain_lane`:
+        // everything written into the slot is visible to the consumer that
+        // sees the tag.
+        self.tag
+            .store(Tag::with_state(self.busy, state), Ordering::Release);
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.published {
-            self.ring.count_drop(self.kind, DropReason::EncodeFailed);
-            self.publish(State::Discarded);
-        }
+        // Neither committed nor discarded (those forget the reservation).
+        self.give_up(DropReason::EncodeFailed);
     }
 }

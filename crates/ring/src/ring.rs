@@ -391,9 +391,10 @@ impl Lane {
         self.producer.locked.store(false, Ordering::Release);
     }
 
-    /// Stores the tag of a slot being claimed, in the reservation section.
+    /// Stores the tag of a slot being claimed, in the reservation section;
+    /// returns the word stored.
     #[inline]
-    fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) {
+    fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) -> u64 {
         let tag = Tag {
             state,
             kind,
@@ -404,15 +405,22 @@ impl Lane {
         // of the previous lap by the Acquire of `cons_pos` (directly or
         // through the lock, when the cached value was loaded by an earlier
         // holder).
-        self.tags
-            .get(self.offset(pos))
-            .store(tag.encode(pos), Ordering::Relaxed);
+        let word = tag.encode(pos);
+        self.tag_word(pos).store(word, Ordering::Relaxed);
+        word
+    }
+
+    /// The tag word of the slot at `pos`.
+    #[inline]
+    pub(crate) fn tag_word(&self, pos: u64) -> &AtomicU64 {
+        self.tags.get(self.offset(pos))
     }
 
     /// The reservation section: claims `[pos, end)` for an optional pad, an
     /// optional `Lost` slot and the event's slot, stamps their tags busy
     /// (pad: pad) and publishes `prod_pos`. Returns the position of the
-    /// `Lost` slot (if `lost`) and of the event's slot.
+    /// `Lost` slot (if `lost`) and of the event's slot, and the event slot's
+    /// busy tag word.
     ///
     /// The caller is the only producer in this section for this lane (lock
     /// holder or exclusive owner); `body` is `slot_len` plus `LOST_SLOT` if
@@ -424,7 +432,7 @@ impl Lane {
         slot_len: usize,
         body: usize,
         lost: bool,
-    ) -> Result<(u64, u64), DropReason> {
+    ) -> Result<(u64, u64, u64), DropReason> {
         // Relaxed: only the reserving producer writes `prod_pos`, ordered
         // by the lock or by the exclusive owner's program order.
         let pos = self.producer.pos.load(Ordering::Relaxed);
@@ -450,15 +458,15 @@ impl Lane {
         }
         let mut at = pos;
         if pad != 0 {
-            self.stamp(at, State::Pad, 0, pad);
+            let _ = self.stamp(at, State::Pad, 0, pad);
             at = at.wrapping_add(pad as u64);
         }
         let lost_at = at;
         if lost {
-            self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
+            let _ = self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
             at = at.wrapping_add(LOST_SLOT as u64);
         }
-        self.stamp(at, State::Busy, kind.index() as u8, slot_len);
+        let busy = self.stamp(at, State::Busy, kind.index() as u8, slot_len);
         if let Some(count) = self.producer.reserved.get(kind.index()) {
             add_owned(count, 1);
         }
@@ -466,7 +474,7 @@ impl Lane {
         // the tags stamped above are visible to a consumer that walks up to
         // `end`, so it never reads a tag left over from an earlier lap.
         self.producer.pos.store(end, Ordering::Release);
-        Ok((lost_at, at))
+        Ok((lost_at, at, busy))
     }
 
     /// Publishes the slot at `pos` (committed or discarded), replacing its
@@ -793,7 +801,7 @@ impl<'a> Ring<'a> {
         } else {
             lane.claim_space(kind, slot_len, body, lost)
         };
-        let (lost_at, at) = claimed?;
+        let (lost_at, at, busy) = claimed?;
 
         if lost {
             self.write_lost(lane, lost_at);
@@ -808,7 +816,7 @@ impl<'a> Ring<'a> {
                 last.fill(0);
             }
         }
-        Ok(Reservation::new(self, lane, at, kind, len, slot_len))
+        Ok(Reservation::new(self, lane, at, busy, kind, len))
     }
 
     /// Writes and commits a `Lost` record in the slot at `pos` of `lane`,

@@ -60,6 +60,13 @@ impl Tag {
         ((pos >> 3) << 32) | (len_units << 16) | (u64::from(self.kind) << 8) | self.state as u64
     }
 
+    /// `word` (a tag word) with its state replaced by `state`: how a busy
+    /// slot's word becomes its committed or discarded word.
+    #[inline]
+    pub(crate) fn with_state(word: u64, state: State) -> u64 {
+        (word & !0xFF) | state as u64
+    }
+
     /// Decodes a word read at position `pos`: `None` if it is free or was
     /// not written for this position (then the consumer stops there).
     #[inline]
@@ -109,5 +116,7 @@ mod tests {
             ..tag
         };
         assert_eq!(Tag::decode(busy.encode(pos), pos), Some(busy));
+        let committed = Tag::with_state(busy.encode(pos), State::Committed);
+        assert_eq!(committed, tag.encode(pos));
     }
 }
