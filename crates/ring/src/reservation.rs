@@ -19,18 +19,17 @@ use crate::tag::{State, Tag};
 ///
 /// `ring` has handed the slot at `pos` of `lane` (one of its lanes) to this
 /// reservation alone, unpublished until `commit`, `discard` or drop; `tag`
-/// is that slot's tag word and `busy` the word stamped into it, so
-/// publishing is one store of `busy` with its state replaced; `len` bytes
-/// fit the slot after its tag.
+/// is that slot's tag word, holding its busy tag (only this reservation
+/// writes it until then), so publishing is one store of that word with its
+/// state replaced; `len` bytes fit the slot after its tag.
 #[derive(Debug)]
 pub struct Reservation<'r> {
     ring: &'r Ring<'r>,
     lane: &'r Lane,
     tag: &'r AtomicU64,
     pos: u64,
-    busy: u64,
-    kind: EventKind,
     len: usize,
+    kind: EventKind,
 }
 
 impl<'r> Reservation<'r> {
@@ -38,20 +37,19 @@ impl<'r> Reservation<'r> {
         ring: &'r Ring<'r>,
         lane: &'r Lane,
         pos: u64,
-        busy: u64,
+        tag: &'r AtomicU64,
         kind: EventKind,
         len: usize,
     ) -> Self {
         // INVARIANT: the caller just claimed the slot at `pos` and stamped
-        // `busy` into its tag word.
+        // its busy tag into `tag`.
         Reservation {
             ring,
             lane,
-            tag: lane.tag_word(pos),
+            tag,
             pos,
-            busy,
-            kind,
             len,
+            kind,
         }
     }
 
@@ -90,11 +88,14 @@ impl<'r> Reservation<'r> {
     /// slot.
     #[inline]
     fn publish(&self, state: State) {
+        // Relaxed: the busy tag is our own store (nobody else writes the
+        // word until we publish).
+        let busy = self.tag.load(Ordering::Relaxed);
         // Release pairs with the Acquire load of the tag in `drain_lane`:
         // everything written into the slot is visible to the consumer that
         // sees the tag.
         self.tag
-            .store(Tag::with_state(self.busy, state), Ordering::Release);
+            .store(Tag::with_state(busy, state), Ordering::Release);
     }
 }
 

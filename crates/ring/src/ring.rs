@@ -392,9 +392,9 @@ impl Lane {
     }
 
     /// Stores the tag of a slot being claimed, in the reservation section;
-    /// returns the word stored.
+    /// returns the tag word.
     #[inline]
-    fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) -> u64 {
+    fn stamp(&self, pos: u64, state: State, kind: u8, slot_len: usize) -> &AtomicU64 {
         let tag = Tag {
             state,
             kind,
@@ -405,8 +405,8 @@ impl Lane {
         // of the previous lap by the Acquire of `cons_pos` (directly or
         // through the lock, when the cached value was loaded by an earlier
         // holder).
-        let word = tag.encode(pos);
-        self.tag_word(pos).store(word, Ordering::Relaxed);
+        let word = self.tag_word(pos);
+        word.store(tag.encode(pos), Ordering::Relaxed);
         word
     }
 
@@ -420,7 +420,7 @@ impl Lane {
     /// optional `Lost` slot and the event's slot, stamps their tags busy
     /// (pad: pad) and publishes `prod_pos`. Returns the position of the
     /// `Lost` slot (if `lost`) and of the event's slot, and the event slot's
-    /// busy tag word.
+    /// tag word.
     ///
     /// The caller is the only producer in this section for this lane (lock
     /// holder or exclusive owner); `body` is `slot_len` plus `LOST_SLOT` if
@@ -432,7 +432,7 @@ impl Lane {
         slot_len: usize,
         body: usize,
         lost: bool,
-    ) -> Result<(u64, u64, u64), DropReason> {
+    ) -> Result<(u64, u64, &AtomicU64), DropReason> {
         // Relaxed: only the reserving producer writes `prod_pos`, ordered
         // by the lock or by the exclusive owner's program order.
         let pos = self.producer.pos.load(Ordering::Relaxed);
@@ -466,7 +466,7 @@ impl Lane {
             let _ = self.stamp(at, State::Busy, KIND_LOST, LOST_SLOT);
             at = at.wrapping_add(LOST_SLOT as u64);
         }
-        let busy = self.stamp(at, State::Busy, kind.index() as u8, slot_len);
+        let tag = self.stamp(at, State::Busy, kind.index() as u8, slot_len);
         if let Some(count) = self.producer.reserved.get(kind.index()) {
             add_owned(count, 1);
         }
@@ -474,7 +474,7 @@ impl Lane {
         // the tags stamped above are visible to a consumer that walks up to
         // `end`, so it never reads a tag left over from an earlier lap.
         self.producer.pos.store(end, Ordering::Release);
-        Ok((lost_at, at, busy))
+        Ok((lost_at, at, tag))
     }
 
     /// Publishes the slot at `pos` (committed or discarded), replacing its
@@ -801,7 +801,7 @@ impl<'a> Ring<'a> {
         } else {
             lane.claim_space(kind, slot_len, body, lost)
         };
-        let (lost_at, at, busy) = claimed?;
+        let (lost_at, at, tag) = claimed?;
 
         if lost {
             self.write_lost(lane, lost_at);
@@ -816,7 +816,7 @@ impl<'a> Ring<'a> {
                 last.fill(0);
             }
         }
-        Ok(Reservation::new(self, lane, at, busy, kind, len))
+        Ok(Reservation::new(self, lane, at, tag, kind, len))
     }
 
     /// Writes and commits a `Lost` record in the slot at `pos` of `lane`,
