@@ -42,6 +42,14 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
         .arg(&record))?;
 
     let events = out_dir.join("events.jsonl");
+    // The agent's file sink appends (as a service's log must): without this
+    // a second demo would show the first one's events and alerts again.
+    match std::fs::remove_file(&events) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: {e}", events.display()));
+        }
+        _ => {}
+    }
     let mut agent = cargo();
     agent
         .args(["run", "--quiet", "-p", "ringside-agent", "--", "replay"])
