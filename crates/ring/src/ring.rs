@@ -4,10 +4,10 @@
 //! # Layout and positions
 //!
 //! The caller's memory (`capacity` bytes, a power of two) holds slots back to
-//! back. A slot is an 8-byte tag word ([`crate::tag`]) followed by one
+//! back. A slot is an 8-byte tag word (`tag.rs`) followed by one
 //! record rounded up to 8 bytes; a slot never crosses the end of the memory:
 //! a producer whose slot does not fit in the tail claims the tail too and
-//! marks it [`State::Pad`] (a tail is always a multiple of 8, so it always
+//! marks it `State::Pad` (a tail is always a multiple of 8, so it always
 //! holds a tag).
 //!
 //! `prod_pos` and `cons_pos` are byte positions that only grow (a `u64` of
