@@ -21,7 +21,7 @@ use ringside_content::{
     Bundle, BundleWatcher, LastKnownGood, LoadPolicy, RulesLocation, WatchEvent,
 };
 use serde_json::Value;
-use support::{agent, at, lines, scenario};
+use support::{FIELD_NOT_PROVIDED, agent, at, lines, scenario, write_rule};
 
 fn rule(id: u8, image: &str) -> String {
     format!(
@@ -38,19 +38,6 @@ detection:
 "
     )
 }
-
-/// Names `CurrentDirectory`, which ringside does not provide (21 vs 20).
-const FIELD_NOT_PROVIDED: &str = r#"title: needs a field the sensor lacks
-id: 0e7c1d2b-3a4f-4b6c-8d9e-0f1a2b3c4d5e
-level: high
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        CurrentDirectory|contains: '\Temp\'
-    condition: selection
-"#;
 
 /// A clock that advances by `step` nanoseconds per reading, so each
 /// evaluation "costs" exactly `step`: deterministic, no real timing.
@@ -144,16 +131,12 @@ fn alerts_for(image: &'static str) -> impl Fn(&Value) -> bool {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write rule");
-}
-
 #[test]
 fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).expect("mkdir");
-    write(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
     let location = RulesLocation::Directory(rules.clone());
     let fingerprint = location.fingerprint();
     let report = Bundle::load(&rules).expect("good bundle");
@@ -170,7 +153,7 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
 
     // A good change: a second rule. Compiled by the watcher, swapped in at
     // the next batch.
-    write(&rules, "explorer.yml", &rule(2, "explorer.exe"));
+    write_rule(&rules, "explorer.yml", &rule(2, "explorer.exe"));
     let update = watcher.poll().expect("a change");
     assert!(matches!(update, WatchEvent::Compiled(_)), "{update:?}");
     pipeline.detector.as_mut().expect("detector").apply(update);
@@ -186,7 +169,7 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
 
     // A bad change (a rule naming a field the logsource does not carry):
     // reported, and the two-rule bundle keeps running.
-    write(&rules, "session.yml", FIELD_NOT_PROVIDED);
+    write_rule(&rules, "session.yml", FIELD_NOT_PROVIDED);
     let update = watcher.poll().expect("a change");
     pipeline.detector.as_mut().expect("detector").apply(update);
     sent += 10;
@@ -195,7 +178,7 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
     assert_eq!(rejected.len(), 1, "one ContentRejected");
     let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
     assert!(
-        reason.contains("session.yml:9") && reason.contains("CurrentDirectory"),
+        reason.contains("session.yml:10") && reason.contains("CurrentDirectory"),
         "the reason says what and where: {reason}"
     );
     assert_eq!(
@@ -220,13 +203,13 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
 #[test]
 fn spawned_watcher_delivers_a_change_off_the_event_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "cmd.yml", &rule(1, "cmd.exe"));
+    write_rule(dir.path(), "cmd.yml", &rule(1, "cmd.exe"));
     let location = RulesLocation::Directory(dir.path().to_owned());
     let fingerprint = location.fingerprint();
     let handle = BundleWatcher::new(location, LoadPolicy::Strict, fingerprint)
         .spawn(Duration::from_millis(20))
         .expect("thread");
-    write(dir.path(), "explorer.yml", &rule(2, "explorer.exe"));
+    write_rule(dir.path(), "explorer.yml", &rule(2, "explorer.exe"));
     match handle.next_timeout(Duration::from_secs(30)) {
         Some(WatchEvent::Compiled(report)) => assert_eq!(report.bundle.engine.rule_count(), 2),
         other => panic!("expected the compiled change, got {other:?}"),
@@ -244,9 +227,9 @@ fn a_bundle_over_its_runtime_budget_is_rolled_back_deterministically() {
     for d in [&a, &b, &c] {
         std::fs::create_dir(d).expect("mkdir");
     }
-    write(&a, "cmd.yml", &rule(1, "cmd.exe"));
-    write(&b, "explorer.yml", &rule(2, "explorer.exe"));
-    write(&c, "both.yml", &rule(3, "exe"));
+    write_rule(&a, "cmd.yml", &rule(1, "cmd.exe"));
+    write_rule(&b, "explorer.yml", &rule(2, "explorer.exe"));
+    write_rule(&c, "both.yml", &rule(3, "exe"));
     let state = dir.path().join("state");
     let lkg = LastKnownGood::in_state_dir(&state);
     let clock = SteppedClock::default();
@@ -341,7 +324,7 @@ fn last_known_good_is_loaded_when_the_configured_bundle_is_broken_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).expect("mkdir");
-    write(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
     let state = dir.path().join("state");
     let args = rules_args(&rules);
     let location = RulesLocation::Directory(rules.clone());
@@ -356,10 +339,10 @@ fn last_known_good_is_loaded_when_the_configured_bundle_is_broken_at_start() {
     assert!(lkg.path().join("rules/cmd.yml").is_file());
 
     // The configured bundle breaks.
-    write(&rules, "session.yml", FIELD_NOT_PROVIDED);
+    write_rule(&rules, "session.yml", FIELD_NOT_PROVIDED);
     // Without a state directory the agent refuses to start, saying where.
     let error = start_detector(&location, &args, None).expect_err("refused");
-    assert!(error.to_string().contains("session.yml:9"), "{error}");
+    assert!(error.to_string().contains("session.yml:10"), "{error}");
     // With one, it starts on the last known good bundle and says so.
     let (mut detector, _) = start_detector(&location, &args, Some(&state)).expect("falls back");
     assert_eq!(detector.bundle().source, lkg.path().join("rules"));
@@ -384,7 +367,7 @@ fn replay_falls_back_to_last_known_good_and_reports_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).expect("mkdir");
-    write(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
     let replay = dir.path().join("scenario.replay");
     std::fs::write(&replay, scenario()).expect("write");
     let state = dir.path().join("state");
@@ -403,7 +386,7 @@ fn replay_falls_back_to_last_known_good_and_reports_it() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(count(&lines(&stdout), alerts_for("cmd.exe")), 1);
 
-    write(&rules, "session.yml", FIELD_NOT_PROVIDED);
+    write_rule(&rules, "session.yml", FIELD_NOT_PROVIDED);
     let (code, stdout, stderr) = agent(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("last known good"), "{stderr}");

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{agent, lines, scenario};
+use support::{FIELD_NOT_PROVIDED, agent, lines, scenario, write_rule};
 
 const CMD_RULE: &str = r#"title: cmd.exe echoing into a file
 id: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5f60
@@ -24,31 +24,12 @@ detection:
     condition: selection
 "#;
 
-/// Names `CurrentDirectory`, which ringside does not provide (the PEB is not
-/// read by the driver): the 21-versus-20 class of content defect.
-const FIELD_NOT_PROVIDED: &str = r#"title: needs a field the sensor lacks
-id: 0e7c1d2b-3a4f-4b6c-8d9e-0f1a2b3c4d5e
-status: test
-level: high
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        CurrentDirectory|contains: '\Temp\'
-    condition: selection
-"#;
-
-fn write(dir: &std::path::Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write rule");
-}
-
 #[test]
 fn replay_with_rules_writes_an_alert_for_the_matching_event_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    write(&rules, "cmd.yml", CMD_RULE);
+    write_rule(&rules, "cmd.yml", CMD_RULE);
     let replay = dir.path().join("scenario.replay");
     std::fs::write(&replay, scenario()).unwrap();
 
@@ -94,8 +75,8 @@ fn a_bundle_with_a_field_the_sensor_lacks_is_refused_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    write(&rules, "cmd.yml", CMD_RULE);
-    write(&rules, "cwd.yml", FIELD_NOT_PROVIDED);
+    write_rule(&rules, "cmd.yml", CMD_RULE);
+    write_rule(&rules, "cwd.yml", FIELD_NOT_PROVIDED);
     let replay = dir.path().join("scenario.replay");
     std::fs::write(&replay, scenario()).unwrap();
 
@@ -147,8 +128,8 @@ fn a_bundle_with_a_field_the_sensor_lacks_is_refused_whole() {
 #[test]
 fn content_check_prints_one_line_per_rejection_and_a_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "cmd.yml", CMD_RULE);
-    write(dir.path(), "cwd.yml", FIELD_NOT_PROVIDED);
+    write_rule(dir.path(), "cmd.yml", CMD_RULE);
+    write_rule(dir.path(), "cwd.yml", FIELD_NOT_PROVIDED);
     let (code, stdout, stderr) = agent(&["content", "check", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "a rejected rule makes check fail: {stderr}");
     let out: Vec<&str> = stdout.lines().collect();

@@ -93,3 +93,23 @@ pub fn lines(stdout: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// Names `CurrentDirectory` (line 10), which ringside does not provide (the
+/// PEB is not read by the driver): the 21-versus-20 class of content defect.
+pub const FIELD_NOT_PROVIDED: &str = r#"title: needs a field the sensor lacks
+id: 0e7c1d2b-3a4f-4b6c-8d9e-0f1a2b3c4d5e
+status: test
+level: high
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        CurrentDirectory|contains: '\Temp\'
+    condition: selection
+"#;
+
+/// Writes the rule file `name` into `dir`.
+pub fn write_rule(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write rule");
+}

@@ -8,31 +8,9 @@ use ringside_content::{Bundle, BundleError, Content, LoadPolicy, Scratch};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-const GOOD: &str = "title: Whoami
-id: 11111111-0000-0000-0000-000000000001
-level: high
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\\whoami.exe'
-    condition: selection
-";
+mod common;
 
-// Line 9 names `TerminalSessionId`, which ringside does not provide.
-const BAD: &str = "title: Whoami in session 1
-id: 11111111-0000-0000-0000-000000000002
-level: high
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        TerminalSessionId: 1
-        Image|endswith: '\\whoami.exe'
-    condition: selection
-";
+use common::rules::{BAD, GOOD};
 
 fn event(i: usize) -> OwnedEvent {
     let mut e = OwnedEvent::empty(Logsource::ProcessCreation);

@@ -8,33 +8,11 @@ use ringside_content::compile::Reason;
 use ringside_content::{Bundle, BundleError, LoadPolicy};
 use std::path::{Path, PathBuf};
 
-const GOOD: &str = "title: Whoami
-id: 11111111-0000-0000-0000-000000000001
-level: high
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\\whoami.exe'
-    condition: selection
-";
+mod common;
 
-// Names `TerminalSessionId`, which ringside does not provide: parsing it
-// gives `BundleError::Rejected`, so getting any other error shows it was
-// never parsed.
-const BAD: &str = "title: Whoami in session 1
-id: 11111111-0000-0000-0000-000000000002
-level: high
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        TerminalSessionId: 1
-        Image|endswith: '\\whoami.exe'
-    condition: selection
-";
+// `BAD` is rejected when compiled: getting any other error for an archive
+// holding it shows it was never parsed.
+use common::rules::{BAD, GOOD};
 
 /// A key made in the test from a fixed seed (no private key is committed;
 /// the seed is just test data).
