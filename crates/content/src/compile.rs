@@ -323,22 +323,11 @@ fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usi
     Ok(tests)
 }
 
-/// The literals a rule needs, for the engine's prefilter: if the rule fires,
-/// at least one `(field, lowercased literal)` of the returned set occurs in
-/// the event's lowercased field. `None` when no such guarantee can be given.
-pub fn required_literals(rule: &CompiledRule) -> Option<Vec<(usize, String)>> {
-    Some(
-        required_matchers(rule)?
-            .into_iter()
-            .filter_map(|(field, m)| Some((field, literal_of(m)?.to_owned())))
-            .collect(),
-    )
-}
-
-/// Like [`required_literals`], but the string matchers themselves: if the
-/// rule fires, at least one returned `(field, matcher)` holds on the event.
-/// Each is a caseless [`Matcher::Str`] with a non-empty literal (for a
-/// wildcard pattern, its longest literal must occur).
+/// What a rule needs, for the engine's prefilter: if the rule fires, at
+/// least one returned `(field, matcher)` holds on the event. Each is a
+/// caseless [`Matcher::Str`] with a non-empty literal (for a wildcard
+/// pattern, its longest literal must occur). `None` when no such guarantee
+/// can be given.
 pub fn required_matchers(rule: &CompiledRule) -> Option<Vec<(usize, &Matcher)>> {
     expr_literals(&rule.condition, &rule.selections)
 }

@@ -68,11 +68,11 @@
 //!
 //! | Release (writer)                         | Acquire (reader)                        | Orders |
 //! |------------------------------------------|-----------------------------------------|--------|
-//! | unlock in `claim`                        | lock in `claim`                         | `prod_pos`, cached `cons_pos`, reserved counts, tags between producers |
-//! | `prod_pos` store in `claim`              | `prod_pos` load in `drain_into`         | busy/pad tags of every slot below it |
-//! | tag store in `publish` (commit/discard)  | tag load in `drain_into`                | the record's bytes |
-//! | `cons_pos` store in `drain_into`         | `cons_pos` reload in `claim`            | the consumer's reads before the space is reused |
-//! | `lost_pending` store in `count_drop`     | `lost_pending` swap in `claim`          | the drop counts a `Lost` record reports |
+//! | unlock in `unlock_reservations` (shared lanes) | lock in `lock_reservations` | `prod_pos`, cached `cons_pos`, reserved counts, tags between producers of a lane |
+//! | `prod_pos` store in `claim_space`        | `prod_pos` load in `drain_lane`         | busy/pad tags of every slot below it |
+//! | tag store in `publish` (commit/discard)  | tag load in `drain_lane`                | the record's bytes |
+//! | `cons_pos` store in `drain_lane`         | `cons_pos` reload in `claim_space`      | the consumer's reads before the space is reused |
+//! | `lost_pending` store in `count_drop`     | `lost_pending` swap in `try_claim_slot` | the drop counts a `Lost` record reports |
 //! | drain unlock in `drain_into`             | drain lock in `drain_into`              | `cons_pos`, `next_seq`, delivered counts between drains |
 
 use core::marker::PhantomData;
@@ -323,11 +323,6 @@ impl<'r> Producer<'r> {
     /// Bytes reserved or committed in this lane and not yet drained.
     pub fn pending_bytes(&self) -> usize {
         self.ring.lane(self.lane).pending_bytes()
-    }
-
-    /// The lane this producer owns.
-    pub fn lane(&self) -> usize {
-        self.lane
     }
 }
 
@@ -741,7 +736,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn count_drop(&self, kind: EventKind, reason: DropReason) {
         bump(&self.drops.per_kind, kind.index(), 1);
         bump(&self.drops.per_reason, reason.index(), 1);
-        // Release pairs with the Acquire swap in `claim_slot`: the producer
+        // Release pairs with the Acquire swap in `try_claim_slot`: the producer
         // that takes the duty of writing the `Lost` record sees these counts.
         self.drops.lost_pending.store(true, Ordering::Release);
     }

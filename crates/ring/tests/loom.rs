@@ -13,10 +13,10 @@
 //!
 //! | weakened                                   | fails                                  |
 //! |--------------------------------------------|----------------------------------------|
-//! | `cons_pos` Acquire reload in `claim`       | space_is_reused… (causality violation) |
-//! | `cons_pos` Release store in `drain_into`   | space_is_reused… (causality violation) |
-//! | `prod_pos` Release store in `claim`        | one_producer…, two_producers… (forged tag delivered) |
-//! | `prod_pos` Acquire load in `drain_into`    | one_producer…, two_producers… (forged tag delivered) |
+//! | `cons_pos` Acquire reload in `claim_space` | space_is_reused… (causality violation) |
+//! | `cons_pos` Release store in `drain_lane`   | space_is_reused… (causality violation) |
+//! | `prod_pos` Release store in `claim_space`  | one_producer…, two_producers… (forged tag delivered) |
+//! | `prod_pos` Acquire load in `drain_lane`    | one_producer…, two_producers… (forged tag delivered) |
 //! | busy tag stamped after `prod_pos` moves    | one_producer…, two_producers… (forged tag delivered) |
 //! | tag Release store in `publish`             | one_producer…, two_producers… (causality violation) |
 //! | reservation lock Acquire                   | two_producers… (causality violation)   |
@@ -292,7 +292,7 @@ fn a_drop_races_a_producer_and_lost_is_reported() {
 /// that fits only once that space is free. If the producer gets it, its
 /// writes must come after the consumer's reads of the same bytes (loom
 /// tracks them per 8 bytes). Weakening the producer's Acquire load of
-/// `cons_pos` in `claim` to Relaxed makes this model fail ("Causality
+/// `cons_pos` in `claim_space` to Relaxed makes this model fail ("Causality
 /// violation" on the reused bytes).
 #[test]
 fn space_is_reused_while_a_producer_reserves_it() {
