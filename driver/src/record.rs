@@ -47,7 +47,8 @@ pub struct Caps {
 }
 
 /// Sizes, reserves, encodes and commits one record; counts the drop if any
-/// step fails.
+/// step fails. Returns the bytes pending in the lane the record went to
+/// ([`Reservation::commit`](crate::ring::Reservation::commit)).
 pub fn emit<B: Body>(
     ring: &impl Reserve,
     kind: EventKind,
@@ -61,10 +62,7 @@ pub fn emit<B: Body>(
     };
     let mut reservation = ring.reserve(kind, len)?;
     match encode_exact(reservation.buffer(), origin, body, fields) {
-        Ok(_) => {
-            reservation.commit();
-            Ok(len)
-        }
+        Ok(_) => Ok(reservation.commit()),
         Err(_) => {
             reservation.discard(DropReason::EncodeFailed);
             Err(DropReason::EncodeFailed)

@@ -113,3 +113,65 @@ fn cpus_share_lanes_under_their_lock_when_the_ring_is_too_small_to_split() {
     assert_eq!(loads, expected, "one shared lane: arrival order");
     m.assert_clean();
 }
+
+#[test]
+fn a_pending_read_completes_once_one_lane_holds_its_share_of_a_batch() {
+    use ringside_kmodel::agent::Sent;
+    use ringside_wire::ioctl::{IOCTL_READ, READ_MIN_BUFFER};
+
+    let sys = ringside_sys().expect("build ringside.sys");
+    // Four lanes: each CPU's share of a 8 KiB batch is 2 KiB.
+    let config = ConfigureRequest {
+        batch_bytes: 8 * 1024,
+        ..ConfigureRequest::default()
+    };
+    let share = 8 * 1024 / CPUS as usize;
+    let (mut m, h) = connected_on(sys, &config, Some(256 * 1024), CPUS).expect("session");
+    let Sent::Pending(irp) = m.ioctl(h, IOCTL_READ, &[], READ_MIN_BUFFER).expect("READ") else {
+        panic!("READ with an empty ring did not pend");
+    };
+    // Spread over the CPUs, more than a share in all but below it in each
+    // lane: the READ waits (no time passes, so the latency timer cannot fire).
+    for i in 0..12 {
+        load_on(&mut m, (i % CPUS as u64) as u32, i, 256);
+    }
+    assert!(
+        m.take_completion(irp).is_none(),
+        "READ completed with no lane at its share"
+    );
+    // CPU 2 alone: the event that takes its lane to its share completes it.
+    let mut i = 100;
+    let completion = loop {
+        load_on(&mut m, 2, i, 256);
+        i += 1;
+        if let Some(c) = m.take_completion(irp) {
+            break c;
+        }
+        assert!(i < 200, "READ never completed");
+    };
+    assert_eq!(completion.status, 0);
+    let records: Vec<Record<'_>> = Records::new(&completion.output)
+        .collect::<Result<_, _>>()
+        .expect("decodes");
+    assert_eq!(records.len(), 12 + (i - 100) as usize, "every event so far");
+    // A lane holds each record plus its 8-byte slot tag.
+    let lane_bytes = |cpu: u32| -> Vec<usize> {
+        let sizes = records.iter().filter(|r| r.header().pid == 900 + cpu);
+        sizes.map(|r| r.header().size as usize + 8).collect()
+    };
+    let lane2 = lane_bytes(2);
+    let total: usize = records.iter().map(|r| r.header().size as usize + 8).sum();
+    let before_last: usize = lane2.iter().rev().skip(1).sum();
+    assert!(
+        before_last < share && before_last + lane2.last().unwrap() >= share,
+        "lane 2 held {before_last} bytes, then {}; share {share}",
+        before_last + lane2.last().unwrap()
+    );
+    assert!(total > share, "the spread alone exceeded a share in total");
+    for cpu in [0, 1, 3] {
+        assert!(lane_bytes(cpu).iter().sum::<usize>() < share);
+    }
+    m.close_device(h).expect("close");
+    m.unload().expect("unload");
+    m.assert_clean();
+}

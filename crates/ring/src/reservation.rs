@@ -6,7 +6,7 @@ use ringside_wire::{DropReason, EventKind};
 
 use crate::ring::{Lane, Ring};
 use crate::sync::{AtomicU64, Ordering};
-use crate::tag::{State, Tag};
+use crate::tag::{State, TAG_SIZE, Tag};
 
 /// Space for one record, exclusively the producer's until it commits or
 /// discards. Dropping it without either discards it as
@@ -68,10 +68,19 @@ impl<'r> Reservation<'r> {
         self.kind
     }
 
-    /// Publishes the record: the consumer will copy it out.
-    pub fn commit(self) {
+    /// Publishes the record: the consumer will copy it out. Returns the
+    /// bytes then pending in the record's lane, up to and including its
+    /// slot (slot tags and padding counted, later reservations not): one
+    /// lane's share of [`Ring::pending_bytes`], cheap enough to check after
+    /// every event, as a producer deciding whether to wake the consumer does.
+    pub fn commit(self) -> usize {
         // Published here, so the drop's discard must not run.
-        ManuallyDrop::new(self).publish(State::Committed);
+        let this = ManuallyDrop::new(self);
+        this.publish(State::Committed);
+        // Cannot overflow: `len` <= MAX_RECORD_SIZE (invariant).
+        let slot_len = this.len.next_multiple_of(8).wrapping_add(TAG_SIZE);
+        this.lane
+            .pending_bytes_before(this.pos.wrapping_add(slot_len as u64))
     }
 
     /// Gives the space up and counts the event as dropped for `reason`.

@@ -517,6 +517,16 @@ impl Lane {
         let prod = self.producer.pos.load(Ordering::Relaxed);
         prod.saturating_sub(cons)
     }
+
+    /// Bytes between the consumer and `end`, a position this producer
+    /// reserved up to (so at most the lane's capacity ahead of `cons_pos`).
+    #[inline]
+    pub(crate) fn pending_bytes_before(&self, end: u64) -> usize {
+        // Relaxed: a hint for batching; the consumer only moves forward, so
+        // a stale value overstates the backlog, never understates it.
+        let cons = self.consumed.load(Ordering::Relaxed);
+        usize::try_from(end.saturating_sub(cons)).unwrap_or(usize::MAX)
+    }
 }
 
 /// What a drain carries from lane to lane.

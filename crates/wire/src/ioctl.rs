@@ -118,7 +118,8 @@ pub struct ConfigureRequest {
     pub max_name_bytes: u32,
     /// Cap for process command lines, in bytes (even).
     pub max_command_line_bytes: u32,
-    /// A pending READ completes once this many bytes are ready.
+    /// A pending READ completes once this many bytes are ready (checked
+    /// per CPU: once one CPU's lane of the ring holds its even share).
     pub batch_bytes: u32,
     /// ... or this long after it found the first record, whichever is first.
     pub max_latency_ms: u32,

@@ -280,16 +280,11 @@ unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
             status,
             name: name.units(),
         };
-        if facts.emit(&DispatchRing(ring), caps).is_ok() {
-            after_emit(g);
-        }
+        after_emit(g, ring, facts.emit(&DispatchRing(ring), caps));
     }
-    if want_delete
-        && FileDeleteFacts::on_close(origin(pid), name.units())
-            .emit(&DispatchRing(ring), caps)
-            .is_ok()
-    {
-        after_emit(g);
+    if want_delete {
+        let facts = FileDeleteFacts::on_close(origin(pid), name.units());
+        after_emit(g, ring, facts.emit(&DispatchRing(ring), caps));
     }
 }
 
@@ -340,9 +335,11 @@ unsafe extern "system" fn pre_write(
                             origin: origin(pid),
                             name: name.units(),
                         };
-                        if facts.emit_write(&DispatchRing(ring), config.caps()).is_ok() {
-                            after_emit(g);
-                        }
+                        after_emit(
+                            g,
+                            ring,
+                            facts.emit_write(&DispatchRing(ring), config.caps()),
+                        );
                     }
                     Err(reason) => drop_count(ring, EventKind::FileWrite, reason),
                 }
@@ -379,12 +376,12 @@ unsafe extern "system" fn pre_cleanup(
                     origin: origin(pid),
                     name: name.units(),
                 };
-                if facts
-                    .emit_close_modified(&DispatchRing(ring), g.control.config.caps())
-                    .is_ok()
-                {
-                    after_emit(g);
-                }
+                let caps = g.control.config.caps();
+                after_emit(
+                    g,
+                    ring,
+                    facts.emit_close_modified(&DispatchRing(ring), caps),
+                );
             }
             Err(reason) => drop_count(ring, EventKind::FileCloseModified, reason),
         }
@@ -458,8 +455,7 @@ unsafe fn on_set_information(
             flags,
             name: old.units(),
         }
-        .emit(&DispatchRing(ring), caps)
-        .is_ok(),
+        .emit(&DispatchRing(ring), caps),
         SetInformation::Rename { class, flags } => {
             let Some(target) = rename_target(info) else {
                 return drop_count(ring, kind, DropReason::QueryFailed);
@@ -495,11 +491,8 @@ unsafe fn on_set_information(
                 new_name: new.units(),
             }
             .emit(&DispatchRing(ring), caps)
-            .is_ok()
         }
-        SetInformation::Ignore => false,
+        SetInformation::Ignore => return,
     };
-    if emitted {
-        after_emit(g);
-    }
+    after_emit(g, ring, emitted);
 }

@@ -8,8 +8,9 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
 use ringside_driver::record::{ImageLoadFacts, ProcessCreateFacts, ProcessExitFacts};
+use ringside_driver::ring::Ring;
 use ringside_wire::{
-    EventKind, Origin, PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE, PROCESS_FLAG_SUBSYSTEM,
+    DropReason, EventKind, Origin, PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE, PROCESS_FLAG_SUBSYSTEM,
 };
 use windows_sys::Wdk::Foundation::PEPROCESS;
 use windows_sys::Wdk::Storage::FileSystem::{
@@ -71,11 +72,19 @@ pub(super) fn origin(pid: u32) -> Origin {
     }
 }
 
-/// Runs after a successful emit: wake the READ DPC once a batch is pending.
-pub(super) fn after_emit(g: &Globals) {
-    if let Some(ring) = g.ring()
-        && ring.pending_bytes() >= g.control.config.batch_bytes()
-    {
+/// Runs after an emit into `ring`: wakes the READ DPC once the record's lane
+/// holds its share of a batch (`batch_bytes` split evenly over the lanes).
+///
+/// One lane, not the sum over all: this runs on every event, and summing 64
+/// lanes would cost more than the rest of the event. Under even load the
+/// lanes fill together and a READ completes near `batch_bytes`; under
+/// uneven load it completes sooner, never later (the latency timer is the
+/// bound either way).
+pub(super) fn after_emit(g: &Globals, ring: &Ring<'_>, emitted: Result<usize, DropReason>) {
+    let Ok(lane_backlog) = emitted else { return };
+    // `lanes()` is a power of two: the shift divides by it.
+    let share = g.control.config.batch_bytes() >> ring.lanes().trailing_zeros();
+    if lane_backlog >= share {
         queue::kick(g);
     }
 }
@@ -210,9 +219,7 @@ unsafe extern "system" fn process_notify(
                     origin: origin(pid),
                     exit_status,
                 };
-                if facts.emit(&DispatchRing(ring)).is_ok() {
-                    after_emit(g);
-                }
+                after_emit(g, ring, facts.emit(&DispatchRing(ring)));
             }
             Some(info) => {
                 if !g.control.config.enabled(EventKind::ProcessCreate) {
@@ -244,12 +251,11 @@ unsafe extern "system" fn process_notify(
                     user_sid: sids.user(),
                     integrity_sid: sids.integrity(),
                 };
-                if facts
-                    .emit(&DispatchRing(ring), g.control.config.caps())
-                    .is_ok()
-                {
-                    after_emit(g);
-                }
+                after_emit(
+                    g,
+                    ring,
+                    facts.emit(&DispatchRing(ring), g.control.config.caps()),
+                );
             }
         }
     });
@@ -280,11 +286,10 @@ unsafe extern "system" fn image_notify(
             // SAFETY: `name` is null or valid for the callback's duration.
             image_name: unsafe { nt::units(name) },
         };
-        if facts
-            .emit(&DispatchRing(ring), g.control.config.caps())
-            .is_ok()
-        {
-            after_emit(g);
-        }
+        after_emit(
+            g,
+            ring,
+            facts.emit(&DispatchRing(ring), g.control.config.caps()),
+        );
     });
 }

@@ -162,6 +162,7 @@ pub fn lower_irql(old: u8) {
 pub struct DispatchRing<'a>(pub &'a ringside_driver::ring::Ring<'static>);
 
 impl ringside_driver::record::Reserve for DispatchRing<'_> {
+    #[inline(always)]
     fn reserve(
         &self,
         kind: ringside_wire::EventKind,

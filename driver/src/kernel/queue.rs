@@ -7,7 +7,7 @@
 //! fail), so nothing is allocated. A pending READ completes from the DPC,
 //! which runs when the periodic timer (period = CONFIGURE's
 //! `max_latency_ms`) fires and records are pending, or is queued by a
-//! producer once `batch_bytes` are pending.
+//! producer once its CPU's lane holds its share of `batch_bytes`.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -202,7 +202,8 @@ pub fn disarm_timer(g: &Globals) {
     }
 }
 
-/// Asks the DPC to run now (a producer saw `batch_bytes` pending).
+/// Asks the DPC to run now (a producer saw its lane's share of
+/// `batch_bytes` pending).
 pub fn kick(g: &Globals) {
     if g.pending.len.load(Ordering::Relaxed) != 0 {
         // SAFETY: the DPC was initialised; queueing an already-queued DPC is
