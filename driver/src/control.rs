@@ -22,8 +22,8 @@ use crate::record::Caps;
 #[derive(Debug)]
 pub struct SharedConfig {
     event_mask: AtomicU32,
-    max_name_bytes: AtomicU32,
-    max_command_line_bytes: AtomicU32,
+    /// Both string caps, packed by [`pack_caps`]: one load per event.
+    caps: AtomicU32,
     batch_bytes: AtomicU32,
     max_latency_ms: AtomicU32,
 }
@@ -33,8 +33,7 @@ impl SharedConfig {
     pub const fn new() -> Self {
         SharedConfig {
             event_mask: AtomicU32::new(ALL_EVENTS_MASK),
-            max_name_bytes: AtomicU32::new(1024),
-            max_command_line_bytes: AtomicU32::new(8192),
+            caps: AtomicU32::new(pack_caps(1024, 8192)),
             batch_bytes: AtomicU32::new(16 * 1024),
             max_latency_ms: AtomicU32::new(20),
         }
@@ -42,10 +41,10 @@ impl SharedConfig {
 
     pub fn set(&self, config: &Config) {
         self.event_mask.store(config.event_mask, Ordering::Relaxed);
-        self.max_name_bytes
-            .store(u32::from(config.max_name_bytes), Ordering::Relaxed);
-        self.max_command_line_bytes
-            .store(u32::from(config.max_command_line_bytes), Ordering::Relaxed);
+        self.caps.store(
+            pack_caps(config.max_name_bytes, config.max_command_line_bytes),
+            Ordering::Relaxed,
+        );
         self.batch_bytes
             .store(config.batch_bytes, Ordering::Relaxed);
         self.max_latency_ms
@@ -63,10 +62,10 @@ impl SharedConfig {
     }
 
     pub fn caps(&self) -> Caps {
-        let cap = |a: &AtomicU32| u16::try_from(a.load(Ordering::Relaxed)).unwrap_or(u16::MAX) & !1;
+        let packed = self.caps.load(Ordering::Relaxed);
         Caps {
-            name: cap(&self.max_name_bytes),
-            command_line: cap(&self.max_command_line_bytes),
+            name: packed as u16,
+            command_line: (packed >> 16) as u16,
         }
     }
 
@@ -77,6 +76,13 @@ impl SharedConfig {
     pub fn max_latency_ms(&self) -> u32 {
         self.max_latency_ms.load(Ordering::Relaxed)
     }
+}
+
+/// The name cap in the low half, the command-line cap in the high half.
+/// `Config`'s caps are even and in range (CONFIGURE validated them), and
+/// `Caps` is what the encoder truncates to.
+const fn pack_caps(name: u16, command_line: u16) -> u32 {
+    name as u32 | (command_line as u32) << 16
 }
 
 impl Default for SharedConfig {

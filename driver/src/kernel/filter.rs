@@ -411,9 +411,6 @@ unsafe fn on_set_information(
 ) {
     let Some(ring) = g.ring() else { return };
     let config = &g.control.config;
-    if !config.enabled(EventKind::FileRename) && !config.enabled(EventKind::FileDelete) {
-        return;
-    }
     // SAFETY: FltMgr's callback data is valid for the callback.
     let d = unsafe { &*data };
     // SAFETY: so is its parameter block.

@@ -258,11 +258,12 @@ pub unsafe fn units<'a>(string: *const UNICODE_STRING) -> &'a [u16] {
     let Some(string) = (unsafe { string.as_ref() }) else {
         return &[];
     };
-    if string.Buffer.is_null() || string.Length == 0 {
+    if string.Buffer.is_null() {
         return &[];
     }
-    // SAFETY: per the contract the buffer holds `Length` bytes of UTF-16,
-    // 2-aligned as every UNICODE_STRING buffer is, valid for 'a.
+    // SAFETY: per the contract the buffer holds `Length` bytes of UTF-16
+    // (none is fine: the pointer is not null), 2-aligned as every
+    // UNICODE_STRING buffer is, valid for 'a.
     unsafe { core::slice::from_raw_parts(string.Buffer, usize::from(string.Length / 2)) }
 }
 
