@@ -74,8 +74,8 @@ const PATHS = {
     consumerConnected: "control.consumer.v.value",
     negotiated: "control.negotiated.v.value",
     eventMask: "control.config.event_mask.v.value",
-    maxNameBytes: "control.config.max_name_bytes.v.value",
-    maxCommandLineBytes: "control.config.max_command_line_bytes.v.value",
+    // Both string caps: name in the low 16 bits, command line in the high.
+    caps: "control.config.caps.v.value",
     batchBytes: "control.config.batch_bytes.v.value",
     maxLatencyMs: "control.config.max_latency_ms.v.value",
     pendingCount: "pending.len.v.value",
@@ -214,8 +214,9 @@ function printConsumer(g) {
     log("consumer:    connected " + flag(at(g, PATHS.consumerConnected)) + "   HELLO done " +
         flag(at(g, PATHS.negotiated)) + "   device " + hex(at(g, PATHS.device)) + "   filter " +
         hex(at(g, PATHS.filter)));
-    log("  config     event mask " + hex(at(g, PATHS.eventMask)) + "   name cap " + dec(at(g, PATHS.maxNameBytes)) +
-        "   command-line cap " + dec(at(g, PATHS.maxCommandLineBytes)) + "   batch " + dec(at(g, PATHS.batchBytes)) +
+    const caps = Number(at(g, PATHS.caps));
+    log("  config     event mask " + hex(at(g, PATHS.eventMask)) + "   name cap " + (caps & 0xffff) +
+        "   command-line cap " + (caps >>> 16) + "   batch " + dec(at(g, PATHS.batchBytes)) +
         " bytes   latency " + dec(at(g, PATHS.maxLatencyMs)) + " ms");
     const queued = Number(at(g, PATHS.pendingSlotsLen));
     log("  READs      pending " + dec(at(g, PATHS.pendingCount)) + " (queue holds " + queued + " of " +
