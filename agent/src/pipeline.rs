@@ -395,14 +395,42 @@ impl Pipeline {
     }
 
     /// One READ batch whose first byte is at stream offset `base`.
+    ///
+    /// Sequence numbers are checked in delivery order; the records are then
+    /// handled in the order their callbacks ran. The driver gives each CPU
+    /// a lane of its own and a READ drains the lanes one after another, so
+    /// a batch can hold a child's first file event (CPU 0's lane) ahead of
+    /// its creation (CPU 1's lane); handled in that order, the event would
+    /// miss the new process in the table. The callbacks' timestamps put
+    /// them back in order: a stable sort, so one lane's records keep their
+    /// order, and a record without a timestamp of its own (`Lost`) stays
+    /// right after the record delivered before it (a sequence gap is
+    /// reported in front of the record that revealed it).
     pub fn batch(&mut self, batch: &[u8], base: u64, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.batches += 1;
         self.content_updates(sink)?;
+        let mut records = Vec::new();
+        let mut last_time = 0;
         for record in Records::new(batch) {
             match record {
-                Ok(record) => self.record(&record, sink)?,
+                Ok(record) => {
+                    let header = record.header();
+                    let gap = self.sequence(header.seq);
+                    if let ringside_wire::RecordKind::Event(_) = record.kind() {
+                        last_time = header.timestamp;
+                    }
+                    records.push((last_time, gap, record));
+                }
                 Err(error) => self.decode_error(&error, base, sink)?,
             }
+        }
+        records.sort_by_key(|&(time, _, _)| time);
+        for (_, gap, record) in &records {
+            let header = record.header();
+            if let Some(expected) = *gap {
+                self.sequence_gap(expected, header.seq, header.timestamp, sink)?;
+            }
+            self.record(record, sink)?;
         }
         Ok(())
     }
@@ -425,7 +453,10 @@ impl Pipeline {
         self.problem(offset, error.class(), message, sink)
     }
 
-    fn sequence(&mut self, seq: u64, time: u64, sink: &mut dyn Sink) -> io::Result<()> {
+    /// Checks `seq` against the one expected next (in delivery order) and
+    /// counts a gap or a regression; returns the number expected if `seq`
+    /// skipped past it.
+    fn sequence(&mut self, seq: u64) -> Option<u64> {
         let expected = self.next_seq.replace(seq.wrapping_add(1));
         match expected {
             Some(expected) if seq > expected => {
@@ -433,35 +464,46 @@ impl Pipeline {
                 // `seq` is the driver's (or a file's) number: saturate.
                 self.counters.missing_records =
                     self.counters.missing_records.saturating_add(seq - expected);
-                if self.config.depth == Depth::Emit {
-                    self.event.reset(EventType::SequenceGap, Some(seq));
-                    self.event
-                        .set_with(0, |out| crate::time::write_utc_time(out, time));
-                    self.event.set_named("ExpectedSeq", &expected.to_string());
-                    self.event.set_named("ReceivedSeq", &seq.to_string());
-                    self.event
-                        .set_named("Missing", &(seq - expected).to_string());
-                    self.emit(sink)?;
-                }
+                Some(expected)
             }
             Some(expected) if seq < expected => {
                 // The driver restarted (sequence numbers begin again) or the
                 // file was spliced; either way, continue from here.
                 self.counters.sequence_regressions += 1;
+                None
             }
-            _ => {}
+            _ => None,
         }
-        Ok(())
     }
 
-    /// One decoded record.
-    pub fn record(&mut self, record: &Record<'_>, sink: &mut dyn Sink) -> io::Result<()> {
+    /// The SequenceGap event in front of the record numbered `seq`.
+    fn sequence_gap(
+        &mut self,
+        expected: u64,
+        seq: u64,
+        time: u64,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        if self.config.depth != Depth::Emit {
+            return Ok(());
+        }
+        self.event.reset(EventType::SequenceGap, Some(seq));
+        self.event
+            .set_with(0, |out| crate::time::write_utc_time(out, time));
+        self.event.set_named("ExpectedSeq", &expected.to_string());
+        self.event.set_named("ReceivedSeq", &seq.to_string());
+        self.event
+            .set_named("Missing", &(seq - expected).to_string());
+        self.emit(sink)
+    }
+
+    /// One decoded record, whose sequence number was checked.
+    fn record(&mut self, record: &Record<'_>, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.records += 1;
         let header = *record.header();
         let time = header.timestamp;
         self.counters.first_time.get_or_insert(time);
         self.counters.last_time = Some(time);
-        self.sequence(header.seq, time, sink)?;
         if let ringside_wire::RecordKind::Event(kind) = record.kind() {
             self.counters.received[kind.index()] += 1;
         }

@@ -143,3 +143,63 @@ fn output_file_sink_and_platform_errors() {
         assert!(stderr.contains("needs Windows"), "{stderr}");
     }
 }
+
+/// Two CPUs' lanes drained one after the other: the child's file event
+/// (CPU 0) arrives ahead of its creation and its parent's (CPU 1). The
+/// agent handles them in callback order, so the file event still names
+/// the new process, and the sequence numbers (delivery order) show no gap.
+#[test]
+fn events_of_one_batch_are_handled_in_callback_order_across_lanes() {
+    use ringside_agent::source::writer::ReplayWriter;
+    use ringside_agent::synth::{BatchBuilder, VOLUME_MAP, sid};
+    use ringside_wire::replay::FrameKind;
+    use support::{T0, at};
+
+    let user = sid(5, &[21, 1, 2, 3, 1001]);
+    let medium = sid(16, &[0x2000]);
+    let mut b = BatchBuilder::new();
+    // CPU 0's lane first: cmd's file create at +125 ms.
+    b.file_create(at(2000, 125), r"\Device\HarddiskVolume3\Temp\a.txt", 2);
+    // Then CPU 1's: explorer created at 0, cmd at +123 ms.
+    b.process_create(
+        at(1000, 0),
+        4,
+        r"\Device\HarddiskVolume3\Windows\explorer.exe",
+        r"C:\Windows\Explorer.EXE",
+        &user,
+        &medium,
+    );
+    b.process_create(
+        at(2000, 123),
+        1000,
+        r"\??\C:\Windows\System32\cmd.exe",
+        "cmd.exe /c echo hi > C:\\Temp\\a.txt",
+        &user,
+        &medium,
+    );
+    let mut replay = Vec::new();
+    let mut w = ReplayWriter::new(&mut replay, T0).expect("in-memory write");
+    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
+        .expect("write");
+    w.batch(T0, &b.take()).expect("write");
+    w.finish().expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lanes.replay");
+    std::fs::write(&path, replay).expect("write replay");
+
+    let (code, stdout, stderr) = agent(&["replay", path.to_str().expect("UTF-8"), "--no-enrich"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let events = lines(&stdout);
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["EventID"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 1, 11], "callback order, no sequence-gap event");
+    let seqs: Vec<u64> = events.iter().map(|e| e["Seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 0]);
+    let cmd = data(&events[1]);
+    let file = data(&events[2]);
+    assert_eq!(file["Image"], json!(r"C:\Windows\System32\cmd.exe"));
+    assert_eq!(file["ProcessGuid"], cmd["ProcessGuid"]);
+    assert_eq!(cmd["ParentImage"], json!(r"C:\Windows\explorer.exe"));
+}
