@@ -17,7 +17,9 @@
 //! `Image|endswith: '\\cmd.exe'` rule out when cmd.exe is only the parent.
 
 use crate::compile::{self, CompiledRule};
-use crate::matcher::{EventView, GlobToken, LoweredFields, Matcher, StrKind, Target, glob_match};
+use crate::matcher::{
+    EventView, Expr, FieldTest, GlobToken, LoweredFields, Matcher, StrKind, Target, glob_match,
+};
 use crate::schema::{EventFields, Logsource, OwnedEvent};
 use aho_corasick::Anchored;
 use aho_corasick::automaton::Automaton;
@@ -123,8 +125,8 @@ impl<T> Lists<T> {
 enum Check {
     /// Decided by the automaton pass: true iff the slot was set this event.
     Slot(u32),
-    /// The OR of several slots (a group, `RuleSet::slot_groups`), also set
-    /// by the automaton pass: a 30-value list costs one lookup, not 30.
+    /// The OR of several slots (a group, marked through `RuleSet::slot_marks`),
+    /// also set by the automaton pass: a 30-value list costs one lookup, not 30.
     AnySlot(u32),
     /// A wildcard pattern (`RuleSet::globs`): its longest literal must
     /// occur (the slot, set for any occurrence) before the glob is worth running.
@@ -137,42 +139,91 @@ enum Check {
     Direct(u32),
 }
 
-/// A field test of a rule, with its values as [`Check`]s.
+/// A run `first..first + len` of one of [`Plans`]' arrays.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    first: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The run from `first` to the end of an array `end` items long.
+    fn up_to(first: usize, end: usize) -> Span {
+        let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        Span {
+            first: index(first),
+            len: index(end.saturating_sub(first)),
+        }
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        let first = self.first as usize;
+        first..first + self.len as usize
+    }
+
+    fn of<T>(self, items: &[T]) -> &[T] {
+        items.get(self.range()).unwrap_or_default()
+    }
+}
+
+/// A field test of a rule, with its values as [`Check`]s (`Plans::checks`).
 #[derive(Debug)]
 struct TestPlan {
     target: Target,
     all: bool,
-    checks: Vec<Check>,
+    checks: Span,
 }
 
-/// A rule's selections (OR of maps, each an AND of tests) as [`TestPlan`]s,
-/// in the same order as [`CompiledRule::selections`].
-#[derive(Debug)]
-struct RulePlan {
-    selections: Vec<Vec<Vec<TestPlan>>>,
+/// A node of a rule's condition, over [`Plans`]' arrays.
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    /// A selection: the OR of its maps (`Plans::maps`), each the AND of
+    /// its tests.
+    Selection(Span),
+    Not(u32),
+    /// Over the nodes `Plans::nodes[span]`.
+    And(Span),
+    Or(Span),
+}
+
+/// Every rule's condition and selections in flat arrays, laid out rule
+/// after rule. The few rules evaluated per event are cold in cache, so
+/// each pointer chased is a miss: a rule reads a few short runs here,
+/// where a tree of small allocations (condition, selections, maps, tests,
+/// checks) cost a miss per node.
+#[derive(Debug, Default)]
+struct Plans {
+    /// Per rule: the root of its condition in `nodes`.
+    roots: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Per map of a selection: its tests.
+    maps: Vec<Span>,
+    tests: Vec<TestPlan>,
+    checks: Vec<Check>,
 }
 
 /// The rules of one logsource and their automata.
 #[derive(Debug, Default)]
 struct RuleSet {
     rules: Vec<CompiledRule>,
-    plans: Vec<RulePlan>,
+    plans: Plans,
     scans: Vec<FieldScan>,
     slot_count: usize,
-    /// Per slot: the rules that require it (the prefilter).
-    slot_rules: Lists<u32>,
-    /// Per slot: the groups ([`Check::AnySlot`]) it belongs to.
-    slot_groups: Lists<u32>,
+    /// Per slot: the marks it sets the first time it holds in an event: the
+    /// groups ([`Check::AnySlot`]) it belongs to, then the rules that
+    /// require it (the prefilter), as [`Marks`] indices. One list and one
+    /// bit set, so that a new slot reads a single run of memory.
+    slot_marks: Lists<u32>,
     /// Per rule: groups that must all hold for it to fire (its necessary
     /// conditions, [`compile::required_conjuncts`]), checked before its plan.
     rule_conjuncts: Lists<u32>,
-    group_count: usize,
+    marks: Marks,
     globs: Vec<Vec<GlobToken>>,
     direct: Vec<Matcher>,
     /// Per [`Check::Regex`]: the slots one of which must hold for it to match.
     gates: Lists<u32>,
     /// Rules without a required literal, evaluated on every event: the
-    /// candidate bits each event starts from.
+    /// candidate bits each event starts from (rule `r` is bit `r`).
     always: Bits,
     /// Fields some rule of this set reads (only these are lowercased).
     used: Vec<bool>,
@@ -182,12 +233,11 @@ struct RuleSet {
 #[derive(Debug, Default)]
 pub struct Scratch {
     lowered: LoweredFields,
-    /// The rules to evaluate this event.
-    candidates: Bits,
     /// The slots whose test holds this event.
     slots: Bits,
-    /// The groups one of whose slots holds this event.
-    groups: Bits,
+    /// The groups one of whose slots holds this event, and the rules to
+    /// evaluate (see [`Marks`]).
+    marks: Bits,
 }
 
 impl Scratch {
@@ -195,8 +245,38 @@ impl Scratch {
     /// are the rules evaluated on every event.
     fn next_event(&mut self, set: &RuleSet) {
         self.slots.reset(set.slot_count);
-        self.groups.reset(set.group_count);
-        self.candidates.clone_from(&set.always);
+        self.marks.reset(set.marks.len(set.rules.len()));
+        let rule_words = self.marks.0.iter_mut().skip(set.marks.first_rule / 64);
+        for (word, &always) in rule_words.zip(&set.always.0) {
+            *word = always;
+        }
+    }
+}
+
+/// How groups and rules share one bit set per event: group `g` is bit `g`,
+/// rule `r` bit `first_rule + r`. Rules start on a word boundary, so the
+/// candidates are read (and seeded from [`RuleSet::always`]) as whole words.
+#[derive(Clone, Copy, Debug, Default)]
+struct Marks {
+    first_rule: usize,
+}
+
+impl Marks {
+    fn new(group_count: usize) -> Marks {
+        Marks {
+            first_rule: group_count.next_multiple_of(64),
+        }
+    }
+
+    fn rule(self, rule: u32) -> u32 {
+        u32::try_from(self.first_rule)
+            .unwrap_or(u32::MAX)
+            .saturating_add(rule)
+    }
+
+    /// Bits needed for `rule_count` rules.
+    fn len(self, rule_count: usize) -> usize {
+        self.first_rule + rule_count
     }
 }
 
@@ -235,9 +315,11 @@ impl Bits {
             .is_some_and(|word| word & (1 << (index % 64)) != 0)
     }
 
-    /// The rules marked, in increasing order.
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(index, &word)| {
+    /// The bits set from bit `first` (a multiple of 64) on, in increasing
+    /// order, numbered from `first`.
+    fn iter_from(&self, first: usize) -> impl Iterator<Item = usize> + '_ {
+        let words = self.0.get(first / 64..).unwrap_or_default();
+        words.iter().enumerate().flat_map(|(index, &word)| {
             let mut rest = word;
             std::iter::from_fn(move || {
                 let bit = rest.trailing_zeros();
@@ -317,11 +399,8 @@ impl Engine {
                         }
                         // First time this event: its groups hold, and the
                         // rules requiring it are candidates.
-                        for &group in set.slot_groups.get(slot as usize) {
-                            scratch.groups.insert(group);
-                        }
-                        for &rule in set.slot_rules.get(slot as usize) {
-                            scratch.candidates.insert(rule);
+                        for &mark in set.slot_marks.get(slot as usize) {
+                            scratch.marks.insert(mark);
                         }
                     }
                 });
@@ -333,16 +412,17 @@ impl Engine {
         let context = Context {
             view,
             slots: &scratch.slots,
-            groups: &scratch.groups,
+            groups: &scratch.marks,
             globs: &set.globs,
             direct: &set.direct,
             gates: &set.gates,
         };
-        for index in scratch.candidates.iter() {
-            let (Some(rule), Some(plan)) = (set.rules.get(index), set.plans.get(index)) else {
+        for index in scratch.marks.iter_from(set.marks.first_rule) {
+            let Some(rule) = set.rules.get(index) else {
                 continue;
             };
-            if context.all_hold(set.rule_conjuncts.get(index)) && plan.matches(rule, &context) {
+            if context.all_hold(set.rule_conjuncts.get(index)) && set.plans.matches(index, &context)
+            {
                 fired(rule);
             }
         }
@@ -387,7 +467,7 @@ struct Context<'a> {
     view: EventView<'a>,
     /// The slots whose test holds this event.
     slots: &'a Bits,
-    /// The groups one of whose slots holds this event.
+    /// The groups one of whose slots holds this event (group `g` is bit `g`).
     groups: &'a Bits,
     globs: &'a [Vec<GlobToken>],
     direct: &'a [Matcher],
@@ -436,34 +516,110 @@ impl Context<'_> {
     }
 }
 
-impl RulePlan {
-    fn matches(&self, rule: &CompiledRule, context: &Context<'_>) -> bool {
-        rule.condition.eval(&mut |i| {
-            self.selections.get(i).is_some_and(|maps| {
-                maps.iter()
-                    .any(|tests| tests.iter().all(|t| t.matches(context)))
+impl Plans {
+    /// Adds the plan of the next rule: its selections' tests, with each
+    /// value as `check` makes it, then its condition over them.
+    fn push(&mut self, rule: &CompiledRule, mut check: impl FnMut(&FieldTest) -> Vec<Check>) {
+        let selections: Vec<Span> = rule
+            .selections
+            .iter()
+            .map(|selection| {
+                let first_map = self.maps.len();
+                for tests in &selection.any_of {
+                    let first_test = self.tests.len();
+                    for test in tests {
+                        let first_check = self.checks.len();
+                        self.checks.extend(check(test));
+                        self.tests.push(TestPlan {
+                            target: test.target,
+                            all: test.all,
+                            checks: Span::up_to(first_check, self.checks.len()),
+                        });
+                    }
+                    self.maps.push(Span::up_to(first_test, self.tests.len()));
+                }
+                Span::up_to(first_map, self.maps.len())
             })
-        })
+            .collect();
+        let root = self.node_slots(1);
+        self.fill(root.first as usize, &rule.condition, &selections);
+        self.roots.push(root.first);
+    }
+
+    /// Appends `count` nodes to be filled in: an operator's operands are
+    /// adjacent, so it holds them as one [`Span`].
+    fn node_slots(&mut self, count: usize) -> Span {
+        let first = self.nodes.len();
+        self.nodes.resize(first + count, Node::And(Span::default()));
+        Span::up_to(first, self.nodes.len())
+    }
+
+    fn fill(&mut self, at: usize, expr: &Expr, selections: &[Span]) {
+        let node = match expr {
+            // An index past the selections matches nothing (empty span).
+            Expr::Selection(i) => Node::Selection(selections.get(*i).copied().unwrap_or_default()),
+            Expr::Not(inner) => {
+                let operand = self.node_slots(1);
+                self.fill(operand.first as usize, inner, selections);
+                Node::Not(operand.first)
+            }
+            Expr::And(parts) | Expr::Or(parts) => {
+                let operands = self.node_slots(parts.len());
+                for (at, part) in operands.range().zip(parts) {
+                    self.fill(at, part, selections);
+                }
+                if matches!(expr, Expr::And(_)) {
+                    Node::And(operands)
+                } else {
+                    Node::Or(operands)
+                }
+            }
+        };
+        if let Some(slot) = self.nodes.get_mut(at) {
+            *slot = node;
+        }
+    }
+
+    /// Whether rule `rule`'s condition holds.
+    fn matches(&self, rule: usize, context: &Context<'_>) -> bool {
+        self.roots
+            .get(rule)
+            .is_some_and(|&root| self.holds(root, context))
+    }
+
+    fn holds(&self, node: u32, context: &Context<'_>) -> bool {
+        match self.nodes.get(node as usize) {
+            Some(Node::Selection(maps)) => maps.of(&self.maps).iter().any(|tests| {
+                tests
+                    .of(&self.tests)
+                    .iter()
+                    .all(|test| test.matches(test.checks.of(&self.checks), context))
+            }),
+            Some(Node::Not(inner)) => !self.holds(*inner, context),
+            Some(Node::And(parts)) => parts.range().all(|p| self.holds(p as u32, context)),
+            Some(Node::Or(parts)) => parts.range().any(|p| self.holds(p as u32, context)),
+            None => false,
+        }
     }
 }
 
 impl TestPlan {
-    fn matches(&self, context: &Context<'_>) -> bool {
+    fn matches(&self, checks: &[Check], context: &Context<'_>) -> bool {
         match self.target {
-            Target::Field(index) => self.matches_field(context, index),
+            Target::Field(index) => self.matches_field(checks, context, index),
             // Keywords hold only `Direct` checks (slots are per field).
             Target::AnyField => {
-                (0..context.view.field_count()).any(|i| self.matches_field(context, i))
+                (0..context.view.field_count()).any(|i| self.matches_field(checks, context, i))
             }
         }
     }
 
-    fn matches_field(&self, context: &Context<'_>, index: usize) -> bool {
+    fn matches_field(&self, checks: &[Check], context: &Context<'_>, index: usize) -> bool {
         let one = |check: &Check| context.check(*check, index);
         if self.all {
-            self.checks.iter().all(one)
+            checks.iter().all(one)
         } else {
-            self.checks.iter().any(one)
+            checks.iter().any(one)
         }
     }
 }
@@ -771,7 +927,6 @@ impl RuleSet {
                 }
             }
         }
-        self.slot_rules = Lists::new(slot_rules);
 
         let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
         let mut groups = Groups::default();
@@ -824,39 +979,22 @@ impl RuleSet {
                 }
             }
         };
-        self.plans = self
-            .rules
-            .iter()
-            .map(|rule| RulePlan {
-                selections: rule
-                    .selections
+        let mut plans = Plans::default();
+        for rule in &self.rules {
+            plans.push(rule, |test| {
+                let checks = test
+                    .matchers
                     .iter()
-                    .map(|s| {
-                        s.any_of
-                            .iter()
-                            .map(|tests| {
-                                tests
-                                    .iter()
-                                    .map(|t| {
-                                        let checks =
-                                            t.matchers.iter().map(|m| check(t.target, m)).collect();
-                                        TestPlan {
-                                            target: t.target,
-                                            all: t.all,
-                                            checks: if t.all {
-                                                checks
-                                            } else {
-                                                groups.fold(checks)
-                                            },
-                                        }
-                                    })
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect(),
-            })
-            .collect();
+                    .map(|m| check(test.target, m))
+                    .collect();
+                if test.all {
+                    checks
+                } else {
+                    groups.fold(checks)
+                }
+            });
+        }
+        self.plans = plans;
         self.globs = globs;
         self.direct = direct;
         self.gates = Lists::new(gates);
@@ -881,8 +1019,12 @@ impl RuleSet {
             })
             .collect();
         self.rule_conjuncts = Lists::new(conjuncts);
-        self.group_count = groups.members.len();
-        self.slot_groups = groups.by_slot(self.slot_count);
+        self.marks = Marks::new(groups.members.len());
+        let mut slot_marks = groups.by_slot(self.slot_count);
+        for (marks, rules) in slot_marks.iter_mut().zip(slot_rules) {
+            marks.extend(rules.into_iter().map(|rule| self.marks.rule(rule)));
+        }
+        self.slot_marks = Lists::new(slot_marks);
     }
 }
 
@@ -927,7 +1069,7 @@ impl Groups {
     }
 
     /// Per slot, the groups containing it.
-    fn by_slot(&self, slot_count: usize) -> Lists<u32> {
+    fn by_slot(&self, slot_count: usize) -> Vec<Vec<u32>> {
         let mut by_slot = vec![Vec::new(); slot_count];
         for (group, slots) in self.members.iter().enumerate() {
             let group = u32::try_from(group).unwrap_or(u32::MAX);
@@ -937,7 +1079,7 @@ impl Groups {
                 }
             }
         }
-        Lists::new(by_slot)
+        by_slot
     }
 }
 
@@ -1079,12 +1221,7 @@ mod tests {
             .find(|(l, _)| *l == Logsource::ProcessCreation)
             .expect("set")
             .1;
-        let checks: Vec<&Check> = set
-            .plans
-            .iter()
-            .flat_map(|p| p.selections.iter().flatten().flatten())
-            .flat_map(|t| &t.checks)
-            .collect();
+        let checks: Vec<&Check> = set.plans.checks.iter().collect();
         let direct = checks
             .iter()
             .filter(|c| matches!(c, Check::Direct(_)))

@@ -191,9 +191,20 @@ pub fn lowercase_into(text: &str, out: &mut String) {
         if let Some(tail) = out.get_mut(start..) {
             tail.make_ascii_lowercase();
         }
-    } else {
-        // Not per-char: `to_lowercase` maps a word-final sigma differently.
+    } else if text.contains('Σ') {
+        // Not per char: `to_lowercase` maps a word-final sigma differently.
         out.push_str(&text.to_lowercase());
+    } else {
+        // Without a capital sigma, `to_lowercase` maps each char on its own:
+        // the same result, without allocating a temporary string (values
+        // such as "Microsoft® Windows®" are common).
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
     }
 }
 
