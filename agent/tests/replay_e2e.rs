@@ -153,7 +153,7 @@ fn events_of_one_batch_are_handled_in_callback_order_across_lanes() {
     use ringside_agent::source::writer::ReplayWriter;
     use ringside_agent::synth::{BatchBuilder, VOLUME_MAP, sid};
     use ringside_wire::replay::FrameKind;
-    use support::{T0, at};
+    use support::{T0, at, create_explorer};
 
     let user = sid(5, &[21, 1, 2, 3, 1001]);
     let medium = sid(16, &[0x2000]);
@@ -161,14 +161,7 @@ fn events_of_one_batch_are_handled_in_callback_order_across_lanes() {
     // CPU 0's lane first: cmd's file create at +125 ms.
     b.file_create(at(2000, 125), r"\Device\HarddiskVolume3\Temp\a.txt", 2);
     // Then CPU 1's: explorer created at 0, cmd at +123 ms.
-    b.process_create(
-        at(1000, 0),
-        4,
-        r"\Device\HarddiskVolume3\Windows\explorer.exe",
-        r"C:\Windows\Explorer.EXE",
-        &user,
-        &medium,
-    );
+    create_explorer(&mut b, &user, &medium);
     b.process_create(
         at(2000, 123),
         1000,

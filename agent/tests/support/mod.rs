@@ -26,14 +26,7 @@ pub fn scenario() -> Vec<u8> {
     let high = sid(16, &[0x3000]);
     let medium = sid(16, &[0x2000]);
     let mut b = BatchBuilder::new();
-    b.process_create(
-        at(1000, 0),
-        4,
-        r"\Device\HarddiskVolume3\Windows\explorer.exe",
-        r"C:\Windows\Explorer.EXE",
-        &user,
-        &medium,
-    );
+    create_explorer(&mut b, &user, &medium);
     b.process_create(
         at(2000, 123),
         1000,
@@ -71,6 +64,18 @@ pub fn scenario() -> Vec<u8> {
     w.batch(T0, &second).expect("write");
     w.finish().expect("write");
     out
+}
+
+/// Explorer (pid 1000, parent 4) created at `T0`.
+pub fn create_explorer(b: &mut BatchBuilder, user: &[u8], integrity: &[u8]) {
+    b.process_create(
+        at(1000, 0),
+        4,
+        r"\Device\HarddiskVolume3\Windows\explorer.exe",
+        r"C:\Windows\Explorer.EXE",
+        user,
+        integrity,
+    );
 }
 
 /// Runs the agent binary with `args`; returns (exit code, stdout, stderr).
