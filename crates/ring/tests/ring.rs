@@ -324,6 +324,29 @@ fn lanes_are_drained_in_turn_under_one_sequence() {
 }
 
 #[test]
+fn commit_reports_the_backlog_of_its_own_lane() {
+    let mut mem = memory(16 * 1024);
+    let ring = Ring::with_lanes(mem.as_mut_bytes(), 2).unwrap();
+    let commit = |lane: usize, len: usize| {
+        let mut slot = ring.reserve_in(lane, EventKind::FileWrite, len).unwrap();
+        fill(slot.buffer(), 1);
+        slot.commit()
+    };
+    // A slot is its record rounded up to 8 bytes, plus the 8-byte tag.
+    assert_eq!(commit(0, 64), 72);
+    assert_eq!(commit(0, 45), 72 + 56);
+    assert_eq!(commit(1, 32), 40, "lane 1 does not see lane 0's bytes");
+    // An older reservation still open counts: the backlog runs up to the
+    // committed slot's end.
+    let open = ring.reserve_in(1, EventKind::FileWrite, 32).unwrap();
+    assert_eq!(commit(1, 32), 3 * 40);
+    open.commit();
+    let mut out = vec![0; 4096];
+    assert_ne!(ring.drain_into(&mut out), 0);
+    assert_eq!(commit(0, 64), 72, "drained bytes no longer count");
+}
+
+#[test]
 fn a_claimed_lane_refuses_shared_reservations_until_released() {
     let mut mem = memory(2 * Ring::MIN_CAPACITY);
     let ring = Ring::with_lanes(mem.as_mut_bytes(), 2).unwrap();
