@@ -25,6 +25,11 @@ pub struct SharedConfig {
     /// Both string caps, packed by [`pack_caps`]: one load per event.
     caps: AtomicU32,
     batch_bytes: AtomicU32,
+    /// log2 of the ring's lane count ([`SharedConfig::set_lanes`]).
+    lane_shift: AtomicU32,
+    /// `batch_bytes` split evenly over the lanes: precomputed because it is
+    /// compared after every event.
+    lane_batch_bytes: AtomicU32,
     max_latency_ms: AtomicU32,
 }
 
@@ -34,7 +39,9 @@ impl SharedConfig {
         SharedConfig {
             event_mask: AtomicU32::new(ALL_EVENTS_MASK),
             caps: AtomicU32::new(pack_caps(1024, 8192)),
-            batch_bytes: AtomicU32::new(16 * 1024),
+            batch_bytes: AtomicU32::new(DEFAULT_BATCH_BYTES),
+            lane_shift: AtomicU32::new(0),
+            lane_batch_bytes: AtomicU32::new(DEFAULT_BATCH_BYTES),
             max_latency_ms: AtomicU32::new(20),
         }
     }
@@ -47,8 +54,23 @@ impl SharedConfig {
         );
         self.batch_bytes
             .store(config.batch_bytes, Ordering::Relaxed);
+        self.split_batch();
         self.max_latency_ms
             .store(config.max_latency_ms, Ordering::Relaxed);
+    }
+
+    /// Splits the batch threshold over `lanes` (a power of two). Called once
+    /// the ring exists, before a consumer can CONFIGURE.
+    pub fn set_lanes(&self, lanes: usize) {
+        self.lane_shift
+            .store(lanes.trailing_zeros(), Ordering::Relaxed);
+        self.split_batch();
+    }
+
+    fn split_batch(&self) {
+        let share =
+            self.batch_bytes.load(Ordering::Relaxed) >> self.lane_shift.load(Ordering::Relaxed);
+        self.lane_batch_bytes.store(share, Ordering::Relaxed);
     }
 
     /// Back to the defaults (a new consumer starts from them).
@@ -69,14 +91,19 @@ impl SharedConfig {
         }
     }
 
-    pub fn batch_bytes(&self) -> usize {
-        self.batch_bytes.load(Ordering::Relaxed) as usize
+    /// One lane's share of `batch_bytes`: the backlog at which a producer
+    /// wakes the READ.
+    pub fn lane_batch_bytes(&self) -> usize {
+        self.lane_batch_bytes.load(Ordering::Relaxed) as usize
     }
 
     pub fn max_latency_ms(&self) -> u32 {
         self.max_latency_ms.load(Ordering::Relaxed)
     }
 }
+
+/// `Config::default()`'s batch threshold.
+const DEFAULT_BATCH_BYTES: u32 = 16 * 1024;
 
 /// The name cap in the low half, the command-line cap in the high half.
 /// `Config`'s caps are even and in range (CONFIGURE validated them), and

@@ -13,6 +13,8 @@ use crate::kind::{DROP_REASON_COUNT, EVENT_KIND_COUNT, EventKind, RecordKind};
 /// Every record's size is a multiple of this, and so is every record's offset
 /// in a READ batch.
 pub const RECORD_ALIGN: usize = 8;
+// The encoder rounds up with a mask.
+const _: () = assert!(RECORD_ALIGN.is_power_of_two());
 
 /// Largest record the driver writes or the decoder accepts (fits `u16` blob
 /// offsets, and a READ buffer of [`crate::ioctl::READ_MIN_BUFFER`] always

@@ -280,11 +280,11 @@ unsafe fn on_create(g: &Globals, data: *mut FLT_CALLBACK_DATA) {
             status,
             name: name.units(),
         };
-        after_emit(g, ring, facts.emit(&DispatchRing(ring), caps));
+        after_emit(g, facts.emit(&DispatchRing(ring), caps));
     }
     if want_delete {
         let facts = FileDeleteFacts::on_close(origin(pid), name.units());
-        after_emit(g, ring, facts.emit(&DispatchRing(ring), caps));
+        after_emit(g, facts.emit(&DispatchRing(ring), caps));
     }
 }
 
@@ -335,11 +335,7 @@ unsafe extern "system" fn pre_write(
                             origin: origin(pid),
                             name: name.units(),
                         };
-                        after_emit(
-                            g,
-                            ring,
-                            facts.emit_write(&DispatchRing(ring), config.caps()),
-                        );
+                        after_emit(g, facts.emit_write(&DispatchRing(ring), config.caps()));
                     }
                     Err(reason) => drop_count(ring, EventKind::FileWrite, reason),
                 }
@@ -377,11 +373,7 @@ unsafe extern "system" fn pre_cleanup(
                     name: name.units(),
                 };
                 let caps = g.control.config.caps();
-                after_emit(
-                    g,
-                    ring,
-                    facts.emit_close_modified(&DispatchRing(ring), caps),
-                );
+                after_emit(g, facts.emit_close_modified(&DispatchRing(ring), caps));
             }
             Err(reason) => drop_count(ring, EventKind::FileCloseModified, reason),
         }
@@ -491,5 +483,5 @@ unsafe fn on_set_information(
         }
         SetInformation::Ignore => return,
     };
-    after_emit(g, ring, emitted);
+    after_emit(g, emitted);
 }

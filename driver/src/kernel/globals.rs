@@ -147,6 +147,7 @@ impl Globals {
         // layout of `Ring`.
         let slot = unsafe { &mut *self.ring.get().cast::<MaybeUninit<Ring<'static>>>() };
         Ring::init_in(slot, memory, lanes)?;
+        self.control.config.set_lanes(lanes);
         self.ring_ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -8,7 +8,6 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
 use ringside_driver::record::{ImageLoadFacts, ProcessCreateFacts, ProcessExitFacts};
-use ringside_driver::ring::Ring;
 use ringside_wire::{
     DropReason, EventKind, Origin, PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE, PROCESS_FLAG_SUBSYSTEM,
 };
@@ -80,11 +79,9 @@ pub(super) fn origin(pid: u32) -> Origin {
 /// lanes fill together and a READ completes near `batch_bytes`; under
 /// uneven load it completes sooner, never later (the latency timer is the
 /// bound either way).
-pub(super) fn after_emit(g: &Globals, ring: &Ring<'_>, emitted: Result<usize, DropReason>) {
+pub(super) fn after_emit(g: &Globals, emitted: Result<usize, DropReason>) {
     let Ok(lane_backlog) = emitted else { return };
-    // `lanes()` is a power of two: the shift divides by it.
-    let share = g.control.config.batch_bytes() >> ring.lanes().trailing_zeros();
-    if lane_backlog >= share {
+    if lane_backlog >= g.control.config.lane_batch_bytes() {
         queue::kick(g);
     }
 }
@@ -219,7 +216,7 @@ unsafe extern "system" fn process_notify(
                     origin: origin(pid),
                     exit_status,
                 };
-                after_emit(g, ring, facts.emit(&DispatchRing(ring)));
+                after_emit(g, facts.emit(&DispatchRing(ring)));
             }
             Some(info) => {
                 if !g.control.config.enabled(EventKind::ProcessCreate) {
@@ -251,11 +248,7 @@ unsafe extern "system" fn process_notify(
                     user_sid: sids.user(),
                     integrity_sid: sids.integrity(),
                 };
-                after_emit(
-                    g,
-                    ring,
-                    facts.emit(&DispatchRing(ring), g.control.config.caps()),
-                );
+                after_emit(g, facts.emit(&DispatchRing(ring), g.control.config.caps()));
             }
         }
     });
@@ -286,10 +279,6 @@ unsafe extern "system" fn image_notify(
             // SAFETY: `name` is null or valid for the callback's duration.
             image_name: unsafe { nt::units(name) },
         };
-        after_emit(
-            g,
-            ring,
-            facts.emit(&DispatchRing(ring), g.control.config.caps()),
-        );
+        after_emit(g, facts.emit(&DispatchRing(ring), g.control.config.caps()));
     });
 }
