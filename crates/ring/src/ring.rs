@@ -915,6 +915,12 @@ impl<'a> Ring<'a> {
         // `claim_space`: every tag below `end` was stamped for this lap and
         // is visible.
         let end = lane.producer.pos.load(Ordering::Acquire);
+        // Locals, not fields: `Lane` and `Drain` are behind references the
+        // compiler must assume each record's copy (a call) may change, so
+        // it would reload every field once per record.
+        let capacity = lane.capacity;
+        let mut written = drain.written;
+        let mut seq = drain.seq;
         let mut pos = start;
         let mut fits = true;
 
@@ -930,8 +936,7 @@ impl<'a> Ring<'a> {
             if tag.state == State::Busy {
                 break; // not published yet
             }
-            let room = lane
-                .capacity
+            let room = capacity
                 .wrapping_sub(offset)
                 .min(usize::try_from(end.wrapping_sub(pos)).unwrap_or(usize::MAX));
             if tag.slot_len < TAG_SIZE || tag.slot_len > room {
@@ -939,10 +944,10 @@ impl<'a> Ring<'a> {
             }
             let record_len = tag.slot_len.wrapping_sub(TAG_SIZE);
             if tag.state == State::Committed {
-                let written = drain.written;
                 let Some(dest) = drain
                     .out
-                    .get_mut(written..written.saturating_add(record_len))
+                    .get_mut(written..)
+                    .and_then(|rest| rest.get_mut(..record_len))
                 else {
                     fits = false;
                     break; // the caller's buffer is full
@@ -951,21 +956,20 @@ impl<'a> Ring<'a> {
                 // the drain lock) owns it until `cons_pos` moves past it; no
                 // producer writes it again before that.
                 let src = unsafe { lane.slot_record(pos, record_len) };
-                // Equal by construction, but `saturating_add` above keeps the
-                // compiler from proving it; without this check the release
-                // ringside.sys keeps a reachable panic (the binary gate
-                // rejects its KeBugCheckEx import).
+                // Equal by construction (both `record_len`); the check costs
+                // nothing and keeps a length-mismatch panic out of the
+                // release ringside.sys (the binary gate rejects it).
                 if dest.len() == src.len() {
                     dest.copy_from_slice(src);
                 }
                 if let Some(stamp) = dest.get_mut(HEADER_SEQ_OFFSET..HEADER_SEQ_OFFSET + 8) {
-                    stamp.copy_from_slice(&drain.seq.to_le_bytes());
+                    stamp.copy_from_slice(&seq.to_le_bytes());
                 }
-                drain.seq = drain.seq.wrapping_add(1);
+                seq = seq.wrapping_add(1);
                 if let Some(count) = drain.delivered.get_mut(usize::from(tag.kind)) {
                     *count = count.wrapping_add(1);
                 }
-                drain.written = written.wrapping_add(record_len);
+                written = written.wrapping_add(record_len);
             }
             // Under loom only: leave forged next-lap tags behind (see
             // `TagTable::forge_stale`); nothing in the product build.
@@ -973,6 +977,8 @@ impl<'a> Ring<'a> {
             pos = pos.wrapping_add(tag.slot_len as u64);
         }
 
+        drain.written = written;
+        drain.seq = seq;
         if pos != start {
             // Release pairs with the Acquire load of `cons_pos` in
             // `claim_space` (and in `pending_bytes`): our reads of

@@ -44,13 +44,14 @@ impl<T> core::ops::Deref for CachePadded<T> {
 /// # Invariants
 ///
 /// `base` points to `len` bytes that the ring owns for `'a`, 8-byte aligned,
-/// `len` a power of two (established by `Ring::new`).
+/// `len` a power of two (established by `Ring::new`); `mask` is
+/// `(len - 1) & !7`, which takes any offset to a tag word's inside them.
 #[derive(Debug)]
 pub(crate) struct TagTable {
     #[cfg(not(loom))]
     base: core::ptr::NonNull<u8>,
     #[cfg(not(loom))]
-    len: usize,
+    mask: usize,
     #[cfg(loom)]
     side: std::boxed::Box<[AtomicU64]>,
     #[cfg(loom)]
@@ -64,8 +65,11 @@ impl TagTable {
     pub(crate) unsafe fn new(base: core::ptr::NonNull<u8>, len: usize) -> Self {
         #[cfg(not(loom))]
         {
-            // INVARIANT: the caller promised it.
-            TagTable { base, len }
+            // INVARIANT: the caller promised the rest.
+            TagTable {
+                base,
+                mask: len.wrapping_sub(1) & !7,
+            }
         }
         #[cfg(loom)]
         {
@@ -85,8 +89,9 @@ impl TagTable {
     pub(crate) fn get(&self, offset: usize) -> &AtomicU64 {
         #[cfg(not(loom))]
         {
-            let offset = offset & (self.len.wrapping_sub(1)) & !7;
-            // SAFETY: `offset` is below `len` and a multiple of 8, and `base`
+            let offset = offset & self.mask;
+            // SAFETY: `offset` is below `len` and a multiple of 8 (`mask`,
+            // type invariant), and `base`
             // is 8-byte aligned and valid for `len` bytes for our lifetime
             // (type invariant), so the pointer is in bounds and aligned for
             // `AtomicU64`, which has the size and alignment of `u64`. Tag
