@@ -48,7 +48,7 @@ pub struct Caps {
 
 /// Sizes, reserves, encodes and commits one record; counts the drop if any
 /// step fails. Returns the bytes pending in the lane the record went to
-/// ([`Reservation::commit`](crate::ring::Reservation::commit)).
+/// ([`Committed::lane_backlog`](crate::ring::Committed::lane_backlog)).
 pub fn emit<B: Body>(
     ring: &impl Reserve,
     kind: EventKind,
@@ -62,7 +62,7 @@ pub fn emit<B: Body>(
     };
     let mut reservation = ring.reserve(kind, len)?;
     match encode_exact(reservation.buffer(), origin, body, fields) {
-        Ok(_) => Ok(reservation.commit()),
+        Ok(_) => Ok(reservation.commit().lane_backlog()),
         Err(_) => {
             reservation.discard(DropReason::EncodeFailed);
             Err(DropReason::EncodeFailed)

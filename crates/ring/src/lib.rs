@@ -55,5 +55,5 @@ pub mod ring;
 mod sync;
 mod tag;
 
-pub use reservation::Reservation;
+pub use reservation::{Committed, Reservation};
 pub use ring::{MAX_CLAIM_TRIES, MAX_LANES, Producer, Ring, RingError};

@@ -68,19 +68,17 @@ impl<'r> Reservation<'r> {
         self.kind
     }
 
-    /// Publishes the record: the consumer will copy it out. Returns the
-    /// bytes then pending in the record's lane, up to and including its
-    /// slot (slot tags and padding counted, later reservations not): one
-    /// lane's share of [`Ring::pending_bytes`], cheap enough to check after
-    /// every event, as a producer deciding whether to wake the consumer does.
-    pub fn commit(self) -> usize {
+    /// Publishes the record: the consumer will copy it out.
+    pub fn commit(self) -> Committed<'r> {
         // Published here, so the drop's discard must not run.
         let this = ManuallyDrop::new(self);
         this.publish(State::Committed);
         // Cannot overflow: `len` <= MAX_RECORD_SIZE (invariant).
         let slot_len = this.len.next_multiple_of(8).wrapping_add(TAG_SIZE);
-        this.lane
-            .pending_bytes_before(this.pos.wrapping_add(slot_len as u64))
+        Committed {
+            lane: this.lane,
+            end: this.pos.wrapping_add(slot_len as u64),
+        }
     }
 
     /// Gives the space up and counts the event as dropped for `reason`.
@@ -105,6 +103,29 @@ impl<'r> Reservation<'r> {
         // sees the tag.
         self.tag
             .store(Tag::with_state(busy, state), Ordering::Release);
+    }
+}
+
+/// A published record's place in its lane, for a producer deciding whether
+/// to wake the consumer.
+#[derive(Clone, Copy, Debug)]
+pub struct Committed<'r> {
+    lane: &'r Lane,
+    /// The position just past the record's slot.
+    end: u64,
+}
+
+impl Committed<'_> {
+    /// The bytes then pending in the record's lane, up to and including its
+    /// slot (slot tags and padding counted, later reservations not): one
+    /// lane's share of [`Ring::pending_bytes`], cheap enough to check after
+    /// every event.
+    ///
+    /// It reads the consumer's position, a line the consumer writes on
+    /// every drain: a producer that does not need the figure should not ask
+    /// (committing alone reads nothing of the consumer's).
+    pub fn lane_backlog(&self) -> usize {
+        self.lane.pending_bytes_before(self.end)
     }
 }
 

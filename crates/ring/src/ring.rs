@@ -993,7 +993,7 @@ impl<'a> Ring<'a> {
     /// up soon.
     pub fn pending_bytes(&self) -> usize {
         // The driver's DPC asks before each READ it completes; producers
-        // use their own lane's figure (`Reservation::commit`) instead.
+        // use their own lane's figure (`Committed::lane_backlog`) instead.
         let mut pending = 0u64;
         for lane in self.used_lanes() {
             pending = pending.wrapping_add(lane.pending_u64());

@@ -324,13 +324,13 @@ fn lanes_are_drained_in_turn_under_one_sequence() {
 }
 
 #[test]
-fn commit_reports_the_backlog_of_its_own_lane() {
+fn a_committed_record_s_backlog_is_its_own_lane_up_to_its_slot() {
     let mut mem = memory(16 * 1024);
     let ring = Ring::with_lanes(mem.as_mut_bytes(), 2).unwrap();
     let commit = |lane: usize, len: usize| {
         let mut slot = ring.reserve_in(lane, EventKind::FileWrite, len).unwrap();
         fill(slot.buffer(), 1);
-        slot.commit()
+        slot.commit().lane_backlog()
     };
     // A slot is its record rounded up to 8 bytes, plus the 8-byte tag.
     assert_eq!(commit(0, 64), 72);
