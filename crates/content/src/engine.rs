@@ -732,7 +732,20 @@ const MAX_DFA_PATTERNS: usize = 100;
 /// rather than through the library's overlapping iterator, whose per-match
 /// call and resume cost more than the walk itself on short field values.
 #[derive(Debug)]
-enum FieldAutomaton {
+struct FieldAutomaton {
+    kind: AutomatonKind,
+    /// The bytes the patterns start with, when there are at most three
+    /// (repeated to fill the array): the walk then jumps from its start
+    /// state to the next of them with `memchr3` instead of stepping through
+    /// the bytes in between. `Hashes` is the case in point: its patterns all
+    /// start `imphash=`, `md5=`, `sha1=` or `sha256=`, so the ~170 bytes of
+    /// hex in each value are skipped, where the walk spent 14% of the
+    /// engine's instructions on them.
+    first_bytes: Option<[u8; 3]>,
+}
+
+#[derive(Debug)]
+enum AutomatonKind {
     Dfa(dfa::DFA),
     Nfa(nfa::contiguous::NFA),
 }
@@ -751,31 +764,68 @@ impl FieldAutomaton {
             .then(|| dfa::DFA::builder().prefilter(false).build(patterns).ok())
             .flatten()
             .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES);
-        match dfa {
-            Some(dfa) => Some(FieldAutomaton::Dfa(dfa)),
+        let kind = match dfa {
+            Some(dfa) => AutomatonKind::Dfa(dfa),
             None => nfa::contiguous::NFA::builder()
                 .prefilter(false)
                 .build(patterns)
                 .ok()
-                .map(FieldAutomaton::Nfa),
-        }
+                .map(AutomatonKind::Nfa)?,
+        };
+        Some(FieldAutomaton {
+            kind,
+            first_bytes: first_bytes(patterns),
+        })
     }
 
     /// Calls `found(pattern, start, end)` for every occurrence of every
     /// pattern in `haystack`, overlapping ones included.
     fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize, usize)) {
-        match self {
-            FieldAutomaton::Dfa(dfa) => walk(dfa, haystack, found),
-            FieldAutomaton::Nfa(nfa) => walk(nfa, haystack, found),
+        match (&self.kind, self.first_bytes) {
+            (AutomatonKind::Dfa(dfa), None) => walk(dfa, haystack, |_| Some(0), found),
+            (AutomatonKind::Nfa(nfa), None) => walk(nfa, haystack, |_| Some(0), found),
+            (AutomatonKind::Dfa(dfa), Some([a, b, c])) => {
+                walk(dfa, haystack, |rest| memchr::memchr3(a, b, c, rest), found);
+            }
+            (AutomatonKind::Nfa(nfa), Some([a, b, c])) => {
+                walk(nfa, haystack, |rest| memchr::memchr3(a, b, c, rest), found);
+            }
         }
+    }
+}
+
+/// The bytes `patterns` start with, if there are one to three of them,
+/// repeated to fill the array. `None` if a pattern is empty: it would
+/// match at every position, including those skipped.
+fn first_bytes(patterns: &[String]) -> Option<[u8; 3]> {
+    let mut bytes: Vec<u8> = patterns
+        .iter()
+        .map(|p| p.as_bytes().first().copied())
+        .collect::<Option<_>>()?;
+    bytes.sort_unstable();
+    bytes.dedup();
+    match bytes[..] {
+        [a] => Some([a, a, a]),
+        [a, b] => Some([a, b, b]),
+        [a, b, c] => Some([a, b, c]),
+        _ => None,
     }
 }
 
 /// The overlapping search: with standard match semantics, every state
 /// carries all the patterns ending at it, so reporting each match state's
 /// patterns at each position reports every occurrence.
-fn walk<A: Automaton>(automaton: &A, haystack: &[u8], mut found: impl FnMut(usize, usize, usize)) {
-    let Ok(mut state) = automaton.start_state(Anchored::No) else {
+///
+/// `skip(rest)` is how many bytes of `rest` start no pattern (`None`: all
+/// of them). In the start state such bytes lead back to the start state
+/// and complete no occurrence, so the walk jumps over them.
+fn walk<A: Automaton>(
+    automaton: &A,
+    haystack: &[u8],
+    skip: impl Fn(&[u8]) -> Option<usize>,
+    mut found: impl FnMut(usize, usize, usize),
+) {
+    let Ok(start) = automaton.start_state(Anchored::No) else {
         return;
     };
     let mut report = |state, end: usize| {
@@ -785,17 +835,28 @@ fn walk<A: Automaton>(automaton: &A, haystack: &[u8], mut found: impl FnMut(usiz
             found(pattern.as_usize(), start, end);
         }
     };
-    if automaton.is_match(state) {
-        report(state, 0);
+    if automaton.is_match(start) {
+        report(start, 0);
     }
-    for (at, &byte) in haystack.iter().enumerate() {
+    let (mut state, mut at) = (start, 0);
+    loop {
+        if state == start {
+            match haystack.get(at..).and_then(&skip) {
+                Some(skipped) => at += skipped,
+                None => return,
+            }
+        }
+        let Some(&byte) = haystack.get(at) else {
+            return;
+        };
+        at += 1;
         state = automaton.next_state(Anchored::No, state, byte);
         if automaton.is_special(state) {
             if automaton.is_dead(state) {
                 return;
             }
             if automaton.is_match(state) {
-                report(state, at + 1);
+                report(state, at);
             }
         }
     }
@@ -1088,6 +1149,70 @@ mod tests {
     use super::*;
     use crate::schema::OwnedEvent;
     use std::path::Path;
+
+    /// Every occurrence of every pattern, found by comparing at each position.
+    fn occurrences_naive(patterns: &[String], haystack: &str) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (pattern, text) in patterns.iter().enumerate() {
+            for start in 0..haystack.len() {
+                if haystack.as_bytes()[start..].starts_with(text.as_bytes()) {
+                    out.push((pattern, start, start + text.len()));
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The walk that jumps to the patterns' first bytes finds every
+    /// occurrence, overlapping and adjacent ones included, with either kind
+    /// of automaton.
+    #[test]
+    fn skipping_walk_finds_every_occurrence() {
+        let patterns: Vec<String> = ["md5=ab", "m", "sha1=a", "s=", "hah", "mm", "ha=ha"]
+            .map(String::from)
+            .to_vec();
+        let nfa = nfa::contiguous::NFA::new(&patterns).expect("nfa");
+        let dfa = dfa::DFA::new(&patterns).expect("dfa");
+        let automata = [
+            FieldAutomaton {
+                kind: AutomatonKind::Nfa(nfa),
+                first_bytes: first_bytes(&patterns),
+            },
+            FieldAutomaton {
+                kind: AutomatonKind::Dfa(dfa),
+                first_bytes: first_bytes(&patterns),
+            },
+        ];
+        assert_eq!(first_bytes(&patterns), Some([b'h', b'm', b's']));
+        let mut haystacks = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..6 {
+            frontier = frontier
+                .iter()
+                .flat_map(|h| ["m", "d", "5", "=", "a", "s", "h", "1"].map(|c| format!("{h}{c}")))
+                .collect();
+            haystacks.extend(frontier.iter().cloned());
+        }
+        haystacks.push("sha1=aaff,md5=abab,imphash=hah".into());
+        for automaton in &automata {
+            for haystack in &haystacks {
+                let mut found = Vec::new();
+                automaton.for_each_occurrence(haystack.as_bytes(), |p, s, e| found.push((p, s, e)));
+                found.sort_unstable();
+                assert_eq!(
+                    found,
+                    occurrences_naive(&patterns, haystack),
+                    "{haystack:?}"
+                );
+            }
+        }
+        assert_eq!(
+            first_bytes(&["a".into(), "b".into(), "c".into(), "d".into()]),
+            None
+        );
+        assert_eq!(first_bytes(&["a".into(), String::new()]), None);
+    }
 
     #[test]
     fn anchors_from_positions() {
