@@ -11,8 +11,9 @@
 //! bit lookups, not 300 string searches.
 //!
 //! The same pass gives the prefilter: a rule is evaluated only if one of the
-//! string tests it *requires* (see [`compile::required_matchers`]) holds, or
-//! if it requires none (e.g. pure regex or negation rules). Requiring the
+//! string tests it *requires* (see [`compile::required_matchers`]) holds,
+//! or for a required regular expression one of the literals every match
+//! contains occurs, or if it requires none (e.g. negation rules). Requiring the
 //! anchored test, not just the literal's occurrence, keeps e.g. every
 //! `Image|endswith: '\\cmd.exe'` rule out when cmd.exe is only the parent.
 
@@ -665,55 +666,13 @@ fn slot_key(target: Target, matcher: &Matcher) -> Option<(usize, Anchor, &str)> 
     }
 }
 
-/// The shortest gate literal worth scanning for: shorter ones occur in
-/// most command lines and would cost automaton hits for little filtering.
-const MIN_GATE_LEN: usize = 3;
-
-/// For a regular expression on one field: lowercased literals one of which
-/// occurs in the field's lowercased value whenever the expression matches
-/// the value as written. `None` when there is no such set worth having.
-///
-/// The literals are what every match starts (or ends) with, extracted from
-/// the pattern parsed case-insensitively, so that they cover every casing
-/// the value can have, whatever the expression's own flags; lowercasing a
-/// value maps each character on its own, so a matched literal's lowercase
-/// form occurs in the lowercased value. The one exception is the Greek
-/// sigma, lowercased by context: literals containing it are not used.
+/// For a regular expression on one field: the field and its gate literals
+/// ([`compile::regex_literals`]).
 fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let (Target::Field(field), Matcher::Regex(regex)) = (target, matcher) else {
         return None;
     };
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(true)
-        .build()
-        .parse(regex.as_str())
-        .ok()?;
-    let literals = |kind| -> Option<Vec<String>> {
-        let seq = Extractor::new().kind(kind).extract(&hir);
-        let texts: Vec<String> = seq
-            .literals()?
-            .iter()
-            .map(|l| {
-                std::str::from_utf8(l.as_bytes())
-                    .ok()
-                    .map(str::to_lowercase)
-            })
-            .collect::<Option<_>>()?;
-        let usable = !texts.is_empty()
-            && texts
-                .iter()
-                .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
-        usable.then_some(texts)
-    };
-    let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
-    let mut best = [ExtractKind::Prefix, ExtractKind::Suffix]
-        .into_iter()
-        .filter_map(literals)
-        .max_by_key(shortest)?;
-    best.sort_unstable();
-    best.dedup();
-    Some((field, best))
+    Some((field, compile::regex_literals(regex)?))
 }
 
 /// The largest DFA worth having. A DFA takes fewer instructions per byte
@@ -951,13 +910,39 @@ impl RuleSet {
             }
         }
 
-        // The slot of a required matcher, if its field is scanned.
-        let required_slot = |field: usize, m: &Matcher| -> Option<u32> {
+        // A regex's gate literals are in its field's automaton (added with
+        // the other literals above) unless the field is not scanned.
+        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
+            let (field, literals) = regex_gate(target, matcher)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            literals
+                .into_iter()
+                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
+                .collect()
+        };
+        // The slots one of which holds whenever a required matcher does: its
+        // own, or a regex's gates; `None` if its field is not scanned.
+        let required_slots = |field: usize, m: &Matcher| -> Option<Vec<u32>> {
+            if matches!(m, Matcher::Regex(_)) {
+                return gate_slots(Target::Field(field), m);
+            }
             let (field, anchor, text) = slot_key(Target::Field(field), m)?;
             if !scanned.get(field).copied().unwrap_or(false) {
                 return None;
             }
-            slots.get(&(field, anchor, text.to_owned())).copied()
+            slots
+                .get(&(field, anchor, text.to_owned()))
+                .map(|&slot| vec![slot])
+        };
+        // The slots one of which holds whenever one of `required` does.
+        let any_slot_of = |required: Vec<(usize, &Matcher)>| -> Option<Vec<u32>> {
+            let mut all = Vec::new();
+            for (field, m) in required {
+                all.extend(required_slots(field, m)?);
+            }
+            Some(all)
         };
 
         // The prefilter: each rule under the slots it requires. A rule
@@ -966,13 +951,7 @@ impl RuleSet {
         self.always = Bits::new(self.rules.len());
         for (index, rule) in self.rules.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let required: Option<Vec<u32>> =
-                compile::required_matchers(rule).and_then(|required| {
-                    required
-                        .into_iter()
-                        .map(|(field, m)| required_slot(field, m))
-                        .collect()
-                });
+            let required = compile::required_matchers(rule).and_then(any_slot_of);
             match required {
                 Some(required) => {
                     for slot in required {
@@ -991,18 +970,6 @@ impl RuleSet {
 
         let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
         let mut groups = Groups::default();
-        // A regex's gate literals are in its field's automaton (added with
-        // the other literals above) unless the field is not scanned.
-        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
-            let (field, literals) = regex_gate(target, matcher)?;
-            if !scanned.get(field).copied().unwrap_or(false) {
-                return None;
-            }
-            literals
-                .into_iter()
-                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
-                .collect()
-        };
         let mut check = |target: Target, matcher: &Matcher| -> Check {
             let slot = slot_key(target, matcher)
                 .filter(|(field, _, _)| scanned.get(*field).copied().unwrap_or(false))
@@ -1067,11 +1034,7 @@ impl RuleSet {
                 compile::required_conjuncts(rule)
                     .into_iter()
                     .filter_map(|conjunct| {
-                        let slots: Option<Vec<u32>> = conjunct
-                            .into_iter()
-                            .map(|(field, m)| required_slot(field, m))
-                            .collect();
-                        let mut slots = slots?;
+                        let mut slots = any_slot_of(conjunct)?;
                         slots.sort_unstable();
                         slots.dedup();
                         Some(groups.group(slots))
@@ -1363,5 +1326,8 @@ mod tests {
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
         // `startswith: ['aba', 'b']` and `CommandLine: ['a', 'ba']`.
         assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
+        // A regex-only rule is prefiltered on its gate literals ('abab|bba'),
+        // unless it has none ('^a.b').
+        assert!(!set.always.contains(15) && set.always.contains(12));
     }
 }
