@@ -76,8 +76,19 @@ impl Anchor {
 struct FieldScan {
     field: usize,
     automaton: FieldAutomaton,
-    /// Per automaton pattern: the slots its occurrences can make true.
-    pattern_slots: Lists<(u32, Anchor)>,
+    /// Per automaton pattern: the slots its reported occurrences can make
+    /// true, for it and the patterns reported with it
+    /// ([`FieldAutomaton::reported_with`]).
+    pattern_hits: Lists<Hit>,
+}
+
+/// A slot an occurrence of a pattern `len` bytes long, ending where the
+/// walk reports it, makes true if `anchor` holds.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    slot: u32,
+    len: u32,
+    anchor: Anchor,
 }
 
 /// One list per automaton pattern (or slot), stored back to back: a hit then
@@ -390,8 +401,9 @@ impl Engine {
                 continue;
             };
             scan.automaton
-                .for_each_occurrence(value.as_bytes(), |pattern, start, end| {
-                    for &(slot, anchor) in scan.pattern_slots.get(pattern) {
+                .for_each_occurrence(value.as_bytes(), |pattern, end| {
+                    for &Hit { slot, len, anchor } in scan.pattern_hits.get(pattern) {
+                        let start = end.saturating_sub(len as usize);
                         if !anchor.holds(start, end, value.len()) {
                             continue;
                         }
@@ -701,6 +713,13 @@ struct FieldAutomaton {
     /// hex in each value are skipped, where the walk spent 14% of the
     /// engine's instructions on them.
     first_bytes: Option<[u8; 3]>,
+    /// Whether every match state lists its longest pattern first. The
+    /// patterns ending at a state are then that one and the patterns that
+    /// are suffixes of it, so the walk reports only the first: the engine's
+    /// list for a pattern covers its suffixes ([`Self::reported_with`]).
+    /// Decoding the other patterns of a state (and looking up their
+    /// lengths) cost more than the walk's hits did otherwise.
+    longest_first: bool,
 }
 
 #[derive(Debug)]
@@ -723,31 +742,76 @@ impl FieldAutomaton {
             .then(|| dfa::DFA::builder().prefilter(false).build(patterns).ok())
             .flatten()
             .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES);
-        let kind = match dfa {
-            Some(dfa) => AutomatonKind::Dfa(dfa),
-            None => nfa::contiguous::NFA::builder()
-                .prefilter(false)
-                .build(patterns)
-                .ok()
-                .map(AutomatonKind::Nfa)?,
+        let (kind, longest_first) = match dfa {
+            Some(dfa) => {
+                let longest_first = longest_first(&dfa, patterns);
+                (AutomatonKind::Dfa(dfa), longest_first)
+            }
+            None => {
+                let nfa = nfa::contiguous::NFA::builder()
+                    .prefilter(false)
+                    .build(patterns)
+                    .ok()?;
+                let longest_first = longest_first(&nfa, patterns);
+                (AutomatonKind::Nfa(nfa), longest_first)
+            }
         };
         Some(FieldAutomaton {
             kind,
             first_bytes: first_bytes(patterns),
+            longest_first,
         })
     }
 
-    /// Calls `found(pattern, start, end)` for every occurrence of every
-    /// pattern in `haystack`, overlapping ones included.
-    fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize, usize)) {
+    /// Per pattern, the patterns an occurrence reported for it stands for:
+    /// itself and, if the walk reports only each state's longest pattern,
+    /// every pattern that is a suffix of it (each ends where it ends).
+    fn reported_with(&self, patterns: &[String]) -> Vec<Vec<usize>> {
+        if !self.longest_first {
+            return (0..patterns.len()).map(|pattern| vec![pattern]).collect();
+        }
+        let index: HashMap<&[u8], usize> = patterns
+            .iter()
+            .enumerate()
+            .map(|(pattern, text)| (text.as_bytes(), pattern))
+            .collect();
+        patterns
+            .iter()
+            .map(|text| {
+                let bytes = text.as_bytes();
+                (0..bytes.len())
+                    .filter_map(|start| index.get(bytes.get(start..)?).copied())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Calls `found(pattern, end)` for every occurrence of every pattern in
+    /// `haystack` ending at `end`, overlapping ones included, except that
+    /// an occurrence of a pattern stands for those of the patterns
+    /// [`Self::reported_with`] it.
+    fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize)) {
+        let all = !self.longest_first;
         match (&self.kind, self.first_bytes) {
-            (AutomatonKind::Dfa(dfa), None) => walk(dfa, haystack, |_| Some(0), found),
-            (AutomatonKind::Nfa(nfa), None) => walk(nfa, haystack, |_| Some(0), found),
+            (AutomatonKind::Dfa(dfa), None) => walk(dfa, haystack, |_| Some(0), all, found),
+            (AutomatonKind::Nfa(nfa), None) => walk(nfa, haystack, |_| Some(0), all, found),
             (AutomatonKind::Dfa(dfa), Some([a, b, c])) => {
-                walk(dfa, haystack, |rest| memchr::memchr3(a, b, c, rest), found);
+                walk(
+                    dfa,
+                    haystack,
+                    |rest| memchr::memchr3(a, b, c, rest),
+                    all,
+                    found,
+                );
             }
             (AutomatonKind::Nfa(nfa), Some([a, b, c])) => {
-                walk(nfa, haystack, |rest| memchr::memchr3(a, b, c, rest), found);
+                walk(
+                    nfa,
+                    haystack,
+                    |rest| memchr::memchr3(a, b, c, rest),
+                    all,
+                    found,
+                );
             }
         }
     }
@@ -771,9 +835,31 @@ fn first_bytes(patterns: &[String]) -> Option<[u8; 3]> {
     }
 }
 
+/// Whether every match state of `automaton` (built from `patterns`) lists
+/// its longest pattern first. Each state is reached by reading a prefix of
+/// some pattern from the start, so walking every pattern checks them all.
+fn longest_first<A: Automaton>(automaton: &A, patterns: &[String]) -> bool {
+    let Ok(start) = automaton.start_state(Anchored::No) else {
+        return false;
+    };
+    let first_is_longest = |state| {
+        let len = |index| automaton.pattern_len(automaton.match_pattern(state, index));
+        !automaton.is_match(state) || (0..automaton.match_len(state)).all(|i| len(i) <= len(0))
+    };
+    first_is_longest(start)
+        && patterns.iter().all(|text| {
+            let mut state = start;
+            text.bytes().all(|byte| {
+                state = automaton.next_state(Anchored::No, state, byte);
+                first_is_longest(state)
+            })
+        })
+}
+
 /// The overlapping search: with standard match semantics, every state
 /// carries all the patterns ending at it, so reporting each match state's
-/// patterns at each position reports every occurrence.
+/// patterns at each position reports every occurrence (`all`), or its
+/// first pattern only (see [`FieldAutomaton::longest_first`]).
 ///
 /// `skip(rest)` is how many bytes of `rest` start no pattern (`None`: all
 /// of them). In the start state such bytes lead back to the start state
@@ -782,16 +868,16 @@ fn walk<A: Automaton>(
     automaton: &A,
     haystack: &[u8],
     skip: impl Fn(&[u8]) -> Option<usize>,
-    mut found: impl FnMut(usize, usize, usize),
+    all: bool,
+    mut found: impl FnMut(usize, usize),
 ) {
     let Ok(start) = automaton.start_state(Anchored::No) else {
         return;
     };
     let mut report = |state, end: usize| {
-        for index in 0..automaton.match_len(state) {
-            let pattern = automaton.match_pattern(state, index);
-            let start = end.saturating_sub(automaton.pattern_len(pattern));
-            found(pattern.as_usize(), start, end);
+        let count = if all { automaton.match_len(state) } else { 1 };
+        for index in 0..count {
+            found(automaton.match_pattern(state, index).as_usize(), end);
         }
     };
     if automaton.is_match(start) {
@@ -902,10 +988,24 @@ impl RuleSet {
                 if let Some(s) = scanned.get_mut(field) {
                     *s = true;
                 }
+                let hits = automaton
+                    .reported_with(&l.patterns)
+                    .into_iter()
+                    .map(|reported| {
+                        let hits = reported.into_iter().flat_map(|pattern| {
+                            let len = l.patterns.get(pattern).map_or(0, String::len);
+                            let len = u32::try_from(len).unwrap_or(u32::MAX);
+                            let slots = l.slots.get(pattern).map(Vec::as_slice).unwrap_or_default();
+                            slots
+                                .iter()
+                                .map(move |&(slot, anchor)| Hit { slot, len, anchor })
+                        });
+                        hits.collect()
+                    });
                 self.scans.push(FieldScan {
                     field,
                     automaton,
-                    pattern_slots: Lists::new(l.slots),
+                    pattern_hits: Lists::new(hits.collect()),
                 });
             }
         }
@@ -1127,27 +1227,32 @@ mod tests {
         out
     }
 
-    /// The walk that jumps to the patterns' first bytes finds every
-    /// occurrence, overlapping and adjacent ones included, with either kind
-    /// of automaton.
+    /// The walk finds every occurrence, overlapping and adjacent ones
+    /// included, with either kind of automaton, when it jumps to the
+    /// patterns' first bytes and when it reports only each state's longest
+    /// pattern (the others are then those reported with it).
     #[test]
-    fn skipping_walk_finds_every_occurrence() {
-        let patterns: Vec<String> = ["md5=ab", "m", "sha1=a", "s=", "hah", "mm", "ha=ha"]
-            .map(String::from)
-            .to_vec();
+    fn walk_finds_every_occurrence() {
+        let patterns: Vec<String> = [
+            "md5=ab", "m", "sha1=a", "s=", "hah", "mm", "hmm", "ha=ha", "s=ha", "hs=ha", "shs=ha",
+        ]
+        .map(String::from)
+        .to_vec();
         let nfa = nfa::contiguous::NFA::new(&patterns).expect("nfa");
         let dfa = dfa::DFA::new(&patterns).expect("dfa");
-        let automata = [
-            FieldAutomaton {
-                kind: AutomatonKind::Nfa(nfa),
-                first_bytes: first_bytes(&patterns),
-            },
-            FieldAutomaton {
-                kind: AutomatonKind::Dfa(dfa),
-                first_bytes: first_bytes(&patterns),
-            },
-        ];
+        assert!(longest_first(&nfa, &patterns) && longest_first(&dfa, &patterns));
         assert_eq!(first_bytes(&patterns), Some([b'h', b'm', b's']));
+        let automaton = |kind, longest_first| FieldAutomaton {
+            kind,
+            first_bytes: first_bytes(&patterns),
+            longest_first,
+        };
+        let automata = [
+            automaton(AutomatonKind::Nfa(nfa.clone()), true),
+            automaton(AutomatonKind::Nfa(nfa), false),
+            automaton(AutomatonKind::Dfa(dfa.clone()), true),
+            automaton(AutomatonKind::Dfa(dfa), false),
+        ];
         let mut haystacks = vec![String::new()];
         let mut frontier = vec![String::new()];
         for _ in 0..6 {
@@ -1159,9 +1264,14 @@ mod tests {
         }
         haystacks.push("sha1=aaff,md5=abab,imphash=hah".into());
         for automaton in &automata {
+            let reported_with = automaton.reported_with(&patterns);
             for haystack in &haystacks {
                 let mut found = Vec::new();
-                automaton.for_each_occurrence(haystack.as_bytes(), |p, s, e| found.push((p, s, e)));
+                automaton.for_each_occurrence(haystack.as_bytes(), |reported, end| {
+                    for &p in &reported_with[reported] {
+                        found.push((p, end - patterns[p].len(), end));
+                    }
+                });
                 found.sort_unstable();
                 assert_eq!(
                     found,
