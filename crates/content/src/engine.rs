@@ -88,6 +88,9 @@ struct FieldScan {
 struct Hit {
     slot: u32,
     len: u32,
+    /// The slot's list in `RuleSet::slot_marks`, held here so that a new
+    /// slot reads its marks without first reading the list's bounds.
+    marks: Span,
     anchor: Anchor,
 }
 
@@ -122,11 +125,18 @@ impl<T> Lists<T> {
     }
 
     fn get(&self, index: usize) -> &[T] {
-        let range = match (self.starts.get(index), self.starts.get(index + 1)) {
-            (Some(&start), Some(&end)) => start as usize..end as usize,
-            _ => 0..0,
-        };
-        self.items.get(range).unwrap_or_default()
+        self.span(index).of(&self.items)
+    }
+
+    /// Where list `index` is in `items`.
+    fn span(&self, index: usize) -> Span {
+        match (self.starts.get(index), self.starts.get(index + 1)) {
+            (Some(&first), Some(&end)) => Span {
+                first,
+                len: end.saturating_sub(first),
+            },
+            _ => Span::default(),
+        }
     }
 }
 
@@ -402,7 +412,13 @@ impl Engine {
             };
             scan.automaton
                 .for_each_occurrence(value.as_bytes(), |pattern, end| {
-                    for &Hit { slot, len, anchor } in scan.pattern_hits.get(pattern) {
+                    for &Hit {
+                        slot,
+                        len,
+                        marks,
+                        anchor,
+                    } in scan.pattern_hits.get(pattern)
+                    {
                         let start = end.saturating_sub(len as usize);
                         if !anchor.holds(start, end, value.len()) {
                             continue;
@@ -412,7 +428,7 @@ impl Engine {
                         }
                         // First time this event: its groups hold, and the
                         // rules requiring it are candidates.
-                        for &mark in set.slot_marks.get(slot as usize) {
+                        for &mark in marks.of(&set.slot_marks.items) {
                             scratch.marks.insert(mark);
                         }
                     }
@@ -646,6 +662,31 @@ struct FieldLiterals {
 }
 
 impl FieldLiterals {
+    /// Per pattern of `automaton` (built from these literals), the slots
+    /// its reported occurrences decide. The marks are set once known.
+    fn hits(&self, automaton: &FieldAutomaton) -> Lists<Hit> {
+        let hit = |pattern: usize| {
+            let len = self.patterns.get(pattern).map_or(0, String::len);
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            let slots = self.slots.get(pattern).map(Vec::as_slice);
+            slots
+                .unwrap_or_default()
+                .iter()
+                .map(move |&(slot, anchor)| Hit {
+                    slot,
+                    len,
+                    marks: Span::default(),
+                    anchor,
+                })
+        };
+        let reported = automaton.reported_with(&self.patterns).into_iter();
+        Lists::new(
+            reported
+                .map(|r| r.into_iter().flat_map(hit).collect())
+                .collect(),
+        )
+    }
+
     fn pattern(&mut self, literal: &str) -> usize {
         if let Some(&p) = self.index.get(literal) {
             return p;
@@ -988,24 +1029,10 @@ impl RuleSet {
                 if let Some(s) = scanned.get_mut(field) {
                     *s = true;
                 }
-                let hits = automaton
-                    .reported_with(&l.patterns)
-                    .into_iter()
-                    .map(|reported| {
-                        let hits = reported.into_iter().flat_map(|pattern| {
-                            let len = l.patterns.get(pattern).map_or(0, String::len);
-                            let len = u32::try_from(len).unwrap_or(u32::MAX);
-                            let slots = l.slots.get(pattern).map(Vec::as_slice).unwrap_or_default();
-                            slots
-                                .iter()
-                                .map(move |&(slot, anchor)| Hit { slot, len, anchor })
-                        });
-                        hits.collect()
-                    });
                 self.scans.push(FieldScan {
                     field,
+                    pattern_hits: l.hits(&automaton),
                     automaton,
-                    pattern_hits: Lists::new(hits.collect()),
                 });
             }
         }
@@ -1149,6 +1176,11 @@ impl RuleSet {
             marks.extend(rules.into_iter().map(|rule| self.marks.rule(rule)));
         }
         self.slot_marks = Lists::new(slot_marks);
+        for scan in &mut self.scans {
+            for hit in &mut scan.pattern_hits.items {
+                hit.marks = self.slot_marks.span(hit.slot as usize);
+            }
+        }
     }
 }
 
