@@ -202,6 +202,11 @@ enum Node {
     /// A selection: the OR of its maps (`Plans::maps`), each the AND of
     /// its tests.
     Selection(Span),
+    /// A selection that is one slot, or the OR of a group's slots: each of
+    /// its maps is one test of slot checks, so walking maps and tests is
+    /// not needed (see [`Groups::selection`]).
+    Slot(u32),
+    Group(u32),
     Not(u32),
     /// Over the nodes `Plans::nodes[span]`.
     And(Span),
@@ -547,18 +552,35 @@ impl Context<'_> {
 
 impl Plans {
     /// Adds the plan of the next rule: its selections' tests, with each
-    /// value as `check` makes it, then its condition over them.
-    fn push(&mut self, rule: &CompiledRule, mut check: impl FnMut(&FieldTest) -> Vec<Check>) {
-        let selections: Vec<Span> = rule
+    /// value as `check` makes it (the slots of an OR-ed test folded into
+    /// one of `groups`), then its condition over them.
+    fn push(
+        &mut self,
+        rule: &CompiledRule,
+        groups: &mut Groups,
+        mut check: impl FnMut(Target, &Matcher) -> Check,
+    ) {
+        let selections: Vec<Node> = rule
             .selections
             .iter()
             .map(|selection| {
+                let maps: Vec<Vec<(&FieldTest, Vec<Check>)>> = selection
+                    .any_of
+                    .iter()
+                    .map(|tests| {
+                        let checks = |test| (test, groups.checks(test, &mut check));
+                        tests.iter().map(checks).collect()
+                    })
+                    .collect();
+                if let Some(node) = groups.selection(&maps) {
+                    return node;
+                }
                 let first_map = self.maps.len();
-                for tests in &selection.any_of {
+                for tests in maps {
                     let first_test = self.tests.len();
-                    for test in tests {
+                    for (test, checks) in tests {
                         let first_check = self.checks.len();
-                        self.checks.extend(check(test));
+                        self.checks.extend(checks);
                         self.tests.push(TestPlan {
                             target: test.target,
                             all: test.all,
@@ -567,7 +589,7 @@ impl Plans {
                     }
                     self.maps.push(Span::up_to(first_test, self.tests.len()));
                 }
-                Span::up_to(first_map, self.maps.len())
+                Node::Selection(Span::up_to(first_map, self.maps.len()))
             })
             .collect();
         let root = self.node_slots(1);
@@ -583,10 +605,13 @@ impl Plans {
         Span::up_to(first, self.nodes.len())
     }
 
-    fn fill(&mut self, at: usize, expr: &Expr, selections: &[Span]) {
+    fn fill(&mut self, at: usize, expr: &Expr, selections: &[Node]) {
         let node = match expr {
             // An index past the selections matches nothing (empty span).
-            Expr::Selection(i) => Node::Selection(selections.get(*i).copied().unwrap_or_default()),
+            Expr::Selection(i) => selections
+                .get(*i)
+                .copied()
+                .unwrap_or(Node::Selection(Span::default())),
             Expr::Not(inner) => {
                 let operand = self.node_slots(1);
                 self.fill(operand.first as usize, inner, selections);
@@ -624,6 +649,8 @@ impl Plans {
                     .iter()
                     .all(|test| test.matches(test.checks.of(&self.checks), context))
             }),
+            Some(Node::Slot(slot)) => context.slot(*slot),
+            Some(Node::Group(group)) => context.group(*group),
             Some(Node::Not(inner)) => !self.holds(*inner, context),
             Some(Node::And(parts)) => parts.range().all(|p| self.holds(p as u32, context)),
             Some(Node::Or(parts)) => parts.range().any(|p| self.holds(p as u32, context)),
@@ -1136,18 +1163,7 @@ impl RuleSet {
         };
         let mut plans = Plans::default();
         for rule in &self.rules {
-            plans.push(rule, |test| {
-                let checks = test
-                    .matchers
-                    .iter()
-                    .map(|m| check(test.target, m))
-                    .collect();
-                if test.all {
-                    checks
-                } else {
-                    groups.fold(checks)
-                }
-            });
+            plans.push(rule, &mut groups, &mut check);
         }
         self.plans = plans;
         self.globs = globs;
@@ -1193,6 +1209,18 @@ struct Groups {
 }
 
 impl Groups {
+    /// The checks of `test`, as `check` makes them, with an OR-ed test's
+    /// slots folded into one group.
+    fn checks(
+        &mut self,
+        test: &FieldTest,
+        check: &mut impl FnMut(Target, &Matcher) -> Check,
+    ) -> Vec<Check> {
+        let checks = test.matchers.iter().map(|m| check(test.target, m));
+        let checks = checks.collect();
+        if test.all { checks } else { self.fold(checks) }
+    }
+
     /// Replaces the slot checks of an OR-ed test with one group check, put
     /// first because it is the cheapest and the most often decisive.
     fn fold(&mut self, checks: Vec<Check>) -> Vec<Check> {
@@ -1212,6 +1240,32 @@ impl Groups {
         };
         others.insert(0, first);
         others
+    }
+
+    /// The node deciding a selection (its maps' tests with their checks)
+    /// from slots alone, if each map is one test whose only check is a
+    /// slot or a group: the selection is then the OR of all their slots.
+    fn selection(&mut self, maps: &[Vec<(&FieldTest, Vec<Check>)>]) -> Option<Node> {
+        let mut slots = Vec::new();
+        for tests in maps {
+            match tests.as_slice() {
+                [(_, checks)] => match checks.as_slice() {
+                    [Check::Slot(slot)] => slots.push(*slot),
+                    [Check::AnySlot(group)] => {
+                        slots.extend(self.members.get(*group as usize)?);
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        match slots.as_slice() {
+            [] => None,
+            [one] => Some(Node::Slot(*one)),
+            _ => Some(Node::Group(self.group(slots))),
+        }
     }
 
     fn group(&mut self, slots: Vec<u32>) -> u32 {
@@ -1374,6 +1428,14 @@ mod tests {
         ("    sel:\n      CommandLine|re: '(?i)ΟΣ'\n", "sel"),
         ("    sel:\n      CommandLine|startswith: ''\n", "sel"),
         ("    sel:\n      CommandLine: ''\n", "sel"),
+        (
+            "    sel:\n      - CommandLine|startswith: 'ab'\n      - CommandLine|endswith: ['ba', 'b']\n",
+            "sel",
+        ),
+        (
+            "    sel:\n      CommandLine: ['a*b', 'aab', 'bba']\n",
+            "sel",
+        ),
     ];
 
     fn rules() -> Vec<CompiledRule> {
@@ -1466,7 +1528,12 @@ mod tests {
         assert_eq!(gated, 3, "{checks:#?}");
         assert_eq!(set.direct.len(), 8);
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
-        // `startswith: ['aba', 'b']` and `CommandLine: ['a', 'ba']`.
+        // Selections of slots only are decided by one slot or group: the OR
+        // of two maps (the last rule), `CommandLine: 'abab'`.
+        let root = |rule: usize| set.plans.nodes[set.plans.roots[rule] as usize];
+        assert!(matches!(root(21), Node::Group(_)), "{:?}", root(21));
+        assert!(matches!(root(2), Node::Slot(_)), "{:?}", root(2));
+        // The OR-ed slots of a test with other checks are one group check.
         assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
         // A regex-only rule is prefiltered on its gate literals ('abab|bba'),
         // unless it has none ('^a.b').
