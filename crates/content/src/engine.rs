@@ -760,8 +760,11 @@ fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)>
 /// fields are walked for every event: with DFAs up to 4 MB (Image, Hashes,
 /// ParentImage... ~9 MB together) the engine was ~15% slower in wall clock
 /// than with contiguous NFAs only, despite ~15% fewer instructions. Only
-/// the automata of fields with a handful of literals stay DFAs.
-const MAX_DFA_BYTES: usize = 32 << 10;
+/// the automata of fields with a few dozen literals stay DFAs: at 128 KB
+/// (process_creation: Product and Company, ~180 KB together, besides the
+/// small ones) a walk's few states per event stay cached; at 300 KB
+/// (Description too) misses to L2 and beyond grew and the gain halved.
+const MAX_DFA_BYTES: usize = 128 << 10;
 
 /// Beyond this many patterns the DFA is not even tried (it would be far over
 /// [`MAX_DFA_BYTES`], and building it costs time and transient memory).
