@@ -440,21 +440,24 @@ const MIN_GATE_LEN: usize = 3;
 /// the lowercased value whenever the expression matches the value as
 /// written. `None` when there is no such set worth having.
 ///
-/// The literals are what every match starts (or ends) with, extracted from
-/// the pattern parsed case-insensitively, so that they cover every casing
-/// the value can have, whatever the expression's own flags; lowercasing a
-/// value maps each character on its own, so a matched literal's lowercase
-/// form occurs in the lowercased value. The one exception is the Greek
-/// sigma, lowercased by context: literals containing it are not used.
+/// The literals are what every match starts (or ends) with, or what every
+/// match of a run of the pattern's top-level parts starts with, extracted
+/// from the pattern parsed case-insensitively, so that they cover every
+/// casing the value can have, whatever the expression's own flags;
+/// lowercasing a value maps each character on its own, so a matched
+/// literal's lowercase form occurs in the lowercased value. The one
+/// exception is the Greek sigma, lowercased by context: literals containing
+/// it are not used.
 pub fn regex_literals(regex: &regex::Regex) -> Option<Vec<String>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind};
     let hir = regex_syntax::ParserBuilder::new()
         .case_insensitive(true)
         .build()
         .parse(regex.as_str())
         .ok()?;
-    let literals = |kind| -> Option<Vec<String>> {
-        let seq = Extractor::new().kind(kind).extract(&hir);
+    let literals = |(kind, hir): (ExtractKind, &Hir)| -> Option<Vec<String>> {
+        let seq = Extractor::new().kind(kind).extract(hir);
         let texts: Vec<String> = seq
             .literals()?
             .iter()
@@ -470,9 +473,33 @@ pub fn regex_literals(regex: &regex::Regex) -> Option<Vec<String>> {
                 .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
         usable.then_some(texts)
     };
+    // Every match of a concatenation contains a match of each run of its
+    // parts up to the end, which starts with one of that run's prefix
+    // literals: the rarest literal is often inside
+    // (`\.exe\s+[^"]{0,64}werfaultsecure\.exe`). Runs start after a part
+    // that is not a literal or a class (a repetition, a group...): starting
+    // from every part was quadratic, and doubled the engine's build time.
+    let mut top = &hir;
+    while let HirKind::Capture(capture) = top.kind() {
+        top = &capture.sub;
+    }
+    let tails: Vec<Hir> = match top.kind() {
+        HirKind::Concat(parts) => {
+            let literal = |p: &Hir| matches!(p.kind(), HirKind::Literal(_) | HirKind::Class(_));
+            (1..parts.len())
+                .filter(|&start| parts.get(start - 1).is_some_and(|p| !literal(p)))
+                .filter_map(|start| parts.get(start..))
+                .map(|tail| Hir::concat(tail.to_vec()))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let whole = [ExtractKind::Prefix, ExtractKind::Suffix].map(|kind| (kind, &hir));
+    let inner = tails.iter().map(|tail| (ExtractKind::Prefix, tail));
     let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
-    let mut best = [ExtractKind::Prefix, ExtractKind::Suffix]
+    let mut best = whole
         .into_iter()
+        .chain(inner)
         .filter_map(literals)
         .max_by_key(shortest)?;
     best.sort_unstable();

@@ -1438,7 +1438,8 @@ mod tests {
         (
             "    sel:\n      CommandLine: ['a*b', 'aab', 'bba']\n",
             "sel",
-        ),
+        ), // Gated on 'bba', inside the expression.
+        ("    sel:\n      CommandLine|re: 'a+bba.'\n", "sel"),
     ];
 
     fn rules() -> Vec<CompiledRule> {
@@ -1528,8 +1529,8 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, Check::Regex { .. }))
             .count();
-        assert_eq!(gated, 3, "{checks:#?}");
-        assert_eq!(set.direct.len(), 8);
+        assert_eq!(gated, 4, "{checks:#?}");
+        assert_eq!(set.direct.len(), 9);
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
         // Selections of slots only are decided by one slot or group: the OR
         // of two maps (the last rule), `CommandLine: 'abab'`.
@@ -1538,8 +1539,9 @@ mod tests {
         assert!(matches!(root(2), Node::Slot(_)), "{:?}", root(2));
         // The OR-ed slots of a test with other checks are one group check.
         assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
-        // A regex-only rule is prefiltered on its gate literals ('abab|bba'),
-        // unless it has none ('^a.b').
+        // A regex-only rule is prefiltered on its gate literals ('abab|bba',
+        // 'a+bba.'), unless it has none ('^a.b').
         assert!(!set.always.contains(15) && set.always.contains(12));
+        assert!(!set.always.contains(23));
     }
 }
