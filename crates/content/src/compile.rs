@@ -326,8 +326,9 @@ fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usi
 /// What a rule needs, for the engine's prefilter: if the rule fires, at
 /// least one returned `(field, matcher)` holds on the event. Each is a
 /// caseless [`Matcher::Str`] with a non-empty literal (for a wildcard
-/// pattern, its longest literal must occur). `None` when no such guarantee
-/// can be given.
+/// pattern, its longest literal must occur) or a [`Matcher::Regex`] with
+/// [`regex_literals`] (one of which must occur). `None` when no such
+/// guarantee can be given.
 pub fn required_matchers(rule: &CompiledRule) -> Option<Vec<(usize, &Matcher)>> {
     expr_literals(&rule.condition, &rule.selections)
 }
@@ -355,13 +356,17 @@ fn conjuncts<'r>(expr: &Expr, selections: &'r [Selection], out: &mut Vec<Require
     }
 }
 
-fn literal_of(m: &Matcher) -> Option<&str> {
+/// How selective requiring `m` is: the length of the shortest literal one
+/// of which occurs whenever it holds (its text; a regex's shortest
+/// [`regex_literals`]). `None` if there is no such literal.
+fn literal_len(m: &Matcher) -> Option<usize> {
     match m {
         Matcher::Str {
             kind,
             text,
             cased: false,
-        } if !text.is_empty() && *kind != StrKind::Any => Some(text),
+        } if !text.is_empty() && *kind != StrKind::Any => Some(text.len()),
+        Matcher::Regex(regex) => regex_literals(regex)?.iter().map(String::len).min(),
         _ => None,
     }
 }
@@ -395,8 +400,7 @@ fn expr_literals<'r>(expr: &Expr, selections: &'r [Selection]) -> Option<Require
 fn best<'r>(candidates: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
     let shortest = |c: &Required<'r>| {
         c.iter()
-            .filter_map(|(_, m)| literal_of(m))
-            .map(str::len)
+            .filter_map(|(_, m)| literal_len(m))
             .min()
             .unwrap_or(0)
     };
@@ -411,14 +415,14 @@ fn test_literals(test: &FieldTest) -> Option<Required<'_>> {
         return None;
     };
     fn literal(m: &Matcher) -> Option<&Matcher> {
-        literal_of(m).map(|_| m)
+        literal_len(m).map(|_| m)
     }
     if test.all {
         // Every value must match, so any one of them is required.
         test.matchers
             .iter()
             .filter_map(literal)
-            .max_by_key(|m| literal_of(m).map_or(0, str::len))
+            .max_by_key(|m| literal_len(m).unwrap_or(0))
             .map(|m| vec![(field, m)])
     } else {
         test.matchers
@@ -426,4 +430,79 @@ fn test_literals(test: &FieldTest) -> Option<Required<'_>> {
             .map(|m| literal(m).map(|m| (field, m)))
             .collect()
     }
+}
+
+/// The shortest gate literal worth scanning for: shorter ones occur in
+/// most command lines and would cost automaton hits for little filtering.
+const MIN_GATE_LEN: usize = 3;
+
+/// For a regular expression: lowercased literals one of which occurs in
+/// the lowercased value whenever the expression matches the value as
+/// written. `None` when there is no such set worth having.
+///
+/// The literals are what every match starts (or ends) with, or what every
+/// match of a run of the pattern's top-level parts starts with, extracted
+/// from the pattern parsed case-insensitively, so that they cover every
+/// casing the value can have, whatever the expression's own flags;
+/// lowercasing a value maps each character on its own, so a matched
+/// literal's lowercase form occurs in the lowercased value. The one
+/// exception is the Greek sigma, lowercased by context: literals containing
+/// it are not used.
+pub fn regex_literals(regex: &regex::Regex) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind};
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(regex.as_str())
+        .ok()?;
+    let literals = |(kind, hir): (ExtractKind, &Hir)| -> Option<Vec<String>> {
+        let seq = Extractor::new().kind(kind).extract(hir);
+        let texts: Vec<String> = seq
+            .literals()?
+            .iter()
+            .map(|l| {
+                std::str::from_utf8(l.as_bytes())
+                    .ok()
+                    .map(str::to_lowercase)
+            })
+            .collect::<Option<_>>()?;
+        let usable = !texts.is_empty()
+            && texts
+                .iter()
+                .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
+        usable.then_some(texts)
+    };
+    // Every match of a concatenation contains a match of each run of its
+    // parts up to the end, which starts with one of that run's prefix
+    // literals: the rarest literal is often inside
+    // (`\.exe\s+[^"]{0,64}werfaultsecure\.exe`). Runs start after a part
+    // that is not a literal or a class (a repetition, a group...): starting
+    // from every part was quadratic, and doubled the engine's build time.
+    let mut top = &hir;
+    while let HirKind::Capture(capture) = top.kind() {
+        top = &capture.sub;
+    }
+    let tails: Vec<Hir> = match top.kind() {
+        HirKind::Concat(parts) => {
+            let literal = |p: &Hir| matches!(p.kind(), HirKind::Literal(_) | HirKind::Class(_));
+            (1..parts.len())
+                .filter(|&start| parts.get(start - 1).is_some_and(|p| !literal(p)))
+                .filter_map(|start| parts.get(start..))
+                .map(|tail| Hir::concat(tail.to_vec()))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let whole = [ExtractKind::Prefix, ExtractKind::Suffix].map(|kind| (kind, &hir));
+    let inner = tails.iter().map(|tail| (ExtractKind::Prefix, tail));
+    let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
+    let mut best = whole
+        .into_iter()
+        .chain(inner)
+        .filter_map(literals)
+        .max_by_key(shortest)?;
+    best.sort_unstable();
+    best.dedup();
+    Some(best)
 }

@@ -11,8 +11,9 @@
 //! bit lookups, not 300 string searches.
 //!
 //! The same pass gives the prefilter: a rule is evaluated only if one of the
-//! string tests it *requires* (see [`compile::required_matchers`]) holds, or
-//! if it requires none (e.g. pure regex or negation rules). Requiring the
+//! string tests it *requires* (see [`compile::required_matchers`]) holds,
+//! or for a required regular expression one of the literals every match
+//! contains occurs, or if it requires none (e.g. negation rules). Requiring the
 //! anchored test, not just the literal's occurrence, keeps e.g. every
 //! `Image|endswith: '\\cmd.exe'` rule out when cmd.exe is only the parent.
 
@@ -20,10 +21,8 @@ use crate::compile::{self, CompiledRule};
 use crate::matcher::{
     EventView, Expr, FieldTest, GlobToken, LoweredFields, Matcher, StrKind, Target, glob_match,
 };
+use crate::scan::FieldAutomaton;
 use crate::schema::{EventFields, Logsource, OwnedEvent};
-use aho_corasick::Anchored;
-use aho_corasick::automaton::Automaton;
-use aho_corasick::{dfa, nfa};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -75,8 +74,22 @@ impl Anchor {
 struct FieldScan {
     field: usize,
     automaton: FieldAutomaton,
-    /// Per automaton pattern: the slots its occurrences can make true.
-    pattern_slots: Lists<(u32, Anchor)>,
+    /// Per automaton pattern: the slots its reported occurrences can make
+    /// true, for it and the patterns reported with it
+    /// ([`FieldAutomaton::reported_with`]).
+    pattern_hits: Lists<Hit>,
+}
+
+/// A slot an occurrence of a pattern `len` bytes long, ending where the
+/// walk reports it, makes true if `anchor` holds.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    slot: u32,
+    len: u32,
+    /// The slot's list in `RuleSet::slot_marks`, held here so that a new
+    /// slot reads its marks without first reading the list's bounds.
+    marks: Span,
+    anchor: Anchor,
 }
 
 /// One list per automaton pattern (or slot), stored back to back: a hit then
@@ -110,11 +123,18 @@ impl<T> Lists<T> {
     }
 
     fn get(&self, index: usize) -> &[T] {
-        let range = match (self.starts.get(index), self.starts.get(index + 1)) {
-            (Some(&start), Some(&end)) => start as usize..end as usize,
-            _ => 0..0,
-        };
-        self.items.get(range).unwrap_or_default()
+        self.span(index).of(&self.items)
+    }
+
+    /// Where list `index` is in `items`.
+    fn span(&self, index: usize) -> Span {
+        match (self.starts.get(index), self.starts.get(index + 1)) {
+            (Some(&first), Some(&end)) => Span {
+                first,
+                len: end.saturating_sub(first),
+            },
+            _ => Span::default(),
+        }
     }
 }
 
@@ -180,6 +200,11 @@ enum Node {
     /// A selection: the OR of its maps (`Plans::maps`), each the AND of
     /// its tests.
     Selection(Span),
+    /// A selection that is one slot, or the OR of a group's slots: each of
+    /// its maps is one test of slot checks, so walking maps and tests is
+    /// not needed (see [`Groups::selection`]).
+    Slot(u32),
+    Group(u32),
     Not(u32),
     /// Over the nodes `Plans::nodes[span]`.
     And(Span),
@@ -389,8 +414,15 @@ impl Engine {
                 continue;
             };
             scan.automaton
-                .for_each_occurrence(value.as_bytes(), |pattern, start, end| {
-                    for &(slot, anchor) in scan.pattern_slots.get(pattern) {
+                .for_each_occurrence(value.as_bytes(), |pattern, end| {
+                    for &Hit {
+                        slot,
+                        len,
+                        marks,
+                        anchor,
+                    } in scan.pattern_hits.get(pattern)
+                    {
+                        let start = end.saturating_sub(len as usize);
                         if !anchor.holds(start, end, value.len()) {
                             continue;
                         }
@@ -399,7 +431,7 @@ impl Engine {
                         }
                         // First time this event: its groups hold, and the
                         // rules requiring it are candidates.
-                        for &mark in set.slot_marks.get(slot as usize) {
+                        for &mark in marks.of(&set.slot_marks.items) {
                             scratch.marks.insert(mark);
                         }
                     }
@@ -518,18 +550,35 @@ impl Context<'_> {
 
 impl Plans {
     /// Adds the plan of the next rule: its selections' tests, with each
-    /// value as `check` makes it, then its condition over them.
-    fn push(&mut self, rule: &CompiledRule, mut check: impl FnMut(&FieldTest) -> Vec<Check>) {
-        let selections: Vec<Span> = rule
+    /// value as `check` makes it (the slots of an OR-ed test folded into
+    /// one of `groups`), then its condition over them.
+    fn push(
+        &mut self,
+        rule: &CompiledRule,
+        groups: &mut Groups,
+        mut check: impl FnMut(Target, &Matcher) -> Check,
+    ) {
+        let selections: Vec<Node> = rule
             .selections
             .iter()
             .map(|selection| {
+                let maps: Vec<Vec<(&FieldTest, Vec<Check>)>> = selection
+                    .any_of
+                    .iter()
+                    .map(|tests| {
+                        let checks = |test| (test, groups.checks(test, &mut check));
+                        tests.iter().map(checks).collect()
+                    })
+                    .collect();
+                if let Some(node) = groups.selection(&maps) {
+                    return node;
+                }
                 let first_map = self.maps.len();
-                for tests in &selection.any_of {
+                for tests in maps {
                     let first_test = self.tests.len();
-                    for test in tests {
+                    for (test, checks) in tests {
                         let first_check = self.checks.len();
-                        self.checks.extend(check(test));
+                        self.checks.extend(checks);
                         self.tests.push(TestPlan {
                             target: test.target,
                             all: test.all,
@@ -538,7 +587,7 @@ impl Plans {
                     }
                     self.maps.push(Span::up_to(first_test, self.tests.len()));
                 }
-                Span::up_to(first_map, self.maps.len())
+                Node::Selection(Span::up_to(first_map, self.maps.len()))
             })
             .collect();
         let root = self.node_slots(1);
@@ -554,10 +603,13 @@ impl Plans {
         Span::up_to(first, self.nodes.len())
     }
 
-    fn fill(&mut self, at: usize, expr: &Expr, selections: &[Span]) {
+    fn fill(&mut self, at: usize, expr: &Expr, selections: &[Node]) {
         let node = match expr {
             // An index past the selections matches nothing (empty span).
-            Expr::Selection(i) => Node::Selection(selections.get(*i).copied().unwrap_or_default()),
+            Expr::Selection(i) => selections
+                .get(*i)
+                .copied()
+                .unwrap_or(Node::Selection(Span::default())),
             Expr::Not(inner) => {
                 let operand = self.node_slots(1);
                 self.fill(operand.first as usize, inner, selections);
@@ -595,6 +647,8 @@ impl Plans {
                     .iter()
                     .all(|test| test.matches(test.checks.of(&self.checks), context))
             }),
+            Some(Node::Slot(slot)) => context.slot(*slot),
+            Some(Node::Group(group)) => context.group(*group),
             Some(Node::Not(inner)) => !self.holds(*inner, context),
             Some(Node::And(parts)) => parts.range().all(|p| self.holds(p as u32, context)),
             Some(Node::Or(parts)) => parts.range().any(|p| self.holds(p as u32, context)),
@@ -633,6 +687,31 @@ struct FieldLiterals {
 }
 
 impl FieldLiterals {
+    /// Per pattern of `automaton` (built from these literals), the slots
+    /// its reported occurrences decide. The marks are set once known.
+    fn hits(&self, automaton: &FieldAutomaton) -> Lists<Hit> {
+        let hit = |pattern: usize| {
+            let len = self.patterns.get(pattern).map_or(0, String::len);
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            let slots = self.slots.get(pattern).map(Vec::as_slice);
+            slots
+                .unwrap_or_default()
+                .iter()
+                .map(move |&(slot, anchor)| Hit {
+                    slot,
+                    len,
+                    marks: Span::default(),
+                    anchor,
+                })
+        };
+        let reported = automaton.reported_with(&self.patterns).into_iter();
+        Lists::new(
+            reported
+                .map(|r| r.into_iter().flat_map(hit).collect())
+                .collect(),
+        )
+    }
+
     fn pattern(&mut self, literal: &str) -> usize {
         if let Some(&p) = self.index.get(literal) {
             return p;
@@ -665,140 +744,13 @@ fn slot_key(target: Target, matcher: &Matcher) -> Option<(usize, Anchor, &str)> 
     }
 }
 
-/// The shortest gate literal worth scanning for: shorter ones occur in
-/// most command lines and would cost automaton hits for little filtering.
-const MIN_GATE_LEN: usize = 3;
-
-/// For a regular expression on one field: lowercased literals one of which
-/// occurs in the field's lowercased value whenever the expression matches
-/// the value as written. `None` when there is no such set worth having.
-///
-/// The literals are what every match starts (or ends) with, extracted from
-/// the pattern parsed case-insensitively, so that they cover every casing
-/// the value can have, whatever the expression's own flags; lowercasing a
-/// value maps each character on its own, so a matched literal's lowercase
-/// form occurs in the lowercased value. The one exception is the Greek
-/// sigma, lowercased by context: literals containing it are not used.
+/// For a regular expression on one field: the field and its gate literals
+/// ([`compile::regex_literals`]).
 fn regex_gate(target: Target, matcher: &Matcher) -> Option<(usize, Vec<String>)> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let (Target::Field(field), Matcher::Regex(regex)) = (target, matcher) else {
         return None;
     };
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(true)
-        .build()
-        .parse(regex.as_str())
-        .ok()?;
-    let literals = |kind| -> Option<Vec<String>> {
-        let seq = Extractor::new().kind(kind).extract(&hir);
-        let texts: Vec<String> = seq
-            .literals()?
-            .iter()
-            .map(|l| {
-                std::str::from_utf8(l.as_bytes())
-                    .ok()
-                    .map(str::to_lowercase)
-            })
-            .collect::<Option<_>>()?;
-        let usable = !texts.is_empty()
-            && texts
-                .iter()
-                .all(|t| t.len() >= MIN_GATE_LEN && !t.contains(['Σ', 'σ', 'ς']));
-        usable.then_some(texts)
-    };
-    let shortest = |texts: &Vec<String>| texts.iter().map(String::len).min();
-    let mut best = [ExtractKind::Prefix, ExtractKind::Suffix]
-        .into_iter()
-        .filter_map(literals)
-        .max_by_key(shortest)?;
-    best.sort_unstable();
-    best.dedup();
-    Some((field, best))
-}
-
-/// The largest DFA worth having. A DFA takes fewer instructions per byte
-/// than the contiguous NFA but is ~10x larger, and the automata of all
-/// fields are walked for every event: with DFAs up to 4 MB (Image, Hashes,
-/// ParentImage... ~9 MB together) the engine was ~15% slower in wall clock
-/// than with contiguous NFAs only, despite ~15% fewer instructions. Only
-/// the automata of fields with a handful of literals stay DFAs.
-const MAX_DFA_BYTES: usize = 32 << 10;
-
-/// Beyond this many patterns the DFA is not even tried (it would be far over
-/// [`MAX_DFA_BYTES`], and building it costs time and transient memory).
-const MAX_DFA_PATTERNS: usize = 100;
-
-/// A field's automaton, walked byte by byte by [`Self::for_each_occurrence`]
-/// rather than through the library's overlapping iterator, whose per-match
-/// call and resume cost more than the walk itself on short field values.
-#[derive(Debug)]
-enum FieldAutomaton {
-    Dfa(dfa::DFA),
-    Nfa(nfa::contiguous::NFA),
-}
-
-impl FieldAutomaton {
-    /// A DFA when it is small enough to stay in cache (see
-    /// [`MAX_DFA_BYTES`]), else a contiguous NFA. `None` if neither can be
-    /// built.
-    ///
-    /// No prefilter: the walk below does not use one (the library's skips
-    /// to rare bytes, which with hundreds of literals over short values
-    /// restarted at almost every position; on hex `Hashes` it made the scan
-    /// ~4x slower).
-    fn new(patterns: &[String]) -> Option<FieldAutomaton> {
-        let dfa = (patterns.len() <= MAX_DFA_PATTERNS)
-            .then(|| dfa::DFA::builder().prefilter(false).build(patterns).ok())
-            .flatten()
-            .filter(|dfa| dfa.memory_usage() <= MAX_DFA_BYTES);
-        match dfa {
-            Some(dfa) => Some(FieldAutomaton::Dfa(dfa)),
-            None => nfa::contiguous::NFA::builder()
-                .prefilter(false)
-                .build(patterns)
-                .ok()
-                .map(FieldAutomaton::Nfa),
-        }
-    }
-
-    /// Calls `found(pattern, start, end)` for every occurrence of every
-    /// pattern in `haystack`, overlapping ones included.
-    fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize, usize)) {
-        match self {
-            FieldAutomaton::Dfa(dfa) => walk(dfa, haystack, found),
-            FieldAutomaton::Nfa(nfa) => walk(nfa, haystack, found),
-        }
-    }
-}
-
-/// The overlapping search: with standard match semantics, every state
-/// carries all the patterns ending at it, so reporting each match state's
-/// patterns at each position reports every occurrence.
-fn walk<A: Automaton>(automaton: &A, haystack: &[u8], mut found: impl FnMut(usize, usize, usize)) {
-    let Ok(mut state) = automaton.start_state(Anchored::No) else {
-        return;
-    };
-    let mut report = |state, end: usize| {
-        for index in 0..automaton.match_len(state) {
-            let pattern = automaton.match_pattern(state, index);
-            let start = end.saturating_sub(automaton.pattern_len(pattern));
-            found(pattern.as_usize(), start, end);
-        }
-    };
-    if automaton.is_match(state) {
-        report(state, 0);
-    }
-    for (at, &byte) in haystack.iter().enumerate() {
-        state = automaton.next_state(Anchored::No, state, byte);
-        if automaton.is_special(state) {
-            if automaton.is_dead(state) {
-                return;
-            }
-            if automaton.is_match(state) {
-                report(state, at + 1);
-            }
-        }
-    }
+    Some((field, compile::regex_literals(regex)?))
 }
 
 impl RuleSet {
@@ -884,19 +836,45 @@ impl RuleSet {
                 }
                 self.scans.push(FieldScan {
                     field,
+                    pattern_hits: l.hits(&automaton),
                     automaton,
-                    pattern_slots: Lists::new(l.slots),
                 });
             }
         }
 
-        // The slot of a required matcher, if its field is scanned.
-        let required_slot = |field: usize, m: &Matcher| -> Option<u32> {
+        // A regex's gate literals are in its field's automaton (added with
+        // the other literals above) unless the field is not scanned.
+        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
+            let (field, literals) = regex_gate(target, matcher)?;
+            if !scanned.get(field).copied().unwrap_or(false) {
+                return None;
+            }
+            literals
+                .into_iter()
+                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
+                .collect()
+        };
+        // The slots one of which holds whenever a required matcher does: its
+        // own, or a regex's gates; `None` if its field is not scanned.
+        let required_slots = |field: usize, m: &Matcher| -> Option<Vec<u32>> {
+            if matches!(m, Matcher::Regex(_)) {
+                return gate_slots(Target::Field(field), m);
+            }
             let (field, anchor, text) = slot_key(Target::Field(field), m)?;
             if !scanned.get(field).copied().unwrap_or(false) {
                 return None;
             }
-            slots.get(&(field, anchor, text.to_owned())).copied()
+            slots
+                .get(&(field, anchor, text.to_owned()))
+                .map(|&slot| vec![slot])
+        };
+        // The slots one of which holds whenever one of `required` does.
+        let any_slot_of = |required: Vec<(usize, &Matcher)>| -> Option<Vec<u32>> {
+            let mut all = Vec::new();
+            for (field, m) in required {
+                all.extend(required_slots(field, m)?);
+            }
+            Some(all)
         };
 
         // The prefilter: each rule under the slots it requires. A rule
@@ -905,13 +883,7 @@ impl RuleSet {
         self.always = Bits::new(self.rules.len());
         for (index, rule) in self.rules.iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            let required: Option<Vec<u32>> =
-                compile::required_matchers(rule).and_then(|required| {
-                    required
-                        .into_iter()
-                        .map(|(field, m)| required_slot(field, m))
-                        .collect()
-                });
+            let required = compile::required_matchers(rule).and_then(any_slot_of);
             match required {
                 Some(required) => {
                     for slot in required {
@@ -930,18 +902,6 @@ impl RuleSet {
 
         let (mut globs, mut direct, mut gates) = (Vec::new(), Vec::new(), Vec::new());
         let mut groups = Groups::default();
-        // A regex's gate literals are in its field's automaton (added with
-        // the other literals above) unless the field is not scanned.
-        let gate_slots = |target: Target, matcher: &Matcher| -> Option<Vec<u32>> {
-            let (field, literals) = regex_gate(target, matcher)?;
-            if !scanned.get(field).copied().unwrap_or(false) {
-                return None;
-            }
-            literals
-                .into_iter()
-                .map(|text| slots.get(&(field, Anchor::Contains, text)).copied())
-                .collect()
-        };
         let mut check = |target: Target, matcher: &Matcher| -> Check {
             let slot = slot_key(target, matcher)
                 .filter(|(field, _, _)| scanned.get(*field).copied().unwrap_or(false))
@@ -981,18 +941,7 @@ impl RuleSet {
         };
         let mut plans = Plans::default();
         for rule in &self.rules {
-            plans.push(rule, |test| {
-                let checks = test
-                    .matchers
-                    .iter()
-                    .map(|m| check(test.target, m))
-                    .collect();
-                if test.all {
-                    checks
-                } else {
-                    groups.fold(checks)
-                }
-            });
+            plans.push(rule, &mut groups, &mut check);
         }
         self.plans = plans;
         self.globs = globs;
@@ -1006,11 +955,7 @@ impl RuleSet {
                 compile::required_conjuncts(rule)
                     .into_iter()
                     .filter_map(|conjunct| {
-                        let slots: Option<Vec<u32>> = conjunct
-                            .into_iter()
-                            .map(|(field, m)| required_slot(field, m))
-                            .collect();
-                        let mut slots = slots?;
+                        let mut slots = any_slot_of(conjunct)?;
                         slots.sort_unstable();
                         slots.dedup();
                         Some(groups.group(slots))
@@ -1025,6 +970,11 @@ impl RuleSet {
             marks.extend(rules.into_iter().map(|rule| self.marks.rule(rule)));
         }
         self.slot_marks = Lists::new(slot_marks);
+        for scan in &mut self.scans {
+            for hit in &mut scan.pattern_hits.items {
+                hit.marks = self.slot_marks.span(hit.slot as usize);
+            }
+        }
     }
 }
 
@@ -1037,6 +987,18 @@ struct Groups {
 }
 
 impl Groups {
+    /// The checks of `test`, as `check` makes them, with an OR-ed test's
+    /// slots folded into one group.
+    fn checks(
+        &mut self,
+        test: &FieldTest,
+        check: &mut impl FnMut(Target, &Matcher) -> Check,
+    ) -> Vec<Check> {
+        let checks = test.matchers.iter().map(|m| check(test.target, m));
+        let checks = checks.collect();
+        if test.all { checks } else { self.fold(checks) }
+    }
+
     /// Replaces the slot checks of an OR-ed test with one group check, put
     /// first because it is the cheapest and the most often decisive.
     fn fold(&mut self, checks: Vec<Check>) -> Vec<Check> {
@@ -1056,6 +1018,32 @@ impl Groups {
         };
         others.insert(0, first);
         others
+    }
+
+    /// The node deciding a selection (its maps' tests with their checks)
+    /// from slots alone, if each map is one test whose only check is a
+    /// slot or a group: the selection is then the OR of all their slots.
+    fn selection(&mut self, maps: &[Vec<(&FieldTest, Vec<Check>)>]) -> Option<Node> {
+        let mut slots = Vec::new();
+        for tests in maps {
+            match tests.as_slice() {
+                [(_, checks)] => match checks.as_slice() {
+                    [Check::Slot(slot)] => slots.push(*slot),
+                    [Check::AnySlot(group)] => {
+                        slots.extend(self.members.get(*group as usize)?);
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        slots.sort_unstable();
+        slots.dedup();
+        match slots.as_slice() {
+            [] => None,
+            [one] => Some(Node::Slot(*one)),
+            _ => Some(Node::Group(self.group(slots))),
+        }
     }
 
     fn group(&mut self, slots: Vec<u32>) -> u32 {
@@ -1144,6 +1132,15 @@ mod tests {
         ("    sel:\n      CommandLine|re: '(?i)ΟΣ'\n", "sel"),
         ("    sel:\n      CommandLine|startswith: ''\n", "sel"),
         ("    sel:\n      CommandLine: ''\n", "sel"),
+        (
+            "    sel:\n      - CommandLine|startswith: 'ab'\n      - CommandLine|endswith: ['ba', 'b']\n",
+            "sel",
+        ),
+        (
+            "    sel:\n      CommandLine: ['a*b', 'aab', 'bba']\n",
+            "sel",
+        ), // Gated on 'bba', inside the expression.
+        ("    sel:\n      CommandLine|re: 'a+bba.'\n", "sel"),
     ];
 
     fn rules() -> Vec<CompiledRule> {
@@ -1233,10 +1230,19 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, Check::Regex { .. }))
             .count();
-        assert_eq!(gated, 3, "{checks:#?}");
-        assert_eq!(set.direct.len(), 8);
+        assert_eq!(gated, 4, "{checks:#?}");
+        assert_eq!(set.direct.len(), 9);
         assert!(checks.iter().any(|c| matches!(c, Check::Glob { .. })));
-        // `startswith: ['aba', 'b']` and `CommandLine: ['a', 'ba']`.
+        // Selections of slots only are decided by one slot or group: the OR
+        // of two maps (the last rule), `CommandLine: 'abab'`.
+        let root = |rule: usize| set.plans.nodes[set.plans.roots[rule] as usize];
+        assert!(matches!(root(21), Node::Group(_)), "{:?}", root(21));
+        assert!(matches!(root(2), Node::Slot(_)), "{:?}", root(2));
+        // The OR-ed slots of a test with other checks are one group check.
         assert!(checks.iter().any(|c| matches!(c, Check::AnySlot(_))));
+        // A regex-only rule is prefiltered on its gate literals ('abab|bba',
+        // 'a+bba.'), unless it has none ('^a.b').
+        assert!(!set.always.contains(15) && set.always.contains(12));
+        assert!(!set.always.contains(23));
     }
 }

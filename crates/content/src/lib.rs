@@ -17,6 +17,7 @@ pub mod lkg;
 pub mod matcher;
 pub mod modifiers;
 pub mod regression;
+mod scan;
 pub mod schema;
 pub mod watch;
 pub mod yaml;
