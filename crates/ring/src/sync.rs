@@ -45,7 +45,8 @@ impl<T> core::ops::Deref for CachePadded<T> {
 ///
 /// `base` points to `len` bytes that the ring owns for `'a`, 8-byte aligned,
 /// `len` a power of two (established by `Ring::new`); `mask` is
-/// `(len - 1) & !7`, which takes any offset to a tag word's inside them.
+/// `(len - 1) & !7`: any offset masked with it is a multiple of 8 below
+/// `len`.
 #[derive(Debug)]
 pub(crate) struct TagTable {
     #[cfg(not(loom))]
@@ -90,17 +91,17 @@ impl TagTable {
         #[cfg(not(loom))]
         {
             let offset = offset & self.mask;
-            // SAFETY: `offset` is below `len` and a multiple of 8 (`mask`,
-            // type invariant), and `base`
-            // is 8-byte aligned and valid for `len` bytes for our lifetime
-            // (type invariant), so the pointer is in bounds and aligned for
-            // `AtomicU64`, which has the size and alignment of `u64`. Tag
-            // words are only ever accessed atomically while a slot starts at
-            // them; the non-atomic accesses to the same bytes (payload writes
-            // and the consumer's reads of an older or newer slot) are ordered
-            // against these by the ring's Release/Acquire pairs (the
-            // consumer's `cons_pos` release, the producer's acquire of it),
-            // so there is no data race.
+            // SAFETY: `offset` is below `len` and a multiple of 8 (masked
+            // with `mask`), and `base` is 8-byte aligned and valid for `len`
+            // bytes for our lifetime (type invariant), so the pointer is in
+            // bounds and aligned for `AtomicU64`, which has the size and
+            // alignment of `u64`. Tag words are only ever accessed
+            // atomically while a slot starts at them; the non-atomic
+            // accesses to the same bytes (payload writes and the consumer's
+            // reads of an older or newer slot) are ordered against these by
+            // the ring's Release/Acquire pairs (the consumer's `cons_pos`
+            // release, the producer's acquire of it), so there is no data
+            // race.
             unsafe { &*self.base.as_ptr().wrapping_add(offset).cast::<AtomicU64>() }
         }
         #[cfg(loom)]
