@@ -506,3 +506,64 @@ pub fn regex_literals(regex: &regex::Regex) -> Option<Vec<String>> {
     best.dedup();
     Some(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::regex_literals;
+
+    fn gates(pattern: &str) -> Option<Vec<String>> {
+        regex_literals(&regex::Regex::new(pattern).expect("valid regex"))
+    }
+
+    /// Whatever the gates are, one of them occurs in the lowercased form of
+    /// every value the expression matches: the prefilter's promise.
+    fn assert_gated(pattern: &str, matching: &[&str]) {
+        let regex = regex::Regex::new(pattern).expect("valid regex");
+        let gates = gates(pattern).expect("gates");
+        for value in matching {
+            assert!(regex.is_match(value), "{pattern} must match {value:?}");
+            let lower = value.to_lowercase();
+            assert!(
+                gates.iter().any(|g| lower.contains(g.as_str())),
+                "{pattern}: none of {gates:?} in {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gate_may_be_rarer_than_the_expression_s_prefix() {
+        // Every match starts with `.exe`, but a longer literal from further
+        // in (the tail `werfaultsecure.exe`, or its suffix) gates better.
+        let pattern = r#"\.exe\s+[^"]{0,64}werfaultsecure\.exe"#;
+        let gates = gates(pattern).expect("gates");
+        assert!(
+            gates.iter().all(|g| g.len() > ".exe".len()),
+            "more selective than `.exe`: {gates:?}"
+        );
+        assert_gated(pattern, &["C:\\x.exe  -p werfaultsecure.exe"]);
+    }
+
+    #[test]
+    fn gates_cover_every_casing_and_alternative() {
+        assert_gated(
+            r"(?i)\\(cmd|powershell)\.exe",
+            &[
+                "C:\\Windows\\System32\\CMD.EXE /c",
+                "x\\PowerShell.exe -nop",
+            ],
+        );
+        // A case-sensitive expression's gates still hold on lowercased values.
+        assert_gated(
+            r"Net\.WebClient\)\.Download",
+            &["(New-Object Net.WebClient).DownloadString('u')"],
+        );
+    }
+
+    #[test]
+    fn no_gate_when_none_is_selective_or_safe() {
+        assert_eq!(gates(r"a.*b"), None, "literals shorter than 3 bytes");
+        assert_eq!(gates(r"[0-9a-f]{32}"), None, "no literal at all");
+        assert!(gates(r"(?i)tύτημα").is_some(), "the same without sigma");
+        assert_eq!(gates(r"(?i)σύστημα"), None, "the context-lowercased sigma");
+    }
+}
