@@ -34,15 +34,19 @@ pub struct SharedConfig {
 }
 
 impl SharedConfig {
-    /// `Config::default()`'s values, usable in a `static`.
+    /// [`Config::DEFAULT`], usable in a `static`.
     pub const fn new() -> Self {
         SharedConfig {
-            event_mask: AtomicU32::new(ALL_EVENTS_MASK),
-            caps: AtomicU32::new(pack_caps(1024, 8192)),
-            batch_bytes: AtomicU32::new(DEFAULT_BATCH_BYTES),
+            event_mask: AtomicU32::new(Config::DEFAULT.event_mask),
+            caps: AtomicU32::new(pack_caps(
+                Config::DEFAULT.max_name_bytes,
+                Config::DEFAULT.max_command_line_bytes,
+            )),
+            batch_bytes: AtomicU32::new(Config::DEFAULT.batch_bytes),
             lane_shift: AtomicU32::new(0),
-            lane_batch_bytes: AtomicU32::new(DEFAULT_BATCH_BYTES),
-            max_latency_ms: AtomicU32::new(20),
+            // One lane until `set_lanes`.
+            lane_batch_bytes: AtomicU32::new(Config::DEFAULT.batch_bytes),
+            max_latency_ms: AtomicU32::new(Config::DEFAULT.max_latency_ms),
         }
     }
 
@@ -75,7 +79,7 @@ impl SharedConfig {
 
     /// Back to the defaults (a new consumer starts from them).
     pub fn reset(&self) {
-        self.set(&Config::default());
+        self.set(&Config::DEFAULT);
     }
 
     /// Whether callbacks should observe `kind` at all.
@@ -101,9 +105,6 @@ impl SharedConfig {
         self.max_latency_ms.load(Ordering::Relaxed)
     }
 }
-
-/// `Config::default()`'s batch threshold.
-const DEFAULT_BATCH_BYTES: u32 = 16 * 1024;
 
 /// The name cap in the low half, the command-line cap in the high half.
 /// `Config`'s caps are even and in range (CONFIGURE validated them), and
@@ -313,6 +314,31 @@ mod tests {
         control.close();
         assert!(control.config.enabled(EventKind::FileWrite));
         assert_eq!(control.config.caps().name, 1024);
+    }
+
+    #[test]
+    fn each_lane_s_batch_share_follows_configure_and_close() {
+        let control = Control::new();
+        control.open().expect("open");
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
+            .expect("hello");
+        let default = control.config.lane_batch_bytes();
+        assert_eq!(default, 16 * 1024, "one lane until the ring exists");
+        control.config.set_lanes(4);
+        assert_eq!(control.config.lane_batch_bytes(), default / 4);
+        let request = ConfigureRequest {
+            batch_bytes: 8 * 1024,
+            ..ConfigureRequest::default()
+        };
+        assert_eq!(control.configure(request.as_bytes()), Ok(0));
+        assert_eq!(control.config.lane_batch_bytes(), 2 * 1024);
+        control.close();
+        assert_eq!(
+            control.config.lane_batch_bytes(),
+            default / 4,
+            "reset, still split"
+        );
     }
 
     #[test]

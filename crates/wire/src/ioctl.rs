@@ -133,11 +133,11 @@ impl Default for ConfigureRequest {
         ConfigureRequest {
             size: core::mem::size_of::<ConfigureRequest>() as u32,
             abi_version: ABI_VERSION,
-            event_mask: ALL_EVENTS_MASK,
-            max_name_bytes: 1024,
-            max_command_line_bytes: 8192,
-            batch_bytes: 16 * 1024,
-            max_latency_ms: 20,
+            event_mask: Config::DEFAULT.event_mask,
+            max_name_bytes: Config::DEFAULT.max_name_bytes as u32,
+            max_command_line_bytes: Config::DEFAULT.max_command_line_bytes as u32,
+            batch_bytes: Config::DEFAULT.batch_bytes,
+            max_latency_ms: Config::DEFAULT.max_latency_ms,
             _reserved: 0,
         }
     }
@@ -268,17 +268,21 @@ pub struct Config {
     pub max_latency_ms: u32,
 }
 
+impl Config {
+    /// What the driver uses until the agent configures it; the default
+    /// request carries it (a unit test checks it validates to itself).
+    pub const DEFAULT: Config = Config {
+        event_mask: ALL_EVENTS_MASK,
+        max_name_bytes: 1024,
+        max_command_line_bytes: 8192,
+        batch_bytes: 16 * 1024,
+        max_latency_ms: 20,
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        // The default request is valid by construction (a unit test checks it);
-        // the fallback values are the same numbers.
-        validate_configure(&ConfigureRequest::default()).unwrap_or(Config {
-            event_mask: ALL_EVENTS_MASK,
-            max_name_bytes: 1024,
-            max_command_line_bytes: 8192,
-            batch_bytes: 16 * 1024,
-            max_latency_ms: 20,
-        })
+        Config::DEFAULT
     }
 }
 
