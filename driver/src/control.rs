@@ -250,6 +250,16 @@ mod tests {
         }
     }
 
+    /// A control with its consumer connected and HELLO done.
+    fn negotiated() -> Control {
+        let control = Control::new();
+        control.open().expect("open");
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
+            .expect("hello");
+        control
+    }
+
     #[test]
     fn one_consumer_at_a_time() {
         let control = Control::new();
@@ -292,11 +302,7 @@ mod tests {
 
     #[test]
     fn configure_is_validated_and_applied_then_reset_on_close() {
-        let control = Control::new();
-        control.open().expect("open");
-        control
-            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
-            .expect("hello");
+        let control = negotiated();
         let mut request = ConfigureRequest {
             event_mask: EventKind::ProcessCreate.mask_bit(),
             max_name_bytes: 128,
@@ -318,11 +324,7 @@ mod tests {
 
     #[test]
     fn each_lane_s_batch_share_follows_configure_and_close() {
-        let control = Control::new();
-        control.open().expect("open");
-        control
-            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
-            .expect("hello");
+        let control = negotiated();
         let default = control.config.lane_batch_bytes();
         assert_eq!(default, 16 * 1024, "one lane until the ring exists");
         control.config.set_lanes(4);
@@ -343,11 +345,7 @@ mod tests {
 
     #[test]
     fn stats_and_read_checks() {
-        let control = Control::new();
-        control.open().expect("open");
-        control
-            .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
-            .expect("hello");
+        let control = negotiated();
         let mut out = [0u8; 288];
         let stats = DriverStats {
             next_seq: 9,
