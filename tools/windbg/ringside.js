@@ -57,7 +57,7 @@ const PATHS = {
     exclusiveLanes: "exclusive_lanes.v.value",
     // Per lane (first index): prod_pos, cons_pos.
     producerPos: "ring.__0.value.value.value.__0.lanes[MAX_LANES].producer.pos.v.value",
-    consumerPos: "ring.__0.value.value.value.__0.lanes[MAX_LANES].consumed.__0.v.value",
+    consumerPos: "ring.__0.value.value.value.__0.lanes[MAX_LANES].drain.__0.consumed.v.value",
     lostPending: "ring.__0.value.value.value.__0.drops.__0.lost_pending.v.value",
     draining: "ring.__0.value.value.value.__0.consumer.__0.draining.v.value",
     nextSeq: "ring.__0.value.value.value.__0.consumer.__0.next_seq.v.value",

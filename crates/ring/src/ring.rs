@@ -164,28 +164,48 @@ struct ProducerSide {
     /// Events that got space, per kind. Written only by the reserving
     /// producer (a plain load and store, no read-modify-write).
     reserved: [AtomicU64; EVENT_KIND_COUNT],
+    /// The producers' copy of the lane's layout.
+    memory: LaneMemory,
 }
 
-/// One lane: a ring of its own over a part of the memory. Its first cache
-/// line holds what the reserving producer writes and the read-only layout
-/// both sides use; `cons_pos` has the second line to itself (256 bytes a
-/// lane, so the driver's 64 lanes cost 16 KiB).
+/// What the consumer writes in a lane (in the lane's second cache line).
+#[derive(Debug)]
+struct DrainSide {
+    /// `cons_pos`: everything before it has been drained. Written only by
+    /// the consumer (under the drain lock).
+    consumed: AtomicU64,
+    /// The consumer's copy of the lane's layout.
+    memory: LaneMemory,
+}
+
+/// Where a lane's bytes are; never changes after `Ring::new`.
+///
+/// Each side of a lane keeps its own copy on its own cache line. The
+/// consumer reads the layout once per record it copies out; were that a
+/// read of the producers' line, which every reservation writes, the line
+/// would cross between the two CPUs once per record.
 ///
 /// # Invariants
 ///
 /// `data` points to `capacity` bytes owned by the ring, 8-byte aligned,
 /// `capacity` a power of two (0 for a lane the ring does not use, which is
-/// never accessed).
+/// never accessed); `tags` is the table over those bytes.
+#[derive(Clone, Debug)]
+struct LaneMemory {
+    tags: TagTable,
+    data: NonNull<u8>,
+    capacity: usize,
+}
+
+/// One lane: a ring of its own over a part of the memory. Its first cache
+/// line holds what the reserving producer writes, the second what the
+/// consumer writes, each with its own copy of the layout (256 bytes a
+/// lane, so the driver's 64 lanes cost 16 KiB).
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub(crate) struct Lane {
     producer: ProducerSide,
-    tags: TagTable,
-    data: NonNull<u8>,
-    capacity: usize,
-    /// `cons_pos`: everything before it has been drained. Written only by
-    /// the consumer (under the drain lock).
-    consumed: CachePadded<AtomicU64>,
+    drain: CachePadded<DrainSide>,
 }
 
 // The layout the doc above promises (the driver's globals hold 64 lanes).
@@ -340,26 +360,25 @@ impl Lane {
         // for `capacity` bytes while the ring lives, which outlives the
         // table (it lives inside the lane).
         let tags = unsafe { TagTable::new(data, capacity) };
+        // INVARIANT: as the caller guaranteed, for both copies.
+        let memory = LaneMemory {
+            tags,
+            data,
+            capacity,
+        };
         Lane {
             producer: ProducerSide {
                 locked: AtomicBool::new(false),
                 pos: AtomicU64::new(0),
                 cons_cache: AtomicU64::new(0),
                 reserved: zeroed_counters(),
+                memory: memory.clone(),
             },
-            tags,
-            data,
-            capacity,
-            consumed: CachePadded(AtomicU64::new(0)),
+            drain: CachePadded(DrainSide {
+                consumed: AtomicU64::new(0),
+                memory,
+            }),
         }
-    }
-
-    /// The offset of position `pos` in the lane's memory.
-    #[inline]
-    fn offset(&self, pos: u64) -> usize {
-        // Truncation is intended: `capacity` is a power of two that fits
-        // `usize`, so the low bits are the offset.
-        (pos as usize) & self.capacity.wrapping_sub(1)
     }
 
     /// Takes the reservation lock, spinning at most [`MAX_CLAIM_TRIES`]
@@ -400,17 +419,9 @@ impl Lane {
         // of the previous lap by the Acquire of `cons_pos` (directly or
         // through the lock, when the cached value was loaded by an earlier
         // holder).
-        let word = self.tag_word(pos);
+        let word = self.producer.memory.tag_word(pos);
         word.store(tag.encode(pos), Ordering::Relaxed);
         word
-    }
-
-    /// The tag word of the slot at `pos`.
-    #[inline]
-    pub(crate) fn tag_word(&self, pos: u64) -> &AtomicU64 {
-        // The table wraps any value into the lane (its length is the lane's
-        // capacity), so the position's low bits need no masking here.
-        self.tags.get(pos as usize)
     }
 
     /// The reservation section: claims `[pos, end)` for an optional pad, an
@@ -430,15 +441,16 @@ impl Lane {
         body: usize,
         lost: bool,
     ) -> Result<(u64, u64, &AtomicU64), DropReason> {
+        let memory = &self.producer.memory;
         // Relaxed: only the reserving producer writes `prod_pos`, ordered
         // by the lock or by the exclusive owner's program order.
         let pos = self.producer.pos.load(Ordering::Relaxed);
-        let tail = self.capacity.wrapping_sub(self.offset(pos));
+        let tail = memory.capacity.wrapping_sub(memory.offset(pos));
         let pad = if body > tail { tail } else { 0 };
         // Cannot overflow: positions stay below 2^64 - 2^32 for centuries.
         let end = pos.wrapping_add(pad as u64).wrapping_add(body as u64);
         // The slot fits if `end - cons_pos <= capacity`.
-        let needed = end.saturating_sub(self.capacity as u64);
+        let needed = end.saturating_sub(memory.capacity as u64);
         // Relaxed: only the reserving producer accesses the cache.
         let mut room = self.producer.cons_cache.load(Ordering::Relaxed) >= needed;
         if !room {
@@ -446,7 +458,7 @@ impl Lane {
             // of `drain_lane`: the consumer's reads of the space we are
             // about to reuse happen before our writes to it (ours, and
             // through the lock those of later holders that trust the cache).
-            let cons = self.consumed.load(Ordering::Acquire);
+            let cons = self.drain.consumed.load(Ordering::Acquire);
             self.producer.cons_cache.store(cons, Ordering::Relaxed);
             room = cons >= needed;
         }
@@ -481,27 +493,22 @@ impl Lane {
         // Release pairs with the Acquire load of the tag in `drain_lane`:
         // everything written into the slot is visible to the consumer that
         // sees the tag.
-        self.tags
-            .get(self.offset(pos))
+        self.producer
+            .memory
+            .tag_word(pos)
             .store(tag.encode(pos), Ordering::Release);
     }
 
-    /// The `len` record bytes of the slot at `pos` (after its tag).
+    /// The `len` record bytes of the slot at `pos` (after its tag), for
+    /// the producer that claimed it.
     ///
     /// # Safety
     ///
-    /// The caller must have exclusive access to those bytes for the returned
-    /// lifetime: it claimed the slot and has not published it, and
-    /// `TAG_SIZE + len` does not exceed the slot.
+    /// As [`LaneMemory::slot_record`].
     #[expect(clippy::mut_from_ref, reason = "exclusivity is the caller's contract")]
     pub(crate) unsafe fn slot_record(&self, pos: u64, len: usize) -> &mut [u8] {
-        let start = self.offset(pos).wrapping_add(TAG_SIZE);
-        self.tags.track_access(start, len);
-        // SAFETY: a claimed slot lies within the lane (slots never cross its
-        // end), so `start + len <= capacity`; the caller guarantees
-        // exclusive access; the memory is valid while the ring lives (type
-        // invariant).
-        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr().wrapping_add(start), len) }
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.producer.memory.slot_record(pos, len) }
     }
 
     /// Bytes reserved or committed and not yet drained in this lane.
@@ -515,7 +522,7 @@ impl Lane {
         // `drain_lane`: the `prod_pos` the consumer had seen is visible, so
         // `prod_pos >= cons_pos` in what we read (and the difference is at
         // most the lane's capacity).
-        let cons = self.consumed.load(Ordering::Acquire);
+        let cons = self.drain.consumed.load(Ordering::Acquire);
         let prod = self.producer.pos.load(Ordering::Relaxed);
         prod.saturating_sub(cons)
     }
@@ -526,8 +533,45 @@ impl Lane {
     pub(crate) fn pending_bytes_before(&self, end: u64) -> usize {
         // Relaxed: a hint for batching; the consumer only moves forward, so
         // a stale value overstates the backlog, never understates it.
-        let cons = self.consumed.load(Ordering::Relaxed);
+        let cons = self.drain.consumed.load(Ordering::Relaxed);
         usize::try_from(end.saturating_sub(cons)).unwrap_or(usize::MAX)
+    }
+}
+
+impl LaneMemory {
+    /// The offset of position `pos` in the lane's memory.
+    #[inline]
+    fn offset(&self, pos: u64) -> usize {
+        // Truncation is intended: `capacity` is a power of two that fits
+        // `usize`, so the low bits are the offset.
+        (pos as usize) & self.capacity.wrapping_sub(1)
+    }
+
+    /// The tag word of the slot at `pos`.
+    #[inline]
+    fn tag_word(&self, pos: u64) -> &AtomicU64 {
+        // The table wraps any value into the lane (its length is the lane's
+        // capacity), so the position's low bits need no masking here.
+        self.tags.get(pos as usize)
+    }
+
+    /// The `len` record bytes of the slot at `pos` (after its tag).
+    ///
+    /// # Safety
+    ///
+    /// The caller must have exclusive access to those bytes for the returned
+    /// lifetime (it claimed the slot and has not published it, or it is the
+    /// consumer and the slot is published and not yet drained), and
+    /// `TAG_SIZE + len` does not exceed the slot.
+    #[expect(clippy::mut_from_ref, reason = "exclusivity is the caller's contract")]
+    unsafe fn slot_record(&self, pos: u64, len: usize) -> &mut [u8] {
+        let start = self.offset(pos).wrapping_add(TAG_SIZE);
+        self.tags.track_access(start, len);
+        // SAFETY: a claimed slot lies within the lane (slots never cross its
+        // end), so `start + len <= capacity`; the caller guarantees
+        // exclusive access; the memory is valid while the ring lives (type
+        // invariant).
+        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr().wrapping_add(start), len) }
     }
 }
 
@@ -910,15 +954,17 @@ impl<'a> Ring<'a> {
     /// record did not fit.
     fn drain_lane(&self, lane: &Lane, drain: &mut Drain<'_>) -> bool {
         // Relaxed: only the drain-lock holder writes `cons_pos`.
-        let start = lane.consumed.load(Ordering::Relaxed);
+        let start = lane.drain.consumed.load(Ordering::Relaxed);
         // Acquire pairs with the Release store of `prod_pos` in
         // `claim_space`: every tag below `end` was stamped for this lap and
         // is visible.
         let end = lane.producer.pos.load(Ordering::Acquire);
         // Locals, not fields: `Lane` and `Drain` are behind references the
         // compiler must assume each record's copy (a call) may change, so
-        // it would reload every field once per record.
-        let capacity = lane.capacity;
+        // it would reload every field once per record. The layout is the
+        // consumer's own copy (see `LaneMemory`).
+        let memory = &lane.drain.memory;
+        let capacity = memory.capacity;
         let mut written = drain.written;
         let mut seq = drain.seq;
         let mut pos = start;
@@ -927,10 +973,11 @@ impl<'a> Ring<'a> {
         // Bounded: `pos` grows by at least 8 per slot and stops at `end`,
         // at most `capacity` bytes past `start`.
         while pos < end {
-            let offset = lane.offset(pos);
+            let offset = memory.offset(pos);
             // Acquire pairs with the Release store in `publish`: the slot's
             // bytes are visible before we copy them.
-            let Some(tag) = Tag::decode(lane.tags.get(offset).load(Ordering::Acquire), pos) else {
+            let Some(tag) = Tag::decode(memory.tags.get(offset).load(Ordering::Acquire), pos)
+            else {
                 break; // impossible below `end`; never trust it
             };
             if tag.state == State::Busy {
@@ -955,7 +1002,7 @@ impl<'a> Ring<'a> {
                 // SAFETY: the slot is published and the consumer (us, under
                 // the drain lock) owns it until `cons_pos` moves past it; no
                 // producer writes it again before that.
-                let src = unsafe { lane.slot_record(pos, record_len) };
+                let src = unsafe { memory.slot_record(pos, record_len) };
                 // Equal by construction (both `record_len`); the check costs
                 // nothing and keeps a length-mismatch panic out of the
                 // release ringside.sys (the binary gate rejects it).
@@ -973,7 +1020,7 @@ impl<'a> Ring<'a> {
             }
             // Under loom only: leave forged next-lap tags behind (see
             // `TagTable::forge_stale`); nothing in the product build.
-            lane.tags.forge_stale(offset, pos, tag.slot_len);
+            memory.tags.forge_stale(offset, pos, tag.slot_len);
             pos = pos.wrapping_add(tag.slot_len as u64);
         }
 
@@ -983,7 +1030,7 @@ impl<'a> Ring<'a> {
             // Release pairs with the Acquire load of `cons_pos` in
             // `claim_space` (and in `pending_bytes`): our reads of
             // `[start, pos)` happen before a producer reuses it.
-            lane.consumed.store(pos, Ordering::Release);
+            lane.drain.consumed.store(pos, Ordering::Release);
         }
         fits
     }
@@ -1074,7 +1121,13 @@ mod tests {
         let ring = Ring::new(bytes(&mut memory)).unwrap();
         let slot = ring.reserve(EventKind::ImageLoad, 45).unwrap();
         assert_eq!(ring.lane(0).producer.pos.load(Ordering::Relaxed), 56);
-        let word = ring.lane(0).tags.get(0).load(Ordering::Relaxed);
+        let word = ring
+            .lane(0)
+            .producer
+            .memory
+            .tags
+            .get(0)
+            .load(Ordering::Relaxed);
         let busy = Tag {
             state: State::Busy,
             kind: EventKind::ImageLoad.index() as u8,
@@ -1087,7 +1140,13 @@ mod tests {
             "busy: the consumer waits"
         );
         slot.discard(DropReason::QueryFailed);
-        let word = ring.lane(0).tags.get(0).load(Ordering::Relaxed);
+        let word = ring
+            .lane(0)
+            .producer
+            .memory
+            .tags
+            .get(0)
+            .load(Ordering::Relaxed);
         assert_eq!(
             Tag::decode(word, 0).map(|t| t.state),
             Some(State::Discarded)

@@ -47,16 +47,19 @@ impl<T> core::ops::Deref for CachePadded<T> {
 /// `len` a power of two (established by `Ring::new`); `mask` is
 /// `(len - 1) & !7`: any offset masked with it is a multiple of 8 below
 /// `len`.
-#[derive(Debug)]
+///
+/// A table is cloned, not rebuilt, for each side of a lane (`ring.rs`): the
+/// clone names the same words (under loom, it shares the side table).
+#[derive(Clone, Debug)]
 pub(crate) struct TagTable {
     #[cfg(not(loom))]
     base: core::ptr::NonNull<u8>,
     #[cfg(not(loom))]
     mask: usize,
     #[cfg(loom)]
-    side: std::boxed::Box<[AtomicU64]>,
+    side: std::sync::Arc<[AtomicU64]>,
     #[cfg(loom)]
-    bytes: std::boxed::Box<[loom::cell::UnsafeCell<()>]>,
+    bytes: std::sync::Arc<[loom::cell::UnsafeCell<()>]>,
 }
 
 impl TagTable {
