@@ -21,6 +21,18 @@
 //! pure spinning measures the scheduler's quantum, not the queue. A ring
 //! producer that finds the ring full waits until half of it is free before
 //! it retries, so the run measures throughput rather than `Lost` records.
+//!
+//! Where the threads run is set, not left to the scheduler (Linux): in (a)
+//! the consumer runs on CPU 0 and the producer on CPU 1, so the two never
+//! time-share one CPU (left alone, the scheduler sometimes put both on one
+//! CPU, and the cell then measured a one-thread run at two-thread speed
+//! for whichever queue it happened to); in (c) the one thread runs on CPU
+//! 0; in (b) the three threads may run anywhere (on two CPUs some always
+//! share).
+//!
+//! The four workloads of a cell take turns: one round runs each once, and
+//! each keeps its best round. On a shared machine a slow spell then slows
+//! every queue's round, rather than all the runs of one queue.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -59,6 +71,59 @@ impl Backoff {
             std::thread::yield_now();
         }
     }
+}
+
+// ---------------------------------------------------------------- placement
+
+/// Where a thread may run.
+#[derive(Clone, Copy)]
+enum Cpu {
+    Any,
+    Only(usize),
+}
+
+/// The consumer's CPU in a workload with `producers` producer threads (0:
+/// the one-thread workloads).
+fn consumer_cpu(producers: u64) -> Cpu {
+    if producers <= 1 {
+        Cpu::Only(0)
+    } else {
+        Cpu::Any
+    }
+}
+
+/// A producer thread's CPU: another than the consumer's, if it alone is.
+fn producer_cpu(producers: u64) -> Cpu {
+    if producers == 1 {
+        Cpu::Only(1)
+    } else {
+        Cpu::Any
+    }
+}
+
+/// Restricts the calling thread to `cpu`. Best effort: on a machine
+/// without that CPU, or off Linux, the thread runs where it is scheduled.
+fn run_on(cpu: Cpu) {
+    #[cfg(target_os = "linux")]
+    {
+        // A CPU mask of 1024 bits, as the kernel reads it (one bit a CPU,
+        // low bit first in each word).
+        let mut mask = [0u64; 16];
+        match cpu {
+            Cpu::Any => mask = [u64::MAX; 16],
+            Cpu::Only(c) => {
+                if let Some(word) = mask.get_mut(c / 64) {
+                    *word = 1 << (c % 64);
+                }
+            }
+        }
+        // SAFETY: the kernel reads `size_of_val(&mask)` bytes at the
+        // pointer, a live local, and applies them to the calling thread
+        // (pid 0); bits of CPUs that do not exist are ignored.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&mask), mask.as_ptr().cast()) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
 }
 
 // ---------------------------------------------------------------- ringside
@@ -113,11 +178,13 @@ fn ring_threads(record: usize, count: u64, producers: u64) -> Duration {
     let lane_bytes = ring.capacity() / ring.lanes();
     let src = vec![7u8; record];
     let mut out = vec![0u8; OUT_BYTES];
+    run_on(consumer_cpu(producers));
     let start = Instant::now();
     std::thread::scope(|s| {
         for lane in 0..producers as usize {
             let (ring, src) = (&ring, &src);
             s.spawn(move || {
+                run_on(producer_cpu(producers));
                 let mut producer = ring.claim(lane).unwrap();
                 ring_produce(&mut producer, lane_bytes, src, count / producers)
             });
@@ -135,6 +202,7 @@ fn ring_one_thread(record: usize, count: u64) -> Duration {
     let src = vec![7u8; record];
     let mut out = vec![0u8; OUT_BYTES];
     let batch = (OUT_BYTES / record).max(1) as u64;
+    run_on(consumer_cpu(0));
     let start = Instant::now();
     let mut left = count;
     while left > 0 {
@@ -181,10 +249,14 @@ fn rtrb_threads<const N: usize>(count: u64, producers: u64) -> Duration {
         .map(|_| rtrb::RingBuffer::<[u8; N]>::new(RING_BYTES / N / producers as usize))
         .collect();
     let (mut txs, mut rxs): (Vec<_>, Vec<_>) = queues.into_iter().unzip();
+    run_on(consumer_cpu(producers));
     let start = Instant::now();
     std::thread::scope(|s| {
         for tx in &mut txs {
-            s.spawn(|| rtrb_push(tx, &src, per));
+            s.spawn(|| {
+                run_on(producer_cpu(producers));
+                rtrb_push(tx, &src, per)
+            });
         }
         let mut got = 0;
         let mut backoff = Backoff::new();
@@ -209,6 +281,7 @@ fn rtrb_one_thread<const N: usize>(count: u64) -> Duration {
     let mut out = vec![0u8; OUT_BYTES];
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(RING_BYTES / N);
     let batch = (OUT_BYTES / N).max(1) as u64;
+    run_on(consumer_cpu(0));
     let start = Instant::now();
     let mut left = count;
     while left > 0 {
@@ -250,10 +323,14 @@ fn aq_threads<const N: usize>(count: u64, producers: u64) -> Duration {
     let mut out = vec![0u8; OUT_BYTES];
     let queue = ArrayQueue::<[u8; N]>::new(RING_BYTES / N);
     let per = count / producers;
+    run_on(consumer_cpu(producers));
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..producers {
-            s.spawn(|| aq_push(&queue, &src, per));
+            s.spawn(|| {
+                run_on(producer_cpu(producers));
+                aq_push(&queue, &src, per)
+            });
         }
         let mut got = 0;
         let mut backoff = Backoff::new();
@@ -275,6 +352,7 @@ fn aq_one_thread<const N: usize>(count: u64) -> Duration {
     let mut out = vec![0u8; OUT_BYTES];
     let queue = ArrayQueue::<[u8; N]>::new(RING_BYTES / N);
     let batch = (OUT_BYTES / N).max(1) as u64;
+    run_on(consumer_cpu(0));
     let start = Instant::now();
     let mut left = count;
     while left > 0 {
@@ -294,6 +372,7 @@ fn aq_one_thread<const N: usize>(count: u64) -> Duration {
 fn memcpy(record: usize, count: u64) -> Duration {
     let src = vec![7u8; record];
     let mut dst = vec![0u8; RING_BYTES];
+    run_on(consumer_cpu(0));
     let start = Instant::now();
     let mut at = 0;
     for _ in 0..count {
@@ -309,38 +388,37 @@ fn memcpy(record: usize, count: u64) -> Duration {
 
 // ---------------------------------------------------------------- table
 
-#[derive(Clone, Copy)]
-enum Scenario {
-    Spsc,
-    TwoProducers,
-    OneThread,
-}
-
-/// Best of `runs` after one untimed warm-up run (the machine is shared;
+/// Ring, rtrb, ArrayQueue and memcpy times of one cell: each one's best of
+/// `runs` rounds, after one untimed warm-up round (the machine is shared;
 /// the minimum is the least disturbed).
-fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    f();
-    (0..runs).map(|_| f()).min().unwrap()
-}
-
-fn cell<const N: usize>(scenario: Scenario, count: u64, runs: usize) -> [Duration; 4] {
-    let ring = best(runs, || match scenario {
-        Scenario::Spsc => ring_threads(N, count, 1),
-        Scenario::TwoProducers => ring_threads(N, count, 2),
-        Scenario::OneThread => ring_one_thread(N, count),
-    });
-    let rtrb = best(runs, || match scenario {
-        Scenario::Spsc => rtrb_threads::<N>(count, 1),
-        Scenario::TwoProducers => rtrb_threads::<N>(count, 2),
-        Scenario::OneThread => rtrb_one_thread::<N>(count),
-    });
-    let aq = best(runs, || match scenario {
-        Scenario::Spsc => aq_threads::<N>(count, 1),
-        Scenario::TwoProducers => aq_threads::<N>(count, 2),
-        Scenario::OneThread => aq_one_thread::<N>(count),
-    });
-    let copy = best(runs, || memcpy(N, count));
-    [ring, rtrb, aq, copy]
+/// `producers`: producer threads beside the consumer; 0 for the
+/// one-thread workloads.
+fn cell<const N: usize>(producers: u64, count: u64, runs: usize) -> [Duration; 4] {
+    let round = || {
+        if producers == 0 {
+            [
+                ring_one_thread(N, count),
+                rtrb_one_thread::<N>(count),
+                aq_one_thread::<N>(count),
+                memcpy(N, count),
+            ]
+        } else {
+            [
+                ring_threads(N, count, producers),
+                rtrb_threads::<N>(count, producers),
+                aq_threads::<N>(count, producers),
+                memcpy(N, count),
+            ]
+        }
+    };
+    round();
+    let mut best = round();
+    for _ in 1..runs {
+        for (best, time) in best.iter_mut().zip(round()) {
+            *best = (*best).min(time);
+        }
+    }
+    best
 }
 
 fn print_table(budget_bytes: u64, runs: usize) {
@@ -348,7 +426,7 @@ fn print_table(budget_bytes: u64, runs: usize) {
         "\nringside-ring vs rtrb (SPSC; 2P = one rtrb per producer), crossbeam ArrayQueue<[u8; N]>, memcpy"
     );
     println!(
-        "record = 32 B header + payload; {} MiB per cell, warm-up + best of {runs}; GB/s = record bytes / s",
+        "record = 32 B header + payload; {} MiB per cell, warm-up + best of {runs} rounds; GB/s = record bytes / s",
         budget_bytes >> 20
     );
     println!(
@@ -364,20 +442,16 @@ fn print_table(budget_bytes: u64, runs: usize) {
         "memcpy",
         "ring/x"
     );
-    for (scenario, name) in [
-        (Scenario::Spsc, "(a) 1P+1C"),
-        (Scenario::TwoProducers, "(b) 2P+1C"),
-        (Scenario::OneThread, "(c) 1 thr"),
-    ] {
+    for (producers, name) in [(1, "(a) 1P+1C"), (2, "(b) 2P+1C"), (0, "(c) 1 thr")] {
         for payload in PAYLOADS {
             let record = payload + HEADER;
             let count = (budget_bytes / record as u64).max(20_000);
             let times = match record {
-                48 => cell::<48>(scenario, count, runs),
-                96 => cell::<96>(scenario, count, runs),
-                288 => cell::<288>(scenario, count, runs),
-                1056 => cell::<1056>(scenario, count, runs),
-                _ => cell::<4128>(scenario, count, runs),
+                48 => cell::<48>(producers, count, runs),
+                96 => cell::<96>(producers, count, runs),
+                288 => cell::<288>(producers, count, runs),
+                1056 => cell::<1056>(producers, count, runs),
+                _ => cell::<4128>(producers, count, runs),
             };
             let gbs = |d: Duration| (count * record as u64) as f64 / d.as_secs_f64() / 1e9;
             let [ring, rtrb, aq, copy] = times.map(gbs);
