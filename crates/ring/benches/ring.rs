@@ -429,6 +429,7 @@ fn print_table(budget_bytes: u64, runs: usize) {
         "record = 32 B header + payload; {} MiB per cell, warm-up + best of {runs} rounds; GB/s = record bytes / s",
         budget_bytes >> 20
     );
+    println!("threads: (a) consumer on CPU 0, producer on CPU 1; (b) unpinned; (c) CPU 0");
     println!(
         "{:<10} {:>7} {:>10} {:>8} | {:>8} {:>6} | {:>8} {:>6} | {:>8} {:>6}",
         "scenario",
