@@ -96,6 +96,9 @@ pub fn windows_tools(package: &std::path::Path) -> Result<(), String> {
 /// on the ring's memory between real threads). Needs the nightly toolchain
 /// with `miri` and `rust-src`; installs those components if missing. The
 /// tests shrink their sizes and case counts under `cfg(miri)`.
+/// Schedules the ring's stress tests run under with `cargo xtask miri`.
+const STRESS_SEEDS: u32 = 24;
+
 pub fn miri(_args: &[String]) -> Result<(), String> {
     run(Command::new("rustup").args(["+nightly", "component", "add", "miri", "rust-src"]))?;
     // `+nightly` is understood by the rustup proxy, not by the toolchain's cargo.
@@ -109,6 +112,23 @@ pub fn miri(_args: &[String]) -> Result<(), String> {
         "-p",
         "ringside-ring",
     ]))?;
+    // The threaded stress tests again, under many schedules: one seed
+    // explores one interleaving, and the `Lost`-duty race (ring.rs,
+    // `owe_lost`) showed on 1 seed in 10.
+    run(Command::new("cargo")
+        .current_dir(root())
+        .env("MIRIFLAGS", format!("-Zmiri-many-seeds=0..{STRESS_SEEDS}"))
+        .args([
+            "+nightly",
+            "miri",
+            "test",
+            "-p",
+            "ringside-ring",
+            "--test",
+            "ring",
+            "--",
+            "lose_nothing_uncounted",
+        ]))?;
     eprintln!("miri: {:.0?}", started.elapsed());
     Ok(())
 }

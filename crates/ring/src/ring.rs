@@ -72,7 +72,7 @@
 //! | `prod_pos` store in `claim_space`        | `prod_pos` load in `drain_lane`         | busy/pad tags of every slot below it |
 //! | tag store in `publish` (commit/discard)  | tag load in `drain_lane`                | the record's bytes |
 //! | `cons_pos` store in `drain_lane`         | `cons_pos` reload in `claim_space`      | the consumer's reads before the space is reused |
-//! | `lost_pending` store in `count_drop`     | `lost_pending` swap in `try_claim_slot` | the drop counts a `Lost` record reports |
+//! | `lost_pending` swap in `owe_lost` (every mark a swap, so each continues the release sequences before it) | `lost_pending` swap in `try_claim_slot` | the drop counts a `Lost` record reports |
 //! | drain unlock in `drain_into`             | drain lock in `drain_into`              | `cons_pos`, `next_seq`, delivered counts between drains |
 
 use core::marker::PhantomData;
@@ -792,9 +792,23 @@ impl<'a> Ring<'a> {
     pub(crate) fn count_drop(&self, kind: EventKind, reason: DropReason) {
         bump(&self.drops.per_kind, kind.index(), 1);
         bump(&self.drops.per_reason, reason.index(), 1);
-        // Release pairs with the Acquire swap in `try_claim_slot`: the producer
-        // that takes the duty of writing the `Lost` record sees these counts.
-        self.drops.lost_pending.store(true, Ordering::Release);
+        self.owe_lost();
+    }
+
+    /// Marks a `Lost` record as owed, after the counts it must report were
+    /// bumped.
+    #[cold]
+    fn owe_lost(&self) {
+        // Release pairs with the Acquire swap in `try_claim_slot`: the
+        // producer that takes the duty of writing the `Lost` record sees
+        // the counts bumped before this. A swap, not a store: the taker
+        // synchronises only with the release sequence of the value it
+        // reads, and a plain store by another producer would end this one's
+        // sequence. Were two drops marked by stores, a taker reading the
+        // later one could report the earlier drop's count stale, and then
+        // nobody would owe the record any more (Miri found it: 1 seed in
+        // 10 of the shared-lane stress test).
+        self.drops.lost_pending.swap(true, Ordering::Release);
     }
 
     /// Reserves a slot in `lane`, under its lock if `locked` (else the
@@ -893,7 +907,7 @@ impl<'a> Ring<'a> {
             // Cannot happen (the slot is exactly the encoded size); if it
             // did, the consumer skips the slot and the duty stays owed.
             Err(_) => {
-                self.drops.lost_pending.store(true, Ordering::Relaxed);
+                self.owe_lost();
                 State::Discarded
             }
         };
