@@ -1135,13 +1135,14 @@ mod tests {
         let ring = Ring::new(bytes(&mut memory)).unwrap();
         let slot = ring.reserve(EventKind::ImageLoad, 45).unwrap();
         assert_eq!(ring.lane(0).producer.pos.load(Ordering::Relaxed), 56);
-        let word = ring
-            .lane(0)
-            .producer
-            .memory
-            .tags
-            .get(0)
-            .load(Ordering::Relaxed);
+        let first_tag = || {
+            ring.lane(0)
+                .producer
+                .memory
+                .tag_word(0)
+                .load(Ordering::Relaxed)
+        };
+        let word = first_tag();
         let busy = Tag {
             state: State::Busy,
             kind: EventKind::ImageLoad.index() as u8,
@@ -1154,13 +1155,7 @@ mod tests {
             "busy: the consumer waits"
         );
         slot.discard(DropReason::QueryFailed);
-        let word = ring
-            .lane(0)
-            .producer
-            .memory
-            .tags
-            .get(0)
-            .load(Ordering::Relaxed);
+        let word = first_tag();
         assert_eq!(
             Tag::decode(word, 0).map(|t| t.state),
             Some(State::Discarded)
