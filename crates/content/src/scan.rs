@@ -114,28 +114,30 @@ impl FieldAutomaton {
     /// [`Self::reported_with`] it.
     pub(crate) fn for_each_occurrence(&self, haystack: &[u8], found: impl FnMut(usize, usize)) {
         let all = !self.longest_first;
-        match (&self.kind, self.first_bytes) {
-            (AutomatonKind::Dfa(dfa), None) => walk(dfa, haystack, |_| Some(0), all, found),
-            (AutomatonKind::Nfa(nfa), None) => walk(nfa, haystack, |_| Some(0), all, found),
-            (AutomatonKind::Dfa(dfa), Some([a, b, c])) => {
-                walk(
-                    dfa,
-                    haystack,
-                    |rest| memchr::memchr3(a, b, c, rest),
-                    all,
-                    found,
-                );
-            }
-            (AutomatonKind::Nfa(nfa), Some([a, b, c])) => {
-                walk(
-                    nfa,
-                    haystack,
-                    |rest| memchr::memchr3(a, b, c, rest),
-                    all,
-                    found,
-                );
-            }
+        match &self.kind {
+            AutomatonKind::Dfa(dfa) => walk_skipping(dfa, self.first_bytes, haystack, all, found),
+            AutomatonKind::Nfa(nfa) => walk_skipping(nfa, self.first_bytes, haystack, all, found),
         }
+    }
+}
+
+/// [`walk`], jumping with `memchr3` to the next of `first_bytes` if given.
+fn walk_skipping<A: Automaton>(
+    automaton: &A,
+    first_bytes: Option<[u8; 3]>,
+    haystack: &[u8],
+    all: bool,
+    found: impl FnMut(usize, usize),
+) {
+    match first_bytes {
+        None => walk(automaton, haystack, |_| Some(0), all, found),
+        Some([a, b, c]) => walk(
+            automaton,
+            haystack,
+            |rest| memchr::memchr3(a, b, c, rest),
+            all,
+            found,
+        ),
     }
 }
 
