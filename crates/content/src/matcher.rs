@@ -388,6 +388,22 @@ mod tests {
     }
 
     #[test]
+    fn lowercase_into_appends_what_to_lowercase_gives() {
+        for text in [
+            "C:\\Windows\\CMD.EXE",
+            "Microsoft® Windows® Operating System",
+            "İSTANBUL ẞ Ǆ",
+            "ΟΔΟΣ ΣΟΦΟΣ",
+            "οδοσ ΟΔΟ",
+            "",
+        ] {
+            let mut out = String::from("kept|");
+            lowercase_into(text, &mut out);
+            assert_eq!(out, format!("kept|{}", text.to_lowercase()), "{text:?}");
+        }
+    }
+
+    #[test]
     fn cidr() {
         let net: IpAddr = "10.0.0.0".parse().expect("ip");
         assert!(in_network("10.1.2.3".parse().expect("ip"), net, 8));
