@@ -8,6 +8,7 @@ mod gate;
 mod guide_check;
 mod inf_check;
 mod package;
+mod setup;
 mod test;
 mod windbg_check;
 
@@ -48,6 +49,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every command but help builds with the toolchain rust-toolchain.toml
+    // names; the kernel model (tests/) also needs Debian packages.
+    let setup = match command {
+        "help" | "--help" | "-h" => Ok(()),
+        "test" | "demo" | "bench" => {
+            setup::toolchain().and_then(|()| setup::debian(setup::KERNEL_MODEL))
+        }
+        _ => setup::toolchain(),
+    };
+    if let Err(message) = setup {
+        eprintln!("xtask: setting up: {message}");
+        return ExitCode::FAILURE;
+    }
     let result = match command {
         "test" => test::run_all(rest),
         "package" => package::run_package(rest).map(|_| ()),

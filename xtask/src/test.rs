@@ -7,8 +7,6 @@ use crate::cmd::{cargo, root, run};
 
 /// Every test CI runs, in order of cost.
 pub fn run_all(_args: &[String]) -> Result<(), String> {
-    // The kernel model (tests/) builds Unicorn's C core with cmake.
-    ensure_cmake()?;
     run(cargo().args(["test", "--workspace", "--locked"]))?;
     // The workspace lints (STYLE.md), on every host crate and test.
     run(cargo().args([
@@ -100,7 +98,17 @@ pub fn windows_tools(package: &std::path::Path) -> Result<(), String> {
 const STRESS_SEEDS: u32 = 24;
 
 pub fn miri(_args: &[String]) -> Result<(), String> {
-    run(Command::new("rustup").args(["+nightly", "component", "add", "miri", "rust-src"]))?;
+    // Installs nightly itself when missing (RUSTUP_AUTO_INSTALL=0 machines
+    // would not), and its two components.
+    run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        "nightly",
+        "--profile",
+        "minimal",
+        "--component",
+        "miri,rust-src",
+    ]))?;
     // `+nightly` is understood by the rustup proxy, not by the toolchain's cargo.
     let started = Instant::now();
     run(Command::new("cargo").current_dir(root()).args([
@@ -131,21 +139,4 @@ pub fn miri(_args: &[String]) -> Result<(), String> {
         ]))?;
     eprintln!("miri: {:.0?}", started.elapsed());
     Ok(())
-}
-
-/// Installs Debian's `cmake` when it is missing (needs root, as on CI and the
-/// developer machines): `unicorn-engine` builds its C core with it.
-fn ensure_cmake() -> Result<(), String> {
-    let present = std::process::Command::new("cmake")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present {
-        return Ok(());
-    }
-    eprintln!("cmake is missing; installing it with apt-get (needed to build unicorn-engine)");
-    run(std::process::Command::new("apt-get").arg("update"))?;
-    run(std::process::Command::new("apt-get")
-        .args(["install", "-y", "cmake"])
-        .env("DEBIAN_FRONTEND", "noninteractive"))
 }

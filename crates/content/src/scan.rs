@@ -263,7 +263,7 @@ mod tests {
         let nfa = nfa::contiguous::NFA::new(&patterns).expect("nfa");
         let dfa = dfa::DFA::new(&patterns).expect("dfa");
         assert!(longest_first(&nfa, &patterns) && longest_first(&dfa, &patterns));
-        assert_eq!(first_bytes(&patterns), Some([b'h', b'm', b's']));
+        assert_eq!(first_bytes(&patterns), Some(*b"hms"));
         let automaton = |kind, longest_first| FieldAutomaton {
             kind,
             first_bytes: first_bytes(&patterns),

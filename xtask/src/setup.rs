@@ -1,0 +1,89 @@
+//! What a fresh machine lacks, installed by the project's own files: the
+//! toolchain `rust-toolchain.toml` names (with its targets and components)
+//! and the Debian packages the builds and tests use.
+//!
+//! Machines of this kind set `RUSTUP_AUTO_INSTALL=0`, so rustup installs
+//! nothing on first use; a `cargo xtask` command must ask for it.
+
+use std::process::Command;
+
+use crate::cmd::{root, run};
+
+/// `rustup toolchain install` with no toolchain named: rustup reads
+/// `rust-toolchain.toml` and installs its channel, targets and components
+/// (a no-op in ~30 ms when all are there).
+pub fn toolchain() -> Result<(), String> {
+    run(Command::new("rustup")
+        .current_dir(root())
+        // The rustup proxy that started `cargo xtask` sets this; with it set,
+        // rustup installs the bare toolchain and skips the file's targets.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .args(["toolchain", "install"]))
+}
+
+/// A Debian package the project needs, and the file whose presence shows it
+/// is installed.
+pub struct Package {
+    pub name: &'static str,
+    pub provides: &'static str,
+    pub why: &'static str,
+}
+
+/// `unicorn-engine` builds its C core with cmake (the kernel model).
+pub const CMAKE: Package = Package {
+    name: "cmake",
+    provides: "/usr/bin/cmake",
+    why: "unicorn-engine builds its C core with it (the kernel model)",
+};
+
+/// The ABI oracle's first header set and its compiler (tests/abi).
+pub const MINGW: Package = Package {
+    name: "gcc-mingw-w64-x86-64",
+    provides: "/usr/bin/x86_64-w64-mingw32-gcc",
+    why: "compiles the ABI oracle's offsetof tables for x64 Windows",
+};
+
+/// mingw-w64's DDK headers (wdm.h, ntifs.h).
+pub const MINGW_HEADERS: Package = Package {
+    name: "mingw-w64-x86-64-dev",
+    provides: "/usr/x86_64-w64-mingw32/include/ddk/wdm.h",
+    why: "the ABI oracle's first header set (ddk/wdm.h, ddk/ntifs.h)",
+};
+
+/// Wine's DDK headers, which also have fltkernel.h.
+pub const WINE_HEADERS: Package = Package {
+    name: "libwine-dev",
+    provides: "/usr/include/wine/wine/windows/ddk/fltkernel.h",
+    why: "the ABI oracle's second header set (wdm.h, ntifs.h, fltkernel.h)",
+};
+
+/// What the kernel model (tests/) needs to build: Unicorn and the oracle.
+pub const KERNEL_MODEL: &[&Package] = &[&CMAKE, &MINGW, &MINGW_HEADERS, &WINE_HEADERS];
+
+/// Installs every missing package with apt-get (root, as on CI and the
+/// developer machines); says what is missing and why before it does.
+pub fn debian(packages: &[&Package]) -> Result<(), String> {
+    let missing: Vec<&Package> = packages
+        .iter()
+        .copied()
+        .filter(|p| !std::path::Path::new(p.provides).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for p in &missing {
+        eprintln!("missing Debian package {}: {}", p.name, p.why);
+    }
+    if !std::path::Path::new("/usr/bin/apt-get").exists() {
+        let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+        return Err(format!(
+            "no apt-get here: install {} with your package manager",
+            names.join(" ")
+        ));
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(missing.iter().map(|p| p.name))
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
