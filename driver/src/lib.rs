@@ -31,6 +31,7 @@ pub mod ntoskrnl;
 pub mod params;
 pub mod pending;
 pub mod record;
+pub mod wdk;
 
 /// The ring the driver records into.
 pub use ringside_ring as ring;

@@ -351,9 +351,10 @@ pub struct RenameTarget {
 
 /// Offset of `RootDirectory` and `FileNameLength`/`FileName` in
 /// `FILE_RENAME_INFORMATION` on 64-bit Windows.
-const RENAME_ROOT_OFFSET: usize = 8;
-const RENAME_NAME_LENGTH_OFFSET: usize = 16;
-const RENAME_NAME_OFFSET: usize = 20;
+use crate::wdk::rename_information::{
+    FILE_NAME as RENAME_NAME_OFFSET, FILE_NAME_LENGTH as RENAME_NAME_LENGTH_OFFSET,
+    ROOT_DIRECTORY as RENAME_ROOT_OFFSET,
+};
 
 /// Locates the target name of a rename request in its system buffer, with
 /// every length checked against the buffer. `None` if it does not fit.

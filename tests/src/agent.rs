@@ -147,13 +147,16 @@ impl Machine {
         let irp = self.build_irp(IRP_MJ_CREATE, file_object);
         // IO_SECURITY_CONTEXT → ACCESS_STATE → SECURITY_SUBJECT_CONTEXT.
         let token = io::new_token(&mut self.uc, admin);
-        let security = model_alloc(&mut self.uc, 0x40);
+        let security = model_alloc(&mut self.uc, SECURITY_CONTEXT_SIZE as u64);
         let access_state = model_alloc(&mut self.uc, 0x200);
-        let subject = access_state + offset_of_subject();
-        self.uc.write_u64(subject, 0); // ClientToken: not impersonating
-        self.uc.write_u64(subject + 16, token); // PrimaryToken
-        self.uc.write_u64(security + 8, access_state);
-        self.uc.write_u32(security + 16, 0xC000_0000); // GENERIC_READ | GENERIC_WRITE
+        let subject = access_state + ACCESS_STATE_SUBJECT_CONTEXT;
+        self.uc.write_u64(subject + SUBJECT_CLIENT_TOKEN, 0); // not impersonating
+        self.uc.write_u64(subject + SUBJECT_PRIMARY_TOKEN, token);
+        self.uc
+            .write_u64(security + SECURITY_CONTEXT_ACCESS_STATE, access_state);
+        // GENERIC_READ | GENERIC_WRITE
+        self.uc
+            .write_u32(security + SECURITY_CONTEXT_DESIRED_ACCESS, 0xC000_0000);
         let stack = io::stack_location(&self.uc, irp);
         self.uc
             .write_u64(stack + STACK_CREATE_SECURITY_CONTEXT, security);
@@ -287,14 +290,6 @@ impl Machine {
     pub fn cancel(&mut self, irp: u64) -> bool {
         io::cancel_irp(&mut self.uc, irp)
     }
-}
-
-/// `ACCESS_STATE.SubjectSecurityContext`.
-fn offset_of_subject() -> u64 {
-    core::mem::offset_of!(
-        windows_sys::Wdk::Foundation::ACCESS_STATE,
-        SubjectSecurityContext
-    ) as u64
 }
 
 /// A consumer session as the agent runs it: the device opened by an

@@ -1,6 +1,6 @@
 //! File system operations delivered to the minifilter as Filter Manager
 //! delivers them: a FLT_CALLBACK_DATA with its FLT_IO_PARAMETER_BLOCK and a
-//! FLT_RELATED_OBJECTS (windows-sys layouts), the registered pre-operation
+//! FLT_RELATED_OBJECTS (ABI oracle layouts), the registered pre-operation
 //! callback first and, when it returns FLT_PREOP_SUCCESS_WITH_CALLBACK (or
 //! the filter registered only a post-operation callback), the post-operation
 //! callback after the file system completed the request.
@@ -123,9 +123,12 @@ impl Machine {
     ) -> Result<(), String> {
         let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
             // IO_SECURITY_CONTEXT: SecurityQos, AccessState, DesiredAccess, FullCreateOptions.
-            let security = model_alloc(&mut m.uc, 0x20);
-            m.uc.write_u32(security + 16, desired_access);
-            m.uc.write_u32(security + 20, create_options);
+            let security = model_alloc(&mut m.uc, SECURITY_CONTEXT_SIZE as u64);
+            m.uc.write_u32(security + SECURITY_CONTEXT_DESIRED_ACCESS, desired_access);
+            m.uc.write_u32(
+                security + SECURITY_CONTEXT_FULL_CREATE_OPTIONS,
+                create_options,
+            );
             m.uc.write_u64(iopb + CREATE_SECURITY_CONTEXT, security);
             m.uc.write_u32(iopb + CREATE_OPTIONS, create_options);
         };
@@ -205,9 +208,10 @@ impl Machine {
         replace: bool,
     ) -> Result<(), String> {
         let name: Vec<u8> = new_name.encode_utf16().flat_map(u16::to_le_bytes).collect();
-        let mut info = vec![0u8; 20];
-        info[0] = u8::from(replace);
-        info[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        let mut info = vec![0u8; RENAME_FILE_NAME as usize];
+        info[RENAME_REPLACE_IF_EXISTS as usize] = u8::from(replace);
+        let length = RENAME_FILE_NAME_LENGTH as usize;
+        info[length..length + 4].copy_from_slice(&(name.len() as u32).to_le_bytes());
         info.extend_from_slice(&name);
         self.file_set_information(who, file, FILE_RENAME_INFORMATION, &info)?;
         self.set_file_name(file, new_name);
@@ -220,7 +224,9 @@ impl Machine {
         who: Requestor,
         file: OpenFile,
     ) -> Result<(), String> {
-        self.file_set_information(who, file, FILE_DISPOSITION_INFORMATION, &[1, 0, 0, 0])
+        let mut info = vec![0u8; DISPOSITION_SIZE];
+        info[DISPOSITION_DELETE_FILE as usize] = 1;
+        self.file_set_information(who, file, FILE_DISPOSITION_INFORMATION, &info)
     }
 
     /// IRP_MJ_CLEANUP: the last user handle to the FILE_OBJECT closed.

@@ -1,5 +1,5 @@
 //! Every event kind through the real driver: scripted file operations
-//! (FltMgr callbacks with windows-sys layouts), process and image
+//! (FltMgr callbacks with the ABI oracle's layouts), process and image
 //! notifications, drained through the real READ path and decoded by
 //! ringside-wire, each field equal to what the scenario supplied.
 

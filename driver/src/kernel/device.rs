@@ -136,16 +136,15 @@ unsafe extern "system" fn dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP)
             (status::SUCCESS, 0)
         }
         IRP_MJ_DEVICE_CONTROL => {
-            // SAFETY: DeviceIoControl is the active union member for this major.
-            let params = unsafe { stack.Parameters.DeviceIoControl };
+            let params = irp::device_io_control(stack);
             // SAFETY: we own the IRP; it may be queued (then STATUS_PENDING).
             match g.with_rundown(|g| unsafe {
                 device_control(
                     g,
                     irp,
-                    params.IoControlCode,
-                    params.InputBufferLength,
-                    params.OutputBufferLength,
+                    params.io_control_code,
+                    params.input_buffer_length,
+                    params.output_buffer_length,
                 )
             }) {
                 Some(Ok(Done::Pending)) => return status::PENDING,

@@ -16,14 +16,16 @@ use ringside_driver::record::{
     classify_set_information, create_interest, rename_target,
 };
 use ringside_driver::ring::Ring;
+use ringside_driver::wdk::{self, SetFileInformationParameters};
 use ringside_wire::{DropReason, EventKind};
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED,
-    FLT_FILE_NAME_QUERY_DEFAULT, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
-    FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS, FltGetDestinationFileNameInformation,
-    FltGetFileNameInformation, FltGetRequestorProcessId, FltRegisterFilter,
-    FltReleaseFileNameInformation, FltStartFiltering, FltUnregisterFilter, PFLT_FILTER,
+    FLT_FILE_NAME_QUERY_DEFAULT, FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION,
+    FLT_PARAMETERS, FLT_REGISTRATION, FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS,
+    FltGetDestinationFileNameInformation, FltGetFileNameInformation, FltGetRequestorProcessId,
+    FltRegisterFilter, FltReleaseFileNameInformation, FltStartFiltering, FltUnregisterFilter,
+    PFLT_FILTER,
 };
 
 use super::globals::{Globals, acquired, globals};
@@ -394,6 +396,21 @@ unsafe extern "system" fn pre_set_information(
     PREOP_NO_CALLBACK
 }
 
+/// `Parameters.SetFileInformation` with the x64 layout (windows-sys's drops
+/// `POINTER_ALIGNMENT`; see `ringside_driver::wdk`).
+fn set_file_information(iopb: &FLT_IO_PARAMETER_BLOCK) -> SetFileInformationParameters {
+    const _: () = assert!(
+        core::mem::size_of::<FLT_PARAMETERS>() == wdk::FLT_PARAMETERS_SIZE
+            && core::mem::align_of::<FLT_PARAMETERS>() == 8
+    );
+    let parameters = core::ptr::addr_of!(iopb.Parameters).cast::<SetFileInformationParameters>();
+    // SAFETY: FLT_PARAMETERS is 48 bytes and 8-aligned (asserted above),
+    // larger than the view; every bit pattern is a valid view (integers and
+    // raw pointers). FltMgr filled it for IRP_MJ_SET_INFORMATION and does not
+    // change it during the pre-operation callback, so the copy aliases nothing.
+    unsafe { parameters.read() }
+}
+
 /// # Safety
 /// Valid pre-set-information callback data and related objects.
 unsafe fn on_set_information(
@@ -409,17 +426,16 @@ unsafe fn on_set_information(
     let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
         return;
     };
-    // SAFETY: SetFileInformation is the active member for IRP_MJ_SET_INFORMATION.
-    let params = unsafe { iopb.Parameters.SetFileInformation };
-    let buffer = params.InfoBuffer.cast::<u8>().cast_const();
+    let params = set_file_information(iopb);
+    let buffer = params.info_buffer.cast::<u8>().cast_const();
     let info: &[u8] = if buffer.is_null() {
         &[]
     } else {
         // SAFETY: IRP_MJ_SET_INFORMATION is buffered: InfoBuffer is a system
         // buffer of `Length` bytes, valid for the pre-operation callback.
-        unsafe { core::slice::from_raw_parts(buffer, params.Length as usize) }
+        unsafe { core::slice::from_raw_parts(buffer, params.length as usize) }
     };
-    let class = params.FileInformationClass as u32;
+    let class = params.file_information_class;
     let action = classify_set_information(class, info);
     let kind = match action {
         SetInformation::Ignore => return,

@@ -7,6 +7,8 @@ use core::ffi::c_void;
 use windows_sys::Wdk::Foundation::{IO_STACK_LOCATION, IRP};
 use windows_sys::Wdk::System::SystemServices::IofCompleteRequest;
 
+use ringside_driver::wdk::{self, DeviceIoControlParameters};
+
 use super::nt;
 
 /// `IoGetCurrentIrpStackLocation`.
@@ -23,6 +25,25 @@ pub unsafe fn stack<'a>(irp: *mut IRP) -> Option<&'a IO_STACK_LOCATION> {
     // SAFETY: the I/O manager points it at our stack location, valid while
     // we own the IRP.
     unsafe { location.as_ref() }
+}
+
+/// `Parameters.DeviceIoControl` with the x64 layout (windows-sys's drops
+/// `POINTER_ALIGNMENT`; see `ringside_driver::wdk`).
+pub fn device_io_control(stack: &IO_STACK_LOCATION) -> DeviceIoControlParameters {
+    const _: () = {
+        assert!(core::mem::offset_of!(IO_STACK_LOCATION, Parameters) == wdk::STACK_PARAMETERS);
+        assert!(
+            core::mem::size_of::<DeviceIoControlParameters>()
+                <= core::mem::size_of::<windows_sys::Wdk::Foundation::IO_STACK_LOCATION_0>()
+        );
+    };
+    let parameters = core::ptr::addr_of!(stack.Parameters).cast::<DeviceIoControlParameters>();
+    // SAFETY: the union is at least as large as the view (asserted above)
+    // and 8-aligned like the stack location; every bit pattern is a valid
+    // DeviceIoControlParameters (integers and a raw pointer). The I/O
+    // manager filled it for IRP_MJ_DEVICE_CONTROL and it is not written
+    // while we own the IRP, so the copy aliases nothing.
+    unsafe { parameters.read() }
 }
 
 /// The file object the request was sent on (the consumer's handle).

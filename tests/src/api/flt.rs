@@ -79,7 +79,7 @@ pub fn flt_register_filter(uc: &mut Uc) -> u64 {
     let table = uc.read_u64(registration + REG_OPERATIONS);
     if table != 0 {
         for i in 0..64 {
-            let entry = table + i * OPERATION_SIZE;
+            let entry = table + i * OPERATION_SIZE as u64;
             let major = uc.read_u8(entry + OP_MAJOR);
             if major == IRP_MJ_OPERATION_END {
                 break;

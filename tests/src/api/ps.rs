@@ -179,14 +179,25 @@ pub fn se_query_information_token(uc: &mut Uc) -> u64 {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
     // TOKEN_USER / TOKEN_MANDATORY_LABEL: one SID_AND_ATTRIBUTES, SID after it.
-    let block = crate::api::pool::map_block(uc, 16 + sid.len() as u64, true);
+    use crate::layout::{
+        SAA_ATTRIBUTES, SAA_SID, SID_AND_ATTRIBUTES_SIZE, TOKEN_LABEL_LABEL, TOKEN_USER_USER,
+    };
+    let entry = if class == 25 {
+        TOKEN_LABEL_LABEL
+    } else {
+        TOKEN_USER_USER
+    };
+    let header = entry + SID_AND_ATTRIBUTES_SIZE as u64;
+    let block = crate::api::pool::map_block(uc, header + sid.len() as u64, true);
     if let Some(b) = uc.get_data_mut().pool.live.get_mut(&block) {
         b.tag = u32::from_le_bytes(*b"Se  ");
         b.paged = true;
     }
-    uc.write_u64(block, block + 16);
-    uc.write_u32(block + 8, if class == 25 { 0x20 } else { 0 });
-    uc.write_bytes(block + 16, &sid);
+    uc.write_u64(block + entry + SAA_SID, block + header);
+    // SE_GROUP_INTEGRITY on the label; a user SID carries no attributes.
+    let attributes = if class == 25 { 0x20 } else { 0 };
+    uc.write_u32(block + entry + SAA_ATTRIBUTES, attributes);
+    uc.write_bytes(block + header, &sid);
     uc.write_u64(out, block);
     0
 }

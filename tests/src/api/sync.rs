@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::layout::{KDPC_CONTEXT, KDPC_ROUTINE, KDPC_SIZE};
 use crate::machine::{
     DISPATCH_LEVEL, Machine, arg, call_guest, fatal, irql, require_irql, set_irql,
 };
@@ -249,13 +250,9 @@ pub fn ke_query_interrupt_time(uc: &mut Uc) -> u64 {
     uc.get_data().clock - 133_657_565_400_000_000
 }
 
-// KDPC: DeferredRoutine at 0x18, DeferredContext at 0x20 (wdm.h).
-const KDPC_ROUTINE: u64 = 0x18;
-const KDPC_CONTEXT: u64 = 0x20;
-
 pub fn ke_initialize_dpc(uc: &mut Uc) -> u64 {
     let (dpc, routine, context) = (arg(uc, 0), arg(uc, 1), arg(uc, 2));
-    uc.write_bytes(dpc, &[0u8; 0x40]);
+    uc.write_bytes(dpc, &[0u8; KDPC_SIZE]);
     uc.write_u64(dpc + KDPC_ROUTINE, routine);
     uc.write_u64(dpc + KDPC_CONTEXT, context);
     uc.get_data_mut().sync.dpcs.insert(dpc, (routine, context));

@@ -1,0 +1,85 @@
+//! WDK layouts the driver declares itself because windows-sys gets them
+//! wrong on x64. C headers: wdm.h (`IO_STACK_LOCATION`), fltkernel.h
+//! (`FLT_PARAMETERS`), ntifs.h (`FILE_RENAME_INFORMATION`).
+//!
+//! windows-sys 0.61 drops `POINTER_ALIGNMENT` (microsoft/windows-rs#4404),
+//! which on x64 is `DECLSPEC_ALIGN(8)`: every member so marked starts on an
+//! 8-byte boundary. The structs below spell that padding out, and the
+//! `const` asserts state the WDK offsets. The kernel model's ABI oracle
+//! (tests/abi/oracle.c, compiled against mingw-w64's and Wine's headers)
+//! checks each of them again (tests/tests/abi_oracle.rs).
+//!
+//! These are views of a union member: the driver casts a pointer to the
+//! `Parameters` union to one of them (src/kernel/irp.rs, filter.rs).
+
+use core::ffi::c_void;
+use core::mem::{offset_of, size_of};
+
+/// `IO_STACK_LOCATION.Parameters.DeviceIoControl`: the lengths and control
+/// code are `ULONG POINTER_ALIGNMENT`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceIoControlParameters {
+    pub output_buffer_length: u32,
+    _pad0: u32,
+    pub input_buffer_length: u32,
+    _pad1: u32,
+    pub io_control_code: u32,
+    _pad2: u32,
+    pub type3_input_buffer: *mut c_void,
+}
+
+/// `IO_STACK_LOCATION.Parameters` starts here (after MajorFunction,
+/// MinorFunction, Flags, Control and 4 bytes of alignment).
+pub const STACK_PARAMETERS: usize = 8;
+/// The `Parameters` union's size: four pointers.
+pub const STACK_PARAMETERS_SIZE: usize = 32;
+
+// Inside Parameters (+0x08): so IO_STACK_LOCATION+0x08/+0x10/+0x18/+0x20 on
+// x64 (WinDbg `dt nt!_IO_STACK_LOCATION`).
+const _: () = {
+    assert!(offset_of!(DeviceIoControlParameters, output_buffer_length) == 0);
+    assert!(offset_of!(DeviceIoControlParameters, input_buffer_length) == 8);
+    assert!(offset_of!(DeviceIoControlParameters, io_control_code) == 16);
+    assert!(offset_of!(DeviceIoControlParameters, type3_input_buffer) == 24);
+    assert!(size_of::<DeviceIoControlParameters>() == STACK_PARAMETERS_SIZE);
+};
+
+/// `FLT_PARAMETERS.SetFileInformation`: `FileInformationClass` and
+/// `InfoBuffer` are `POINTER_ALIGNMENT`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SetFileInformationParameters {
+    pub length: u32,
+    _pad0: u32,
+    /// A `FILE_INFORMATION_CLASS` (a C enum: 32 bits).
+    pub file_information_class: u32,
+    _pad1: u32,
+    pub parent_of_target: *mut c_void,
+    /// The union of `{ReplaceIfExists, AdvanceOnly}`, `ClusterCount` and
+    /// `DeleteHandle`; the driver reads none of them.
+    pub replace_or_delete_handle: usize,
+    pub info_buffer: *mut c_void,
+}
+
+/// `FLT_PARAMETERS`' size on x64 (its largest members are 48 bytes).
+pub const FLT_PARAMETERS_SIZE: usize = 48;
+
+// FLT_PARAMETERS+0/+8/+16/+24/+32 on x64 (fltkernel.h).
+const _: () = {
+    assert!(offset_of!(SetFileInformationParameters, length) == 0);
+    assert!(offset_of!(SetFileInformationParameters, file_information_class) == 8);
+    assert!(offset_of!(SetFileInformationParameters, parent_of_target) == 16);
+    assert!(offset_of!(SetFileInformationParameters, replace_or_delete_handle) == 24);
+    assert!(offset_of!(SetFileInformationParameters, info_buffer) == 32);
+    assert!(size_of::<SetFileInformationParameters>() <= FLT_PARAMETERS_SIZE);
+};
+
+/// `FILE_RENAME_INFORMATION` (and `_EX`, whose `Flags` ULONG overlays
+/// `ReplaceIfExists`): RootDirectory at +8, FileNameLength at +16, FileName
+/// at +20 on x64.
+pub mod rename_information {
+    pub const ROOT_DIRECTORY: usize = 8;
+    pub const FILE_NAME_LENGTH: usize = 16;
+    pub const FILE_NAME: usize = 20;
+}
