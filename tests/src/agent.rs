@@ -7,6 +7,7 @@ use crate::api::io::{self, IrpRecord, STATUS_PENDING};
 use crate::layout::*;
 use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc, model_free};
 use crate::memory::*;
+use crate::smp::{CallKind, GuestCall};
 use crate::verifier::Rule;
 
 pub const IRP_MJ_CREATE: u8 = 0x00;
@@ -65,20 +66,46 @@ impl Machine {
     /// Sends `irp` to the driver's dispatch routine and checks the
     /// pending/completion contract.
     fn send(&mut self, irp: u64, record: IrpRecord) -> Result<Sent, String> {
-        let major = record.major;
-        self.kernel_mut().io.irps.insert(irp, record);
-        let device = self.control_device().ok_or("the driver has no device")?;
-        let dispatch = io::major_function(&self.uc, self.driver_object, major);
-        if dispatch == 0 {
-            self.kernel_mut().io.irps.remove(&irp);
+        let Some(call) = self.dispatch_call(irp, record) else {
             return Ok(Sent::Done(Completion {
                 status: io::STATUS_INVALID_DEVICE_REQUEST,
                 information: 0,
                 output: Vec::new(),
             }));
-        }
+        };
         self.set_current(AGENT_PID, AGENT_TID);
-        let status = self.call_at(PASSIVE_LEVEL, dispatch, &[device, irp])? as u32 as i32;
+        let status = self.call_at(PASSIVE_LEVEL, call.function, &call.args)?;
+        self.dispatched(irp, status)
+    }
+
+    /// The dispatch routine's call for `irp` (registered with the I/O
+    /// manager as `record`), to make now or on a CPU of a multi-CPU run;
+    /// `None` if the driver has no routine for the major function.
+    fn dispatch_call(&mut self, irp: u64, record: IrpRecord) -> Option<GuestCall> {
+        let major = record.major;
+        self.kernel_mut().io.irps.insert(irp, record);
+        let device = self.control_device().unwrap_or(0);
+        let dispatch = io::major_function(&self.uc, self.driver_object, major);
+        if dispatch == 0 {
+            self.kernel_mut().io.irps.remove(&irp);
+            return None;
+        }
+        Some(GuestCall {
+            label: format!("dispatch major {major:#x} IRP {irp:#x}"),
+            kind: CallKind::Dispatch,
+            function: dispatch,
+            args: vec![device, irp],
+            irql: PASSIVE_LEVEL,
+            pid: AGENT_PID,
+            tid: AGENT_TID,
+        })
+    }
+
+    /// After the dispatch routine returned `status` for `irp`: checks the
+    /// pending/completion contract; the completion, or `Pending`.
+    pub fn dispatched(&mut self, irp: u64, status: u64) -> Result<Sent, String> {
+        let status = status as u32 as i32;
+        let major = self.kernel().io.irps.get(&irp).map_or(0, |r| r.major);
         let stack = io::stack_location(&self.uc, irp);
         let marked = self.uc.read_u8(stack + STACK_CONTROL) & 1 != 0;
         let completed = self.kernel().io.irps.get(&irp).and_then(|r| r.completed);
@@ -203,6 +230,35 @@ impl Machine {
         output_len: u32,
         user_offset: u64,
     ) -> Result<Sent, String> {
+        let (irp, record) = self.build_ioctl(handle, code, input, output_len, user_offset);
+        self.send(irp, record)
+    }
+
+    /// A DeviceIoControl's IRP, built as the I/O manager builds it, and
+    /// its dispatch call, to run on a CPU of a multi-CPU run; hand the
+    /// call's result to [`Machine::dispatched`].
+    pub fn ioctl_call(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: u32,
+    ) -> Result<(GuestCall, u64), String> {
+        let (irp, record) = self.build_ioctl(handle, code, input, output_len, 0);
+        let call = self
+            .dispatch_call(irp, record)
+            .ok_or("the driver has no DEVICE_CONTROL routine")?;
+        Ok((call, irp))
+    }
+
+    fn build_ioctl(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: u32,
+        user_offset: u64,
+    ) -> (u64, IrpRecord) {
         let irp = self.build_irp(IRP_MJ_DEVICE_CONTROL, handle.file_object);
         let stack = io::stack_location(&self.uc, irp);
         self.uc
@@ -248,7 +304,7 @@ impl Machine {
             record.output_buffer = buffer;
             record.user_block = block;
         }
-        self.send(irp, record)
+        (irp, record)
     }
 
     /// A request that must not pend.
@@ -263,6 +319,23 @@ impl Machine {
             Sent::Done(c) => Ok(c),
             Sent::Pending(irp) => Err(format!("IOCTL {code:#x} pended (IRP {irp:#x})")),
         }
+    }
+
+    /// The dispatch call of an IRP_MJ_CLEANUP or IRP_MJ_CLOSE of `handle`
+    /// (its IRP), for a multi-CPU run; see [`Machine::dispatched`].
+    pub fn handle_call(&mut self, handle: Handle, major: u8) -> Result<(GuestCall, u64), String> {
+        let irp = self.build_irp(major, handle.file_object);
+        let call = self
+            .dispatch_call(
+                irp,
+                IrpRecord {
+                    major,
+                    file_object: handle.file_object,
+                    ..Default::default()
+                },
+            )
+            .ok_or_else(|| format!("the driver has no routine for major {major:#x}"))?;
+        Ok((call, irp))
     }
 
     /// CloseHandle: IRP_MJ_CLEANUP then IRP_MJ_CLOSE.

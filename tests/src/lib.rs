@@ -4,7 +4,8 @@
 //! its imports are bound to modelled kernel APIs with their documented
 //! contracts ([`api`]), and Driver-Verifier-style checks ([`verifier`]) run
 //! in every test. [`agent`] drives the control device through real IRPs and
-//! [`scenario`] fires the driver's registered callbacks as Windows would.
+//! [`scenario`] fires the driver's registered callbacks as Windows would;
+//! [`smp`] interleaves several CPUs over the same guest memory.
 
 pub mod agent;
 pub mod api;
@@ -16,7 +17,9 @@ pub mod layout;
 pub mod machine;
 pub mod memory;
 pub mod pe;
+pub mod races;
 pub mod scenario;
+pub mod smp;
 pub mod verifier;
 
 pub use machine::Machine;

@@ -90,6 +90,11 @@ pub struct Kernel {
     /// calls API `.0` (once): e.g. an unload requested from another CPU
     /// while a callback is in flight. Runs before the API's model.
     pub interpose: Option<(String, Interposed)>,
+    /// Several CPUs interleaved ([`crate::smp`]), during [`Machine::run_smp`].
+    pub smp: Option<Box<crate::smp::Smp>>,
+    /// Set by an API model that must wait for another CPU: its CPU spins at
+    /// the call ([`crate::smp::request_retry`]).
+    pub retry: bool,
 }
 
 impl Kernel {
@@ -173,6 +178,12 @@ fn cr8_sites(image: &pe::LoadedImage) -> Vec<(u64, bool, usize)> {
 
 /// Serves one CR8 access from the modelled IRQL and skips the instruction.
 fn hook_cr8(uc: &mut Uc, address: u64, write: bool, gpr: usize) {
+    // The scheduler's hook runs first at this address and may have switched
+    // to another CPU (or into a DPC): then this instruction is not the one
+    // about to execute, unless the new context is at the same instruction.
+    if uc.reg_read(RegisterX86::RIP).unwrap_or(0) != address {
+        return;
+    }
     if write {
         let level = uc.reg_read(GPR[gpr]).unwrap_or(0) as u8;
         if level > 15 {
@@ -373,6 +384,8 @@ impl Machine {
             unloaded: false,
             trace: Vec::new(),
             interpose: None,
+            smp: None,
+            retry: false,
         };
         let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, kernel)
             .map_err(|e| format!("unicorn: {e:?}"))?;
@@ -439,6 +452,7 @@ impl Machine {
                         .entry(address.wrapping_sub(IMAGE_BASE) as u32)
                         .or_default() += 1;
                 }
+                crate::smp::on_instruction(as_static(uc), address);
             },
         )
         .map_err(|e| format!("hook: {e:?}"))?;
@@ -537,12 +551,8 @@ impl Machine {
     fn unload_with_flags(&mut self, flags: u64) -> Result<(), String> {
         let filter_unload = self.kernel().flt.unload_callback;
         if filter_unload != 0 && self.kernel().flt.filter != 0 {
-            let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[flags])? as u32 as i32;
-            if status < 0 {
-                return Err(format!(
-                    "FilterUnloadCallback refused the unload: {status:#x}"
-                ));
-            }
+            let status = self.call_at(PASSIVE_LEVEL, filter_unload, &[flags])?;
+            return self.unloaded(status);
         } else {
             let unload = api::io::driver_unload_routine(&self.uc, self.driver_object);
             if unload == 0 {
@@ -550,6 +560,18 @@ impl Machine {
             }
             let object = self.driver_object;
             self.call_at(PASSIVE_LEVEL, unload, &[object])?;
+        }
+        self.unloaded(0)
+    }
+
+    /// After the FilterUnloadCallback returned `status`: a success means
+    /// the driver is gone, and the unload-time invariants are checked.
+    pub fn unloaded(&mut self, status: u64) -> Result<(), String> {
+        let status = status as u32 as i32;
+        if status < 0 {
+            return Err(format!(
+                "FilterUnloadCallback refused the unload: {status:#x}"
+            ));
         }
         self.kernel_mut().unloaded = true;
         self.check_unloaded();
@@ -645,6 +667,10 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     if address == RETURN_SENTINEL {
         return;
     }
+    if let Some((cpu, dpc)) = crate::smp::sentinel(address) {
+        crate::smp::on_sentinel(uc, cpu, dpc);
+        return;
+    }
     let rsp = uc.reg_read(RegisterX86::RSP).unwrap_or(0);
     if let Some((at, sp, value)) = uc.get_data().replay
         && at == address
@@ -689,6 +715,25 @@ fn dispatch(uc: &mut Uc, address: u64, _size: u32) {
     }
     let nested_before = uc.get_data().nested_calls;
     let result = (binding.handler)(uc);
+    if std::mem::take(&mut uc.get_data_mut().retry) {
+        // The API waits for another CPU: spin here (the call is made again
+        // when this CPU runs next), unless guest code the kernel called
+        // from inside an API is running, which cannot be preempted.
+        if uc.get_data().depth == 1 && uc.get_data().smp.is_some() {
+            crate::smp::spin(uc, address, &binding.name);
+        } else {
+            fatal(
+                uc,
+                Rule::Lock,
+                format!(
+                    "{} would wait forever: nothing else can run (hang)",
+                    binding.name
+                ),
+            );
+        }
+        return;
+    }
+    crate::smp::progressed(uc);
     if uc.get_data().nested_calls != nested_before {
         uc.get_data_mut().replay = Some((address, rsp, result));
     }

@@ -9,6 +9,7 @@ use crate::api::rtl::alloc_unicode_string;
 use crate::layout::*;
 use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc};
 use crate::memory::*;
+use crate::smp::{CallKind, GuestCall};
 
 /// A process to start.
 #[derive(Clone, Debug)]
@@ -110,16 +111,56 @@ impl Machine {
         properties: u32,
     ) -> Result<(), String> {
         self.step_clock();
+        self.set_current(pid, pid + 4);
+        for call in self.image_load_calls(pid, name, base, size, properties) {
+            self.call_at(call.irql, call.function, &call.args)?;
+        }
+        Ok(())
+    }
+
+    /// The notify calls of one image load, to make now or on the CPUs of a
+    /// multi-CPU run (the arguments stay allocated: model memory).
+    pub fn image_load_calls(
+        &mut self,
+        pid: u32,
+        name: &str,
+        base: u64,
+        size: u64,
+        properties: u32,
+    ) -> Vec<GuestCall> {
         let info = model_alloc(&mut self.uc, IMAGE_INFO_SIZE as u64);
         let full_name = alloc_unicode_string(&mut self.uc, name);
         self.uc.write_u32(info + II_PROPERTIES, properties);
         self.uc.write_u64(info + II_IMAGE_BASE, base);
         self.uc.write_u64(info + II_IMAGE_SIZE, size);
-        self.set_current(pid, pid + 4);
-        let routines = self.kernel().ps.image_notify.clone();
-        for routine in routines {
-            self.call_at(PASSIVE_LEVEL, routine, &[full_name, u64::from(pid), info])?;
-        }
-        Ok(())
+        self.kernel()
+            .ps
+            .image_notify
+            .iter()
+            .map(|&routine| GuestCall {
+                label: format!("image load {name} into {pid}"),
+                kind: CallKind::ImageNotify,
+                function: routine,
+                args: vec![full_name, u64::from(pid), info],
+                irql: PASSIVE_LEVEL,
+                pid,
+                tid: pid + 4,
+            })
+            .collect()
+    }
+
+    /// `fltmc unload ringside` on a CPU of a multi-CPU run: FltMgr's call of
+    /// the FilterUnloadCallback. Hand its result to [`Machine::unloaded`].
+    pub fn unload_call(&self, flags: u64) -> Option<GuestCall> {
+        let callback = self.kernel().flt.unload_callback;
+        (callback != 0).then(|| GuestCall {
+            label: "FilterUnloadCallback".into(),
+            kind: CallKind::Unload,
+            function: callback,
+            args: vec![flags],
+            irql: PASSIVE_LEVEL,
+            pid: 4,
+            tid: 8,
+        })
     }
 }

@@ -128,7 +128,7 @@ unsafe extern "system" fn dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP)
             // Cancel the consumer's pending READs and stop the timer.
             // SAFETY: we own the IRP.
             queue::cancel_all(g, unsafe { irp::file_object(irp) });
-            queue::disarm_timer(g);
+            queue::disarm_timer_if_idle(g);
             (status::SUCCESS, 0)
         }
         IRP_MJ_CLOSE => {
@@ -226,9 +226,7 @@ unsafe fn device_control(
             let (input, _) = unsafe { irp::buffered(irp, input_len, 0) };
             let n = g.control.configure(input.as_slice()).map_err(to_status)?;
             // Re-arm with the new period if the timer runs.
-            if g.timer_armed.load(core::sync::atomic::Ordering::Acquire) {
-                queue::force_arm_timer(g);
-            }
+            queue::rearm_timer(g);
             Ok(Done::Complete(n))
         }
         Request::Stats => {

@@ -105,9 +105,12 @@ pub fn teardown(g: &Globals) {
     // SAFETY: initialised in `start` (or zero, its initial state, if start
     // never ran); PASSIVE_LEVEL.
     unsafe { ExWaitForRundownProtectionRelease(g.rundown.get()) };
-    // 3. Stop the timer and let a DPC already queued finish.
+    // 3. Stop the timer, whatever `timer_armed` says (no one can re-arm it
+    //    now: every arming path holds rundown protection), then wait out
+    //    its DPC: KeCancelTimer dequeues a queued one but does not wait for
+    //    one already running on another CPU; KeFlushQueuedDpcs does.
     if g.acquired.fetch_and(!acquired::TIMER, Ordering::AcqRel) & acquired::TIMER != 0 {
-        queue::disarm_timer(g);
+        queue::stop_timer(g);
         // SAFETY: PASSIVE_LEVEL.
         unsafe { KeFlushQueuedDpcs() };
         // 4. Complete every pending READ.

@@ -89,6 +89,7 @@ pub struct Globals {
     /// The latency timer and the DPC that completes pending READs.
     pub timer: KernelCell<KTIMER>,
     pub dpc: KernelCell<KDPC>,
+    /// The timer runs; read and written under `csq_lock` only.
     pub timer_armed: AtomicBool,
     pub reads_completed: AtomicU64,
     /// File objects written through since their create.

@@ -8,6 +8,13 @@
 //! which runs when the periodic timer (period = CONFIGURE's
 //! `max_latency_ms`) fires and records are pending, or is queued by a
 //! producer once its CPU's lane holds its share of `batch_bytes`.
+//!
+//! The timer runs exactly while a READ is queued: `timer_armed` and the
+//! timer itself change together under the queue's spin lock, with the
+//! queue's length. Flag and timer changed with atomics alone drifted apart
+//! when CONFIGURE, a READ and the DPC ran on different CPUs (the timer left
+//! running after unload, or stopped with a READ waiting); the multi-CPU
+//! kernel model found both (tests/src/races.rs).
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -60,17 +67,23 @@ impl PendingReads {
     }
 
     fn publish_len(&self, slots: &Slots<*mut IRP, MAX_PENDING_READS>) {
-        // Release pairs with the DPC's Acquire when it decides to disarm.
-        self.len.store(slots.len() as u32, Ordering::Release);
+        // Relaxed: decisions on it (disarming the timer) are taken under the
+        // queue lock that orders this store; STATS and `kick` only sample it.
+        self.len.store(slots.len() as u32, Ordering::Relaxed);
     }
 }
 
 unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> i32 {
-    let pending = &globals().pending;
+    let g = globals();
+    let pending = &g.pending;
     // SAFETY: the CSQ calls insert with our lock held.
     let slots = unsafe { pending.slots() };
     let status = match slots.push(irp) {
-        Ok(()) => nt::status::SUCCESS,
+        Ok(()) => {
+            // A READ waits: the latency timer must run (the lock is held).
+            arm_timer_locked(g);
+            nt::status::SUCCESS
+        }
         Err(Full) => nt::status::INSUFFICIENT_RESOURCES,
     };
     pending.publish_len(slots);
@@ -146,8 +159,9 @@ pub fn initialize(g: &'static Globals) -> i32 {
     nt::status::SUCCESS
 }
 
-/// Queues a READ that found the ring empty. Returns the status to complete
-/// it with if it could not be queued (STATUS_PENDING if it was).
+/// Queues a READ that found the ring empty (which starts the latency timer).
+/// Returns the status to complete it with if it could not be queued
+/// (STATUS_PENDING if it was).
 ///
 /// # Safety
 /// `irp` is a READ IRP owned by the caller's dispatch routine. On success
@@ -156,33 +170,44 @@ pub fn initialize(g: &'static Globals) -> i32 {
 pub unsafe fn pend(g: &Globals, irp: *mut IRP) -> i32 {
     // SAFETY: the CSQ is initialised; `irp` is ours to queue. No insert
     // context: removal is by peek.
-    let status = unsafe {
+    unsafe {
         nt::IoCsqInsertIrpEx(
             g.csq.get(),
             irp,
             core::ptr::null_mut(),
             core::ptr::null_mut(),
         )
-    };
-    if nt::nt_success(status) {
-        arm_timer(g);
     }
-    status
 }
 
-/// Starts the periodic latency timer if it is not running.
-pub fn arm_timer(g: &Globals) {
-    if !g.timer_armed.swap(true, Ordering::AcqRel) {
+/// Runs `f` under the queue's spin lock (DISPATCH_LEVEL). Not from inside
+/// a CSQ callback, which already holds it.
+fn with_queue_lock<R>(g: &Globals, f: impl FnOnce() -> R) -> R {
+    // SAFETY: our lock word (zero-initialised, in the image); IRQL <=
+    // DISPATCH_LEVEL; released below with the IRQL it returned.
+    let old = unsafe { nt::KeAcquireSpinLockRaiseToDpc(g.csq_lock.get()) };
+    let result = f();
+    // SAFETY: acquired above on this CPU.
+    unsafe { nt::KeReleaseSpinLock(g.csq_lock.get(), old) };
+    result
+}
+
+/// Starts the timer if it is not running. The caller holds the queue lock.
+fn arm_timer_locked(g: &Globals) {
+    // Relaxed: `timer_armed` is only touched under the queue lock.
+    if !g.timer_armed.load(Ordering::Relaxed) {
         set_timer(g);
+        g.timer_armed.store(true, Ordering::Relaxed);
     }
 }
 
-/// (Re)starts the latency timer unconditionally, with the current period.
-/// Used where a concurrent `disarm_timer` may have cancelled a timer that
-/// `timer_armed` still claims is running.
-pub fn force_arm_timer(g: &Globals) {
-    g.timer_armed.store(true, Ordering::Release);
-    set_timer(g);
+/// CONFIGURE: a running timer restarts with the new period.
+pub fn rearm_timer(g: &Globals) {
+    with_queue_lock(g, || {
+        if g.timer_armed.load(Ordering::Relaxed) {
+            set_timer(g);
+        }
+    });
 }
 
 fn set_timer(g: &Globals) {
@@ -194,12 +219,31 @@ fn set_timer(g: &Globals) {
     unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
 }
 
-/// Stops the latency timer (consumer cleanup, CONFIGURE, teardown).
-pub fn disarm_timer(g: &Globals) {
-    if g.timer_armed.swap(false, Ordering::AcqRel) {
-        // SAFETY: the timer was initialised; cancelling an idle timer is harmless.
-        unsafe { KeCancelTimer(g.timer.get()) };
-    }
+/// Stops the timer once no READ waits (the DPC, consumer cleanup).
+pub fn disarm_timer_if_idle(g: &Globals) {
+    with_queue_lock(g, || {
+        if g.pending.len.load(Ordering::Relaxed) == 0 {
+            g.timer_armed.store(false, Ordering::Relaxed);
+            cancel_timer(g);
+        }
+    });
+}
+
+/// Teardown: stops the timer whatever the flag says. Nothing re-arms it
+/// afterwards: every arming path (READ, CONFIGURE) holds rundown protection,
+/// which teardown has already waited out.
+pub fn stop_timer(g: &Globals) {
+    with_queue_lock(g, || {
+        g.timer_armed.store(false, Ordering::Relaxed);
+        cancel_timer(g);
+    });
+}
+
+fn cancel_timer(g: &Globals) {
+    // SAFETY: the timer was initialised in DriverEntry (callers run after
+    // `acquired::TIMER` was set); cancelling an idle timer is harmless;
+    // IRQL <= DISPATCH_LEVEL.
+    unsafe { KeCancelTimer(g.timer.get()) };
 }
 
 /// Asks the DPC to run now (a producer saw its lane's share of
@@ -279,16 +323,9 @@ unsafe extern "system" fn read_dpc(
     let g = globals();
     g.with_rundown(|g| {
         complete_ready(g);
-        // Stop ticking once no READ waits. Disarm first, then look again: a
-        // READ queued before the second look is re-armed here (even if its
-        // own KeSetTimerEx lost to our KeCancelTimer); one queued after it
-        // finds `timer_armed` false and arms the timer itself.
-        if g.pending.len.load(Ordering::Acquire) == 0 {
-            disarm_timer(g);
-            if g.pending.len.load(Ordering::Acquire) != 0 {
-                force_arm_timer(g);
-            }
-        }
+        // Stop ticking once no READ waits (decided under the queue lock,
+        // where a READ being queued would also arm it).
+        disarm_timer_if_idle(g);
     });
 }
 

@@ -134,6 +134,13 @@ pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
         );
         return 0;
     }
+    // No new callbacks from now on; the call returns once the ones in
+    // flight on other CPUs have returned (FltMgr's rundown of the filter).
+    uc.get_data_mut().flt.started = false;
+    if crate::smp::in_flight_elsewhere(uc, crate::smp::CallKind::FltCallback) {
+        crate::smp::request_retry(uc);
+        return 0;
+    }
     let (instance, volume) = (uc.get_data().flt.instance, uc.get_data().flt.volume);
     for block in [instance, volume, filter] {
         if block != 0 {

@@ -70,6 +70,10 @@ pub struct Io {
     pub symlinks: HashMap<String, String>,
     pub irps: BTreeMap<u64, IrpRecord>,
     pub csq_scratch: HashMap<u64, u64>,
+    /// The spin lock each queue's CsqAcquireLock callback takes (learnt the
+    /// first time it runs), so a queue whose lock another CPU holds spins
+    /// at the IoCsq call instead of inside the callback.
+    pub csq_lock_word: HashMap<u64, u64>,
     /// Tokens by guest address: is the token's user an administrator.
     pub tokens: HashMap<u64, bool>,
 }
@@ -351,9 +355,37 @@ fn csq_call(uc: &mut Uc, csq: u64, offset: u64, args: &[u64]) -> Option<u64> {
     }
 }
 
+/// Runs the queue's CsqAcquireLock callback. `None` when the lock is held
+/// by another CPU: the IoCsq routine then spins (a retry, before it did
+/// anything), as it would in the callback; guest code the model calls
+/// cannot itself be preempted.
 fn csq_lock(uc: &mut Uc, csq: u64) -> Option<u64> {
     let scratch = *uc.get_data().io.csq_scratch.get(&csq)?;
+    let cpu = uc.get_data().current_cpu;
+    if let Some(word) = uc.get_data().io.csq_lock_word.get(&csq).copied()
+        && uc
+            .get_data()
+            .sync
+            .held
+            .get(&word)
+            .is_some_and(|&(_, holder)| holder != cpu)
+        && crate::smp::active(uc)
+    {
+        crate::smp::request_retry(uc);
+        return None;
+    }
+    let before: Vec<u64> = uc.get_data().sync.held.keys().copied().collect();
     csq_call(uc, csq, CSQ_ACQUIRE, &[csq, scratch])?;
+    let taken = uc
+        .get_data()
+        .sync
+        .held
+        .keys()
+        .copied()
+        .find(|lock| !before.contains(lock));
+    if let Some(word) = taken {
+        uc.get_data_mut().io.csq_lock_word.insert(csq, word);
+    }
     Some(scratch)
 }
 
@@ -397,6 +429,20 @@ pub fn io_csq_insert_irp_ex(uc: &mut Uc) -> u64 {
     uc.write_u64(irp + IRP_CANCEL_ROUTINE, CSQ_CANCEL_ROUTINE);
     if let Some(r) = uc.get_data_mut().io.irps.get_mut(&irp) {
         r.in_csq = Some(csq);
+    }
+    // Cancelled before the cancel routine was set (CancelIoEx raced the
+    // insert): the I/O manager found no routine to call, so the queue
+    // takes the IRP back and completes it as cancelled (wdm.h IoCsq).
+    if uc.read_u8(irp + IRP_CANCEL) != 0 {
+        uc.write_u64(irp + IRP_CANCEL_ROUTINE, 0);
+        csq_call(uc, csq, CSQ_REMOVE, &[csq, irp]);
+        uc.write_u64(irp + IRP_DRIVER_CONTEXT + 24, 0);
+        if let Some(r) = uc.get_data_mut().io.irps.get_mut(&irp) {
+            r.in_csq = None;
+        }
+        csq_unlock(uc, csq, scratch);
+        csq_call(uc, csq, CSQ_COMPLETE_CANCELED, &[csq, irp]);
+        return 0;
     }
     csq_unlock(uc, csq, scratch);
     0

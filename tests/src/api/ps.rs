@@ -34,6 +34,10 @@ pub struct Ps {
     pub image_notify: Vec<u64>,
     pub processes: HashMap<u64, Process>,
     pub token_refs: HashMap<u64, i64>,
+    /// Routines being removed while calls of them are in flight on other
+    /// CPUs: removal waits for those (the kernel's rundown of each callback
+    /// block), and no new call is made meanwhile.
+    pub removing: Vec<u64>,
 }
 
 impl Ps {
@@ -55,14 +59,14 @@ pub fn ps_set_create_process_notify_routine_ex(uc: &mut Uc) -> u64 {
     let ps = &uc.get_data().ps;
     let registered = ps.process_notify.contains(&routine);
     if remove {
-        if !registered {
+        if !registered && !uc.get_data().ps.removing.contains(&routine) {
             return STATUS_INVALID_PARAMETER as u32 as u64;
         }
         uc.get_data_mut()
             .ps
             .process_notify
             .retain(|r| *r != routine);
-        return 0;
+        return wait_for_removal(uc, routine, crate::smp::CallKind::ProcessNotify);
     }
     if !has_force_integrity(uc) {
         return STATUS_ACCESS_DENIED as u32 as u64;
@@ -97,14 +101,29 @@ pub fn ps_set_load_image_notify_routine_ex(uc: &mut Uc) -> u64 {
 pub fn ps_remove_load_image_notify_routine(uc: &mut Uc) -> u64 {
     let routine = arg(uc, 0);
     require_irql(uc, "PsRemoveLoadImageNotifyRoutine", PASSIVE_LEVEL);
-    let list = &mut uc.get_data_mut().ps.image_notify;
-    match list.iter().position(|r| *r == routine) {
+    let ps = &mut uc.get_data_mut().ps;
+    match ps.image_notify.iter().position(|r| *r == routine) {
         Some(i) => {
-            list.remove(i);
-            0
+            ps.image_notify.remove(i);
         }
-        None => STATUS_PROCEDURE_NOT_FOUND as u32 as u64,
+        None if ps.removing.contains(&routine) => {}
+        None => return STATUS_PROCEDURE_NOT_FOUND as u32 as u64,
     }
+    wait_for_removal(uc, routine, crate::smp::CallKind::ImageNotify)
+}
+
+/// A removed notify routine: the removal returns once no call of that kind
+/// is in flight on another CPU (STATUS_SUCCESS), and spins until then.
+fn wait_for_removal(uc: &mut Uc, routine: u64, kind: crate::smp::CallKind) -> u64 {
+    if crate::smp::in_flight_elsewhere(uc, kind) {
+        if !uc.get_data().ps.removing.contains(&routine) {
+            uc.get_data_mut().ps.removing.push(routine);
+        }
+        crate::smp::request_retry(uc);
+        return 0;
+    }
+    uc.get_data_mut().ps.removing.retain(|r| *r != routine);
+    0
 }
 
 pub fn ps_get_current_process_id(uc: &mut Uc) -> u64 {

@@ -2,13 +2,19 @@
 //!
 //! Contracts modelled (WDK reference):
 //! - `KeAcquireSpinLockRaiseToDpc`: IRQL <= DISPATCH_LEVEL; raises to
-//!   DISPATCH_LEVEL and returns the previous IRQL. On the model's one CPU a
-//!   second acquire of a held lock is a deadlock. `KeReleaseSpinLock` restores
-//!   the IRQL passed in and must be called at DISPATCH_LEVEL.
+//!   DISPATCH_LEVEL and returns the previous IRQL. A lock held by another
+//!   CPU spins ([`crate::smp`]); a second acquire on the holder's own CPU is
+//!   a deadlock. `KeReleaseSpinLock` restores the IRQL passed in and must be
+//!   called at DISPATCH_LEVEL.
 //! - Rundown protection: `ExAcquireRundownProtection` fails once
 //!   `ExWaitForRundownProtectionRelease` has started; the wait returns once
-//!   every acquired reference was released (on one CPU, that must already be
-//!   so, or the wait never returns).
+//!   every acquired reference was released (other CPUs run meanwhile; with
+//!   none that could release them, the wait never returns).
+//! - `KeCancelTimer` removes the timer and its DPC if queued; a DPC already
+//!   running runs to completion (it does not wait for it).
+//!   `KeFlushQueuedDpcs` returns once every DPC queued before it ran to
+//!   completion on every processor; a DPC running on another processor
+//!   finishes first (the flush's own per-processor work runs after it).
 //! - `KeSetTimerEx`: a negative due time is relative (100 ns units), the
 //!   DPC runs at DISPATCH_LEVEL when the timer expires. `KeInsertQueueDpc`
 //!   queues a DPC that runs when the processor next drops below DISPATCH_LEVEL;
@@ -32,8 +38,8 @@ pub struct Timer {
 
 #[derive(Debug, Default)]
 pub struct Sync {
-    /// Held spin locks → the IRQL to restore.
-    pub held: HashMap<u64, u8>,
+    /// Held spin locks → (the IRQL to restore, the holder's CPU).
+    pub held: HashMap<u64, (u8, u32)>,
     pub dpcs: HashMap<u64, (u64, u64)>,
     pub dpc_queue: Vec<(u64, u64, u64)>,
     pub timers: BTreeMap<u64, Timer>,
@@ -76,18 +82,32 @@ pub fn ke_acquire_spin_lock_raise_to_dpc(uc: &mut Uc) -> u64 {
     let lock = arg(uc, 0);
     require_irql(uc, "KeAcquireSpinLockRaiseToDpc", DISPATCH_LEVEL);
     let old = irql(uc);
-    if uc.get_data().sync.held.contains_key(&lock) {
-        fatal(
-            uc,
-            Rule::Lock,
-            format!("KeAcquireSpinLockRaiseToDpc({lock:#x}): already held on this CPU (deadlock)"),
-        );
+    if !spin_lock_free(uc, lock, "KeAcquireSpinLockRaiseToDpc") {
         return u64::from(old);
     }
-    uc.get_data_mut().sync.held.insert(lock, old);
+    let cpu = uc.get_data().current_cpu;
+    uc.get_data_mut().sync.held.insert(lock, (old, cpu));
     uc.write_u64(lock, 1);
     set_irql(uc, DISPATCH_LEVEL);
     u64::from(old)
+}
+
+/// Whether `lock` can be taken now. Held by another CPU: this one spins (a
+/// retry). Held by this CPU: it would spin forever (a deadlock finding).
+fn spin_lock_free(uc: &mut Uc, lock: u64, api: &str) -> bool {
+    let Some(&(_, holder)) = uc.get_data().sync.held.get(&lock) else {
+        return true;
+    };
+    if crate::smp::active(uc) && holder != uc.get_data().current_cpu {
+        crate::smp::request_retry(uc);
+    } else {
+        fatal(
+            uc,
+            Rule::Lock,
+            format!("{api}({lock:#x}): already held by this CPU (deadlock)"),
+        );
+    }
+    false
 }
 
 pub fn ke_release_spin_lock(uc: &mut Uc) -> u64 {
@@ -118,15 +138,14 @@ pub fn ke_acquire_spin_lock_at_dpc_level(uc: &mut Uc) -> u64 {
             format!("KeAcquireSpinLockAtDpcLevel({lock:#x}) below DISPATCH_LEVEL"),
         );
     }
-    if uc.get_data().sync.held.contains_key(&lock) {
-        fatal(
-            uc,
-            Rule::Lock,
-            format!("KeAcquireSpinLockAtDpcLevel({lock:#x}): already held (deadlock)"),
-        );
+    if !spin_lock_free(uc, lock, "KeAcquireSpinLockAtDpcLevel") {
         return 0;
     }
-    uc.get_data_mut().sync.held.insert(lock, DISPATCH_LEVEL);
+    let cpu = uc.get_data().current_cpu;
+    uc.get_data_mut()
+        .sync
+        .held
+        .insert(lock, (DISPATCH_LEVEL, cpu));
     uc.write_u64(lock, 1);
     0
 }
@@ -190,19 +209,23 @@ pub fn ex_wait_for_rundown_protection_release(uc: &mut Uc) -> u64 {
         "ExWaitForRundownProtectionRelease",
         crate::machine::APC_LEVEL,
     );
-    let count = uc.read_u64(reference);
+    // New acquires fail from now on; the wait lasts while references remain.
+    let count = uc.read_u64(reference) | RUNDOWN_ACTIVE;
+    uc.write_u64(reference, count);
     if count >> 1 != 0 {
-        fatal(
-            uc,
-            Rule::Lock,
-            format!(
-                "ExWaitForRundownProtectionRelease({reference:#x}): {} references still held and no other CPU can release them (hang)",
-                count >> 1
-            ),
-        );
-        return 0;
+        if crate::smp::active(uc) {
+            crate::smp::request_retry(uc);
+        } else {
+            fatal(
+                uc,
+                Rule::Lock,
+                format!(
+                    "ExWaitForRundownProtectionRelease({reference:#x}): {} references still held and no other CPU can release them (hang)",
+                    count >> 1
+                ),
+            );
+        }
     }
-    uc.write_u64(reference, RUNDOWN_ACTIVE);
     0
 }
 
@@ -287,6 +310,14 @@ pub fn ke_remove_queue_dpc(uc: &mut Uc) -> u64 {
 /// `KeFlushQueuedDpcs`: PASSIVE_LEVEL; returns after every queued DPC ran.
 pub fn ke_flush_queued_dpcs(uc: &mut Uc) -> u64 {
     require_irql(uc, "KeFlushQueuedDpcs", crate::machine::PASSIVE_LEVEL);
+    if crate::smp::active(uc) {
+        // Other CPUs run (and this one takes the queued DPCs) until no DPC
+        // is queued or running anywhere.
+        if !uc.get_data().sync.dpc_queue.is_empty() || crate::smp::dpc_running(uc) {
+            crate::smp::request_retry(uc);
+        }
+        return 0;
+    }
     run_queued_dpcs(uc);
     0
 }
@@ -353,7 +384,13 @@ pub fn ke_set_timer(uc: &mut Uc) -> u64 {
 pub fn ke_cancel_timer(uc: &mut Uc) -> u64 {
     let timer = arg(uc, 0);
     require_irql(uc, "KeCancelTimer", DISPATCH_LEVEL);
-    u64::from(uc.get_data_mut().sync.timers.remove(&timer).is_some())
+    let sync = &mut uc.get_data_mut().sync;
+    let Some(entry) = sync.timers.remove(&timer) else {
+        return 0;
+    };
+    // Its DPC, if queued, is cancelled too; one already running is not.
+    sync.dpc_queue.retain(|(d, _, _)| *d != entry.dpc);
+    1
 }
 
 /// Runs queued DPCs at DISPATCH_LEVEL, as the processor does when IRQL
