@@ -26,6 +26,7 @@ extern crate std;
 
 pub mod control;
 pub mod first_write;
+pub mod in_flight;
 #[cfg(windows)]
 pub mod ntoskrnl;
 pub mod params;

@@ -46,6 +46,20 @@ impl<T: Copy + PartialEq, const N: usize> Slots<T, N> {
         Ok(())
     }
 
+    /// Puts `item` back at the head: a READ taken off the queue that could
+    /// not be filled stays the oldest, so READs still complete in order.
+    pub fn push_front(&mut self, item: T) -> Result<(), Full> {
+        let end = self.len.checked_add(1).ok_or(Full)?;
+        let live = self.items.get_mut(..end).ok_or(Full)?;
+        live.rotate_right(1);
+        if let Some(first) = live.first_mut() {
+            *first = Some(item);
+        }
+        // INVARIANT: `items[..end]` are the old `Some`s plus the new head.
+        self.len = end;
+        Ok(())
+    }
+
     /// Removes `item`, keeping the order of the others (CsqRemoveIrp).
     pub fn remove(&mut self, item: T) -> bool {
         let Some(live) = self.items.get_mut(..self.len) else {
@@ -101,6 +115,20 @@ mod tests {
         assert!(q.remove(1));
         assert_eq!(q.next_after(None, |_| true), Some(2));
         assert_eq!(q.push(4), Ok(()));
+    }
+
+    #[test]
+    fn an_item_put_back_is_the_oldest_again() {
+        let mut q = Slots::<u32, 3>::new();
+        q.push(1).expect("room");
+        q.push(2).expect("room");
+        assert!(q.remove(1));
+        assert_eq!(q.push_front(1), Ok(()));
+        assert_eq!(q.next_after(None, |_| true), Some(1));
+        assert_eq!(q.next_after(Some(1), |_| true), Some(2));
+        q.push(3).expect("room");
+        assert_eq!(q.push_front(0), Err(Full));
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

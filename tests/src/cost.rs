@@ -188,7 +188,7 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         )
     })?;
     costs.push(Cost {
-        callback: "pre-set-information (rename)",
+        callback: "set-information (rename, pre + post)",
         instructions: cost,
         profile,
     });
@@ -197,7 +197,7 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         m.file_delete_disposition(who, deleting.next().ok_or("no file")?)
     })?;
     costs.push(Cost {
-        callback: "pre-set-information (delete)",
+        callback: "set-information (delete, pre + post)",
         instructions: cost,
         profile,
     });

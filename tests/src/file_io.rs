@@ -24,6 +24,9 @@ pub const IRP_MJ_CLEANUP: u8 = 0x12;
 
 /// `FLT_PREOP_SUCCESS_WITH_CALLBACK`: FltMgr then calls the post-operation callback.
 pub const FLT_PREOP_SUCCESS_WITH_CALLBACK: u64 = 0;
+/// `FLT_PREOP_SYNCHRONIZE`: the post-operation callback runs at
+/// PASSIVE_LEVEL in the requesting thread, once the request completed.
+pub const FLT_PREOP_SYNCHRONIZE: u64 = 5;
 
 /// Create results (`IoStatus.Information` of IRP_MJ_CREATE, wdm.h).
 pub const FILE_SUPERSEDED: u64 = 0;
@@ -168,13 +171,27 @@ impl Machine {
         })
     }
 
-    /// IRP_MJ_SET_INFORMATION with `class` and the raw information buffer.
+    /// IRP_MJ_SET_INFORMATION with `class` and the raw information buffer,
+    /// which the file system completes successfully.
     pub fn file_set_information(
         &mut self,
         who: Requestor,
         file: OpenFile,
         class: u32,
         info: &[u8],
+    ) -> Result<(), String> {
+        self.file_set_information_completing(who, file, class, info, 0)
+    }
+
+    /// IRP_MJ_SET_INFORMATION that the file system completes with `status`
+    /// (e.g. STATUS_ACCESS_DENIED for a rename over a locked file).
+    pub fn file_set_information_completing(
+        &mut self,
+        who: Requestor,
+        file: OpenFile,
+        class: u32,
+        info: &[u8],
+        status: i32,
     ) -> Result<(), String> {
         let info = info.to_vec();
         let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
@@ -191,7 +208,7 @@ impl Machine {
             who,
             irp_flags: 0,
             parameters: &parameters,
-            status: 0,
+            status,
             information: 0,
             post_irql: PASSIVE_LEVEL,
         })
@@ -292,28 +309,39 @@ impl Machine {
         let mut result = Ok(());
         for callbacks in registered {
             let mut call_post = callbacks.pre == 0;
+            let mut post_irql = op.post_irql;
             if callbacks.pre != 0 {
                 match self.call_at(
                     PASSIVE_LEVEL,
                     callbacks.pre,
                     &[data, related, completion_context],
                 ) {
-                    Ok(status) => {
-                        call_post = status as u32 as u64 == FLT_PREOP_SUCCESS_WITH_CALLBACK
-                    }
+                    Ok(status) => match status as u32 as u64 {
+                        FLT_PREOP_SUCCESS_WITH_CALLBACK => call_post = true,
+                        FLT_PREOP_SYNCHRONIZE => {
+                            call_post = true;
+                            post_irql = PASSIVE_LEVEL;
+                        }
+                        _ => {}
+                    },
                     Err(e) => {
                         result = Err(e);
                         break;
                     }
                 }
-                check_names_released(&mut self.uc, "pre-operation callback returned");
+                // A filter may keep name references for its post-operation
+                // callback (FltMgr's are reference-counted); they must be
+                // released by the time that one returns.
+                if !call_post || callbacks.post == 0 {
+                    check_names_released(&mut self.uc, "pre-operation callback returned");
+                }
             }
             if call_post && callbacks.post != 0 {
                 self.uc.write_u32(data + CD_IO_STATUS, op.status as u32);
                 self.uc.write_u64(data + CD_IO_STATUS + 8, op.information);
                 let context = self.uc.read_u64(completion_context);
                 if let Err(e) =
-                    self.call_at(op.post_irql, callbacks.post, &[data, related, context, 0])
+                    self.call_at(post_irql, callbacks.post, &[data, related, context, 0])
                 {
                     result = Err(e);
                     break;

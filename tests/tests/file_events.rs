@@ -350,3 +350,64 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
     m.unload().expect("unload");
     m.assert_clean();
 }
+
+/// Renames and deletes are reported with their outcome: one the file system
+/// refused (a sharing violation, access denied) changed nothing and
+/// produces no record; the same request succeeding afterwards does.
+#[test]
+fn failed_renames_and_deletes_are_not_reported() {
+    const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
+    const STATUS_SHARING_VIOLATION: i32 = 0xC000_0043_u32 as i32;
+    let sys = ringside_sys().expect("build ringside.sys");
+    let (mut m, handle) = connected(sys, &ConfigureRequest::default()).expect("session");
+    let who = Requestor {
+        pid: 4242,
+        tid: 4246,
+    };
+    let old = format!(r"{VOLUME}\Users\bob\report.xlsx");
+    let new = format!(r"{VOLUME}\Users\bob\report.xlsx.crypt");
+    let f = m.new_file_object(&old);
+    let target: Vec<u8> = new.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut rename = vec![0u8; 20];
+    rename[16..20].copy_from_slice(&(target.len() as u32).to_le_bytes());
+    rename.extend_from_slice(&target);
+    m.file_set_information_completing(
+        who,
+        f,
+        FILE_RENAME_INFORMATION,
+        &rename,
+        STATUS_SHARING_VIOLATION,
+    )
+    .expect("refused rename");
+    m.file_set_information_completing(
+        who,
+        f,
+        FILE_DISPOSITION_INFORMATION,
+        &[1],
+        STATUS_ACCESS_DENIED,
+    )
+    .expect("refused delete");
+    let refused: Vec<u8> = m.drain(handle).expect("drain").concat();
+    assert!(
+        Records::new(&refused).next().is_none(),
+        "a refused rename or delete was reported: {:?}",
+        Records::new(&refused).collect::<Vec<_>>()
+    );
+    m.file_set_information(who, f, FILE_RENAME_INFORMATION, &rename)
+        .expect("rename");
+    let done: Vec<u8> = m.drain(handle).expect("drain").concat();
+    let records: Vec<Record<'_>> = Records::new(&done)
+        .collect::<Result<_, _>>()
+        .expect("decodes");
+    let [Record::FileRename(r)] = records.as_slice() else {
+        panic!("expected one rename record, got {records:?}");
+    };
+    assert_eq!(r.old_name().chars().collect::<String>(), old);
+    assert_eq!(r.new_name().chars().collect::<String>(), new);
+    let stats = m.stats(handle).expect("stats").stats;
+    assert_eq!(stats.dropped.iter().sum::<u64>(), 0, "{stats:?}");
+    m.free_file_object(f);
+    m.close_device(handle).expect("close");
+    m.unload().expect("unload");
+    m.assert_clean();
+}

@@ -65,3 +65,44 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
         m.assert_clean();
     }
 }
+
+/// READs complete in the order they were issued: with one pending and
+/// records committed, a second READ does not take them first; the older
+/// one completes with them and the new one waits its turn.
+#[test]
+fn pending_reads_complete_oldest_first() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let config = ConfigureRequest {
+        batch_bytes: 32 * 1024,
+        max_latency_ms: 50,
+        ..ConfigureRequest::default()
+    };
+    let (mut m, h) = connected(sys, &config).expect("session");
+    let Sent::Pending(first) = m.ioctl(h, IOCTL_READ, &[], READ_MIN_BUFFER).expect("READ") else {
+        panic!("READ with an empty ring did not pend");
+    };
+    m.image_load(
+        77,
+        r"\Device\HarddiskVolume3\a.dll",
+        0x7ff0_0000_0000,
+        0x1000,
+        0,
+    )
+    .expect("image load");
+    // Before the latency timer fires, the agent issues its next READ.
+    let second = m.ioctl(h, IOCTL_READ, &[], READ_MIN_BUFFER).expect("READ");
+    let done = m
+        .take_completion(first)
+        .expect("the older READ completed first, with the record");
+    assert_eq!(done.status, 0);
+    let records: Vec<Record<'_>> = Records::new(&done.output[..done.information as usize])
+        .collect::<Result<_, _>>()
+        .expect("decodes");
+    assert!(matches!(records.as_slice(), [Record::ImageLoad(_)]));
+    let Sent::Pending(second) = second else {
+        panic!("the newer READ took the record ahead of the older one: {second:?}");
+    };
+    assert!(m.cancel(second));
+    m.take_completion(second).expect("cancelled");
+    m.assert_clean();
+}

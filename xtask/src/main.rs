@@ -31,6 +31,9 @@ commands:
   bench agent [EVENTS]
             agent throughput per stage over a generated replay
   loom      run only the ring's loom models
+  soak [--seeds N]
+            the multi-CPU kernel model's race scenarios under N schedules
+            each (default 10000; release build); prints schedules/second
   demo      an attack-like scenario through the emulated ringside.sys, as a
             timeline (--record FILE: write the replay file for the agent)
   bench driver [--profile]
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
     // names; the kernel model (tests/) also needs Debian packages.
     let setup = match command {
         "help" | "--help" | "-h" => Ok(()),
-        "test" | "demo" | "bench" => {
+        "test" | "demo" | "bench" | "soak" => {
             setup::toolchain().and_then(|()| setup::debian(setup::KERNEL_MODEL))
         }
         _ => setup::toolchain(),
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         "package" => package::run_package(rest).map(|_| ()),
         "miri" => test::miri(rest),
         "loom" => test::loom(),
+        "soak" => test::soak(rest),
         "bench" => bench::run_bench(rest),
         "demo" => demo::run_demo(rest),
         "windows-tools" => test::windows_tools(&cmd::root().join("target").join("package")),

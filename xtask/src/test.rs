@@ -52,6 +52,38 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The multi-CPU kernel model's race scenarios (tests/src/races.rs) under
+/// `--seeds N` schedules each, in a release build; `cargo xtask test` runs
+/// a smaller budget (tests/tests/smp.rs, `CI_SEEDS`).
+pub fn soak(args: &[String]) -> Result<(), String> {
+    let seeds = match args {
+        [] => 10_000,
+        [flag, n] if flag == "--seeds" => n
+            .parse::<u64>()
+            .map_err(|e| format!("soak: --seeds {n}: {e}"))?,
+        _ => return Err("usage: cargo xtask soak [--seeds N]".into()),
+    };
+    let started = Instant::now();
+    run(cargo()
+        .args([
+            "test",
+            "--locked",
+            "--release",
+            "-p",
+            "ringside-kmodel",
+            "--test",
+            "smp",
+            "--",
+            "--nocapture",
+        ])
+        .env("RINGSIDE_SMP_SEEDS", seeds.to_string()))?;
+    eprintln!(
+        "soak: {seeds} schedules per scenario in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
 /// The ring's loom models. They build in `target/loom` so `--cfg loom` does
 /// not invalidate the normal build. LTO is switched off for this build: with
 /// the workspace's `lto = true` release profile loom explores a single

@@ -244,6 +244,19 @@ unsafe fn device_control(
         }
         Request::Read => {
             g.control.read(output_len as usize).map_err(to_status)?;
+            // READs complete in the order they came (FIFO): older pending
+            // ones take what the ring holds first; if any is still waiting
+            // (the ring ran dry), this one queues behind it.
+            queue::complete_ready(g);
+            if g.pending.len.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+                // SAFETY: we own the IRP; see `pend`.
+                let status = unsafe { queue::pend(g, irp) };
+                return if nt::nt_success(status) {
+                    Ok(Done::Pending)
+                } else {
+                    Err(status)
+                };
+            }
             // SAFETY: we own the READ IRP (METHOD_OUT_DIRECT).
             match unsafe { queue::fill(g, irp) } {
                 None => Err(nt::status::INSUFFICIENT_RESOURCES),

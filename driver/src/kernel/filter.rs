@@ -1,5 +1,13 @@
 //! The minifilter (fltkernel.h): registration and the operation callbacks
-//! for create (post), write (pre), set-information (pre) and cleanup (pre).
+//! for create (post), write (pre), set-information (pre and post) and
+//! cleanup (pre).
+//!
+//! Renames and deletes are reported with their outcome: the pre-operation
+//! callback takes the file's current name and asks FltMgr to synchronize
+//! (`FLT_PREOP_SYNCHRONIZE`), so the post-operation callback runs at
+//! PASSIVE_LEVEL in the same thread once the file system completed the
+//! request; only a successful rename or delete produces a record (a
+//! failed one changed nothing on disk).
 //!
 //! Names are queried with `FltGetFileNameInformation` only at IRQL <=
 //! APC_LEVEL; above that the event is dropped and counted as
@@ -11,6 +19,7 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
 use ringside_driver::first_write::WriteSeen;
+use ringside_driver::in_flight::Names;
 use ringside_driver::record::{
     FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, SetInformation,
     classify_set_information, create_interest, rename_target,
@@ -42,6 +51,9 @@ const FLTFL_POST_OPERATION_DRAINING: u32 = 0x0000_0001;
 const FLTFL_FILTER_UNLOAD_MANDATORY: u32 = 0x0000_0001;
 /// `FLT_PREOP_SUCCESS_NO_CALLBACK`.
 const PREOP_NO_CALLBACK: i32 = 1;
+/// `FLT_PREOP_SYNCHRONIZE`: the post-operation callback runs at
+/// PASSIVE_LEVEL in the requesting thread.
+const PREOP_SYNCHRONIZE: i32 = 5;
 /// `FLT_POSTOP_FINISHED_PROCESSING`.
 const POSTOP_FINISHED: i32 = 0;
 
@@ -54,7 +66,11 @@ unsafe impl Sync for Operations {}
 static OPERATIONS: Operations = Operations([
     operation(IRP_MJ_CREATE, None, Some(post_create)),
     operation(IRP_MJ_WRITE, Some(pre_write), None),
-    operation(IRP_MJ_SET_INFORMATION, Some(pre_set_information), None),
+    operation(
+        IRP_MJ_SET_INFORMATION,
+        Some(pre_set_information),
+        Some(post_set_information),
+    ),
     operation(IRP_MJ_CLEANUP, Some(pre_cleanup), None),
     operation(IRP_MJ_OPERATION_END, None, None),
 ]);
@@ -386,14 +402,107 @@ unsafe extern "system" fn pre_cleanup(
 unsafe extern "system" fn pre_set_information(
     data: *mut FLT_CALLBACK_DATA,
     objects: *const FLT_RELATED_OBJECTS,
-    _context: *mut *mut c_void,
+    context: *mut *mut c_void,
 ) -> i32 {
     let g = globals();
-    g.with_rundown(|g| {
-        // SAFETY: FltMgr passes valid data and related objects.
-        unsafe { on_set_information(g, data, objects) }
-    });
-    PREOP_NO_CALLBACK
+    // SAFETY: FltMgr passes valid data and related objects.
+    let kept = g.with_rundown(|g| unsafe { before_set_information(g, data, objects) });
+    match kept.flatten() {
+        Some(slot) => {
+            // SAFETY: FltMgr's completion-context out-parameter.
+            unsafe { context.write(core::ptr::without_provenance_mut(slot)) };
+            PREOP_SYNCHRONIZE
+        }
+        None => PREOP_NO_CALLBACK,
+    }
+}
+
+/// For a rename or delete this sensor reports: takes the file's name and,
+/// for a rename, the target's, and keeps both for the post-operation
+/// callback. Returns the slot (the completion context), or `None` (not one,
+/// not wanted, or the names could not be had: counted as dropped).
+///
+/// # Safety
+/// Valid pre-set-information callback data and related objects.
+unsafe fn before_set_information(
+    g: &Globals,
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+) -> Option<usize> {
+    let ring = g.ring()?;
+    // SAFETY: the caller's contract.
+    let (class, info) = unsafe { set_information(data) }?;
+    let (kind, rename) = match classify_set_information(class, info) {
+        SetInformation::Ignore => return None,
+        SetInformation::Rename { .. } => (EventKind::FileRename, true),
+        SetInformation::Delete { .. } => (EventKind::FileDelete, false),
+    };
+    if !g.control.config.enabled(kind) {
+        return None;
+    }
+    // SAFETY: valid data; pre-set-information runs at PASSIVE_LEVEL.
+    let before = match unsafe { name_or_drop(data) } {
+        Ok(name) => name,
+        Err(reason) => {
+            drop_count(ring, kind, reason);
+            return None;
+        }
+    };
+    let after = if rename {
+        // SAFETY: the caller's contract; PASSIVE_LEVEL (name_or_drop checked).
+        match unsafe { destination(info, objects) } {
+            Some(name) => Some(name),
+            None => {
+                drop_count(ring, kind, DropReason::QueryFailed);
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let names = Names {
+        before: before.0 as usize,
+        after: after.as_ref().map_or(0, |n| n.0 as usize),
+    };
+    let Some(slot) = g.set_information.put(names) else {
+        drop_count(ring, kind, DropReason::Contention);
+        return None;
+    };
+    // The slot owns the references now; the post-operation callback
+    // releases them (draining included).
+    core::mem::forget(before);
+    core::mem::forget(after);
+    Some(slot)
+}
+
+/// The rename's target name (FltGetDestinationFileNameInformation, which
+/// is made for the pre-operation callback of a rename).
+///
+/// # Safety
+/// `info` is the rename's system buffer and `objects` the callback's
+/// related objects; IRQL <= APC_LEVEL.
+unsafe fn destination(info: &[u8], objects: *const FLT_RELATED_OBJECTS) -> Option<Name> {
+    let target = rename_target(info)?;
+    // SAFETY: valid related objects for the callback.
+    let (instance, file) =
+        unsafe { objects.as_ref() }.map_or((0, core::ptr::null()), |o| (o.Instance, o.FileObject));
+    // `rename_target` checked that the name lies inside the buffer.
+    let name = info.as_ptr().wrapping_add(target.name_offset).cast::<u16>();
+    let mut new_info = core::ptr::null_mut();
+    // SAFETY: IRQL <= APC_LEVEL (the caller's contract); the name pointer
+    // and length lie inside the system buffer.
+    let status = unsafe {
+        FltGetDestinationFileNameInformation(
+            instance,
+            file,
+            target.root_directory as usize as *mut c_void,
+            name,
+            target.name_len,
+            FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
+            &mut new_info,
+        )
+    };
+    (nt::nt_success(status) && !new_info.is_null()).then(|| Name(new_info))
 }
 
 /// `Parameters.SetFileInformation` with the x64 layout (windows-sys's drops
@@ -407,97 +516,99 @@ fn set_file_information(iopb: &FLT_IO_PARAMETER_BLOCK) -> SetFileInformationPara
     // SAFETY: FLT_PARAMETERS is 48 bytes and 8-aligned (asserted above),
     // larger than the view; every bit pattern is a valid view (integers and
     // raw pointers). FltMgr filled it for IRP_MJ_SET_INFORMATION and does not
-    // change it during the pre-operation callback, so the copy aliases nothing.
+    // change it while the callbacks run, so the copy aliases nothing.
     unsafe { parameters.read() }
 }
 
+/// The operation's information class and system buffer.
+///
 /// # Safety
-/// Valid pre-set-information callback data and related objects.
-unsafe fn on_set_information(
-    g: &Globals,
-    data: *mut FLT_CALLBACK_DATA,
-    objects: *const FLT_RELATED_OBJECTS,
-) {
-    let Some(ring) = g.ring() else { return };
-    let config = &g.control.config;
+/// Valid set-information callback data; the slice lives as long as the
+/// callback (pre or post) runs.
+unsafe fn set_information<'a>(data: *mut FLT_CALLBACK_DATA) -> Option<(u32, &'a [u8])> {
     // SAFETY: FltMgr's callback data is valid for the callback.
     let d = unsafe { &*data };
     // SAFETY: so is its parameter block.
-    let Some(iopb) = (unsafe { d.Iopb.as_ref() }) else {
-        return;
-    };
+    let iopb = unsafe { d.Iopb.as_ref() }?;
     let params = set_file_information(iopb);
     let buffer = params.info_buffer.cast::<u8>().cast_const();
     let info: &[u8] = if buffer.is_null() {
         &[]
     } else {
         // SAFETY: IRP_MJ_SET_INFORMATION is buffered: InfoBuffer is a system
-        // buffer of `Length` bytes, valid for the pre-operation callback.
+        // buffer of `Length` bytes, valid until the request completes, so in
+        // the pre- and the post-operation callback.
         unsafe { core::slice::from_raw_parts(buffer, params.length as usize) }
     };
-    let class = params.file_information_class;
-    let action = classify_set_information(class, info);
-    let kind = match action {
-        SetInformation::Ignore => return,
-        SetInformation::Rename { .. } => EventKind::FileRename,
-        SetInformation::Delete { .. } => EventKind::FileDelete,
+    Some((params.file_information_class, info))
+}
+
+unsafe extern "system" fn post_set_information(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    context: *const c_void,
+    flags: u32,
+) -> i32 {
+    let g = globals();
+    let Some(names) = g.set_information.take(context as usize) else {
+        return POSTOP_FINISHED;
     };
-    if !config.enabled(kind) {
+    // Released when they go out of scope, whatever happens below.
+    let before = Name(names.before as *mut FLT_FILE_NAME_INFORMATION);
+    let after = (names.after != 0).then(|| Name(names.after as *mut FLT_FILE_NAME_INFORMATION));
+    if flags & FLTFL_POST_OPERATION_DRAINING != 0 {
+        return POSTOP_FINISHED;
+    }
+    g.with_rundown(|g| {
+        // SAFETY: FltMgr passes valid data; synchronized, so PASSIVE_LEVEL.
+        unsafe { after_set_information(g, data, &before, after.as_ref()) }
+    });
+    POSTOP_FINISHED
+}
+
+/// Reports a rename or delete the file system completed successfully.
+///
+/// # Safety
+/// Valid post-set-information callback data.
+unsafe fn after_set_information(
+    g: &Globals,
+    data: *mut FLT_CALLBACK_DATA,
+    before: &Name,
+    after: Option<&Name>,
+) {
+    let Some(ring) = g.ring() else { return };
+    // SAFETY: FltMgr's callback data is valid for the callback.
+    let d = unsafe { &*data };
+    // SAFETY: Status is the active member once the request completed.
+    let status = unsafe { d.IoStatus.Anonymous.Status };
+    if !nt::nt_success(status) {
+        // Nothing changed on disk: nothing to report.
         return;
     }
+    // SAFETY: the caller's contract.
+    let Some((class, info)) = (unsafe { set_information(data) }) else {
+        return;
+    };
     // SAFETY: valid data.
     let pid = unsafe { requestor(data) };
-    // SAFETY: valid data.
-    let old = match unsafe { name_or_drop(data) } {
-        Ok(name) => name,
-        Err(reason) => return drop_count(ring, kind, reason),
-    };
-    let caps = config.caps();
-    let emitted = match action {
-        SetInformation::Delete { class, flags } => FileDeleteFacts {
+    let caps = g.control.config.caps();
+    let emitted = match (classify_set_information(class, info), after) {
+        (SetInformation::Delete { class, flags }, _) => FileDeleteFacts {
             origin: origin(pid),
             class,
             flags,
-            name: old.units(),
+            name: before.units(),
         }
         .emit(&DispatchRing(ring), caps),
-        SetInformation::Rename { class, flags } => {
-            let Some(target) = rename_target(info) else {
-                return drop_count(ring, kind, DropReason::QueryFailed);
-            };
-            // SAFETY: valid related objects for the callback.
-            let (instance, file) = unsafe { objects.as_ref() }
-                .map_or((0, core::ptr::null()), |o| (o.Instance, o.FileObject));
-            let mut new_info = core::ptr::null_mut();
-            // `rename_target` checked that the name lies inside the buffer.
-            let name = buffer.wrapping_add(target.name_offset).cast::<u16>();
-            // SAFETY: IRQL <= APC_LEVEL (checked by name_or_drop above); the
-            // name pointer and length lie inside the system buffer.
-            let status = unsafe {
-                FltGetDestinationFileNameInformation(
-                    instance,
-                    file,
-                    target.root_directory as usize as *mut c_void,
-                    name,
-                    target.name_len,
-                    FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
-                    &mut new_info,
-                )
-            };
-            if !nt::nt_success(status) || new_info.is_null() {
-                return drop_count(ring, kind, DropReason::QueryFailed);
-            }
-            let new = Name(new_info);
-            FileRenameFacts {
-                origin: origin(pid),
-                class,
-                flags,
-                old_name: old.units(),
-                new_name: new.units(),
-            }
-            .emit(&DispatchRing(ring), caps)
+        (SetInformation::Rename { class, flags }, Some(after)) => FileRenameFacts {
+            origin: origin(pid),
+            class,
+            flags,
+            old_name: before.units(),
+            new_name: after.units(),
         }
-        SetInformation::Ignore => return,
+        .emit(&DispatchRing(ring), caps),
+        _ => return,
     };
     after_emit(g, emitted);
 }

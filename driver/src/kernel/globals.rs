@@ -14,6 +14,7 @@ use core::sync::atomic::{
 
 use ringside_driver::control::Control;
 use ringside_driver::first_write::FirstWriteSet;
+use ringside_driver::in_flight::InFlight;
 use ringside_driver::ring::{Ring, RingError};
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, KDPC};
 use windows_sys::Wdk::System::SystemServices::{EX_RUNDOWN_REF, IO_CSQ, KTIMER};
@@ -57,6 +58,10 @@ pub mod acquired {
 /// Slots in the first-write set (file objects written through and not yet
 /// cleaned up); 32 KiB of the image's .bss.
 pub const WRITE_SLOTS: usize = 4096;
+/// Renames and deletes reported at once between their pre- and post-
+/// operation callbacks (each holds two name references for that long); one
+/// beyond that is counted as dropped (`Contention`).
+pub const SET_INFORMATION_SLOTS: usize = 64;
 
 #[repr(C)]
 pub struct Globals {
@@ -94,6 +99,8 @@ pub struct Globals {
     pub reads_completed: AtomicU64,
     /// File objects written through since their create.
     pub writes: FirstWriteSet<WRITE_SLOTS>,
+    /// Renames and deletes between their pre- and post-operation callbacks.
+    pub set_information: InFlight<SET_INFORMATION_SLOTS>,
 }
 
 #[unsafe(no_mangle)]
@@ -117,6 +124,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     timer_armed: AtomicBool::new(false),
     reads_completed: AtomicU64::new(0),
     writes: FirstWriteSet::new(),
+    set_information: InFlight::new(),
 };
 
 pub fn globals() -> &'static Globals {

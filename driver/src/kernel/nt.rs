@@ -129,9 +129,11 @@ pub fn raise_to_dispatch() -> u8 {
     let old = current_irql();
     if old < DISPATCH_LEVEL {
         // SAFETY: CPL 0; raising CR8 to DISPATCH_LEVEL only masks lower
-        // interrupts, and `lower_irql` restores the caller's level.
+        // interrupts, and `lower_irql` restores the caller's level. No
+        // `nomem`: the asm is then a compiler barrier, as KeRaiseIrql is, so
+        // no memory access of the reservation moves above the raise.
         unsafe {
-            core::arch::asm!("mov cr8, {}", in(reg) u64::from(DISPATCH_LEVEL), options(nomem, nostack, preserves_flags))
+            core::arch::asm!("mov cr8, {}", in(reg) u64::from(DISPATCH_LEVEL), options(nostack, preserves_flags))
         };
     }
     old
@@ -145,8 +147,11 @@ pub fn lower_irql(old: u8) {
     if old < DISPATCH_LEVEL {
         // SAFETY: CPL 0; `old` is the IRQL this thread ran at before
         // `raise_to_dispatch`, so lowering to it restores the caller's state.
+        // No `nomem`: a compiler barrier, as KeLowerIrql is, so no memory
+        // access of the reservation moves below the lower (where another
+        // thread could run on this CPU and reserve in the same lane).
         unsafe {
-            core::arch::asm!("mov cr8, {}", in(reg) u64::from(old), options(nomem, nostack, preserves_flags))
+            core::arch::asm!("mov cr8, {}", in(reg) u64::from(old), options(nostack, preserves_flags))
         };
     }
 }

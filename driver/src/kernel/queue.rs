@@ -73,12 +73,21 @@ impl PendingReads {
     }
 }
 
-unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, _ctx: *mut c_void) -> i32 {
+/// `InsertContext` of a READ put back at the head of the queue (it was
+/// taken off to be filled, and records were not committed yet).
+const AT_HEAD: *mut c_void = core::ptr::without_provenance_mut(1);
+
+unsafe extern "system" fn csq_insert(_csq: *mut IO_CSQ, irp: *mut IRP, at: *mut c_void) -> i32 {
     let g = globals();
     let pending = &g.pending;
     // SAFETY: the CSQ calls insert with our lock held.
     let slots = unsafe { pending.slots() };
-    let status = match slots.push(irp) {
+    let queued = if at == AT_HEAD {
+        slots.push_front(irp)
+    } else {
+        slots.push(irp)
+    };
+    let status = match queued {
         Ok(()) => {
             // A READ waits: the latency timer must run (the lock is held).
             arm_timer_locked(g);
@@ -273,9 +282,10 @@ pub unsafe fn fill(g: &Globals, irp: *mut IRP) -> Option<usize> {
     Some(n)
 }
 
-/// Completes pending READs while records are available. DISPATCH_LEVEL (DPC)
-/// or PASSIVE_LEVEL; the CSQ lock serialises removal.
-fn complete_ready(g: &Globals) {
+/// Completes pending READs, oldest first, while records are available.
+/// DISPATCH_LEVEL (DPC) or PASSIVE_LEVEL (a new READ); the CSQ lock
+/// serialises removal.
+pub fn complete_ready(g: &Globals) {
     for _ in 0..MAX_PENDING_READS {
         let Some(ring) = g.ring() else { return };
         if ring.pending_bytes() == 0 {
@@ -292,17 +302,12 @@ fn complete_ready(g: &Globals) {
             // SAFETY: we own it; completed once.
             Some(n) if n != 0 => unsafe { irp::complete(irp, 0, n) },
             _ => {
-                // Records are reserved but not yet committed: requeue and let
-                // the next tick complete it.
+                // Records are reserved but not yet committed: put it back
+                // at the head (it is still the oldest) for the next tick.
                 // SAFETY: we own the IRP and put it back; if the queue is
-                // full (cannot happen: we just removed one) complete empty.
+                // full (a new READ took the slot meanwhile) complete it empty.
                 let status = unsafe {
-                    nt::IoCsqInsertIrpEx(
-                        g.csq.get(),
-                        irp,
-                        core::ptr::null_mut(),
-                        core::ptr::null_mut(),
-                    )
+                    nt::IoCsqInsertIrpEx(g.csq.get(), irp, core::ptr::null_mut(), AT_HEAD)
                 };
                 if !nt::nt_success(status) {
                     // SAFETY: still ours; completed once.
