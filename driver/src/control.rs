@@ -318,7 +318,11 @@ mod tests {
         let err = control.configure(&request.as_bytes()[..31]).unwrap_err();
         assert_eq!(err.status(), status::INFO_LENGTH_MISMATCH);
         control.close();
-        assert!(control.config.enabled(EventKind::FileWrite));
+        assert!(control.config.enabled(EventKind::ProcessExit));
+        assert!(
+            !control.config.enabled(EventKind::FileWrite),
+            "FileWrite only when asked for"
+        );
         assert_eq!(control.config.caps().name, 1024);
     }
 

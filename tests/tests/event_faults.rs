@@ -47,7 +47,9 @@ fn process(pid: u32) -> ProcessSpec {
 #[test]
 fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
     let sys = ringside_sys().expect("build ringside.sys");
+    // Every kind asked for (FileWrite and FileCloseModified included).
     let config = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
         batch_bytes: 64 * 1024,
         max_latency_ms: 50,
         ..ConfigureRequest::default()

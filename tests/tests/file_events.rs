@@ -90,7 +90,10 @@ fn actual(record: &Record<'_>) -> Expected {
 #[test]
 fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
     let sys = ringside_sys().expect("build ringside.sys");
+    // An agent that asks for every kind, FileWrite and FileCloseModified
+    // included (the default leaves them out).
     let config = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
         batch_bytes: 64 * 1024,
         max_latency_ms: 50,
         ..ConfigureRequest::default()
@@ -410,4 +413,63 @@ fn failed_renames_and_deletes_are_not_reported() {
     m.close_device(handle).expect("close");
     m.unload().expect("unload");
     m.assert_clean();
+}
+
+/// Unless the agent asks for them, writes and closes after a write cost the
+/// kernel nothing: no name query, no record, no drop.
+#[test]
+fn writes_and_modified_closes_are_produced_only_when_asked_for() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let (mut m, handle) = connected(sys, &ConfigureRequest::default()).expect("session");
+    let who = Requestor { pid: 515, tid: 516 };
+    let f = m.new_file_object(&format!(r"{VOLUME}\Users\carol\notes.txt"));
+    let queries_before = name_queries(&m);
+    m.file_write(who, f, 4096, false).expect("write");
+    m.file_cleanup(who, f).expect("cleanup");
+    assert_eq!(name_queries(&m), queries_before, "no name was queried");
+    let records = m.drain(handle).expect("drain").concat();
+    assert!(Records::new(&records).next().is_none(), "no record");
+    let stats = m.stats(handle).expect("stats").stats;
+    for kind in [EventKind::FileWrite, EventKind::FileCloseModified] {
+        assert_eq!(stats.produced[kind.index()], 0, "{kind:?}");
+        assert_eq!(stats.dropped[kind.index()], 0, "{kind:?}");
+    }
+    // Asked for: the same operations produce both.
+    let all = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
+        ..ConfigureRequest::default()
+    };
+    use zerocopy::IntoBytes;
+    let done = m
+        .ioctl_now(
+            handle,
+            ringside_wire::ioctl::IOCTL_CONFIGURE,
+            all.as_bytes(),
+            0,
+        )
+        .expect("configure");
+    assert_eq!(done.status, 0);
+    m.file_write(who, f, 4096, false).expect("write");
+    m.file_cleanup(who, f).expect("cleanup");
+    let records = m.drain(handle).expect("drain").concat();
+    let kinds: Vec<EventKind> = Records::new(&records)
+        .map(|r| match r.expect("decodes") {
+            Record::FileWrite(_) => EventKind::FileWrite,
+            Record::FileCloseModified(_) => EventKind::FileCloseModified,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, [EventKind::FileWrite, EventKind::FileCloseModified]);
+    m.free_file_object(f);
+    m.close_device(handle).expect("close");
+    m.unload().expect("unload");
+    m.assert_clean();
+}
+
+fn name_queries(m: &ringside_kmodel::Machine) -> usize {
+    m.kernel()
+        .trace
+        .iter()
+        .filter(|api| api.starts_with("FltGet") && api.contains("NameInformation"))
+        .count()
 }

@@ -13,7 +13,9 @@ use ringside_wire::{DropReason, EVENT_KIND_COUNT, EventKind, Record, Records};
 #[test]
 fn a_burst_larger_than_the_ring_is_dropped_counted_and_reported_in_band() {
     let sys = ringside_sys().expect("build ringside.sys");
+    // Every kind asked for (FileWrite and FileCloseModified included).
     let config = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
         batch_bytes: 64 * 1024,
         max_latency_ms: 50,
         ..ConfigureRequest::default()

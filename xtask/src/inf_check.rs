@@ -13,6 +13,9 @@ use std::path::Path;
 
 /// SERVICE_FILE_SYSTEM_DRIVER.
 const SERVICE_FILE_SYSTEM_DRIVER: u32 = 2;
+/// SERVICE_BOOT_START and SERVICE_ERROR_NORMAL (winnt.h).
+const SERVICE_BOOT_START: u32 = 0;
+const SERVICE_ERROR_NORMAL: u32 = 1;
 /// The FSFilter Activity Monitor load order group's altitude range. A test
 /// build uses a value in it; production needs an altitude allocated by
 /// Microsoft.
@@ -357,13 +360,21 @@ pub fn check_with(inf_text: &str, present: &dyn Fn(&str) -> bool) -> Result<InfF
         number("ServiceType") == Some(SERVICE_FILE_SYSTEM_DRIVER),
         format!("[{service_section}] ServiceType must be 2 (SERVICE_FILE_SYSTEM_DRIVER)"),
     );
+    // A sensor must run after a reboot: boot start, with the FSFilter
+    // Activity Monitor group (checked below), as Microsoft documents for
+    // file system filters that load at startup.
     require(
-        number("StartType").is_some_and(|v| v <= 4),
-        format!("[{service_section}] StartType must be 0..4"),
+        number("StartType") == Some(SERVICE_BOOT_START),
+        format!(
+            "[{service_section}] StartType must be 0 (SERVICE_BOOT_START): a sensor must be running after a reboot"
+        ),
     );
+    // And a failed load must not stop the boot.
     require(
-        number("ErrorControl").is_some_and(|v| v <= 3),
-        format!("[{service_section}] ErrorControl must be 0..3"),
+        number("ErrorControl").is_some_and(|v| v <= SERVICE_ERROR_NORMAL),
+        format!(
+            "[{service_section}] ErrorControl must be 0 or 1: a boot-start sensor that fails to load must not stop the boot"
+        ),
     );
     require(
         svc("LoadOrderGroup").is_some_and(|g| g.eq_ignore_ascii_case("FSFilter Activity Monitor")),
@@ -600,6 +611,14 @@ mod tests {
         assert_rejected(
             &broken("ServiceType      = 2", "ServiceType      = 1"),
             "ServiceType must be 2",
+        );
+        assert_rejected(
+            &broken("StartType        = 0", "StartType        = 3"),
+            "StartType must be 0",
+        );
+        assert_rejected(
+            &broken("ErrorControl     = 1", "ErrorControl     = 3"),
+            "ErrorControl must be 0 or 1",
         );
         assert_rejected(
             &broken(

@@ -9,7 +9,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::ABI_VERSION;
-use crate::kind::ALL_EVENTS_MASK;
+use crate::kind::{ALL_EVENTS_MASK, DEFAULT_EVENTS_MASK};
 use crate::record::{DriverStats, MAX_RECORD_SIZE};
 
 /// NT name of the control device.
@@ -272,7 +272,7 @@ impl Config {
     /// What the driver uses until the agent configures it; the default
     /// request carries it (a unit test checks it validates to itself).
     pub const DEFAULT: Config = Config {
-        event_mask: ALL_EVENTS_MASK,
+        event_mask: DEFAULT_EVENTS_MASK,
         max_name_bytes: 1024,
         max_command_line_bytes: 8192,
         batch_bytes: 16 * 1024,

@@ -85,6 +85,14 @@ impl EventKind {
 /// Mask with every event kind's bit set.
 pub const ALL_EVENTS_MASK: u32 = (1 << EVENT_KIND_COUNT) - 1;
 
+/// The kinds the driver produces until the agent asks otherwise: all but
+/// FileWrite and FileCloseModified, which no Sysmon event or Sigma
+/// logsource consumes today. The kernel does no work (no name query, no
+/// record) for events no one reads; an agent that wants them sets their
+/// bits in CONFIGURE.
+pub const DEFAULT_EVENTS_MASK: u32 =
+    ALL_EVENTS_MASK & !(EventKind::FileWrite.mask_bit() | EventKind::FileCloseModified.mask_bit());
+
 /// The wire value was not a known kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnknownKind(pub u16);
