@@ -4,8 +4,12 @@
 //! DYNAMIC_BASE, a valid PE checksum (recomputed here), no section both
 //! writable and executable, base relocations, a CodeView RSDS record naming
 //! `ringside.pdb`, imports only from ntoskrnl.exe / fltmgr.sys / hal.dll,
-//! and no `KeBugCheckEx` import (with LTO an unreachable panic handler is
-//! removed, so that import means a reachable panic; DESIGN.md principle 4).
+//! no `KeBugCheckEx` import (with LTO an unreachable panic handler is
+//! removed, so that import means a reachable panic; DESIGN.md principle 4),
+//! and no abort instruction anywhere in its code (`ud2`, `int 29h`): an
+//! abort trap crashes the machine as surely as KeBugCheckEx. The whole code
+//! is decoded, not only what callbacks and dispatch routines reach, so none
+//! needs a proof that it is unreachable: there is none.
 
 use object::LittleEndian as LE;
 use object::pe;
@@ -126,6 +130,7 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         None => problems.push("no PE header offset".to_string()),
     }
 
+    let image_base = optional.image_base();
     for section in file.section_table().iter() {
         let name = String::from_utf8_lossy(section.raw_name())
             .trim_end_matches('\0')
@@ -133,6 +138,21 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
         let flags = section.characteristics.get(LE).0;
         if flags & pe::IMAGE_SCN_MEM_WRITE.0 != 0 && flags & pe::IMAGE_SCN_MEM_EXECUTE.0 != 0 {
             problems.push(format!("section {name} is both writable and executable"));
+        }
+        if flags & pe::IMAGE_SCN_MEM_EXECUTE.0 != 0 {
+            let rva = section.virtual_address.get(LE);
+            match section.pe_data(image) {
+                Ok(code) => {
+                    let size = (section.virtual_size.get(LE) as usize).min(code.len());
+                    for (at, what) in aborts(&code[..size], image_base + u64::from(rva)) {
+                        problems.push(format!(
+                            "{what} at RVA {:#x} in {name}: an abort in kernel code crashes the machine (a panic or assertion path survived; find it with the PDB)",
+                            at - image_base
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("section {name} unreadable: {e}")),
+            }
         }
         report.sections.push(name);
     }
@@ -185,6 +205,26 @@ pub fn check(image: &[u8]) -> Result<Report, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// Abort instructions in `code` (loaded at `address`), decoded as x64:
+/// `ud2` (what `core::intrinsics::abort` and `unreachable_unchecked`-style
+/// traps compile to) and `int 29h` (`__fastfail`). Linear decoding is exact
+/// here: LLVM places no data (jump tables) in COFF code sections.
+fn aborts(code: &[u8], address: u64) -> Vec<(u64, &'static str)> {
+    use iced_x86::{Code, Decoder, DecoderOptions};
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut found = Vec::new();
+    for instruction in &mut decoder {
+        match instruction.code() {
+            Code::Ud2 => found.push((instruction.ip(), "ud2")),
+            Code::Int_imm8 if instruction.immediate8() == 0x29 => {
+                found.push((instruction.ip(), "int 29h (__fastfail)"))
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The GUID in the CodeView record of `image`, if any.
@@ -519,6 +559,25 @@ mod tests {
             "ringside.pdb",
         );
         image.assert_fails("ZwClose from ntdll.dll");
+    }
+
+    #[test]
+    fn an_abort_instruction_in_code_fails() {
+        let mut image = Image::good();
+        // `mov eax, 1; ud2` at the entry point.
+        image.bytes[TEXT.0..TEXT.0 + 7].copy_from_slice(&[0xB8, 1, 0, 0, 0, 0x0F, 0x0B]);
+        image.fix_checksum();
+        image.assert_fails("ud2 at RVA 0x1005");
+        let mut image = Image::good();
+        image.bytes[TEXT.0..TEXT.0 + 2].copy_from_slice(&[0xCD, 0x29]);
+        image.fix_checksum();
+        image.assert_fails("int 29h");
+        // The same bytes inside another instruction are no abort:
+        // `mov eax, 0x0B0F` (B8 0F 0B 00 00).
+        let mut image = Image::good();
+        image.bytes[TEXT.0..TEXT.0 + 5].copy_from_slice(&[0xB8, 0x0F, 0x0B, 0, 0]);
+        image.fix_checksum();
+        assert_eq!(image.problems(), Vec::<String>::new());
     }
 
     #[test]

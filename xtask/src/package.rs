@@ -111,7 +111,7 @@ pub fn gate_file(path: &Path) -> Result<(), String> {
         Ok(report) => {
             println!(
                 "gate: {} passed: PE32+ AMD64 NATIVE, FORCE_INTEGRITY|NX|DYNAMIC_BASE, checksum {:#010x}, \
-                 sections {:?}, PDB {}, {} imports, no KeBugCheckEx",
+                 sections {:?}, PDB {}, {} imports, no KeBugCheckEx, no abort instruction (ud2, int 29h) in its code",
                 path.display(),
                 report.checksum,
                 report.sections,
