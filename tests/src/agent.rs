@@ -106,6 +106,17 @@ impl Machine {
     pub fn dispatched(&mut self, irp: u64, status: u64) -> Result<Sent, String> {
         let status = status as u32 as i32;
         let major = self.kernel().io.irps.get(&irp).map_or(0, |r| r.major);
+        if major == IRP_MJ_CLOSE {
+            // The file object's reference on the device goes with its CLOSE;
+            // the last one on a delete-pending device takes the device and,
+            // if the driver's unload already ran, the driver image with it.
+            let device = self
+                .uc
+                .read_u64(io::stack_location(&self.uc, irp) + STACK_DEVICE_OBJECT);
+            if io::release_device_handle(&mut self.uc, device) && self.kernel().unload_deferred {
+                self.finish_unload();
+            }
+        }
         let stack = io::stack_location(&self.uc, irp);
         let marked = self.uc.read_u8(stack + STACK_CONTROL) & 1 != 0;
         let completed = self.kernel().io.irps.get(&irp).and_then(|r| r.completed);
@@ -154,6 +165,7 @@ impl Machine {
         }
         let mdl = self.uc.read_u64(irp + IRP_MDL_ADDRESS);
         if mdl != 0 {
+            io::unmap_system_mapping(&mut self.uc, mdl);
             model_free(&mut self.uc, mdl);
         }
         model_free(&mut self.uc, irp);
@@ -167,8 +179,18 @@ impl Machine {
     /// CreateFile(`\\.\Ringside`) by a caller whose token is (or is not) an
     /// administrator's. Returns the status and, on success, the handle.
     pub fn open_device(&mut self, admin: bool) -> Result<(i32, Option<Handle>), String> {
-        let file_object = model_alloc(&mut self.uc, FILE_OBJECT_SIZE as u64);
         let device = self.control_device().ok_or("the driver has no device")?;
+        if self
+            .kernel()
+            .io
+            .devices
+            .get(&device)
+            .is_some_and(|d| d.delete_pending)
+        {
+            // The I/O manager refuses opens of a device being deleted.
+            return Ok((io::STATUS_DELETE_PENDING, None));
+        }
+        let file_object = model_alloc(&mut self.uc, FILE_OBJECT_SIZE as u64);
         self.uc.write_u16(file_object, 5); // IO_TYPE_FILE
         self.uc.write_u64(file_object + FILE_DEVICE_OBJECT, device);
         let irp = self.build_irp(IRP_MJ_CREATE, file_object);
@@ -198,7 +220,12 @@ impl Machine {
         model_free(&mut self.uc, security);
         model_free(&mut self.uc, access_state);
         match sent {
-            Sent::Done(c) if c.status >= 0 => Ok((c.status, Some(Handle { file_object }))),
+            Sent::Done(c) if c.status >= 0 => {
+                if let Some(d) = self.kernel_mut().io.devices.get_mut(&device) {
+                    d.handles += 1;
+                }
+                Ok((c.status, Some(Handle { file_object })))
+            }
             Sent::Done(c) => {
                 model_free(&mut self.uc, file_object);
                 Ok((c.status, None))

@@ -84,6 +84,9 @@ pub struct Kernel {
     /// the model a second time; it replays the result instead.
     pub replay: Option<(u64, u64, u64)>,
     pub unloaded: bool,
+    /// The driver's unload ran but its device is delete-pending (a handle
+    /// is open): the image stays loaded until the last handle closes.
+    pub unload_deferred: bool,
     /// Names of the APIs the driver called, in order (bounded; for messages).
     pub trace: Vec<&'static str>,
     /// Something else happening on the machine at the moment the driver
@@ -134,7 +137,13 @@ pub fn irql(uc: &Uc) -> u8 {
 }
 
 pub fn set_irql(uc: &mut Uc, level: u8) {
-    uc.get_data_mut().irql = level;
+    let before = std::mem::replace(&mut uc.get_data_mut().irql, level);
+    // Verifier's IRQL checking: pageable memory is trimmed while IRQL is
+    // DISPATCH_LEVEL or above, so any touch of it faults (bugcheck 0xD1 /
+    // 0xA on Windows). The model makes paged pool inaccessible for as long.
+    if (before >= DISPATCH_LEVEL) != (level >= DISPATCH_LEVEL) {
+        api::pool::protect_paged(uc, level >= DISPATCH_LEVEL);
+    }
 }
 
 const GPR: [RegisterX86; 16] = [
@@ -382,6 +391,7 @@ impl Machine {
             nested_calls: 0,
             replay: None,
             unloaded: false,
+            unload_deferred: false,
             trace: Vec::new(),
             interpose: None,
             smp: None,
@@ -573,9 +583,22 @@ impl Machine {
                 "FilterUnloadCallback refused the unload: {status:#x}"
             ));
         }
+        // A device with open handles is only delete-pending: the I/O
+        // manager keeps the driver loaded, and sends CLEANUP and CLOSE to
+        // it, until the last handle closes (then `finish_unload`).
+        if self.kernel().io.devices.values().any(|d| d.delete_pending) {
+            self.kernel_mut().unload_deferred = true;
+            return Ok(());
+        }
+        self.finish_unload();
+        Ok(())
+    }
+
+    /// The driver image goes; what must hold then is checked.
+    pub fn finish_unload(&mut self) {
+        self.kernel_mut().unload_deferred = false;
         self.kernel_mut().unloaded = true;
         self.check_unloaded();
-        Ok(())
     }
 
     /// What must hold once the driver is gone (after a failed DriverEntry,
@@ -752,6 +775,13 @@ fn invalid_access(uc: &mut Uc, kind: MemType, address: u64, size: usize, _value:
     };
     let what = if (STACK_GUARD..STACK_BASE).contains(&address) {
         " (kernel stack overflow into the guard page)".to_owned()
+    } else if api::pool::is_paged(uc, address) {
+        let level = irql(uc);
+        let message = format!(
+            "paged pool at {address:#x} touched at IRQL {level} from {where_} (Verifier IRQL checking: bugcheck 0xD1)"
+        );
+        fatal(uc, Rule::Irql, message);
+        return false;
     } else {
         String::new()
     };

@@ -81,6 +81,18 @@ fn mandatory_unload_with_reads_pending_is_clean_and_unregisters_before_freeing()
     // No stale callback can be called: FltMgr and Ps hold none of the driver's.
     assert!(m.kernel().flt.operations.is_empty() && m.kernel().flt.filter == 0);
     assert!(m.kernel().ps.process_notify.is_empty() && m.kernel().ps.image_notify.is_empty());
+    // The agent's handle is still open: IoDeleteDevice only marked the
+    // device delete-pending, and the image stays loaded for its CLEANUP
+    // and CLOSE (which reach the torn-down driver and must be harmless).
+    assert!(m.kernel().unload_deferred && !m.kernel().unloaded);
+    let (status, _) = m.open_device(true).expect("open");
+    assert_eq!(status, 0xC000_0056_u32 as i32, "STATUS_DELETE_PENDING");
+    m.close_device(h).expect("close after unload");
+    assert!(
+        m.kernel().unloaded,
+        "the last handle took the device and the image"
+    );
+    assert!(m.kernel().io.devices.is_empty());
     m.assert_clean();
 }
 

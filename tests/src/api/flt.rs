@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::api::rtl::write_unicode_at;
 use crate::layout::*;
-use crate::machine::{APC_LEVEL, PASSIVE_LEVEL, arg, fatal, model_alloc, model_free, require_irql};
+use crate::machine::{
+    APC_LEVEL, PASSIVE_LEVEL, arg, fatal, irql, model_alloc, model_free, require_irql,
+};
 use crate::memory::*;
 use crate::verifier::Rule;
 
@@ -23,6 +25,8 @@ pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
 pub const STATUS_FLT_INVALID_NAME_REQUEST: i32 = 0xC01C_0005_u32 as i32;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 pub const IRP_MJ_OPERATION_END: u8 = 0x80;
+/// `IRP_PAGING_IO` in `FLT_IO_PARAMETER_BLOCK.IrpFlags` (wdm.h).
+const IRP_PAGING_IO: u32 = 0x0000_0002;
 
 /// The modelled volume every file lives on.
 pub const VOLUME: &str = r"\Device\HarddiskVolume3";
@@ -180,8 +184,17 @@ fn name_information(uc: &mut Uc, name: &[u16], format: u32) -> u64 {
 /// `NTSTATUS FltGetFileNameInformation(PFLT_CALLBACK_DATA, FLT_FILE_NAME_OPTIONS, PFLT_FILE_NAME_INFORMATION*)`.
 pub fn flt_get_file_name_information(uc: &mut Uc) -> u64 {
     let (data, options, out) = (arg(uc, 0), arg(uc, 1) as u32, arg(uc, 2));
-    require_irql(uc, "FltGetFileNameInformation", APC_LEVEL);
+    // Where FltMgr refuses (fltkernel.h FltGetFileNameInformation): above
+    // APC_LEVEL (a Verifier finding too), and for paging I/O, where a name
+    // query could deadlock with the file system.
+    if irql(uc) > APC_LEVEL {
+        require_irql(uc, "FltGetFileNameInformation", APC_LEVEL);
+        return STATUS_FLT_INVALID_NAME_REQUEST as u32 as u64;
+    }
     let iopb = uc.read_u64(data + CD_IOPB);
+    if uc.read_u32(iopb + IOPB_IRP_FLAGS) & IRP_PAGING_IO != 0 {
+        return STATUS_FLT_INVALID_NAME_REQUEST as u32 as u64;
+    }
     let file_object = uc.read_u64(iopb + IOPB_TARGET_FILE_OBJECT);
     let Some(name) = uc.get_data().flt.file_names.get(&file_object).cloned() else {
         return STATUS_FLT_INVALID_NAME_REQUEST as u32 as u64;

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::api::rtl::alloc_unicode_string;
 use crate::layout::*;
 use crate::machine::{
-    DISPATCH_LEVEL, PASSIVE_LEVEL, arg, call_guest, fatal, irql, model_alloc, require_irql,
-    set_irql,
+    DISPATCH_LEVEL, PASSIVE_LEVEL, arg, call_guest, fatal, irql, model_alloc, model_free,
+    require_irql, set_irql,
 };
 use crate::memory::*;
 use crate::verifier::Rule;
@@ -32,6 +32,7 @@ pub const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
 pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
 pub const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010_u32 as i32;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
+pub const STATUS_DELETE_PENDING: i32 = 0xC000_0056_u32 as i32;
 
 /// `SL_PENDING_RETURNED` in IO_STACK_LOCATION.Control (IoMarkIrpPending).
 const SL_PENDING_RETURNED: u8 = 0x01;
@@ -45,6 +46,11 @@ pub const CSQ_CANCEL_ROUTINE: u64 = HOOK_BASE + HOOK_SIZE - 2 * HOOK_SLOT;
 pub struct Device {
     pub name: String,
     pub characteristics: u32,
+    /// Open handles (file objects) on it.
+    pub handles: u32,
+    /// IoDeleteDevice was called with handles open: the device goes when
+    /// the last one closes (and the driver image with it); no new open.
+    pub delete_pending: bool,
 }
 
 /// The model's record of one IRP.
@@ -70,6 +76,12 @@ pub struct Io {
     pub symlinks: HashMap<String, String>,
     pub irps: BTreeMap<u64, IrpRecord>,
     pub csq_scratch: HashMap<u64, u64>,
+    /// MDL → (system address, the user buffer it maps, length): the system
+    /// mapping MmMapLockedPagesSpecifyCache made. Its own address, as on
+    /// Windows (kernel space, never the caller's user address); what the
+    /// driver writes there reaches the caller's buffer at completion (the
+    /// same physical pages on Windows).
+    pub system_mappings: HashMap<u64, (u64, u64, usize)>,
     /// The spin lock each queue's CsqAcquireLock callback takes (learnt the
     /// first time it runs), so a queue whose lock another CPU holds spins
     /// at the IoCsq call instead of inside the callback.
@@ -161,6 +173,8 @@ pub fn io_create_device(uc: &mut Uc) -> u64 {
         Device {
             name,
             characteristics,
+            handles: 0,
+            delete_pending: false,
         },
     );
     STATUS_SUCCESS as u64
@@ -170,12 +184,26 @@ pub fn io_create_device(uc: &mut Uc) -> u64 {
 pub fn io_delete_device(uc: &mut Uc) -> u64 {
     let device = arg(uc, 0);
     require_irql(uc, "IoDeleteDevice", PASSIVE_LEVEL);
-    if uc.get_data_mut().io.devices.remove(&device).is_none() {
-        uc.get_data_mut().verifier.report(
-            Rule::Contract,
-            format!("IoDeleteDevice({device:#x}): not a device"),
-        );
-        return 0;
+    let handles = match uc.get_data().io.devices.get(&device) {
+        Some(d) if !d.delete_pending => d.handles,
+        _ => {
+            uc.get_data_mut().verifier.report(
+                Rule::Contract,
+                format!("IoDeleteDevice({device:#x}): not a device (or deleted twice)"),
+            );
+            return 0;
+        }
+    };
+    // With handles open the device is only marked: "if any outstanding
+    // references remain, the I/O manager marks the device object as delete
+    // pending and deletes it when the references are released" (wdm.h
+    // IoDeleteDevice). It leaves the driver's device list now.
+    if handles > 0 {
+        if let Some(d) = uc.get_data_mut().io.devices.get_mut(&device) {
+            d.delete_pending = true;
+        }
+    } else {
+        uc.get_data_mut().io.devices.remove(&device);
     }
     // Unlink it from the driver's device list.
     let driver = uc.read_u64(device + DEVICE_DRIVER_OBJECT);
@@ -192,8 +220,25 @@ pub fn io_delete_device(uc: &mut Uc) -> u64 {
         }
         link = current + DEVICE_NEXT;
     }
-    crate::machine::model_free(uc, device);
+    if handles == 0 {
+        model_free(uc, device);
+    }
     0
+}
+
+/// The last handle on a delete-pending device closed: the device goes.
+/// True if it did.
+pub fn release_device_handle(uc: &mut Uc, device: u64) -> bool {
+    let Some(d) = uc.get_data_mut().io.devices.get_mut(&device) else {
+        return false;
+    };
+    d.handles = d.handles.saturating_sub(1);
+    if d.handles == 0 && d.delete_pending {
+        uc.get_data_mut().io.devices.remove(&device);
+        model_free(uc, device);
+        return true;
+    }
+    false
 }
 
 /// `NTSTATUS IoCreateSymbolicLink(PUNICODE_STRING Link, PUNICODE_STRING Target)`.
@@ -275,6 +320,9 @@ fn complete(uc: &mut Uc, irp: u64) {
         );
     }
     // What the I/O manager copies back to the caller.
+    if record.method == 2 {
+        sync_system_mapping(uc, irp);
+    }
     let shown = information.min(u64::from(record.output_len)) as usize;
     let output = if status < 0 || shown == 0 {
         Vec::new()
@@ -304,10 +352,35 @@ pub fn mm_map_locked_pages_specify_cache(uc: &mut Uc) -> u64 {
     if uc.get_data_mut().inject("MmMapLockedPagesSpecifyCache") {
         return 0;
     }
-    let va = uc.read_u64(mdl + MDL_START_VA) + u64::from(uc.read_u32(mdl + MDL_BYTE_OFFSET));
-    uc.write_u64(mdl + MDL_MAPPED_SYSTEM_VA, va);
+    let user = uc.read_u64(mdl + MDL_START_VA) + u64::from(uc.read_u32(mdl + MDL_BYTE_OFFSET));
+    let len = uc.read_u32(mdl + MDL_BYTE_COUNT) as usize;
+    let system = model_alloc(uc, len as u64);
+    let current = uc.read_bytes(user, len);
+    uc.write_bytes(system, &current);
+    uc.get_data_mut()
+        .io
+        .system_mappings
+        .insert(mdl, (system, user, len));
+    uc.write_u64(mdl + MDL_MAPPED_SYSTEM_VA, system);
     uc.write_u16(mdl + MDL_FLAGS, flags | MDL_MAPPED_TO_SYSTEM_VA);
-    va
+    system
+}
+
+/// What the driver wrote through the MDL's system mapping, seen in the
+/// caller's buffer (the same physical pages on Windows).
+fn sync_system_mapping(uc: &mut Uc, irp: u64) {
+    let mdl = uc.read_u64(irp + IRP_MDL_ADDRESS);
+    if let Some(&(system, user, len)) = uc.get_data().io.system_mappings.get(&mdl) {
+        let written = uc.read_bytes(system, len);
+        uc.write_bytes(user, &written);
+    }
+}
+
+/// Frees the system mapping of `mdl`, if one was made (the IRP is gone).
+pub fn unmap_system_mapping(uc: &mut Uc, mdl: u64) {
+    if let Some((system, _, _)) = uc.get_data_mut().io.system_mappings.remove(&mdl) {
+        model_free(uc, system);
+    }
 }
 
 /// `NTSTATUS IoCsqInitializeEx(PIO_CSQ, insert, remove, peek, acquire, release, complete_canceled)`.

@@ -67,6 +67,37 @@ pub fn map_block(uc: &mut Uc, size: u64, driver: bool) -> u64 {
     address
 }
 
+/// Makes every live paged block inaccessible (`raised`: IRQL went to
+/// DISPATCH_LEVEL or above) or accessible again.
+pub fn protect_paged(uc: &mut Uc, raised: bool) {
+    let paged: Vec<(u64, u64)> = uc
+        .get_data()
+        .pool
+        .live
+        .iter()
+        .filter(|(_, b)| b.paged)
+        .map(|(a, b)| (*a, b.mapped))
+        .collect();
+    let access = if raised {
+        prot(false, false, false)
+    } else {
+        prot(true, true, false)
+    };
+    for (address, mapped) in paged {
+        let _ = uc.mem_protect(address, mapped as usize, access);
+    }
+}
+
+/// Whether `address` lies in a live paged pool block.
+pub fn is_paged(uc: &Uc, address: u64) -> bool {
+    uc.get_data()
+        .pool
+        .live
+        .range(..=address)
+        .next_back()
+        .is_some_and(|(start, b)| b.paged && address < start + b.mapped)
+}
+
 pub fn unmap_block(uc: &mut Uc, address: u64) {
     if let Some(block) = uc.get_data_mut().pool.live.remove(&address) {
         let _ = uc.mem_unmap(address, block.mapped as usize);

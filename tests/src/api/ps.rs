@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::machine::{APC_LEVEL, PASSIVE_LEVEL, arg, model_alloc, require_irql};
+use crate::machine::{PASSIVE_LEVEL, arg, model_alloc, require_irql};
 use crate::memory::*;
 use crate::verifier::Rule;
 
@@ -181,7 +181,8 @@ pub fn ps_dereference_primary_token(uc: &mut Uc) -> u64 {
 /// PASSIVE_LEVEL; allocates the result from paged pool; the caller frees it.
 pub fn se_query_information_token(uc: &mut Uc) -> u64 {
     let (token, class, out) = (arg(uc, 0), arg(uc, 1) as u32, arg(uc, 2));
-    require_irql(uc, "SeQueryInformationToken", APC_LEVEL);
+    // PASSIVE_LEVEL only (the WDK reference): it may touch paged pool.
+    require_irql(uc, "SeQueryInformationToken", PASSIVE_LEVEL);
     let Some(p) = uc.get_data().ps.token_owner(token).cloned() else {
         uc.get_data_mut().verifier.report(
             Rule::Contract,
