@@ -139,3 +139,42 @@ mod registry_tests {
         assert_eq!(dword_from_partial_information(&[]), None);
     }
 }
+
+/// The latency timer's settings for a bound of `latency_ms` on a machine
+/// whose clock tick is `tick` (100 ns units, `KeQueryTimeIncrement`):
+/// (relative due time for KeSetTimerEx, negative; period in ms).
+///
+/// A kernel timer expires only on a clock tick (15.625 ms by default), up
+/// to one tick after its due time, so the timer is set one tick early:
+/// due at `latency - tick` (at least 100 ns) and every `latency - tick`
+/// (at least 1 ms). The first expiry then comes within `max(latency, tick)`
+/// of arming, and two expiries are at most `max(latency, tick)` apart,
+/// which is the bound a pending READ completes within.
+pub fn latency_timer(latency_ms: u32, tick: u32) -> (i64, i32) {
+    const UNITS_PER_MS: i64 = 10_000;
+    let early = i64::from(latency_ms)
+        .saturating_mul(UNITS_PER_MS)
+        .saturating_sub(i64::from(tick));
+    let due = early.max(1);
+    let period_ms = (early / UNITS_PER_MS).clamp(1, i64::from(i32::MAX));
+    (due.saturating_neg(), i32::try_from(period_ms).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::latency_timer;
+
+    /// The default clock tick: 15.625 ms.
+    const TICK: u32 = 156_250;
+
+    #[test]
+    fn the_timer_is_set_a_tick_early_and_never_below_its_minimums() {
+        // 50 ms: due at 34.375 ms, every 34 ms (34 + 15.625 <= 50).
+        assert_eq!(latency_timer(50, TICK), (-343_750, 34));
+        // Below one tick: due at once, every ms (it fires on every tick).
+        assert_eq!(latency_timer(1, TICK), (-1, 1));
+        assert_eq!(latency_timer(7, TICK), (-1, 1));
+        // A 1 ms clock (timeBeginPeriod): nearly the plain bound.
+        assert_eq!(latency_timer(20, 10_000), (-190_000, 19));
+    }
+}

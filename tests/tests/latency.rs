@@ -1,9 +1,11 @@
 //! The latency bound: a pending READ with fewer than `batch_bytes` bytes
-//! committed completes within `max_latency_ms` of modelled time (the
-//! driver's timer/DPC), not before the batch threshold would be reached
-//! on its own, and not later than the bound.
+//! committed completes within `max_latency_ms` of modelled time, or one
+//! clock tick if that is longer (kernel timers expire on ticks), through
+//! the driver's timer/DPC: not before the batch threshold would be
+//! reached on its own, and not later than the bound.
 
 use ringside_kmodel::agent::{Sent, connected};
+use ringside_kmodel::api::sync::CLOCK_TICK;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
 use ringside_kmodel::machine::PASSIVE_LEVEL;
@@ -40,6 +42,10 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
             m.take_completion(irp).is_none(),
             "READ completed below the batch threshold at once"
         );
+        // Timers expire on clock ticks (15.625 ms): the bound is
+        // max(max_latency_ms, one tick), which the driver meets by setting
+        // its timer a tick early.
+        let bound_us = (max_latency_ms * 1000).max(CLOCK_TICK / 10);
         let mut waited_us = 0u64;
         let completion = loop {
             m.advance_time_100ns(1_000).expect("timers"); // 100 µs steps
@@ -48,8 +54,8 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
                 break c;
             }
             assert!(
-                waited_us <= max_latency_ms * 1000,
-                "READ still pending after {waited_us} µs (bound {max_latency_ms} ms)"
+                waited_us <= bound_us,
+                "READ still pending after {waited_us} µs (bound {bound_us} µs)"
             );
         };
         assert_eq!(completion.status, 0);

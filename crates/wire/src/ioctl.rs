@@ -57,7 +57,9 @@ pub const COMMAND_LINE_CAP_RANGE: (u32, u32) = (64, 32 * 1024);
 /// Bounds of [`ConfigureRequest::batch_bytes`].
 pub const BATCH_BYTES_RANGE: (u32, u32) = (1, READ_MIN_BUFFER);
 /// Bounds of [`ConfigureRequest::max_latency_ms`]: a pending READ completes
-/// no later than this after the first record arrives.
+/// no later than this after the first record arrives, or one clock tick
+/// (15.625 ms by default: kernel timers expire only on ticks) if that is
+/// longer.
 pub const LATENCY_MS_RANGE: (u32, u32) = (1, 50);
 
 // The largest record any valid configuration can produce fits the ring's and

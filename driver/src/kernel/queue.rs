@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use windows_sys::Wdk::Foundation::{IRP, KDPC};
 use windows_sys::Wdk::System::SystemServices::{
-    IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeSetTimerEx,
+    IO_CSQ, IoCsqRemoveNextIrp, KeCancelTimer, KeInsertQueueDpc, KeQueryTimeIncrement, KeSetTimerEx,
 };
 
 use ringside_driver::pending::{Full, Slots};
@@ -220,12 +220,13 @@ pub fn rearm_timer(g: &Globals) {
 }
 
 fn set_timer(g: &Globals) {
-    let period_ms = g.control.config.max_latency_ms().clamp(1, 50);
-    // Relative due time in 100 ns units (negative); period_ms <= 50.
-    let due = i64::from(period_ms).wrapping_mul(-10_000);
+    let latency_ms = g.control.config.max_latency_ms().clamp(1, 50);
+    // SAFETY: callable at any IRQL; returns a value.
+    let tick = unsafe { KeQueryTimeIncrement() };
+    let (due, period_ms) = ringside_driver::params::latency_timer(latency_ms, tick);
     // SAFETY: timer and DPC were initialised in DriverEntry; callable at
     // IRQL <= DISPATCH_LEVEL. Setting a set timer re-arms it.
-    unsafe { KeSetTimerEx(g.timer.get(), due, period_ms as i32, g.dpc.get()) };
+    unsafe { KeSetTimerEx(g.timer.get(), due, period_ms, g.dpc.get()) };
 }
 
 /// Stops the timer once no READ waits (the DPC, consumer cleanup).

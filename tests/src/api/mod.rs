@@ -62,6 +62,7 @@ const TABLE: &[(&str, Handler)] = &[
         sync::ke_query_system_time_precise,
     ),
     ("KeQueryInterruptTime", sync::ke_query_interrupt_time),
+    ("KeQueryTimeIncrement", sync::ke_query_time_increment),
     (
         "KeGetCurrentProcessorNumberEx",
         sync::ke_get_current_processor_number_ex,

@@ -16,7 +16,10 @@
 //!   completion on every processor; a DPC running on another processor
 //!   finishes first (the flush's own per-processor work runs after it).
 //! - `KeSetTimerEx`: a negative due time is relative (100 ns units), the
-//!   DPC runs at DISPATCH_LEVEL when the timer expires. `KeInsertQueueDpc`
+//!   DPC runs at DISPATCH_LEVEL when the timer expires. Timers expire only
+//!   on a clock tick ([`CLOCK_TICK`], 15.625 ms: the default clock rate of
+//!   64 Hz), at the first tick at or after their due time;
+//!   `KeQueryTimeIncrement` returns that tick. `KeInsertQueueDpc`
 //!   queues a DPC that runs when the processor next drops below DISPATCH_LEVEL;
 //!   returns FALSE if the DPC was already queued.
 
@@ -268,9 +271,25 @@ pub fn ke_query_maximum_processor_count_ex(uc: &mut Uc) -> u64 {
     }
 }
 
+/// The clock tick, in 100 ns units: 15.625 ms, Windows' default (64 Hz).
+pub const CLOCK_TICK: u64 = 156_250;
+
+/// System time at boot in the model (interrupt time 0).
+const BOOT: u64 = 133_657_565_400_000_000;
+
+/// The first clock tick at or after system time `due`.
+fn tick_at_or_after(due: u64) -> u64 {
+    BOOT + (due.saturating_sub(BOOT)).div_ceil(CLOCK_TICK) * CLOCK_TICK
+}
+
+/// `ULONG KeQueryTimeIncrement(VOID)`: the clock tick, 100 ns units. Any IRQL.
+pub fn ke_query_time_increment(_uc: &mut Uc) -> u64 {
+    CLOCK_TICK
+}
+
 /// `ULONGLONG KeQueryInterruptTime(VOID)`: time since boot.
 pub fn ke_query_interrupt_time(uc: &mut Uc) -> u64 {
-    uc.get_data().clock - 133_657_565_400_000_000
+    uc.get_data().clock - BOOT
 }
 
 pub fn ke_initialize_dpc(uc: &mut Uc) -> u64 {
@@ -424,16 +443,17 @@ pub fn run_queued_dpcs(uc: &mut Uc) {
     }
 }
 
-/// Fires every timer whose due time passed, in due order, then queued DPCs.
+/// Fires every timer whose tick came, in due order, then queued DPCs.
 pub fn fire_due_timers(machine: &mut Machine) -> Result<(), String> {
     loop {
         let now = machine.kernel().clock;
+        // A timer expires on the first clock tick at or after its due time.
         let due = machine
             .kernel()
             .sync
             .timers
             .iter()
-            .filter(|(_, t)| t.due <= now)
+            .filter(|(_, t)| tick_at_or_after(t.due) <= now)
             .min_by_key(|(_, t)| t.due)
             .map(|(a, t)| (*a, t.clone()));
         let Some((timer, entry)) = due else { break };
