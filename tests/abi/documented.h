@@ -1,9 +1,12 @@
 /*
- * FltMgr structures that neither Debian header set defines (Wine's
- * fltkernel.h declares them opaque, mingw-w64 has no fltkernel.h),
- * transcribed member for member from the "Syntax" sections of Microsoft's
- * fltkernel.h reference pages (ns-fltkernel-_flt_related_objects,
- * ns-fltkernel-_flt_file_name_information). Compiled over mingw-w64's base
+ * Structures that neither Debian header set defines, transcribed member
+ * for member from the "Syntax" sections of Microsoft's reference pages:
+ * the FltMgr structures Wine's fltkernel.h declares opaque (mingw-w64 has
+ * no fltkernel.h: ns-fltkernel-_flt_related_objects,
+ * ns-fltkernel-_flt_file_name_information), and the Windows 10 RS1 forms
+ * of the set-information buffers (ns-ntifs-_file_rename_information with
+ * its Flags union, used by FileRenameInformationEx;
+ * ns-ntifs-_file_disposition_information_ex). Compiled over mingw-w64's base
  * types, so the compiler, not windows-sys, lays them out.
  */
 typedef USHORT FLT_FILE_NAME_PARSED_FLAGS;
@@ -37,3 +40,20 @@ typedef struct _FLT_FILE_NAME_INFORMATION {
     UNICODE_STRING FinalComponent;
     UNICODE_STRING ParentDir;
 } FLT_FILE_NAME_INFORMATION;
+
+/* FILE_RENAME_INFORMATION as ntifs.h declares it for _WIN32_WINNT_WIN10_RS1
+ * and later (one layout for FileRenameInformation and ...Ex); renamed here
+ * so it does not collide with mingw-w64's older declaration. */
+typedef struct _RINGSIDE_FILE_RENAME_INFORMATION_RS1 {
+    union {
+        BOOLEAN ReplaceIfExists;
+        ULONG Flags;
+    } DUMMYUNIONNAME;
+    HANDLE RootDirectory;
+    ULONG FileNameLength;
+    WCHAR FileName[1];
+} RINGSIDE_FILE_RENAME_INFORMATION_RS1;
+
+typedef struct _RINGSIDE_FILE_DISPOSITION_INFORMATION_EX {
+    ULONG Flags;
+} RINGSIDE_FILE_DISPOSITION_INFORMATION_EX;

@@ -279,6 +279,34 @@ fn driver_reads() -> Vec<Read> {
             driver: wdk::rename_information::FILE_NAME,
             from: "ringside_driver::wdk",
         },
+        // FileRenameInformationEx: the same offsets, with Flags (a ULONG)
+        // at 0, which record.rs reads for the Ex classes; so does the
+        // FileDispositionInformationEx flags word.
+        Read {
+            oracle: "RENAME_EX_FLAGS",
+            driver: 0,
+            from: "ringside_driver::record (u32 at 0)",
+        },
+        Read {
+            oracle: "RENAME_EX_ROOT_DIRECTORY",
+            driver: wdk::rename_information::ROOT_DIRECTORY,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "RENAME_EX_FILE_NAME_LENGTH",
+            driver: wdk::rename_information::FILE_NAME_LENGTH,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "RENAME_EX_FILE_NAME",
+            driver: wdk::rename_information::FILE_NAME,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "DISPOSITION_EX_FLAGS",
+            driver: 0,
+            from: "ringside_driver::record (u32 at 0)",
+        },
     ]
 }
 
