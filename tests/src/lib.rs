@@ -13,6 +13,7 @@ pub mod cost;
 pub mod demo;
 pub mod driver_image;
 pub mod file_io;
+pub mod lane_watch;
 pub mod layout;
 pub mod machine;
 pub mod memory;

@@ -98,6 +98,9 @@ pub struct Kernel {
     /// Set by an API model that must wait for another CPU: its CPU spins at
     /// the call ([`crate::smp::request_retry`]).
     pub retry: bool,
+    /// Stores into the ring lanes' producer state, by IRQL
+    /// ([`Machine::watch_lane_stores`]).
+    pub lane_stores: crate::lane_watch::LaneStores,
 }
 
 impl Kernel {
@@ -396,6 +399,7 @@ impl Machine {
             interpose: None,
             smp: None,
             retry: false,
+            lane_stores: Default::default(),
         };
         let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, kernel)
             .map_err(|e| format!("unicorn: {e:?}"))?;

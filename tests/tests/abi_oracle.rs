@@ -40,7 +40,7 @@ fn show(v: Option<u64>) -> String {
 #[test]
 fn header_sets_agree_or_the_disagreement_is_resolved() {
     println!(
-        "{:<36} {:>8} {:>8} {:>8}  model",
+        "{:<36} {:>8} {:>8} {:>8}  sets",
         "entry", "mingw", "wine", "docs"
     );
     let mut unresolved = Vec::new();

@@ -212,6 +212,34 @@ pub(crate) struct Lane {
 #[cfg(all(not(loom), target_pointer_width = "64"))]
 const _: () = assert!(core::mem::size_of::<Lane>() == 256);
 
+/// Where a lane keeps its producer state, for tools that watch a ring in
+/// memory they did not build (the kernel model checks that the driver
+/// writes it only inside the reservation's raised-IRQL window).
+#[cfg(not(loom))]
+pub mod lane_layout {
+    use core::mem::{offset_of, size_of};
+
+    use super::{DrainSide, Lane, LaneMemory, ProducerSide};
+
+    /// Bytes from one lane to the next (`Ring::lanes` is an array).
+    pub const LANE_SIZE: usize = size_of::<Lane>();
+    /// The producer state: `[PRODUCER_OFFSET, PRODUCER_OFFSET + PRODUCER_SIZE)`
+    /// of a lane, written only by reservations.
+    pub const PRODUCER_OFFSET: usize = offset_of!(Lane, producer);
+    pub const PRODUCER_SIZE: usize = size_of::<ProducerSide>();
+    /// The producer's copy of the lane's data pointer (lane `i` of a ring
+    /// over memory `m` with lanes of `c` bytes holds `m + i * c` here): how
+    /// a tool finds the lanes.
+    pub const PRODUCER_DATA_POINTER: usize = offset_of!(Lane, producer)
+        + offset_of!(ProducerSide, memory)
+        + offset_of!(LaneMemory, data);
+    /// The consumer's copy of the same pointer (both copies hold it).
+    pub const DRAIN_DATA_POINTER: usize = offset_of!(Lane, drain)
+        + offset_of!(crate::sync::CachePadded<DrainSide>, 0)
+        + offset_of!(DrainSide, memory)
+        + offset_of!(LaneMemory, data);
+}
+
 // SAFETY: as for `Ring` (a lane is a part of one): its shared state is
 // atomics, and its memory is accessed under the byte-range ownership
 // protocol of the module documentation.
