@@ -156,3 +156,23 @@ fn a_read_cancelled_before_it_was_queued_completes_cancelled() {
     m.unload().expect("unload");
     m.assert_clean();
 }
+
+/// PsSetCreateProcessNotifyRoutineEx refuses an image linked without
+/// /INTEGRITYCHECK (STATUS_ACCESS_DENIED, as documented): the same driver
+/// with that bit cleared fails DriverEntry, and rolls everything back.
+#[test]
+fn process_notify_requires_an_integrity_checked_image() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let mut unchecked = sys.to_vec();
+    let nt = u32::from_le_bytes(unchecked[0x3c..0x40].try_into().expect("e_lfanew")) as usize;
+    // IMAGE_OPTIONAL_HEADER64.DllCharacteristics: FORCE_INTEGRITY (0x80).
+    unchecked[nt + 0x18 + 0x46] &= !0x80;
+    let mut m = Machine::load(&unchecked).expect("load");
+    let status = m.driver_entry().expect("DriverEntry ran");
+    assert_eq!(status, 0xC000_0022_u32 as i32, "STATUS_ACCESS_DENIED");
+    m.check_unloaded();
+    m.assert_clean();
+    // The shipped image has the bit, and starts.
+    let mut m = Machine::load(sys).expect("load");
+    assert_eq!(m.driver_entry().expect("DriverEntry"), 0);
+}
