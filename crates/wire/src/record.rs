@@ -247,7 +247,11 @@ body!(FileRename, RecordKind::Event(EventKind::FileRename), [old_name: Utf16, ne
 
 /// Delete flag: `FileDispositionInformation(Ex)` set `DeleteFile`.
 pub const DELETE_FLAG_DISPOSITION: u32 = 1 << 0;
-/// Delete flag: opened with `FILE_DELETE_ON_CLOSE`.
+/// Delete flag: opened with `FILE_DELETE_ON_CLOSE`. An attempt, reported
+/// at the open that asked for it: the file goes at its last close unless
+/// the delete is cancelled before (a disposition reset), which this record
+/// cannot know. A record without it (a disposition set through
+/// set-information) is reported only after the file system accepted it.
 pub const DELETE_FLAG_ON_CLOSE: u32 = 1 << 1;
 /// Delete flag: `FILE_DISPOSITION_POSIX_SEMANTICS` requested.
 pub const DELETE_FLAG_POSIX: u32 = 1 << 2;
