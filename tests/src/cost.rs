@@ -67,7 +67,10 @@ pub fn measure_profiled(sys: &[u8]) -> Result<Vec<Cost>, String> {
 }
 
 fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
+    // Every kind asked for, so each callback does the work its row names
+    // (FileWrite and FileCloseModified are off by default).
     let config = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
         batch_bytes: 64 * 1024,
         max_latency_ms: 50,
         ..ConfigureRequest::default()
