@@ -265,6 +265,30 @@ const SAVED: [RegisterX86; 17] = [
     RegisterX86::RIP,
 ];
 
+/// Sets up a call as the Windows x64 calling convention does, below `top`:
+/// `args` in RCX, RDX, R8, R9 and in their stack slots (the home area and
+/// beyond), `return_address` at [RSP], RSP 16-byte aligned plus 8 as at a
+/// function's entry.
+pub fn push_call_frame(uc: &mut Uc, top: u64, args: &[u64], return_address: u64) {
+    let slots = args.len().max(4) as u64;
+    let frame = (top - 8 * slots) & !0xF;
+    for (i, value) in args.iter().enumerate() {
+        uc.write_u64(frame + 8 * i as u64, *value);
+    }
+    let rsp = frame - 8;
+    uc.write_u64(rsp, return_address);
+    let regs = [
+        RegisterX86::RCX,
+        RegisterX86::RDX,
+        RegisterX86::R8,
+        RegisterX86::R9,
+    ];
+    for (i, reg) in regs.iter().enumerate() {
+        let _ = uc.reg_write(*reg, args.get(i).copied().unwrap_or(0));
+    }
+    let _ = uc.reg_write(RegisterX86::RSP, rsp);
+}
+
 /// Calls the guest function at `function` with `args` and returns RAX.
 /// Nested calls (a model API calling back into the driver, e.g. a cancel
 /// routine or a CSQ callback) run below the caller's stack and restore its
@@ -281,23 +305,7 @@ pub fn call_guest(uc: &mut Uc, function: u64, args: &[u64]) -> Result<u64, Strin
         // Leave the interrupted frame alone.
         uc.reg_read(RegisterX86::RSP).unwrap_or(0) - 0x80
     };
-    let slots = args.len().max(4) as u64;
-    let frame = (top - 8 * slots) & !0xF;
-    for (i, value) in args.iter().enumerate() {
-        uc.write_u64(frame + 8 * i as u64, *value);
-    }
-    let rsp = frame - 8;
-    uc.write_u64(rsp, RETURN_SENTINEL);
-    let regs = [
-        RegisterX86::RCX,
-        RegisterX86::RDX,
-        RegisterX86::R8,
-        RegisterX86::R9,
-    ];
-    for (i, reg) in regs.iter().enumerate() {
-        let _ = uc.reg_write(*reg, args.get(i).copied().unwrap_or(0));
-    }
-    let _ = uc.reg_write(RegisterX86::RSP, rsp);
+    push_call_frame(uc, top, args, RETURN_SENTINEL);
     uc.get_data_mut().depth += 1;
     if depth > 0 {
         uc.get_data_mut().nested_calls += 1;

@@ -34,7 +34,7 @@ use std::collections::VecDeque;
 
 use unicorn_engine::RegisterX86;
 
-use crate::machine::{DISPATCH_LEVEL, Machine, fatal, irql, set_irql};
+use crate::machine::{DISPATCH_LEVEL, Machine, fatal, irql, push_call_frame, set_irql};
 use crate::memory::*;
 use crate::verifier::Rule;
 
@@ -472,13 +472,6 @@ fn begin_call(uc: &mut Uc, cpu: usize) -> bool {
         return false;
     }
     let top = smp(uc).cpus[cpu].stack_top;
-    let slots = call.args.len().max(4) as u64;
-    let frame = (top - 8 * slots) & !0xF;
-    for (i, value) in call.args.iter().enumerate() {
-        uc.write_u64(frame + 8 * i as u64, *value);
-    }
-    let rsp = frame - 8;
-    uc.write_u64(rsp, call_return(cpu));
     let s = smp(uc);
     s.in_flight[cpu][call.kind.index()] += 1;
     let c = &mut s.cpus[cpu];
@@ -489,18 +482,9 @@ fn begin_call(uc: &mut Uc, cpu: usize) -> bool {
     let (function, args) = (call.function, call.args.clone());
     c.current = Some(call);
     resume(uc, cpu);
-    // A fresh frame: the Windows x64 calling convention, RFLAGS with only
-    // IF set (DF clear, as the ABI requires at a call).
-    let regs = [
-        RegisterX86::RCX,
-        RegisterX86::RDX,
-        RegisterX86::R8,
-        RegisterX86::R9,
-    ];
-    for (i, reg) in regs.iter().enumerate() {
-        let _ = uc.reg_write(*reg, args.get(i).copied().unwrap_or(0));
-    }
-    let _ = uc.reg_write(RegisterX86::RSP, rsp);
+    // A fresh frame on this CPU's stack, RFLAGS with only IF set (DF
+    // clear, as the ABI requires at a call).
+    push_call_frame(uc, top, &args, call_return(cpu));
     let _ = uc.reg_write(RegisterX86::RFLAGS, 0x202);
     let _ = uc.reg_write(RegisterX86::RIP, function);
     true
