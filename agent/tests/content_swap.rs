@@ -200,6 +200,57 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
     assert_eq!(pipeline.counters.events_received() as usize, sent);
 }
 
+/// The July 2024 failure, in user mode: content that `content check`
+/// accepted, then took the process down at load (a 24 KB regular
+/// expression: 3 GB, out of memory). Now it is refused while compiling,
+/// for the budget it exceeds; the running bundle keeps matching and the
+/// output says why (1005).
+#[test]
+fn over_budget_content_is_refused_and_the_running_bundle_keeps_matching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    let location = RulesLocation::Directory(rules.clone());
+    let fingerprint = location.fingerprint();
+    let report = Bundle::load(&rules).expect("good bundle");
+    let mut watcher = BundleWatcher::new(location, LoadPolicy::Strict, fingerprint);
+    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
+    let mut pipeline = pipeline(detector);
+    let mut events = Events::new();
+
+    let bomb = format!(
+        "title: regex bomb
+id: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5fff
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        CommandLine|re: '{}'
+    condition: selection
+",
+        "ab*".repeat(8000)
+    );
+    write_rule(&rules, "bomb.yml", &bomb);
+    let update = watcher.poll().expect("a change");
+    pipeline.detector.as_mut().expect("detector").apply(update);
+    let after = run(&mut pipeline, &events.batch(10));
+    let rejected: Vec<&Value> = after.iter().filter(|l| event_id(1005)(l)).collect();
+    assert_eq!(rejected.len(), 1, "one ContentRejected");
+    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    assert!(
+        reason.contains("bomb.yml:8") && reason.contains("over budget: value bytes"),
+        "the reason names the file, line and budget: {reason}"
+    );
+    assert_eq!(
+        count(&after, alerts_for("cmd.exe")),
+        5,
+        "the old bundle runs"
+    );
+    assert_eq!(count(&after, event_id(1)), 10, "no event lost");
+}
+
 #[test]
 fn spawned_watcher_delivers_a_change_off_the_event_path() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,8 @@
 //! `cargo xtask bench content`: events per second for all accepted SigmaHQ
 //! process_creation rules, ringside's engine side by side with sigma-rust on
-//! the same rules and the same events, in the same run. One thread.
+//! the same rules and the same events, in the same run. One thread. Then
+//! what building a bundle costs: the SigmaHQ Windows rules, and bundles at
+//! each compile budget's limit (`ringside_content::budget`).
 
 #[path = "../tests/common/events.rs"]
 mod events;
@@ -65,7 +67,109 @@ fn measure(engine: &Engine, oracle: &[sigma_rust::Rule], events: &[OwnedEvent]) 
     (ours, per_event, theirs)
 }
 
+/// Resident memory of this process, bytes (Linux `/proc/self/statm`).
+fn resident() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Compiles (budgets included) and builds an engine from `sources`:
+/// (rules accepted, rejected, seconds, resident bytes the engine added).
+fn build(sources: &[(std::path::PathBuf, Vec<u8>)]) -> (usize, usize, f64, u64) {
+    let before = resident();
+    let start = Instant::now();
+    let (rules, rejected) = ringside_content::bundle::compile_sources(
+        sources.iter().map(|(p, b)| (p.clone(), b.as_slice())),
+    );
+    let accepted = rules.len();
+    let engine = Engine::new(rules);
+    let seconds = start.elapsed().as_secs_f64();
+    let added = resident().saturating_sub(before);
+    black_box(&engine);
+    (accepted, rejected.len(), seconds, added)
+}
+
+fn rule_source(
+    name: &str,
+    key: &str,
+    values: impl Iterator<Item = String>,
+) -> (std::path::PathBuf, Vec<u8>) {
+    let mut text = format!(
+        "title: {name}\nlogsource:\n  category: process_creation\n  product: windows\ndetection:\n  selection:\n    {key}:\n"
+    );
+    for value in values {
+        text.push_str(&format!("      - '{value}'\n"));
+    }
+    text.push_str("  condition: selection\n");
+    (format!("{name}.yml").into(), text.into_bytes())
+}
+
+fn build_table() {
+    use ringside_content::budget::{
+        BUNDLE_LITERAL_BYTES, BUNDLE_MATCHERS, RULE_MATCHERS, VALUE_BYTES,
+    };
+    let sigma_files = ringside_content::bundle::rule_files(&sigma().join("rules/windows"))
+        .expect("rules readable");
+    let sigmahq: Vec<_> = sigma_files
+        .iter()
+        .filter_map(|p| Some((p.clone(), std::fs::read(p).ok()?)))
+        .collect();
+    // Distinct 4 KiB literals, mostly one repeated byte (the worst case for
+    // an automaton's failure links), up to the bundle's literal bytes.
+    let per_rule = 230;
+    let literal_limit: Vec<_> = (0..BUNDLE_LITERAL_BYTES / (per_rule * VALUE_BYTES))
+        .map(|r| {
+            rule_source(
+                &format!("lit{r}"),
+                "CommandLine|contains",
+                (0..per_rule).map(move |i| format!("{r:03}{i:04}{}", "A".repeat(VALUE_BYTES - 7))),
+            )
+        })
+        .collect();
+    // Short distinct literals, up to the bundle's matcher count.
+    let matcher_limit: Vec<_> = (0..BUNDLE_MATCHERS / RULE_MATCHERS)
+        .map(|r| {
+            rule_source(
+                &format!("many{r}"),
+                "Image|endswith",
+                (0..RULE_MATCHERS).map(move |i| format!("\\r{r}i{i}.exe")),
+            )
+        })
+        .collect();
+    // One value at the value limit, all one byte.
+    let value_limit = vec![rule_source(
+        "long",
+        "CommandLine|contains",
+        std::iter::once("A".repeat(VALUE_BYTES)),
+    )];
+    println!("\nbuilding a bundle (compile with budgets + engine), one thread");
+    println!(
+        "| bundle                                   | rules | rejected | seconds | engine resident MiB |"
+    );
+    println!(
+        "|------------------------------------------|-------|----------|---------|---------------------|"
+    );
+    for (name, sources) in [
+        ("SigmaHQ rules/windows (all logsources)", &sigmahq),
+        ("8 MiB literals (bundle literal limit)", &literal_limit),
+        ("200,000 matchers (bundle matcher limit)", &matcher_limit),
+        ("one 4 KiB repetitive value (value limit)", &value_limit),
+    ] {
+        let (accepted, rejected, seconds, bytes) = build(sources);
+        println!(
+            "| {name:<40} | {accepted:>5} | {rejected:>8} | {seconds:>7.2} | {:>19.1} |",
+            bytes as f64 / (1 << 20) as f64
+        );
+    }
+}
+
 fn main() {
+    if std::env::var_os("CONTENT_BENCH_BUILD_ONLY").is_some() {
+        build_table();
+        return;
+    }
     let report = check(&sigma().join("rules/windows/process_creation")).expect("rules readable");
     let rules: Vec<_> = report
         .accepted
@@ -128,4 +232,5 @@ fn main() {
             ours / theirs
         );
     }
+    build_table();
 }

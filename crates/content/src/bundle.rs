@@ -12,6 +12,7 @@
 //! which target every Sysmon field, not what ringside provides.
 
 use crate::archive::{self, ArchiveError, ArchiveLimits, PublicKey, SignatureError};
+use crate::budget::BundleBudget;
 use crate::compile::{CompiledRule, Reason, Rejection, compile_rule};
 use crate::engine::Engine;
 use std::fmt;
@@ -166,12 +167,16 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
     Ok(files)
 }
 
-/// Compiles rules held in memory: (path used in messages, bytes).
+/// Compiles rules held in memory: (path used in messages, bytes). Each
+/// accepted rule is charged to one [`BundleBudget`]; the rule that would
+/// exceed it is rejected. `content check` and every bundle load compile
+/// through here, so they accept and refuse the same rules.
 pub fn compile_sources<'a>(
     sources: impl IntoIterator<Item = (PathBuf, &'a [u8])>,
 ) -> (Vec<CompiledRule>, Vec<Rejection>) {
     let mut rules = Vec::new();
     let mut rejections = Vec::new();
+    let mut budget = BundleBudget::default();
     for (path, bytes) in sources {
         let result = match std::str::from_utf8(bytes) {
             Ok(text) => compile_rule(text, &path),
@@ -181,7 +186,15 @@ pub fn compile_sources<'a>(
                 reason: Reason::Malformed("the file is not UTF-8".into()),
             }),
         };
-        match result {
+        let admitted = result.and_then(|rule| match budget.admit(rule.cost) {
+            Ok(()) => Ok(rule),
+            Err(reason) => Err(Rejection {
+                path: rule.path,
+                line: 1,
+                reason,
+            }),
+        });
+        match admitted {
             Ok(rule) => rules.push(rule),
             Err(rejection) => rejections.push(rejection),
         }
@@ -189,32 +202,31 @@ pub fn compile_sources<'a>(
     (rules, rejections)
 }
 
-/// Compiles every rule file; returns the accepted rules and the rejections.
+/// Reads and compiles every rule file ([`compile_sources`]); a file that
+/// cannot be read, or is larger than a rule may be, is a rejection.
 pub fn compile_files(files: &[PathBuf]) -> (Vec<CompiledRule>, Vec<Rejection>) {
-    let mut rules = Vec::new();
+    let mut sources = Vec::with_capacity(files.len());
     let mut rejections = Vec::new();
     for path in files {
-        let result = match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => compile_rule(&text, path),
-                Err(_) => Err(Rejection {
-                    path: path.clone(),
-                    line: 1,
-                    reason: Reason::Malformed("the file is not UTF-8".into()),
-                }),
-            },
-            Err(e) => Err(Rejection {
+        match read_bounded(path, crate::yaml::MAX_BYTES as u64) {
+            Ok(bytes) => sources.push((path.clone(), bytes)),
+            Err(error) => rejections.push(Rejection {
                 path: path.clone(),
                 line: 1,
-                reason: Reason::Malformed(format!("cannot read: {e}")),
+                reason: Reason::Malformed(match error {
+                    Bounded::Io(e) => format!("cannot read: {e}"),
+                    Bounded::TooLarge(n) => format!(
+                        "the file is {n} bytes; a rule file may have at most {}",
+                        crate::yaml::MAX_BYTES
+                    ),
+                }),
             }),
-        };
-        match result {
-            Ok(rule) => rules.push(rule),
-            Err(rejection) => rejections.push(rejection),
         }
     }
-    (rules, rejections)
+    let (rules, mut rejected) =
+        compile_sources(sources.iter().map(|(p, b)| (p.clone(), b.as_slice())));
+    rejected.append(&mut rejections);
+    (rules, rejected)
 }
 
 impl Bundle {
@@ -229,10 +241,18 @@ impl Bundle {
         let files = rule_files(dir)?;
         let mut sources = Vec::with_capacity(files.len());
         for path in &files {
-            let bytes = std::fs::read(path).map_err(|e| BundleError::Io {
-                path: path.clone(),
-                error: e.to_string(),
-            })?;
+            // Bounded before reading: a huge (or sparse) file costs nothing.
+            let bytes =
+                read_bounded(path, crate::yaml::MAX_BYTES as u64).map_err(|e| BundleError::Io {
+                    path: path.clone(),
+                    error: match e {
+                        Bounded::Io(e) => e,
+                        Bounded::TooLarge(n) => format!(
+                            "{n} bytes; a rule file may have at most {}",
+                            crate::yaml::MAX_BYTES
+                        ),
+                    },
+                })?;
             let relative = path.strip_prefix(dir).unwrap_or(path).to_owned();
             sources.push((relative, bytes));
         }

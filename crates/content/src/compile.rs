@@ -2,6 +2,7 @@
 //! the schema: a rule is accepted whole or rejected whole, with the line and a
 //! reason that says what to change.
 
+use crate::budget::{Cost, RuleBudget};
 use crate::condition;
 use crate::matcher::{Expr, FieldTest, Matcher, Selection, StrKind, Target};
 use crate::modifiers::{self, MatchKind};
@@ -21,6 +22,8 @@ pub struct CompiledRule {
     pub path: PathBuf,
     pub selections: Vec<Selection>,
     pub condition: Expr,
+    /// What it costs the engine (`crate::budget`).
+    pub cost: Cost,
 }
 
 /// Why a rule was rejected.
@@ -47,6 +50,13 @@ pub enum Reason {
     UnsupportedLogsource(String),
     /// Not a Sigma rule: invalid YAML or a missing/ill-typed section.
     Malformed(String),
+    /// The rule (or the bundle it would join) exceeds a compile budget
+    /// (`crate::budget`).
+    OverBudget {
+        budget: &'static str,
+        limit: usize,
+        needed: usize,
+    },
 }
 
 impl Reason {
@@ -63,6 +73,7 @@ impl Reason {
             Reason::MalformedCondition(_) => "malformed condition",
             Reason::UnsupportedLogsource(_) => "unsupported logsource",
             Reason::Malformed(_) => "malformed rule",
+            Reason::OverBudget { .. } => "over budget",
         }
     }
 }
@@ -105,6 +116,11 @@ impl fmt::Display for Reason {
                 "unsupported logsource {what}; ringside supports product windows with category process_creation, image_load, file_event, file_delete or file_rename"
             ),
             Reason::Malformed(why) => write!(f, "not a valid Sigma rule: {why}"),
+            Reason::OverBudget {
+                budget,
+                limit,
+                needed,
+            } => write!(f, "over budget: {budget}: {needed} (limit {limit})"),
         }
     }
 }
@@ -157,6 +173,7 @@ pub fn compile_rule(text: &str, path: &Path) -> Result<CompiledRule, Rejection> 
             Reason::Malformed("`detection` is not a mapping".into()),
         ));
     };
+    let budget = RuleBudget::default();
     let mut selections = Vec::new();
     let mut condition_node = None;
     for entry in entries {
@@ -169,7 +186,7 @@ pub fn compile_rule(text: &str, path: &Path) -> Result<CompiledRule, Rejection> 
                 ));
             }
             name => {
-                let any_of = selection(&entry.value, logsource)
+                let any_of = selection(&entry.value, logsource, &budget)
                     .map_err(|(line, reason)| reject(line, reason))?;
                 selections.push(Selection {
                     name: name.to_owned(),
@@ -211,6 +228,7 @@ pub fn compile_rule(text: &str, path: &Path) -> Result<CompiledRule, Rejection> 
         path: path.to_owned(),
         selections,
         condition,
+        cost: budget.cost(),
     })
 }
 
@@ -240,21 +258,25 @@ fn logsource(doc: &Node) -> Result<Logsource, (usize, Reason)> {
 
 /// A selection: a map (AND of field tests), a list of maps (OR), or
 /// keywords (a list of values, or one value, searched in every field).
-fn selection(node: &Node, logsource: Logsource) -> Result<Vec<Vec<FieldTest>>, (usize, Reason)> {
+fn selection(
+    node: &Node,
+    logsource: Logsource,
+    budget: &RuleBudget,
+) -> Result<Vec<Vec<FieldTest>>, (usize, Reason)> {
     match &node.value {
-        Value::Map(_) => Ok(vec![field_tests(node, logsource)?]),
+        Value::Map(_) => Ok(vec![field_tests(node, logsource, budget)?]),
         Value::Seq(items) if items.is_empty() => {
             Err((node.line, Reason::Malformed("empty selection list".into())))
         }
         Value::Seq(items) if items.iter().all(|i| matches!(i.value, Value::Map(_))) => items
             .iter()
-            .map(|item| field_tests(item, logsource))
+            .map(|item| field_tests(item, logsource, budget))
             .collect(),
         Value::Seq(items) if items.iter().all(|i| i.scalar_text().is_some()) => {
             let values: Vec<&Node> = items.iter().collect();
-            Ok(vec![vec![keywords(&values, logsource)?]])
+            Ok(vec![vec![keywords(&values, logsource, budget)?]])
         }
-        Value::Str(_) | Value::Int(_) => Ok(vec![vec![keywords(&[node], logsource)?]]),
+        Value::Str(_) | Value::Int(_) => Ok(vec![vec![keywords(&[node], logsource, budget)?]]),
         _ => Err((
             node.line,
             Reason::Malformed(format!(
@@ -266,10 +288,15 @@ fn selection(node: &Node, logsource: Logsource) -> Result<Vec<Vec<FieldTest>>, (
 }
 
 /// Keywords match anywhere in any field (as a full-text search would).
-fn keywords(values: &[&Node], logsource: Logsource) -> Result<FieldTest, (usize, Reason)> {
+fn keywords(
+    values: &[&Node],
+    logsource: Logsource,
+    budget: &RuleBudget,
+) -> Result<FieldTest, (usize, Reason)> {
     let (_, mut mods) = modifiers::parse_key("").map_err(|r| (0, r))?;
     mods.kind = MatchKind::Contains;
-    let matchers = modifiers::build_matchers(values, &mods, &|name| logsource.field_index(name))?;
+    let matchers =
+        modifiers::build_matchers(values, &mods, &|name| logsource.field_index(name), budget)?;
     Ok(FieldTest {
         target: Target::AnyField,
         matchers,
@@ -277,7 +304,11 @@ fn keywords(values: &[&Node], logsource: Logsource) -> Result<FieldTest, (usize,
     })
 }
 
-fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usize, Reason)> {
+fn field_tests(
+    node: &Node,
+    logsource: Logsource,
+    budget: &RuleBudget,
+) -> Result<Vec<FieldTest>, (usize, Reason)> {
     let Value::Map(entries) = &node.value else {
         return Err((node.line, Reason::Malformed("expected a mapping".into())));
     };
@@ -313,7 +344,7 @@ fn field_tests(node: &Node, logsource: Logsource) -> Result<Vec<FieldTest>, (usi
             _ => vec![&entry.value],
         };
         let matchers =
-            modifiers::build_matchers(&values, &mods, &|name| logsource.field_index(name))?;
+            modifiers::build_matchers(&values, &mods, &|name| logsource.field_index(name), budget)?;
         tests.push(FieldTest {
             target: Target::Field(index),
             matchers,
@@ -483,11 +514,16 @@ pub fn regex_literals(regex: &regex::Regex) -> Option<Vec<String>> {
     while let HirKind::Capture(capture) = top.kind() {
         top = &capture.sub;
     }
+    // At most MAX_TAILS runs are tried: each clones the rest of the
+    // expression, so trying every one was quadratic in its length (a 24 KB
+    // `ab*ab*...` took 3 GB).
+    const MAX_TAILS: usize = 16;
     let tails: Vec<Hir> = match top.kind() {
         HirKind::Concat(parts) => {
             let literal = |p: &Hir| matches!(p.kind(), HirKind::Literal(_) | HirKind::Class(_));
             (1..parts.len())
                 .filter(|&start| parts.get(start - 1).is_some_and(|p| !literal(p)))
+                .take(MAX_TAILS)
                 .filter_map(|start| parts.get(start..))
                 .map(|tail| Hir::concat(tail.to_vec()))
                 .collect()

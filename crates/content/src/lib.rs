@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod budget;
 pub mod bundle;
 pub mod check;
 pub mod compile;

@@ -6,6 +6,7 @@
 //! escaping only before `*`, `?` and `\`; `windash` expands a dash or slash
 //! that starts a word into `-`, `/`, en dash, em dash and horizontal bar.
 
+use crate::budget::RuleBudget;
 use crate::compile::Reason;
 use crate::matcher::{Cmp, GlobToken, Matcher, StrKind};
 use crate::yaml::{Node, Value};
@@ -161,6 +162,7 @@ pub fn build_matchers(
     values: &[&Node],
     mods: &Modifiers,
     field_index: &dyn Fn(&str) -> Option<usize>,
+    budget: &RuleBudget,
 ) -> Result<Vec<Matcher>, (usize, Reason)> {
     let mut out = Vec::new();
     for node in values {
@@ -222,6 +224,9 @@ pub fn build_matchers(
                 });
             }
             MatchKind::Regex => {
+                // Budgeted before anything is built from it.
+                budget.value(&text).map_err(at)?;
+                budget.spend(1, text.len()).map_err(at)?;
                 let regex = regex::RegexBuilder::new(&text)
                     .case_insensitive(mods.re_ignore_case)
                     .multi_line(mods.re_multi_line)
@@ -241,7 +246,13 @@ pub fn build_matchers(
             | MatchKind::Contains
             | MatchKind::StartsWith
             | MatchKind::EndsWith => {
-                for tokens in string_variants(&text, mods).map_err(at)? {
+                // A value's expansion is bounded (windash: at most 5^4
+                // variants; encodings: 3 each), so it is checked whole.
+                budget.value(&text).map_err(at)?;
+                let variants = string_variants(&text, mods).map_err(at)?;
+                let bytes = variants.iter().map(|t| literal_text(t).len()).sum();
+                budget.spend(variants.len(), bytes).map_err(at)?;
+                for tokens in variants {
                     out.push(string_matcher(tokens, mods));
                 }
             }
