@@ -8,7 +8,7 @@ use std::path::Path;
 use ringside_content::budget::{
     BUNDLE_LITERAL_BYTES, RULE_LITERAL_BYTES, RULE_MATCHERS, VALUE_BYTES,
 };
-use ringside_content::bundle::{Bundle, BundleError, LoadPolicy};
+use ringside_content::bundle::{Bundle, BundleError};
 use ringside_content::check::check;
 use ringside_content::compile::Reason;
 
