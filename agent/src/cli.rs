@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ringside_content::{
-    BundleWatcher, LastKnownGood, LoadPolicy, PublicKey, RulesLocation, WatchHandle,
+    BundleError, BundleWatcher, CrashGuard, LastKnownGood, LoadPolicy, PublicKey, RulesLocation,
+    Validator, WatchHandle,
 };
 use ringside_wire::EventKind;
 
@@ -76,6 +77,11 @@ pub enum ContentAction {
         /// Directory of regression sample folders.
         regression: PathBuf,
     },
+    /// Compile and build `--rules` in this process and exit: 0 if it loads,
+    /// 2 if it is rejected. The agent runs this in a separate process,
+    /// under memory and CPU limits, before it compiles new content itself.
+    #[command(hide = true)]
+    Validate(RulesArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -337,8 +343,26 @@ pub fn start_detector(
     let policy = rules.policy();
     let fingerprint = location.fingerprint();
     let last_known_good = state_dir.map(LastKnownGood::in_state_dir);
+    let guard = state_dir.map(CrashGuard::in_state_dir);
     let shown = location.path().display();
-    let detector = match location.load(policy) {
+    // A process that died activating this very content left its marker:
+    // do not die on it again (the last known good runs, 1005 says why).
+    let loaded = if guard.as_ref().is_some_and(|g| g.crashed_on(fingerprint)) {
+        Err(BundleError::Unsafe {
+            path: location.path().to_owned(),
+            why: "the agent stopped while activating this content before; it is not loaded again until it changes".into(),
+        })
+    } else {
+        if let Some(guard) = &guard {
+            let _ = guard.arm(fingerprint);
+        }
+        let loaded = location.load(policy);
+        if let Some(guard) = &guard {
+            guard.disarm();
+        }
+        loaded
+    };
+    let detector = match loaded {
         Ok(report) => {
             for rejection in &report.rejections {
                 eprintln!("{rejection}");
@@ -420,7 +444,12 @@ pub fn spawn_watcher(
     if poll_secs == 0 {
         return Ok(None);
     }
-    BundleWatcher::new(location, rules.policy(), fingerprint)
+    let mut watcher =
+        BundleWatcher::new(location, rules.policy(), fingerprint).with_validator(validator(rules)?);
+    if let Some(state) = &rules.state_dir {
+        watcher = watcher.with_crash_guard(CrashGuard::in_state_dir(state));
+    }
+    watcher
         .spawn(Duration::from_secs(poll_secs))
         .map(Some)
         .map_err(|e| CliError::failure(format!("cannot start the rules watcher: {e}")))
@@ -438,6 +467,7 @@ fn content(action: ContentAction) -> Result<ExitCode, CliError> {
                 ExitCode::from(2)
             })
         }
+        ContentAction::Validate(rules) => validate(&rules),
         ContentAction::Test { rules, regression } => {
             let report = ringside_content::regression(&rules, &regression)
                 .map_err(|e| CliError::input(format!("{}: {e}", rules.display())))?;
@@ -449,6 +479,68 @@ fn content(action: ContentAction) -> Result<ExitCode, CliError> {
             })
         }
     }
+}
+
+/// Most address space and CPU time `content validate` may use: far above
+/// what content within the compile budgets needs (the largest bundle at
+/// the budgets' limits builds in ~3 s and ~150 MiB). On Windows the
+/// process has no such limits yet (a job object would give them), only
+/// the timeout.
+#[cfg(unix)]
+const VALIDATE_ADDRESS_SPACE: u64 = 4 << 30;
+#[cfg(unix)]
+const VALIDATE_CPU_SECONDS: u64 = 120;
+/// Longest the agent waits for `content validate` before killing it.
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn validate(rules: &RulesArgs) -> Result<ExitCode, CliError> {
+    #[cfg(unix)]
+    {
+        use rlimit::Resource;
+        // Best effort: where a limit cannot be set, the timeout remains.
+        let _ = rlimit::setrlimit(Resource::AS, VALIDATE_ADDRESS_SPACE, VALIDATE_ADDRESS_SPACE);
+        let _ = rlimit::setrlimit(Resource::CPU, VALIDATE_CPU_SECONDS, VALIDATE_CPU_SECONDS);
+    }
+    // Test builds only: an abort inside the compile step, as content that
+    // hits a bug in the compiler would cause.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("RINGSIDE_TEST_ABORT_IN_COMPILE").is_some() {
+        std::process::abort();
+    }
+    let location = rules_location(rules)?
+        .ok_or_else(|| CliError::input("content validate: --rules is required".to_owned()))?;
+    Ok(match location.load(rules.policy()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(2),
+    })
+}
+
+/// The separate compile `content validate` does for `rules`, as a
+/// validator for the watcher: this executable with the same rules options.
+pub fn validator(rules: &RulesArgs) -> Result<Validator, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::failure(format!("cannot find the agent's own executable: {e}")))?;
+    let rules = rules.clone();
+    Ok(Validator {
+        command: Box::new(move |_location| {
+            let mut command = std::process::Command::new(&exe);
+            command.args(["content", "validate"]);
+            if let Some(path) = &rules.rules {
+                command.arg("--rules").arg(path);
+            }
+            if rules.lenient_rules {
+                command.arg("--lenient-rules");
+            }
+            if let Some(key) = &rules.rules_pubkey {
+                command.arg("--rules-pubkey").arg(key);
+            }
+            if let Some(signature) = &rules.rules_signature {
+                command.arg("--rules-signature").arg(signature);
+            }
+            command
+        }),
+        timeout: VALIDATE_TIMEOUT,
+    })
 }
 
 /// FNV-1a of the host name: a stable machine id without privileges.

@@ -18,7 +18,8 @@ use ringside_agent::pipeline::{Config, Pipeline};
 use ringside_agent::sink::JsonLines;
 use ringside_agent::synth::{BatchBuilder, sid};
 use ringside_content::{
-    Bundle, BundleWatcher, LastKnownGood, LoadPolicy, RulesLocation, WatchEvent,
+    Bundle, BundleWatcher, CrashGuard, LastKnownGood, LoadPolicy, RulesLocation, Validator,
+    WatchEvent,
 };
 use serde_json::Value;
 use support::{FIELD_NOT_PROVIDED, agent, at, lines, scenario, write_rule};
@@ -411,6 +412,103 @@ fn last_known_good_is_loaded_when_the_configured_bundle_is_broken_at_start() {
     }
     // The broken bundle did not overwrite the copy.
     assert!(!lkg.path().join("rules/session.yml").exists());
+}
+
+/// A compile that fails in a way no budget foresaw (forced here: an abort
+/// inside the compile step of a test build) happens in the separate
+/// `content validate` process: the watcher reports it, the running agent
+/// is untouched and keeps matching with its bundle.
+#[test]
+fn a_compile_that_aborts_takes_down_only_the_separate_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    let location = RulesLocation::Directory(rules.clone());
+    let fingerprint = location.fingerprint();
+    let report = Bundle::load(&rules).expect("good bundle");
+    let validate = rules.clone();
+    let validator = Validator {
+        command: Box::new(move |_| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ringside-agent"));
+            command
+                .args(["content", "validate", "--rules"])
+                .arg(&validate)
+                .env("RINGSIDE_TEST_ABORT_IN_COMPILE", "1");
+            command
+        }),
+        timeout: Duration::from_secs(60),
+    };
+    let mut watcher =
+        BundleWatcher::new(location, LoadPolicy::Strict, fingerprint).with_validator(validator);
+    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
+    let mut pipeline = pipeline(detector);
+    let mut events = Events::new();
+
+    write_rule(&rules, "explorer.yml", &rule(2, "explorer.exe"));
+    let update = watcher.poll().expect("a change");
+    pipeline.detector.as_mut().expect("detector").apply(update);
+    let after = run(&mut pipeline, &events.batch(10));
+    let rejected: Vec<&Value> = after.iter().filter(|l| event_id(1005)(l)).collect();
+    assert_eq!(rejected.len(), 1, "one ContentRejected");
+    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    assert!(
+        reason.contains("separate process") && reason.contains("signal 6"),
+        "{reason}"
+    );
+    assert_eq!(
+        count(&after, alerts_for("cmd.exe")),
+        5,
+        "the old bundle runs"
+    );
+    assert_eq!(count(&after, alerts_for("explorer.exe")), 0);
+    // Not compiled again until the content changes.
+    assert!(watcher.poll().is_none());
+}
+
+/// A process that died while activating content leaves the crash guard's
+/// marker behind; the next start skips that content, runs the last known
+/// good bundle and says why, instead of dying on it again.
+#[test]
+fn a_restart_after_a_crash_during_activation_skips_that_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    let state = dir.path().join("state");
+    let args = rules_args(&rules);
+    let location = RulesLocation::Directory(rules.clone());
+    let (_, _) = start_detector(&location, &args, Some(&state)).expect("starts");
+    let lkg = LastKnownGood::in_state_dir(&state);
+    assert!(lkg.path().join("rules/cmd.yml").is_file());
+
+    // New content arrives; the process dies while activating it (what it
+    // leaves behind: the marker naming that content).
+    write_rule(&rules, "explorer.yml", &rule(2, "explorer.exe"));
+    CrashGuard::in_state_dir(&state)
+        .arm(location.fingerprint())
+        .expect("marker");
+    let (mut detector, _) = start_detector(&location, &args, Some(&state)).expect("restarts");
+    assert_eq!(detector.bundle().source, lkg.path().join("rules"));
+    assert_eq!(
+        detector.bundle().engine.rule_count(),
+        1,
+        "the last known good"
+    );
+    match &detector.take_notices()[..] {
+        [
+            Notice::Rejected { source, reason, .. },
+            Notice::Activated { .. },
+        ] => {
+            assert_eq!(source, &rules);
+            assert!(reason.contains("stopped while activating"), "{reason}");
+        }
+        other => panic!("expected rejected then activated, got {other:?}"),
+    }
+    // Once the content changes again it is tried again.
+    write_rule(&rules, "explorer.yml", &rule(3, "explorer.exe"));
+    let (detector, _) = start_detector(&location, &args, Some(&state)).expect("starts");
+    assert_eq!(detector.bundle().engine.rule_count(), 2);
 }
 
 #[test]

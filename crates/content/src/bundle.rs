@@ -88,6 +88,9 @@ pub enum BundleError {
         archive: PathBuf,
         error: ArchiveError,
     },
+    /// Compiling it is not safe here: it failed in a separate process, or
+    /// a process died while activating it before (`crate::guard`).
+    Unsafe { path: PathBuf, why: String },
 }
 
 impl fmt::Display for BundleError {
@@ -128,6 +131,9 @@ impl fmt::Display for BundleError {
             }
             BundleError::Archive { archive, error } => {
                 write!(f, "{}: {error}", archive.display())
+            }
+            BundleError::Unsafe { path, why } => {
+                write!(f, "{}: not loaded: {why}", path.display())
             }
         }
     }

@@ -10,6 +10,7 @@
 
 use crate::archive::{ArchiveLimits, PublicKey};
 use crate::bundle::{Bundle, BundleError, LoadPolicy, LoadReport, rule_files};
+use crate::guard::{CrashGuard, Validator};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,10 @@ pub struct BundleWatcher {
     location: RulesLocation,
     policy: LoadPolicy,
     last: u64,
+    /// Compiles a change in a separate process first (see `crate::guard`).
+    validator: Option<Validator>,
+    /// Marks the content being compiled here, for the next start.
+    guard: Option<CrashGuard>,
 }
 
 impl BundleWatcher {
@@ -125,7 +130,23 @@ impl BundleWatcher {
             location,
             policy,
             last: fingerprint,
+            validator: None,
+            guard: None,
         }
+    }
+
+    /// Compiles each change in a separate process first; only content that
+    /// compiled there without crashing is compiled in this process.
+    pub fn with_validator(mut self, validator: Validator) -> BundleWatcher {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Leaves a marker naming the content while it compiles here, so a
+    /// process that dies on it does not load it again at its next start.
+    pub fn with_crash_guard(mut self, guard: CrashGuard) -> BundleWatcher {
+        self.guard = Some(guard);
+        self
     }
 
     /// The watched location.
@@ -139,7 +160,26 @@ impl BundleWatcher {
         if before == self.last {
             return None;
         }
+        if let Some(validator) = &self.validator {
+            if let Err(how) = validator.run(&self.location) {
+                // Not tried again until the content changes.
+                self.last = before;
+                return Some(WatchEvent::Rejected {
+                    source: self.location.path().to_owned(),
+                    error: BundleError::Unsafe {
+                        path: self.location.path().to_owned(),
+                        why: how,
+                    },
+                });
+            }
+        }
+        if let Some(guard) = &self.guard {
+            let _ = guard.arm(before);
+        }
         let result = self.location.load(self.policy);
+        if let Some(guard) = &self.guard {
+            guard.disarm();
+        }
         if self.location.fingerprint() != before {
             // Changed while being read: try again next poll.
             return None;
