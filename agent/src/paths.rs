@@ -4,14 +4,27 @@
 //! every Sigma rule expect `C:\Windows\cmd.exe`. The map comes from the
 //! replay's VolumeMap frame or, live, from `QueryDosDeviceW`.
 
+/// Most mappings kept. A machine has at most 26 drive letters plus its
+/// mount points; past this, a frame (hostile, or broken) only costs the
+/// mappings it would add, counted in [`VolumeMap::dropped`].
+pub const MAX_VOLUMES: usize = 4096;
+
 /// Device-name prefixes and the drive letters they map to.
+///
+/// Looked up by prefix length (each distinct length once, longest first)
+/// in a hash map of lower-cased device names, so inserting is O(1) and a
+/// lookup costs one probe per distinct device-name length (a handful), not
+/// one comparison per mapping.
 #[derive(Clone, Debug, Default)]
 pub struct VolumeMap {
-    /// (`\Device\HarddiskVolume3`, `C:`), longest device name first so the
-    /// first match is the most specific.
-    entries: Vec<(String, String)>,
+    /// Lower-cased device name → (device as given, drive).
+    entries: std::collections::HashMap<String, (String, String)>,
+    /// Distinct device-name lengths in bytes, with how many names have each.
+    lengths: std::collections::BTreeMap<usize, usize>,
     /// Lines of a VolumeMap frame that were not `DEVICE<TAB>DRIVE`.
     pub rejected_lines: u64,
+    /// Mappings not kept because [`MAX_VOLUMES`] were already held.
+    pub dropped: u64,
 }
 
 impl VolumeMap {
@@ -21,12 +34,18 @@ impl VolumeMap {
         if device.is_empty() || drive.is_empty() {
             return;
         }
-        self.entries
-            .retain(|(d, _)| !d.eq_ignore_ascii_case(device));
-        self.entries
-            .push((device.to_owned(), drive.trim_end_matches('\\').to_owned()));
-        self.entries
-            .sort_by_key(|(device, _)| std::cmp::Reverse(device.len()));
+        let key = device.to_ascii_lowercase();
+        let drive = drive.trim_end_matches('\\').to_owned();
+        if let Some(entry) = self.entries.get_mut(&key) {
+            *entry = (device.to_owned(), drive);
+            return;
+        }
+        if self.entries.len() >= MAX_VOLUMES {
+            self.dropped += 1;
+            return;
+        }
+        *self.lengths.entry(key.len()).or_default() += 1;
+        self.entries.insert(key, (device.to_owned(), drive));
     }
 
     /// Adds the mappings of a VolumeMap frame payload (UTF-8 lines
@@ -54,6 +73,24 @@ impl VolumeMap {
         self.entries.is_empty()
     }
 
+    /// The drive mapped to the longest device name `path` starts with, on a
+    /// component boundary, and that name's length.
+    fn longest_match(&self, path: &str) -> Option<(usize, &str)> {
+        for &len in self.lengths.keys().rev() {
+            let Some(head) = path.get(..len) else {
+                continue;
+            };
+            let after = path.as_bytes().get(len);
+            if after.is_some() && after != Some(&b'\\') {
+                continue;
+            }
+            if let Some((_, drive)) = self.entries.get(&head.to_ascii_lowercase()) {
+                return Some((len, drive));
+            }
+        }
+        None
+    }
+
     /// The drive `\SystemRoot` lives on: the one holding `C:` if mapped.
     fn system_drive(&self) -> &str {
         "C:"
@@ -76,14 +113,9 @@ impl VolumeMap {
             out.replace_range(start..start + r"\SystemRoot".len(), &replacement);
             return;
         }
-        for (device, drive) in &self.entries {
-            if starts_with_ignore_case(path, device) {
-                let after = path.as_bytes().get(device.len());
-                if after.is_none() || after == Some(&b'\\') {
-                    out.replace_range(start..start + device.len(), drive);
-                    return;
-                }
-            }
+        if let Some((len, drive)) = self.longest_match(path) {
+            let drive = drive.to_owned();
+            out.replace_range(start..start + len, &drive);
         }
     }
 
@@ -97,7 +129,9 @@ impl VolumeMap {
     /// The mappings as a VolumeMap frame payload.
     pub fn to_frame(&self) -> Vec<u8> {
         let mut out = String::new();
-        for (device, drive) in &self.entries {
+        let mut entries: Vec<&(String, String)> = self.entries.values().collect();
+        entries.sort();
+        for (device, drive) in entries {
             out.push_str(device);
             out.push('\t');
             out.push_str(drive);
@@ -141,5 +175,22 @@ mod tests {
         let mut round = VolumeMap::default();
         round.load_frame(&map.to_frame());
         assert_eq!(round.to_dos(r"\Device\HarddiskVolume10\x"), r"E:\x");
+    }
+
+    #[test]
+    fn a_flood_of_devices_is_capped_and_the_first_ones_keep_resolving() {
+        let mut map = VolumeMap::default();
+        let mut frame = String::new();
+        for i in 0..80_000 {
+            frame.push_str(&format!("\\Device\\Flood{i}\tF:\n"));
+        }
+        map.load_frame(frame.as_bytes());
+        assert_eq!(map.len(), MAX_VOLUMES);
+        assert_eq!(map.dropped, 80_000 - MAX_VOLUMES as u64);
+        assert_eq!(map.to_dos(r"\Device\Flood7\x"), r"F:\x");
+        assert_eq!(map.to_dos(r"\Device\Flood79999\x"), r"\Device\Flood79999\x");
+        // Replacing a mapping is always possible, even when full.
+        map.insert(r"\Device\Flood7", "G:");
+        assert_eq!(map.to_dos(r"\Device\Flood7\x"), r"G:\x");
     }
 }

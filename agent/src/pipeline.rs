@@ -368,6 +368,13 @@ impl Pipeline {
                 .sum::<u64>()
                 .to_string(),
         );
+        let table = self.table.counters;
+        self.event.set_named(
+            "ProcessesEvicted",
+            &(table.evicted_live + table.evicted_exited).to_string(),
+        );
+        self.event
+            .set_named("VolumesDropped", &self.volumes.dropped.to_string());
         self.emit(sink)
     }
 

@@ -7,14 +7,20 @@
 //! - an exited process stays for [`EXIT_GRACE`] of *event* time (late events,
 //!   e.g. a file close after the exit callback, still resolve), then goes;
 //! - the table never holds more than its capacity (default
-//!   [`DEFAULT_CAPACITY`]): past it, exited entries are evicted oldest first,
-//!   and if every entry is live the oldest-created live entry is evicted and
-//!   counted ([`TableCounters::evicted_live`]).
+//!   [`DEFAULT_CAPACITY`]) nor more than [`BYTE_BUDGET`] bytes of strings
+//!   (command lines can be 32 KB each): past either, exited entries are
+//!   evicted oldest first, and if every entry is live the oldest-created live
+//!   entry is evicted and counted ([`TableCounters::evicted_live`]), found in
+//!   O(log n) through an index of live entries by creation time. A process
+//!   whose exit was missed thus goes once newer ones need its room;
+//! - the queue of exits is as bounded as the table: a repeated exit of an
+//!   already exited entry adds nothing, and a queue longer than the capacity
+//!   drops its oldest entry.
 //!
 //! Event time rather than wall-clock time drives expiry so a replay behaves
 //! the same at any speed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::time::TICKS_PER_SECOND;
 
@@ -22,6 +28,11 @@ use crate::time::TICKS_PER_SECOND;
 pub const EXIT_GRACE: u64 = 30 * TICKS_PER_SECOND;
 /// Default upper bound on entries.
 pub const DEFAULT_CAPACITY: usize = 65_536;
+/// Upper bound on what the entries hold, in bytes (their strings plus
+/// [`ENTRY_OVERHEAD`] each).
+pub const BYTE_BUDGET: usize = 64 << 20;
+/// What an entry costs besides its strings (the struct, the indexes).
+const ENTRY_OVERHEAD: usize = 256;
 
 /// A Sysmon-style process GUID: `{MMMMMMMM-SSSS-SSSS-FFFF-FFPPPPPPPPPP}` where
 /// M is the machine id, S the creation time in Unix seconds, F the sub-second
@@ -112,10 +123,22 @@ pub struct ProcessTable {
     machine: u32,
     capacity: usize,
     by_pid: HashMap<u32, ProcessInfo>,
+    /// Live entries by (creation time, pid): the oldest is evicted first.
+    live: BTreeSet<(u64, u32)>,
     /// (exit time, pid, guid) in exit order; an entry is stale if the pid now
     /// holds another instance (checked by GUID).
     exits: VecDeque<(u64, u32, ProcessGuid)>,
+    /// What the entries cost, in bytes (see [`BYTE_BUDGET`]).
+    bytes: usize,
     pub counters: TableCounters,
+}
+
+fn cost(info: &ProcessInfo) -> usize {
+    ENTRY_OVERHEAD
+        + info.image.len()
+        + info.command_line.len()
+        + info.user.len()
+        + info.integrity_level.len()
 }
 
 /// The facts of a process creation, as the pipeline extracted them.
@@ -138,7 +161,9 @@ impl ProcessTable {
             machine,
             capacity: capacity.max(1),
             by_pid: HashMap::new(),
+            live: BTreeSet::new(),
             exits: VecDeque::new(),
+            bytes: 0,
             counters: TableCounters::default(),
         }
     }
@@ -151,6 +176,16 @@ impl ProcessTable {
     /// True if the table is empty.
     pub fn is_empty(&self) -> bool {
         self.by_pid.is_empty()
+    }
+
+    /// What the entries cost now, in bytes (at most [`BYTE_BUDGET`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Exits waiting for their grace period to end (at most the capacity).
+    pub fn pending_exits(&self) -> usize {
+        self.exits.len()
     }
 
     /// The entry for `pid`, if any.
@@ -168,10 +203,10 @@ impl ProcessTable {
         } else {
             Some(self.lookup(new.parent_pid, new.create_time).guid)
         };
-        match self.by_pid.get(&new.pid) {
-            Some(old) if old.exit_time.is_none() => self.counters.replaced_live += 1,
-            Some(_) => {}
-            None => self.make_room(),
+        if let Some(old) = self.remove(new.pid) {
+            if old.exit_time.is_none() {
+                self.counters.replaced_live += 1;
+            }
         }
         self.counters.created += 1;
         let info = ProcessInfo {
@@ -187,20 +222,19 @@ impl ProcessTable {
             parent_guid,
             exit_time: None,
         };
-        self.by_pid.entry(new.pid).insert_entry(info).into_mut()
+        self.insert(info)
     }
 
     /// The entry for `pid`, making a placeholder (first seen at `time`) if the
     /// table does not know it.
-    pub fn lookup(&mut self, pid: u32, time: u64) -> &mut ProcessInfo {
-        if !self.by_pid.contains_key(&pid) {
-            self.make_room();
-            self.counters.placeholders += 1;
+    pub fn lookup(&mut self, pid: u32, time: u64) -> &ProcessInfo {
+        if self.by_pid.contains_key(&pid) {
+            return &self.by_pid[&pid];
         }
-        let machine = self.machine;
-        self.by_pid.entry(pid).or_insert_with(|| ProcessInfo {
+        self.counters.placeholders += 1;
+        let info = ProcessInfo {
             pid,
-            guid: ProcessGuid::new(machine, pid, time),
+            guid: ProcessGuid::new(self.machine, pid, time),
             create_time: time,
             known: false,
             image: String::new(),
@@ -210,20 +244,35 @@ impl ProcessTable {
             parent_pid: 0,
             parent_guid: None,
             exit_time: None,
-        })
+        };
+        self.insert(info)
     }
 
     /// Marks `pid` exited at `time` and returns its entry (kept for
-    /// [`EXIT_GRACE`]).
+    /// [`EXIT_GRACE`]). A repeated exit changes nothing.
     pub fn exit(&mut self, pid: u32, time: u64) -> &ProcessInfo {
         self.expire(time);
         self.counters.exited += 1;
-        let guid = self.lookup(pid, time).guid;
-        self.exits.push_back((time, pid, guid));
-        // Present now, so this second lookup neither inserts nor evicts.
-        let entry = self.lookup(pid, time);
-        entry.exit_time = Some(time);
-        entry
+        let (guid, create_time, live) = {
+            let entry = self.lookup(pid, time);
+            (entry.guid, entry.create_time, entry.exit_time.is_none())
+        };
+        if live {
+            self.live.remove(&(create_time, pid));
+            if let Some(entry) = self.by_pid.get_mut(&pid) {
+                entry.exit_time = Some(time);
+            }
+            self.exits.push_back((time, pid, guid));
+            // More exits queued than entries can exist: the oldest goes.
+            while self.exits.len() > self.capacity {
+                if let Some((_, pid, guid)) = self.exits.pop_front() {
+                    if self.remove_exited(pid, guid) {
+                        self.counters.evicted_exited += 1;
+                    }
+                }
+            }
+        }
+        &self.by_pid[&pid]
     }
 
     /// Removes exited entries whose grace period ended before `now`.
@@ -239,20 +288,44 @@ impl ProcessTable {
         }
     }
 
+    /// Makes room for `info` and adds it.
+    fn insert(&mut self, info: ProcessInfo) -> &ProcessInfo {
+        self.make_room(cost(&info));
+        self.bytes += cost(&info);
+        if info.exit_time.is_none() {
+            self.live.insert((info.create_time, info.pid));
+        }
+        self.by_pid.entry(info.pid).insert_entry(info).into_mut()
+    }
+
+    /// Removes `pid`'s entry from the table and its indexes.
+    fn remove(&mut self, pid: u32) -> Option<ProcessInfo> {
+        let info = self.by_pid.remove(&pid)?;
+        self.bytes -= cost(&info);
+        if info.exit_time.is_none() {
+            self.live.remove(&(info.create_time, pid));
+        }
+        Some(info)
+    }
+
     /// Removes `pid` if it still holds the exited instance `guid`.
     fn remove_exited(&mut self, pid: u32, guid: ProcessGuid) -> bool {
         match self.by_pid.get(&pid) {
             Some(entry) if entry.guid == guid && entry.exit_time.is_some() => {
-                self.by_pid.remove(&pid);
+                self.remove(pid);
                 true
             }
             _ => false,
         }
     }
 
-    /// Evicts until one more entry fits within capacity.
-    fn make_room(&mut self) {
-        while self.by_pid.len() >= self.capacity {
+    /// Evicts until one more entry of `incoming` bytes fits within the
+    /// capacity and the byte budget: exited entries first (oldest exit),
+    /// then the oldest-created live one.
+    fn make_room(&mut self, incoming: usize) {
+        while !self.by_pid.is_empty()
+            && (self.by_pid.len() >= self.capacity || self.bytes + incoming > BYTE_BUDGET)
+        {
             if let Some((_, pid, guid)) = self.exits.pop_front() {
                 if self.remove_exited(pid, guid) {
                     self.counters.evicted_exited += 1;
@@ -260,16 +333,10 @@ impl ProcessTable {
                 continue;
             }
             // Every entry is live: the table is full of processes whose exit
-            // we never saw. Finding the oldest is O(n) but only happens at the
-            // cap, which normal machines never reach.
-            let oldest = self
-                .by_pid
-                .values()
-                .min_by_key(|e| e.create_time)
-                .map(|e| e.pid);
-            match oldest {
-                Some(pid) => {
-                    self.by_pid.remove(&pid);
+            // was never seen.
+            match self.live.first().copied() {
+                Some((_, pid)) => {
+                    self.remove(pid);
                     self.counters.evicted_live += 1;
                 }
                 None => break,
@@ -352,5 +419,58 @@ mod tests {
             table.lookup(pid, t0 + u64::from(pid));
             assert!(table.len() <= 3);
         }
+    }
+
+    #[test]
+    fn repeated_exits_with_no_time_passing_do_not_grow_the_exit_queue() {
+        let t0 = filetime_from_unix(1_000_000);
+        let mut table = ProcessTable::new(1, 64);
+        // A replay of the same exits over and over, event time standing still.
+        for round in 0..10_000 {
+            let pid = round % 100;
+            table.exit(pid, t0);
+            if round % 3 == 0 {
+                // And pids reused: created again, exited again.
+                table.create(new(pid, 0, t0, "p"));
+            }
+        }
+        assert!(table.pending_exits() <= 64, "{}", table.pending_exits());
+        assert!(table.len() <= 64);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest_live_entry_for_each_new_pid() {
+        let t0 = filetime_from_unix(1_000_000);
+        let mut table = ProcessTable::new(1, 1000);
+        // 200k pids whose exits are never seen: every one past the capacity
+        // evicts the oldest-created (O(log n) each: this once took minutes).
+        for pid in 0..200_000u32 {
+            table.create(new(pid, 0, t0 + u64::from(pid), "p"));
+            assert!(table.len() <= 1000);
+        }
+        assert_eq!(table.counters.evicted_live, 199_000);
+        assert!(table.get(198_999).is_none(), "older ones went");
+        assert!(table.get(199_000).is_some() && table.get(199_999).is_some());
+    }
+
+    #[test]
+    fn the_table_is_bounded_in_bytes_not_only_in_entries() {
+        let t0 = filetime_from_unix(1_000_000);
+        let mut table = ProcessTable::new(1, DEFAULT_CAPACITY);
+        // 60,000 processes with 32,000-character command lines would take
+        // ~2 GB; the byte budget keeps the newest ones only.
+        for pid in 0..60_000u32 {
+            let mut p = new(pid, 0, t0 + u64::from(pid), "p");
+            p.command_line = "x".repeat(32_000);
+            table.create(p);
+            assert!(table.bytes() <= BYTE_BUDGET);
+        }
+        assert!(
+            table.len() < 60_000 && table.len() > 1000,
+            "{}",
+            table.len()
+        );
+        assert!(table.get(59_999).is_some(), "the newest stays");
+        assert!(table.counters.evicted_live > 0);
     }
 }

@@ -73,6 +73,10 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     field("Balanced", FieldType::String),
     field("PerKind", FieldType::String),
     field("DecodeErrors", FieldType::Integer),
+    // The agent's own bounded state: processes evicted to stay within the
+    // process table's entries and bytes, volume mappings not kept.
+    field("ProcessesEvicted", FieldType::Integer),
+    field("VolumesDropped", FieldType::Integer),
 ];
 
 /// ringside 1005: detection content was refused or rolled back; the
