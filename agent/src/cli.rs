@@ -472,6 +472,14 @@ fn content(action: ContentAction) -> Result<ExitCode, CliError> {
             let report = ringside_content::regression(&rules, &regression)
                 .map_err(|e| CliError::input(format!("{}: {e}", rules.display())))?;
             print!("{report}");
+            if report.cases.is_empty() {
+                // Nothing was tested: not a pass.
+                eprintln!(
+                    "content test: no regression case ran (no info.yml under {})",
+                    regression.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(if report.fired() == report.cases.len() {
                 ExitCode::SUCCESS
             } else {

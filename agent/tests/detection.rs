@@ -145,3 +145,36 @@ fn content_check_prints_one_line_per_rejection_and_a_summary() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("accepted 1, rejected 0"), "{stdout}");
 }
+
+#[test]
+fn content_test_with_no_case_to_run_fails() {
+    let rules = tempfile::tempdir().expect("tempdir");
+    write_rule(rules.path(), "cmd.yml", CMD_RULE);
+    let samples = tempfile::tempdir().expect("tempdir");
+    let (code, _, stderr) = agent(&[
+        "content",
+        "test",
+        rules.path().to_str().unwrap(),
+        samples.path().to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "nothing tested is not a pass");
+    assert!(stderr.contains("no regression case ran"), "{stderr}");
+}
+
+#[test]
+fn content_check_refuses_a_rule_over_budget_with_file_line_and_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bomb = CMD_RULE.replace(
+        "Image|endswith: '\\cmd.exe'",
+        &format!("CommandLine|re: '{}'", "ab*".repeat(8000)),
+    );
+    assert_ne!(bomb, CMD_RULE, "the rule was rewritten");
+    write_rule(dir.path(), "bomb.yml", &bomb);
+    let (code, stdout, _) = agent(&["content", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains("bomb.yml:")
+            && stdout.contains("over budget: value bytes: 24000 (limit 4096)"),
+        "{stdout}"
+    );
+}

@@ -144,9 +144,7 @@ impl PublicKey {
             path: path.to_owned(),
             reason,
         };
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_SIGNATURE_FILE).read_to_end(&mut bytes))
+        let bytes = crate::files::read_regular(path, MAX_SIGNATURE_FILE)
             .map_err(|e| reason(e.to_string()))?;
         PublicKey::parse(&bytes).map_err(reason)
     }

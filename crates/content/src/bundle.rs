@@ -15,8 +15,8 @@ use crate::archive::{self, ArchiveError, ArchiveLimits, PublicKey, SignatureErro
 use crate::budget::BundleBudget;
 use crate::compile::{CompiledRule, Reason, Rejection, compile_rule};
 use crate::engine::Engine;
+use crate::files::{ReadError, read_regular};
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -142,7 +142,11 @@ impl fmt::Display for BundleError {
 impl std::error::Error for BundleError {}
 
 /// Every `*.yml` / `*.yaml` file under `dir`, sorted (deterministic order).
+/// A tree with more entries than an archive may hold
+/// ([`ArchiveLimits::max_entries`]) is refused as it is walked.
 pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
+    let limit = ArchiveLimits::default().max_entries;
+    let mut seen = 0usize;
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
@@ -155,6 +159,15 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
                 path: current.clone(),
                 error: e.to_string(),
             })?;
+            seen += 1;
+            if seen > limit {
+                return Err(BundleError::Io {
+                    path: dir.to_owned(),
+                    error: format!(
+                        "more than {limit} entries under it; a bundle may have at most {limit}"
+                    ),
+                });
+            }
             let path = entry.path();
             let kind = entry.file_type().map_err(|e| BundleError::Io {
                 path: path.clone(),
@@ -214,17 +227,17 @@ pub fn compile_files(files: &[PathBuf]) -> (Vec<CompiledRule>, Vec<Rejection>) {
     let mut sources = Vec::with_capacity(files.len());
     let mut rejections = Vec::new();
     for path in files {
-        match read_bounded(path, crate::yaml::MAX_BYTES as u64) {
+        match read_regular(path, crate::yaml::MAX_BYTES as u64) {
             Ok(bytes) => sources.push((path.clone(), bytes)),
             Err(error) => rejections.push(Rejection {
                 path: path.clone(),
                 line: 1,
                 reason: Reason::Malformed(match error {
-                    Bounded::Io(e) => format!("cannot read: {e}"),
-                    Bounded::TooLarge(n) => format!(
-                        "the file is {n} bytes; a rule file may have at most {}",
+                    ReadError::TooLarge { size, .. } => format!(
+                        "the file is {size} bytes; a rule file may have at most {}",
                         crate::yaml::MAX_BYTES
                     ),
+                    other => format!("cannot read: {other}"),
                 }),
             }),
         }
@@ -249,15 +262,9 @@ impl Bundle {
         for path in &files {
             // Bounded before reading: a huge (or sparse) file costs nothing.
             let bytes =
-                read_bounded(path, crate::yaml::MAX_BYTES as u64).map_err(|e| BundleError::Io {
+                read_regular(path, crate::yaml::MAX_BYTES as u64).map_err(|e| BundleError::Io {
                     path: path.clone(),
-                    error: match e {
-                        Bounded::Io(e) => e,
-                        Bounded::TooLarge(n) => format!(
-                            "{n} bytes; a rule file may have at most {}",
-                            crate::yaml::MAX_BYTES
-                        ),
-                    },
+                    error: e.to_string(),
                 })?;
             let relative = path.strip_prefix(dir).unwrap_or(path).to_owned();
             sources.push((relative, bytes));
@@ -298,31 +305,31 @@ impl Bundle {
         limits: &ArchiveLimits,
     ) -> Result<LoadReport, BundleError> {
         let archive_bytes =
-            read_bounded(archive, limits.max_archive_bytes).map_err(|e| match e {
-                Bounded::Io(error) => BundleError::Io {
-                    path: archive.to_owned(),
-                    error,
-                },
-                Bounded::TooLarge(size) => BundleError::Archive {
+            read_regular(archive, limits.max_archive_bytes).map_err(|e| match e {
+                ReadError::TooLarge { size, .. } => BundleError::Archive {
                     archive: archive.to_owned(),
                     error: ArchiveError::TooLarge {
                         size,
                         limit: limits.max_archive_bytes,
                     },
                 },
+                other => BundleError::Io {
+                    path: archive.to_owned(),
+                    error: other.to_string(),
+                },
             })?;
         let signature_bytes =
-            read_bounded(signature, archive::MAX_SIGNATURE_FILE).map_err(|e| match e {
-                Bounded::Io(error) => BundleError::Io {
-                    path: signature.to_owned(),
-                    error,
-                },
-                Bounded::TooLarge(size) => BundleError::Signature {
+            read_regular(signature, archive::MAX_SIGNATURE_FILE).map_err(|e| match e {
+                ReadError::TooLarge { size, .. } => BundleError::Signature {
                     archive: archive.to_owned(),
                     error: SignatureError::Encoding(format!(
                         "{}: {size} bytes; a signature is 64 raw bytes or 128 hex digits",
                         signature.display()
                     )),
+                },
+                other => BundleError::Io {
+                    path: signature.to_owned(),
+                    error: other.to_string(),
                 },
             })?;
         Bundle::load_signed_bytes(archive, archive_bytes, signature_bytes, key, policy, limits)
@@ -414,32 +421,6 @@ impl Compiled {
             sources,
         }
     }
-}
-
-enum Bounded {
-    Io(String),
-    TooLarge(u64),
-}
-
-/// Reads `path` whole, refusing (before reading) a file larger than `limit`
-/// and stopping at `limit + 1` bytes if it grows while being read.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Bounded> {
-    let file = std::fs::File::open(path).map_err(|e| Bounded::Io(e.to_string()))?;
-    let size = file
-        .metadata()
-        .map_err(|e| Bounded::Io(e.to_string()))?
-        .len();
-    if size > limit {
-        return Err(Bounded::TooLarge(size));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Bounded::Io(e.to_string()))?;
-    if bytes.len() as u64 > limit {
-        return Err(Bounded::TooLarge(bytes.len() as u64));
-    }
-    Ok(bytes)
 }
 
 /// The running content: readers take a snapshot (`current`) per batch of

@@ -14,6 +14,7 @@ pub mod check;
 pub mod compile;
 pub mod condition;
 pub mod engine;
+pub mod files;
 pub mod guard;
 pub mod lkg;
 pub mod matcher;

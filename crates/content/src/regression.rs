@@ -11,6 +11,10 @@ use crate::yaml::{self, Node, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Largest regression sample read (SigmaHQ's are a few KB; a multi-event
+/// `.evtx` rendering stays far below this).
+const MAX_SAMPLE_BYTES: u64 = 16 << 20;
+
 /// What happened to one regression folder.
 #[derive(Debug)]
 pub enum Outcome {
@@ -96,7 +100,8 @@ impl fmt::Display for RegressionReport {
 
 /// Rule id and logsource of a rule file, even if it was rejected.
 fn id_and_logsource(path: &Path) -> Option<(String, Option<Logsource>)> {
-    let doc = yaml::parse(&std::fs::read_to_string(path).ok()?).ok()?;
+    let bytes = crate::files::read_regular(path, yaml::MAX_BYTES as u64).ok()?;
+    let doc = yaml::parse(std::str::from_utf8(&bytes).ok()?).ok()?;
     let id = doc.get("id")?.scalar_text()?;
     let logsource = doc.get("logsource");
     let text = |key: &str| {
@@ -135,8 +140,9 @@ pub fn regression(
         .collect();
     for info in infos {
         let folder = info.parent().map(Path::to_path_buf).unwrap_or_default();
-        let Some(doc) = std::fs::read_to_string(&info)
+        let Some(doc) = crate::files::read_regular(&info, yaml::MAX_BYTES as u64)
             .ok()
+            .and_then(|b| String::from_utf8(b).ok())
             .and_then(|t| yaml::parse(&t).ok())
         else {
             report.rule_not_found.push(folder);
@@ -196,7 +202,7 @@ fn replay(
     samples.sort();
     let (mut events, mut fired) = (0, 0);
     for sample in samples {
-        let bytes = match std::fs::read(&sample) {
+        let bytes = match crate::files::read_regular(&sample, MAX_SAMPLE_BYTES) {
             Ok(bytes) => bytes,
             Err(e) => return Outcome::BadSample(format!("{}: {e}", sample.display())),
         };
