@@ -90,6 +90,9 @@ pub enum ArchiveError {
     UnsupportedEntry { path: PathBuf, kind: String },
     /// An absolute path or one with `..`.
     UnsafePath { path: PathBuf },
+    /// The same file twice (tar keeps both; which one counts would depend
+    /// on the reader).
+    Duplicate { path: PathBuf },
     /// The tar structure itself is broken.
     Malformed(String),
 }
@@ -117,6 +120,11 @@ impl fmt::Display for ArchiveError {
             ArchiveError::UnsafePath { path } => write!(
                 f,
                 "{}: absolute or `..` path in the archive",
+                path.display()
+            ),
+            ArchiveError::Duplicate { path } => write!(
+                f,
+                "{}: the same file twice in the archive; a bundle names each file once",
                 path.display()
             ),
             ArchiveError::Malformed(reason) => write!(f, "not a readable tar archive: {reason}"),
@@ -247,5 +255,10 @@ pub fn unpack(
         files.push((path, bytes));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = files.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(ArchiveError::Duplicate {
+            path: pair[0].0.clone(),
+        });
+    }
     Ok(files)
 }

@@ -102,6 +102,9 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     }
     let mut stack: Vec<Open> = Vec::new();
     let mut parser = Parser::new_from_str(text);
+    // The first document's root, once complete. The rest of the stream is
+    // still parsed: an error or a second document after it is not ignored.
+    let mut root: Option<Node> = None;
     loop {
         let (event, span) = match parser.next_event() {
             None => break,
@@ -115,8 +118,16 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
         };
         let line = span.start.line().max(1);
         let finished = match event {
-            Event::Nothing | Event::StreamStart | Event::DocumentStart(_) => continue,
-            Event::StreamEnd | Event::DocumentEnd => break,
+            Event::DocumentStart(_) if root.is_some() => {
+                return Err(YamlError {
+                    line,
+                    message: "a second YAML document: one rule per file (Sigma's multi-document rule collections, `action: global`, are not supported; split them into files)".into(),
+                });
+            }
+            Event::Nothing | Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd => {
+                continue;
+            }
+            Event::StreamEnd => break,
             Event::Alias(_) => {
                 return Err(YamlError {
                     line,
@@ -165,7 +176,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             },
         };
         match stack.last_mut() {
-            None => return Ok(finished),
+            None => {
+                root = Some(finished);
+                continue;
+            }
             Some(Open::Seq(_, items)) => items.push(finished),
             Some(Open::Map(_, entries, pending)) => match pending.take() {
                 Some((key, key_line)) => {
@@ -196,10 +210,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             },
         }
     }
-    Ok(Node {
+    Ok(root.unwrap_or(Node {
         line: 1,
         value: Value::Null,
-    })
+    }))
 }
 
 /// YAML 1.2 core schema for plain scalars; quoted and block scalars are strings.
@@ -275,5 +289,21 @@ mod tests {
         assert!(parse("a: &x 1\nb: *x\n").is_err());
         assert_eq!(parse("a: 1\na: 2\n").map_err(|e| e.line), Err(2));
         assert!(parse("a: [1, 2\n").is_err());
+    }
+
+    #[test]
+    fn what_follows_the_first_document_is_not_ignored() {
+        let second = parse("title: a\n---\ntitle: b\n").unwrap_err();
+        assert_eq!(second.line, 2);
+        assert!(
+            second.message.contains("second YAML document"),
+            "{}",
+            second.message
+        );
+        let invalid = parse("title: a\n---\n: : [\n").unwrap_err();
+        assert!(invalid.line >= 2, "{invalid:?}");
+        // One document, with or without its markers, is fine.
+        assert!(parse("---\ntitle: a\n...\n").is_ok());
+        assert!(parse("title: a\n").is_ok());
     }
 }

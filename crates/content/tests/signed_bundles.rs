@@ -316,3 +316,22 @@ fn hostile_signed_archives_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn an_archive_naming_one_file_twice_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = key(7);
+    // Both spellings name proc/whoami.yml; tar keeps both entries.
+    let archive = tar(&[
+        ("./proc/whoami.yml", GOOD.as_bytes()),
+        ("proc/whoami.yml", GOOD.as_bytes()),
+    ]);
+    let (path, sig) = write_signed(dir.path(), &archive, &signer);
+    match Bundle::load_signed(&path, &sig, &public(&signer)) {
+        Err(BundleError::Archive {
+            error: ArchiveError::Duplicate { path },
+            ..
+        }) => assert_eq!(path, Path::new("proc/whoami.yml")),
+        other => panic!("expected a duplicate entry error, got {other:?}"),
+    }
+}
