@@ -39,6 +39,11 @@ use crate::sysmon::{EventType, Layout, Name, SysmonEvent};
 
 /// Problems kept with their full message (the rest are only counted).
 pub const PROBLEMS_KEPT: usize = 100;
+/// 1003 InputError events emitted per class before they are summarized:
+/// past it, only every power-of-two-th one is emitted, as "suppressed N
+/// similar" (a hostile input yields at most this many plus log2 of its
+/// errors as output lines, however many it has).
+pub const PROBLEM_EVENTS_PER_CLASS: u64 = 100;
 
 /// `IoStatus.Information` values of a create that made or replaced a file.
 const FILE_SUPERSEDED: u32 = 0;
@@ -100,6 +105,10 @@ pub struct Counters {
     pub frame_errors: BTreeMap<&'static str, u64>,
     /// Problems with their messages, the first [`PROBLEMS_KEPT`].
     pub problems: Vec<Problem>,
+    /// 1003 events not emitted (summarized), per class.
+    pub problems_suppressed: BTreeMap<&'static str, u64>,
+    /// Problems seen per class (for the rate limit).
+    pub problems_by_class: BTreeMap<&'static str, u64>,
     pub sequence_gaps: u64,
     pub missing_records: u64,
     pub sequence_regressions: u64,
@@ -186,6 +195,28 @@ impl Pipeline {
         message: String,
         sink: &mut dyn Sink,
     ) -> io::Result<()> {
+        let seen = {
+            let n = self.counters.problems_by_class.entry(class).or_default();
+            *n += 1;
+            *n
+        };
+        if self.counters.problems.len() < PROBLEMS_KEPT {
+            self.counters.problems.push(Problem {
+                offset,
+                class,
+                message: message.clone(),
+            });
+        }
+        let message = if seen <= PROBLEM_EVENTS_PER_CLASS {
+            message
+        } else {
+            let suppressed = seen - PROBLEM_EVENTS_PER_CLASS;
+            if !suppressed.is_power_of_two() {
+                *self.counters.problems_suppressed.entry(class).or_default() += 1;
+                return Ok(());
+            }
+            format!("suppressed {suppressed} similar {class} errors so far; the latest: {message}")
+        };
         let ty = EventType::InputError;
         self.event.reset(ty, None);
         let time = self.counters.last_time;
@@ -199,13 +230,6 @@ impl Pipeline {
         self.event.set_named("Offset", &offset.to_string());
         self.event.set_named("Class", class);
         self.event.set_named("Message", &message);
-        if self.counters.problems.len() < PROBLEMS_KEPT {
-            self.counters.problems.push(Problem {
-                offset,
-                class,
-                message,
-            });
-        }
         self.emit(sink)
     }
 

@@ -29,28 +29,37 @@ pub const PROCESS_TERMINATE: &[FieldDef] = &[
     field("User", FieldType::String),
 ];
 
+/// The JSON type of a count that can exceed 2^53 (the driver's u64
+/// counters and sequence numbers, as a driver or a replay file gives them):
+/// a string of decimal digits, always, since a JSON number past 2^53 loses
+/// precision in most readers. Fields typed [`FieldType::Integer`] are
+/// always JSON numbers (null when unknown).
+const WIDE: FieldType = FieldType::String;
+
 /// ringside 1001: the driver dropped events (from a `Lost` record). Counts
-/// are the drops since the previous `Lost` record, per event kind.
+/// are the drops since the previous `Lost` record, per event kind (strings:
+/// [`WIDE`]).
 pub const EVENTS_LOST: &[FieldDef] = &[
     field("UtcTime", FieldType::Timestamp),
-    field("Dropped", FieldType::Integer),
-    field("DroppedProcessCreate", FieldType::Integer),
-    field("DroppedProcessExit", FieldType::Integer),
-    field("DroppedImageLoad", FieldType::Integer),
-    field("DroppedFileCreate", FieldType::Integer),
-    field("DroppedFileWrite", FieldType::Integer),
-    field("DroppedFileRename", FieldType::Integer),
-    field("DroppedFileDelete", FieldType::Integer),
-    field("DroppedFileCloseModified", FieldType::Integer),
+    field("Dropped", WIDE),
+    field("DroppedProcessCreate", WIDE),
+    field("DroppedProcessExit", WIDE),
+    field("DroppedImageLoad", WIDE),
+    field("DroppedFileCreate", WIDE),
+    field("DroppedFileWrite", WIDE),
+    field("DroppedFileRename", WIDE),
+    field("DroppedFileDelete", WIDE),
+    field("DroppedFileCloseModified", WIDE),
 ];
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
-/// never reached this agent (or the replay file lacks them).
+/// never reached this agent (or the replay file lacks them). Sequence
+/// numbers are u64: strings ([`WIDE`]).
 pub const SEQUENCE_GAP: &[FieldDef] = &[
     field("UtcTime", FieldType::Timestamp),
-    field("ExpectedSeq", FieldType::Integer),
-    field("ReceivedSeq", FieldType::Integer),
-    field("Missing", FieldType::Integer),
+    field("ExpectedSeq", WIDE),
+    field("ReceivedSeq", WIDE),
+    field("Missing", WIDE),
 ];
 
 /// ringside 1003: a frame or record could not be read; where and why.
@@ -62,14 +71,14 @@ pub const INPUT_ERROR: &[FieldDef] = &[
     field("Message", FieldType::String),
 ];
 
-/// ringside 1004: the driver's counters (a Stats frame or STATS IOCTL) and
-/// whether `produced == delivered + dropped` holds.
+/// ringside 1004: the driver's counters (a Stats frame or STATS IOCTL;
+/// strings, [`WIDE`]) and whether `produced == delivered + dropped` holds.
 pub const SENSOR_STATS: &[FieldDef] = &[
     field("UtcTime", FieldType::Timestamp),
-    field("Produced", FieldType::Integer),
-    field("Delivered", FieldType::Integer),
-    field("Dropped", FieldType::Integer),
-    field("InRing", FieldType::Integer),
+    field("Produced", WIDE),
+    field("Delivered", WIDE),
+    field("Dropped", WIDE),
+    field("InRing", WIDE),
     field("Balanced", FieldType::String),
     field("PerKind", FieldType::String),
     field("DecodeErrors", FieldType::Integer),
@@ -412,10 +421,12 @@ impl SysmonEvent {
             out.extend_from_slice(def.name.as_bytes());
             out.extend_from_slice(b"\":");
             match (self.value(index), def.ty) {
+                // An integer field is a number or null, never a string.
+                (value, FieldType::Integer) => match value.and_then(json_number) {
+                    Some(number) => out.extend_from_slice(number.as_bytes()),
+                    None => out.extend_from_slice(b"null"),
+                },
                 (None, _) => out.extend_from_slice(b"\"-\""),
-                (Some(value), FieldType::Integer) if is_json_number(value) => {
-                    out.extend_from_slice(value.as_bytes())
-                }
                 (Some(value), _) => {
                     // Writing a &str into a Vec cannot fail.
                     let _ = serde_json::to_writer(&mut *out, value);
@@ -454,15 +465,21 @@ impl SysmonEvent {
 
 /// True for the canonical decimal text of a `u64` below 10^19: emitted as a
 /// JSON number. Anything else in an integer field stays a string.
-fn is_json_number(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 19
+/// Largest integer every JSON reader holds exactly (2^53).
+const JSON_EXACT: u64 = 1 << 53;
+
+/// `value` as a JSON number if it is one within 2^53 (canonical decimal).
+fn json_number(value: &str) -> Option<&str> {
+    let canonical = !value.is_empty()
+        && value.len() <= 16
         && value.bytes().all(|b| b.is_ascii_digit())
-        && (value == "0" || !value.starts_with('0'))
+        && (value == "0" || !value.starts_with('0'));
+    (canonical && value.parse::<u64>().is_ok_and(|n| n <= JSON_EXACT)).then_some(value)
 }
 
 /// `EventData` of an event: every field of its type, in order. Unknown values
-/// are `"-"` as in Sysmon's own output; integers are JSON numbers.
+/// are `"-"` as in Sysmon's own output; integer fields are JSON numbers
+/// (null when unknown or not an integer within 2^53), never strings.
 struct EventData<'a>(&'a SysmonEvent);
 
 impl Serialize for EventData<'_> {
@@ -471,13 +488,14 @@ impl Serialize for EventData<'_> {
         let mut map = serializer.serialize_map(Some(fields.len()))?;
         for (index, def) in fields.iter().enumerate() {
             match (self.0.value(index), def.ty) {
-                (None, _) => map.serialize_entry(def.name, "-")?,
-                (Some(value), FieldType::Integer) if is_json_number(value) => {
-                    match value.parse::<u64>() {
-                        Ok(number) => map.serialize_entry(def.name, &number)?,
-                        Err(_) => map.serialize_entry(def.name, value)?,
+                // An integer field is a number or null, never a string.
+                (value, FieldType::Integer) => {
+                    match value.and_then(json_number).map(str::parse::<u64>) {
+                        Some(Ok(number)) => map.serialize_entry(def.name, &number)?,
+                        _ => map.serialize_entry(def.name, &None::<u64>)?,
                     }
                 }
+                (None, _) => map.serialize_entry(def.name, "-")?,
                 (Some(value), _) => map.serialize_entry(def.name, value)?,
             }
         }
@@ -550,5 +568,50 @@ mod tests {
         let owned = ringside_content::schema::OwnedEvent::from_sysmon_json(&json)
             .expect("content reads it");
         assert_eq!(owned.logsource, Logsource::FileDelete);
+    }
+
+    #[test]
+    fn each_integer_field_has_one_json_type_whatever_its_value() {
+        let types = |ty: EventType, name: &str, values: &[&str]| -> Vec<&'static str> {
+            values
+                .iter()
+                .map(|v| {
+                    let mut event = SysmonEvent::new(ty);
+                    if !v.is_empty() {
+                        assert!(event.set_named(name, v));
+                    }
+                    let hand: serde_json::Value =
+                        serde_json::from_str(&event.to_json()).expect("JSON");
+                    let serde: serde_json::Value =
+                        serde_json::to_value(&event).expect("serializes");
+                    assert_eq!(hand, serde, "hand writer == serde");
+                    match &hand["EventData"][name] {
+                        serde_json::Value::Number(_) => "number",
+                        serde_json::Value::String(_) => "string",
+                        serde_json::Value::Null => "null",
+                        _ => "other",
+                    }
+                })
+                .collect()
+        };
+        // A narrow integer: a number, or null when unknown or out of range,
+        // never a string.
+        assert_eq!(
+            types(
+                EventType::ProcessTerminate,
+                "ProcessId",
+                &["4", "", "9007199254740992", "9007199254740993", "-1"]
+            ),
+            ["number", "null", "number", "null", "null"]
+        );
+        // A driver counter (u64): a string, for every value.
+        assert_eq!(
+            types(
+                EventType::EventsLost,
+                "Dropped",
+                &["0", "18446744073709551615"]
+            ),
+            ["string", "string"]
+        );
     }
 }

@@ -201,3 +201,44 @@ fn huge_sequence_gaps_do_not_overflow() {
     assert_eq!(pipeline.counters.sequence_regressions, 1);
     assert_eq!(pipeline.counters.missing_records, u64::MAX);
 }
+
+/// A small file full of errors yields a bounded number of 1003 events:
+/// the first ones of each class, then "suppressed N similar" at each power
+/// of two; every problem is still counted.
+#[test]
+fn a_flood_of_errors_is_summarized_not_replayed_line_by_line() {
+    let good = scenario();
+    let mut flood = good[..32].to_vec(); // the file header
+    for _ in 0..10_000 {
+        // A frame of an unknown kind and no payload: 16 bytes, one error.
+        flood.extend_from_slice(&77u32.to_le_bytes());
+        flood.extend_from_slice(&0u32.to_le_bytes());
+        flood.extend_from_slice(&0u64.to_le_bytes());
+    }
+    let mut reader = ReplayReader::new(&flood[..]).expect("header");
+    let mut pipeline = Pipeline::new(config());
+    let mut sink = ringside_agent::sink::JsonLines::new(Vec::new());
+    pipeline
+        .replay(&mut reader, &mut sink, |_, _| {})
+        .expect("writes");
+    let out = String::from_utf8(sink.into_inner().expect("flush")).expect("UTF-8");
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("\"EventID\":1003"))
+        .collect();
+    assert_eq!(
+        pipeline.counters.frame_errors.get("unknown_frame_kind"),
+        Some(&10_000),
+        "every error is counted"
+    );
+    // 100 reported, then at 1, 2, 4, ... 8192 suppressed: 14 summaries.
+    assert_eq!(errors.len(), 100 + 14, "{}", errors.len());
+    assert!(
+        errors
+            .last()
+            .expect("a summary")
+            .contains("suppressed 8192 similar")
+    );
+    let suppressed: u64 = pipeline.counters.problems_suppressed.values().sum();
+    assert_eq!(suppressed + errors.len() as u64, 10_000);
+}
