@@ -19,6 +19,7 @@ use ringside_content::{
 };
 use ringside_wire::EventKind;
 
+use crate::crosscheck::{cross_check, never_arrived};
 use crate::detect::{Budget, Detector, Notice};
 use crate::enrich::EnrichConfig;
 use crate::enrich::hash::HashSet;
@@ -724,8 +725,10 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode, CliError> {
 }
 
 fn stats(file: &Path) -> Result<ExitCode, CliError> {
+    // Every line is built (and discarded) so that each record's fate is
+    // counted: a line written, or none, by kind.
     let config = Config {
-        depth: Depth::TableOnly,
+        depth: Depth::Emit,
         enrich: EnrichConfig::none(),
         ..Config::default()
     };
@@ -750,14 +753,24 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         c.records,
         span
     );
-    let check = c
-        .last_stats
-        .as_ref()
-        .map(|(stats, received)| (StatsCheck::new(stats), *received));
+    let check = c.last_stats.as_ref().map(|(stats, view)| {
+        let mut cross = cross_check(stats, view);
+        // The file has ended: what was still on its way never came.
+        cross.findings.extend(never_arrived(stats, view, &c.view));
+        (StatsCheck::new(stats), cross)
+    });
     let _ = writeln!(
         out,
-        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "kind", "received", "produced", "delivered", "dropped", "in_ring", "lost_recs", "unmapped"
+        "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "kind",
+        "received",
+        "written",
+        "unmapped",
+        "produced",
+        "delivered",
+        "dropped",
+        "in_ring",
+        "lost_recs"
     );
     for kind in EventKind::ALL {
         let i = kind.index();
@@ -775,15 +788,16 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         };
         let _ = writeln!(
             out,
-            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             kind.name(),
             c.received[i],
+            c.written[i],
+            c.not_mapped[i],
             produced,
             delivered,
             dropped,
             in_ring,
-            c.lost_events[i],
-            c.not_mapped[i]
+            c.lost_events[i]
         );
     }
     let _ = writeln!(
@@ -803,6 +817,31 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
         c.truncated_fields
     );
     let mut code = ExitCode::SUCCESS;
+    // Each record the agent received wrote a line or is counted as having
+    // none (FileWrite, CloseModified, an open that created nothing).
+    let mut untold = Vec::new();
+    for kind in EventKind::ALL {
+        let i = kind.index();
+        let told = c.written[i].saturating_add(c.not_mapped[i]);
+        if told != c.received[i] {
+            untold.push(format!(
+                "{} received {} but {} wrote a line and {} are counted without one",
+                kind.name(),
+                c.received[i],
+                c.written[i],
+                c.not_mapped[i]
+            ));
+        }
+    }
+    if untold.is_empty() {
+        let _ = writeln!(
+            out,
+            "agent: every record received wrote a line or is counted without one: holds"
+        );
+    } else {
+        code = ExitCode::from(1);
+        let _ = writeln!(out, "agent: VIOLATED: {}", untold.join("; "));
+    }
     match &check {
         None => {
             let _ = writeln!(
@@ -810,7 +849,7 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
                 "driver counters: no Stats frame in this file; produced == delivered + dropped cannot be checked"
             );
         }
-        Some((check, received)) => {
+        Some((check, cross)) => {
             let t = check.total;
             let verdict = match check.verdict_kind() {
                 Verdict::Balanced => "holds".to_owned(),
@@ -828,17 +867,24 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
                 "driver counters (last Stats frame): produced {} == delivered {} + dropped {}: {verdict}",
                 t.produced, t.delivered, t.dropped
             );
-            let received_total: u64 = received.iter().sum();
+            let verdict = match (cross.findings.is_empty(), cross.unchecked.is_empty()) {
+                (false, _) => {
+                    code = ExitCode::from(1);
+                    "VIOLATED"
+                }
+                (true, true) => "holds",
+                (true, false) => "consistent as far as it can be checked",
+            };
             let _ = writeln!(
                 out,
-                "this file holds {received_total} of the {} event(s) the driver delivered before that snapshot{}",
-                t.delivered,
-                if received_total == t.delivered {
-                    ""
-                } else {
-                    " (the recording started late or batches are missing)"
-                }
+                "driver counters against this file's records and Lost records: {verdict}"
             );
+            for finding in &cross.findings {
+                let _ = writeln!(out, "  VIOLATED: {finding}");
+            }
+            for reason in &cross.unchecked {
+                let _ = writeln!(out, "  not checked: {reason}");
+            }
         }
     }
     let _ = out.flush();

@@ -28,6 +28,7 @@ use ringside_wire::{
 };
 use zerocopy::FromBytes;
 
+use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::paths::VolumeMap;
@@ -99,6 +100,8 @@ pub struct Counters {
     pub received: [u64; EVENT_KIND_COUNT],
     /// Events handed to the sink (all types).
     pub emitted: u64,
+    /// Event records that wrote a line, per kind.
+    pub written: [u64; EVENT_KIND_COUNT],
     /// Event records with no Sysmon event, per kind.
     pub not_mapped: [u64; EVENT_KIND_COUNT],
     pub decode_errors: BTreeMap<&'static str, u64>,
@@ -117,8 +120,10 @@ pub struct Counters {
     pub lost_events: [u64; EVENT_KIND_COUNT],
     pub truncated_fields: u64,
     pub stats_frames: u64,
-    /// The latest driver counters seen, and the received counts at that time.
-    pub last_stats: Option<(DriverStats, [u64; EVENT_KIND_COUNT])>,
+    /// What reached the agent from the current driver lifetime.
+    pub view: AgentView,
+    /// The latest driver counters seen, and the agent's view at that time.
+    pub last_stats: Option<(DriverStats, AgentView)>,
     /// Event-time span (FILETIME) of the records.
     pub first_time: Option<u64>,
     pub last_time: Option<u64>,
@@ -363,7 +368,7 @@ impl Pipeline {
 
     /// The driver's counters: checked, remembered, and emitted as 1004.
     pub fn driver_stats(&mut self, stats: &DriverStats, sink: &mut dyn Sink) -> io::Result<()> {
-        self.counters.last_stats = Some((*stats, self.counters.received));
+        self.counters.last_stats = Some((*stats, self.counters.view));
         if self.config.depth != Depth::Emit {
             return Ok(());
         }
@@ -383,6 +388,19 @@ impl Pipeline {
             .set_named("InRing", &check.total.in_ring.to_string());
         self.event.set_named("Balanced", check.verdict());
         self.event.set_named("PerKind", &check.per_kind_text());
+        let c = &self.counters;
+        let (received, written, unmapped) = (
+            saturating_sum(&c.received),
+            saturating_sum(&c.written),
+            saturating_sum(&c.not_mapped),
+        );
+        let agent_per_kind = self.agent_per_kind_text();
+        let accounted = cross_check(stats, &self.counters.view).verdict();
+        self.event.set_named("Received", &received.to_string());
+        self.event.set_named("Written", &written.to_string());
+        self.event.set_named("Unmapped", &unmapped.to_string());
+        self.event.set_named("AgentPerKind", &agent_per_kind);
+        self.event.set_named("Accounted", &accounted);
         self.event.set_named(
             "DecodeErrors",
             &self
@@ -400,6 +418,15 @@ impl Pipeline {
         self.event
             .set_named("VolumesDropped", &self.volumes.dropped.to_string());
         self.emit(sink)
+    }
+
+    /// `file_create=8/7/1,…` (received/written/unmapped) for kinds the
+    /// agent received; received == written + unmapped for each.
+    fn agent_per_kind_text(&self) -> String {
+        let c = &self.counters;
+        crate::stats::per_kind_text(
+            (0..EVENT_KIND_COUNT).map(|i| [c.received[i], c.written[i], c.not_mapped[i]]),
+        )
     }
 
     /// Reads a whole replay, frame by frame. `progress` is called after each
@@ -447,6 +474,7 @@ impl Pipeline {
                 Ok(record) => {
                     let header = record.header();
                     let gap = self.sequence(header.seq);
+                    self.counters.view.sequence(header.seq, header.timestamp);
                     if let ringside_wire::RecordKind::Event(_) = record.kind() {
                         last_time = header.timestamp;
                     }
@@ -535,9 +563,28 @@ impl Pipeline {
         let time = header.timestamp;
         self.counters.first_time.get_or_insert(time);
         self.counters.last_time = Some(time);
-        if let ringside_wire::RecordKind::Event(kind) = record.kind() {
-            self.counters.received[kind.index()] += 1;
+        let kind = match record.kind() {
+            ringside_wire::RecordKind::Event(kind) => {
+                self.counters.received[kind.index()] += 1;
+                self.counters.view.received[kind.index()] += 1;
+                Some(kind)
+            }
+            _ => None,
+        };
+        let emitted = self.counters.emitted;
+        self.record_body(record, sink)?;
+        if let Some(kind) = kind {
+            if self.counters.emitted > emitted {
+                self.counters.written[kind.index()] += 1;
+            }
         }
+        Ok(())
+    }
+
+    /// The line (if any) of one record, and its effect on the agent's state.
+    fn record_body(&mut self, record: &Record<'_>, sink: &mut dyn Sink) -> io::Result<()> {
+        let header = *record.header();
+        let time = header.timestamp;
         let emit = self.config.depth == Depth::Emit;
         let seq = Some(header.seq);
         let pid = header.pid;
@@ -661,6 +708,7 @@ impl Pipeline {
             }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
+                self.counters.view.lost(&e.body.dropped);
                 let mut delta = [0u64; EVENT_KIND_COUNT];
                 for (i, (now, before)) in e.body.dropped.iter().zip(self.lost_baseline).enumerate()
                 {

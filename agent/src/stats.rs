@@ -88,25 +88,28 @@ impl StatsCheck {
     /// `process_create=10/9/1,…` (produced/delivered/dropped) for kinds
     /// with any activity.
     pub fn per_kind_text(&self) -> String {
-        let mut out = String::new();
-        for (kind, k) in EventKind::ALL.iter().zip(&self.per_kind) {
-            if k.produced == 0 && k.delivered == 0 && k.dropped == 0 {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{}={}/{}/{}",
-                kind.name(),
-                k.produced,
-                k.delivered,
-                k.dropped
-            );
-        }
-        out
+        per_kind_text(
+            self.per_kind
+                .iter()
+                .map(|k| [k.produced, k.delivered, k.dropped]),
+        )
     }
+}
+
+/// `kind=a/b/c,…` for the kinds (in [`EventKind::ALL`] order) whose three
+/// counts are not all zero.
+pub fn per_kind_text(counts: impl IntoIterator<Item = [u64; 3]>) -> String {
+    let mut out = String::new();
+    for (kind, [a, b, c]) in EventKind::ALL.iter().zip(counts) {
+        if a == 0 && b == 0 && c == 0 {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = write!(out, "{}={a}/{b}/{c}", kind.name());
+    }
+    out
 }
 
 #[cfg(test)]

@@ -81,6 +81,17 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     field("InRing", WIDE),
     field("Balanced", FieldType::String),
     field("PerKind", FieldType::String),
+    // What the agent did with the records it received (all kinds, since
+    // it started): each wrote a line or is counted as having none.
+    field("Received", FieldType::Integer),
+    field("Written", FieldType::Integer),
+    field("Unmapped", FieldType::Integer),
+    // `kind=received/written/unmapped,…`.
+    field("AgentPerKind", FieldType::String),
+    // The driver's counters against the agent's view (`crosscheck`):
+    // "true", "partial" (consistent as far as could be checked) or
+    // "VIOLATED: …" naming the first disagreement.
+    field("Accounted", FieldType::String),
     field("DecodeErrors", FieldType::Integer),
     // The agent's own bounded state: processes evicted to stay within the
     // process table's entries and bytes, volume mappings not kept.

@@ -59,7 +59,10 @@ fn gaps_and_lost_records_become_events_with_counts() {
     produced[fc] = 13;
     delivered[fc] = 8;
     dropped[fc] = 5;
-    let bytes = file(&stats(produced, delivered, dropped));
+    let mut response = stats(produced, delivered, dropped);
+    response.stats.next_seq = 10;
+    response.stats.lost_records = 2;
+    let bytes = file(&response);
     let mut reader = ReplayReader::new(&bytes[..]).expect("valid");
     let mut pipeline = Pipeline::new(Config {
         enrich: EnrichConfig::none(),
@@ -96,6 +99,23 @@ fn gaps_and_lost_records_become_events_with_counts() {
     let stats = &events[7]["EventData"];
     assert_eq!(stats["Balanced"], json!("true"));
     assert_eq!(stats["PerKind"], json!("file_create=13/8/5"));
+    // The agent's side: 4 received, each wrote a line; the gap's 4 records
+    // are delivered records that never arrived.
+    assert_eq!(stats["AgentPerKind"], json!("file_create=4/4/0"));
+    assert_eq!(
+        (
+            stats["Received"].clone(),
+            stats["Written"].clone(),
+            stats["Unmapped"].clone()
+        ),
+        (json!(4), json!(4), json!(0))
+    );
+    assert_eq!(
+        stats["Accounted"],
+        json!(
+            "VIOLATED: the driver delivered 8 file_create record(s) but 4 were received: 4 never arrived"
+        )
+    );
     let c = &pipeline.counters;
     assert_eq!(
         (
@@ -108,39 +128,145 @@ fn gaps_and_lost_records_become_events_with_counts() {
     );
 }
 
-#[test]
-fn stats_command_checks_produced_equals_delivered_plus_dropped() {
+/// The driver's Stats for file creates only, with an empty ring.
+fn fc_stats(
+    produced: u64,
+    delivered: u64,
+    dropped: u64,
+    next_seq: u64,
+    lost: u64,
+) -> StatsResponse {
     let fc = EventKind::FileCreate.index();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut produced = [0; 8];
-    let mut delivered = [0; 8];
-    let mut dropped = [0; 8];
-    produced[fc] = 13;
-    delivered[fc] = 8;
+    let (mut p, mut de, mut dr) = ([0; 8], [0; 8], [0; 8]);
+    (p[fc], de[fc], dr[fc]) = (produced, delivered, dropped);
+    let mut response = stats(p, de, dr);
+    response.stats.next_seq = next_seq;
+    response.stats.lost_records = lost;
+    response
+}
+
+/// 3 file creates, a Lost record (2 dropped), 1 more file create and a
+/// Lost record (5 dropped in all): sequence numbers 0 to 5, no gap. The
+/// batch is written `copies` times, then the Stats frame.
+fn clean_file(final_stats: &StatsResponse, copies: usize) -> Vec<u8> {
+    let fc = EventKind::FileCreate.index();
+    let mut b = BatchBuilder::new();
+    for ms in 0..3 {
+        b.file_create(at(10, ms), r"\??\C:\x", 2);
+    }
+    let mut dropped = [0u64; 8];
+    dropped[fc] = 2;
+    b.lost(at(0, 3), dropped);
+    // An open that created nothing (FILE_OPENED): received, no line.
+    b.file_create(at(10, 4), r"\??\C:\y", 1);
     dropped[fc] = 5;
-    let good = dir.path().join("good.replay");
-    std::fs::write(&good, file(&stats(produced, delivered, dropped))).expect("write");
-    let (code, stdout, stderr) = agent(&["stats", good.to_str().expect("UTF-8")]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    b.lost(at(0, 5), dropped);
+    let batch = b.take();
+    let mut out = Vec::new();
+    let mut w = ReplayWriter::new(&mut out, T0).expect("write");
+    for _ in 0..copies {
+        w.batch(T0, &batch).expect("write");
+    }
+    w.stats(T0, final_stats).expect("write");
+    w.finish().expect("write");
+    out
+}
+
+/// Runs `stats` on `bytes`; its exit code and stdout.
+fn stats_of(dir: &std::path::Path, name: &str, bytes: Vec<u8>) -> (i32, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let (code, stdout, stderr) = agent(&["stats", path.to_str().expect("UTF-8")]);
+    (code, format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn stats_command_holds_only_when_driver_lost_records_and_agent_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agree = fc_stats(9, 4, 5, 6, 2);
+    let (code, out) = stats_of(dir.path(), "good.replay", clean_file(&agree, 1));
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "produced 9 == delivered 4 + dropped 5: holds",
+        "every record received wrote a line or is counted without one: holds",
+        "driver counters against this file's records and Lost records: holds",
+        "2 Lost record(s) reporting 5 dropped event(s)",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    // received, written, unmapped: 3 creates wrote a line, the open none.
     assert!(
-        stdout.contains("produced 13 == delivered 8 + dropped 5: holds"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("1 gap(s), 4 record(s) missing"), "{stdout}");
-    assert!(
-        stdout.contains("2 Lost record(s) reporting 5 dropped event(s)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("this file holds 4 of the 8 event(s)"),
-        "{stdout}"
+        out.lines().any(|l| l
+            .split_whitespace()
+            .take(4)
+            .eq(["file_create", "4", "3", "1"])),
+        "{out}"
     );
 
-    // One event unaccounted for with an empty ring: the check fails.
-    produced[fc] = 14;
-    let bad = dir.path().join("bad.replay");
-    std::fs::write(&bad, file(&stats(produced, delivered, dropped))).expect("write");
-    let (code, stdout, _) = agent(&["stats", bad.to_str().expect("UTF-8")]);
-    assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("VIOLATED"), "{stdout}");
+    // A Lost record owed: consistent, but the drops cannot all be checked.
+    let mut owed = fc_stats(10, 4, 6, 6, 2);
+    owed.stats.lost_owed = 1;
+    let (code, out) = stats_of(dir.path(), "owed.replay", clean_file(&owed, 1));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("consistent as far as it can be checked"),
+        "{out}"
+    );
+    assert!(out.contains("not checked: a Lost record was owed"), "{out}");
+}
+
+#[test]
+fn stats_command_catches_each_inconsistency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        // Lost records claim 5 drops; the driver counted 1.
+        (
+            "overclaim",
+            clean_file(&fc_stats(5, 4, 1, 6, 2), 1),
+            "Lost records claim 5 dropped file_create event(s) but the driver counted 1",
+        ),
+        // The driver counted 9 drops; only 5 were reported in-band.
+        (
+            "unreported",
+            clean_file(&fc_stats(13, 4, 9, 6, 2), 1),
+            "the driver counted 9 dropped file_create event(s) but Lost records reported 5: \
+             4 drop(s) were never reported in-band",
+        ),
+        // The batch arrived twice.
+        (
+            "duplicated",
+            clean_file(&fc_stats(9, 4, 5, 6, 2), 2),
+            "8 file_create record(s) received but the driver delivered 4",
+        ),
+        // A batch (4 records) never arrived: the sequence gap in `file`.
+        (
+            "missing",
+            file(&fc_stats(13, 8, 5, 10, 2)),
+            "the driver delivered 8 file_create record(s) but 4 were received: 4 never arrived",
+        ),
+        // A Lost record the driver wrote never arrived.
+        (
+            "lost-record",
+            clean_file(&fc_stats(9, 4, 5, 6, 3), 1),
+            "the driver wrote 3 Lost record(s) and 2 were received",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let (code, out) = stats_of(dir.path(), name, bytes);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(
+            out.contains(&format!("VIOLATED: {message}")),
+            "{name}: {out}"
+        );
+    }
+
+    // The driver's own promise broken: one event unaccounted for with an
+    // empty ring.
+    let (code, out) = stats_of(
+        dir.path(),
+        "driver",
+        clean_file(&fc_stats(10, 4, 5, 6, 2), 1),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("VIOLATED: the driver lost count"), "{out}");
 }

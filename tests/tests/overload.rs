@@ -64,6 +64,9 @@ fn a_burst_larger_than_the_ring_is_dropped_counted_and_reported_in_band() {
 
     // The agent reads again: what fit, then (on the next event) the Lost record.
     let mut bytes = m.drain(h).expect("drain").concat();
+    let drained = m.stats(h).expect("stats").stats;
+    assert_eq!(drained.ring_used, 0);
+    assert_eq!(drained.lost_owed, 1, "the drops are not reported yet");
     m.image_load(
         900,
         r"\Device\HarddiskVolume3\Windows\System32\after.dll",
@@ -118,6 +121,7 @@ fn a_burst_larger_than_the_ring_is_dropped_counted_and_reported_in_band() {
         );
     }
     assert_eq!(stats.lost_records, 1);
+    assert_eq!(stats.lost_owed, 0, "the Lost record went out");
     m.close_device(h).expect("close");
     m.unload().expect("unload");
     m.assert_clean();

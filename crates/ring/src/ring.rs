@@ -1109,6 +1109,11 @@ impl<'a> Ring<'a> {
             delivered: load_all(&self.consumer.delivered),
             dropped: load_all(&self.drops.per_kind),
             dropped_by_reason: load_all(&self.drops.per_reason),
+            // Read after `dropped`, as `count_drop` bumps the count before
+            // it owes the record: a drop counted above with nothing owed
+            // below is one whose record was already claimed, or (while
+            // producers run) one whose producer is between those two steps.
+            lost_owed: u64::from(self.drops.lost_pending.load(Ordering::Acquire)),
             lost_records: self.drops.lost_records.load(Ordering::Relaxed),
             next_seq: self.consumer.next_seq.load(Ordering::Relaxed),
             ring_capacity: u32::try_from(self.capacity).unwrap_or(u32::MAX),
@@ -1142,6 +1147,7 @@ mod tests {
             Some(DropReason::Contention)
         );
         assert_eq!(ring.pending_bytes(), 0, "nothing was claimed");
+        assert_eq!(ring.stats().lost_owed, 1, "the drop is not reported yet");
         ring.lane(0).unlock_reservations();
         let mut slot = ring.reserve(EventKind::FileWrite, 40).unwrap();
         slot.buffer()[..4].copy_from_slice(&40u32.to_le_bytes());
@@ -1151,6 +1157,10 @@ mod tests {
         assert_eq!(stats.produced[k], 2);
         assert_eq!(stats.dropped[k], 1);
         assert_eq!(stats.dropped_by_reason[DropReason::Contention.index()], 1);
+        assert_eq!(
+            stats.lost_owed, 0,
+            "the Lost record was claimed with the event"
+        );
         // The drop is reported in-band in front of the next event.
         let mut out = [0u8; 512];
         assert_eq!(ring.drain_into(&mut out), LOST_RECORD_SIZE + 40);

@@ -312,7 +312,11 @@ pub struct DriverStats {
     pub dropped: [u64; EVENT_KIND_COUNT],
     /// Events dropped, per [`crate::DropReason::index`].
     pub dropped_by_reason: [u64; DROP_REASON_COUNT],
-    pub _pad0: u64,
+    /// 1 while a drop has not yet been reported by a `Lost` record (one is
+    /// written ahead of the next event that finds room), else 0. With an
+    /// empty ring and nothing owed, the last `Lost` record's counts equal
+    /// `dropped`: the agent checks that its in-band view agrees.
+    pub lost_owed: u64,
     /// `Lost` records written into the ring.
     pub lost_records: u64,
     /// Next sequence number the consumer will stamp (records delivered so far,
