@@ -490,14 +490,11 @@ fn content(action: ContentAction) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Most address space and CPU time `content validate` may use: far above
-/// what content within the compile budgets needs (the largest bundle at
-/// the budgets' limits builds in ~3 s and ~150 MiB). On Windows the
-/// process has no such limits yet (a job object would give them), only
-/// the timeout.
-#[cfg(unix)]
-const VALIDATE_ADDRESS_SPACE: u64 = 4 << 30;
-#[cfg(unix)]
+/// Most memory and CPU time `content validate` may use: far above what
+/// content within the compile budgets needs (the largest bundle at the
+/// budgets' limits builds in ~3 s and ~150 MiB). On Unix the memory is
+/// address space (setrlimit); on Windows, committed memory (a job object).
+const VALIDATE_MEMORY: u64 = 4 << 30;
 const VALIDATE_CPU_SECONDS: u64 = 120;
 /// Longest the agent waits for `content validate` before killing it.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -507,8 +504,18 @@ fn validate(rules: &RulesArgs) -> Result<ExitCode, CliError> {
     {
         use rlimit::Resource;
         // Best effort: where a limit cannot be set, the timeout remains.
-        let _ = rlimit::setrlimit(Resource::AS, VALIDATE_ADDRESS_SPACE, VALIDATE_ADDRESS_SPACE);
+        let _ = rlimit::setrlimit(Resource::AS, VALIDATE_MEMORY, VALIDATE_MEMORY);
         let _ = rlimit::setrlimit(Resource::CPU, VALIDATE_CPU_SECONDS, VALIDATE_CPU_SECONDS);
+    }
+    #[cfg(windows)]
+    {
+        // Best effort, as above: without a job, the timeout remains.
+        let memory = usize::try_from(VALIDATE_MEMORY).unwrap_or(usize::MAX);
+        if let Err(error) = crate::win::limit_this_process(memory, VALIDATE_CPU_SECONDS) {
+            eprintln!(
+                "ringside-agent: content validate runs without memory and CPU limits: {error}"
+            );
+        }
     }
     // Test builds only: an abort inside the compile step, as content that
     // hits a bug in the compiler would cause.

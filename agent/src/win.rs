@@ -3,8 +3,10 @@
 //! Wraps `CreateFileW`, `DeviceIoControl`, `GetOverlappedResult`,
 //! `CancelIoEx`, `CreateEventW`, `WaitForSingleObject` (the control device,
 //! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
-//! `LookupAccountSidW` (account names). Everything else in the agent is safe
-//! code over these wrappers.
+//! `LookupAccountSidW` (account names), and `CreateJobObjectW`,
+//! `SetInformationJobObject`, `AssignProcessToJobObject` (the limits of the
+//! separate content compile). Everything else in the agent is safe code over
+//! these wrappers.
 //!
 //! Overlapped I/O contract: while a request is pending, the kernel may write
 //! into its buffer and `OVERLAPPED` at any time. Both live in a heap
@@ -26,7 +28,12 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::IO::{
     CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED,
 };
-use windows_sys::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_PROCESS_MEMORY,
+    JOB_OBJECT_LIMIT_PROCESS_TIME, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectExtendedLimitInformation, SetInformationJobObject,
+};
+use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcess, WaitForSingleObject};
 
 fn wide(text: &str) -> Vec<u16> {
     text.encode_utf16().chain(Some(0)).collect()
@@ -339,4 +346,44 @@ pub fn lookup_account_sid(sid: &[u8]) -> Option<String> {
     } else {
         format!(r"{domain}\{name}")
     })
+}
+
+/// Puts this process in a new job object that limits it to `memory` bytes
+/// of committed memory and `cpu_seconds` of user-mode CPU time: past
+/// either, Windows fails its allocations or terminates it. The separate
+/// content compile (`content validate`) calls this before it reads any
+/// content, so nothing runs outside the limits.
+pub fn limit_this_process(memory: usize, cpu_seconds: u64) -> io::Result<()> {
+    // SAFETY: null attributes and name are allowed; the result is checked.
+    let job = Handle::new(unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) })?;
+    let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+    limits.BasicLimitInformation.LimitFlags =
+        JOB_OBJECT_LIMIT_PROCESS_MEMORY | JOB_OBJECT_LIMIT_PROCESS_TIME;
+    // In 100 ns units.
+    limits.BasicLimitInformation.PerProcessUserTimeLimit =
+        i64::try_from(cpu_seconds.saturating_mul(10_000_000)).unwrap_or(i64::MAX);
+    limits.ProcessMemoryLimit = memory;
+    // SAFETY: `job` is a job handle we own; the pointer and length name
+    // `limits`, a JOBOBJECT_EXTENDED_LIMIT_INFORMATION that outlives the
+    // call (the function copies it).
+    let set = unsafe {
+        SetInformationJobObject(
+            job.0,
+            JobObjectExtendedLimitInformation,
+            (&raw const limits).cast::<c_void>(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    };
+    if set == 0 {
+        return Err(last_error());
+    }
+    // SAFETY: no arguments; returns a pseudo-handle that needs no closing.
+    let this = unsafe { GetCurrentProcess() };
+    // SAFETY: `job` is a job handle we own, `this` the current process. A
+    // process in a job stays in it (and under its limits) after our handle
+    // closes.
+    if unsafe { AssignProcessToJobObject(job.0, this) } == 0 {
+        return Err(last_error());
+    }
+    Ok(())
 }
