@@ -18,8 +18,8 @@ use std::ffi::c_void;
 use std::io;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError,
-    HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    CloseHandle, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
+    INVALID_HANDLE_VALUE, STATUS_PENDING, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Security::{LookupAccountSidW, SID_NAME_USE};
 use windows_sys::Win32::Storage::FileSystem::{
@@ -276,14 +276,26 @@ impl Drop for ReadQueue {
         // SAFETY: cancels this handle's requests issued by this thread or
         // others; a null OVERLAPPED means all of them.
         unsafe { CancelIoEx(handle, std::ptr::null()) };
-        for slot in self.slots.iter_mut().filter(|s| s.in_flight) {
+        for slot in std::mem::take(&mut self.slots) {
+            if !slot.in_flight {
+                continue;
+            }
             let mut returned = 0u32;
             // SAFETY: waits (bWait = TRUE) until the kernel is done with the
-            // slot's memory, which is freed only after this loop.
-            let ok = unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 1) };
-            // SAFETY: reads the calling thread's last-error value.
-            let _ = ok != 0 || unsafe { GetLastError() } != ERROR_IO_INCOMPLETE;
-            slot.in_flight = false;
+            // slot's memory; the slot is freed only after this.
+            unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 1) };
+            // Waiting, the call returns once the request completed (with
+            // the request's own error, ERROR_OPERATION_ABORTED after the
+            // cancel). It can also fail without waiting (a bad handle):
+            // then the request is still pending (HasOverlappedIoCompleted
+            // is false) and the kernel may yet write into the slot, so its
+            // memory is leaked rather than freed.
+            // SAFETY: a volatile read of the status word the kernel writes
+            // at completion; the slot is alive (owned here).
+            let status = unsafe { std::ptr::read_volatile(&raw const slot.overlapped.Internal) };
+            if status == STATUS_PENDING as usize {
+                Box::leak(slot);
+            }
         }
     }
 }
