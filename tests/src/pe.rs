@@ -75,14 +75,14 @@ pub fn load(data: &[u8], base: u64) -> Result<LoadedImage, String> {
             .get_mut(start..start + raw.len())
             .ok_or_else(|| format!("section {name} extends past SizeOfImage"))?
             .copy_from_slice(raw);
-        let characteristics = section.characteristics.get(LE);
+        let characteristics = section.characteristics.get(LE).0;
         sections.push(Section {
             name,
             rva,
             size: vsize,
-            read: characteristics & IMAGE_SCN_MEM_READ != 0,
-            write: characteristics & IMAGE_SCN_MEM_WRITE != 0,
-            execute: characteristics & IMAGE_SCN_MEM_EXECUTE != 0,
+            read: characteristics & IMAGE_SCN_MEM_READ.0 != 0,
+            write: characteristics & IMAGE_SCN_MEM_WRITE.0 != 0,
+            execute: characteristics & IMAGE_SCN_MEM_EXECUTE.0 != 0,
         });
     }
 

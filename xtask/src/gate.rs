@@ -233,63 +233,15 @@ pub fn codeview_guid(image: &[u8]) -> Option<[u8; 16]> {
     file.pdb_info().ok()?.map(|cv| cv.guid())
 }
 
-const MSF_MAGIC: &[u8; 32] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
-
-/// The GUID in a PDB's info stream (stream 1) of an MSF 7.00 file: what
-/// WinDbg matches against the image's CodeView record.
+/// The GUID in a PDB's information stream: what WinDbg matches against
+/// the image's CodeView record. Read with the `pdb` crate (the WinDbg
+/// check's reader too), as the bytes the file holds.
 pub fn pdb_guid(pdb: &[u8]) -> Result<[u8; 16], String> {
-    let u32_at = |at: usize| -> Result<u32, String> {
-        pdb.get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| format!("PDB truncated at offset {at}"))
-    };
-    if pdb.get(..32) != Some(&MSF_MAGIC[..]) {
-        return Err("not an MSF 7.00 PDB".to_string());
-    }
-    let block = u32_at(32)? as usize;
-    if !matches!(block, 512 | 1024 | 2048 | 4096) {
-        return Err(format!("PDB block size {block}"));
-    }
-    let directory_bytes = u32_at(44)? as usize;
-    let block_map = u32_at(52)? as usize * block;
-    let directory_blocks = directory_bytes.div_ceil(block);
-    // Reassemble the stream directory from its blocks.
-    let mut directory = Vec::with_capacity(directory_bytes);
-    for i in 0..directory_blocks {
-        let at = u32_at(block_map + 4 * i)? as usize * block;
-        let chunk = pdb
-            .get(at..at + block)
-            .ok_or("PDB directory block out of range")?;
-        directory.extend_from_slice(chunk);
-    }
-    directory.truncate(directory_bytes);
-    let dir_u32 = |i: usize| -> Result<u32, String> {
-        directory
-            .get(4 * i..4 * i + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| "PDB stream directory truncated".to_string())
-    };
-    let streams = dir_u32(0)? as usize;
-    if streams < 2 {
-        return Err("PDB has no info stream".to_string());
-    }
-    let sizes: Vec<usize> = (0..streams)
-        .map(|i| dir_u32(1 + i).map(|s| if s == u32::MAX { 0 } else { s as usize }))
-        .collect::<Result<_, _>>()?;
-    // Stream 1's first block follows stream 0's block list.
-    let first_block_index = 1 + streams + sizes[0].div_ceil(block);
-    if sizes[1] < 28 {
-        return Err("PDB info stream too short".to_string());
-    }
-    let info = dir_u32(first_block_index)? as usize * block;
-    let guid = pdb
-        .get(info + 12..info + 28)
-        .ok_or("PDB info stream out of range")?;
-    let mut out = [0u8; 16];
-    out.copy_from_slice(guid);
-    Ok(out)
+    let mut file = pdb::PDB::open(std::io::Cursor::new(pdb)).map_err(|e| e.to_string())?;
+    let info = file.pdb_information().map_err(|e| e.to_string())?;
+    // On disk the GUID's first three fields are little-endian, as in the
+    // image's CodeView record; `Uuid::to_bytes_le` gives those bytes back.
+    Ok(info.guid.to_bytes_le())
 }
 
 fn imports(file: &PeFile64<'_>) -> object::Result<Vec<(String, String)>> {
@@ -595,19 +547,21 @@ mod tests {
         assert!(check(&[]).is_err());
     }
 
-    /// A 6-block MSF (block size 512): 0 superblock, 3 block map, 4 stream
-    /// directory, 5 info stream; stream 0 empty.
+    /// An 8-block MSF (block size 512; readers take the first 4 KiB as the
+    /// header page): 0 superblock, 3 block map, 4 stream directory, 5 info
+    /// stream; stream 0 empty.
     fn tiny_pdb(guid: [u8; 16]) -> Vec<u8> {
-        let mut b = vec![0u8; 6 * 512];
-        b[..32].copy_from_slice(MSF_MAGIC);
+        let mut b = vec![0u8; 8 * 512];
+        b[..32].copy_from_slice(b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0");
         put32(&mut b, 32, 512);
-        put32(&mut b, 40, 6);
+        put32(&mut b, 36, 1); // free block map
+        put32(&mut b, 40, 8);
         put32(&mut b, 44, 4 * 4); // directory: count, 2 sizes, 1 block index
         put32(&mut b, 52, 3);
         put32(&mut b, 3 * 512, 4); // block map -> directory in block 4
         put32(&mut b, 4 * 512, 2); // two streams
         put32(&mut b, 4 * 512 + 4, 0);
-        put32(&mut b, 4 * 512 + 8, 28);
+        put32(&mut b, 4 * 512 + 8, 32); // version, signature, age, GUID, names size
         put32(&mut b, 4 * 512 + 12, 5); // stream 1 in block 5
         put32(&mut b, 5 * 512, 20000404);
         b[5 * 512 + 12..5 * 512 + 28].copy_from_slice(&guid);
