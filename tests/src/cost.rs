@@ -9,7 +9,7 @@ use ringside_wire::ioctl::ConfigureRequest;
 
 use crate::agent::connected;
 use crate::file_io::*;
-use crate::machine::{Machine, PASSIVE_LEVEL};
+use crate::machine::Machine;
 use crate::scenario::{ProcessSpec, domain_sid, integrity_sid};
 
 /// Invocations measured per kind (after one warm-up invocation).
@@ -140,7 +140,6 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             FILE_NON_DIRECTORY_FILE,
             0,
             FILE_CREATED,
-            PASSIVE_LEVEL,
         )
     })?;
     costs.push(Cost {
@@ -150,15 +149,7 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     });
     let reader = m.new_file_object(&name(0));
     let (cost, profile) = per_call(&mut m, |m, _| {
-        m.file_create(
-            who,
-            reader,
-            FILE_READ_DATA,
-            0,
-            0,
-            FILE_OPENED,
-            PASSIVE_LEVEL,
-        )
+        m.file_create(who, reader, FILE_READ_DATA, 0, 0, FILE_OPENED)
     })?;
     costs.push(Cost {
         callback: "post-create (read-only, no event)",

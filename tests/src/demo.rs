@@ -18,7 +18,7 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, connected};
 use crate::file_io::*;
-use crate::machine::{Machine, PASSIVE_LEVEL};
+use crate::machine::Machine;
 use crate::scenario::{ProcessSpec, domain_sid, integrity_sid};
 
 /// The modelled volume and the drive letter it has on the demo machine.
@@ -125,7 +125,6 @@ impl Script {
             FILE_NON_DIRECTORY_FILE,
             0,
             information,
-            PASSIVE_LEVEL,
         )?;
         self.m.file_write(who, f, 64 * 1024, false)?;
         self.m.file_write(who, f, 64 * 1024, false)?;
@@ -136,15 +135,8 @@ impl Script {
 
     fn rename(&mut self, who: Requestor, path: &str, new_path: &str) -> Result<(), String> {
         let f = self.m.new_file_object(&format!("{VOLUME}{path}"));
-        self.m.file_create(
-            who,
-            f,
-            DELETE | SYNCHRONIZE,
-            0,
-            0,
-            FILE_OPENED,
-            PASSIVE_LEVEL,
-        )?;
+        self.m
+            .file_create(who, f, DELETE | SYNCHRONIZE, 0, 0, FILE_OPENED)?;
         self.m
             .file_rename(who, f, &format!("{VOLUME}{new_path}"), false)?;
         self.m.file_cleanup(who, f)?;
@@ -154,15 +146,8 @@ impl Script {
 
     fn delete(&mut self, who: Requestor, path: &str) -> Result<(), String> {
         let f = self.m.new_file_object(&format!("{VOLUME}{path}"));
-        self.m.file_create(
-            who,
-            f,
-            DELETE | SYNCHRONIZE,
-            0,
-            0,
-            FILE_OPENED,
-            PASSIVE_LEVEL,
-        )?;
+        self.m
+            .file_create(who, f, DELETE | SYNCHRONIZE, 0, 0, FILE_OPENED)?;
         self.m.file_delete_disposition(who, f)?;
         self.m.file_cleanup(who, f)?;
         self.m.free_file_object(f);

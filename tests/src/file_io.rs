@@ -14,7 +14,7 @@
 
 use crate::api::flt::check_names_released;
 use crate::layout::*;
-use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc, model_free};
+use crate::machine::{APC_LEVEL, DISPATCH_LEVEL, Machine, PASSIVE_LEVEL, model_alloc, model_free};
 use crate::memory::*;
 
 pub const IRP_MJ_CREATE: u8 = 0x00;
@@ -75,7 +75,11 @@ struct Operation<'a> {
     /// The file system's result, seen by the post-operation callback.
     status: i32,
     information: u64,
-    /// IRQL of the post-operation callback.
+    /// IRQL of the pre-operation callback (PASSIVE_LEVEL, or APC_LEVEL
+    /// for paging I/O, which the memory manager issues at APC_LEVEL).
+    pre_irql: u8,
+    /// IRQL of the post-operation callback: up to DISPATCH_LEVEL where
+    /// the I/O completes in a DPC (writes), PASSIVE_LEVEL for creates.
     post_irql: u8,
 }
 
@@ -109,11 +113,9 @@ impl Machine {
     }
 
     /// IRP_MJ_CREATE completed by the file system with (`status`,
-    /// `information`): the post-create callback runs at `post_irql`.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one argument per IRP_MJ_CREATE parameter the driver reads"
-    )]
+    /// `information`). FltMgr calls both of its callbacks at PASSIVE_LEVEL
+    /// (post-create is documented never to run above it), so there is no
+    /// other IRQL to ask for.
     pub fn file_create(
         &mut self,
         who: Requestor,
@@ -122,7 +124,6 @@ impl Machine {
         create_options: u32,
         status: i32,
         information: u64,
-        post_irql: u8,
     ) -> Result<(), String> {
         let parameters = move |m: &mut Machine, _data: u64, iopb: u64| {
             // IO_SECURITY_CONTEXT: SecurityQos, AccessState, DesiredAccess, FullCreateOptions.
@@ -143,7 +144,8 @@ impl Machine {
             parameters: &parameters,
             status,
             information,
-            post_irql,
+            pre_irql: PASSIVE_LEVEL,
+            post_irql: PASSIVE_LEVEL,
         })
     }
 
@@ -167,7 +169,10 @@ impl Machine {
             parameters: &parameters,
             status: 0,
             information: u64::from(length),
-            post_irql: PASSIVE_LEVEL,
+            // The file system may complete a write in a DPC: its
+            // post-operation callback then runs at DISPATCH_LEVEL.
+            pre_irql: if paging { APC_LEVEL } else { PASSIVE_LEVEL },
+            post_irql: DISPATCH_LEVEL,
         })
     }
 
@@ -210,6 +215,7 @@ impl Machine {
             parameters: &parameters,
             status,
             information: 0,
+            pre_irql: PASSIVE_LEVEL,
             post_irql: PASSIVE_LEVEL,
         })
     }
@@ -257,6 +263,7 @@ impl Machine {
             parameters: &parameters,
             status: 0,
             information: 0,
+            pre_irql: PASSIVE_LEVEL,
             post_irql: PASSIVE_LEVEL,
         })
     }
@@ -312,7 +319,7 @@ impl Machine {
             let mut post_irql = op.post_irql;
             if callbacks.pre != 0 {
                 match self.call_at(
-                    PASSIVE_LEVEL,
+                    op.pre_irql,
                     callbacks.pre,
                     &[data, related, completion_context],
                 ) {

@@ -8,7 +8,6 @@ use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, Sent, connected};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
-use ringside_kmodel::machine::PASSIVE_LEVEL;
 use ringside_wire::ioctl::*;
 use ringside_wire::{ABI_VERSION, Record, Records};
 use zerocopy::IntoBytes;
@@ -47,7 +46,6 @@ fn assert_event_still_arrives(m: &mut Machine, h: Handle, tag: &str) {
         0,
         0,
         FILE_CREATED,
-        PASSIVE_LEVEL,
     )
     .expect("create");
     m.free_file_object(f);
@@ -275,7 +273,6 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
         0,
         0,
         FILE_CREATED,
-        PASSIVE_LEVEL,
     )
     .expect("create");
     m.free_file_object(f);

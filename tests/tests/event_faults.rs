@@ -7,7 +7,6 @@ use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, connected};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::machine::PASSIVE_LEVEL;
 use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DropReason, EventKind, Record, RecordKind, Records};
@@ -65,7 +64,7 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
             EventKind::FileCreate,
             Box::new(move |m| {
                 let f = file(m, "a.txt");
-                m.file_create(WHO, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)?;
+                m.file_create(WHO, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED)?;
                 m.free_file_object(f);
                 Ok(())
             }),

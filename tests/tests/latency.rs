@@ -8,7 +8,6 @@ use ringside_kmodel::agent::{Sent, connected};
 use ringside_kmodel::api::sync::CLOCK_TICK;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
-use ringside_kmodel::machine::PASSIVE_LEVEL;
 use ringside_wire::ioctl::{ConfigureRequest, IOCTL_READ, READ_MIN_BUFFER};
 use ringside_wire::{Record, Records};
 
@@ -33,7 +32,6 @@ fn a_pending_read_below_the_batch_threshold_completes_within_the_latency_bound()
             0,
             0,
             FILE_CREATED,
-            PASSIVE_LEVEL,
         )
         .expect("create");
         m.free_file_object(f);

@@ -6,7 +6,6 @@
 use ringside_kmodel::agent::connected_on;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::machine::PASSIVE_LEVEL;
 use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
 use ringside_kmodel::smp::Schedule;
 use ringside_wire::ioctl::ConfigureRequest;
@@ -48,7 +47,7 @@ fn every_store_into_a_lane_s_producer_state_is_at_dispatch_level() {
         )
         .expect("image load");
         let f = m.new_file_object(&format!(r"\Device\HarddiskVolume3\cpu{cpu}.txt"));
-        m.file_create(who, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED, PASSIVE_LEVEL)
+        m.file_create(who, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED)
             .expect("create");
         m.file_write(who, f, 10, false).expect("write");
         m.file_rename(

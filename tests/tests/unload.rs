@@ -7,7 +7,7 @@
 use ringside_kmodel::agent::{Sent, connected};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
-use ringside_kmodel::machine::{FLTFL_FILTER_UNLOAD_MANDATORY, PASSIVE_LEVEL, call_guest};
+use ringside_kmodel::machine::{FLTFL_FILTER_UNLOAD_MANDATORY, call_guest};
 use ringside_kmodel::memory::Uc;
 use ringside_wire::ioctl::{ConfigureRequest, IOCTL_READ, READ_MIN_BUFFER, status};
 
@@ -119,7 +119,6 @@ fn unload_during_a_callback_waits_for_it_before_freeing_anything() {
             0,
             0,
             FILE_CREATED,
-            PASSIVE_LEVEL,
         )
         .expect_err("the unload must block on the in-flight callback");
     // The model has one CPU: a wait that would block forever is reported.
