@@ -1,7 +1,10 @@
 //! The driver's kernel cost: instructions executed inside `ringside.sys`
 //! (RIP within the image; modelled kernel APIs excluded) per callback
-//! invocation, by callback kind. Deterministic: the same image and scenario
-//! always give the same counts, so they serve as a regression metric.
+//! invocation, by callback kind, and beside them the modelled kernel APIs
+//! each invocation calls (name queries, token queries, time, locks): the
+//! expensive work happens there, not in the driver's own instructions.
+//! Deterministic: the same image and scenario always give the same counts,
+//! so they serve as a regression metric.
 
 use std::collections::BTreeMap;
 
@@ -21,17 +24,52 @@ pub struct Cost {
     pub callback: &'static str,
     /// Instructions per invocation (total / RUNS; they are all equal in practice).
     pub instructions: u64,
+    /// Kernel API calls over the `RUNS` measured invocations, by name.
+    pub api_calls: BTreeMap<&'static str, u64>,
     /// With [`measure_profiled`]: instructions executed at each RVA of the
     /// image over the `RUNS` measured invocations (empty otherwise).
     pub profile: BTreeMap<u32, u64>,
 }
 
+impl Cost {
+    /// `Name×n` for each API called per invocation (a fraction where it is
+    /// not called every time), most called first.
+    pub fn api_text(&self) -> String {
+        let mut calls: Vec<_> = self.api_calls.iter().collect();
+        calls.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let runs = RUNS as f64;
+        calls
+            .iter()
+            .map(|(name, n)| {
+                let per = **n as f64 / runs;
+                if per.fract() == 0.0 {
+                    format!("{name}\u{d7}{per}")
+                } else {
+                    format!("{name}\u{d7}{per:.2}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Kernel API calls per invocation, all names.
+    pub fn api_calls_per_call(&self) -> f64 {
+        self.api_calls.values().sum::<u64>() as f64 / RUNS as f64
+    }
+}
+
 /// Runs `step` once to warm up, then `RUNS` times counted.
+/// What [`per_call`] measured: instructions per call, API calls in all,
+/// the profile.
+type Measured = (u64, BTreeMap<&'static str, u64>, BTreeMap<u32, u64>);
+
 fn per_call(
     m: &mut Machine,
     mut step: impl FnMut(&mut Machine, u64) -> Result<(), String>,
-) -> Result<(u64, BTreeMap<u32, u64>), String> {
+) -> Result<Measured, String> {
     step(m, 1_000)?;
+    // The API trace is capped; the measured runs get an empty one.
+    let trace = std::mem::take(&mut m.kernel_mut().trace);
     let profiled = m.kernel().profile.is_some();
     if profiled {
         m.kernel_mut().profile = Some(Default::default());
@@ -41,6 +79,11 @@ fn per_call(
         step(m, i)?;
     }
     let per_call = (m.kernel().driver_instructions - before) / RUNS;
+    let measured_trace = std::mem::replace(&mut m.kernel_mut().trace, trace);
+    let mut api_calls = BTreeMap::new();
+    for name in measured_trace {
+        *api_calls.entry(name).or_default() += 1;
+    }
     let profile = if profiled {
         m.kernel_mut()
             .profile
@@ -51,7 +94,7 @@ fn per_call(
     } else {
         BTreeMap::new()
     };
-    Ok((per_call, profile))
+    Ok((per_call, api_calls, profile))
 }
 
 /// Measures every callback kind on `sys`. Batching is configured so no
@@ -96,25 +139,27 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     };
     let mut costs = Vec::new();
     let mut processes = Vec::new();
-    let (cost, profile) = per_call(&mut m, |m, i| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
         processes.push(m.process_create(&spec(10_000 + i as u32))?);
         Ok(())
     })?;
     costs.push(Cost {
         callback: "process create",
         instructions: cost,
+        api_calls,
         profile,
     });
     let mut exiting = processes.clone().into_iter();
-    let (cost, profile) = per_call(&mut m, |m, _| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
         m.process_exit(exiting.next().ok_or("no process")?, 0)
     })?;
     costs.push(Cost {
         callback: "process exit",
         instructions: cost,
+        api_calls,
         profile,
     });
-    let (cost, profile) = per_call(&mut m, |m, i| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
         m.image_load(
             2000,
             r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll",
@@ -126,11 +171,12 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     costs.push(Cost {
         callback: "image load",
         instructions: cost,
+        api_calls,
         profile,
     });
     let name = |i: u64| format!(r"\Device\HarddiskVolume3\Users\alice\Documents\report-{i}.docx");
     let mut files = Vec::new();
-    let (cost, profile) = per_call(&mut m, |m, i| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
         let f = m.new_file_object(&name(i));
         files.push(f);
         m.file_create(
@@ -145,35 +191,40 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     costs.push(Cost {
         callback: "post-create (event)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let reader = m.new_file_object(&name(0));
-    let (cost, profile) = per_call(&mut m, |m, _| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
         m.file_create(who, reader, FILE_READ_DATA, 0, 0, FILE_OPENED)
     })?;
     costs.push(Cost {
         callback: "post-create (read-only, no event)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let mut writing = files.clone().into_iter();
-    let (cost, profile) = per_call(&mut m, |m, _| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
         m.file_write(who, writing.next().ok_or("no file")?, 4096, false)
     })?;
     costs.push(Cost {
         callback: "pre-write (first write)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let again = files[0];
-    let (cost, profile) = per_call(&mut m, |m, _| m.file_write(who, again, 4096, false))?;
+    let (cost, api_calls, profile) =
+        per_call(&mut m, |m, _| m.file_write(who, again, 4096, false))?;
     costs.push(Cost {
         callback: "pre-write (again, no event)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let mut renaming = files.clone().into_iter();
-    let (cost, profile) = per_call(&mut m, |m, i| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
         m.file_rename(
             who,
             renaming.next().ok_or("no file")?,
@@ -184,24 +235,27 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     costs.push(Cost {
         callback: "set-information (rename, pre + post)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let mut deleting = files.clone().into_iter();
-    let (cost, profile) = per_call(&mut m, |m, _| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
         m.file_delete_disposition(who, deleting.next().ok_or("no file")?)
     })?;
     costs.push(Cost {
         callback: "set-information (delete, pre + post)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let mut closing = files.clone().into_iter();
-    let (cost, profile) = per_call(&mut m, |m, _| {
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
         m.file_cleanup(who, closing.next().ok_or("no file")?)
     })?;
     costs.push(Cost {
         callback: "pre-cleanup (close after modify)",
         instructions: cost,
+        api_calls,
         profile,
     });
     let stats = m.stats(handle)?.stats;

@@ -70,6 +70,68 @@ const BUDGET: [(&str, u64); 10] = [
     ("pre-cleanup (close after modify)", 260),     // measured 248
 ];
 
+/// The expensive kernel calls each invocation makes, pinned: (name
+/// queries, token queries). A name query walks FltMgr's name cache or the
+/// file system; a token query allocates. One more of either on a callback
+/// is a cost the instruction counts above do not show.
+const EXPENSIVE: [(&str, u64, u64); 10] = [
+    ("process create", 0, 2),
+    ("process exit", 0, 0),
+    ("image load", 0, 0),
+    ("post-create (event)", 1, 0),
+    ("post-create (read-only, no event)", 0, 0),
+    ("pre-write (first write)", 1, 0),
+    ("pre-write (again, no event)", 0, 0),
+    ("set-information (rename, pre + post)", 2, 0),
+    ("set-information (delete, pre + post)", 1, 0),
+    ("pre-cleanup (close after modify)", 1, 0),
+];
+
+#[test]
+fn kernel_api_calls_per_callback_are_reported_and_pinned() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let costs = measure(sys).expect("measure");
+    let per_call = |cost: &ringside_kmodel::cost::Cost, names: &[&str]| -> u64 {
+        let total: u64 = names
+            .iter()
+            .map(|n| cost.api_calls.get(n).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            total % ringside_kmodel::cost::RUNS,
+            0,
+            "{}: {names:?} not called the same number of times each invocation",
+            cost.callback
+        );
+        total / ringside_kmodel::cost::RUNS
+    };
+    let mut wrong = Vec::new();
+    for (cost, (callback, names, tokens)) in costs.iter().zip(EXPENSIVE) {
+        assert_eq!(cost.callback, callback);
+        println!("{callback:<40} {}", cost.api_text());
+        let got_names = per_call(
+            cost,
+            &[
+                "FltGetFileNameInformation",
+                "FltGetDestinationFileNameInformation",
+            ],
+        );
+        let got_tokens = per_call(cost, &["SeQueryInformationToken"]);
+        if (got_names, got_tokens) != (names, tokens) {
+            wrong.push(format!(
+                "{callback}: {got_names} name and {got_tokens} token queries, pinned {names} and {tokens}"
+            ));
+        }
+        // Every name handed out is released in the same invocation.
+        assert_eq!(
+            per_call(cost, &["FltReleaseFileNameInformation"]),
+            got_names,
+            "{callback}: {}",
+            cost.api_text()
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn instructions_per_callback_are_deterministic_and_within_budget() {
     let sys = ringside_sys().expect("build ringside.sys");

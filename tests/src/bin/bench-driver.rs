@@ -42,10 +42,21 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "instructions inside ringside.sys per callback (mean of {RUNS}, modelled kernel APIs excluded)"
+        "per callback (mean of {RUNS}): instructions inside ringside.sys (modelled kernel APIs \
+         excluded), and the kernel APIs it called"
+    );
+    println!(
+        "  {:<40} {:>6} {:>5}  kernel API calls per callback",
+        "callback", "instrs", "APIs"
     );
     for c in &costs {
-        println!("  {:<36} {:>6}", c.callback, c.instructions);
+        println!(
+            "  {:<40} {:>6} {:>5.1}  {}",
+            c.callback,
+            c.instructions,
+            c.api_calls_per_call(),
+            c.api_text()
+        );
     }
     if profile {
         print_profiles(&costs);
