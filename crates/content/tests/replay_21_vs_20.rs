@@ -1,12 +1,15 @@
-//! The 21-versus-20 replay: a bundle whose rule names a field the event type
-//! does not carry is rejected at load; the running bundle stays and events
-//! keep being evaluated, none lost.
+//! A bundle whose rule names a field the event type does not carry (a 21st
+//! process-creation field) is rejected by `Content::reload` while another
+//! thread evaluates events: the running bundle stays in force, and every
+//! whoami event the thread evaluated alerted (counted from the engine's
+//! matches). The same scenario through the agent, counted from its output,
+//! is `agent/tests/replay_21_vs_20.rs`.
 
 use ringside_content::compile::Reason;
 use ringside_content::schema::{EventFields, Logsource, OwnedEvent};
 use ringside_content::{Bundle, BundleError, Content, LoadPolicy, Scratch};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod common;
 
@@ -41,13 +44,8 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
 
     // A consumer evaluates a stream of events while the bad bundle arrives.
     let stop = Arc::new(AtomicBool::new(false));
-    let evaluated = Arc::new(AtomicUsize::new(0));
     let consumer = {
-        let (content, stop, evaluated) = (
-            Arc::clone(&content),
-            Arc::clone(&stop),
-            Arc::clone(&evaluated),
-        );
+        let (content, stop) = (Arc::clone(&content), Arc::clone(&stop));
         std::thread::spawn(move || {
             let mut scratch = Scratch::default();
             let (mut produced, mut alerts) = (0usize, 0usize);
@@ -59,7 +57,6 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
                     bundle
                         .engine
                         .for_each_match(&e, &mut scratch, |_| alerts += 1);
-                    evaluated.fetch_add(1, Ordering::Relaxed);
                 }
             }
             (produced, alerts)
@@ -98,11 +95,6 @@ fn bundle_naming_an_absent_field_is_rejected_and_the_last_good_one_keeps_running
 
     stop.store(true, Ordering::Relaxed);
     let (produced, alerts) = consumer.join().expect("consumer ran");
-    assert_eq!(
-        evaluated.load(Ordering::Relaxed),
-        produced,
-        "every produced event was evaluated"
-    );
     assert_eq!(
         alerts,
         produced.div_ceil(2),
