@@ -22,23 +22,7 @@ use ringside_content::{
     WatchEvent,
 };
 use serde_json::Value;
-use support::{FIELD_NOT_PROVIDED, agent, at, lines, scenario, write_rule};
-
-fn rule(id: u8, image: &str) -> String {
-    format!(
-        "title: {image} started
-id: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5f{id:02x}
-level: medium
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\\{image}'
-    condition: selection
-"
-    )
-}
+use support::{FIELD_NOT_PROVIDED, agent, at, image_rule as rule, lines, scenario, write_rule};
 
 /// A clock that advances by `step` nanoseconds per reading, so each
 /// evaluation "costs" exactly `step`: deterministic, no real timing.

@@ -19,19 +19,7 @@ use ringside_content::{Bundle, BundleWatcher, LoadPolicy, RulesLocation};
 use ringside_wire::replay::{FrameKind, Frames};
 use ringside_wire::{EventKind, Record, RecordKind, Records};
 use serde_json::Value;
-use support::{FIELD_NOT_PROVIDED, T0, at, lines, write_rule};
-
-const CMD_RULE: &str = r"title: cmd.exe started
-id: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5f21
-level: medium
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\cmd.exe'
-    condition: selection
-";
+use support::{FIELD_NOT_PROVIDED, T0, at, image_rule, lines, write_rule};
 
 /// 40 batches of 25 process creations, every third one cmd.exe.
 fn recording() -> Vec<u8> {
@@ -96,7 +84,7 @@ fn a_bundle_naming_a_21st_field_is_refused_mid_replay_and_nothing_is_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).expect("mkdir");
-    write_rule(&rules, "cmd.yml", CMD_RULE);
+    write_rule(&rules, "cmd.yml", &image_rule(0x21, "cmd.exe"));
     let location = RulesLocation::Directory(rules.clone());
     let mut watcher =
         BundleWatcher::new(location.clone(), LoadPolicy::Strict, location.fingerprint());

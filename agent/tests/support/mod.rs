@@ -114,6 +114,24 @@ detection:
     condition: selection
 "#;
 
+/// A process_creation rule that fires on `Image|endswith: '\{image}'`,
+/// with a distinct id per `id`.
+pub fn image_rule(id: u8, image: &str) -> String {
+    format!(
+        "title: {image} started
+id: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5f{id:02x}
+level: medium
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        Image|endswith: '\\{image}'
+    condition: selection
+"
+    )
+}
+
 /// Writes the rule file `name` into `dir`.
 pub fn write_rule(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write rule");
