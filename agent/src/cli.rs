@@ -19,7 +19,7 @@ use ringside_content::{
 };
 use ringside_wire::EventKind;
 
-use crate::crosscheck::{cross_check, never_arrived};
+use crate::crosscheck::cross_check;
 use crate::detect::{Budget, Detector, Notice};
 use crate::enrich::EnrichConfig;
 use crate::enrich::hash::HashSet;
@@ -763,7 +763,7 @@ fn stats(file: &Path) -> Result<ExitCode, CliError> {
     let check = c.last_stats.as_ref().map(|(stats, view)| {
         let mut cross = cross_check(stats, view);
         // The file has ended: what was still on its way never came.
-        cross.findings.extend(never_arrived(stats, view, &c.view));
+        cross.input_ended(stats, view, &c.view);
         (StatsCheck::new(stats), cross)
     });
     let _ = writeln!(

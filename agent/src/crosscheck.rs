@@ -167,12 +167,57 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Why part of a cross-check could not be made at a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unchecked {
+    /// Records delivered before the snapshot had not been received yet.
+    Behind { next_seq: u64, driver_next_seq: u64 },
+    /// The view starts after the driver's first record.
+    StartsLate { first: u64 },
+    /// The ring held records (a `Lost` record may be among them).
+    RingNotEmpty { bytes: u32 },
+    /// A `Lost` record was owed.
+    LostOwed,
+    /// No `Lost` record in a view that starts late.
+    NoLostRecord,
+}
+
+impl fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Unchecked::Behind {
+                next_seq,
+                driver_next_seq,
+            } => write!(
+                f,
+                "records {next_seq}..{driver_next_seq} were delivered but had not been received \
+                 at the snapshot"
+            ),
+            Unchecked::StartsLate { first } => write!(
+                f,
+                "records before number {first} (where this view starts) cannot be counted"
+            ),
+            Unchecked::RingNotEmpty { bytes } => write!(
+                f,
+                "{bytes} bytes were still in the ring, so the in-band drop reports may be behind"
+            ),
+            Unchecked::LostOwed => f.write_str(
+                "a Lost record was owed (it is written ahead of the next event), so the latest \
+                 drops are not reported in-band yet",
+            ),
+            Unchecked::NoLostRecord => {
+                f.write_str("no Lost record in this view, and drops before it cannot be known")
+            }
+        }
+    }
+}
+
 /// The outcome of one cross-check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CrossCheck {
     pub findings: Vec<Finding>,
     /// What could not be checked exactly at this snapshot, and why.
-    pub unchecked: Vec<String>,
+    pub unchecked: Vec<Unchecked>,
 }
 
 impl CrossCheck {
@@ -183,6 +228,18 @@ impl CrossCheck {
             (Some(finding), _) => format!("VIOLATED: {finding}"),
             (None, true) => "true".into(),
             (None, false) => "partial".into(),
+        }
+    }
+
+    /// At the end of the input: records delivered before the snapshot
+    /// (`stats`, taken with `then`) that still had not arrived when the
+    /// input ended (`end`) are a finding, no longer "not received yet". A
+    /// live agent cannot know this; a recording that has ended can.
+    pub fn input_ended(&mut self, stats: &DriverStats, then: &AgentView, end: &AgentView) {
+        if let Some(finding) = never_arrived(stats, then, end) {
+            self.unchecked
+                .retain(|u| !matches!(u, Unchecked::Behind { .. }));
+            self.findings.push(finding);
         }
     }
 }
@@ -222,10 +279,10 @@ pub fn cross_check(stats: &DriverStats, view: &AgentView) -> CrossCheck {
 
     // The exact comparisons need every record delivered so far.
     if next_seq < stats.next_seq {
-        check.unchecked.push(format!(
-            "records {next_seq}..{} were delivered but had not been received at the snapshot",
-            stats.next_seq
-        ));
+        check.unchecked.push(Unchecked::Behind {
+            next_seq,
+            driver_next_seq: stats.next_seq,
+        });
         return check;
     }
     let complete = view.first_seq.is_none_or(|first| first == 0);
@@ -242,15 +299,12 @@ pub fn cross_check(stats: &DriverStats, view: &AgentView) -> CrossCheck {
             }
         }
     } else if let Some(first) = view.first_seq {
-        check.unchecked.push(format!(
-            "records before number {first} (where this view starts) cannot be counted"
-        ));
+        check.unchecked.push(Unchecked::StartsLate { first });
     }
     if stats.ring_used != 0 {
-        check.unchecked.push(format!(
-            "{} bytes were still in the ring, so the in-band drop reports may be behind",
-            stats.ring_used
-        ));
+        check.unchecked.push(Unchecked::RingNotEmpty {
+            bytes: stats.ring_used,
+        });
         return check;
     }
     if complete && view.lost_records != stats.lost_records {
@@ -260,11 +314,7 @@ pub fn cross_check(stats: &DriverStats, view: &AgentView) -> CrossCheck {
         });
     }
     if stats.lost_owed != 0 {
-        check.unchecked.push(
-            "a Lost record was owed (it is written ahead of the next event), so the latest drops \
-             are not reported in-band yet"
-                .into(),
-        );
+        check.unchecked.push(Unchecked::LostOwed);
     } else if complete || view.lost_records > 0 {
         for kind in EventKind::ALL {
             let i = kind.index();
@@ -278,17 +328,14 @@ pub fn cross_check(stats: &DriverStats, view: &AgentView) -> CrossCheck {
             }
         }
     } else {
-        check
-            .unchecked
-            .push("no Lost record in this view, and drops before it cannot be known".into());
+        check.unchecked.push(Unchecked::NoLostRecord);
     }
     check
 }
 
-/// At the end of the input: the records delivered before the last
-/// snapshot (`stats`, taken with `then`) that never arrived, even after it.
-/// A live agent cannot ask this; a recording that has ended can.
-pub fn never_arrived(stats: &DriverStats, then: &AgentView, end: &AgentView) -> Option<Finding> {
+/// The records delivered before the snapshot (`stats`, taken with `then`)
+/// that never arrived, even by the end of the input (`end`).
+fn never_arrived(stats: &DriverStats, then: &AgentView, end: &AgentView) -> Option<Finding> {
     // Another driver lifetime began after the snapshot: not comparable.
     if end.first_seq != then.first_seq || end.next_seq < then.next_seq {
         return None;
@@ -395,7 +442,13 @@ mod tests {
         stats.next_seq = 351;
         let check = cross_check(&stats, &view);
         assert!(check.findings.is_empty(), "{check:?}");
-        assert!(check.unchecked[0].contains("301..351"), "{check:?}");
+        assert_eq!(
+            check.unchecked,
+            [Unchecked::Behind {
+                next_seq: 301,
+                driver_next_seq: 351
+            }]
+        );
     }
 
     #[test]
