@@ -22,7 +22,9 @@ use ringside_content::{
     WatchEvent,
 };
 use serde_json::Value;
-use support::{FIELD_NOT_PROVIDED, agent, at, image_rule as rule, lines, scenario, write_rule};
+use support::{
+    FIELD_NOT_PROVIDED, agent, at, image_rule as rule, lines, scenario, the_rejection, write_rule,
+};
 
 /// A clock that advances by `step` nanoseconds per reading, so each
 /// evaluation "costs" exactly `step`: deterministic, no real timing.
@@ -159,15 +161,13 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
     pipeline.detector.as_mut().expect("detector").apply(update);
     sent += 10;
     let after_bad = run(&mut pipeline, &events.batch(10));
-    let rejected: Vec<&Value> = after_bad.iter().filter(|l| event_id(1005)(l)).collect();
-    assert_eq!(rejected.len(), 1, "one ContentRejected");
-    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    let (rejected, reason) = the_rejection(&after_bad);
     assert!(
         reason.contains("session.yml:10") && reason.contains("CurrentDirectory"),
         "the reason says what and where: {reason}"
     );
     assert_eq!(
-        rejected[0]["EventData"]["Running"].as_str(),
+        rejected["Running"].as_str(),
         Some(rules.to_str().expect("UTF-8 path"))
     );
     assert_eq!(
@@ -221,9 +221,7 @@ detection:
     let update = watcher.poll().expect("a change");
     pipeline.detector.as_mut().expect("detector").apply(update);
     let after = run(&mut pipeline, &events.batch(10));
-    let rejected: Vec<&Value> = after.iter().filter(|l| event_id(1005)(l)).collect();
-    assert_eq!(rejected.len(), 1, "one ContentRejected");
-    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    let (_, reason) = the_rejection(&after);
     assert!(
         reason.contains("bomb.yml:8") && reason.contains("over budget: value bytes"),
         "the reason names the file, line and budget: {reason}"
@@ -308,9 +306,7 @@ fn a_bundle_over_its_runtime_budget_is_rolled_back_deterministically() {
     assert_eq!(count(&first, event_id(1006)), 1);
     let third = run(&mut pipeline, &events.batch(1));
     assert_eq!(source(&pipeline), a, "3rd over budget: back to A");
-    let rejected: Vec<&Value> = third.iter().filter(|l| event_id(1005)(l)).collect();
-    assert_eq!(rejected.len(), 1);
-    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    let (_, reason) = the_rejection(&third);
     assert!(
         reason.contains("3 of its first 3") && reason.contains("rolled back"),
         "{reason}"
@@ -433,9 +429,7 @@ fn a_compile_that_aborts_takes_down_only_the_separate_process() {
     let update = watcher.poll().expect("a change");
     pipeline.detector.as_mut().expect("detector").apply(update);
     let after = run(&mut pipeline, &events.batch(10));
-    let rejected: Vec<&Value> = after.iter().filter(|l| event_id(1005)(l)).collect();
-    assert_eq!(rejected.len(), 1, "one ContentRejected");
-    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    let (_, reason) = the_rejection(&after);
     assert!(
         reason.contains("separate process") && reason.contains("signal 6"),
         "{reason}"

@@ -19,7 +19,7 @@ use ringside_content::{Bundle, BundleWatcher, LoadPolicy, RulesLocation};
 use ringside_wire::replay::{FrameKind, Frames};
 use ringside_wire::{EventKind, Record, RecordKind, Records};
 use serde_json::Value;
-use support::{FIELD_NOT_PROVIDED, T0, at, image_rule, lines, write_rule};
+use support::{FIELD_NOT_PROVIDED, T0, at, image_rule, lines, the_rejection, write_rule};
 
 /// 40 batches of 25 process creations, every third one cmd.exe.
 fn recording() -> Vec<u8> {
@@ -131,9 +131,7 @@ fn a_bundle_naming_a_21st_field_is_refused_mid_replay_and_nothing_is_lost() {
     );
 
     // Refused with its reason, once, naming the running bundle.
-    let rejected: Vec<&Value> = out.iter().filter(is(1005)).collect();
-    assert_eq!(rejected.len(), 1, "one ContentRejected");
-    let reason = rejected[0]["EventData"]["Reason"].as_str().expect("Reason");
+    let (_, reason) = the_rejection(&out);
     assert!(
         reason.contains("session.yml:10") && reason.contains("CurrentDirectory"),
         "{reason}"

@@ -132,6 +132,18 @@ detection:
     )
 }
 
+/// The EventData of the one ContentRejected (1005) in `lines`, and its
+/// `Reason`; fails unless there is exactly one.
+pub fn the_rejection(lines: &[serde_json::Value]) -> (&serde_json::Value, &str) {
+    let rejected: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("Alert").is_none() && l["EventID"] == 1005)
+        .collect();
+    assert_eq!(rejected.len(), 1, "one ContentRejected: {rejected:?}");
+    let data = &rejected[0]["EventData"];
+    (data, data["Reason"].as_str().expect("Reason"))
+}
+
 /// Writes the rule file `name` into `dir`.
 pub fn write_rule(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write rule");
