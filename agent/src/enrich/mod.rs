@@ -133,7 +133,7 @@ impl Enricher {
         }
         let bytes = std::fs::read(&key.0).ok()?;
         self.counters.file_reads += 1;
-        let parsed = pelite::PeFile::from_bytes(&bytes).ok();
+        let parsed = pe::Image::parse(&bytes);
         let version = parsed
             .as_ref()
             .and_then(pe::version_info)
@@ -243,6 +243,33 @@ mod tests {
         assert_eq!(enricher.counters.missing_files, 1);
         let mut off = Enricher::new(EnrichConfig::none());
         assert!(off.file(r"C:\Windows\x.exe").is_none());
+    }
+
+    /// A real PE image through `file`: version strings and the imphash in
+    /// Sysmon's format (the values are checked against independent readers
+    /// in tests/pe_enrich.rs).
+    #[test]
+    fn pe_files_get_version_info_and_imphash() {
+        if cfg!(windows) {
+            return; // Paths are used as they are there.
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let windows = dir.path().join("C").join("Windows");
+        std::fs::create_dir_all(&windows).expect("mkdir");
+        let image = include_bytes!("../../tests/data/pe/fixture64.exe");
+        std::fs::write(windows.join("fixture.exe"), image).expect("write");
+        let mut enricher = Enricher::new(EnrichConfig {
+            files_root: Some(dir.path().to_owned()),
+            hashes: HashSet::parse("imphash").expect("valid"),
+            ..EnrichConfig::default()
+        });
+        let info = enricher.file(r"C:\Windows\fixture.exe").expect("found");
+        assert_eq!(info.hashes, "IMPHASH=9488A08CC3E07ADB131B3A40383B8395");
+        assert_eq!(info.version.company.as_deref(), Some("Ringside Test GmbH"));
+        assert_eq!(
+            info.version.original_file_name.as_deref(),
+            Some("fixture.exe")
+        );
     }
 
     #[test]

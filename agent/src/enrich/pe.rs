@@ -1,10 +1,18 @@
 //! PE version resources (what Sysmon reports as FileVersion, Description,
-//! Product, Company, OriginalFileName) and the import hash, read with
-//! `pelite` from the file's bytes. Files are hostile: any parse failure
-//! leaves the fields unknown.
+//! Product, Company, OriginalFileName) and the import hash, read from the
+//! file's bytes with `object`, the PE reader the kernel model and the binary
+//! gate use too. `object` finds the headers, sections and the resource
+//! tree; the VS_VERSIONINFO block inside the resource is parsed here, since
+//! `object` has no parser for it. Files are hostile: every read is bounds
+//! checked, and any parse failure leaves the fields unknown. The bytes need
+//! no particular alignment.
 
-use pelite::PeFile;
-use pelite::resources::version_info::Language;
+use object::LittleEndian as LE;
+use object::pe;
+use object::read::pe::{
+    ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectory, ResourceDirectoryTable,
+    ResourceNameOrId, SectionTable,
+};
 
 /// Version-resource strings Sysmon reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,18 +24,111 @@ pub struct VersionInfo {
     pub original_file_name: Option<String>,
 }
 
+/// A PE image (PE32 or PE32+) as it lies in a file: what enrichment reads
+/// from it, addressed by RVA through the section table.
+#[derive(Debug)]
+pub struct Image<'data> {
+    data: &'data [u8],
+    sections: SectionTable<'data>,
+    resources: Option<ResourceDirectory<'data>>,
+    /// RVA of the import descriptors, if the image has any.
+    imports: Option<u32>,
+    pe64: bool,
+}
+
+impl<'data> Image<'data> {
+    /// Parses the headers of a PE32 or PE32+ file; `None` if it is not one.
+    pub fn parse(data: &'data [u8]) -> Option<Self> {
+        match object::read::pe::optional_header_magic(data).ok()? {
+            pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC => {
+                Self::from_file(&PeFile64::parse(data).ok()?, true)
+            }
+            pe::IMAGE_NT_OPTIONAL_HDR32_MAGIC => {
+                Self::from_file(&PeFile32::parse(data).ok()?, false)
+            }
+            _ => None,
+        }
+    }
+
+    fn from_file<Pe: ImageNtHeaders>(file: &PeFile<'data, Pe>, pe64: bool) -> Option<Self> {
+        let data = file.data();
+        let sections = file.section_table();
+        let resources = file
+            .data_directories()
+            .resource_directory(data, &sections)
+            .ok()
+            .flatten();
+        let imports = file
+            .data_directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT)
+            .map(|dir| dir.virtual_address.get(LE))
+            .filter(|&rva| rva != 0);
+        Some(Image {
+            data,
+            sections,
+            resources,
+            imports,
+            pe64,
+        })
+    }
+
+    /// The file's bytes from `rva` to the end of the section holding it.
+    fn at(&self, rva: u32) -> Option<&'data [u8]> {
+        self.sections.pe_data_at(self.data, rva)
+    }
+
+    /// The NUL-terminated byte string at `rva` (without the NUL).
+    fn c_str(&self, rva: u32) -> Option<&'data [u8]> {
+        let bytes = self.at(rva)?;
+        let end = bytes.iter().position(|&b| b == 0)?;
+        Some(&bytes[..end])
+    }
+
+    /// The bytes of the version resource: type RT_VERSION, name 1, the
+    /// first language.
+    fn version_resource(&self) -> Option<&'data [u8]> {
+        let dir = self.resources?;
+        let types = dir.root().ok()?;
+        let names = subtable(dir, &types, pe::RT_VERSION)?;
+        let languages = subtable(dir, &names, 1)?;
+        let entry = languages.entries.first()?.data(dir).ok()?.data()?;
+        let bytes = self.at(entry.offset_to_data.get(LE))?;
+        bytes.get(..usize::try_from(entry.size.get(LE)).ok()?)
+    }
+}
+
+/// The subtable of `table`'s entry with numeric id `id`.
+fn subtable<'data>(
+    dir: ResourceDirectory<'data>,
+    table: &ResourceDirectoryTable<'data>,
+    id: u16,
+) -> Option<ResourceDirectoryTable<'data>> {
+    table
+        .entries
+        .iter()
+        .find(|e| matches!(e.name_or_id(), ResourceNameOrId::Id(i) if i == id))?
+        .data(dir)
+        .ok()?
+        .table()
+}
+
 /// The version strings of a PE image, if it has a version resource.
-pub fn version_info(pe: &PeFile<'_>) -> Option<VersionInfo> {
-    let resources = pe.resources().ok()?;
-    let info = resources.version_info().ok()?;
+pub fn version_info(image: &Image<'_>) -> Option<VersionInfo> {
+    let bytes = image.version_resource()?;
+    let words: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|w| u16::from_le_bytes([w[0], w[1]]))
+        .collect();
+    let block = VersionBlock::parse(&words)?;
     // Sysmon takes the first translation; US English / Unicode is the usual
     // fallback when a file declares none.
-    let lang = info.translation().first().copied().unwrap_or(Language {
-        lang_id: 0x0409,
-        charset_id: 0x04b0,
-    });
+    let lang = block
+        .translation
+        .first()
+        .copied()
+        .unwrap_or((0x0409, 0x04b0));
     let get = |key: &str| {
-        info.value(lang, key)
+        block
+            .value(lang, key)
             .map(|v| v.trim_end_matches('\0').trim().to_owned())
             .filter(|v| !v.is_empty())
     };
@@ -40,41 +141,228 @@ pub fn version_info(pe: &PeFile<'_>) -> Option<VersionInfo> {
     })
 }
 
+/// A language and code page: a `Translation` pair, a string table's key.
+type Lang = (u16, u16);
+
+/// A string table's (key, value) pairs, in file order.
+type Strings<'a> = Vec<(&'a [u16], &'a [u16])>;
+
+/// A VS_VERSIONINFO block: its `Translation` pairs and its string tables,
+/// each with its language.
+struct VersionBlock<'a> {
+    translation: Vec<Lang>,
+    tables: Vec<(Lang, Strings<'a>)>,
+}
+
+impl<'a> VersionBlock<'a> {
+    /// Reads the first well-formed VS_VERSIONINFO node of `words`:
+    /// StringFileInfo → StringTable ("040904B0") → String nodes, and
+    /// VarFileInfo → Var "Translation".
+    fn parse(words: &'a [u16]) -> Option<Self> {
+        let root = Nodes::new(words, ValueLength::Bytes).flatten().next()?;
+        let mut block = VersionBlock {
+            translation: Vec::new(),
+            tables: Vec::new(),
+        };
+        for info in Nodes::new(root.children, ValueLength::Zero).flatten() {
+            if info.key == utf16("StringFileInfo") {
+                for table in Nodes::new(info.children, ValueLength::Zero).flatten() {
+                    let Some(lang) = parse_lang(table.key) else {
+                        continue;
+                    };
+                    let strings = Nodes::new(table.children, ValueLength::Words)
+                        .flatten()
+                        .map(|s| {
+                            let value = s.value.strip_suffix(&[0]).unwrap_or(s.value);
+                            (s.key, value)
+                        })
+                        .collect();
+                    block.tables.push((lang, strings));
+                }
+            } else if info.key == utf16("VarFileInfo") {
+                for var in Nodes::new(info.children, ValueLength::Bytes).flatten() {
+                    if var.key == utf16("Translation") {
+                        block.translation = var
+                            .value
+                            .chunks_exact(2)
+                            .map(|pair| (pair[0], pair[1]))
+                            .collect();
+                    }
+                }
+            }
+        }
+        Some(block)
+    }
+
+    /// The string `key` in the table of `lang`; the last one if repeated.
+    fn value(&self, lang: Lang, key: &str) -> Option<String> {
+        let key = utf16(key);
+        self.tables
+            .iter()
+            .filter(|(l, _)| *l == lang)
+            .flat_map(|(_, strings)| strings)
+            .rfind(|(k, _)| *k == key)
+            .map(|(_, v)| String::from_utf16_lossy(v))
+    }
+}
+
+fn utf16(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+/// A string table's key, eight hex digits: language then code page.
+fn parse_lang(key: &[u16]) -> Option<Lang> {
+    let text = String::from_utf16(key).ok()?;
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let lang = u16::from_str_radix(&text[..4], 16).ok()?;
+    let code_page = u16::from_str_radix(&text[4..], 16).ok()?;
+    Some((lang, code_page))
+}
+
+/// How a version node's `wValueLength` counts its value.
+#[derive(Clone, Copy)]
+enum ValueLength {
+    /// Must be zero (StringFileInfo, VarFileInfo, StringTable).
+    Zero,
+    /// In bytes (VS_VERSIONINFO's fixed info, Var).
+    Bytes,
+    /// In UTF-16 units (String).
+    Words,
+}
+
+/// One node of the version tree: `wLength`, `wValueLength`, `wType`, a
+/// NUL-terminated key, padding to 32 bits, the value, padding, children.
+struct Node<'a> {
+    key: &'a [u16],
+    value: &'a [u16],
+    children: &'a [u16],
+}
+
+/// The sibling nodes in `words`. A malformed node ends the list.
+struct Nodes<'a> {
+    words: &'a [u16],
+    kind: ValueLength,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(words: &'a [u16], kind: ValueLength) -> Self {
+        Nodes { words, kind }
+    }
+
+    fn node(&mut self) -> Option<Node<'a>> {
+        let words = self.words;
+        let header = words.get(..4)?;
+        // wLength counts bytes, header included; at least the header and
+        // a key's NUL.
+        let length = usize::from(header[0] / 2).max(4);
+        let value_length = match self.kind {
+            ValueLength::Zero if header[1] == 0 => 0,
+            ValueLength::Zero => return None,
+            ValueLength::Bytes => usize::from(header[1] / 2),
+            ValueLength::Words => usize::from(header[1]),
+        };
+        let node = words.get(..length)?;
+        self.words = words.get(align2(length)..).unwrap_or_default();
+        let key_len = node[3..].iter().position(|&w| w == 0)?;
+        let key = &node[3..3 + key_len];
+        let rest = node.get(align2(key_len) + 4..).unwrap_or_default();
+        let value = rest.get(..value_length)?;
+        let children = rest.get(align2(value_length)..).unwrap_or_default();
+        Some(Node {
+            key,
+            value,
+            children,
+        })
+    }
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Option<Node<'a>>;
+
+    fn next(&mut self) -> Option<Option<Node<'a>>> {
+        if self.words.is_empty() {
+            return None;
+        }
+        let node = self.node();
+        if node.is_none() {
+            self.words = &[];
+        }
+        Some(node)
+    }
+}
+
+/// `n` UTF-16 units rounded up to a 32-bit boundary.
+fn align2(n: usize) -> usize {
+    n + (n & 1)
+}
+
 /// The import hash (Mandiant's imphash, as `pefile` computes it): MD5 over
 /// `dll.function` pairs, lower case, DLL extension `.dll`/`.ocx`/`.sys`
 /// removed, comma separated. Ordinal imports are written `ordN`; `pefile`
 /// resolves ordinals of ws2_32/wsock32/oleaut32 to names, which this does
-/// not, so those few files hash differently. `None` when there are no imports.
-pub fn imphash(pe: &PeFile<'_>) -> Option<[u8; 16]> {
+/// not, so those few files hash differently. A DLL's functions are read
+/// from its import lookup table, or from its address table when the lookup
+/// table's RVA is 0 (as `pefile` does; some linkers write no lookup table).
+/// `None` when there are no imports.
+pub fn imphash(image: &Image<'_>) -> Option<[u8; 16]> {
     use md5::Digest;
-    let imports = pe.imports().ok()?;
+    const DESCRIPTOR: usize = std::mem::size_of::<pe::ImageImportDescriptor>();
+    let mut descriptors = image.at(image.imports?)?.chunks_exact(DESCRIPTOR);
     let mut text = String::new();
-    for desc in imports {
-        let Ok(dll) = desc.dll_name() else { continue };
-        let dll = dll.to_string().to_ascii_lowercase();
-        let stem = match dll.rsplit_once('.') {
-            Some((stem, "dll" | "ocx" | "sys")) => stem.to_owned(),
-            _ => dll,
+    while let Some(desc) = descriptors.next().filter(|d| d.iter().any(|&b| b != 0)) {
+        let word =
+            |at: usize| u32::from_le_bytes([desc[at], desc[at + 1], desc[at + 2], desc[at + 3]]);
+        let (lookup, name, address) = (word(0), word(12), word(16));
+        let Some(dll) = image.c_str(name) else {
+            continue;
         };
-        let Ok(names) = desc.int() else { continue };
-        for import in names.flatten() {
+        let dll = String::from_utf8_lossy(dll).to_ascii_lowercase();
+        let stem = match dll.rsplit_once('.') {
+            Some((stem, "dll" | "ocx" | "sys")) => stem,
+            _ => &dll,
+        };
+        let thunks = if lookup != 0 { lookup } else { address };
+        for function in image.import_names(thunks) {
             if !text.is_empty() {
                 text.push(',');
             }
-            text.push_str(&stem);
+            text.push_str(stem);
             text.push('.');
-            match import {
-                pelite::pe64::imports::Import::ByName { name, .. } => {
-                    text.push_str(&name.to_string().to_ascii_lowercase())
-                }
-                pelite::pe64::imports::Import::ByOrdinal { ord } => {
-                    text.push_str(&format!("ord{ord}"))
-                }
-            }
+            text.push_str(&function);
         }
     }
     if text.is_empty() {
         return None;
     }
     Some(md5::Md5::digest(text.as_bytes()).into())
+}
+
+impl Image<'_> {
+    /// The lower-case function names (`ordN` for ordinals) of the thunk
+    /// list at `rva`, up to its zero entry or the end of its section.
+    /// Entries whose hint/name is unreadable are skipped.
+    fn import_names(&self, rva: u32) -> Vec<String> {
+        let Some(list) = self.at(rva) else {
+            return Vec::new();
+        };
+        let size = if self.pe64 { 8 } else { 4 };
+        let ordinal_flag = if self.pe64 { 1 << 63 } else { 1 << 31 };
+        list.chunks_exact(size)
+            .map(|t| t.iter().rev().fold(0u64, |v, &b| v << 8 | u64::from(b)))
+            .take_while(|&thunk| thunk != 0)
+            .filter_map(|thunk| {
+                if thunk & ordinal_flag != 0 {
+                    Some(format!("ord{}", thunk as u16))
+                } else {
+                    // The hint/name entry: a 16-bit hint, then the name.
+                    let name = self.c_str((thunk as u32).checked_add(2)?)?;
+                    Some(String::from_utf8_lossy(name).to_ascii_lowercase())
+                }
+            })
+            // `pefile` leaves out functions with an empty name.
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
 }
