@@ -8,8 +8,6 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ringside_wire::ioctl::{
@@ -21,6 +19,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
+use crate::source::backoff::Backoff;
+pub use crate::source::stop::StopFlag;
 use crate::source::writer::ReplayWriter;
 use crate::time::now_filetime;
 use crate::win::{Device, ReadQueue, dos_devices};
@@ -29,22 +29,6 @@ use crate::win::{Device, ReadQueue, dos_devices};
 pub const READS_IN_FLIGHT: usize = 4;
 /// How often driver counters are read.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Set to stop the source (service stop, Ctrl-C).
-#[derive(Clone, Debug, Default)]
-pub struct StopFlag(pub Arc<AtomicBool>);
-
-impl StopFlag {
-    pub fn stop(&self) {
-        // Relaxed: a plain flag polled at least every READ timeout; no other
-        // memory is published through it.
-        self.0.store(true, Ordering::Relaxed);
-    }
-    pub fn stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 type Recorder = ReplayWriter<io::BufWriter<std::fs::File>>;
 
@@ -63,23 +47,17 @@ pub fn run(
         )?),
         None => None,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     while !stop.stopped() {
         let started = Instant::now();
         match session(&mut pipeline, sink, recorder.as_mut(), stop) {
             Ok(()) => break,
             Err(error) => {
-                eprintln!(
-                    "ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {backoff:?}"
-                );
+                // Measured before the wait: the session's own run time.
+                let wait = backoff.failed(started.elapsed());
+                eprintln!("ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {wait:?}");
                 pipeline.reconnected();
-                std::thread::sleep(backoff);
-                // A session that ran a while resets the backoff.
-                backoff = if started.elapsed() > MAX_BACKOFF {
-                    Duration::from_millis(100)
-                } else {
-                    (backoff * 2).min(MAX_BACKOFF)
-                };
+                stop.sleep(wait);
             }
         }
     }
