@@ -1,7 +1,8 @@
 //! The agent's only FFI: Win32 calls wrapped in safe types.
 //!
 //! Wraps `CreateFileW`, `DeviceIoControl`, `GetOverlappedResult`,
-//! `CancelIoEx`, `CreateEventW`, `WaitForSingleObject` (the control device,
+//! `CancelIoEx`, `CreateEventW`,
+//! `WaitForMultipleObjects` (the control device,
 //! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
 //! `LookupAccountSidW` (account names), and `CreateJobObjectW`,
 //! `SetInformationJobObject`, `AssignProcessToJobObject` (the limits of the
@@ -11,8 +12,9 @@
 //! Overlapped I/O contract: while a request is pending, the kernel may write
 //! into its buffer and `OVERLAPPED` at any time. Both live in a heap
 //! allocation owned by a [`ReadQueue`] slot that is never moved or freed
-//! while the request is in flight: [`ReadQueue`]'s `Drop` cancels every
-//! request and waits for each to complete before the memory goes.
+//! while the request is in flight: [`ReadQueue::cancel`] (and `Drop`)
+//! cancels every request and waits for each to complete before the memory
+//! goes.
 
 use std::ffi::c_void;
 use std::io;
@@ -33,7 +35,9 @@ use windows_sys::Win32::System::JobObjects::{
     JOB_OBJECT_LIMIT_PROCESS_TIME, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JobObjectExtendedLimitInformation, SetInformationJobObject,
 };
-use windows_sys::Win32::System::Threading::{CreateEventW, GetCurrentProcess, WaitForSingleObject};
+use windows_sys::Win32::System::Threading::{
+    CreateEventW, GetCurrentProcess, WaitForMultipleObjects,
+};
 
 fn wide(text: &str) -> Vec<u16> {
     text.encode_utf16().chain(Some(0)).collect()
@@ -157,8 +161,9 @@ impl std::fmt::Debug for Slot {
     }
 }
 
-/// Several READ IOCTLs kept in flight, completed in issue order (the driver
-/// completes its pending queue in order, and sequence numbers check it).
+/// Several READ IOCTLs kept in flight. They complete in any order; each
+/// completion is returned with its slot number, and the reorder stage
+/// (`source::reorder`) puts the batches back in sequence order.
 #[derive(Debug)]
 pub struct ReadQueue {
     device: Device,
@@ -169,8 +174,11 @@ pub struct ReadQueue {
         reason = "the kernel holds pointers into each slot; a Box pins its address even if the Vec moves"
     )]
     slots: Vec<Box<Slot>>,
-    next: usize,
 }
+
+/// Most READs [`ReadQueue`] keeps in flight (`MAXIMUM_WAIT_OBJECTS`, the
+/// most events one wait can watch).
+pub const MAX_READS_IN_FLIGHT: usize = 64;
 
 impl ReadQueue {
     /// Issues `depth` READs of `size` bytes each.
@@ -179,9 +187,8 @@ impl ReadQueue {
             device,
             code,
             slots: Vec::new(),
-            next: 0,
         };
-        for _ in 0..depth.max(1) {
+        for _ in 0..depth.clamp(1, MAX_READS_IN_FLIGHT) {
             // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
             let overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
             queue.slots.push(Box::new(Slot {
@@ -191,15 +198,23 @@ impl ReadQueue {
                 in_flight: false,
             }));
         }
-        for index in 0..queue.slots.len() {
-            queue.issue(index)?;
-        }
+        queue.issue_idle()?;
         Ok(queue)
     }
 
     /// The device, for other IOCTLs (STATS) on the same handle.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Issues a READ on every slot not in flight.
+    fn issue_idle(&mut self) -> io::Result<()> {
+        for index in 0..self.slots.len() {
+            if self.slots.get(index).is_some_and(|s| !s.in_flight) {
+                self.issue(index)?;
+            }
+        }
+        Ok(())
     }
 
     fn issue(&mut self, index: usize) -> io::Result<()> {
@@ -213,9 +228,9 @@ impl ReadQueue {
         slot.overlapped = unsafe { std::mem::zeroed() };
         slot.overlapped.hEvent = slot.event.0;
         let len = u32::try_from(slot.buf.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: the slot is boxed and stays in `self.slots` until Drop,
-        // which cancels and awaits this request first, so buffer and
-        // OVERLAPPED outlive it.
+        // SAFETY: the slot is boxed and stays in `self.slots` until it is
+        // drained, which cancels and awaits this request first, so buffer
+        // and OVERLAPPED outlive it.
         let ok = unsafe {
             DeviceIoControl(
                 handle,
@@ -236,54 +251,67 @@ impl ReadQueue {
         Ok(())
     }
 
-    /// Waits up to `timeout_ms` for the oldest READ. Returns its batch (valid
-    /// until the next call, when the slot is reissued), or `None` on timeout.
-    pub fn next(&mut self, timeout_ms: u32) -> io::Result<Option<&[u8]>> {
-        let count = self.slots.len();
-        let previous = (self.next + count - 1) % count;
-        if self.slots.get(previous).is_some_and(|s| !s.in_flight) {
-            self.issue(previous)?;
+    /// Waits up to `timeout_ms` for any READ to complete. Returns its slot
+    /// number and a copy of its batch (the slot is reissued on the next
+    /// call, so the batch can wait in the reorder stage), or `None` on
+    /// timeout.
+    pub fn next(&mut self, timeout_ms: u32) -> io::Result<Option<(usize, Vec<u8>)>> {
+        self.issue_idle()?;
+        let events: Vec<HANDLE> = self.slots.iter().map(|s| s.event.0).collect();
+        let count = u32::try_from(events.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: `events` holds `count` event handles owned by the slots,
+        // which outlive the call; at most MAX_READS_IN_FLIGHT of them.
+        let wait = unsafe { WaitForMultipleObjects(count, events.as_ptr(), 0, timeout_ms) };
+        if wait == WAIT_TIMEOUT {
+            return Ok(None);
+        }
+        let index = wait.wrapping_sub(WAIT_OBJECT_0) as usize;
+        if index >= events.len() {
+            return Err(last_error());
         }
         let handle = self.device.handle.0;
-        let index = self.next;
         let slot = self
             .slots
             .get_mut(index)
             .ok_or(io::ErrorKind::InvalidInput)?;
-        // SAFETY: waits on an event handle this slot owns.
-        let wait = unsafe { WaitForSingleObject(slot.event.0, timeout_ms) };
-        if wait == WAIT_TIMEOUT {
-            return Ok(None);
-        }
-        if wait != WAIT_OBJECT_0 {
-            return Err(last_error());
-        }
         let mut returned = 0u32;
-        // SAFETY: the request was issued on `handle` with this slot's OVERLAPPED.
+        // SAFETY: the request was issued on `handle` with this slot's
+        // OVERLAPPED, and its event is signalled: it has completed.
         let ok = unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 0) };
         slot.in_flight = false;
-        self.next = (index + 1) % count;
         if ok == 0 {
             return Err(last_error());
         }
-        Ok(slot.buf.get(..returned as usize))
+        let batch = slot
+            .buf
+            .get(..returned as usize)
+            .unwrap_or_default()
+            .to_vec();
+        Ok(Some((index, batch)))
     }
-}
 
-impl Drop for ReadQueue {
-    fn drop(&mut self) {
+    /// Cancels every READ and waits for each to finish. READs that had
+    /// already completed with data are returned (slot, batch): the driver
+    /// stamped and counted those records as delivered, so dropping them
+    /// would lose events without a trace.
+    pub fn cancel(mut self) -> Vec<(usize, Vec<u8>)> {
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<(usize, Vec<u8>)> {
         let handle = self.device.handle.0;
+        let mut completed = Vec::new();
         // SAFETY: cancels this handle's requests issued by this thread or
         // others; a null OVERLAPPED means all of them.
         unsafe { CancelIoEx(handle, std::ptr::null()) };
-        for slot in std::mem::take(&mut self.slots) {
+        for (index, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
             if !slot.in_flight {
                 continue;
             }
             let mut returned = 0u32;
             // SAFETY: waits (bWait = TRUE) until the kernel is done with the
             // slot's memory; the slot is freed only after this.
-            unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 1) };
+            let ok = unsafe { GetOverlappedResult(handle, &slot.overlapped, &mut returned, 1) };
             // Waiting, the call returns once the request completed (with
             // the request's own error, ERROR_OPERATION_ABORTED after the
             // cancel). It can also fail without waiting (a bad handle):
@@ -295,8 +323,23 @@ impl Drop for ReadQueue {
             let status = unsafe { std::ptr::read_volatile(&raw const slot.overlapped.Internal) };
             if status == STATUS_PENDING as usize {
                 Box::leak(slot);
+                continue;
+            }
+            if ok != 0 && returned > 0 {
+                let batch = slot.buf.get(..returned as usize).unwrap_or_default();
+                completed.push((index, batch.to_vec()));
             }
         }
+        completed
+    }
+}
+
+impl Drop for ReadQueue {
+    fn drop(&mut self) {
+        // Only reached without `cancel` on an early error return, when the
+        // session is failing anyway; `session` cancels on every path it
+        // can, so completed batches reach the pipeline.
+        self.drain();
     }
 }
 

@@ -1,10 +1,15 @@
 //! The live source: the driver's control device `\\.\Ringside` (Windows).
 //!
-//! HELLO, then CONFIGURE, then several overlapped READs in flight; each
-//! completed batch goes to the pipeline (and to `--record`). A Stats frame
-//! is taken every [`STATS_INTERVAL`]. When the device fails (driver
-//! unloaded or restarted), the source reconnects with exponential backoff;
-//! the pipeline — and its process table — carries over.
+//! HELLO, then CONFIGURE, then several overlapped READs in flight. They
+//! complete in any order; the reorder stage ([`crate::source::reorder`])
+//! hands their batches on in sequence order, to `--record` and then the
+//! pipeline. A Stats frame is taken at connect (its `next_seq` is where the
+//! first batch starts) and every [`STATS_INTERVAL`]. When the session ends
+//! — stop, or the device failed (driver unloaded or restarted) — the READs
+//! are cancelled and those that had completed with data are delivered with
+//! everything the reorder stage held; then the source reconnects with
+//! backoff. The pipeline — its process table and expected sequence number —
+//! carries over, so a loss across the reconnect is reported.
 
 use std::io;
 use std::path::Path;
@@ -20,6 +25,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
 use crate::source::backoff::Backoff;
+use crate::source::reorder::{MAX_HELD, Reorder};
 pub use crate::source::stop::StopFlag;
 use crate::source::writer::ReplayWriter;
 use crate::time::now_filetime;
@@ -48,15 +54,21 @@ pub fn run(
         None => None,
     };
     let mut backoff = Backoff::default();
+    let mut delivery = Delivery {
+        pipeline: &mut pipeline,
+        sink,
+        recorder: recorder.as_mut(),
+        stream_offset: 0,
+    };
     while !stop.stopped() {
         let started = Instant::now();
-        match session(&mut pipeline, sink, recorder.as_mut(), stop) {
+        match session(&mut delivery, stop) {
             Ok(()) => break,
             Err(error) => {
                 // Measured before the wait: the session's own run time.
                 let wait = backoff.failed(started.elapsed());
                 eprintln!("ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {wait:?}");
-                pipeline.reconnected();
+                delivery.pipeline.reconnected();
                 stop.sleep(wait);
             }
         }
@@ -71,13 +83,45 @@ fn bad_reply(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
-/// One connection: handshake, then READs until failure or stop.
-fn session(
-    pipeline: &mut Pipeline,
-    sink: &mut dyn Sink,
-    mut recorder: Option<&mut Recorder>,
-    stop: &StopFlag,
-) -> io::Result<()> {
+/// Where batches go, in sequence order: the recorder, then the pipeline.
+struct Delivery<'a> {
+    pipeline: &'a mut Pipeline,
+    sink: &'a mut dyn Sink,
+    recorder: Option<&'a mut Recorder>,
+    /// Bytes of batches delivered so far (the offsets problems name).
+    stream_offset: u64,
+}
+
+impl Delivery<'_> {
+    fn batches(&mut self, batches: Vec<Vec<u8>>) -> io::Result<()> {
+        for batch in batches {
+            if let Some(recorder) = self.recorder.as_deref_mut() {
+                recorder.batch(now_filetime(), &batch)?;
+            }
+            self.pipeline.batch(&batch, self.stream_offset, self.sink)?;
+            self.stream_offset += batch.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// A STATS snapshot: recorded, checked, emitted as 1004.
+    fn stats(&mut self, device: &Device) -> io::Result<Option<StatsResponse>> {
+        let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
+        let got = device.ioctl(IOCTL_STATS, &[], &mut out)?;
+        let Ok(stats) = StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()) else {
+            return Ok(None);
+        };
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            recorder.stats(now_filetime(), &stats)?;
+        }
+        self.pipeline.driver_stats(&stats.stats, self.sink)?;
+        Ok(Some(stats))
+    }
+}
+
+/// One connection: handshake, then READs until failure or stop. Whatever
+/// way it ends, READs that completed with data are delivered.
+fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
     let device = Device::open(DOS_DEVICE_PATH)?;
     let hello = HelloRequest {
         size: core::mem::size_of::<HelloRequest>() as u32,
@@ -99,39 +143,53 @@ fn session(
     )?;
 
     for (device_name, drive) in dos_devices() {
-        pipeline.volumes.insert(&device_name, &drive);
+        delivery.pipeline.volumes.insert(&device_name, &drive);
     }
-    if let Some(recorder) = recorder.as_deref_mut() {
+    if let Some(recorder) = delivery.recorder.as_deref_mut() {
         recorder.frame(
             FrameKind::VolumeMap,
             now_filetime(),
-            &pipeline.volumes.to_frame(),
+            &delivery.pipeline.volumes.to_frame(),
         )?;
     }
 
+    let mut reorder = Reorder::new(READS_IN_FLIGHT, MAX_HELD);
+    // Before any READ is issued, the driver's next number is the one the
+    // first batch starts with.
+    if let Some(stats) = delivery.stats(&device)? {
+        reorder.expect(stats.stats.next_seq);
+    }
     let buffer = (response.read_min_buffer.max(READ_MIN_BUFFER)) as usize;
     let mut reads = ReadQueue::new(device, IOCTL_READ, READS_IN_FLIGHT, buffer)?;
-    let mut stream_offset = 0u64;
+    let result = read_loop(delivery, &mut reads, &mut reorder, stop);
+    // Stop or failure: what completed is delivered, then whatever the
+    // reorder stage still holds (its holes become 1002 in the pipeline).
+    let mut ready = Vec::new();
+    for (slot, batch) in reads.cancel() {
+        ready.extend(reorder.push(slot, batch));
+    }
+    ready.extend(reorder.flush());
+    let delivered = delivery.batches(ready);
+    result.and(delivered)
+}
+
+/// READs until stop or failure.
+fn read_loop(
+    delivery: &mut Delivery<'_>,
+    reads: &mut ReadQueue,
+    reorder: &mut Reorder,
+    stop: &StopFlag,
+) -> io::Result<()> {
     let mut last_stats = Instant::now();
     while !stop.stopped() {
-        if let Some(batch) = reads.next(250)? {
-            if let Some(recorder) = recorder.as_deref_mut() {
-                recorder.batch(now_filetime(), batch)?;
-            }
-            pipeline.batch(batch, stream_offset, sink)?;
-            stream_offset += batch.len() as u64;
+        match reads.next(250)? {
+            Some((slot, batch)) => delivery.batches(reorder.push(slot, batch))?,
+            None => delivery.batches(reorder.idle())?,
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
-            let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
-            let got = reads.device().ioctl(IOCTL_STATS, &[], &mut out)?;
-            if let Ok(stats) = StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()) {
-                if let Some(recorder) = recorder.as_deref_mut() {
-                    recorder.stats(now_filetime(), &stats)?;
-                }
-                pipeline.driver_stats(&stats.stats, sink)?;
-            }
-            sink.flush()?;
+            delivery.stats(reads.device())?;
+            delivery.sink.flush()?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! stop) lives in platform-independent modules so it is tested on any host.
 
 pub mod backoff;
+pub mod reorder;
 pub mod replay;
 pub mod stop;
 pub mod writer;
