@@ -108,40 +108,94 @@ impl Device {
     }
 
     /// A buffered IOCTL, waited for: returns the bytes written to `output`.
+    ///
+    /// The OVERLAPPED and both buffers live in one heap allocation that is
+    /// freed only once the request is known to be complete: if waiting
+    /// fails, the request is cancelled and waited for again, and if even
+    /// then it is still pending, the allocation is leaked rather than
+    /// freed under the kernel.
     pub fn ioctl(&self, code: u32, input: &[u8], output: &mut [u8]) -> io::Result<usize> {
-        let event = Handle::event()?;
-        // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
-        let mut overlapped: OVERLAPPED = unsafe { std::mem::zeroed() };
-        overlapped.hEvent = event.0;
         let in_len = u32::try_from(input.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
         let out_len = u32::try_from(output.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let mut returned = 0u32;
-        // SAFETY: the buffers and `overlapped` live until the request
-        // completes, which the GetOverlappedResult(wait = TRUE) below awaits
-        // before they go out of scope.
+        let mut request = Box::new(IoctlRequest {
+            // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
+            overlapped: unsafe { std::mem::zeroed() },
+            input: input.to_vec(),
+            output: vec![0; output.len()],
+            event: Handle::event()?,
+        });
+        request.overlapped.hEvent = request.event.0;
+        let handle = self.handle.0;
+        let request_ref = &mut *request;
+        // SAFETY: the buffers and OVERLAPPED are in `request`, a heap
+        // allocation freed only after the request completed (see below),
+        // or never.
         let ok = unsafe {
             DeviceIoControl(
-                self.handle.0,
+                handle,
                 code,
-                input.as_ptr().cast::<c_void>(),
+                request_ref.input.as_ptr().cast::<c_void>(),
                 in_len,
-                output.as_mut_ptr().cast::<c_void>(),
+                request_ref.output.as_mut_ptr().cast::<c_void>(),
                 out_len,
-                &mut returned,
-                &mut overlapped,
+                std::ptr::null_mut(),
+                &mut request_ref.overlapped,
             )
         };
         // SAFETY: reads the calling thread's last-error value; no memory access.
         if ok == 0 && unsafe { GetLastError() } != ERROR_IO_PENDING {
+            // Not started: the kernel holds no pointer into `request`.
             return Err(last_error());
         }
-        // SAFETY: the request was issued with this handle and `overlapped`.
-        let ok = unsafe { GetOverlappedResult(self.handle.0, &overlapped, &mut returned, 1) };
+        let mut returned = 0u32;
+        // SAFETY: the request was issued with this handle and OVERLAPPED;
+        // bWait = TRUE waits for it to complete.
+        let ok = unsafe { GetOverlappedResult(handle, &request.overlapped, &mut returned, 1) };
         if ok == 0 {
-            return Err(last_error());
+            let error = last_error();
+            if still_pending(&request.overlapped) {
+                // The wait failed without the request completing: cancel
+                // it and wait once more.
+                // SAFETY: cancels only this request (its OVERLAPPED).
+                unsafe { CancelIoEx(handle, &request.overlapped) };
+                // SAFETY: as above; the result is the cancelled request's.
+                unsafe { GetOverlappedResult(handle, &request.overlapped, &mut returned, 1) };
+                if still_pending(&request.overlapped) {
+                    // The kernel may still write into `request`: leak it
+                    // (a few hundred bytes, on a path that should never
+                    // run) rather than free memory it owns.
+                    Box::leak(request);
+                }
+            }
+            return Err(error);
         }
-        Ok(returned as usize)
+        let got = request.output.get(..returned as usize).unwrap_or_default();
+        let len = got.len().min(output.len());
+        output
+            .get_mut(..len)
+            .unwrap_or_default()
+            .copy_from_slice(got.get(..len).unwrap_or_default());
+        Ok(len)
     }
+}
+
+/// One buffered IOCTL's memory, which the kernel may write until the
+/// request completes.
+struct IoctlRequest {
+    overlapped: OVERLAPPED,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    event: Handle,
+}
+
+/// True while the request of `overlapped` has not completed
+/// (`HasOverlappedIoCompleted` is false): the kernel writes the final
+/// status into `Internal` at completion.
+fn still_pending(overlapped: &OVERLAPPED) -> bool {
+    // SAFETY: a volatile read of the status word the kernel writes at
+    // completion, through a reference to a live OVERLAPPED.
+    let status = unsafe { std::ptr::read_volatile(&raw const overlapped.Internal) };
+    status == STATUS_PENDING as usize
 }
 
 /// One READ request's memory.
@@ -318,10 +372,7 @@ impl ReadQueue {
             // then the request is still pending (HasOverlappedIoCompleted
             // is false) and the kernel may yet write into the slot, so its
             // memory is leaked rather than freed.
-            // SAFETY: a volatile read of the status word the kernel writes
-            // at completion; the slot is alive (owned here).
-            let status = unsafe { std::ptr::read_volatile(&raw const slot.overlapped.Internal) };
-            if status == STATUS_PENDING as usize {
+            if still_pending(&slot.overlapped) {
                 Box::leak(slot);
                 continue;
             }
