@@ -35,6 +35,9 @@ use crate::win::{Device, ReadQueue, dos_devices};
 pub const READS_IN_FLIGHT: usize = 4;
 /// How often driver counters are read.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the drive letters are read again (26 cheap QueryDosDeviceW
+/// calls).
+pub const VOLUME_INTERVAL: Duration = Duration::from_secs(2);
 
 type Recorder = ReplayWriter<io::BufWriter<std::fs::File>>;
 
@@ -104,6 +107,23 @@ impl Delivery<'_> {
         Ok(())
     }
 
+    /// Reads the drive letters again (volumes come and go: a USB stick, a
+    /// mounted image); a change, or `always`, is recorded as a VolumeMap
+    /// frame so a replay maps paths as the live agent did.
+    fn volumes(&mut self, always: bool) -> io::Result<()> {
+        let current = dos_devices();
+        let changed = self.pipeline.volumes.refresh(
+            current
+                .iter()
+                .map(|(device, drive)| (device.as_str(), drive.as_str())),
+        );
+        if let (true, Some(recorder)) = (changed || always, self.recorder.as_deref_mut()) {
+            let frame = self.pipeline.volumes.to_frame();
+            recorder.frame(FrameKind::VolumeMap, now_filetime(), &frame)?;
+        }
+        Ok(())
+    }
+
     /// A STATS snapshot: recorded, checked, emitted as 1004.
     fn stats(&mut self, device: &Device) -> io::Result<Option<StatsResponse>> {
         let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
@@ -142,16 +162,7 @@ fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
         &mut [],
     )?;
 
-    for (device_name, drive) in dos_devices() {
-        delivery.pipeline.volumes.insert(&device_name, &drive);
-    }
-    if let Some(recorder) = delivery.recorder.as_deref_mut() {
-        recorder.frame(
-            FrameKind::VolumeMap,
-            now_filetime(),
-            &delivery.pipeline.volumes.to_frame(),
-        )?;
-    }
+    delivery.volumes(true)?;
 
     let mut reorder = Reorder::new(READS_IN_FLIGHT, MAX_HELD);
     // Before any READ is issued, the driver's next number is the one the
@@ -181,10 +192,15 @@ fn read_loop(
     stop: &StopFlag,
 ) -> io::Result<()> {
     let mut last_stats = Instant::now();
+    let mut last_volumes = Instant::now();
     while !stop.stopped() {
         match reads.next(250)? {
             Some((slot, batch)) => delivery.batches(reorder.push(slot, batch))?,
             None => delivery.batches(reorder.idle())?,
+        }
+        if last_volumes.elapsed() >= VOLUME_INTERVAL {
+            last_volumes = Instant::now();
+            delivery.volumes(false)?;
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
