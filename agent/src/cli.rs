@@ -932,13 +932,14 @@ fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
     let mut pipeline = Pipeline::new(pipeline_config(&args.enrich)?);
     attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     let mut sink = open_sink(&args.output)?;
-    crate::source::device::run(
-        pipeline,
-        sink.as_mut(),
-        args.record.as_deref(),
-        &crate::source::device::StopFlag::default(),
-    )
-    .map_err(|e| CliError::failure(e.to_string()))?;
+    let stop = crate::source::stop::StopFlag::default();
+    // Ctrl-C or closing the console stops the loop, which then delivers
+    // what the READs hold, flushes the sink and finishes the recorder.
+    crate::win::stop_on_console_events(stop.clone())
+        .map_err(|e| CliError::failure(format!("cannot handle Ctrl-C: {e}")))?;
+    let result = crate::source::device::run(pipeline, sink.as_mut(), args.record.as_deref(), &stop);
+    crate::win::console_output_finished();
+    result.map_err(|e| CliError::failure(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,8 @@
 //! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
 //! `LookupAccountSidW` (account names), and `CreateJobObjectW`,
 //! `SetInformationJobObject`, `AssignProcessToJobObject` (the limits of the
-//! separate content compile). Everything else in the agent is safe code over
+//! separate content compile), and `SetConsoleCtrlHandler` (Ctrl-C and
+//! console close stop `run` cleanly). Everything else in the agent is safe code over
 //! these wrappers.
 //!
 //! Overlapped I/O contract: while a request is pending, the kernel may write
@@ -18,6 +19,16 @@
 
 use std::ffi::c_void;
 use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use windows_sys::Win32::System::Console::{
+    CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT, SetConsoleCtrlHandler,
+};
+use windows_sys::core::BOOL;
+
+use crate::source::stop::StopFlag;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
@@ -392,6 +403,54 @@ impl Drop for ReadQueue {
         // can, so completed batches reach the pipeline.
         self.drain();
     }
+}
+
+/// The stop flag the console control handler sets, and whether the agent
+/// has finished writing its output (set by [`console_output_finished`]).
+static CONSOLE_STOP: OnceLock<StopFlag> = OnceLock::new();
+static CONSOLE_FINISHED: AtomicBool = AtomicBool::new(false);
+/// Longest the handler holds a console close, logoff or shutdown for the
+/// output to be written: Windows ends the process after about 5 s.
+const CONSOLE_CLOSE_WAIT: Duration = Duration::from_millis(4500);
+
+/// Makes Ctrl-C, Ctrl-Break, closing the console window, logoff and
+/// shutdown set `stop`, so `run` flushes its sinks and finishes the
+/// recorder before the process ends.
+pub fn stop_on_console_events(stop: StopFlag) -> io::Result<()> {
+    let _ = CONSOLE_STOP.set(stop);
+    // SAFETY: registers a function that lives for the whole program.
+    if unsafe { SetConsoleCtrlHandler(Some(console_handler), 1) } == 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// The agent has flushed its output: a console close may proceed.
+pub fn console_output_finished() {
+    // Release: pairs with the Acquire load in `console_handler`, so the
+    // handler's thread sees the output complete when it lets Windows go on.
+    CONSOLE_FINISHED.store(true, Ordering::Release);
+}
+
+/// Runs on a thread Windows creates for the console event.
+unsafe extern "system" fn console_handler(event: u32) -> BOOL {
+    if let Some(stop) = CONSOLE_STOP.get() {
+        stop.stop();
+    }
+    if matches!(
+        event,
+        CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT
+    ) {
+        // Windows ends the process as soon as this handler returns: hold
+        // it until the run loop has flushed (or the time Windows allows).
+        let end = std::time::Instant::now() + CONSOLE_CLOSE_WAIT;
+        while !CONSOLE_FINISHED.load(Ordering::Acquire) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Handled: for Ctrl-C and Ctrl-Break the process carries on and
+    // stops by itself.
+    1
 }
 
 /// `(\Device\HarddiskVolume3, C:)` for every drive letter in use.

@@ -35,6 +35,8 @@ use crate::win::{Device, ReadQueue, dos_devices};
 pub const READS_IN_FLIGHT: usize = 4;
 /// How often driver counters are read.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest the sink and the recorder hold output while events flow.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the drive letters are read again (26 cheap QueryDosDeviceW
 /// calls).
 pub const VOLUME_INTERVAL: Duration = Duration::from_secs(2);
@@ -124,6 +126,14 @@ impl Delivery<'_> {
         Ok(())
     }
 
+    /// Pushes the sink's and the recorder's buffered output out.
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            recorder.flush()?;
+        }
+        self.sink.flush()
+    }
+
     /// A STATS snapshot: recorded, checked, emitted as 1004.
     fn stats(&mut self, device: &Device) -> io::Result<Option<StatsResponse>> {
         let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
@@ -193,10 +203,24 @@ fn read_loop(
 ) -> io::Result<()> {
     let mut last_stats = Instant::now();
     let mut last_volumes = Instant::now();
+    let mut last_flush = Instant::now();
     while !stop.stopped() {
-        match reads.next(250)? {
-            Some((slot, batch)) => delivery.batches(reorder.push(slot, batch))?,
-            None => delivery.batches(reorder.idle())?,
+        let idle = match reads.next(250)? {
+            Some((slot, batch)) => {
+                delivery.batches(reorder.push(slot, batch))?;
+                false
+            }
+            None => {
+                delivery.batches(reorder.idle())?;
+                true
+            }
+        };
+        // Output is pushed out when the ring goes quiet and at least every
+        // FLUSH_INTERVAL under load, so a reader of the output (or a
+        // killed agent) is never more than that behind.
+        if idle || last_flush.elapsed() >= FLUSH_INTERVAL {
+            last_flush = Instant::now();
+            delivery.flush()?;
         }
         if last_volumes.elapsed() >= VOLUME_INTERVAL {
             last_volumes = Instant::now();
@@ -205,7 +229,6 @@ fn read_loop(
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
             delivery.stats(reads.device())?;
-            delivery.sink.flush()?;
         }
     }
     Ok(())
