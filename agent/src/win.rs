@@ -6,8 +6,10 @@
 //! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
 //! `LookupAccountSidW` (account names), and `CreateJobObjectW`,
 //! `SetInformationJobObject`, `AssignProcessToJobObject` (the limits of the
-//! separate content compile), and `SetConsoleCtrlHandler` (Ctrl-C and
-//! console close stop `run` cleanly). Everything else in the agent is safe code over
+//! separate content compile), `SetConsoleCtrlHandler` (Ctrl-C and
+//! console close stop `run` cleanly), and `RegisterEventSourceW`,
+//! `ReportEventW`, `RegCreateKeyExW`, `RegSetValueExW`, `RegDeleteKeyW`
+//! (the service's Application event log source). Everything else in the agent is safe code over
 //! these wrappers.
 //!
 //! Overlapped I/O contract: while a request is pending, the kernel may write
@@ -25,6 +27,14 @@ use std::time::Duration;
 
 use windows_sys::Win32::System::Console::{
     CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT, SetConsoleCtrlHandler,
+};
+use windows_sys::Win32::System::EventLog::{
+    DeregisterEventSource, EVENTLOG_ERROR_TYPE, EVENTLOG_INFORMATION_TYPE, RegisterEventSourceW,
+    ReportEventW,
+};
+use windows_sys::Win32::System::Registry::{
+    HKEY, HKEY_LOCAL_MACHINE, KEY_SET_VALUE, REG_DWORD, REG_EXPAND_SZ, REG_OPTION_NON_VOLATILE,
+    RegCloseKey, RegCreateKeyExW, RegDeleteKeyW, RegSetValueExW,
 };
 use windows_sys::core::BOOL;
 
@@ -451,6 +461,113 @@ unsafe extern "system" fn console_handler(event: u32) -> BOOL {
     // Handled: for Ctrl-C and Ctrl-Break the process carries on and
     // stops by itself.
     1
+}
+
+/// Where event sources of the Application log are registered.
+const EVENT_LOG_KEY: &str = r"SYSTEM\CurrentControlSet\Services\EventLog\Application";
+
+/// An entry for the Application event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventLogKind {
+    Information,
+    Error,
+}
+
+/// Writes `message` to the Application event log under `source` (which
+/// [`register_event_source`] registered at install) with event ID `id`.
+pub fn report_event(source: &str, kind: EventLogKind, id: u32, message: &str) -> io::Result<()> {
+    let source = wide(source);
+    // SAFETY: a null server name means this machine; `source` is
+    // NUL-terminated and outlives the call. The result is checked.
+    let log = unsafe { RegisterEventSourceW(std::ptr::null(), source.as_ptr()) };
+    if log.is_null() {
+        return Err(last_error());
+    }
+    let text = wide(message);
+    let strings = [text.as_ptr()];
+    let kind = match kind {
+        EventLogKind::Information => EVENTLOG_INFORMATION_TYPE,
+        EventLogKind::Error => EVENTLOG_ERROR_TYPE,
+    };
+    // SAFETY: `log` is the handle just opened; `strings` holds one pointer
+    // to the NUL-terminated `text`, both alive for the call; no SID, no
+    // raw data.
+    let ok = unsafe {
+        ReportEventW(
+            log,
+            kind,
+            0,
+            id,
+            std::ptr::null_mut(),
+            1,
+            0,
+            strings.as_ptr(),
+            std::ptr::null(),
+        )
+    };
+    let result = if ok == 0 { Err(last_error()) } else { Ok(()) };
+    // SAFETY: closes the handle RegisterEventSourceW returned, once.
+    unsafe { DeregisterEventSource(log) };
+    result
+}
+
+/// Registers `source` in the Application log
+/// (`HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\SOURCE`),
+/// naming `message_file` as its message file and all entry types.
+pub fn register_event_source(source: &str, message_file: &std::path::Path) -> io::Result<()> {
+    let subkey = wide(&format!(r"{EVENT_LOG_KEY}\{source}"));
+    let mut key: HKEY = std::ptr::null_mut();
+    // SAFETY: `subkey` is NUL-terminated; null class, security attributes
+    // and disposition are allowed; `key` receives the opened key.
+    let status = unsafe {
+        RegCreateKeyExW(
+            HKEY_LOCAL_MACHINE,
+            subkey.as_ptr(),
+            0,
+            std::ptr::null(),
+            REG_OPTION_NON_VOLATILE,
+            KEY_SET_VALUE,
+            std::ptr::null(),
+            &mut key,
+            std::ptr::null_mut(),
+        )
+    };
+    if status != 0 {
+        return Err(io::Error::from_raw_os_error(status as i32));
+    }
+    let file: Vec<u8> = wide(&message_file.display().to_string())
+        .iter()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let types = 7u32.to_le_bytes(); // error, warning, information
+    let mut result = Ok(());
+    for (name, kind, data) in [
+        ("EventMessageFile", REG_EXPAND_SZ, file.as_slice()),
+        ("TypesSupported", REG_DWORD, types.as_slice()),
+    ] {
+        let name = wide(name);
+        let len = u32::try_from(data.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: `key` is open for KEY_SET_VALUE; `name` is
+        // NUL-terminated; `data` holds `len` bytes; all outlive the call.
+        let status = unsafe { RegSetValueExW(key, name.as_ptr(), 0, kind, data.as_ptr(), len) };
+        if status != 0 {
+            result = Err(io::Error::from_raw_os_error(status as i32));
+        }
+    }
+    // SAFETY: closes the key opened above, once.
+    unsafe { RegCloseKey(key) };
+    result
+}
+
+/// Removes what [`register_event_source`] registered.
+pub fn unregister_event_source(source: &str) -> io::Result<()> {
+    let subkey = wide(&format!(r"{EVENT_LOG_KEY}\{source}"));
+    // SAFETY: `subkey` is NUL-terminated and outlives the call.
+    let status = unsafe { RegDeleteKeyW(HKEY_LOCAL_MACHINE, subkey.as_ptr()) };
+    if status != 0 {
+        return Err(io::Error::from_raw_os_error(status as i32));
+    }
+    Ok(())
 }
 
 /// `(\Device\HarddiskVolume3, C:)` for every drive letter in use.
