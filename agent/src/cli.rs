@@ -590,6 +590,15 @@ fn default_machine_id() -> u32 {
     })
 }
 
+/// The live agent's configuration: slow enrichment on a worker thread, so
+/// the thread that reads the driver never waits for a file hash or a
+/// domain controller (see [`crate::enrich`]).
+pub fn live_config(args: &EnrichArgs) -> Result<Config, CliError> {
+    let mut config = pipeline_config(args)?;
+    config.enrich.background = Some(crate::enrich::DEFAULT_QUEUE);
+    Ok(config)
+}
+
 /// The pipeline configuration the enrichment options describe.
 pub fn pipeline_config(args: &EnrichArgs) -> Result<Config, CliError> {
     let machine_id = match &args.machine_id {
@@ -949,7 +958,7 @@ pub fn attach_rules(
 
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let mut pipeline = Pipeline::new(pipeline_config(&args.enrich)?);
+    let mut pipeline = Pipeline::new(live_config(&args.enrich)?);
     attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     let mut sink = open_sink(&args.output)?;
     let stop = crate::source::stop::StopFlag::default();

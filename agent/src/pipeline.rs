@@ -436,6 +436,11 @@ impl Pipeline {
         );
         self.event
             .set_named("VolumesDropped", &self.volumes.dropped.to_string());
+        let enrich = self.enricher.counters;
+        self.event
+            .set_named("EnrichDeferred", &enrich.deferred.to_string());
+        self.event
+            .set_named("EnrichOverflow", &enrich.overflow.to_string());
         self.emit(sink)
     }
 

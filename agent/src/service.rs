@@ -287,7 +287,7 @@ fn agent(args: Option<&ServiceRunArgs>, stop: &StopFlag, log: &ServiceLog) -> Re
         files_root: None,
         machine_id: None,
     };
-    let config = crate::cli::pipeline_config(&enrich)?;
+    let config = crate::cli::live_config(&enrich)?;
     let mut pipeline = crate::pipeline::Pipeline::new(config);
     if let Some(args) = args {
         crate::cli::attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
