@@ -3,8 +3,9 @@
 //! HELLO, then CONFIGURE, then several overlapped READs in flight. They
 //! complete in any order; the reorder stage ([`crate::source::reorder`])
 //! hands their batches on in sequence order, to `--record` and then the
-//! pipeline. A Stats frame is taken at connect (its `next_seq` is where the
-//! first batch starts) and every [`STATS_INTERVAL`]. When the session ends
+//! pipeline. The driver's counters are read at connect (their `next_seq`
+//! is where the first batch starts) and a Stats frame is taken every
+//! [`STATS_INTERVAL`]. When the session ends
 //! — stop, or the device failed (driver unloaded or restarted) — the READs
 //! are cancelled and those that had completed with data are delivered with
 //! everything the reorder stage held; then the source reconnects with
@@ -135,18 +136,22 @@ impl Delivery<'_> {
     }
 
     /// A STATS snapshot: recorded, checked, emitted as 1004.
-    fn stats(&mut self, device: &Device) -> io::Result<Option<StatsResponse>> {
-        let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
-        let got = device.ioctl(IOCTL_STATS, &[], &mut out)?;
-        let Ok(stats) = StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()) else {
-            return Ok(None);
+    fn stats(&mut self, device: &Device) -> io::Result<()> {
+        let Some(stats) = query_stats(device)? else {
+            return Ok(());
         };
         if let Some(recorder) = self.recorder.as_deref_mut() {
             recorder.stats(now_filetime(), &stats)?;
         }
-        self.pipeline.driver_stats(&stats.stats, self.sink)?;
-        Ok(Some(stats))
+        self.pipeline.driver_stats(&stats.stats, self.sink)
     }
+}
+
+/// The driver's counters, if the reply has the expected size.
+fn query_stats(device: &Device) -> io::Result<Option<StatsResponse>> {
+    let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
+    let got = device.ioctl(IOCTL_STATS, &[], &mut out)?;
+    Ok(StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()).ok())
 }
 
 /// One connection: handshake, then READs until failure or stop. Whatever
@@ -176,8 +181,10 @@ fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
 
     let mut reorder = Reorder::new(READS_IN_FLIGHT, MAX_HELD);
     // Before any READ is issued, the driver's next number is the one the
-    // first batch starts with.
-    if let Some(stats) = delivery.stats(&device)? {
+    // first batch starts with. Not checked or emitted: after a driver
+    // restart the pipeline still holds the old driver's view until the
+    // first record, and a 1004 now would compare the two lifetimes.
+    if let Some(stats) = query_stats(&device)? {
         reorder.expect(stats.stats.next_seq);
     }
     let buffer = (response.read_min_buffer.max(READ_MIN_BUFFER)) as usize;
