@@ -249,6 +249,8 @@ pub struct ReadQueue {
         reason = "the kernel holds pointers into each slot; a Box pins its address even if the Vec moves"
     )]
     slots: Vec<Box<Slot>>,
+    /// The slot the next wait looks at first.
+    next: usize,
 }
 
 /// Most READs [`ReadQueue`] keeps in flight (`MAXIMUM_WAIT_OBJECTS`, the
@@ -262,6 +264,7 @@ impl ReadQueue {
             device,
             code,
             slots: Vec::new(),
+            next: 0,
         };
         for _ in 0..depth.clamp(1, MAX_READS_IN_FLIGHT) {
             // SAFETY: OVERLAPPED is plain data; all-zero is its documented initial state.
@@ -332,18 +335,30 @@ impl ReadQueue {
     /// timeout.
     pub fn next(&mut self, timeout_ms: u32) -> io::Result<Option<(usize, Vec<u8>)>> {
         self.issue_idle()?;
-        let events: Vec<HANDLE> = self.slots.iter().map(|s| s.event.0).collect();
-        let count = u32::try_from(events.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
-        // SAFETY: `events` holds `count` event handles owned by the slots,
+        // The wait reports the first signalled handle in the array, so the
+        // array starts after the slot reaped last: under load every slot
+        // gets its turn, and none waits behind one that keeps refilling
+        // (which would look like a hole to the reorder stage).
+        let count = self.slots.len();
+        if count == 0 {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let order: Vec<usize> = (0..count).map(|i| (self.next + i) % count).collect();
+        let events: Vec<HANDLE> = order
+            .iter()
+            .filter_map(|i| self.slots.get(*i).map(|s| s.event.0))
+            .collect();
+        let len = u32::try_from(events.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: `events` holds `len` event handles owned by the slots,
         // which outlive the call; at most MAX_READS_IN_FLIGHT of them.
-        let wait = unsafe { WaitForMultipleObjects(count, events.as_ptr(), 0, timeout_ms) };
+        let wait = unsafe { WaitForMultipleObjects(len, events.as_ptr(), 0, timeout_ms) };
         if wait == WAIT_TIMEOUT {
             return Ok(None);
         }
-        let index = wait.wrapping_sub(WAIT_OBJECT_0) as usize;
-        if index >= events.len() {
+        let Some(&index) = order.get(wait.wrapping_sub(WAIT_OBJECT_0) as usize) else {
             return Err(last_error());
-        }
+        };
+        self.next = (index + 1) % count;
         let handle = self.device.handle.0;
         let slot = self
             .slots
