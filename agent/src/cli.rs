@@ -148,8 +148,8 @@ pub enum ServiceAction {
 }
 
 /// What the service runs with: the detection content and how often it is
-/// checked for a new bundle. Events go to
-/// `%ProgramData%\ringside\events.jsonl` (alerts beside them).
+/// checked for a new bundle, and where events go (default
+/// `%ProgramData%\ringside\events.jsonl`, alerts beside them).
 #[derive(Debug, Clone, Args)]
 pub struct ServiceRunArgs {
     #[command(flatten)]
@@ -158,9 +158,28 @@ pub struct ServiceRunArgs {
     /// bundle once it fully compiled (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub rules_poll: u64,
+    /// Write events to this file (rotated at 100 MiB, 5 kept) instead of
+    /// %ProgramData%\ringside\events.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 impl ServiceRunArgs {
+    /// These options with every relative path made absolute against `cwd`.
+    /// `service install` does this with its own working directory: the
+    /// service starts in System32, where a relative `--rules` would name
+    /// something else, or nothing.
+    pub fn resolved_against(&self, cwd: &Path) -> ServiceRunArgs {
+        let absolute = |path: &Option<PathBuf>| path.as_ref().map(|p| cwd.join(p));
+        let mut args = self.clone();
+        args.rules.rules = absolute(&self.rules.rules);
+        args.rules.rules_pubkey = absolute(&self.rules.rules_pubkey);
+        args.rules.rules_signature = absolute(&self.rules.rules_signature);
+        args.rules.state_dir = absolute(&self.rules.state_dir);
+        args.output_file = absolute(&self.output_file);
+        args
+    }
+
     /// The command line `service run` gets from the Service Control
     /// Manager: these options again, so the service runs with what
     /// `service install` was given.
@@ -177,6 +196,7 @@ impl ServiceRunArgs {
         path("--rules-pubkey", &rules.rules_pubkey);
         path("--rules-signature", &rules.rules_signature);
         path("--state-dir", &rules.state_dir);
+        path("--output-file", &self.output_file);
         if rules.lenient_rules {
             args.push("--lenient-rules".into());
         }
@@ -570,6 +590,15 @@ fn default_machine_id() -> u32 {
     })
 }
 
+/// The live agent's configuration: slow enrichment on a worker thread, so
+/// the thread that reads the driver never waits for a file hash or a
+/// domain controller (see [`crate::enrich`]).
+pub fn live_config(args: &EnrichArgs) -> Result<Config, CliError> {
+    let mut config = pipeline_config(args)?;
+    config.enrich.background = Some(crate::enrich::DEFAULT_QUEUE);
+    Ok(config)
+}
+
 /// The pipeline configuration the enrichment options describe.
 pub fn pipeline_config(args: &EnrichArgs) -> Result<Config, CliError> {
     let machine_id = match &args.machine_id {
@@ -929,16 +958,17 @@ pub fn attach_rules(
 
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let mut pipeline = Pipeline::new(pipeline_config(&args.enrich)?);
+    let mut pipeline = Pipeline::new(live_config(&args.enrich)?);
     attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     let mut sink = open_sink(&args.output)?;
-    crate::source::device::run(
-        pipeline,
-        sink.as_mut(),
-        args.record.as_deref(),
-        &crate::source::device::StopFlag::default(),
-    )
-    .map_err(|e| CliError::failure(e.to_string()))?;
+    let stop = crate::source::stop::StopFlag::default();
+    // Ctrl-C or closing the console stops the loop, which then delivers
+    // what the READs hold, flushes the sink and finishes the recorder.
+    crate::win::stop_on_console_events(stop.clone())
+        .map_err(|e| CliError::failure(format!("cannot handle Ctrl-C: {e}")))?;
+    let result = crate::source::device::run(pipeline, sink.as_mut(), args.record.as_deref(), &stop);
+    crate::win::console_output_finished();
+    result.map_err(|e| CliError::failure(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1020,6 +1050,47 @@ mod tests {
         assert_eq!(run.rules.rules_budget_over, args.rules.rules_budget_over);
         assert_eq!(run.rules.rules_probation, args.rules.rules_probation);
         assert_eq!(run.rules_poll, 30);
+    }
+
+    /// A relative path given to `service install` is stored absolute,
+    /// resolved against the directory install ran in: the service itself
+    /// starts in System32.
+    #[test]
+    fn service_install_stores_paths_resolved_against_its_working_directory() {
+        let (_, args) = service_args(&[
+            "ringside-agent",
+            "service",
+            "install",
+            "--rules",
+            "rules",
+            "--rules-pubkey",
+            "keys/rules.pub",
+            "--state-dir",
+            "state",
+            "--output-file",
+            "out/events.jsonl",
+        ]);
+        let cwd = std::env::temp_dir().join("install-here");
+        let resolved = args.resolved_against(&cwd);
+        assert_eq!(resolved.rules.rules, Some(cwd.join("rules")));
+        assert_eq!(
+            resolved.rules.rules_pubkey,
+            Some(cwd.join("keys/rules.pub"))
+        );
+        assert_eq!(resolved.rules.state_dir, Some(cwd.join("state")));
+        assert_eq!(resolved.output_file, Some(cwd.join("out/events.jsonl")));
+        assert_eq!(resolved.rules.rules_signature, None);
+        // Absolute paths stay as they were.
+        let absolute = std::env::temp_dir().join("abs-rules");
+        let mut args = args.clone();
+        args.rules.rules = Some(absolute.clone());
+        assert_eq!(args.resolved_against(&cwd).rules.rules, Some(absolute));
+        let argv = resolved.run_arguments();
+        let at = argv
+            .iter()
+            .position(|a| a == "--output-file")
+            .expect("stored");
+        assert_eq!(argv[at + 1], cwd.join("out/events.jsonl").into_os_string());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod enrich;
 pub mod paths;
 pub mod pipeline;
 pub mod process_table;
+pub mod service_report;
 pub mod sink;
 pub mod source;
 pub mod stats;

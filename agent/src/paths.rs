@@ -63,6 +63,24 @@ impl VolumeMap {
         }
     }
 
+    /// Replaces every mapping with `entries` (live: the drive letters
+    /// `QueryDosDeviceW` reports now). A volume that went away stops
+    /// mapping and one that came is added. Returns true if the mappings
+    /// changed (the recorder then writes a new VolumeMap frame).
+    pub fn refresh<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let mut fresh = VolumeMap::default();
+        for (device, drive) in entries {
+            fresh.insert(device, drive);
+        }
+        if fresh.to_frame() == self.to_frame() {
+            return false;
+        }
+        self.entries = fresh.entries;
+        self.lengths = fresh.lengths;
+        self.dropped = self.dropped.saturating_add(fresh.dropped);
+        true
+    }
+
     /// Number of mappings.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -175,6 +193,31 @@ mod tests {
         let mut round = VolumeMap::default();
         round.load_frame(&map.to_frame());
         assert_eq!(round.to_dos(r"\Device\HarddiskVolume10\x"), r"E:\x");
+    }
+
+    #[test]
+    fn a_refresh_follows_volumes_that_come_and_go() {
+        let mut map = VolumeMap::default();
+        assert!(map.refresh([
+            (r"\Device\HarddiskVolume3", "C:"),
+            (r"\Device\HarddiskVolume4", "D:"),
+        ]));
+        assert_eq!(map.to_dos(r"\Device\HarddiskVolume4\x"), r"D:\x");
+        // D: was ejected; a USB stick came as E:.
+        assert!(map.refresh([
+            (r"\Device\HarddiskVolume3", "C:"),
+            (r"\Device\HarddiskVolume9", "E:"),
+        ]));
+        assert_eq!(
+            map.to_dos(r"\Device\HarddiskVolume4\x"),
+            r"\Device\HarddiskVolume4\x"
+        );
+        assert_eq!(map.to_dos(r"\Device\HarddiskVolume9\x"), r"E:\x");
+        assert_eq!(map.to_dos(r"\Device\HarddiskVolume3\x"), r"C:\x");
+        assert!(!map.refresh([
+            (r"\Device\HarddiskVolume9", "E:"),
+            (r"\Device\HarddiskVolume3", "C:"),
+        ]));
     }
 
     #[test]

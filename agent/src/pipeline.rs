@@ -155,7 +155,20 @@ pub struct Pipeline {
     event: SysmonEvent,
     next_seq: Option<u64>,
     lost_baseline: [u64; EVENT_KIND_COUNT],
+    /// The driver's `next_seq` in the latest Stats.
+    driver_next_seq: Option<u64>,
+    /// Set by [`Pipeline::reconnected`]: the driver's `next_seq` in the
+    /// last Stats before the connection was lost (`Some(None)` when there
+    /// was none), until the first record after it.
+    reconnect: Option<Option<u64>>,
     scratch: String,
+}
+
+/// Records that never arrived: numbers `expected..received`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Gap {
+    expected: u64,
+    received: u64,
 }
 
 /// Sum of counters that came from outside the agent (they may be anything).
@@ -180,17 +193,22 @@ impl Pipeline {
             event: SysmonEvent::default(),
             next_seq: None,
             lost_baseline: [0; EVENT_KIND_COUNT],
+            driver_next_seq: None,
+            reconnect: None,
             scratch: String::new(),
             config,
         }
     }
 
-    /// Forgets what belongs to one driver connection (sequence numbers, the
-    /// `Lost` baseline) but keeps the process table: after a reconnect the
-    /// processes are still the same.
+    /// The connection to the driver was lost and is being made again. The
+    /// process table stays (the processes are still the same), and so does
+    /// the expected sequence number: if the same driver carries on, a jump
+    /// is a gap like any other; if it restarted (numbers begin again), the
+    /// first record after the reconnect reports what was lost on both
+    /// sides of the restart (see [`Pipeline::batch`]). Nothing is reset
+    /// silently.
     pub fn reconnected(&mut self) {
-        self.next_seq = None;
-        self.lost_baseline = [0; EVENT_KIND_COUNT];
+        self.reconnect = Some(self.driver_next_seq);
     }
 
     fn problem(
@@ -369,6 +387,7 @@ impl Pipeline {
     /// The driver's counters: checked, remembered, and emitted as 1004.
     pub fn driver_stats(&mut self, stats: &DriverStats, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.last_stats = Some((*stats, self.counters.view));
+        self.driver_next_seq = Some(stats.next_seq);
         if self.config.depth != Depth::Emit {
             return Ok(());
         }
@@ -417,6 +436,11 @@ impl Pipeline {
         );
         self.event
             .set_named("VolumesDropped", &self.volumes.dropped.to_string());
+        let enrich = self.enricher.counters;
+        self.event
+            .set_named("EnrichDeferred", &enrich.deferred.to_string());
+        self.event
+            .set_named("EnrichOverflow", &enrich.overflow.to_string());
         self.emit(sink)
     }
 
@@ -454,7 +478,9 @@ impl Pipeline {
 
     /// One READ batch whose first byte is at stream offset `base`.
     ///
-    /// Sequence numbers are checked in delivery order; the records are then
+    /// Sequence numbers are checked in delivery order (the device source
+    /// puts concurrently completed READs back in order first, see
+    /// [`crate::source::reorder`]); the records are then
     /// handled in the order their callbacks ran. The driver gives each CPU
     /// a lane of its own and a READ drains the lanes one after another, so
     /// a batch can hold a child's first file event (CPU 0's lane) ahead of
@@ -464,6 +490,14 @@ impl Pipeline {
     /// order, and a record without a timestamp of its own (`Lost`) stays
     /// right after the record delivered before it (a sequence gap is
     /// reported in front of the record that revealed it).
+    ///
+    /// Numbers that go back are a driver restart or a spliced file and are
+    /// counted as a regression. After [`Pipeline::reconnected`] they are a
+    /// driver restart, and what was lost is reported as 1002: the old
+    /// driver's records from the one expected up to the `next_seq` of its
+    /// last Stats (delivered, never received; records stamped after that
+    /// snapshot cannot be known), and the new driver's records before the
+    /// first one received (`0..seq`).
     pub fn batch(&mut self, batch: &[u8], base: u64, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.batches += 1;
         self.content_updates(sink)?;
@@ -473,21 +507,21 @@ impl Pipeline {
             match record {
                 Ok(record) => {
                     let header = record.header();
-                    let gap = self.sequence(header.seq);
+                    let gaps = self.sequence(header.seq);
                     self.counters.view.sequence(header.seq, header.timestamp);
                     if let ringside_wire::RecordKind::Event(_) = record.kind() {
                         last_time = header.timestamp;
                     }
-                    records.push((last_time, gap, record));
+                    records.push((last_time, gaps, record));
                 }
                 Err(error) => self.decode_error(&error, base, sink)?,
             }
         }
         records.sort_by_key(|&(time, _, _)| time);
-        for (_, gap, record) in &records {
+        for (_, gaps, record) in &records {
             let header = record.header();
-            if let Some(expected) = *gap {
-                self.sequence_gap(expected, header.seq, header.timestamp, sink)?;
+            for gap in gaps {
+                self.sequence_gap(*gap, header.seq, header.timestamp, sink)?;
             }
             self.record(record, sink)?;
         }
@@ -513,32 +547,55 @@ impl Pipeline {
     }
 
     /// Checks `seq` against the one expected next (in delivery order) and
-    /// counts a gap or a regression; returns the number expected if `seq`
-    /// skipped past it.
-    fn sequence(&mut self, seq: u64) -> Option<u64> {
+    /// counts gaps and regressions; returns the gaps to report in front of
+    /// the record (none allocates nothing).
+    fn sequence(&mut self, seq: u64) -> Vec<Gap> {
+        let reconnect = self.reconnect.take();
         let expected = self.next_seq.replace(seq.wrapping_add(1));
-        match expected {
-            Some(expected) if seq > expected => {
-                self.counters.sequence_gaps += 1;
-                // `seq` is the driver's (or a file's) number: saturate.
-                self.counters.missing_records =
-                    self.counters.missing_records.saturating_add(seq - expected);
-                Some(expected)
-            }
+        let gaps = match expected {
+            Some(expected) if seq > expected => vec![Gap {
+                expected,
+                received: seq,
+            }],
             Some(expected) if seq < expected => {
                 // The driver restarted (sequence numbers begin again) or the
                 // file was spliced; either way, continue from here.
                 self.counters.sequence_regressions += 1;
-                None
+                match reconnect {
+                    Some(stamped) => {
+                        // A new driver lifetime: its counts begin again.
+                        self.counters.view = AgentView::default();
+                        self.lost_baseline = [0; EVENT_KIND_COUNT];
+                        let old_tail = stamped.filter(|n| *n > expected).map(|n| Gap {
+                            expected,
+                            received: n,
+                        });
+                        let new_head = (seq > 0).then_some(Gap {
+                            expected: 0,
+                            received: seq,
+                        });
+                        old_tail.into_iter().chain(new_head).collect()
+                    }
+                    None => Vec::new(),
+                }
             }
-            _ => None,
+            _ => Vec::new(),
+        };
+        for gap in &gaps {
+            self.counters.sequence_gaps += 1;
+            // The numbers are the driver's (or a file's): saturate.
+            self.counters.missing_records = self
+                .counters
+                .missing_records
+                .saturating_add(gap.received - gap.expected);
         }
+        gaps
     }
 
     /// The SequenceGap event in front of the record numbered `seq`.
     fn sequence_gap(
         &mut self,
-        expected: u64,
+        gap: Gap,
         seq: u64,
         time: u64,
         sink: &mut dyn Sink,
@@ -549,10 +606,12 @@ impl Pipeline {
         self.event.reset(EventType::SequenceGap, Some(seq));
         self.event
             .set_with(0, |out| crate::time::write_utc_time(out, time));
-        self.event.set_named("ExpectedSeq", &expected.to_string());
-        self.event.set_named("ReceivedSeq", &seq.to_string());
         self.event
-            .set_named("Missing", &(seq - expected).to_string());
+            .set_named("ExpectedSeq", &gap.expected.to_string());
+        self.event
+            .set_named("ReceivedSeq", &gap.received.to_string());
+        self.event
+            .set_named("Missing", &(gap.received - gap.expected).to_string());
         self.emit(sink)
     }
 

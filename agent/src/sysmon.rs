@@ -97,6 +97,11 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     // process table's entries and bytes, volume mappings not kept.
     field("ProcessesEvicted", FieldType::Integer),
     field("VolumesDropped", FieldType::Integer),
+    // Enrichment (live: on a worker thread): events that went out without
+    // a lookup that was not finished, and lookups the full queue refused.
+    // Neither drops an event.
+    field("EnrichDeferred", FieldType::Integer),
+    field("EnrichOverflow", FieldType::Integer),
 ];
 
 /// ringside 1005: detection content was refused or rolled back; the

@@ -1,12 +1,28 @@
 //! Enrichment that is only safe in user mode: PE version resources and
 //! hashes of process and loaded images (cached by file identity), SID →
 //! account name, integrity-level names.
+//!
+//! Two modes. Inline (replay, the default): every lookup is done when the
+//! event needs it, so output is a pure function of the input. Background
+//! (the live agent, [`EnrichConfig::background`]): reading and hashing a
+//! file and `LookupAccountSidW` — the lookups that can take long — run on
+//! a worker thread ([`worker`]) so they never stall the thread that reads
+//! the driver. An event whose lookup is not finished goes out without it:
+//! no version fields and no `Hashes`, and `User` as the `S-1-…` text
+//! (well-known names are pure tables and always inline). Such events are
+//! counted as `deferred`; the lookup's result is cached when it arrives
+//! and later events for the same file or SID carry it. A lookup the full
+//! queue refused is counted as `overflow` and asked again by the next
+//! event that needs it. Events are never held or dropped for enrichment,
+//! so output order (by Seq) and the driver accounting are unaffected; both
+//! counts are in every 1004 (`EnrichDeferred`, `EnrichOverflow`).
 
 pub mod hash;
 pub mod pe;
 pub mod sid;
+pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet as Pending};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,6 +35,8 @@ use sid::Sid;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Cache entries kept before the cache is cleared and refilled.
 const CACHE_CAPACITY: usize = 4096;
+/// Lookups queued for the background worker of the live agent.
+pub const DEFAULT_QUEUE: usize = 256;
 
 /// What to enrich.
 #[derive(Clone, Debug)]
@@ -30,6 +48,9 @@ pub struct EnrichConfig {
     /// `C:\x\y.exe` → `ROOT/C/x/y.exe`. On Windows paths are used as they are.
     pub files_root: Option<PathBuf>,
     pub max_file_bytes: u64,
+    /// Do file reads and account lookups on a worker thread with a queue
+    /// of this many jobs (the live agent); `None`: inline (replay).
+    pub background: Option<usize>,
 }
 
 impl Default for EnrichConfig {
@@ -39,6 +60,7 @@ impl Default for EnrichConfig {
             hashes: HashSet::default(),
             files_root: None,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            background: None,
         }
     }
 }
@@ -52,6 +74,7 @@ impl EnrichConfig {
             hashes: HashSet::NONE,
             files_root: None,
             max_file_bytes: 0,
+            background: None,
         }
     }
 }
@@ -71,24 +94,126 @@ pub struct EnrichCounters {
     pub cache_hits: u64,
     pub missing_files: u64,
     pub bad_sids: u64,
+    /// Events that went out without a lookup that was not finished yet.
+    pub deferred: u64,
+    /// Lookups the background queue was too full to take.
+    pub overflow: u64,
+}
+
+/// A file's identity: where, how long, last modified.
+type FileKey = (PathBuf, u64, Option<SystemTime>);
+
+/// A lookup for the background worker.
+#[derive(Debug)]
+enum Job {
+    File(FileKey),
+    Account(Vec<u8>),
+}
+
+/// A finished lookup.
+#[derive(Debug)]
+enum Done {
+    File(FileKey, Option<FileInfo>),
+    Account(Vec<u8>, Option<String>),
 }
 
 /// The enricher with its caches.
 #[derive(Debug)]
 pub struct Enricher {
     config: EnrichConfig,
-    files: HashMap<(PathBuf, u64, Option<SystemTime>), Arc<FileInfo>>,
+    files: HashMap<FileKey, Arc<FileInfo>>,
     accounts: HashMap<Vec<u8>, String>,
     pub counters: EnrichCounters,
+    /// The background worker (live), with the lookups it was given that
+    /// have not come back yet.
+    worker: Option<worker::Worker<Job, Done>>,
+    pending_files: Pending<FileKey>,
+    pending_accounts: Pending<Vec<u8>>,
 }
 
 impl Enricher {
     pub fn new(config: EnrichConfig) -> Self {
+        let files = config.clone();
+        Enricher::with_work(config, move |job| match job {
+            Job::File(key) => {
+                let info = read_file_info(&files, &key.0);
+                Done::File(key, info)
+            }
+            Job::Account(sid) => {
+                let name = lookup_account(&sid);
+                Done::Account(sid, name)
+            }
+        })
+    }
+
+    /// An enricher whose background worker (if configured) runs `work`.
+    fn with_work(config: EnrichConfig, work: impl FnMut(Job) -> Done + Send + 'static) -> Self {
+        // Without a thread (the system refused one), lookups are inline:
+        // slower, never wrong.
+        let worker = config
+            .background
+            .and_then(|capacity| worker::Worker::spawn("ringside-enrich", capacity, work).ok());
         Enricher {
             config,
             files: HashMap::new(),
             accounts: HashMap::new(),
             counters: EnrichCounters::default(),
+            worker,
+            pending_files: Pending::new(),
+            pending_accounts: Pending::new(),
+        }
+    }
+
+    /// Takes in what the background worker finished.
+    fn collect(&mut self) {
+        let Some(worker) = &self.worker else { return };
+        while let Some(done) = worker.try_done() {
+            match done {
+                Done::File(key, info) => {
+                    self.pending_files.remove(&key);
+                    if let Some(info) = info {
+                        self.counters.file_reads += 1;
+                        cache_insert(&mut self.files, key, Arc::new(info));
+                    }
+                }
+                Done::Account(sid, name) => {
+                    self.pending_accounts.remove(&sid);
+                    let name = name.unwrap_or_else(|| sid_text(&sid));
+                    cache_insert(&mut self.accounts, sid, name);
+                }
+            }
+        }
+    }
+
+    /// Gives the worker `job` unless it is already pending; counts what
+    /// the event goes without.
+    fn defer(&mut self, job: Job) {
+        self.counters.deferred += 1;
+        let pending = match &job {
+            Job::File(key) => self.pending_files.contains(key),
+            Job::Account(sid) => self.pending_accounts.contains(sid),
+        };
+        let Some(worker) = &mut self.worker else {
+            return;
+        };
+        if pending {
+            return;
+        }
+        let key = match &job {
+            Job::File(key) => Ok(key.clone()),
+            Job::Account(sid) => Err(sid.clone()),
+        };
+        match worker.submit(job) {
+            worker::Submitted::Queued => match key {
+                Ok(file) => {
+                    self.pending_files.insert(file);
+                }
+                Err(sid) => {
+                    self.pending_accounts.insert(sid);
+                }
+            },
+            worker::Submitted::Overflow => self.counters.overflow += 1,
+            worker::Submitted::Gone => {}
         }
     }
 
@@ -127,32 +252,20 @@ impl Enricher {
             return None;
         }
         let key = (local, meta.len(), meta.modified().ok());
+        if self.worker.is_some() {
+            self.collect();
+        }
         if let Some(info) = self.files.get(&key) {
             self.counters.cache_hits += 1;
             return Some(Arc::clone(info));
         }
-        let bytes = std::fs::read(&key.0).ok()?;
-        self.counters.file_reads += 1;
-        let parsed = pe::Image::parse(&bytes);
-        let version = parsed
-            .as_ref()
-            .and_then(pe::version_info)
-            .unwrap_or_default();
-        let hashes = if self.config.hashes.is_empty() {
-            String::new()
-        } else {
-            let imphash = if self.config.hashes.imphash {
-                parsed.as_ref().and_then(pe::imphash)
-            } else {
-                None
-            };
-            hash::sysmon_hashes(self.config.hashes, &bytes, imphash)
-        };
-        let info = Arc::new(FileInfo { version, hashes });
-        if self.files.len() >= CACHE_CAPACITY {
-            self.files.clear();
+        if self.worker.is_some() {
+            self.defer(Job::File(key));
+            return None;
         }
-        self.files.insert(key, Arc::clone(&info));
+        let info = Arc::new(read_file_info(&self.config, &key.0)?);
+        self.counters.file_reads += 1;
+        cache_insert(&mut self.files, key, Arc::clone(&info));
         Some(info)
     }
 
@@ -174,14 +287,20 @@ impl Enricher {
             }
         };
         let text = sid.to_string();
-        let name = sid::well_known_account(&text)
-            .map(str::to_owned)
-            .or_else(|| lookup_account(sid_bytes))
-            .unwrap_or(text);
-        if self.accounts.len() >= CACHE_CAPACITY {
-            self.accounts.clear();
+        if let Some(name) = sid::well_known_account(&text) {
+            cache_insert(&mut self.accounts, sid_bytes.to_vec(), name.to_owned());
+            return Some(name.to_owned());
         }
-        self.accounts.insert(sid_bytes.to_vec(), name.clone());
+        if self.worker.is_some() {
+            self.collect();
+            if let Some(name) = self.accounts.get(sid_bytes) {
+                return Some(name.clone());
+            }
+            self.defer(Job::Account(sid_bytes.to_vec()));
+            return Some(text);
+        }
+        let name = lookup_account(sid_bytes).unwrap_or(text);
+        cache_insert(&mut self.accounts, sid_bytes.to_vec(), name.clone());
         Some(name)
     }
 
@@ -202,6 +321,44 @@ impl Enricher {
             }
         }
     }
+}
+
+/// Version info and hashes of the file at `local`, or `None` if it cannot
+/// be read. The same work inline and on the worker.
+fn read_file_info(config: &EnrichConfig, local: &std::path::Path) -> Option<FileInfo> {
+    let bytes = std::fs::read(local).ok()?;
+    let parsed = pe::Image::parse(&bytes);
+    let version = parsed
+        .as_ref()
+        .and_then(pe::version_info)
+        .unwrap_or_default();
+    let hashes = if config.hashes.is_empty() {
+        String::new()
+    } else {
+        let imphash = if config.hashes.imphash {
+            parsed.as_ref().and_then(pe::imphash)
+        } else {
+            None
+        };
+        hash::sysmon_hashes(config.hashes, &bytes, imphash)
+    };
+    Some(FileInfo { version, hashes })
+}
+
+/// Inserts into a bounded cache: when full, it is cleared and refilled.
+fn cache_insert<K: std::hash::Hash + Eq, V>(cache: &mut HashMap<K, V>, key: K, value: V) {
+    if cache.len() >= CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(key, value);
+}
+
+/// The `S-1-…` text of a SID the worker could not name (parsed before it
+/// was queued, so the fallback is never reached).
+fn sid_text(sid_bytes: &[u8]) -> String {
+    Sid::parse(sid_bytes)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(windows)]
@@ -270,6 +427,83 @@ mod tests {
             info.version.original_file_name.as_deref(),
             Some("fixture.exe")
         );
+    }
+
+    fn files_under_root(names: &[&str]) -> (tempfile::TempDir, EnrichConfig) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let windows = dir.path().join("C").join("Windows");
+        std::fs::create_dir_all(&windows).expect("mkdir");
+        for name in names {
+            std::fs::write(windows.join(name), b"abc").expect("write");
+        }
+        let config = EnrichConfig {
+            files_root: Some(dir.path().to_owned()),
+            hashes: HashSet::parse("md5").expect("valid"),
+            background: Some(1),
+            ..EnrichConfig::default()
+        };
+        (dir, config)
+    }
+
+    /// In background mode the first event for a file goes without its
+    /// hashes; a later one carries them, computed off the caller's thread.
+    #[test]
+    fn background_lookups_arrive_for_later_events() {
+        if cfg!(windows) {
+            return; // Paths are used as they are there.
+        }
+        let (_dir, config) = files_under_root(&["x.exe"]);
+        let mut enricher = Enricher::new(config);
+        assert!(
+            enricher.file(r"C:\Windows\x.exe").is_none(),
+            "not ready yet"
+        );
+        let mut info = None;
+        for _ in 0..500 {
+            info = enricher.file(r"C:\Windows\x.exe");
+            if info.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let info = info.expect("the worker finished");
+        assert_eq!(info.hashes, "MD5=900150983CD24FB0D6963F7D28E17F72");
+        assert_eq!(enricher.counters.file_reads, 1);
+        assert!(enricher.counters.deferred >= 1);
+        assert_eq!(enricher.counters.overflow, 0);
+    }
+
+    /// A worker stuck on a slow file never blocks the caller: lookups the
+    /// full queue cannot take are counted, and asked again later.
+    #[test]
+    fn a_full_enrichment_queue_is_counted_not_waited_for() {
+        if cfg!(windows) {
+            return;
+        }
+        let (_dir, config) = files_under_root(&["a.exe", "b.exe", "c.exe"]);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let mut enricher = Enricher::with_work(config, move |job| {
+            let _ = started_tx.send(());
+            let _ = gate_rx.recv();
+            match job {
+                Job::File(key) => Done::File(key, None),
+                Job::Account(sid) => Done::Account(sid, None),
+            }
+        });
+        assert!(enricher.file(r"C:\Windows\a.exe").is_none());
+        started
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the worker took a.exe");
+        assert!(enricher.file(r"C:\Windows\b.exe").is_none(), "queued");
+        assert!(enricher.file(r"C:\Windows\c.exe").is_none(), "refused");
+        assert!(
+            enricher.file(r"C:\Windows\a.exe").is_none(),
+            "pending, not queued again"
+        );
+        assert_eq!(enricher.counters.deferred, 4);
+        assert_eq!(enricher.counters.overflow, 1);
+        drop(gate);
     }
 
     #[test]

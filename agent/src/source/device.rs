@@ -1,15 +1,19 @@
 //! The live source: the driver's control device `\\.\Ringside` (Windows).
 //!
-//! HELLO, then CONFIGURE, then several overlapped READs in flight; each
-//! completed batch goes to the pipeline (and to `--record`). A Stats frame
-//! is taken every [`STATS_INTERVAL`]. When the device fails (driver
-//! unloaded or restarted), the source reconnects with exponential backoff;
-//! the pipeline — and its process table — carries over.
+//! HELLO, then CONFIGURE, then several overlapped READs in flight. They
+//! complete in any order; the reorder stage ([`crate::source::reorder`])
+//! hands their batches on in sequence order, to `--record` and then the
+//! pipeline. The driver's counters are read at connect (their `next_seq`
+//! is where the first batch starts) and a Stats frame is taken every
+//! [`STATS_INTERVAL`]. When the session ends
+//! — stop, or the device failed (driver unloaded or restarted) — the READs
+//! are cancelled and those that had completed with data are delivered with
+//! everything the reorder stage held; then the source reconnects with
+//! backoff. The pipeline — its process table and expected sequence number —
+//! carries over, so a loss across the reconnect is reported.
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ringside_wire::ioctl::{
@@ -21,6 +25,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
+use crate::source::backoff::Backoff;
+use crate::source::reorder::{MAX_HELD, Reorder};
+pub use crate::source::stop::StopFlag;
 use crate::source::writer::ReplayWriter;
 use crate::time::now_filetime;
 use crate::win::{Device, ReadQueue, dos_devices};
@@ -29,22 +36,11 @@ use crate::win::{Device, ReadQueue, dos_devices};
 pub const READS_IN_FLIGHT: usize = 4;
 /// How often driver counters are read.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Set to stop the source (service stop, Ctrl-C).
-#[derive(Clone, Debug, Default)]
-pub struct StopFlag(pub Arc<AtomicBool>);
-
-impl StopFlag {
-    pub fn stop(&self) {
-        // Relaxed: a plain flag polled at least every READ timeout; no other
-        // memory is published through it.
-        self.0.store(true, Ordering::Relaxed);
-    }
-    pub fn stopped(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+/// Longest the sink and the recorder hold output while events flow.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the drive letters are read again (26 cheap QueryDosDeviceW
+/// calls).
+pub const VOLUME_INTERVAL: Duration = Duration::from_secs(2);
 
 type Recorder = ReplayWriter<io::BufWriter<std::fs::File>>;
 
@@ -63,23 +59,23 @@ pub fn run(
         )?),
         None => None,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
+    let mut delivery = Delivery {
+        pipeline: &mut pipeline,
+        sink,
+        recorder: recorder.as_mut(),
+        stream_offset: 0,
+    };
     while !stop.stopped() {
         let started = Instant::now();
-        match session(&mut pipeline, sink, recorder.as_mut(), stop) {
+        match session(&mut delivery, stop) {
             Ok(()) => break,
             Err(error) => {
-                eprintln!(
-                    "ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {backoff:?}"
-                );
-                pipeline.reconnected();
-                std::thread::sleep(backoff);
-                // A session that ran a while resets the backoff.
-                backoff = if started.elapsed() > MAX_BACKOFF {
-                    Duration::from_millis(100)
-                } else {
-                    (backoff * 2).min(MAX_BACKOFF)
-                };
+                // Measured before the wait: the session's own run time.
+                let wait = backoff.failed(started.elapsed());
+                eprintln!("ringside-agent: {DOS_DEVICE_PATH}: {error}; reconnecting in {wait:?}");
+                delivery.pipeline.reconnected();
+                stop.sleep(wait);
             }
         }
     }
@@ -93,13 +89,74 @@ fn bad_reply(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
-/// One connection: handshake, then READs until failure or stop.
-fn session(
-    pipeline: &mut Pipeline,
-    sink: &mut dyn Sink,
-    mut recorder: Option<&mut Recorder>,
-    stop: &StopFlag,
-) -> io::Result<()> {
+/// Where batches go, in sequence order: the recorder, then the pipeline.
+struct Delivery<'a> {
+    pipeline: &'a mut Pipeline,
+    sink: &'a mut dyn Sink,
+    recorder: Option<&'a mut Recorder>,
+    /// Bytes of batches delivered so far (the offsets problems name).
+    stream_offset: u64,
+}
+
+impl Delivery<'_> {
+    fn batches(&mut self, batches: Vec<Vec<u8>>) -> io::Result<()> {
+        for batch in batches {
+            if let Some(recorder) = self.recorder.as_deref_mut() {
+                recorder.batch(now_filetime(), &batch)?;
+            }
+            self.pipeline.batch(&batch, self.stream_offset, self.sink)?;
+            self.stream_offset += batch.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the drive letters again (volumes come and go: a USB stick, a
+    /// mounted image); a change, or `always`, is recorded as a VolumeMap
+    /// frame so a replay maps paths as the live agent did.
+    fn volumes(&mut self, always: bool) -> io::Result<()> {
+        let current = dos_devices();
+        let changed = self.pipeline.volumes.refresh(
+            current
+                .iter()
+                .map(|(device, drive)| (device.as_str(), drive.as_str())),
+        );
+        if let (true, Some(recorder)) = (changed || always, self.recorder.as_deref_mut()) {
+            let frame = self.pipeline.volumes.to_frame();
+            recorder.frame(FrameKind::VolumeMap, now_filetime(), &frame)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes the sink's and the recorder's buffered output out.
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            recorder.flush()?;
+        }
+        self.sink.flush()
+    }
+
+    /// A STATS snapshot: recorded, checked, emitted as 1004.
+    fn stats(&mut self, device: &Device) -> io::Result<()> {
+        let Some(stats) = query_stats(device)? else {
+            return Ok(());
+        };
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            recorder.stats(now_filetime(), &stats)?;
+        }
+        self.pipeline.driver_stats(&stats.stats, self.sink)
+    }
+}
+
+/// The driver's counters, if the reply has the expected size.
+fn query_stats(device: &Device) -> io::Result<Option<StatsResponse>> {
+    let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
+    let got = device.ioctl(IOCTL_STATS, &[], &mut out)?;
+    Ok(StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()).ok())
+}
+
+/// One connection: handshake, then READs until failure or stop. Whatever
+/// way it ends, READs that completed with data are delivered.
+fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
     let device = Device::open(DOS_DEVICE_PATH)?;
     let hello = HelloRequest {
         size: core::mem::size_of::<HelloRequest>() as u32,
@@ -120,40 +177,65 @@ fn session(
         &mut [],
     )?;
 
-    for (device_name, drive) in dos_devices() {
-        pipeline.volumes.insert(&device_name, &drive);
-    }
-    if let Some(recorder) = recorder.as_deref_mut() {
-        recorder.frame(
-            FrameKind::VolumeMap,
-            now_filetime(),
-            &pipeline.volumes.to_frame(),
-        )?;
-    }
+    delivery.volumes(true)?;
 
+    let mut reorder = Reorder::new(READS_IN_FLIGHT, MAX_HELD);
+    // Before any READ is issued, the driver's next number is the one the
+    // first batch starts with. Not checked or emitted: after a driver
+    // restart the pipeline still holds the old driver's view until the
+    // first record, and a 1004 now would compare the two lifetimes.
+    if let Some(stats) = query_stats(&device)? {
+        reorder.expect(stats.stats.next_seq);
+    }
     let buffer = (response.read_min_buffer.max(READ_MIN_BUFFER)) as usize;
     let mut reads = ReadQueue::new(device, IOCTL_READ, READS_IN_FLIGHT, buffer)?;
-    let mut stream_offset = 0u64;
+    let result = read_loop(delivery, &mut reads, &mut reorder, stop);
+    // Stop or failure: what completed is delivered, then whatever the
+    // reorder stage still holds (its holes become 1002 in the pipeline).
+    let mut ready = Vec::new();
+    for (slot, batch) in reads.cancel() {
+        ready.extend(reorder.push(slot, batch));
+    }
+    ready.extend(reorder.flush());
+    let delivered = delivery.batches(ready);
+    result.and(delivered)
+}
+
+/// READs until stop or failure.
+fn read_loop(
+    delivery: &mut Delivery<'_>,
+    reads: &mut ReadQueue,
+    reorder: &mut Reorder,
+    stop: &StopFlag,
+) -> io::Result<()> {
     let mut last_stats = Instant::now();
+    let mut last_volumes = Instant::now();
+    let mut last_flush = Instant::now();
     while !stop.stopped() {
-        if let Some(batch) = reads.next(250)? {
-            if let Some(recorder) = recorder.as_deref_mut() {
-                recorder.batch(now_filetime(), batch)?;
+        let idle = match reads.next(250)? {
+            Some((slot, batch)) => {
+                delivery.batches(reorder.push(slot, batch))?;
+                false
             }
-            pipeline.batch(batch, stream_offset, sink)?;
-            stream_offset += batch.len() as u64;
+            None => {
+                delivery.batches(reorder.idle())?;
+                true
+            }
+        };
+        // Output is pushed out when the ring goes quiet and at least every
+        // FLUSH_INTERVAL under load, so a reader of the output (or a
+        // killed agent) is never more than that behind.
+        if idle || last_flush.elapsed() >= FLUSH_INTERVAL {
+            last_flush = Instant::now();
+            delivery.flush()?;
+        }
+        if last_volumes.elapsed() >= VOLUME_INTERVAL {
+            last_volumes = Instant::now();
+            delivery.volumes(false)?;
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
-            let mut out = [0u8; core::mem::size_of::<StatsResponse>()];
-            let got = reads.device().ioctl(IOCTL_STATS, &[], &mut out)?;
-            if let Ok(stats) = StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()) {
-                if let Some(recorder) = recorder.as_deref_mut() {
-                    recorder.stats(now_filetime(), &stats)?;
-                }
-                pipeline.driver_stats(&stats.stats, sink)?;
-            }
-            sink.flush()?;
+            delivery.stats(reads.device())?;
         }
     }
     Ok(())

@@ -52,6 +52,12 @@ impl<W: Write> ReplayWriter<W> {
         self.frame(FrameKind::Stats, timestamp, stats.as_bytes())
     }
 
+    /// Pushes buffered frames out, so a recording is readable while the
+    /// agent runs and little is lost if it is killed.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// Flushes and returns the sink.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
