@@ -115,6 +115,9 @@ pub struct Counters {
     pub sequence_gaps: u64,
     pub missing_records: u64,
     pub sequence_regressions: u64,
+    /// Regressions after a reconnect: a new driver lifetime (1004
+    /// `DriverRestarts`). The sensor saw nothing while the driver was gone.
+    pub driver_restarts: u64,
     pub lost_records: u64,
     /// Events the driver reported dropped (sum of `Lost` deltas), per kind.
     pub lost_events: [u64; EVENT_KIND_COUNT],
@@ -436,6 +439,8 @@ impl Pipeline {
         );
         self.event
             .set_named("VolumesDropped", &self.volumes.dropped.to_string());
+        self.event
+            .set_named("DriverRestarts", &self.counters.driver_restarts.to_string());
         let enrich = self.enricher.counters;
         self.event
             .set_named("EnrichDeferred", &enrich.deferred.to_string());
@@ -564,6 +569,7 @@ impl Pipeline {
                 match reconnect {
                     Some(stamped) => {
                         // A new driver lifetime: its counts begin again.
+                        self.counters.driver_restarts += 1;
                         self.counters.view = AgentView::default();
                         self.lost_baseline = [0; EVENT_KIND_COUNT];
                         let old_tail = stamped.filter(|n| *n > expected).map(|n| Gap {

@@ -97,6 +97,9 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     // process table's entries and bytes, volume mappings not kept.
     field("ProcessesEvicted", FieldType::Integer),
     field("VolumesDropped", FieldType::Integer),
+    // New driver lifetimes seen across reconnects (driver stopped and
+    // started, or replaced): windows in which nothing was observed.
+    field("DriverRestarts", FieldType::Integer),
     // Enrichment (live: on a worker thread): events that went out without
     // a lookup that was not finished, and lookups the full queue refused.
     // Neither drops an event.

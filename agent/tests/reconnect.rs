@@ -91,3 +91,27 @@ fn a_driver_restart_that_lost_nothing_reports_nothing() {
     });
     assert_eq!(gaps(out), []);
 }
+
+/// A restart is visible even when nothing was lost: the next 1004 counts
+/// it, since the sensor observed nothing while the driver was gone.
+#[test]
+fn a_driver_restart_is_counted_in_sensor_stats() {
+    let (_, out) = run(|p, sink| {
+        p.batch(&batch(0, 5), 0, sink).expect("sink");
+        p.reconnected();
+        p.batch(&batch(0, 2), 0, sink).expect("sink");
+        let stats = DriverStats {
+            next_seq: 2,
+            ..Default::default()
+        };
+        p.driver_stats(&stats, sink).expect("sink");
+    });
+    let text = String::from_utf8(out).expect("utf-8");
+    let stats: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|e| e["EventID"] == 1004)
+        .collect();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0]["EventData"]["DriverRestarts"], 1);
+}

@@ -21,6 +21,10 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
     (void)path;
     /* Wine also calls a mingw-built driver's entry point as DllMain. */
     if ((void *)driver == (void *)&__ImageBase) return TRUE;
+    LARGE_INTEGER now;
+    /* Two imports, so the image has an import hash to check. */
+    KeQuerySystemTime(&now);
+    DbgPrint("ringside_trigger: loaded at %I64d\n", now.QuadPart);
     driver->DriverUnload = unload;
     return STATUS_SUCCESS;
 }

@@ -11,6 +11,7 @@ mod package;
 mod setup;
 mod test;
 mod windbg_check;
+mod wine;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ commands:
             the packaged driver's binary gate (what CI runs)
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
+  wine      the packaged ringside.sys and the Windows agent end to end under
+            Wine 8.0 (installs it; test-only gap shim in tests/wine/)
   windows-tools
             check tools/windbg/ringside.js against target/package/ringside.pdb
             and docs/windows-vm.md + tools/windows/*.ps1 against the package
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
     // names; the kernel model (tests/) also needs Debian packages.
     let setup = match command {
         "help" | "--help" | "-h" => Ok(()),
-        "test" | "demo" | "bench" | "soak" => {
+        "test" | "demo" | "bench" | "soak" | "wine" => {
             setup::toolchain().and_then(|()| setup::debian(setup::KERNEL_MODEL))
         }
         _ => setup::toolchain(),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         "bench" => bench::run_bench(rest),
         "demo" => demo::run_demo(rest),
         "windows-tools" => test::windows_tools(&cmd::root().join("target").join("package")),
+        "wine" => package::run_package(&[]).and_then(|package| wine::run_wine(&package)),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -57,6 +57,24 @@ pub const WINE_HEADERS: Package = Package {
     why: "the ABI oracle's second header set (wdm.h, ntifs.h, fltkernel.h)",
 };
 
+/// Wine, pinned to Debian bookworm's 8.0 (the Wine end-to-end test,
+/// xtask/src/wine.rs; its gaps are filled for exactly this release).
+pub const WINE64: Package = Package {
+    name: "wine64=8.0~repack-4",
+    provides: "/usr/lib/wine/wine64",
+    why: "runs the packaged ringside.sys and the Windows agent end to end (Wine test)",
+};
+
+/// The `wine` launcher for WINE64.
+pub const WINE_LAUNCHER: Package = Package {
+    name: "wine=8.0~repack-4",
+    provides: "/usr/bin/wine",
+    why: "the `wine` command of the Wine end-to-end test",
+};
+
+/// What the Wine end-to-end test needs besides the kernel model's packages.
+pub const WINE: &[&Package] = &[&WINE64, &WINE_LAUNCHER, &MINGW, &MINGW_HEADERS];
+
 /// What the kernel model (tests/) needs to build: Unicorn and the oracle.
 pub const KERNEL_MODEL: &[&Package] = &[&CMAKE, &MINGW, &MINGW_HEADERS, &WINE_HEADERS];
 

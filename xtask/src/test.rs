@@ -47,6 +47,8 @@ pub fn run_all(_args: &[String]) -> Result<(), String> {
     // What a Windows VM user runs (guide, scripts, WinDbg extension), checked
     // against that package.
     windows_tools(&package)?;
+    // That package and the Windows agent, end to end under Wine.
+    crate::wine::run_wine(&package)?;
     // The ring's loom models.
     loom()?;
     Ok(())

@@ -1,0 +1,745 @@
+//! `cargo xtask wine` (part of `cargo xtask test`): the packaged
+//! `ringside.sys` and the Windows build of the agent, end to end under Wine.
+//!
+//! Wine 8.0 (Debian bookworm's packages) hosts kernel drivers in
+//! `winedevice.exe`, a user process, so the unmodified driver runs there:
+//! installed by its own INF, started as a service, opened by the agent over
+//! `\\.\Ringside` with HELLO, CONFIGURE and overlapped READs — the IOCTL
+//! path with no layout compensation of any kind. Test code fills Wine's
+//! gaps (`tests/wine/`, never packaged; [`GAPS`] lists them). Wine runs no
+//! process or file callbacks, but it calls image-load notify routines for
+//! images loaded into the same `winedevice.exe`: each start of the
+//! test-only trigger driver is one ImageLoad event.
+//!
+//! What it walks, each step checked: the INF install and driver start; the
+//! console agent's events (Sysmon 7 with hashes checked against `md5sum`,
+//! `sha256sum` and an independent imphash reader), Ctrl-C, and its
+//! `--record` file replayed by the Linux agent; the agent killed and
+//! restarted; the driver stopped and started under a running agent, with
+//! the gap reported; the agent as a service (install, start, events, stop,
+//! a failing start with its exit code and log text, uninstall).
+//!
+//! What it does not prove: process and file callbacks (never fired by
+//! Wine), IRQL and DPC behaviour (Wine's threads and the shim's DPC thread,
+//! not Windows'), the device's access check (the shim's CREATE context is
+//! an administrator's), the per-CPU lanes under preemption, the Application
+//! event log (Wine's ReportEventW writes nowhere readable).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::{cargo, root, run};
+
+/// Wine's gaps and what `tests/wine/` does about each.
+pub const GAPS: &[(&str, &str)] = &[
+    (
+        "ExAllocatePool2, IoCsqInitializeEx, IoCsqInsertIrpEx, KeQuerySystemTimePrecise missing",
+        "the shim rebinds ringside.sys's imports to its own (pool + zero, the documented CSQ contract, KeQuerySystemTime)",
+    ),
+    (
+        "Ex*RundownProtection, IoCsqRemoveNextIrp, SeTokenIsAdmin are stubs that raise",
+        "rebound likewise",
+    ),
+    (
+        "KeInsertQueueDpc never runs the DPC; KeCancelTimer waits for the timer's own DPC",
+        "DPCs and timers run on the shim's DPC thread; cancelling never waits",
+    ),
+    (
+        "FltRegisterFilter returns a dummy and FltMgr never unloads the filter",
+        "the shim keeps the registration and unloads through FilterUnloadCallback (mandatory) at `net stop`",
+    ),
+    (
+        "CREATE carries a NULL security context; IRP_MJ_CLEANUP is never sent",
+        "the shim gives CREATE an administrator's context, and sends CLEANUP before CLOSE",
+    ),
+    (
+        "a mingw-built driver's entry point is called as DllMain",
+        "the shim and trigger return TRUE when called with their own base",
+    ),
+    (
+        "bcryptprimitives.dll (ProcessPrng, imported by Rust's std) missing",
+        "tests/wine/bcryptprimitives.c beside the agent, over RtlGenRandom",
+    ),
+];
+
+/// The Wine release the test is pinned to (Debian bookworm).
+const WINE_VERSION: &str = "wine-8.0";
+/// The driver's service group: drivers of one group share a winedevice.exe.
+const GROUP: &str = "FSFilter Activity Monitor";
+const TRIGGER_IMAGE: &str = r"C:\windows\system32\drivers\ringside_trigger.sys";
+const AGENT_DIR: &str = r"C:\ringside";
+
+/// Runs the whole scenario against `package` (target/package).
+pub fn run_wine(package: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    crate::setup::debian(crate::setup::WINE)?;
+    check_wine_version()?;
+    let work = root().join("target").join("wine");
+    let built = build(&work)?;
+    let mut wine = Wine::new(&work)?;
+    let result = scenario(&mut wine, package, &built);
+    wine.shutdown();
+    match result {
+        Ok(report) => {
+            println!(
+                "\nWine end to end ({WINE_VERSION}): passed in {:.0?}",
+                started.elapsed()
+            );
+            for line in report {
+                println!("  {line}");
+            }
+            println!("  Wine gaps filled by test code (tests/wine/):");
+            for (gap, fill) in GAPS {
+                println!("    - {gap}: {fill}");
+            }
+            Ok(())
+        }
+        Err(error) => Err(format!(
+            "Wine end to end: {error}\n  (Wine's log: {})",
+            wine.log.display()
+        )),
+    }
+}
+
+fn check_wine_version() -> Result<(), String> {
+    let out = Command::new("wine")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("wine --version: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !version.starts_with(WINE_VERSION) {
+        return Err(format!(
+            "the Wine test is pinned to {WINE_VERSION} (Debian bookworm), found {version:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// What the scenario installs into the prefix.
+struct Built {
+    agent: PathBuf,
+    host_agent: PathBuf,
+    shim: PathBuf,
+    trigger: PathBuf,
+    prng: PathBuf,
+}
+
+/// The Windows agent (x86_64-pc-windows-gnu, Debian's mingw-w64), the Linux
+/// agent (to replay the recording) and the test-only Wine pieces.
+fn build(work: &Path) -> Result<Built, String> {
+    run(cargo().args([
+        "build",
+        "--locked",
+        "-p",
+        "ringside-agent",
+        "--target",
+        "x86_64-pc-windows-gnu",
+    ]))?;
+    run(cargo().args(["build", "--locked", "-p", "ringside-agent"]))?;
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let src = root().join("tests").join("wine");
+    let driver = |name: &str| -> Result<PathBuf, String> {
+        let out = bin.join(format!("ringside_{name}.sys"));
+        run(Command::new("x86_64-w64-mingw32-gcc")
+            .args([
+                "-I/usr/x86_64-w64-mingw32/include/ddk",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+            ])
+            .args(["-Werror", "-shared", "-nostdlib", "-nostartfiles"])
+            .args(["-Wl,--subsystem,native", "-Wl,--entry,DriverEntry"])
+            .args(["-Wl,--dynamicbase", "-o"])
+            .arg(&out)
+            .arg(src.join(format!("{name}.c")))
+            .args(["-lntoskrnl", "-lntdll", "-lhal"]))?;
+        Ok(out)
+    };
+    let shim = driver("wineshim")?;
+    let trigger = driver("trigger")?;
+    let prng = bin.join("bcryptprimitives.dll");
+    run(Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-O2", "-Wall", "-Werror", "-shared", "-o"])
+        .arg(&prng)
+        .arg(src.join("bcryptprimitives.c"))
+        .arg(src.join("bcryptprimitives.def"))
+        .arg("-ladvapi32"))?;
+    let target = root().join("target");
+    Ok(Built {
+        agent: target.join("x86_64-pc-windows-gnu/debug/ringside-agent.exe"),
+        host_agent: target.join("debug/ringside-agent"),
+        shim,
+        trigger,
+        prng,
+    })
+}
+
+/// A Wine prefix of the test's own, with a persistent wineserver.
+struct Wine {
+    prefix: PathBuf,
+    log: PathBuf,
+}
+
+impl Wine {
+    fn new(work: &Path) -> Result<Wine, String> {
+        let prefix = work.join("prefix");
+        let log = work.join("wine.log");
+        // A prefix from an earlier run may still have a wineserver.
+        let wine = Wine {
+            prefix: prefix.clone(),
+            log: log.clone(),
+        };
+        if prefix.exists() {
+            wine.shutdown();
+            std::fs::remove_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
+        }
+        std::fs::write(&log, "").map_err(|e| format!("{}: {e}", log.display()))?;
+        let t = Instant::now();
+        // The wineserver stays up for the whole scenario: services and the
+        // drivers' winedevice.exe live as long as it does.
+        wine.command("wineserver")
+            .arg("-p")
+            .status()
+            .map_err(|e| format!("wineserver: {e}"))?;
+        wine.wine(&["wineboot", "-i"])?;
+        eprintln!(
+            "wine: prefix {} made in {:.1?}",
+            prefix.display(),
+            t.elapsed()
+        );
+        Ok(wine)
+    }
+
+    fn drive_c(&self) -> PathBuf {
+        self.prefix.join("drive_c")
+    }
+
+    /// A Wine command with the prefix, a quiet debug channel (the shim's
+    /// DbgPrint kept) and no display; stderr goes to the log.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all,+debugstr")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null());
+        if let Ok(log) = std::fs::OpenOptions::new().append(true).open(&self.log) {
+            command.stderr(log);
+        }
+        command
+    }
+
+    /// `wine ARGS`, waited for; its stdout.
+    fn wine(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command("wine")
+            .args(args)
+            .output()
+            .map_err(|e| format!("wine {args:?}: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `wine ARGS` that must succeed.
+    fn wine_ok(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command("wine")
+            .args(args)
+            .output()
+            .map_err(|e| format!("wine {args:?}: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("wine {args:?} failed ({}): {text}", out.status))
+        }
+    }
+
+    /// A service's state, Win32 exit code and service-specific exit code,
+    /// from `sc query`; `None` if there is no such service.
+    fn service(&self, name: &str) -> Result<Option<ServiceState>, String> {
+        let text = self.wine(&["sc", "query", name])?;
+        let field = |key: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        Ok(field("STATE").map(|state| ServiceState {
+            state,
+            win32_exit: field("WIN32_EXIT_CODE").unwrap_or(0),
+            service_exit: field("SERVICE_EXIT_CODE").unwrap_or(0),
+        }))
+    }
+
+    /// `reg query` of a service's key (its configuration).
+    fn service_key(&self, name: &str) -> Result<String, String> {
+        self.wine(&[
+            "reg",
+            "query",
+            &format!(r"HKLM\System\CurrentControlSet\Services\{name}"),
+        ])
+    }
+
+    /// Waits until `name` is in `state` (sc's numbers: 1 stopped, 4 running).
+    fn wait_state(&self, name: &str, state: u32, within: Duration) -> Result<ServiceState, String> {
+        let end = Instant::now() + within;
+        loop {
+            let now = self.service(name)?;
+            if let Some(s) = now.filter(|s| s.state == state) {
+                return Ok(s);
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "{name} not in state {state} after {within:?}: {now:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// One ImageLoad for ringside.sys to see: the trigger driver is started
+    /// (its image mapped into the shared winedevice.exe) and stopped again.
+    fn trigger_load(&self) -> Result<(), String> {
+        self.wine_ok(&["net", "start", "ringside_trigger"])?;
+        self.wine_ok(&["net", "stop", "ringside_trigger"])?;
+        Ok(())
+    }
+
+    /// The agent with `args`, its stdout to `stdout` (a host path).
+    fn spawn_agent(&self, args: &[&str], stdout: &Path) -> Result<Child, String> {
+        let out =
+            std::fs::File::create(stdout).map_err(|e| format!("{}: {e}", stdout.display()))?;
+        let exe = format!(r"{AGENT_DIR}\ringside-agent.exe");
+        self.command("wine")
+            .arg(exe)
+            .args(args)
+            .stdout(out)
+            .spawn()
+            .map_err(|e| format!("starting the agent: {e}"))
+    }
+
+    fn shutdown(&self) {
+        let _ = self.command("wineserver").arg("-k").status();
+        let _ = self.command("wineserver").arg("-w").status();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ServiceState {
+    state: u32,
+    win32_exit: u32,
+    service_exit: u32,
+}
+
+const STOPPED: u32 = 1;
+const RUNNING: u32 = 4;
+
+/// The JSON lines of `path` (a file the agent writes).
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn event_id(line: &serde_json::Value) -> u64 {
+    line["EventID"].as_u64().unwrap_or(0)
+}
+
+/// The trigger's ImageLoad events in `path`.
+fn trigger_events(path: &Path) -> Vec<serde_json::Value> {
+    lines(path)
+        .into_iter()
+        .filter(|l| event_id(l) == 7 && l["EventData"]["ImageLoaded"] == TRIGGER_IMAGE)
+        .collect()
+}
+
+/// Starts and stops the trigger until `path` holds `count` trigger events.
+fn loads_until(wine: &Wine, path: &Path, count: usize, within: Duration) -> Result<(), String> {
+    let end = Instant::now() + within;
+    while trigger_events(path).len() < count {
+        if Instant::now() > end {
+            return Err(format!(
+                "{} holds {} trigger ImageLoad events, not {count}, after {within:?}",
+                path.display(),
+                trigger_events(path).len()
+            ));
+        }
+        wine.trigger_load()?;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+/// Waits until `path` holds `count` trigger events, loading nothing.
+fn wait_events(path: &Path, count: usize, within: Duration) -> Result<(), String> {
+    let end = Instant::now() + within;
+    while trigger_events(path).len() < count {
+        if Instant::now() > end {
+            return Err(format!(
+                "{} holds {} trigger events, expected {count}",
+                path.display(),
+                trigger_events(path).len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// The trigger's hashes as Sysmon writes them, from tools that share no
+/// code with the agent: md5sum, sha256sum, and `oracle.py` (a struct-based
+/// PE reader) for the imphash.
+fn expected_hashes(trigger: &Path) -> Result<String, String> {
+    let tool = |program: &str, args: &[&Path]| -> Result<String, String> {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .map(str::to_ascii_uppercase)
+            .ok_or_else(|| format!("{program} printed nothing"))
+    };
+    let md5 = tool("md5sum", &[trigger])?;
+    let sha256 = tool("sha256sum", &[trigger])?;
+    let oracle = root().join("agent/tests/data/pe/oracle.py");
+    let out = Command::new("python3")
+        .arg(&oracle)
+        .arg(trigger)
+        .output()
+        .map_err(|e| format!("python3 {}: {e}", oracle.display()))?;
+    let imphash = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_ascii_uppercase)
+        .ok_or("oracle.py printed no imphash")?;
+    Ok(format!("MD5={md5},SHA256={sha256},IMPHASH={imphash}"))
+}
+
+/// Sequence numbers of records (events with a `Seq`) in order of output.
+fn seqs(events: &[serde_json::Value]) -> Vec<u64> {
+    events.iter().filter_map(|l| l["Seq"].as_u64()).collect()
+}
+
+/// SIGINT, as Ctrl-C in the agent's console (Wine turns it into
+/// CTRL_C_EVENT); the agent must exit 0 within `within`.
+fn interrupt(child: &mut Child, within: Duration) -> Result<(), String> {
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]))?;
+    let end = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("the agent exited {status} after Ctrl-C"))
+            };
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            return Err(format!(
+                "the agent did not exit within {within:?} of Ctrl-C"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String>, String> {
+    let mut report = Vec::new();
+    let c = wine.drive_c();
+    let drivers = c.join("windows/system32/drivers");
+    let agent_dir = c.join("ringside");
+    std::fs::create_dir_all(&agent_dir).map_err(|e| e.to_string())?;
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to)
+            .map(|_| ())
+            .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+    };
+    copy(&built.shim, &drivers.join("ringside_wineshim.sys"))?;
+    copy(&built.trigger, &drivers.join("ringside_trigger.sys"))?;
+    copy(&built.agent, &agent_dir.join("ringside-agent.exe"))?;
+    copy(&built.prng, &agent_dir.join("bcryptprimitives.dll"))?;
+    let pkg = c.join("package");
+    std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+    for name in ["ringside.sys", "ringside.inf"] {
+        copy(&package.join(name), &pkg.join(name))?;
+    }
+
+    // 1. The gap shim first, then the package by its INF, in one group.
+    let t = Instant::now();
+    for (name, image) in [
+        (
+            "ringside_wineshim",
+            r"C:\windows\system32\drivers\ringside_wineshim.sys",
+        ),
+        ("ringside_trigger", TRIGGER_IMAGE),
+    ] {
+        wine.wine_ok(&[
+            "sc", "create", name, "type=", "kernel", "start=", "demand", "binpath=", image,
+            "group=", GROUP,
+        ])?;
+    }
+    wine.wine_ok(&["net", "start", "ringside_wineshim"])?;
+    wine.wine_ok(&[
+        "rundll32",
+        "setupapi.dll,InstallHinfSection",
+        "DefaultInstall",
+        "132",
+        r"C:\package\ringside.inf",
+    ])?;
+    // Wine's sc has no `qc`: the service's configuration from its key.
+    let config = wine.service_key("ringside")?;
+    for want in ["Type    REG_DWORD    0x2", r"\ringside.sys", GROUP] {
+        if !config.contains(want) {
+            return Err(format!("the INF's service lacks {want:?}:\n{config}"));
+        }
+    }
+    wine.wine_ok(&["net", "start", "ringside"])?;
+    wine.wait_state("ringside", RUNNING, Duration::from_secs(10))?;
+    let log = std::fs::read_to_string(&wine.log).unwrap_or_default();
+    if !log.contains("ringside_wineshim: rebound") {
+        return Err("the shim never rebound ringside.sys's imports".into());
+    }
+    report.push(format!(
+        "driver: ringside.inf installed (FILE_SYSTEM_DRIVER, group {GROUP:?}), `net start ringside`: RUNNING ({:.1?})",
+        t.elapsed()
+    ));
+
+    // 2. The console agent: HELLO, CONFIGURE, READs; events with hashes.
+    let t = Instant::now();
+    let run_out = agent_dir.join("run.jsonl");
+    let record = format!(r"{AGENT_DIR}\run.replay");
+    let mut agent = wine.spawn_agent(&["run", "--record", &record], &run_out)?;
+    loads_until(wine, &run_out, 1, Duration::from_secs(60))?;
+    let before = trigger_events(&run_out).len();
+    for _ in 0..5 {
+        wine.trigger_load()?;
+    }
+    wait_events(&run_out, before + 5, Duration::from_secs(20))?;
+    let expected = expected_hashes(&built.trigger)?;
+    let events = trigger_events(&run_out);
+    let hashed: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["EventData"]["Hashes"].as_str())
+        .filter(|h| *h != "-")
+        .collect();
+    if hashed.is_empty() || hashed.iter().any(|h| *h != expected) {
+        return Err(format!(
+            "hashes: expected {expected} (md5sum, sha256sum, oracle.py), got {hashed:?}"
+        ));
+    }
+    let all = lines(&run_out);
+    if all.iter().any(|l| event_id(l) == 1002) {
+        return Err(format!("a false 1002 SequenceGap in {}", run_out.display()));
+    }
+    let s = seqs(&all);
+    if s.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err(format!("sequence numbers not consecutive: {s:?}"));
+    }
+    report.push(format!(
+        "console agent: {} ImageLoad events (Sysmon 7), Seq {:?}, {} with hashes equal to md5sum/sha256sum/oracle.py ({expected}); no 1002 ({:.1?})",
+        events.len(),
+        s,
+        hashed.len(),
+        t.elapsed()
+    ));
+
+    // 3. Ctrl-C flushes and finishes the recording; the Linux agent
+    //    replays it to the same events.
+    interrupt(&mut agent, Duration::from_secs(15))?;
+    let rec = agent_dir.join("run.replay");
+    let replayed = agent_dir.join("replayed.jsonl");
+    let out = Command::new(&built.host_agent)
+        .args(["replay", "--no-enrich"])
+        .arg(&rec)
+        .output()
+        .map_err(|e| format!("replaying {}: {e}", rec.display()))?;
+    std::fs::write(&replayed, &out.stdout).map_err(|e| e.to_string())?;
+    let live: Vec<u64> = seqs(&trigger_events(&run_out));
+    let again: Vec<u64> = seqs(&trigger_events(&replayed));
+    if !out.status.success() || live != again {
+        return Err(format!(
+            "the --record file replays to Seq {again:?} ({}), the live agent wrote {live:?}",
+            out.status
+        ));
+    }
+    report.push(format!(
+        "Ctrl-C: exit 0; --record ({} bytes) replayed on Linux to the same {} events",
+        std::fs::metadata(&rec).map(|m| m.len()).unwrap_or(0),
+        again.len()
+    ));
+
+    // 4. The agent killed (SIGKILL) and restarted: events made while it was
+    //    gone are in the ring and arrive; nothing is reported twice.
+    let t = Instant::now();
+    let kill_out = agent_dir.join("killed.jsonl");
+    let mut agent = wine.spawn_agent(&["run"], &kill_out)?;
+    loads_until(wine, &kill_out, 1, Duration::from_secs(60))?;
+    agent.kill().map_err(|e| e.to_string())?;
+    let _ = agent.wait();
+    let seen_before_kill = seqs(&trigger_events(&kill_out));
+    for _ in 0..2 {
+        wine.trigger_load()?;
+    }
+    let restart_out = agent_dir.join("restarted.jsonl");
+    let mut agent = wine.spawn_agent(&["run"], &restart_out)?;
+    wait_events(&restart_out, 2, Duration::from_secs(60))?;
+    let after: Vec<u64> = seqs(&trigger_events(&restart_out));
+    let last = seen_before_kill.last().copied().unwrap_or(0);
+    if after.first() != Some(&(last + 1)) {
+        return Err(format!(
+            "after the restart the agent began at Seq {after:?}, the killed one ended at {last}"
+        ));
+    }
+    report.push(format!(
+        "agent killed after Seq {last}; 2 loads while it was gone; the restarted agent began at Seq {} ({:.1?})",
+        after[0],
+        t.elapsed()
+    ));
+
+    // 5. The driver stopped and started under the running agent: it
+    //    reconnects, the new driver numbers from 0, and the restart is
+    //    reported (1004 DriverRestarts: nothing was observed meanwhile;
+    //    a 1002 only if records were really lost, which none were here).
+    let t = Instant::now();
+    wine.wine_ok(&["net", "stop", "ringside"])?;
+    wine.wait_state("ringside", STOPPED, Duration::from_secs(20))?;
+    wine.wine_ok(&["net", "start", "ringside"])?;
+    let before = trigger_events(&restart_out).len();
+    loads_until(wine, &restart_out, before + 1, Duration::from_secs(90))?;
+    let newest = trigger_events(&restart_out)
+        .last()
+        .and_then(|e| e["Seq"].as_u64());
+    if newest != Some(0) {
+        return Err(format!(
+            "the restarted driver's first event has Seq {newest:?}, not 0"
+        ));
+    }
+    // The agent reads the driver's counters every 10 s.
+    let end = Instant::now() + Duration::from_secs(25);
+    let restarts = loop {
+        let stats = lines(&restart_out)
+            .into_iter()
+            .filter(|l| event_id(l) == 1004)
+            .filter_map(|l| l["EventData"]["DriverRestarts"].as_u64())
+            .max();
+        if let Some(n @ 1..) = stats {
+            break n;
+        }
+        if Instant::now() > end {
+            return Err(format!(
+                "no 1004 with DriverRestarts >= 1 in {}",
+                restart_out.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let gaps = lines(&restart_out)
+        .iter()
+        .filter(|l| event_id(l) == 1002)
+        .count();
+    if gaps != 0 {
+        return Err(format!(
+            "{gaps} 1002 SequenceGap events, though nothing was lost, in {}",
+            restart_out.display()
+        ));
+    }
+    report.push(format!(
+        "driver stopped and started under the agent: reconnected, events from Seq 0 again, 1004 DriverRestarts={restarts}, no false 1002 ({:.1?})",
+        t.elapsed()
+    ));
+    interrupt(&mut agent, Duration::from_secs(15))?;
+
+    // 6. The service: install, start, events, stop, a failing start,
+    //    uninstall.
+    let t = Instant::now();
+    let svc_out = format!(r"{AGENT_DIR}\service.jsonl");
+    let exe = format!(r"{AGENT_DIR}\ringside-agent.exe");
+    wine.wine_ok(&[&exe, "service", "install", "--output-file", &svc_out])?;
+    let config = wine.service_key("RingsideAgent")?;
+    let depends = config
+        .lines()
+        .find(|l| l.contains("DependOnService"))
+        .unwrap_or_default()
+        .to_owned();
+    if !depends.contains("ringside") {
+        return Err(format!(
+            "RingsideAgent does not depend on the driver: {depends}"
+        ));
+    }
+    // %ProgramData% as a service sees it: Wine 8.0 gives services
+    // C:\users\Public, other programs C:\ProgramData. Neither holds a
+    // ringside directory before the service makes one.
+    let data_dirs = [
+        c.join("ProgramData/ringside"),
+        c.join("users/Public/ringside"),
+    ];
+    for dir in data_dirs.iter().filter(|d| d.exists()) {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    wine.wine_ok(&["net", "start", "RingsideAgent"])?;
+    wine.wait_state("RingsideAgent", RUNNING, Duration::from_secs(20))?;
+    let svc_path = agent_dir.join("service.jsonl");
+    loads_until(wine, &svc_path, 2, Duration::from_secs(60))?;
+    let stop_started = Instant::now();
+    wine.wine(&["sc", "stop", "RingsideAgent"])?;
+    let stopped = wine.wait_state("RingsideAgent", STOPPED, Duration::from_secs(25))?;
+    let stop_took = stop_started.elapsed();
+    if stopped.win32_exit != 0 {
+        return Err(format!("the service stopped with {stopped:?}"));
+    }
+    let agent_log = data_dirs
+        .iter()
+        .map(|d| d.join("agent.log"))
+        .find(|l| l.exists())
+        .ok_or("the service made no %ProgramData%\\ringside\\agent.log")?;
+    let log_text = std::fs::read_to_string(&agent_log).map_err(|e| e.to_string())?;
+    let svc_events = trigger_events(&svc_path).len();
+
+    // A start that fails: content that does not exist.
+    wine.wine_ok(&[&exe, "service", "uninstall"])?;
+    wine.wine_ok(&[
+        &exe,
+        "service",
+        "install",
+        "--output-file",
+        &svc_out,
+        "--rules",
+        r"C:\no\such\rules",
+    ])?;
+    let _ = wine.wine(&["net", "start", "RingsideAgent"]);
+    let failed = wine.wait_state("RingsideAgent", STOPPED, Duration::from_secs(25))?;
+    const ERROR_SERVICE_SPECIFIC_ERROR: u32 = 1066;
+    if failed.win32_exit != ERROR_SERVICE_SPECIFIC_ERROR || failed.service_exit == 0 {
+        return Err(format!("a failed start reported {failed:?}"));
+    }
+    let failure_log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+    let failure_line = failure_log
+        .lines()
+        .rev()
+        .find(|l| l.contains("no such") || l.contains("rules"))
+        .ok_or_else(|| format!("agent.log does not say why the start failed:\n{failure_log}"))?
+        .to_owned();
+    wine.wine_ok(&[&exe, "service", "uninstall"])?;
+    if wine.service("RingsideAgent")?.is_some() {
+        return Err("RingsideAgent still exists after `service uninstall`".into());
+    }
+    report.push(format!(
+        "service: install (depends on ringside), start, {svc_events} events in service.jsonl, stop in {stop_took:.1?} (exit 0), \
+         {} created ({} lines); a start with missing rules: exit {} / service-specific {}, \
+         logged {failure_line:?}; uninstall ({:.1?})",
+        agent_log.display(),
+        log_text.lines().count(),
+        failed.win32_exit,
+        failed.service_exit,
+        t.elapsed()
+    ));
+    Ok(report)
+}
