@@ -969,6 +969,14 @@ fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
     let result = crate::source::device::run(pipeline, sink.as_mut(), args.record.as_deref(), &stop);
     crate::win::console_output_finished();
     result.map_err(|e| CliError::failure(e.to_string()))?;
+    if let Some(event) = crate::win::console_event() {
+        let recording = if args.record.is_some() {
+            ", recording finished"
+        } else {
+            ""
+        };
+        eprintln!("ringside-agent: {event}: stopped, output flushed{recording}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

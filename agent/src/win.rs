@@ -22,11 +22,12 @@
 use std::ffi::c_void;
 use std::io;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use windows_sys::Win32::System::Console::{
-    CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT, SetConsoleCtrlHandler,
+    CTRL_BREAK_EVENT, CTRL_C_EVENT, CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
+    SetConsoleCtrlHandler,
 };
 use windows_sys::Win32::System::EventLog::{
     DeregisterEventSource, EVENTLOG_ERROR_TYPE, EVENTLOG_INFORMATION_TYPE, RegisterEventSourceW,
@@ -434,6 +435,8 @@ impl Drop for ReadQueue {
 /// has finished writing its output (set by [`console_output_finished`]).
 static CONSOLE_STOP: OnceLock<StopFlag> = OnceLock::new();
 static CONSOLE_FINISHED: AtomicBool = AtomicBool::new(false);
+/// The console event that stopped the agent, plus one (0: none yet).
+static CONSOLE_EVENT: AtomicU32 = AtomicU32::new(0);
 /// Longest the handler holds a console close, logoff or shutdown for the
 /// output to be written: Windows ends the process after about 5 s.
 const CONSOLE_CLOSE_WAIT: Duration = Duration::from_millis(4500);
@@ -450,6 +453,20 @@ pub fn stop_on_console_events(stop: StopFlag) -> io::Result<()> {
     Ok(())
 }
 
+/// The console event that stopped the agent, by name, if one did.
+pub fn console_event() -> Option<&'static str> {
+    Some(
+        match CONSOLE_EVENT.load(Ordering::Relaxed).checked_sub(1)? {
+            CTRL_C_EVENT => "Ctrl-C",
+            CTRL_BREAK_EVENT => "Ctrl-Break",
+            CTRL_CLOSE_EVENT => "console close",
+            CTRL_LOGOFF_EVENT => "logoff",
+            CTRL_SHUTDOWN_EVENT => "shutdown",
+            _ => "a console event",
+        },
+    )
+}
+
 /// The agent has flushed its output: a console close may proceed.
 pub fn console_output_finished() {
     // Release: pairs with the Acquire load in `console_handler`, so the
@@ -459,6 +476,13 @@ pub fn console_output_finished() {
 
 /// Runs on a thread Windows creates for the console event.
 unsafe extern "system" fn console_handler(event: u32) -> BOOL {
+    // Relaxed: read after the run loop stopped, for a message only.
+    let _ = CONSOLE_EVENT.compare_exchange(
+        0,
+        event.saturating_add(1),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     if let Some(stop) = CONSOLE_STOP.get() {
         stop.stop();
     }

@@ -309,17 +309,50 @@ impl Wine {
         Ok(())
     }
 
-    /// The agent with `args`, its stdout to `stdout` (a host path).
-    fn spawn_agent(&self, args: &[&str], stdout: &Path) -> Result<Child, String> {
-        let out =
-            std::fs::File::create(stdout).map_err(|e| format!("{}: {e}", stdout.display()))?;
-        let exe = format!(r"{AGENT_DIR}\ringside-agent.exe");
-        self.command("wine")
-            .arg(exe)
-            .args(args)
-            .stdout(out)
+    /// The console agent, `run ARGS --output file:C:\ringside\NAME.jsonl`,
+    /// in a console of its own: Windows delivers Ctrl-C only to console
+    /// processes, and Wine gives a process a console when it runs on a
+    /// terminal, so it runs under `script` (a pseudo-terminal), which
+    /// also keeps what it prints ([`Agent::console`]).
+    fn spawn_agent(&self, args: &[&str], name: &str) -> Result<Agent, String> {
+        let dir = self.drive_c().join("ringside");
+        let out = dir.join(format!("{name}.jsonl"));
+        let console = dir.join(format!("{name}.console"));
+        let mut line = format!(
+            r"wine C:\\ringside\\ringside-agent.exe run --output file:C:\\ringside\\{name}.jsonl"
+        );
+        for arg in args {
+            line.push(' ');
+            line.push_str(&arg.replace('\\', r"\\"));
+        }
+        let script = self
+            .command("script")
+            .arg("-qfec")
+            .arg(&line)
+            .arg(&console)
+            .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("starting the agent: {e}"))
+            .map_err(|e| format!("starting the agent under script: {e}"))?;
+        // The Windows process is script's child (wine execs into it).
+        let end = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", script.id()))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.to_owned();
+            }
+            if Instant::now() > end {
+                return Err("the agent did not start under script".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Ok(Agent {
+            script,
+            pid,
+            out,
+            console,
+        })
     }
 
     fn shutdown(&self) {
@@ -428,26 +461,78 @@ fn seqs(events: &[serde_json::Value]) -> Vec<u64> {
     events.iter().filter_map(|l| l["Seq"].as_u64()).collect()
 }
 
-/// SIGINT, as Ctrl-C in the agent's console (Wine turns it into
-/// CTRL_C_EVENT); the agent must exit 0 within `within`.
-fn interrupt(child: &mut Child, within: Duration) -> Result<(), String> {
-    run(Command::new("kill").args(["-INT", &child.id().to_string()]))?;
-    let end = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return if status.success() {
-                Ok(())
+/// A console agent started by [`Wine::spawn_agent`].
+struct Agent {
+    script: Child,
+    /// The agent's own process (Wine's, for the Windows process).
+    pid: String,
+    /// Its JSON lines.
+    out: PathBuf,
+    /// What it printed to its console.
+    console: PathBuf,
+}
+
+impl Agent {
+    fn signal(&self, signal: &str) -> Result<(), String> {
+        run(Command::new("kill").args([signal, &self.pid]))
+    }
+
+    /// SIGKILL: the agent ends at once, as from Task Manager.
+    fn kill(mut self) -> Result<(), String> {
+        self.signal("-KILL")?;
+        let _ = self.script.wait();
+        Ok(())
+    }
+
+    /// What it printed, without the console's escape sequences.
+    fn printed(&self) -> String {
+        let raw = std::fs::read_to_string(&self.console).unwrap_or_default();
+        let mut text = String::new();
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // CSI: ESC [ parameters, then a final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
             } else {
-                Err(format!("the agent exited {status} after Ctrl-C"))
-            };
+                text.push(c);
+            }
         }
-        if Instant::now() > end {
-            let _ = child.kill();
-            return Err(format!(
-                "the agent did not exit within {within:?} of Ctrl-C"
-            ));
+        text
+    }
+
+    /// SIGINT, which Wine turns into CTRL_C_EVENT for a console process:
+    /// the agent must stop through its handler, which says so once its
+    /// output is flushed, and exit 0 within `within`. (Wine's default
+    /// handler would end it with exit code 0 as well; the message is what
+    /// tells the two apart.)
+    fn interrupt(mut self, within: Duration) -> Result<(), String> {
+        self.signal("-INT")?;
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = self.script.try_wait().map_err(|e| e.to_string())? {
+                let said = self.printed();
+                return if !status.success() {
+                    Err(format!("the agent exited {status} after Ctrl-C: {said:?}"))
+                } else if !said.contains("Ctrl-C: stopped, output flushed") {
+                    Err(format!(
+                        "the agent's Ctrl-C handler did not stop it: {said:?}"
+                    ))
+                } else {
+                    Ok(())
+                };
+            }
+            if Instant::now() > end {
+                let _ = self.signal("-KILL");
+                return Err(format!(
+                    "the agent did not exit within {within:?} of Ctrl-C"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -514,9 +599,9 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
 
     // 2. The console agent: HELLO, CONFIGURE, READs; events with hashes.
     let t = Instant::now();
-    let run_out = agent_dir.join("run.jsonl");
     let record = format!(r"{AGENT_DIR}\run.replay");
-    let mut agent = wine.spawn_agent(&["run", "--record", &record], &run_out)?;
+    let agent = wine.spawn_agent(&["--record", &record], "run")?;
+    let run_out = agent.out.clone();
     loads_until(wine, &run_out, 1, Duration::from_secs(60))?;
     let before = trigger_events(&run_out).len();
     for _ in 0..5 {
@@ -553,7 +638,7 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
 
     // 3. Ctrl-C flushes and finishes the recording; the Linux agent
     //    replays it to the same events.
-    interrupt(&mut agent, Duration::from_secs(15))?;
+    agent.interrupt(Duration::from_secs(15))?;
     let rec = agent_dir.join("run.replay");
     let replayed = agent_dir.join("replayed.jsonl");
     let out = Command::new(&built.host_agent)
@@ -579,17 +664,16 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
     // 4. The agent killed (SIGKILL) and restarted: events made while it was
     //    gone are in the ring and arrive; nothing is reported twice.
     let t = Instant::now();
-    let kill_out = agent_dir.join("killed.jsonl");
-    let mut agent = wine.spawn_agent(&["run"], &kill_out)?;
+    let agent = wine.spawn_agent(&[], "killed")?;
+    let kill_out = agent.out.clone();
     loads_until(wine, &kill_out, 1, Duration::from_secs(60))?;
-    agent.kill().map_err(|e| e.to_string())?;
-    let _ = agent.wait();
+    agent.kill()?;
     let seen_before_kill = seqs(&trigger_events(&kill_out));
     for _ in 0..2 {
         wine.trigger_load()?;
     }
-    let restart_out = agent_dir.join("restarted.jsonl");
-    let mut agent = wine.spawn_agent(&["run"], &restart_out)?;
+    let agent = wine.spawn_agent(&[], "restarted")?;
+    let restart_out = agent.out.clone();
     wait_events(&restart_out, 2, Duration::from_secs(60))?;
     let after: Vec<u64> = seqs(&trigger_events(&restart_out));
     let last = seen_before_kill.last().copied().unwrap_or(0);
@@ -655,7 +739,7 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
         "driver stopped and started under the agent: reconnected, events from Seq 0 again, 1004 DriverRestarts={restarts}, no false 1002 ({:.1?})",
         t.elapsed()
     ));
-    interrupt(&mut agent, Duration::from_secs(15))?;
+    agent.interrupt(Duration::from_secs(15))?;
 
     // 6. The service: install, start, events, stop, a failing start,
     //    uninstall.
