@@ -19,8 +19,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test      run every test: unit, property, loom models, driver clippy and
-            the packaged driver's binary gate (what CI runs)
+  test      run every test: unit, property, loom models, driver clippy,
+            the packaged driver's binary gate and the Wine end to end
+            (what CI runs)
   package   build ringside.sys and gate it into target/package/
             (--sign: test-sign with osslsigncode and a generated certificate)
   wine      the packaged ringside.sys and the Windows agent end to end under
