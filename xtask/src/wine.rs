@@ -394,6 +394,22 @@ fn trigger_events(path: &Path) -> Vec<serde_json::Value> {
 
 /// Starts and stops the trigger until `path` holds `count` trigger events.
 fn loads_until(wine: &Wine, path: &Path, count: usize, within: Duration) -> Result<(), String> {
+    until_events(path, count, within, || wine.trigger_load())
+}
+
+/// Waits until `path` holds `count` trigger events, loading nothing.
+fn wait_events(path: &Path, count: usize, within: Duration) -> Result<(), String> {
+    until_events(path, count, within, || Ok(()))
+}
+
+/// Runs `between` until `path` holds `count` trigger events, or fails
+/// after `within`.
+fn until_events(
+    path: &Path,
+    count: usize,
+    within: Duration,
+    mut between: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
     let end = Instant::now() + within;
     while trigger_events(path).len() < count {
         if Instant::now() > end {
@@ -403,24 +419,8 @@ fn loads_until(wine: &Wine, path: &Path, count: usize, within: Duration) -> Resu
                 trigger_events(path).len()
             ));
         }
-        wine.trigger_load()?;
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    Ok(())
-}
-
-/// Waits until `path` holds `count` trigger events, loading nothing.
-fn wait_events(path: &Path, count: usize, within: Duration) -> Result<(), String> {
-    let end = Instant::now() + within;
-    while trigger_events(path).len() < count {
-        if Instant::now() > end {
-            return Err(format!(
-                "{} holds {} trigger events, expected {count}",
-                path.display(),
-                trigger_events(path).len()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        between()?;
+        std::thread::sleep(Duration::from_millis(250));
     }
     Ok(())
 }
