@@ -505,6 +505,7 @@ impl Pipeline {
     /// first one received (`0..seq`).
     pub fn batch(&mut self, batch: &[u8], base: u64, sink: &mut dyn Sink) -> io::Result<()> {
         self.counters.batches += 1;
+        self.enricher.new_batch();
         self.content_updates(sink)?;
         let mut records = Vec::new();
         let mut last_time = 0;

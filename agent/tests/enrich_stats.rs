@@ -30,6 +30,8 @@ fn events_without_their_enrichment_are_written_and_counted_in_1004() {
             files_root: Some(dir.path().to_owned()),
             hashes: HashSet::parse("md5").expect("valid"),
             background: Some(1),
+            // No wait: each first sight goes out without its lookup.
+            batch_wait: std::time::Duration::ZERO,
             ..EnrichConfig::default()
         },
         ..Config::default()

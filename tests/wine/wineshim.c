@@ -22,8 +22,11 @@
  *               its FilterUnloadCallback, as FltMgr does (`sc stop`)
  *   I/O manager CREATE carries no security context (the shim supplies one
  *               whose token its SeTokenIsAdmin admits: the access check is
- *               therefore not exercised), and CLEANUP is never sent (the
- *               shim sends it before CLOSE, as the I/O manager does)
+ *               therefore not exercised); CLEANUP is never sent (the
+ *               shim sends it before CLOSE, as the I/O manager does);
+ *               IoDeleteDevice with a handle open frees the device and the
+ *               unload frees the image at once (the shim holds both until
+ *               the last CLOSE, as Windows does)
  * Not filled, because they are never reached under Wine (process and file
  * callbacks never fire): SeQueryInformationToken, Ps*PrimaryToken,
  * PsGetProcessExitStatus, FltGetFileNameInformation and its siblings.
@@ -371,11 +374,39 @@ static PDRIVER_OBJECT filter_driver;
 static SHIM_FILTER_UNLOAD filter_unload;
 static PDRIVER_DISPATCH driver_create, driver_close;
 
+/* Windows keeps a device whose driver called IoDeleteDevice while handles
+ * are open until the last CLOSE (new opens get STATUS_DELETE_PENDING), and
+ * the driver's image until then. Wine frees both at once, so a CLOSE that
+ * comes later runs unloaded code. The shim counts open handles, holds the
+ * deletion until the last CLOSE, and holds the unload until then. */
+static volatile LONG open_files;
+static PDEVICE_OBJECT volatile delete_pending;
+static KEVENT all_closed;
+
+static void NTAPI shim_IoDeleteDevice(PDEVICE_OBJECT device)
+{
+    if (open_files > 0) {
+        KeClearEvent(&all_closed);
+        InterlockedExchangePointer((PVOID volatile *)&delete_pending, device);
+        if (open_files > 0) return;
+        /* The last CLOSE came in between: whoever takes the device back
+         * deletes it, once. */
+        if (!InterlockedExchangePointer((PVOID volatile *)&delete_pending, NULL)) return;
+    }
+    IoDeleteDevice(device);
+}
+
 static NTSTATUS NTAPI shim_create(PDEVICE_OBJECT device, PIRP irp)
 {
     PIO_STACK_LOCATION stack = IoGetCurrentIrpStackLocation(irp);
     IO_SECURITY_CONTEXT security;
     ACCESS_STATE access;
+    if (delete_pending) {
+        irp->IoStatus.Status = STATUS_DELETE_PENDING;
+        irp->IoStatus.Information = 0;
+        IoCompleteRequest(irp, IO_NO_INCREMENT);
+        return STATUS_DELETE_PENDING;
+    }
     if (!stack->Parameters.Create.SecurityContext) {
         RtlZeroMemory(&security, sizeof(security));
         RtlZeroMemory(&access, sizeof(access));
@@ -386,7 +417,9 @@ static NTSTATUS NTAPI shim_create(PDEVICE_OBJECT device, PIRP irp)
     }
     /* ringside completes CREATE before it returns, so the context on this
      * stack outlives its use. */
-    return driver_create(device, irp);
+    NTSTATUS status = driver_create(device, irp);
+    if (NT_SUCCESS(status)) InterlockedIncrement(&open_files);
+    return status;
 }
 
 static NTSTATUS NTAPI cleanup_done(PDEVICE_OBJECT device, PIRP irp, PVOID context)
@@ -414,13 +447,26 @@ static NTSTATUS NTAPI shim_close(PDEVICE_OBJECT device, PIRP irp)
         KeWaitForSingleObject(&done, Executive, KernelMode, FALSE, NULL);
         IoFreeIrp(cleanup);
     }
-    return driver_close(device, irp);
+    NTSTATUS status = driver_close(device, irp);
+    if (InterlockedDecrement(&open_files) == 0) {
+        PDEVICE_OBJECT pending = InterlockedExchangePointer((PVOID volatile *)&delete_pending, NULL);
+        if (pending) {
+            IoDeleteDevice(pending);
+            KeSetEvent(&all_closed, 0, FALSE);
+        }
+    }
+    return status;
 }
 
 static void NTAPI shim_unload(PDRIVER_OBJECT driver)
 {
     (void)driver;
     if (filter_unload) filter_unload(FLTFL_FILTER_UNLOAD_MANDATORY);
+    if (delete_pending) {
+        /* The image stays until the last handle is closed (at most 30 s). */
+        LARGE_INTEGER timeout = { .QuadPart = -30LL * 10 * 1000 * 1000 };
+        KeWaitForSingleObject(&all_closed, Executive, KernelMode, FALSE, &timeout);
+    }
 }
 
 static NTSTATUS NTAPI shim_FltRegisterFilter(PDRIVER_OBJECT driver, const SHIM_FLT_REGISTRATION_HEAD *reg,
@@ -468,6 +514,7 @@ static const struct rebind REBINDS[] = {
     { "ntoskrnl.exe", "KeSetTimerEx", shim_KeSetTimerEx },
     { "ntoskrnl.exe", "KeCancelTimer", shim_KeCancelTimer },
     { "ntoskrnl.exe", "SeTokenIsAdmin", shim_SeTokenIsAdmin },
+    { "ntoskrnl.exe", "IoDeleteDevice", shim_IoDeleteDevice },
     { "fltmgr.sys", "FltRegisterFilter", shim_FltRegisterFilter },
     { "fltmgr.sys", "FltStartFiltering", shim_FltStartFiltering },
     { "fltmgr.sys", "FltUnregisterFilter", shim_FltUnregisterFilter },
@@ -542,6 +589,7 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
     if ((void *)driver == (void *)&__ImageBase) return TRUE;
     KeInitializeSpinLock(&lock);
     KeInitializeEvent(&wake, SynchronizationEvent, FALSE);
+    KeInitializeEvent(&all_closed, NotificationEvent, TRUE);
     NTSTATUS status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, dpc_thread, NULL);
     if (!NT_SUCCESS(status)) return status;
     ZwClose(thread);

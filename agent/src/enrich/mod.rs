@@ -7,7 +7,12 @@
 //! (the live agent, [`EnrichConfig::background`]): reading and hashing a
 //! file and `LookupAccountSidW` — the lookups that can take long — run on
 //! a worker thread ([`worker`]) so they never stall the thread that reads
-//! the driver. An event whose lookup is not finished goes out without it:
+//! the driver. The event that asks waits for its lookup, but all events of
+//! one READ batch together wait at most [`WAIT_PER_BATCH`]
+//! ([`Enricher::new_batch`]): a small image is hashed in well under that,
+//! so its first event carries its hashes, while a 256 MiB one holds the
+//! READ loop no longer than that. An event whose lookup is not finished
+//! then goes out without it:
 //! no version fields and no `Hashes`, and `User` as the `S-1-…` text
 //! (well-known names are pure tables and always inline). Such events are
 //! counted as `deferred`; the lookup's result is cached when it arrives
@@ -25,7 +30,7 @@ pub mod worker;
 use std::collections::{HashMap, HashSet as Pending};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use hash::HashSet;
 use sid::Sid;
@@ -37,6 +42,9 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 const CACHE_CAPACITY: usize = 4096;
 /// Lookups queued for the background worker of the live agent.
 pub const DEFAULT_QUEUE: usize = 256;
+/// Longest the events of one READ batch wait, all together, for the
+/// background worker's lookups before going out without them.
+pub const WAIT_PER_BATCH: Duration = Duration::from_millis(50);
 
 /// What to enrich.
 #[derive(Clone, Debug)]
@@ -51,6 +59,9 @@ pub struct EnrichConfig {
     /// Do file reads and account lookups on a worker thread with a queue
     /// of this many jobs (the live agent); `None`: inline (replay).
     pub background: Option<usize>,
+    /// With `background`: how long, in all, the events of one READ batch
+    /// wait for the worker's answers ([`WAIT_PER_BATCH`]).
+    pub batch_wait: Duration,
 }
 
 impl Default for EnrichConfig {
@@ -61,6 +72,7 @@ impl Default for EnrichConfig {
             files_root: None,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             background: None,
+            batch_wait: WAIT_PER_BATCH,
         }
     }
 }
@@ -75,6 +87,7 @@ impl EnrichConfig {
             files_root: None,
             max_file_bytes: 0,
             background: None,
+            batch_wait: WAIT_PER_BATCH,
         }
     }
 }
@@ -129,6 +142,8 @@ pub struct Enricher {
     worker: Option<worker::Worker<Job, Done>>,
     pending_files: Pending<FileKey>,
     pending_accounts: Pending<Vec<u8>>,
+    /// Until when the current batch's events may wait for lookups.
+    wait_until: Instant,
 }
 
 impl Enricher {
@@ -161,34 +176,64 @@ impl Enricher {
             worker,
             pending_files: Pending::new(),
             pending_accounts: Pending::new(),
+            wait_until: Instant::now(),
+        }
+    }
+
+    /// A new READ batch begins: its events may wait
+    /// [`EnrichConfig::batch_wait`] in all for the background worker.
+    pub fn new_batch(&mut self) {
+        self.wait_until = Instant::now() + self.config.batch_wait;
+    }
+
+    /// Takes in the worker's results until `ready` holds or the batch's
+    /// wait is spent. Returns `ready`'s last answer.
+    fn wait_for(&mut self, ready: impl Fn(&Self) -> bool) -> bool {
+        loop {
+            if ready(self) {
+                return true;
+            }
+            let left = self.wait_until.saturating_duration_since(Instant::now());
+            let Some(worker) = &self.worker else {
+                return false;
+            };
+            if left.is_zero() {
+                return false;
+            }
+            let Some(done) = worker.done_within(left) else {
+                return false;
+            };
+            self.take(done);
         }
     }
 
     /// Takes in what the background worker finished.
     fn collect(&mut self) {
-        let Some(worker) = &self.worker else { return };
-        while let Some(done) = worker.try_done() {
-            match done {
-                Done::File(key, info) => {
-                    self.pending_files.remove(&key);
-                    if let Some(info) = info {
-                        self.counters.file_reads += 1;
-                        cache_insert(&mut self.files, key, Arc::new(info));
-                    }
+        while let Some(done) = self.worker.as_ref().and_then(worker::Worker::try_done) {
+            self.take(done);
+        }
+    }
+
+    /// One finished lookup into the caches.
+    fn take(&mut self, done: Done) {
+        match done {
+            Done::File(key, info) => {
+                self.pending_files.remove(&key);
+                if let Some(info) = info {
+                    self.counters.file_reads += 1;
+                    cache_insert(&mut self.files, key, Arc::new(info));
                 }
-                Done::Account(sid, name) => {
-                    self.pending_accounts.remove(&sid);
-                    let name = name.unwrap_or_else(|| sid_text(&sid));
-                    cache_insert(&mut self.accounts, sid, name);
-                }
+            }
+            Done::Account(sid, name) => {
+                self.pending_accounts.remove(&sid);
+                let name = name.unwrap_or_else(|| sid_text(&sid));
+                cache_insert(&mut self.accounts, sid, name);
             }
         }
     }
 
-    /// Gives the worker `job` unless it is already pending; counts what
-    /// the event goes without.
+    /// Gives the worker `job` unless it is already pending.
     fn defer(&mut self, job: Job) {
-        self.counters.deferred += 1;
         let pending = match &job {
             Job::File(key) => self.pending_files.contains(key),
             Job::Account(sid) => self.pending_accounts.contains(sid),
@@ -260,7 +305,12 @@ impl Enricher {
             return Some(Arc::clone(info));
         }
         if self.worker.is_some() {
-            self.defer(Job::File(key));
+            self.defer(Job::File(key.clone()));
+            let queued = self.pending_files.contains(&key);
+            if queued && self.wait_for(|e| e.files.contains_key(&key)) {
+                return self.files.get(&key).map(Arc::clone);
+            }
+            self.counters.deferred += 1;
             return None;
         }
         let info = Arc::new(read_file_info(&self.config, &key.0)?);
@@ -297,6 +347,11 @@ impl Enricher {
                 return Some(name.clone());
             }
             self.defer(Job::Account(sid_bytes.to_vec()));
+            let queued = self.pending_accounts.contains(sid_bytes);
+            if queued && self.wait_for(|e| e.accounts.contains_key(sid_bytes)) {
+                return self.accounts.get(sid_bytes).cloned();
+            }
+            self.counters.deferred += 1;
             return Some(text);
         }
         let name = lookup_account(sid_bytes).unwrap_or(text);
@@ -471,6 +526,56 @@ mod tests {
         assert_eq!(enricher.counters.file_reads, 1);
         assert!(enricher.counters.deferred >= 1);
         assert_eq!(enricher.counters.overflow, 0);
+    }
+
+    /// Within a batch's wait, the first event for a small file carries its
+    /// hashes: the worker answers before the wait is spent.
+    #[test]
+    fn a_quick_lookup_is_waited_for_within_the_batch() {
+        if cfg!(windows) {
+            return;
+        }
+        let (_dir, config) = files_under_root(&["x.exe"]);
+        let mut enricher = Enricher::new(config);
+        enricher.new_batch();
+        let info = enricher
+            .file(r"C:\Windows\x.exe")
+            .expect("answered in time");
+        assert_eq!(info.hashes, "MD5=900150983CD24FB0D6963F7D28E17F72");
+        assert_eq!(enricher.counters.deferred, 0);
+    }
+
+    /// A lookup that takes longer holds the batch no longer than
+    /// WAIT_PER_BATCH, in all, however many events ask.
+    #[test]
+    fn a_slow_lookup_holds_a_batch_at_most_its_wait() {
+        if cfg!(windows) {
+            return;
+        }
+        let names: Vec<String> = (0..20).map(|i| format!("{i}.exe")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_dir, mut config) = files_under_root(&names);
+        // Room for every lookup, so each event has one to wait for.
+        config.background = Some(64);
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let mut enricher = Enricher::with_work(config, move |job| {
+            let _ = gate_rx.recv();
+            match job {
+                Job::File(key) => Done::File(key, None),
+                Job::Account(sid) => Done::Account(sid, None),
+            }
+        });
+        enricher.new_batch();
+        let started = Instant::now();
+        for name in &names {
+            assert!(enricher.file(&format!(r"C:\Windows\{name}")).is_none());
+        }
+        let held = started.elapsed();
+        // 20 events: a wait per event would hold the batch for 1 s.
+        assert!(held >= WAIT_PER_BATCH, "waited {held:?}");
+        assert!(held < WAIT_PER_BATCH * 10, "held the batch {held:?}");
+        assert_eq!(enricher.counters.deferred, 20);
+        drop(gate);
     }
 
     /// A worker stuck on a slow file never blocks the caller: lookups the

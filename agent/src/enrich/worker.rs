@@ -70,6 +70,11 @@ impl<J: Send + 'static, D: Send + 'static> Worker<J, D> {
     pub fn try_done(&self) -> Option<D> {
         self.done.try_recv().ok()
     }
+
+    /// A result, waiting for one at most `timeout`.
+    pub fn done_within(&self, timeout: std::time::Duration) -> Option<D> {
+        self.done.recv_timeout(timeout).ok()
+    }
 }
 
 #[cfg(test)]
