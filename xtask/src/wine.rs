@@ -232,18 +232,8 @@ impl Wine {
         command
     }
 
-    /// `wine ARGS`, waited for; its stdout.
-    fn wine(&self, args: &[&str]) -> Result<String, String> {
-        let out = self
-            .command("wine")
-            .args(args)
-            .output()
-            .map_err(|e| format!("wine {args:?}: {e}"))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// `wine ARGS` that must succeed.
-    fn wine_ok(&self, args: &[&str]) -> Result<String, String> {
+    /// `wine ARGS`, waited for: whether it succeeded, and its stdout.
+    fn wine_status(&self, args: &[&str]) -> Result<(bool, String), String> {
         let out = self
             .command("wine")
             .args(args)
@@ -251,9 +241,22 @@ impl Wine {
             .map_err(|e| format!("wine {args:?}: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            Ok(text)
+            Ok((true, text))
         } else {
-            Err(format!("wine {args:?} failed ({}): {text}", out.status))
+            Ok((false, format!("failed ({}): {text}", out.status)))
+        }
+    }
+
+    /// `wine ARGS`, waited for; its stdout, whatever its exit status.
+    fn wine(&self, args: &[&str]) -> Result<String, String> {
+        self.wine_status(args).map(|(_, text)| text)
+    }
+
+    /// `wine ARGS` that must succeed.
+    fn wine_ok(&self, args: &[&str]) -> Result<String, String> {
+        match self.wine_status(args)? {
+            (true, text) => Ok(text),
+            (false, text) => Err(format!("wine {args:?} {text}")),
         }
     }
 
