@@ -15,7 +15,11 @@
 //!   a frame or record that cannot be read → 1003 InputError; Stats →
 //!   1004 SensorStats.
 //! - Content (see [`crate::detect`]): a bundle refused or rolled back →
-//!   1005 ContentRejected; a bundle activated → 1006 ContentActivated.
+//!   1005 ContentRejected; a bundle activated → 1006 ContentActivated. The
+//!   same two events report a Sysmon configuration (`--config`) refused or
+//!   activated.
+//! - A Sysmon configuration ([`crate::config`]) may drop an event: no line,
+//!   counted in `not_mapped` and `filtered`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -28,6 +32,7 @@ use ringside_wire::{
 };
 use zerocopy::FromBytes;
 
+use crate::config::ConfigFilter;
 use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
@@ -102,8 +107,13 @@ pub struct Counters {
     pub emitted: u64,
     /// Event records that wrote a line, per kind.
     pub written: [u64; EVENT_KIND_COUNT],
-    /// Event records with no Sysmon event, per kind.
+    /// Event records that wrote no line, per kind: no Sysmon event, or the
+    /// Sysmon configuration dropped it (those also in `filtered`).
     pub not_mapped: [u64; EVENT_KIND_COUNT],
+    /// Event records whose event the Sysmon configuration dropped, per kind.
+    pub filtered: [u64; EVENT_KIND_COUNT],
+    /// Events the Sysmon configuration dropped (all types).
+    pub filtered_events: u64,
     pub decode_errors: BTreeMap<&'static str, u64>,
     pub frame_errors: BTreeMap<&'static str, u64>,
     /// Problems with their messages, the first [`PROBLEMS_KEPT`].
@@ -151,6 +161,8 @@ pub struct Pipeline {
     pub counters: Counters,
     /// The content engine, when rules were given.
     pub detector: Option<Detector>,
+    /// The Sysmon configuration, when one was given.
+    pub filter: Option<ConfigFilter>,
     layout: Layout,
     event: SysmonEvent,
     next_seq: Option<u64>,
@@ -176,6 +188,7 @@ impl Pipeline {
             volumes: VolumeMap::default(),
             counters: Counters::default(),
             detector: None,
+            filter: None,
             layout: Layout::default(),
             event: SysmonEvent::default(),
             next_seq: None,
@@ -183,6 +196,23 @@ impl Pipeline {
             scratch: String::new(),
             config,
         }
+    }
+
+    /// The event kinds CONFIGURE asks the driver for: all it maps by
+    /// default, less those the Sysmon configuration can never log.
+    pub fn event_mask(&self) -> u32 {
+        self.filter.as_ref().map_or(
+            ringside_wire::kind::DEFAULT_EVENTS_MASK,
+            ConfigFilter::event_mask,
+        )
+    }
+
+    /// True once after a reloaded configuration changed [`Self::event_mask`]
+    /// (the live source then sends CONFIGURE again).
+    pub fn take_event_mask_change(&mut self) -> bool {
+        self.filter
+            .as_mut()
+            .is_some_and(ConfigFilter::take_mask_change)
     }
 
     /// Forgets what belongs to one driver connection (sequence numbers, the
@@ -243,6 +273,12 @@ impl Pipeline {
     }
 
     fn emit(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        if let Some(filter) = &mut self.filter {
+            if !filter.apply(&mut self.event) {
+                self.counters.filtered_events += 1;
+                return Ok(());
+            }
+        }
         self.counters.emitted += 1;
         sink.event(&self.event)?;
         match &mut self.detector {
@@ -257,10 +293,13 @@ impl Pipeline {
     /// Emits the detector's queued notices as 1005 / 1006 events. Each is
     /// also printed to stderr, where an operator watching the agent looks.
     pub fn content_notices(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        let notices = match &mut self.detector {
+        let mut notices = match &mut self.detector {
             Some(detector) => detector.take_notices(),
-            None => return Ok(()),
+            None => Vec::new(),
         };
+        if let Some(filter) = &mut self.filter {
+            notices.extend(filter.take_notices());
+        }
         for notice in notices {
             let ty = match notice {
                 Notice::Activated { .. } => EventType::ContentActivated,
@@ -319,6 +358,9 @@ impl Pipeline {
     pub fn content_updates(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
         if let Some(detector) = &mut self.detector {
             detector.poll_updates();
+        }
+        if let Some(filter) = &mut self.filter {
+            filter.poll_updates();
         }
         self.content_notices(sink)
     }
@@ -572,10 +614,14 @@ impl Pipeline {
             _ => None,
         };
         let emitted = self.counters.emitted;
+        let filtered = self.counters.filtered_events;
         self.record_body(record, sink)?;
         if let Some(kind) = kind {
             if self.counters.emitted > emitted {
                 self.counters.written[kind.index()] += 1;
+            } else if self.counters.filtered_events > filtered {
+                self.counters.not_mapped[kind.index()] += 1;
+                self.counters.filtered[kind.index()] += 1;
             }
         }
         Ok(())

@@ -117,7 +117,9 @@ fn run_service() -> windows_service::Result<()> {
     };
     let result = (|| -> Result<(), String> {
         let config = crate::cli::pipeline_config(&enrich).map_err(|e| e.to_string())?;
-        let mut pipeline = crate::pipeline::Pipeline::new(config);
+        let sysmon = RUN_ARGS.get().map(|a| a.sysmon.clone()).unwrap_or_default();
+        let mut pipeline =
+            crate::cli::pipeline_with_config(config, &sysmon, true).map_err(|e| e.to_string())?;
         if let Some(args) = RUN_ARGS.get() {
             crate::cli::attach_rules(&mut pipeline, &args.rules, args.rules_poll)
                 .map_err(|e| e.to_string())?;

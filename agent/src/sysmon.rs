@@ -191,6 +191,7 @@ impl EventType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub enum Name {
+    RuleName,
     UtcTime,
     ProcessGuid,
     ProcessId,
@@ -219,7 +220,8 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 24] = [
+    pub const ALL: [Name; 25] = [
+        Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
         Name::ProcessId,
@@ -249,6 +251,7 @@ impl Name {
     /// Sysmon's field name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Name::RuleName => "RuleName",
             Name::UtcTime => "UtcTime",
             Name::ProcessGuid => "ProcessGuid",
             Name::ProcessId => "ProcessId",

@@ -93,6 +93,18 @@ fn bad_reply(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
+/// CONFIGURE with the event kinds the pipeline wants (its Sysmon
+/// configuration may rule some out); everything else as by default.
+fn configure(device: &Device, pipeline: &Pipeline) -> io::Result<()> {
+    let request = ConfigureRequest {
+        event_mask: pipeline.event_mask(),
+        ..ConfigureRequest::default()
+    };
+    device
+        .ioctl(IOCTL_CONFIGURE, request.as_bytes(), &mut [])
+        .map(drop)
+}
+
 /// One connection: handshake, then READs until failure or stop.
 fn session(
     pipeline: &mut Pipeline,
@@ -114,11 +126,7 @@ fn session(
     if response.abi_version != ringside_wire::ABI_VERSION {
         return Err(bad_reply("driver speaks another ABI version"));
     }
-    device.ioctl(
-        IOCTL_CONFIGURE,
-        ConfigureRequest::default().as_bytes(),
-        &mut [],
-    )?;
+    configure(&device, pipeline)?;
 
     for (device_name, drive) in dos_devices() {
         pipeline.volumes.insert(&device_name, &drive);
@@ -142,6 +150,9 @@ fn session(
             }
             pipeline.batch(batch, stream_offset, sink)?;
             stream_offset += batch.len() as u64;
+            if pipeline.take_event_mask_change() {
+                configure(reads.device(), pipeline)?;
+            }
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
