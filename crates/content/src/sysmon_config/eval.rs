@@ -14,19 +14,13 @@
 //! `<Rule groupRelation="and">` every filter must match, repeated fields
 //! included.
 //!
-//! Speed: a configuration holds hundreds of filters per event type, most of
-//! them substring tests on a handful of fields. Each field's patterns are
-//! compiled into one Aho-Corasick automaton; an event's field value is
-//! lower-cased once and scanned once, which records for every pattern
-//! whether it occurs, occurs at the start, at the end, or is the whole
-//! value. Every filter is then answered from those flags
-//! ([`Condition::matches`] is the definition they agree with).
+//! The filters are answered from one automaton scan per field
+//! ([`super::compiled`]); an OR set looks only at the filters the scan made
+//! live.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
-use super::condition::{Condition, fold, image_matches};
+use super::compiled::{Scratch, TypeCompiled, View, scan, set_filters};
 use super::events::{SysmonType, Target};
-use super::{Filter, Item, OnMatch, Relation, RuleSet, SysmonConfig};
+use super::{Item, OnMatch, Relation, RuleSet, SysmonConfig};
 
 /// An event the configuration decides on.
 pub trait FilterEvent {
@@ -116,179 +110,16 @@ impl std::fmt::Display for By<'_> {
     }
 }
 
-/// Pattern flags found by one scan.
-const OCCURS: u8 = 1;
-const AT_START: u8 = 2;
-const AT_END: u8 = 4;
-const WHOLE: u8 = 8;
-
-/// All patterns on one field of one Sysmon type.
-#[derive(Debug)]
-struct FieldScan {
-    field: usize,
-    patterns: Vec<String>,
-    automaton: Option<AhoCorasick>,
-    /// The automaton numbers only the non-empty patterns: its id `i` is
-    /// pattern `ids[i]`.
-    ids: Vec<usize>,
-}
-
-/// A filter as indices into its field's patterns.
-#[derive(Debug)]
-struct Compiled1 {
-    /// Index into the type's scans; `None`: the field is not provided.
-    scan: Option<usize>,
-    condition: Condition,
-    first: usize,
-    count: usize,
-}
-
-/// Compiled filters, per Sysmon type, in the order of the rule sets.
+/// Compiled filters per Sysmon type ([`SysmonType::slot`]).
 #[derive(Debug, Default)]
 pub(crate) struct Compiled {
     types: Vec<TypeCompiled>,
 }
 
-#[derive(Debug, Default)]
-struct TypeCompiled {
-    scans: Vec<FieldScan>,
-    /// Per filter, in document order (sets, items, rule filters).
-    filters: Vec<Compiled1>,
-    /// Index of each set's first filter.
-    set_starts: Vec<usize>,
-}
-
 impl Compiled {
     pub(crate) fn new(sets: &[Vec<RuleSet>]) -> Compiled {
-        let types = sets
-            .iter()
-            .map(|sets| {
-                let mut compiled = TypeCompiled::default();
-                for filter in sets.iter().flat_map(set_filters) {
-                    compiled.add(filter);
-                }
-                let mut next = 0;
-                for set in sets {
-                    compiled.set_starts.push(next);
-                    next += set_filters(set).count();
-                }
-                for scan in &mut compiled.scans {
-                    scan.ids = (0..scan.patterns.len())
-                        .filter(|&i| scan.patterns.get(i).is_some_and(|p| !p.is_empty()))
-                        .collect();
-                    scan.automaton = AhoCorasickBuilder::new()
-                        .match_kind(MatchKind::Standard)
-                        .build(scan.patterns.iter().filter(|p| !p.is_empty()))
-                        .ok();
-                }
-                compiled
-            })
-            .collect();
-        Compiled { types }
-    }
-}
-
-/// Every filter of a set, in document order.
-fn set_filters(set: &RuleSet) -> impl Iterator<Item = &Filter> {
-    set.items.iter().flat_map(|item| match item {
-        Item::Filter(filter) => std::slice::from_ref(filter).iter(),
-        Item::Rule(rule) => rule.filters.iter(),
-    })
-}
-
-impl TypeCompiled {
-    fn add(&mut self, filter: &Filter) {
-        let Some(field) = filter.field else {
-            self.filters.push(Compiled1 {
-                scan: None,
-                condition: filter.condition,
-                first: 0,
-                count: 0,
-            });
-            return;
-        };
-        let scan = match self.scans.iter().position(|s| s.field == field) {
-            Some(scan) => scan,
-            None => {
-                self.scans.push(FieldScan {
-                    field,
-                    patterns: Vec::new(),
-                    automaton: None,
-                    ids: Vec::new(),
-                });
-                self.scans.len() - 1
-            }
-        };
-        let patterns = &mut self.scans[scan].patterns;
-        let first = patterns.len();
-        patterns.extend(filter.patterns.iter().cloned());
-        self.filters.push(Compiled1 {
-            scan: Some(scan),
-            condition: filter.condition,
-            first,
-            count: filter.patterns.len(),
-        });
-    }
-}
-
-/// Per-event buffers, reused: folded values and pattern flags per scan.
-#[derive(Debug, Default)]
-pub struct Scratch {
-    values: Vec<String>,
-    flags: Vec<Vec<u8>>,
-}
-
-/// What the unknown value of a provided field is compared as: Sysmon
-/// writes `-` for a value it does not have, and so does ringside.
-const ABSENT: &str = "-";
-
-/// One event's view of one Sysmon type's compiled filters.
-struct View<'a> {
-    compiled: &'a TypeCompiled,
-    scratch: &'a Scratch,
-}
-
-impl View<'_> {
-    fn filter(&self, index: usize) -> bool {
-        let Some(f) = self.compiled.filters.get(index) else {
-            return false;
-        };
-        let Some(scan) = f.scan else {
-            return false;
-        };
-        let value = self.scratch.values.get(scan).map_or("", String::as_str);
-        let patterns = &self.compiled.scans[scan].patterns;
-        let flags = self.scratch.flags.get(scan);
-        let range = f.first..f.first + f.count;
-        let flag = |i: usize, bit: u8| -> bool {
-            let pattern = patterns.get(i).map_or("", String::as_str);
-            if pattern.is_empty() {
-                // The automaton holds no empty pattern: it occurs
-                // everywhere, and is the whole value only of an empty one.
-                return bit != WHOLE || value.is_empty();
-            }
-            flags.and_then(|f| f.get(i)).is_some_and(|f| f & bit != 0)
-        };
-        let first = f.first;
-        let first_pattern = patterns.get(first).map_or("", String::as_str);
-        let any = |bit| range.clone().any(|i| flag(i, bit));
-        match f.condition {
-            Condition::Is => flag(first, WHOLE),
-            Condition::IsNot => !flag(first, WHOLE),
-            Condition::IsAny => any(WHOLE),
-            Condition::Contains => flag(first, OCCURS),
-            Condition::ContainsAny => any(OCCURS),
-            Condition::ContainsAll => range.clone().all(|i| flag(i, OCCURS)),
-            Condition::Excludes => !flag(first, OCCURS),
-            Condition::ExcludesAny => !any(OCCURS),
-            Condition::ExcludesAll => !range.clone().all(|i| flag(i, OCCURS)),
-            Condition::BeginWith => flag(first, AT_START),
-            Condition::NotBeginWith => !flag(first, AT_START),
-            Condition::EndWith => flag(first, AT_END),
-            Condition::NotEndWith => !flag(first, AT_END),
-            Condition::LessThan => value < first_pattern,
-            Condition::MoreThan => value > first_pattern,
-            Condition::Image => image_matches(value, first_pattern),
+        Compiled {
+            types: sets.iter().map(|sets| TypeCompiled::new(sets)).collect(),
         }
     }
 }
@@ -348,7 +179,10 @@ impl SysmonConfig {
             };
         };
         scan(compiled, event, scratch);
-        let view = View { compiled, scratch };
+        let view = View {
+            compiled,
+            scratch: &*scratch,
+        };
         let starts = &compiled.set_starts;
         for onmatch in [OnMatch::Exclude, OnMatch::Include] {
             for (set, &start) in sets.iter().zip(starts) {
@@ -387,111 +221,99 @@ impl SysmonConfig {
     }
 }
 
-/// Folds each scanned field's value and records its patterns' flags.
-fn scan(compiled: &TypeCompiled, event: &dyn FilterEvent, scratch: &mut Scratch) {
-    let n = compiled.scans.len();
-    scratch
-        .values
-        .resize_with(n.max(scratch.values.len()), String::new);
-    scratch
-        .flags
-        .resize_with(n.max(scratch.flags.len()), Vec::new);
-    for (i, field_scan) in compiled.scans.iter().enumerate() {
-        let (Some(value), Some(flags)) = (scratch.values.get_mut(i), scratch.flags.get_mut(i))
-        else {
-            continue;
-        };
-        value.clear();
-        fold(value, event.field(field_scan.field).unwrap_or(ABSENT));
-        flags.clear();
-        flags.resize(field_scan.patterns.len(), 0);
-        let Some(automaton) = &field_scan.automaton else {
-            continue;
-        };
-        let len = value.len();
-        let ids = &field_scan.ids;
-        for m in automaton.find_overlapping_iter(value.as_str()) {
-            let Some(&id) = ids.get(m.pattern().as_usize()) else {
-                continue;
-            };
-            let mut bits = OCCURS;
-            if m.start() == 0 {
-                bits |= AT_START;
-            }
-            if m.end() == len {
-                bits |= AT_END;
-            }
-            if m.start() == 0 && m.end() == len {
-                bits |= WHOLE;
-            }
-            if let Some(slot) = flags.get_mut(id) {
-                *slot |= bits;
-            }
-        }
+/// Whether `set` matches; its filters are numbered from `start`.
+fn set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
+    match set.relation {
+        Relation::Or => or_set_match(set, start, view),
+        Relation::And => and_set_match(set, start, view),
     }
 }
 
-/// Whether `set` matches; its filters are numbered from `start`.
-fn set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
+/// The first item (in document order) that matches. Only items holding a
+/// live filter can: a positive filter none of whose patterns occurred
+/// cannot match, and neither can a `<Rule>` made only of such filters.
+fn or_set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
     let group = set.group_name.as_deref();
-    let mut index = start;
-    // (filter, its compiled index, matched) for the AND relation's groups.
-    let mut direct: Vec<(&Filter, bool)> = Vec::new();
+    let end = start + set_filters(set).count();
+    let mut last_item = None;
+    for live in view.scratch.live_in(start..end) {
+        let (item, first) = view.item_of(live)?;
+        if last_item == Some(item) {
+            continue;
+        }
+        last_item = Some(item);
+        match set.items.get(item)? {
+            Item::Filter(filter) if view.filter(first) => {
+                return Some(Hit {
+                    line: filter.line,
+                    name: filter.name.as_deref().or(group),
+                });
+            }
+            Item::Rule(rule) => {
+                let (matched, name) = rule_match(rule, first, view);
+                if matched {
+                    return Some(Hit {
+                        line: rule.line,
+                        name: rule.name.as_deref().or(name).or(group),
+                    });
+                }
+            }
+            Item::Filter(_) => {}
+        }
+    }
+    None
+}
+
+fn item_len(item: &Item) -> usize {
+    match item {
+        Item::Filter(_) => 1,
+        Item::Rule(rule) => rule.filters.len(),
+    }
+}
+
+/// Every `<Rule>` matches, and every field named by a direct filter has a
+/// filter that matched (filters repeated on a field are OR'ed).
+fn and_set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
+    if set.items.is_empty() {
+        return None;
+    }
     let mut first_named: Option<&str> = None;
+    let mut index = start;
     for item in &set.items {
         match item {
             Item::Filter(filter) => {
-                let matched = view.filter(index);
-                index += 1;
-                if set.relation == Relation::Or && matched {
-                    return Some(Hit {
-                        line: filter.line,
-                        name: filter.name.as_deref().or(group),
-                    });
+                if first_named.is_none() && filter.name.is_some() && view.filter(index) {
+                    first_named = filter.name.as_deref();
                 }
-                direct.push((filter, matched));
             }
             Item::Rule(rule) => {
                 let (matched, name) = rule_match(rule, index, view);
-                index += rule.filters.len();
-                let name = rule.name.as_deref().or(name);
-                match set.relation {
-                    Relation::Or if matched => {
-                        return Some(Hit {
-                            line: rule.line,
-                            name: name.or(group),
-                        });
-                    }
-                    Relation::And if !matched => return None,
-                    _ => {}
+                if !matched {
+                    return None;
                 }
-                if matched && first_named.is_none() {
-                    first_named = name;
+                if first_named.is_none() {
+                    first_named = rule.name.as_deref().or(name);
                 }
             }
         }
+        index += item_len(item);
     }
-    if set.relation == Relation::Or || set.items.is_empty() {
-        return None;
-    }
-    // AND: every field named by a direct filter has one that matched.
-    for (filter, _) in &direct {
-        let field_matched = direct
-            .iter()
-            .any(|(other, matched)| *matched && other.field_name == filter.field_name);
-        if !field_matched {
-            return None;
+    for item in &set.items {
+        if let Item::Filter(filter) = item {
+            let mut other_index = start;
+            let field_matched = set.items.iter().any(|other| {
+                let i = other_index;
+                other_index += item_len(other);
+                matches!(other, Item::Filter(o) if o.field_name == filter.field_name && view.filter(i))
+            });
+            if !field_matched {
+                return None;
+            }
         }
     }
-    let name = direct
-        .iter()
-        .filter(|(_, matched)| *matched)
-        .find_map(|(f, _)| f.name.as_deref())
-        .or(first_named)
-        .or(group);
     Some(Hit {
         line: set.line,
-        name,
+        name: first_named.or(set.group_name.as_deref()),
     })
 }
 
@@ -540,7 +362,7 @@ pub(crate) fn filter_counts(config: &SysmonConfig) -> Vec<(usize, usize)> {
                 .compiled
                 .types
                 .get(t.slot())
-                .map_or(0, |c| c.filters.len());
+                .map_or(0, TypeCompiled::filter_count);
             (sets, compiled)
         })
         .collect()

@@ -16,6 +16,7 @@
 //! 4.90; 4.00 through 4.90 share the elements read here). Other majors are
 //! rejected with that reason.
 
+pub mod compiled;
 pub mod condition;
 pub mod eval;
 pub mod events;
@@ -24,8 +25,9 @@ pub mod report;
 
 use std::path::{Path, PathBuf};
 
+pub use compiled::Scratch;
 pub use condition::Condition;
-pub use eval::{By, Decision, FilterEvent, Scratch};
+pub use eval::{By, Decision, FilterEvent};
 pub use events::{SysmonType, Target};
 pub use report::{Element, LoadReport, Outcome};
 
