@@ -74,6 +74,9 @@ pub enum ConfigAction {
     Check {
         /// A Sysmon XML configuration (schema 4.x).
         file: PathBuf,
+        /// After the summary, the same counts per Sysmon event type.
+        #[arg(long)]
+        by_type: bool,
     },
     /// Decide each event in EVENTS with FILE: one line per event, `logged`
     /// or `dropped`, the deciding rule and its RuleName, then a summary.
@@ -535,16 +538,30 @@ pub fn pipeline_with_config(
     Ok(pipeline)
 }
 
+/// `  ProcessCreate: applied N, ignored M (…), rejected K` per event type
+/// (`-`: elements outside event elements).
+fn print_by_type(report: &ringside_content::sysmon_config::LoadReport) {
+    for (event_type, counts) in report.counts_by_event_type() {
+        println!("  {event_type}: {counts}");
+    }
+}
+
 fn config_command(action: ConfigAction) -> Result<ExitCode, CliError> {
     use ringside_content::sysmon_config::{self, ConfigError};
     match action {
-        ConfigAction::Check { file } => match sysmon_config::load(&file) {
+        ConfigAction::Check { file, by_type } => match sysmon_config::load(&file) {
             Ok(loaded) => {
                 print!("{}", loaded.report);
+                if by_type {
+                    print_by_type(&loaded.report);
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(ConfigError::Rejected(report)) => {
                 print!("{report}");
+                if by_type {
+                    print_by_type(&report);
+                }
                 Ok(ExitCode::from(2))
             }
             Err(error) => Err(CliError::input(error.to_string())),
@@ -1143,6 +1160,10 @@ mod tests {
             "500",
             "--rules-poll",
             "30",
+            "--config",
+            r"C:\ProgramData\ringside\sysmon.xml",
+            "--config-poll",
+            "5",
         ]);
         assert!(install);
         let mut argv: Vec<std::ffi::OsString> = vec!["ringside-agent".into()];
@@ -1163,6 +1184,9 @@ mod tests {
         assert_eq!(run.rules.rules_budget_over, args.rules.rules_budget_over);
         assert_eq!(run.rules.rules_probation, args.rules.rules_probation);
         assert_eq!(run.rules_poll, 30);
+        assert_eq!(run.sysmon.config, args.sysmon.config);
+        assert!(run.sysmon.config.is_some());
+        assert_eq!(run.sysmon.config_poll, 5);
     }
 
     #[test]
@@ -1170,6 +1194,6 @@ mod tests {
         let (_, args) = service_args(&["ringside-agent", "service", "run"]);
         assert_eq!(args.rules.rules, None);
         let argv = args.run_arguments();
-        assert!(!argv.iter().any(|a| a == "--rules"));
+        assert!(!argv.iter().any(|a| a == "--rules" || a == "--config"));
     }
 }

@@ -178,6 +178,11 @@ pub fn test(config: &SysmonConfig, events: &Path) -> std::io::Result<TestReport>
                     break;
                 }
             };
+            // The document starts after the whitespace that ended the last.
+            let start = start
+                + text
+                    .get(start..)
+                    .map_or(0, |t| t.len() - t.trim_start().len());
             let line = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
             let Some(event) = JsonEvent::from_json(&doc) else {
                 report.not_filtered += 1;
