@@ -317,8 +317,8 @@ fn and_set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<
     })
 }
 
-/// Whether a `<Rule>` matches, and the name of its first matching named
-/// filter (the RuleName when the `<Rule>` itself has none).
+/// Whether a `<Rule>` matches, and the name of its first matching filter
+/// that has one (the RuleName when the `<Rule>` itself has none).
 fn rule_match<'c>(
     rule: &'c super::RuleBlock,
     start: usize,
@@ -333,7 +333,9 @@ fn rule_match<'c>(
             if name.is_none() {
                 name = filter.name.as_deref();
             }
-            if rule.relation == Relation::Or {
+            // An OR <Rule> has matched; without a name of its own, its
+            // RuleName is the first matching filter that has one.
+            if rule.relation == Relation::Or && (name.is_some() || rule.name.is_some()) {
                 return (true, name);
             }
         } else if rule.relation == Relation::And {

@@ -375,3 +375,164 @@ proptest! {
         prop_assert_eq!(logged(&c, &event), expected || image_hit);
     }
 }
+
+/// A filter without `condition=` tests whole-string equality.
+#[test]
+fn the_default_condition_is_is() {
+    let c = config(
+        r#"<ProcessCreate onmatch="include"><Image>C:\Windows\CMD.exe</Image></ProcessCreate>"#,
+    );
+    assert!(logged(&c, &pc(r"c:\windows\cmd.exe", "")));
+    assert!(!logged(&c, &pc(r"c:\windows\cmd.exe2", "")));
+    assert!(!logged(&c, &pc("cmd.exe", "")));
+}
+
+/// The evaluation order written out plainly, filter by filter with
+/// [`Condition::matches`]: what the compiled evaluator must agree with.
+fn reference(config: &SysmonConfig, event: &Event) -> (bool, Option<String>) {
+    let value = |f: &Filter| -> Option<String> {
+        let index = f.field?;
+        let mut folded = String::new();
+        fold(&mut folded, event.field(index).unwrap_or("-"));
+        Some(folded)
+    };
+    let filter = |f: &Filter| value(f).is_some_and(|v| f.condition.matches(&v, &f.patterns));
+    let rule = |r: &RuleBlock| match r.relation {
+        Relation::And => !r.filters.is_empty() && r.filters.iter().all(filter),
+        Relation::Or => r.filters.iter().any(filter),
+    };
+    let rule_name = |r: &RuleBlock| {
+        r.name.clone().or_else(|| {
+            r.filters
+                .iter()
+                .filter(|f| filter(f))
+                .find_map(|f| f.name.clone())
+        })
+    };
+    let set_hit = |set: &RuleSet| -> Option<Option<String>> {
+        let group = set.group_name.clone();
+        match set.relation {
+            Relation::Or => set.items.iter().find_map(|item| match item {
+                Item::Filter(f) if filter(f) => Some(f.name.clone().or(group.clone())),
+                Item::Rule(r) if rule(r) => Some(rule_name(r).or(group.clone())),
+                _ => None,
+            }),
+            Relation::And => {
+                let direct: Vec<&Filter> = set
+                    .items
+                    .iter()
+                    .filter_map(|i| match i {
+                        Item::Filter(f) => Some(f),
+                        Item::Rule(_) => None,
+                    })
+                    .collect();
+                let fields_ok = direct.iter().all(|f| {
+                    direct
+                        .iter()
+                        .any(|o| o.field_name == f.field_name && filter(o))
+                });
+                let rules_ok = set.items.iter().all(|i| match i {
+                    Item::Rule(r) => rule(r),
+                    Item::Filter(_) => true,
+                });
+                (!set.items.is_empty() && fields_ok && rules_ok).then(|| {
+                    set.items
+                        .iter()
+                        .find_map(|i| match i {
+                            Item::Filter(f) if filter(f) => f.name.clone(),
+                            Item::Rule(r) => rule_name(r),
+                            Item::Filter(_) => None,
+                        })
+                        .or(group)
+                })
+            }
+        }
+    };
+    let sysmon = event.target.sysmon_types()[0];
+    let sets = config.sets_of(sysmon);
+    if sets.is_empty() {
+        return (event.target.logged_without_rules(), None);
+    }
+    for onmatch in [OnMatch::Exclude, OnMatch::Include] {
+        for set in sets.iter().filter(|s| s.onmatch == onmatch) {
+            if let Some(name) = set_hit(set) {
+                return match onmatch {
+                    OnMatch::Exclude => (false, None),
+                    OnMatch::Include => (true, name),
+                };
+            }
+        }
+    }
+    match sets {
+        [only] => (only.onmatch == OnMatch::Exclude, None),
+        _ => (false, None),
+    }
+}
+
+/// A random filter element on Image or CommandLine.
+fn filter_xml() -> impl Strategy<Value = String> {
+    (
+        0..Condition::ALL.len(),
+        prop::bool::ANY,
+        proptest::string::string_regex(r"[ab\\;]{0,4}").expect("valid regex"),
+        prop::option::of(0..3u8),
+    )
+        .prop_map(|(c, image, value, name)| {
+            let field = if image { "Image" } else { "CommandLine" };
+            let name = name.map_or(String::new(), |n| format!(r#" name="f{n}""#));
+            format!(
+                r#"<{field} condition="{}"{name}>{value}</{field}>"#,
+                Condition::ALL[c].0
+            )
+        })
+}
+
+/// A random event element: filters and `<Rule>`s in a RuleGroup.
+fn set_xml() -> impl Strategy<Value = String> {
+    (
+        prop::bool::ANY,
+        prop::bool::ANY,
+        prop::collection::vec(
+            (
+                prop::collection::vec(filter_xml(), 1..4),
+                prop::option::of((prop::bool::ANY, prop::option::of(0..2u8))),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(and, include, items)| {
+            let body: String = items
+                .into_iter()
+                .map(|(filters, rule)| match rule {
+                    None => filters.concat(),
+                    Some((and, name)) => format!(
+                        r#"<Rule groupRelation="{}"{}>{}</Rule>"#,
+                        if and { "and" } else { "or" },
+                        name.map_or(String::new(), |n| format!(r#" name="r{n}""#)),
+                        filters.concat()
+                    ),
+                })
+                .collect();
+            format!(
+                r#"<RuleGroup name="g" groupRelation="{}"><ProcessCreate onmatch="{}">{body}</ProcessCreate></RuleGroup>"#,
+                if and { "and" } else { "or" },
+                if include { "include" } else { "exclude" }
+            )
+        })
+}
+
+proptest! {
+    /// Whole configurations (one to three sets of filters and `<Rule>`s,
+    /// AND and OR, include and exclude): the compiled evaluator's decision
+    /// and RuleName are the plain evaluation's.
+    #[test]
+    fn compiled_decisions_are_the_plain_evaluation(
+        sets in prop::collection::vec(set_xml(), 1..4),
+        image in proptest::string::string_regex(r"[ab\\;]{0,6}").expect("valid regex"),
+        command_line in proptest::string::string_regex(r"[ab\\;]{0,6}").expect("valid regex"),
+    ) {
+        let c = config(&sets.concat());
+        let event = pc(&image, &command_line);
+        prop_assert_eq!(decide(&c, &event), reference(&c, &event));
+    }
+}
