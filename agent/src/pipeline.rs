@@ -361,6 +361,13 @@ impl Pipeline {
         }
         if let Some(filter) = &mut self.filter {
             filter.poll_updates();
+            // As at start: a configuration's HashAlgorithms apply unless
+            // hashing is off (--no-enrich).
+            if let Some(hashes) = filter.take_hashes_change() {
+                if !self.enricher.hashes().is_empty() {
+                    self.enricher.set_hashes(crate::config::hash_set(hashes));
+                }
+            }
         }
         self.content_notices(sink)
     }

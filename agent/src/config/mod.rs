@@ -106,6 +106,8 @@ pub struct ConfigFilter {
     pub dropped: u64,
     /// Set when a swapped-in configuration needs another event mask.
     mask_changed: bool,
+    /// Set when a swapped-in configuration names other HashAlgorithms.
+    hashes_changed: Option<HashAlgorithms>,
 }
 
 impl ConfigFilter {
@@ -120,6 +122,7 @@ impl ConfigFilter {
             logged: 0,
             dropped: 0,
             mask_changed: false,
+            hashes_changed: None,
         };
         filter.notices.push(activated(&filter.config, None));
         filter
@@ -143,6 +146,12 @@ impl ConfigFilter {
     /// True once after a swap changed [`Self::event_mask`].
     pub fn take_mask_change(&mut self) -> bool {
         std::mem::take(&mut self.mask_changed)
+    }
+
+    /// Once after a swap, the HashAlgorithms of a configuration that
+    /// changed them.
+    pub fn take_hashes_change(&mut self) -> Option<HashAlgorithms> {
+        self.hashes_changed.take()
     }
 
     /// Whether `event` is written; a logged event gets its `RuleName`.
@@ -175,6 +184,11 @@ impl ConfigFilter {
                     let before = event_mask(&self.config);
                     let previous = self.config.source.clone();
                     let notice = activated(&loaded.config, Some(previous));
+                    if let Some(hashes) = loaded.config.hash_algorithms {
+                        if self.config.hash_algorithms != Some(hashes) {
+                            self.hashes_changed = Some(hashes);
+                        }
+                    }
                     self.config = Arc::new(loaded.config);
                     self.mask_changed |= event_mask(&self.config) != before;
                     self.notices.push(notice);

@@ -226,6 +226,11 @@ fn a_changed_file_is_swapped_in_and_a_bad_one_is_refused_with_its_reason() {
     );
     assert!(filter.take_mask_change());
     assert!(filter.config().can_log(Target::ImageLoad));
+    assert_eq!(
+        filter.take_hashes_change(),
+        None,
+        "HashAlgorithms unchanged"
+    );
 }
 
 /// Through the pipeline: a rejected reload is a 1005 event between
@@ -250,4 +255,32 @@ fn reload_notices_are_1005_and_1006_events() {
     }
     assert!(seen.contains(&1005), "{seen:?}");
     assert!(seen.iter().filter(|&&id| id == 1).count() >= 2, "{seen:?}");
+}
+
+/// A reload that names other HashAlgorithms changes the hashes computed
+/// (unless hashing is off).
+#[test]
+fn a_reload_applies_its_hash_algorithms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sysmon.xml");
+    let md5 = CONFIG.replace("<HashAlgorithms>sha1<", "<HashAlgorithms>MD5,IMPHASH<");
+    std::fs::write(&path, &md5).expect("write");
+    let updates =
+        watch::spawn(&path, CONFIG.as_bytes().to_vec(), Duration::from_millis(10)).expect("thread");
+    let mut p = Pipeline::new(Config::default());
+    p.enricher
+        .set_hashes(HashSet::parse("sha1").expect("valid"));
+    p.filter = Some(ConfigFilter::new(loaded(CONFIG)).with_updates(updates));
+    let mut sink = JsonLines::new(Vec::new());
+    for _ in 0..300 {
+        p.content_updates(&mut sink).expect("in memory");
+        if p.enricher.hashes() != HashSet::parse("sha1").expect("valid") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        p.enricher.hashes(),
+        HashSet::parse("md5,imphash").expect("valid")
+    );
 }
