@@ -132,6 +132,28 @@ fn main() {
             sample.len() as u64
         },
     );
+    // Per event type, to see where the decisions' time goes.
+    let mut per_target = Vec::new();
+    for target in ringside_content::sysmon_config::Target::ALL {
+        let events: Vec<&SysmonEvent> = sample
+            .iter()
+            .filter(|e| e.target() == Some(target))
+            .collect();
+        if events.is_empty() {
+            continue;
+        }
+        let timing = measure(
+            runs,
+            || (),
+            |()| {
+                for event in &events {
+                    let _ = config.decide(*event, &mut scratch);
+                }
+                events.len() as u64
+            },
+        );
+        per_target.push((target, timing));
+    }
     let json = measure(
         runs,
         || pipeline(Depth::Emit, false),
@@ -164,6 +186,13 @@ fn main() {
         println!(
             "{name:<44} {secs:>10.3} {:>16.0} {unit}",
             count as f64 / secs
+        );
+    }
+    for (target, (secs, count)) in &per_target {
+        println!(
+            "  decisions, event {:<4} ({count:>7} events)           {secs:>10.3} {:>16.0} decisions",
+            target.event_id(),
+            *count as f64 / secs
         );
     }
     let decide_rate = decide.1 as f64 / decide.0;

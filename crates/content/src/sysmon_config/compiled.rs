@@ -14,6 +14,8 @@
 //! always live. An OR set is then decided by looking at its live filters
 //! only, which for a typical event are a handful out of hundreds.
 
+use std::collections::HashMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::condition::{Condition, fold, image_matches};
@@ -33,7 +35,14 @@ const ABSENT: &str = "-";
 #[derive(Debug)]
 struct FieldScan {
     field: usize,
+    /// Each distinct pattern once: configurations repeat patterns, and
+    /// the automaton's construction is quadratic in duplicates.
     patterns: Vec<String>,
+    /// Pattern ids by text, while building.
+    by_text: HashMap<String, u32>,
+    /// The filters' pattern lists, concatenated: a filter's patterns are
+    /// `refs[first..first + count]`.
+    refs: Vec<u32>,
     automaton: Option<AhoCorasick>,
     /// The automaton numbers only the non-empty patterns: its id `i` is
     /// pattern `ids[i]`.
@@ -42,7 +51,7 @@ struct FieldScan {
     triggers: Vec<Vec<u32>>,
 }
 
-/// A filter as indices into its field's patterns.
+/// A filter as indices into its field's pattern references.
 #[derive(Debug)]
 struct CompiledFilter {
     /// Index into the type's scans; `None`: the field is not provided.
@@ -76,8 +85,8 @@ fn positive(condition: Condition) -> bool {
 pub(crate) struct TypeCompiled {
     scans: Vec<FieldScan>,
     filters: Vec<CompiledFilter>,
-    /// Index of each set's first filter.
-    pub(crate) set_starts: Vec<usize>,
+    /// The filters of each set: `set_ranges[i]` for set `i`.
+    pub(crate) set_ranges: Vec<std::ops::Range<usize>>,
     /// Filters live for every event, ascending.
     always: Vec<u32>,
 }
@@ -97,7 +106,7 @@ impl TypeCompiled {
     pub(crate) fn new(sets: &[RuleSet]) -> TypeCompiled {
         let mut compiled = TypeCompiled::default();
         for set in sets {
-            compiled.set_starts.push(compiled.filters.len());
+            let start = compiled.filters.len();
             let mut item_first = (usize::MAX, 0);
             for (item, filter) in set_filters(set) {
                 if item_first.0 != item {
@@ -105,8 +114,10 @@ impl TypeCompiled {
                 }
                 compiled.add(filter, item, item_first.1);
             }
+            compiled.set_ranges.push(start..compiled.filters.len());
         }
         for scan in &mut compiled.scans {
+            scan.by_text = HashMap::new();
             scan.ids = (0..scan.patterns.len())
                 .filter(|&i| scan.patterns.get(i).is_some_and(|p| !p.is_empty()))
                 .collect();
@@ -145,6 +156,8 @@ impl TypeCompiled {
                 self.scans.push(FieldScan {
                     field,
                     patterns: Vec::new(),
+                    by_text: HashMap::new(),
+                    refs: Vec::new(),
                     automaton: None,
                     ids: Vec::new(),
                     triggers: Vec::new(),
@@ -153,15 +166,29 @@ impl TypeCompiled {
             }
         };
         let field_scan = &mut self.scans[scan];
-        let first = field_scan.patterns.len();
+        let first = field_scan.refs.len();
         let empty_pattern = filter.patterns.iter().any(String::is_empty);
         for pattern in &filter.patterns {
-            field_scan.patterns.push(pattern.clone());
-            field_scan.triggers.push(Vec::new());
+            let id = match field_scan.by_text.get(pattern) {
+                Some(&id) => id,
+                None => {
+                    let id = u32::try_from(field_scan.patterns.len()).unwrap_or(u32::MAX);
+                    field_scan.patterns.push(pattern.clone());
+                    field_scan.triggers.push(Vec::new());
+                    field_scan.by_text.insert(pattern.clone(), id);
+                    id
+                }
+            };
+            field_scan.refs.push(id);
         }
         if positive(filter.condition) && !empty_pattern && !filter.patterns.is_empty() {
-            for triggers in &mut field_scan.triggers[first..] {
-                triggers.push(index);
+            for &id in field_scan.refs.get(first..).unwrap_or(&[]) {
+                if let Some(triggers) = field_scan.triggers.get_mut(id as usize) {
+                    // A filter naming one pattern twice is triggered once.
+                    if triggers.last() != Some(&index) {
+                        triggers.push(index);
+                    }
+                }
             }
         } else {
             self.always.push(index);
@@ -313,20 +340,24 @@ impl View<'_> {
         };
         let patterns = &field_scan.patterns;
         let flags = self.scratch.flags.get(scan);
-        let range = f.first..f.first + f.count;
-        let flag = |i: usize, bit: u8| -> bool {
-            let pattern = patterns.get(i).map_or("", String::as_str);
+        let refs = field_scan
+            .refs
+            .get(f.first..f.first + f.count)
+            .unwrap_or(&[]);
+        let flag = |id: u32, bit: u8| -> bool {
+            let id = id as usize;
+            let pattern = patterns.get(id).map_or("", String::as_str);
             if pattern.is_empty() {
                 // The automaton holds no empty pattern: it occurs
                 // everywhere, and is the whole value only of an empty one.
                 return bit != WHOLE || value.is_empty();
             }
-            flags.and_then(|f| f.get(i)).is_some_and(|f| f & bit != 0)
+            flags.and_then(|f| f.get(id)).is_some_and(|f| f & bit != 0)
         };
-        let first = f.first;
-        let first_pattern = patterns.get(first).map_or("", String::as_str);
-        let any = |bit| range.clone().any(|i| flag(i, bit));
-        let all = |bit| range.clone().all(|i| flag(i, bit));
+        let first = refs.first().copied().unwrap_or(u32::MAX);
+        let first_pattern = patterns.get(first as usize).map_or("", String::as_str);
+        let any = |bit| refs.iter().any(|&id| flag(id, bit));
+        let all = |bit| refs.iter().all(|&id| flag(id, bit));
         match f.condition {
             Condition::Is => flag(first, WHOLE),
             Condition::IsNot => !flag(first, WHOLE),

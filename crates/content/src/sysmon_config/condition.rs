@@ -142,7 +142,11 @@ pub fn image_matches(value: &str, pattern: &str) -> bool {
 /// than ASCII).
 pub fn fold(out: &mut String, text: &str) {
     if text.is_ascii() {
-        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        let start = out.len();
+        out.push_str(text);
+        if let Some(appended) = out.get_mut(start..) {
+            appended.make_ascii_lowercase();
+        }
     } else {
         out.extend(text.chars().flat_map(char::to_lowercase));
     }

@@ -18,7 +18,7 @@
 //! ([`super::compiled`]); an OR set looks only at the filters the scan made
 //! live.
 
-use super::compiled::{Scratch, TypeCompiled, View, scan, set_filters};
+use super::compiled::{Scratch, TypeCompiled, View, scan};
 use super::events::{SysmonType, Target};
 use super::{Item, OnMatch, Relation, RuleSet, SysmonConfig};
 
@@ -183,13 +183,13 @@ impl SysmonConfig {
             compiled,
             scratch: &*scratch,
         };
-        let starts = &compiled.set_starts;
+        let ranges = &compiled.set_ranges;
         for onmatch in [OnMatch::Exclude, OnMatch::Include] {
-            for (set, &start) in sets.iter().zip(starts) {
+            for (set, range) in sets.iter().zip(ranges) {
                 if set.onmatch != onmatch {
                     continue;
                 }
-                if let Some(hit) = set_match(set, start, &view) {
+                if let Some(hit) = set_match(set, range.clone(), &view) {
                     return Decision {
                         logged: onmatch == OnMatch::Include,
                         by: By::Rule {
@@ -221,22 +221,29 @@ impl SysmonConfig {
     }
 }
 
-/// Whether `set` matches; its filters are numbered from `start`.
-fn set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
+/// Whether `set` matches; its filters are numbered `filters`.
+fn set_match<'c>(
+    set: &'c RuleSet,
+    filters: std::ops::Range<usize>,
+    view: &View<'_>,
+) -> Option<Hit<'c>> {
     match set.relation {
-        Relation::Or => or_set_match(set, start, view),
-        Relation::And => and_set_match(set, start, view),
+        Relation::Or => or_set_match(set, filters, view),
+        Relation::And => and_set_match(set, filters.start, view),
     }
 }
 
 /// The first item (in document order) that matches. Only items holding a
 /// live filter can: a positive filter none of whose patterns occurred
 /// cannot match, and neither can a `<Rule>` made only of such filters.
-fn or_set_match<'c>(set: &'c RuleSet, start: usize, view: &View<'_>) -> Option<Hit<'c>> {
+fn or_set_match<'c>(
+    set: &'c RuleSet,
+    filters: std::ops::Range<usize>,
+    view: &View<'_>,
+) -> Option<Hit<'c>> {
     let group = set.group_name.as_deref();
-    let end = start + set_filters(set).count();
     let mut last_item = None;
-    for live in view.scratch.live_in(start..end) {
+    for live in view.scratch.live_in(filters) {
         let (item, first) = view.item_of(live)?;
         if last_item == Some(item) {
             continue;
@@ -358,7 +365,7 @@ pub(crate) fn filter_counts(config: &SysmonConfig) -> Vec<(usize, usize)> {
             let sets: usize = config
                 .sets_of(t)
                 .iter()
-                .map(|s| set_filters(s).count())
+                .map(|s| super::compiled::set_filters(s).count())
                 .sum();
             let compiled = config
                 .compiled

@@ -142,6 +142,7 @@ pub fn parse_str(text: &str, path: &Path, env: &Env<'_>) -> Result<Loaded, Confi
     })?;
     let mut parser = Parser {
         doc: &doc,
+        lines: LineIndex::new(text),
         env,
         report: LoadReport {
             path: path.to_owned(),
@@ -170,6 +171,7 @@ pub fn parse_str(text: &str, path: &Path, env: &Env<'_>) -> Result<Loaded, Confi
 
 struct Parser<'d, 'i, 'e> {
     doc: &'d Document<'i>,
+    lines: LineIndex,
     env: &'e Env<'e>,
     report: LoadReport,
     sets: Vec<Vec<RuleSet>>,
@@ -193,8 +195,8 @@ fn rejected(kind: &'static str, why: impl Into<String>) -> Outcome {
 
 impl Parser<'_, '_, '_> {
     fn pos(&self, node: Node<'_, '_>) -> (u32, u32) {
-        let pos = self.doc.text_pos_at(node.range().start);
-        (pos.row, pos.col)
+        self.lines
+            .position(self.doc.input_text(), node.range().start)
     }
 
     fn account(&mut self, node: Node<'_, '_>, event_type: Option<&'static str>, outcome: Outcome) {
@@ -534,6 +536,37 @@ impl Parser<'_, '_, '_> {
                 .map(str::to_owned),
             line,
         })
+    }
+}
+
+/// Line starts of a text, so each element's line and column is a binary
+/// search (roxmltree's `text_pos_at` scans from the start every time, which
+/// made accounting for every element quadratic in the file's size).
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters, as roxmltree counts them)
+    /// of byte `offset`.
+    fn position(&self, text: &str, offset: usize) -> (u32, u32) {
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = text.get(start..offset).map_or(0, |t| t.chars().count()) + 1;
+        (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(column).unwrap_or(u32::MAX),
+        )
     }
 }
 

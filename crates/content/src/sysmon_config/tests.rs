@@ -101,6 +101,15 @@ fn the_public_configurations_load_with_every_element_accounted_for() {
         assert_eq!(report.elements.len(), in_doc, "{name}");
         assert!(in_doc > elements, "{name}: {in_doc} elements");
         assert!(!report.is_rejected(), "{name}");
+        // Positions agree with roxmltree's own.
+        for (element, node) in report
+            .elements
+            .iter()
+            .zip(doc.descendants().filter(|n| n.is_element()))
+        {
+            let pos = doc.text_pos_at(node.range().start);
+            assert_eq!((element.line, element.column), (pos.row, pos.col), "{name}");
+        }
         let counts = report.counts();
         assert!(counts.applied > 0 && counts.ignored_total() > 0, "{name}");
         assert!(loaded.config.filter_count() > 100, "{name}");
@@ -535,4 +544,23 @@ proptest! {
         let event = pc(&image, &command_line);
         prop_assert_eq!(decide(&c, &event), reference(&c, &event));
     }
+}
+
+/// Accounting for every element stays linear in the file's size: a
+/// configuration of 100,000 filters (about 3 MB, within MAX_BYTES) loads in
+/// well under the time a per-element scan from the file's start would take
+/// (minutes).
+#[test]
+fn a_large_configuration_loads_in_linear_time() {
+    let filters = "<Image condition=\"end with\">x.exe</Image>\n".repeat(100_000);
+    let started = std::time::Instant::now();
+    let c = config(&format!(
+        r#"<ProcessCreate onmatch="include">{filters}</ProcessCreate>"#
+    ));
+    assert_eq!(c.filter_count(), 100_000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }
