@@ -520,7 +520,7 @@ pub fn pipeline_with_config(
     if !off.is_empty() {
         let names: Vec<&str> = off.iter().map(|k| k.name()).collect();
         eprintln!(
-            "--config {}: can never log {}; the driver is not asked for them",
+            "--config {}: can never log {}; the driver is not asked for them unless Sigma rules read them",
             path.display(),
             names.join(", ")
         );

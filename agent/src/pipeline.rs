@@ -19,7 +19,7 @@
 //!   same two events report a Sysmon configuration (`--config`) refused or
 //!   activated.
 //! - A Sysmon configuration ([`crate::config`]) may drop an event: no line,
-//!   counted in `not_mapped` and `filtered`.
+//!   counted in `not_mapped` and `filtered` (the detector still sees it).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -163,6 +163,8 @@ pub struct Pipeline {
     pub detector: Option<Detector>,
     /// The Sysmon configuration, when one was given.
     pub filter: Option<ConfigFilter>,
+    /// The event mask last sent with CONFIGURE.
+    configured_mask: Option<u32>,
     layout: Layout,
     event: SysmonEvent,
     next_seq: Option<u64>,
@@ -189,6 +191,7 @@ impl Pipeline {
             counters: Counters::default(),
             detector: None,
             filter: None,
+            configured_mask: None,
             layout: Layout::default(),
             event: SysmonEvent::default(),
             next_seq: None,
@@ -199,20 +202,33 @@ impl Pipeline {
     }
 
     /// The event kinds CONFIGURE asks the driver for: all it maps by
-    /// default, less those the Sysmon configuration can never log.
+    /// default, less those the Sysmon configuration can never log and no
+    /// loaded Sigma rule reads.
     pub fn event_mask(&self) -> u32 {
-        self.filter.as_ref().map_or(
-            ringside_wire::kind::DEFAULT_EVENTS_MASK,
-            ConfigFilter::event_mask,
-        )
+        let Some(filter) = &self.filter else {
+            return ringside_wire::kind::DEFAULT_EVENTS_MASK;
+        };
+        let rules = self
+            .detector
+            .as_ref()
+            .map_or(0, |d| crate::config::detection_mask(d.bundle()));
+        filter.event_mask() | (rules & ringside_wire::kind::DEFAULT_EVENTS_MASK)
     }
 
-    /// True once after a reloaded configuration changed [`Self::event_mask`]
-    /// (the live source then sends CONFIGURE again).
-    pub fn take_event_mask_change(&mut self) -> bool {
-        self.filter
-            .as_mut()
-            .is_some_and(ConfigFilter::take_mask_change)
+    /// The mask to send with CONFIGURE now; remembered, so that
+    /// [`Self::event_mask_changed`] can tell when it must be sent again.
+    pub fn configure_mask(&mut self) -> u32 {
+        let mask = self.event_mask();
+        self.configured_mask = Some(mask);
+        mask
+    }
+
+    /// Whether a reloaded configuration or bundle changed the mask since
+    /// the last [`Self::configure_mask`] (the live source then sends
+    /// CONFIGURE again).
+    pub fn event_mask_changed(&self) -> bool {
+        self.configured_mask
+            .is_some_and(|sent| sent != self.event_mask())
     }
 
     /// Forgets what belongs to one driver connection (sequence numbers, the
@@ -273,14 +289,19 @@ impl Pipeline {
     }
 
     fn emit(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        if let Some(filter) = &mut self.filter {
-            if !filter.apply(&mut self.event) {
-                self.counters.filtered_events += 1;
-                return Ok(());
-            }
+        // The Sysmon configuration decides what is written; the detector
+        // still sees every event, so detections do not depend on it (an
+        // alert carries the event's fields).
+        let written = self
+            .filter
+            .as_mut()
+            .is_none_or(|filter| filter.apply(&mut self.event));
+        if written {
+            self.counters.emitted += 1;
+            sink.event(&self.event)?;
+        } else {
+            self.counters.filtered_events += 1;
         }
-        self.counters.emitted += 1;
-        sink.event(&self.event)?;
         match &mut self.detector {
             Some(detector) => {
                 detector.evaluate(&self.event, sink)?;

@@ -5,10 +5,11 @@
 //! The configuration is parsed and validated by `ringside-content`
 //! ([`ringside_content::sysmon_config`]); this module applies it between
 //! the pipeline's event building and its sink. An event the configuration
-//! drops is not written and not evaluated by the detector, as in Sysmon,
-//! where a filtered event does not exist. ringside's own events (1001–1006)
-//! and file renames (1011, which Sysmon has no event for) are never
-//! filtered.
+//! drops is not written, as in Sysmon; the Sigma detector still evaluates
+//! it, so on-box detections do not depend on what the configuration keeps
+//! (an alert carries the event's fields). ringside's own events
+//! (1001–1006) and file renames (1011, which Sysmon has no event for) are
+//! never filtered.
 
 pub mod check;
 pub mod watch;
@@ -65,6 +66,21 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
     mask
 }
 
+/// The kinds the Sigma rules of `bundle` read (their logsources' kinds).
+pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
+    bundle
+        .engine
+        .rules()
+        .map(|rule| match rule.logsource {
+            Logsource::ProcessCreation => EventKind::ProcessCreate.mask_bit(),
+            Logsource::ImageLoad => EventKind::ImageLoad.mask_bit(),
+            Logsource::FileEvent => EventKind::FileCreate.mask_bit(),
+            Logsource::FileDelete => EventKind::FileDelete.mask_bit(),
+            Logsource::FileRename => EventKind::FileRename.mask_bit(),
+        })
+        .fold(0, |mask, bit| mask | bit)
+}
+
 /// The kinds a mask leaves out of [`ringside_wire::kind::DEFAULT_EVENTS_MASK`].
 pub fn kinds_switched_off(mask: u32) -> Vec<EventKind> {
     EventKind::ALL
@@ -104,8 +120,6 @@ pub struct ConfigFilter {
     /// Events written / dropped by the configuration.
     pub logged: u64,
     pub dropped: u64,
-    /// Set when a swapped-in configuration needs another event mask.
-    mask_changed: bool,
     /// Set when a swapped-in configuration names other HashAlgorithms.
     hashes_changed: Option<HashAlgorithms>,
 }
@@ -121,7 +135,6 @@ impl ConfigFilter {
             rule_name: String::new(),
             logged: 0,
             dropped: 0,
-            mask_changed: false,
             hashes_changed: None,
         };
         filter.notices.push(activated(&filter.config, None));
@@ -141,11 +154,6 @@ impl ConfigFilter {
     /// The event mask the running configuration needs.
     pub fn event_mask(&self) -> u32 {
         event_mask(&self.config)
-    }
-
-    /// True once after a swap changed [`Self::event_mask`].
-    pub fn take_mask_change(&mut self) -> bool {
-        std::mem::take(&mut self.mask_changed)
     }
 
     /// Once after a swap, the HashAlgorithms of a configuration that
@@ -181,7 +189,6 @@ impl ConfigFilter {
         while let Some(update) = updates.try_next() {
             match update {
                 Ok(loaded) => {
-                    let before = event_mask(&self.config);
                     let previous = self.config.source.clone();
                     let notice = activated(&loaded.config, Some(previous));
                     if let Some(hashes) = loaded.config.hash_algorithms {
@@ -190,7 +197,6 @@ impl ConfigFilter {
                         }
                     }
                     self.config = Arc::new(loaded.config);
-                    self.mask_changed |= event_mask(&self.config) != before;
                     self.notices.push(notice);
                 }
                 Err(error) => self.notices.push(Notice::Rejected {

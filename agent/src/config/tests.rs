@@ -203,7 +203,7 @@ fn a_changed_file_is_swapped_in_and_a_bad_one_is_refused_with_its_reason() {
         "{reason}"
     );
     assert_eq!(running, &path);
-    assert!(!filter.take_mask_change());
+    assert!(!filter.config().can_log(Target::ImageLoad));
     // A good edit that logs image loads: activated, and the mask changes.
     std::fs::write(
         &path,
@@ -224,7 +224,6 @@ fn a_changed_file_is_swapped_in_and_a_bad_one_is_refused_with_its_reason() {
         ),
         "{notices:?}"
     );
-    assert!(filter.take_mask_change());
     assert!(filter.config().can_log(Target::ImageLoad));
     assert_eq!(
         filter.take_hashes_change(),
@@ -283,4 +282,48 @@ fn a_reload_applies_its_hash_algorithms() {
         p.enricher.hashes(),
         HashSet::parse("md5,imphash").expect("valid")
     );
+}
+
+/// Sigma rules still see what the configuration drops, and the kinds they
+/// read stay in the event mask.
+#[test]
+fn detection_sees_dropped_events_and_keeps_their_kinds_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("dll.yml"),
+        "title: x.dll loaded\nid: 5b0e3c55-0d1f-4d51-9d5b-1d2a3c4e5f01\nlevel: low\nlogsource:\n    category: image_load\n    product: windows\ndetection:\n    selection:\n        ImageLoaded|endswith: '\\x.dll'\n    condition: selection\n",
+    )
+    .expect("write rule");
+    let (detector, _) =
+        crate::detect::Detector::load(dir.path(), ringside_content::LoadPolicy::Strict)
+            .expect("rule compiles");
+    let mut p = pipeline(Some(ConfigFilter::new(loaded(CONFIG))));
+    // CONFIG can never log image loads: off, until a rule reads them.
+    assert_eq!(p.event_mask() & EventKind::ImageLoad.mask_bit(), 0);
+    let sent = p.configure_mask();
+    p.detector = Some(detector);
+    assert_ne!(p.event_mask() & EventKind::ImageLoad.mask_bit(), 0);
+    assert_ne!(p.event_mask(), sent);
+    assert!(p.event_mask_changed(), "CONFIGURE is sent again");
+    p.configure_mask();
+    assert!(!p.event_mask_changed());
+
+    let mut sink = JsonLines::new(Vec::new());
+    p.batch(&batch(), 0, &mut sink).expect("in memory");
+    let out = String::from_utf8(sink.into_inner().expect("in memory")).expect("UTF-8");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.get("Alert").is_none())
+            .all(|l| l["EventID"] != 7),
+        "the image load is not written"
+    );
+    let alerts: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l.get("Alert").is_some()).collect();
+    assert_eq!(alerts.len(), 1, "{out}");
+    assert_eq!(alerts[0]["EventData"]["ImageLoaded"], r"C:\Windows\x.dll");
 }

@@ -95,9 +95,9 @@ fn bad_reply(what: &str) -> io::Error {
 
 /// CONFIGURE with the event kinds the pipeline wants (its Sysmon
 /// configuration may rule some out); everything else as by default.
-fn configure(device: &Device, pipeline: &Pipeline) -> io::Result<()> {
+fn configure(device: &Device, pipeline: &mut Pipeline) -> io::Result<()> {
     let request = ConfigureRequest {
-        event_mask: pipeline.event_mask(),
+        event_mask: pipeline.configure_mask(),
         ..ConfigureRequest::default()
     };
     device
@@ -126,7 +126,7 @@ fn session(
     if response.abi_version != ringside_wire::ABI_VERSION {
         return Err(bad_reply("driver speaks another ABI version"));
     }
-    configure(&device, pipeline)?;
+    configure(&device, &mut *pipeline)?;
 
     for (device_name, drive) in dos_devices() {
         pipeline.volumes.insert(&device_name, &drive);
@@ -150,8 +150,8 @@ fn session(
             }
             pipeline.batch(batch, stream_offset, sink)?;
             stream_offset += batch.len() as u64;
-            if pipeline.take_event_mask_change() {
-                configure(reads.device(), pipeline)?;
+            if pipeline.event_mask_changed() {
+                configure(reads.device(), &mut *pipeline)?;
             }
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
