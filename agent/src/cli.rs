@@ -1,4 +1,4 @@
-//! The command line: `replay`, `stats`, `run`, `service`.
+//! The command line: `replay`, `stats`, `run`, `service`, `content`, `config`.
 //!
 //! Exit codes: 0 success; 1 the agent failed (e.g. the output could not be
 //! written) or the driver's counters do not balance; 2 bad input (an
@@ -58,6 +58,50 @@ pub enum Command {
         #[command(subcommand)]
         action: ContentAction,
     },
+    /// Check a Sysmon XML configuration, or test it against events.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigAction {
+    /// Parse FILE: one `path:line:column: <Element> ignored|rejected: reason`
+    /// line per element not applied, then `applied N, ignored M (by reason
+    /// …), rejected K (…)`. Exits 2 if anything was rejected (the
+    /// configuration would not be used).
+    Check {
+        /// A Sysmon XML configuration (schema 4.x).
+        file: PathBuf,
+        /// After the summary, the same counts per Sysmon event type.
+        #[arg(long)]
+        by_type: bool,
+    },
+    /// Decide each event in EVENTS with FILE: one line per event, `logged`
+    /// or `dropped`, the deciding rule and its RuleName, then a summary.
+    Test {
+        /// A Sysmon XML configuration (schema 4.x).
+        file: PathBuf,
+        /// Sysmon-shaped JSON events (the agent's JSON lines, or Sysmon
+        /// events as JSON): a file, or a directory of `*.json`/`*.jsonl`.
+        events: PathBuf,
+    },
+}
+
+/// `--config`: a Sysmon XML configuration deciding which events are written.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SysmonConfigArgs {
+    /// Write only the events this Sysmon XML configuration logs (Sysmon's
+    /// semantics; its RuleName goes into each event, its HashAlgorithms
+    /// choose the hashes). The driver is not asked for kinds it can never
+    /// log.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `run` and `service`: check --config for changes every SECS seconds
+    /// and swap in a changed one once it fully parsed (0: never).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub config_poll: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -154,6 +198,8 @@ pub enum ServiceAction {
 pub struct ServiceRunArgs {
     #[command(flatten)]
     pub rules: RulesArgs,
+    #[command(flatten)]
+    pub sysmon: SysmonConfigArgs,
     /// Check --rules for changes every SECS seconds and swap in a changed
     /// bundle once it fully compiled (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
@@ -177,6 +223,7 @@ impl ServiceRunArgs {
         args.rules.rules_signature = absolute(&self.rules.rules_signature);
         args.rules.state_dir = absolute(&self.rules.state_dir);
         args.output_file = absolute(&self.output_file);
+        args.sysmon.config = absolute(&self.sysmon.config);
         args
     }
 
@@ -197,6 +244,7 @@ impl ServiceRunArgs {
         path("--rules-signature", &rules.rules_signature);
         path("--state-dir", &rules.state_dir);
         path("--output-file", &self.output_file);
+        path("--config", &self.sysmon.config);
         if rules.lenient_rules {
             args.push("--lenient-rules".into());
         }
@@ -205,6 +253,7 @@ impl ServiceRunArgs {
             ("--rules-budget-over", rules.rules_budget_over.to_string()),
             ("--rules-probation", rules.rules_probation.to_string()),
             ("--rules-poll", self.rules_poll.to_string()),
+            ("--config-poll", self.sysmon.config_poll.to_string()),
         ] {
             args.push(flag.into());
             args.push(value.into());
@@ -220,6 +269,8 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub rules: RulesArgs,
     #[command(flatten)]
+    pub sysmon: SysmonConfigArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub enrich: EnrichArgs,
@@ -229,6 +280,8 @@ pub struct ReplayArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub rules: RulesArgs,
+    #[command(flatten)]
+    pub sysmon: SysmonConfigArgs,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -260,7 +313,8 @@ pub struct EnrichArgs {
     /// Do not read image files (no version info, no hashes, no account lookup).
     #[arg(long)]
     pub no_enrich: bool,
-    /// Hashes to compute, comma separated: md5, sha256, imphash, or `*`.
+    /// Hashes to compute, comma separated: sha1, md5, sha256, imphash, or
+    /// `*`. A --config's HashAlgorithms takes precedence.
     #[arg(long, default_value = "md5,sha256,imphash", value_name = "LIST")]
     pub hashes: String,
     /// Off Windows: directory holding the recording machine's drives
@@ -315,6 +369,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run_live(&args),
         Command::Service { action } => service(action),
         Command::Content { action } => content(action),
+        Command::Config { action } => config_command(action),
     }
 }
 
@@ -443,16 +498,115 @@ pub fn start_detector(
     Ok((detector.with_budget(rules.budget()), fingerprint))
 }
 
-/// The pipeline for `config`, with the detector if rules were given. A
-/// bundle that does not compile (and no last known good to fall back to)
-/// is bad input: nothing runs on it.
-fn pipeline_with_rules(config: Config, rules: &RulesArgs) -> Result<Pipeline, CliError> {
-    let mut pipeline = Pipeline::new(config);
+/// Gives `pipeline` the detector if rules were given. A bundle that does
+/// not compile (and no last known good to fall back to) is bad input:
+/// nothing runs on it.
+fn attach_detector(pipeline: &mut Pipeline, rules: &RulesArgs) -> Result<(), CliError> {
     if let Some(location) = rules_location(rules)? {
         let (detector, _) = start_detector(&location, rules, rules.state_dir.as_deref())?;
         pipeline.detector = Some(detector);
     }
+    Ok(())
+}
+
+/// The pipeline for `config`, filtered by the Sysmon configuration
+/// `--config` names (if any): its HashAlgorithms replace the hashes (unless
+/// enrichment is off), and with `watch` a changed file is reloaded every
+/// `--config-poll` seconds. A configuration that does not load is bad
+/// input: the agent does not start on it (a reload that fails keeps the
+/// running one instead).
+pub fn pipeline_with_config(
+    mut config: Config,
+    args: &SysmonConfigArgs,
+    watch: bool,
+) -> Result<Pipeline, CliError> {
+    let Some(path) = &args.config else {
+        return Ok(Pipeline::new(config));
+    };
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::input(format!("--config {}: cannot read: {e}", path.display())))?;
+    let loaded = ringside_content::sysmon_config::parse::parse_bytes(&bytes, path, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| CliError::input(format!("--config: {e}")))?;
+    eprint!("{}", loaded.report);
+    if let (Some(algorithms), false) = (
+        loaded.config.hash_algorithms,
+        config.enrich.hashes.is_empty(),
+    ) {
+        config.enrich.hashes = crate::config::hash_set(algorithms);
+    }
+    let mut filter = crate::config::ConfigFilter::new(loaded);
+    let off = crate::config::kinds_switched_off(filter.event_mask());
+    if !off.is_empty() {
+        let names: Vec<&str> = off.iter().map(|k| k.name()).collect();
+        eprintln!(
+            "--config {}: can never log {}; the driver is not asked for them unless Sigma rules read them",
+            path.display(),
+            names.join(", ")
+        );
+    }
+    if watch && args.config_poll > 0 {
+        let updates =
+            crate::config::watch::spawn(path, bytes, Duration::from_secs(args.config_poll))
+                .map_err(|e| {
+                    CliError::failure(format!("cannot start the configuration watcher: {e}"))
+                })?;
+        filter = filter.with_updates(updates);
+    }
+    let mut pipeline = Pipeline::new(config);
+    pipeline.filter = Some(filter);
     Ok(pipeline)
+}
+
+/// `  ProcessCreate: applied N, ignored M (…), rejected K` per event type
+/// (`-`: elements outside event elements).
+fn print_by_type(report: &ringside_content::sysmon_config::LoadReport) {
+    for (event_type, counts) in report.counts_by_event_type() {
+        println!("  {event_type}: {counts}");
+    }
+}
+
+fn config_command(action: ConfigAction) -> Result<ExitCode, CliError> {
+    use ringside_content::sysmon_config::{self, ConfigError};
+    match action {
+        ConfigAction::Check { file, by_type } => match sysmon_config::load(&file) {
+            Ok(loaded) => {
+                print!("{}", loaded.report);
+                if by_type {
+                    print_by_type(&loaded.report);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(ConfigError::Rejected(report)) => {
+                print!("{report}");
+                if by_type {
+                    print_by_type(&report);
+                }
+                Ok(ExitCode::from(2))
+            }
+            Err(error) => Err(CliError::input(error.to_string())),
+        },
+        ConfigAction::Test { file, events } => {
+            let loaded = sysmon_config::load(&file).map_err(|e| CliError::input(e.to_string()))?;
+            let report = crate::config::check::test(&loaded.config, &events)
+                .map_err(|e| CliError::input(format!("{}: {e}", events.display())))?;
+            let mut out = io::stdout().lock();
+            for line in &report.lines {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = writeln!(out, "{}", report.summary());
+            let _ = out.flush();
+            for problem in &report.problems {
+                eprintln!("{problem}");
+            }
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
 }
 
 /// A watcher of `location` polling every `poll_secs` (none if 0).
@@ -744,12 +898,19 @@ fn report_problems(file: &Path, counters: &Counters) -> bool {
 
 fn replay(args: &ReplayArgs) -> Result<ExitCode, CliError> {
     let config = pipeline_config(&args.enrich)?;
+    let mut pipeline = pipeline_with_config(config, &args.sysmon, false)?;
+    attach_detector(&mut pipeline, &args.rules)?;
     let mut sink = open_sink(&args.output)?;
-    let pipeline = run_replay(
-        &args.file,
-        pipeline_with_rules(config, &args.rules)?,
-        sink.as_mut(),
-    )?;
+    let pipeline = run_replay(&args.file, pipeline, sink.as_mut())?;
+    if let Some(filter) = &pipeline.filter {
+        eprintln!(
+            "{}: Sysmon configuration {}: {} event(s) logged, {} dropped",
+            args.file.display(),
+            filter.config().source.display(),
+            filter.logged,
+            filter.dropped
+        );
+    }
     if let Some(detector) = &pipeline.detector {
         eprintln!("{}: {} alert(s)", args.file.display(), detector.alerts);
     }
@@ -958,7 +1119,7 @@ pub fn attach_rules(
 
 #[cfg(windows)]
 fn run_live(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let mut pipeline = Pipeline::new(live_config(&args.enrich)?);
+    let mut pipeline = pipeline_with_config(live_config(&args.enrich)?, &args.sysmon, true)?;
     attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     let mut sink = open_sink(&args.output)?;
     let stop = crate::source::stop::StopFlag::default();
@@ -1038,6 +1199,10 @@ mod tests {
             "500",
             "--rules-poll",
             "30",
+            "--config",
+            r"C:\ProgramData\ringside\sysmon.xml",
+            "--config-poll",
+            "5",
         ]);
         assert!(install);
         let mut argv: Vec<std::ffi::OsString> = vec!["ringside-agent".into()];
@@ -1058,6 +1223,9 @@ mod tests {
         assert_eq!(run.rules.rules_budget_over, args.rules.rules_budget_over);
         assert_eq!(run.rules.rules_probation, args.rules.rules_probation);
         assert_eq!(run.rules_poll, 30);
+        assert_eq!(run.sysmon.config, args.sysmon.config);
+        assert!(run.sysmon.config.is_some());
+        assert_eq!(run.sysmon.config_poll, 5);
     }
 
     /// A relative path given to `service install` is stored absolute,
@@ -1106,6 +1274,6 @@ mod tests {
         let (_, args) = service_args(&["ringside-agent", "service", "run"]);
         assert_eq!(args.rules.rules, None);
         let argv = args.run_arguments();
-        assert!(!argv.iter().any(|a| a == "--rules"));
+        assert!(!argv.iter().any(|a| a == "--rules" || a == "--config"));
     }
 }

@@ -12,6 +12,7 @@
 #![cfg_attr(windows, deny(unsafe_code))]
 
 pub mod cli;
+pub mod config;
 pub mod crosscheck;
 pub mod detect;
 pub mod enrich;

@@ -15,7 +15,11 @@
 //!   a frame or record that cannot be read → 1003 InputError; Stats →
 //!   1004 SensorStats.
 //! - Content (see [`crate::detect`]): a bundle refused or rolled back →
-//!   1005 ContentRejected; a bundle activated → 1006 ContentActivated.
+//!   1005 ContentRejected; a bundle activated → 1006 ContentActivated. The
+//!   same two events report a Sysmon configuration (`--config`) refused or
+//!   activated.
+//! - A Sysmon configuration ([`crate::config`]) may drop an event: no line,
+//!   counted in `not_mapped` and `filtered` (the detector still sees it).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -28,6 +32,7 @@ use ringside_wire::{
 };
 use zerocopy::FromBytes;
 
+use crate::config::ConfigFilter;
 use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
@@ -102,8 +107,13 @@ pub struct Counters {
     pub emitted: u64,
     /// Event records that wrote a line, per kind.
     pub written: [u64; EVENT_KIND_COUNT],
-    /// Event records with no Sysmon event, per kind.
+    /// Event records that wrote no line, per kind: no Sysmon event, or the
+    /// Sysmon configuration dropped it (those also in `filtered`).
     pub not_mapped: [u64; EVENT_KIND_COUNT],
+    /// Event records whose event the Sysmon configuration dropped, per kind.
+    pub filtered: [u64; EVENT_KIND_COUNT],
+    /// Events the Sysmon configuration dropped (all types).
+    pub filtered_events: u64,
     pub decode_errors: BTreeMap<&'static str, u64>,
     pub frame_errors: BTreeMap<&'static str, u64>,
     /// Problems with their messages, the first [`PROBLEMS_KEPT`].
@@ -154,6 +164,10 @@ pub struct Pipeline {
     pub counters: Counters,
     /// The content engine, when rules were given.
     pub detector: Option<Detector>,
+    /// The Sysmon configuration, when one was given.
+    pub filter: Option<ConfigFilter>,
+    /// The event mask last sent with CONFIGURE.
+    configured_mask: Option<u32>,
     layout: Layout,
     event: SysmonEvent,
     next_seq: Option<u64>,
@@ -192,6 +206,8 @@ impl Pipeline {
             volumes: VolumeMap::default(),
             counters: Counters::default(),
             detector: None,
+            filter: None,
+            configured_mask: None,
             layout: Layout::default(),
             event: SysmonEvent::default(),
             next_seq: None,
@@ -201,6 +217,36 @@ impl Pipeline {
             scratch: String::new(),
             config,
         }
+    }
+
+    /// The event kinds CONFIGURE asks the driver for: all it maps by
+    /// default, less those the Sysmon configuration can never log and no
+    /// loaded Sigma rule reads.
+    pub fn event_mask(&self) -> u32 {
+        let Some(filter) = &self.filter else {
+            return ringside_wire::kind::DEFAULT_EVENTS_MASK;
+        };
+        let rules = self
+            .detector
+            .as_ref()
+            .map_or(0, |d| crate::config::detection_mask(d.bundle()));
+        filter.event_mask() | (rules & ringside_wire::kind::DEFAULT_EVENTS_MASK)
+    }
+
+    /// The mask to send with CONFIGURE now; remembered, so that
+    /// [`Self::event_mask_changed`] can tell when it must be sent again.
+    pub fn configure_mask(&mut self) -> u32 {
+        let mask = self.event_mask();
+        self.configured_mask = Some(mask);
+        mask
+    }
+
+    /// Whether a reloaded configuration or bundle changed the mask since
+    /// the last [`Self::configure_mask`] (the live source then sends
+    /// CONFIGURE again).
+    pub fn event_mask_changed(&self) -> bool {
+        self.configured_mask
+            .is_some_and(|sent| sent != self.event_mask())
     }
 
     /// The connection to the driver was lost and is being made again. The
@@ -264,8 +310,19 @@ impl Pipeline {
     }
 
     fn emit(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        self.counters.emitted += 1;
-        sink.event(&self.event)?;
+        // The Sysmon configuration decides what is written; the detector
+        // still sees every event, so detections do not depend on it (an
+        // alert carries the event's fields).
+        let written = self
+            .filter
+            .as_mut()
+            .is_none_or(|filter| filter.apply(&mut self.event));
+        if written {
+            self.counters.emitted += 1;
+            sink.event(&self.event)?;
+        } else {
+            self.counters.filtered_events += 1;
+        }
         match &mut self.detector {
             Some(detector) => {
                 detector.evaluate(&self.event, sink)?;
@@ -278,10 +335,13 @@ impl Pipeline {
     /// Emits the detector's queued notices as 1005 / 1006 events. Each is
     /// also printed to stderr, where an operator watching the agent looks.
     pub fn content_notices(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        let notices = match &mut self.detector {
+        let mut notices = match &mut self.detector {
             Some(detector) => detector.take_notices(),
-            None => return Ok(()),
+            None => Vec::new(),
         };
+        if let Some(filter) = &mut self.filter {
+            notices.extend(filter.take_notices());
+        }
         for notice in notices {
             let ty = match notice {
                 Notice::Activated { .. } => EventType::ContentActivated,
@@ -340,6 +400,16 @@ impl Pipeline {
     pub fn content_updates(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
         if let Some(detector) = &mut self.detector {
             detector.poll_updates();
+        }
+        if let Some(filter) = &mut self.filter {
+            filter.poll_updates();
+            // As at start: a configuration's HashAlgorithms apply unless
+            // hashing is off (--no-enrich).
+            if let Some(hashes) = filter.take_hashes_change() {
+                if !self.enricher.hashes().is_empty() {
+                    self.enricher.set_hashes(crate::config::hash_set(hashes));
+                }
+            }
         }
         self.content_notices(sink)
     }
@@ -638,10 +708,14 @@ impl Pipeline {
             _ => None,
         };
         let emitted = self.counters.emitted;
+        let filtered = self.counters.filtered_events;
         self.record_body(record, sink)?;
         if let Some(kind) = kind {
             if self.counters.emitted > emitted {
                 self.counters.written[kind.index()] += 1;
+            } else if self.counters.filtered_events > filtered {
+                self.counters.not_mapped[kind.index()] += 1;
+                self.counters.filtered[kind.index()] += 1;
             }
         }
         Ok(())

@@ -288,7 +288,9 @@ fn agent(args: Option<&ServiceRunArgs>, stop: &StopFlag, log: &ServiceLog) -> Re
         machine_id: None,
     };
     let config = crate::cli::live_config(&enrich)?;
-    let mut pipeline = crate::pipeline::Pipeline::new(config);
+    // A Sysmon configuration (`--config`) filters what is written.
+    let sysmon = args.map(|a| a.sysmon.clone()).unwrap_or_default();
+    let mut pipeline = crate::cli::pipeline_with_config(config, &sysmon, true)?;
     if let Some(args) = args {
         crate::cli::attach_rules(&mut pipeline, &args.rules, args.rules_poll)?;
     }

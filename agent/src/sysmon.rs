@@ -8,7 +8,7 @@
 //!   does not archive deleted files, so Sysmon's 26 "FileDeleteDetected" would
 //!   describe it equally well), and ringside's 1011 FileRename.
 //! - 5 ProcessTerminate: Sysmon's id, not a Sigma logsource ringside
-//!   supports, so its fields are defined here ([`PROCESS_TERMINATE`]).
+//!   supports; its fields are in the content schema ([`PROCESS_TERMINATE`]).
 //! - ringside's own, 1000..=1099 (outside Sysmon's 1..=255 so no Sysmon
 //!   consumer can confuse them): 1001 EventsLost, 1002 SequenceGap,
 //!   1003 InputError, 1004 SensorStats, 1005 ContentRejected,
@@ -20,14 +20,9 @@
 use ringside_content::schema::{EventFields, FieldDef, FieldType, Logsource};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-/// Sysmon event 5 (ProcessTerminate): its fields in Sysmon's order.
-pub const PROCESS_TERMINATE: &[FieldDef] = &[
-    field("UtcTime", FieldType::Timestamp),
-    field("ProcessGuid", FieldType::Guid),
-    field("ProcessId", FieldType::Integer),
-    field("Image", FieldType::String),
-    field("User", FieldType::String),
-];
+/// Sysmon event 5 (ProcessTerminate): its fields in Sysmon's order, from
+/// the content schema (the Sysmon configuration check reads the same table).
+pub use ringside_content::schema::PROCESS_TERMINATE;
 
 /// The JSON type of a count that can exceed 2^53 (the driver's u64
 /// counters and sequence numbers, as a driver or a replay file gives them):
@@ -204,6 +199,7 @@ impl EventType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub enum Name {
+    RuleName,
     UtcTime,
     ProcessGuid,
     ProcessId,
@@ -232,7 +228,8 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 24] = [
+    pub const ALL: [Name; 25] = [
+        Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
         Name::ProcessId,
@@ -262,6 +259,7 @@ impl Name {
     /// Sysmon's field name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Name::RuleName => "RuleName",
             Name::UtcTime => "UtcTime",
             Name::ProcessGuid => "ProcessGuid",
             Name::ProcessId => "ProcessId",
@@ -553,7 +551,7 @@ mod tests {
             }
         }
         let pc = EventType::Sigma(Logsource::ProcessCreation);
-        assert_eq!(layout.get(pc, Name::CommandLine), Some(9));
+        assert_eq!(layout.get(pc, Name::CommandLine), Some(10));
         assert_eq!(layout.get(pc, Name::ImageLoaded), None);
     }
 
@@ -566,7 +564,7 @@ mod tests {
         assert!(!event.set_named("CommandLine", "x"));
         assert_eq!(
             event.to_json(),
-            r#"{"EventID":5,"Seq":7,"EventData":{"UtcTime":"-","ProcessGuid":"-","ProcessId":42,"Image":"C:\\a \"b\".exe","User":"-"}}"#
+            r#"{"EventID":5,"Seq":7,"EventData":{"RuleName":"-","UtcTime":"-","ProcessGuid":"-","ProcessId":42,"Image":"C:\\a \"b\".exe","User":"-"}}"#
         );
         assert_eq!(
             event.to_json(),

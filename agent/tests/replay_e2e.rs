@@ -51,6 +51,7 @@ fn replay_prints_one_sysmon_line_per_event_with_parent_and_stable_guid() {
         "{cmd_guid}"
     );
     let expected = json!({
+        "RuleName": "-",
         "UtcTime": "2026-11-21 10:15:30.123",
         "ProcessGuid": cmd_guid,
         "ProcessId": 2000,

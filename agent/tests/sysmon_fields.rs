@@ -12,10 +12,6 @@ use support::{agent, lines, scenario};
 /// Event-1 fields the sensor cannot know, and why.
 const NOT_PROVIDED: &[(&str, &str)] = &[
     (
-        "RuleName",
-        "Sysmon's own config rule name; ringside's rules report in alerts instead",
-    ),
-    (
         "CurrentDirectory",
         "not in PS_CREATE_NOTIFY_INFO; reading the PEB from user mode races the process",
     ),

@@ -3,7 +3,7 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | driver [--profile]>";
+const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | config [EVENTS] | driver [--profile]>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -38,6 +38,38 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
                 "--example",
                 "bench",
                 "--",
+                &file,
+                &events,
+            ]))
+        }
+        // Sysmon configuration decisions (sysmon-modular's, from shared
+        // data) beside decode + process table over the same generated
+        // replay `bench agent` uses.
+        Some("config") => {
+            let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
+            let file = root()
+                .join("target")
+                .join(format!("bench-agent-{events}.replay"));
+            let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
+            let config =
+                root().join("../shared/data/sysmon-config/sysmon-modular-sysmonconfig.xml");
+            if !config.is_file() {
+                return Err(format!("{} not found (shared data)", config.display()));
+            }
+            let config = config
+                .to_str()
+                .ok_or("config path is not UTF-8")?
+                .to_owned();
+            run(cargo().args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "ringside-agent",
+                "--example",
+                "bench_config",
+                "--",
+                &config,
                 &file,
                 &events,
             ]))

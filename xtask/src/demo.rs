@@ -9,7 +9,11 @@
 //!    the SigmaHQ Windows rules from `../shared/data/sigma` when they are
 //!    there (lenient: rules for logsources ringside does not observe are
 //!    reported and skipped).
-//! 3. The alerts are printed as a table.
+//!    With sysmon-modular's configuration (`../shared/data/sysmon-config`)
+//!    as `--config`: only the events it logs are written, with its RuleName.
+//! 3. The alerts are printed as a table, and `config test` shows, for every
+//!    event of the unfiltered run, whether the configuration keeps it and
+//!    which rule decided.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +61,10 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
     agent
         .arg("--output")
         .arg(format!("file:{}", events.display()));
+    let config = root().join("../shared/data/sysmon-config/sysmon-modular-sysmonconfig.xml");
+    if config.is_file() {
+        agent.arg("--config").arg(&config);
+    }
     let rules = root().join("../shared/data/sigma/rules/windows");
     if rules.is_dir() {
         agent.arg("--rules").arg(&rules).arg("--lenient-rules");
@@ -72,7 +80,48 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
         std::fs::File::create(&rejections).map_err(|e| format!("{}: {e}", rejections.display()))?;
     agent.stderr(log);
     run(&mut agent).map_err(|e| format!("{e} (agent messages: {})", rejections.display()))?;
-    summarize(&events, &rejections)
+    summarize(&events, &rejections)?;
+    if config.is_file() {
+        config_decisions(&record, &config, &out_dir)?;
+    }
+    Ok(())
+}
+
+/// Every event of the scenario, unfiltered, decided by `config`: kept or
+/// dropped, and by which rule.
+fn config_decisions(record: &Path, config: &Path, out_dir: &Path) -> Result<(), String> {
+    let all = out_dir.join("events-unfiltered.jsonl");
+    let _ = std::fs::remove_file(&all);
+    run(cargo()
+        .args(["run", "--quiet", "-p", "ringside-agent", "--", "replay"])
+        .arg(record)
+        .arg("--output")
+        .arg(format!("file:{}", all.display())))?;
+    let output = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "ringside-agent",
+            "--",
+            "config",
+            "test",
+        ])
+        .arg(config)
+        .arg(&all)
+        .output()
+        .map_err(|e| format!("config test: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    println!(
+        "
+Sysmon configuration {}:",
+        config.display()
+    );
+    let prefix = format!("{}:", all.display());
+    for line in text.lines() {
+        println!("  {}", line.strip_prefix(&prefix).unwrap_or(line));
+    }
+    Ok(())
 }
 
 /// Prints the event counts and one line per alert.

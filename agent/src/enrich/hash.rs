@@ -6,6 +6,7 @@ use std::fmt::Write;
 /// Which hashes to compute (Sysmon's `HashAlgorithms` setting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashSet {
+    pub sha1: bool,
     pub md5: bool,
     pub sha256: bool,
     pub imphash: bool,
@@ -14,6 +15,7 @@ pub struct HashSet {
 impl Default for HashSet {
     fn default() -> Self {
         HashSet {
+            sha1: false,
             md5: true,
             sha256: true,
             imphash: true,
@@ -24,9 +26,18 @@ impl Default for HashSet {
 impl HashSet {
     /// No hashes.
     pub const NONE: HashSet = HashSet {
+        sha1: false,
         md5: false,
         sha256: false,
         imphash: false,
+    };
+
+    /// Every algorithm (Sysmon's `*`).
+    pub const ALL: HashSet = HashSet {
+        sha1: true,
+        md5: true,
+        sha256: true,
+        imphash: true,
     };
 
     /// Parses `sha256,md5,imphash` (case-insensitive; `*` means all).
@@ -34,13 +45,14 @@ impl HashSet {
         let mut set = HashSet::NONE;
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.to_ascii_lowercase().as_str() {
+                "sha1" => set.sha1 = true,
                 "md5" => set.md5 = true,
                 "sha256" => set.sha256 = true,
                 "imphash" => set.imphash = true,
-                "*" => set = HashSet::default(),
+                "*" => set = HashSet::ALL,
                 other => {
                     return Err(format!(
-                        "unknown hash algorithm `{other}` (supported: md5, sha256, imphash, *)"
+                        "unknown hash algorithm `{other}` (supported: sha1, md5, sha256, imphash, *)"
                     ));
                 }
             }
@@ -50,7 +62,7 @@ impl HashSet {
 
     /// True if nothing is to be computed.
     pub fn is_empty(&self) -> bool {
-        !(self.md5 || self.sha256 || self.imphash)
+        !(self.sha1 || self.md5 || self.sha256 || self.imphash)
     }
 }
 
@@ -69,6 +81,9 @@ pub fn sysmon_hashes(set: HashSet, bytes: &[u8], imphash: Option<[u8; 16]>) -> S
             let _ = write!(out, "{byte:02X}");
         }
     };
+    if set.sha1 {
+        push("SHA1", sha1::Sha1::digest(bytes).as_slice());
+    }
     if set.md5 {
         push("MD5", md5::Md5::digest(bytes).as_slice());
     }
@@ -96,6 +111,11 @@ mod tests {
             sysmon_hashes(HashSet::parse("sha256").expect("valid"), b"", None),
             "SHA256=E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
         );
-        assert!(HashSet::parse("sha1").is_err());
+        assert_eq!(
+            sysmon_hashes(HashSet::parse("SHA1").expect("valid"), b"abc", None),
+            "SHA1=A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
+        assert_eq!(HashSet::parse("*"), Ok(HashSet::ALL));
+        assert!(HashSet::parse("crc32").is_err());
     }
 }

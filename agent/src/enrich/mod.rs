@@ -262,6 +262,20 @@ impl Enricher {
         }
     }
 
+    /// The hashes computed.
+    pub fn hashes(&self) -> HashSet {
+        self.config.hashes
+    }
+
+    /// Computes `hashes` from now on (a reloaded Sysmon configuration's
+    /// HashAlgorithms); cached results with other hashes are dropped.
+    pub fn set_hashes(&mut self, hashes: HashSet) {
+        if self.config.hashes != hashes {
+            self.config.hashes = hashes;
+            self.files.clear();
+        }
+    }
+
     /// Where the DOS path `path` can be read on this machine, if anywhere.
     fn local_path(&self, dos_path: &str) -> Option<PathBuf> {
         if cfg!(windows) {

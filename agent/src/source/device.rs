@@ -154,6 +154,18 @@ fn query_stats(device: &Device) -> io::Result<Option<StatsResponse>> {
     Ok(StatsResponse::read_from_bytes(out.get(..got).unwrap_or_default()).ok())
 }
 
+/// CONFIGURE with the event kinds the pipeline wants (its Sysmon
+/// configuration may rule some out); everything else as by default.
+fn configure(device: &Device, pipeline: &mut Pipeline) -> io::Result<()> {
+    let request = ConfigureRequest {
+        event_mask: pipeline.configure_mask(),
+        ..ConfigureRequest::default()
+    };
+    device
+        .ioctl(IOCTL_CONFIGURE, request.as_bytes(), &mut [])
+        .map(drop)
+}
+
 /// One connection: handshake, then READs until failure or stop. Whatever
 /// way it ends, READs that completed with data are delivered.
 fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
@@ -171,11 +183,7 @@ fn session(delivery: &mut Delivery<'_>, stop: &StopFlag) -> io::Result<()> {
     if response.abi_version != ringside_wire::ABI_VERSION {
         return Err(bad_reply("driver speaks another ABI version"));
     }
-    device.ioctl(
-        IOCTL_CONFIGURE,
-        ConfigureRequest::default().as_bytes(),
-        &mut [],
-    )?;
+    configure(&device, delivery.pipeline)?;
 
     delivery.volumes(true)?;
 
@@ -222,6 +230,10 @@ fn read_loop(
                 true
             }
         };
+        // A reloaded Sysmon configuration or bundle may want other kinds.
+        if delivery.pipeline.event_mask_changed() {
+            configure(reads.device(), delivery.pipeline)?;
+        }
         // Output is pushed out when the ring goes quiet and at least every
         // FLUSH_INTERVAL under load, so a reader of the output (or a
         // killed agent) is never more than that behind.

@@ -22,6 +22,7 @@ pub mod modifiers;
 pub mod regression;
 mod scan;
 pub mod schema;
+pub mod sysmon_config;
 pub mod watch;
 pub mod yaml;
 

@@ -6,6 +6,9 @@
 //! A field is listed only if the driver's raw facts plus user-mode enrichment
 //! can really produce it; see DESIGN.md, "What it observes".
 //!
+//! `RuleName` comes first, as in Sysmon's events: the name of the Sysmon
+//! configuration filter that logged the event (`-` without one).
+//!
 //! Hashes: ringside emits Sysmon's single `Hashes` field
 //! (`SHA256=..,MD5=..,IMPHASH=..`). It does *not* provide Sigma's split hash
 //! fields (`Imphash`, `md5`, `sha1`, `sha256`) as virtual fields: the SigmaHQ
@@ -68,6 +71,7 @@ const fn f(name: &'static str, ty: FieldType) -> FieldDef {
 use FieldType::{Guid, Hashes, Integer, String as Str, Timestamp};
 
 const PROCESS_CREATION: &[FieldDef] = &[
+    f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ProcessGuid", Guid),
     f("ProcessId", Integer),
@@ -89,6 +93,7 @@ const PROCESS_CREATION: &[FieldDef] = &[
 ];
 
 const IMAGE_LOAD: &[FieldDef] = &[
+    f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ProcessGuid", Guid),
     f("ProcessId", Integer),
@@ -106,6 +111,7 @@ const IMAGE_LOAD: &[FieldDef] = &[
 ];
 
 const FILE_EVENT: &[FieldDef] = &[
+    f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ProcessGuid", Guid),
     f("ProcessId", Integer),
@@ -116,6 +122,7 @@ const FILE_EVENT: &[FieldDef] = &[
 ];
 
 const FILE_DELETE: &[FieldDef] = &[
+    f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ProcessGuid", Guid),
     f("ProcessId", Integer),
@@ -124,10 +131,23 @@ const FILE_DELETE: &[FieldDef] = &[
     f("TargetFilename", Str),
 ];
 
+/// Sysmon event 5 (ProcessTerminate), which no Sigma logsource ringside
+/// supports: listed here so the agent's output and the Sysmon configuration
+/// check read one table.
+pub const PROCESS_TERMINATE: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("User", Str),
+];
+
 // The SigmaHQ file_rename rules name `SourceFilename` (old name) and
 // `TargetFilename` (new name); the minifilter's set-information callback
 // observes both.
 const FILE_RENAME: &[FieldDef] = &[
+    f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ProcessGuid", Guid),
     f("ProcessId", Integer),
@@ -336,7 +356,7 @@ impl OwnedEvent {
 
 /// Sysmon JSON renders `EventID` as a number, or (from some exporters) as a
 /// string, or as `{"#text": n}` when it carries attributes.
-fn event_id_number(value: &serde_json::Value) -> Option<u64> {
+pub(crate) fn event_id_number(value: &serde_json::Value) -> Option<u64> {
     match value {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
@@ -397,7 +417,7 @@ mod tests {
     #[test]
     fn field_index_is_case_sensitive_and_rejects_unprovided_fields() {
         let pc = Logsource::ProcessCreation;
-        assert_eq!(pc.field_index("CommandLine"), Some(9));
+        assert_eq!(pc.field_index("CommandLine"), Some(10));
         assert_eq!(pc.field_index("commandline"), None);
         for absent in [
             "CurrentDirectory",
@@ -417,8 +437,8 @@ mod tests {
             "EventData": {"Image": "C:\\x.exe", "ProcessId": 42, "CurrentDirectory": "C:\\"}}});
         let event = OwnedEvent::from_sysmon_json(&json).expect("valid sample");
         assert_eq!(event.logsource(), Logsource::ProcessCreation);
-        assert_eq!(event.get(3), Some("C:\\x.exe"));
-        assert_eq!(event.get(2), Some("42"));
+        assert_eq!(event.get(4), Some("C:\\x.exe"));
+        assert_eq!(event.get(3), Some("42"));
         assert_eq!(event.values.iter().flatten().count(), 2);
         let bad = serde_json::json!({"Event": {"System": {"EventID": 4688}, "EventData": {}}});
         assert_eq!(

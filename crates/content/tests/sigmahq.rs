@@ -22,6 +22,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
     (
         Logsource::ProcessCreation,
         &[
+            "RuleName",
             "UtcTime",
             "ProcessGuid",
             "ProcessId",
@@ -42,7 +43,6 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "ParentUser",
         ],
         &[
-            "RuleName",
             "CurrentDirectory",
             "LogonGuid",
             "LogonId",
@@ -52,6 +52,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
     (
         Logsource::ImageLoad,
         &[
+            "RuleName",
             "UtcTime",
             "ProcessGuid",
             "ProcessId",
@@ -67,11 +68,12 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "SignatureStatus",
             "User",
         ],
-        &["RuleName", "Signature"],
+        &["Signature"],
     ),
     (
         Logsource::FileEvent,
         &[
+            "RuleName",
             "UtcTime",
             "ProcessGuid",
             "ProcessId",
@@ -80,11 +82,12 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "CreationUtcTime",
             "User",
         ],
-        &["RuleName"],
+        &[],
     ),
     (
         Logsource::FileDelete,
         &[
+            "RuleName",
             "UtcTime",
             "ProcessGuid",
             "ProcessId",
@@ -92,11 +95,12 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "Image",
             "TargetFilename",
         ],
-        &["RuleName", "Hashes", "IsExecutable", "Archived"],
+        &["Hashes", "IsExecutable", "Archived"],
     ),
     (
         Logsource::FileRename,
         &[
+            "RuleName",
             "UtcTime",
             "ProcessGuid",
             "ProcessId",

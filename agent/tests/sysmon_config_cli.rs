@@ -1,0 +1,143 @@
+//! `config check`, `config test` and `replay --config` through the agent
+//! binary: output formats, exit codes, and the public configurations.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::{agent, lines, scenario};
+
+fn shared_config(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/sysmon-config")
+        .join(name)
+        .to_str()
+        .expect("UTF-8")
+        .to_owned()
+}
+
+#[test]
+fn config_check_accounts_for_the_public_configurations() {
+    for name in [
+        "swiftonsecurity-sysmonconfig-export.xml",
+        "sysmon-modular-sysmonconfig.xml",
+    ] {
+        let (code, stdout, stderr) = agent(&["config", "check", &shared_config(name)]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let summary = stdout.lines().last().expect("a summary");
+        assert!(summary.starts_with("applied "), "{summary}");
+        assert!(summary.ends_with("rejected 0"), "{summary}");
+        // Every other line names file:line:column and why.
+        for line in stdout.lines().filter(|l| *l != summary) {
+            assert!(
+                line.contains(&format!("{name}:")) && line.contains("> ignored: "),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn config_check_rejects_with_file_line_column_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.xml");
+    std::fs::write(
+        &path,
+        "<Sysmon schemaversion=\"4.90\">\n<EventFiltering>\n<ProcessCreate onmatch=\"include\">\n<Image condition=\"matches\">x</Image>\n</ProcessCreate>\n</EventFiltering>\n</Sysmon>\n",
+    )
+    .expect("write");
+    let shown = path.to_str().expect("UTF-8");
+    let (code, stdout, _) = agent(&["config", "check", shown]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains(&format!(
+            "{shown}:4:1: <Image> rejected: condition \"matches\""
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("rejected 1 (unknown condition: 1)\n"),
+        "{stdout}"
+    );
+    // Not XML: a typed error naming the place, no panic, exit 2.
+    std::fs::write(
+        &path,
+        "<Sysmon schemaversion=\"4.90\">\n<Oops>\n</Sysmon>\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = agent(&["config", "check", shown]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(&format!("{shown}:3:1: ")), "{stderr}");
+    // replay refuses to start on it.
+    let replay = dir.path().join("s.replay");
+    std::fs::write(&replay, scenario()).expect("write");
+    let (code, _, stderr) = agent(&[
+        "replay",
+        replay.to_str().expect("UTF-8"),
+        "--no-enrich",
+        "--config",
+        shown,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+const CONFIG: &str = r#"<Sysmon schemaversion="4.90"><EventFiltering>
+<RuleGroup name="shells" groupRelation="or"><ProcessCreate onmatch="include">
+<Image condition="image" name="technique_id=T1059.003,technique_name=Windows Command Shell">cmd.exe</Image>
+</ProcessCreate></RuleGroup>
+</EventFiltering></Sysmon>"#;
+
+/// `replay --config` writes what the configuration logs, with RuleName;
+/// `config test` over the unfiltered output agrees event by event.
+#[test]
+fn replay_with_config_and_config_test_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.xml");
+    std::fs::write(&config, CONFIG).expect("write");
+    let replay = dir.path().join("s.replay");
+    std::fs::write(&replay, scenario()).expect("write");
+    let replay = replay.to_str().expect("UTF-8");
+    let config = config.to_str().expect("UTF-8");
+
+    let (code, all, stderr) = agent(&["replay", replay, "--no-enrich"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, filtered, stderr) = agent(&["replay", replay, "--no-enrich", "--config", config]);
+    assert_eq!(code, 0, "{stderr}");
+    let filtered = lines(&filtered);
+    let creates: Vec<&serde_json::Value> = filtered.iter().filter(|e| e["EventID"] == 1).collect();
+    assert_eq!(creates.len(), 1, "only cmd.exe's creation");
+    assert_eq!(
+        creates[0]["EventData"]["RuleName"],
+        "technique_id=T1059.003,technique_name=Windows Command Shell"
+    );
+    assert!(
+        filtered
+            .iter()
+            .all(|e| e["EventID"] != 7 && e["EventID"] != 11)
+    );
+
+    let events = dir.path().join("all.jsonl");
+    std::fs::write(&events, &all).expect("write");
+    let (code, stdout, stderr) =
+        agent(&["config", "test", config, events.to_str().expect("UTF-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let logged = stdout
+        .lines()
+        .filter(|l| l.contains(": logged ") && l.contains(" — by "))
+        .count();
+    let written = filtered
+        .iter()
+        .filter(|e| [1, 5, 7, 11, 23].contains(&e["EventID"].as_u64().unwrap_or(0)))
+        .count();
+    assert_eq!(logged, written, "{stdout}\n{filtered:?}");
+    assert!(
+        stdout.contains("logged  EventID 1 CommandLine=\"C:\\Windows\\system32\\cmd.exe\"")
+            && stdout.contains("RuleName technique_id=T1059.003"),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().expect("summary");
+    assert!(
+        summary.contains(&format!("logged {logged}, dropped ")),
+        "{summary}"
+    );
+}
