@@ -1,7 +1,9 @@
 //! Reload on change: a thread reads the configuration file every poll
-//! interval and, when its bytes changed, parses it there — off the event
-//! path — and hands the result to the pipeline, which swaps it in between
-//! batches. A configuration that does not parse is handed over as its
+//! interval and, when its bytes changed and then stayed the same for one
+//! more interval, parses it there — off the event path — and hands the
+//! result to the pipeline, which swaps it in between batches. A file being
+//! written in place (truncated, then filled) is thus never parsed half
+//! written. A configuration that does not parse is handed over as its
 //! error (a 1005 notice); the running one stays.
 
 use std::path::{Path, PathBuf};
@@ -38,12 +40,15 @@ pub fn spawn(path: &Path, initial: Vec<u8>, poll: Duration) -> std::io::Result<C
     std::thread::Builder::new()
         .name("ringside-config-watch".into())
         .spawn(move || {
-            let mut last = initial;
+            let mut last = initial.clone();
+            let mut settle = Settle::new(initial);
             loop {
                 std::thread::sleep(poll);
                 let update = match std::fs::read(&watched) {
-                    Ok(bytes) if bytes == last => continue,
                     Ok(bytes) => {
+                        let Some(bytes) = settle.observe(bytes) else {
+                            continue;
+                        };
                         let update = sysmon_config::parse::parse_bytes(&bytes, &watched, &|name| {
                             std::env::var(name).ok()
                         });
@@ -55,6 +60,7 @@ pub fn spawn(path: &Path, initial: Vec<u8>, poll: Duration) -> std::io::Result<C
                     // only after it came back and changed.
                     Err(error) if !last.is_empty() => {
                         last = Vec::new();
+                        settle = Settle::new(Vec::new());
                         Err(ConfigError::Io {
                             path: watched.clone(),
                             error,
@@ -71,4 +77,56 @@ pub fn spawn(path: &Path, initial: Vec<u8>, poll: Duration) -> std::io::Result<C
         path: path.to_owned(),
         receiver,
     })
+}
+
+/// Decides when a changed file is taken: once two reads in a row agree
+/// and differ from what was taken last.
+#[derive(Debug)]
+struct Settle {
+    taken: Vec<u8>,
+    seen: Option<Vec<u8>>,
+}
+
+impl Settle {
+    fn new(taken: Vec<u8>) -> Self {
+        Settle { taken, seen: None }
+    }
+
+    /// The bytes of one read; returns them when they are to be parsed.
+    fn observe(&mut self, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        if bytes == self.taken {
+            self.seen = None;
+            return None;
+        }
+        if self.seen.as_ref() == Some(&bytes) {
+            self.seen = None;
+            self.taken = bytes.clone();
+            return Some(bytes);
+        }
+        self.seen = Some(bytes);
+        None
+    }
+}
+
+#[cfg(test)]
+mod settle_tests {
+    use super::Settle;
+
+    /// A file written in place is read empty, then half written, then
+    /// whole: only the whole one, read twice, is taken.
+    #[test]
+    fn a_file_being_written_is_taken_once_it_stays_the_same() {
+        let mut settle = Settle::new(b"old".to_vec());
+        assert_eq!(settle.observe(b"old".to_vec()), None);
+        assert_eq!(settle.observe(Vec::new()), None);
+        assert_eq!(settle.observe(b"<Sys".to_vec()), None);
+        assert_eq!(settle.observe(b"<Sysmon/>".to_vec()), None);
+        assert_eq!(
+            settle.observe(b"<Sysmon/>".to_vec()),
+            Some(b"<Sysmon/>".to_vec())
+        );
+        // Taken: the same bytes again are no change.
+        assert_eq!(settle.observe(b"<Sysmon/>".to_vec()), None);
+        assert_eq!(settle.observe(b"<Sysmon/>".to_vec()), None);
+    }
 }
