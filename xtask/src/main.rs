@@ -53,11 +53,12 @@ fn main() -> ExitCode {
         }
     };
     // Every command but help builds with the toolchain rust-toolchain.toml
-    // names; the kernel model (tests/) also needs Debian packages.
+    // names; the kernel model (tests/) and the fleet-delivery tests
+    // (a real rsyslog) also need Debian packages.
     let setup = match command {
         "help" | "--help" | "-h" => Ok(()),
         "test" | "demo" | "bench" | "soak" => {
-            setup::toolchain().and_then(|()| setup::debian(setup::KERNEL_MODEL))
+            setup::toolchain().and_then(|()| setup::debian(setup::TESTS))
         }
         _ => setup::toolchain(),
     };
