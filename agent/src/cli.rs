@@ -1239,6 +1239,58 @@ mod tests {
         assert_eq!(argv[at + 1], cwd.join("out/events.jsonl").into_os_string());
     }
 
+    /// The collectors and their TLS and spool options survive the trip
+    /// through the service's stored command line.
+    #[test]
+    fn the_installed_service_keeps_its_collectors() {
+        let (_, args) = service_args(&[
+            "ringside-agent",
+            "service",
+            "install",
+            "--output",
+            "relp+tls://collector.example:2514",
+            "--output",
+            "syslog+tls://siem.example:6514",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "agent.pem",
+            "--tls-key",
+            "agent.key",
+            "--tls-server-name",
+            "collector",
+            "--spool-dir",
+            "spool",
+            "--spool-max-bytes",
+            "1000",
+        ]);
+        let cwd = std::env::temp_dir().join("install-here");
+        let resolved = args.resolved_against(&cwd);
+        let mut argv: Vec<std::ffi::OsString> = vec!["ringside-agent".into()];
+        argv.extend(resolved.run_arguments());
+        let (install, run) = service_args(
+            &argv
+                .iter()
+                .map(|a| a.to_str().expect("UTF-8"))
+                .collect::<Vec<_>>(),
+        );
+        assert!(!install);
+        assert_eq!(
+            run.collectors,
+            [
+                "relp+tls://collector.example:2514",
+                "syslog+tls://siem.example:6514"
+            ]
+        );
+        let d = &run.delivery;
+        assert_eq!(d.tls_ca, Some(cwd.join("ca.pem")));
+        assert_eq!(d.tls_cert, Some(cwd.join("agent.pem")));
+        assert_eq!(d.tls_key, Some(cwd.join("agent.key")));
+        assert_eq!(d.tls_server_name.as_deref(), Some("collector"));
+        assert_eq!(d.spool_dir, Some(cwd.join("spool")));
+        assert_eq!(d.spool_max_bytes, 1000);
+    }
+
     #[test]
     fn a_service_without_rules_runs_without_rules() {
         let (_, args) = service_args(&["ringside-agent", "service", "run"]);

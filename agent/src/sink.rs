@@ -273,6 +273,72 @@ mod tests {
     use super::*;
     use crate::sysmon::EventType;
 
+    /// Lines in memory, and figures as a network sink would report them.
+    struct Collector {
+        lines: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+        figures: Vec<SinkFigures>,
+    }
+
+    impl Sink for Collector {
+        fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
+            self.lines.borrow_mut().push(event.to_json());
+            Ok(())
+        }
+        fn line(&mut self, json: &str) -> io::Result<()> {
+            self.lines.borrow_mut().push(json.to_owned());
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn figures(&self) -> Vec<SinkFigures> {
+            self.figures.clone()
+        }
+    }
+
+    /// Every sink of a fanout gets every event, and the 1004 event carries
+    /// each network sink's figures.
+    #[test]
+    fn a_fanout_feeds_every_sink_and_1004_reports_each_network_sink() {
+        let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let figures = |name: &str, sent| SinkFigures {
+            name: name.into(),
+            produced: 9,
+            sent,
+            acknowledged: 4,
+            spooled: 2,
+            dropped: 1,
+            resent: 3,
+            state: "connected".into(),
+            ..SinkFigures::default()
+        };
+        let mut fanout = Fanout {
+            sinks: vec![
+                Box::new(Collector {
+                    lines: lines.clone(),
+                    figures: vec![figures("relp+tls://a:1", 5)],
+                }),
+                Box::new(Collector {
+                    lines: lines.clone(),
+                    figures: vec![figures("syslog+tls://b:2", 7)],
+                }),
+            ],
+        };
+        let mut pipeline = crate::pipeline::Pipeline::new(crate::pipeline::Config::default());
+        pipeline
+            .driver_stats(&ringside_wire::DriverStats::default(), &mut fanout)
+            .expect("emit");
+        let lines = lines.borrow();
+        assert_eq!(lines.len(), 2, "each sink got the 1004");
+        let event: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(event["EventID"], 1004);
+        assert_eq!(
+            event["EventData"]["Sinks"],
+            "relp+tls://a:1 produced=9 sent=5 acknowledged=4 spooled=2 dropped=1 resent=3 spool_corrupt=0 state=connected; \
+             syslog+tls://b:2 produced=9 sent=7 acknowledged=4 spooled=2 dropped=1 resent=3 spool_corrupt=0 state=connected"
+        );
+    }
+
     #[test]
     fn rotates_by_size_and_keeps_k_files() {
         let dir = tempfile::tempdir().expect("tempdir");

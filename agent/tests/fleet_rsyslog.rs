@@ -3,8 +3,8 @@
 //! SIGKILLed and restarted, the spool's bound, TLS refusals, and an agent
 //! killed during a spool drain. rsyslog is installed by `cargo xtask test`.
 //!
-//! The replays here are 100k events (RINGSIDE_FLEET_EVENTS overrides):
-//! `cargo xtask bench sinks` runs the million-event replay.
+//! The kill replays are 2.6M records, about 1M events (RINGSIDE_FLEET_EVENTS
+//! sets the records).
 
 #[path = "support/rsyslog.rs"]
 mod rsyslog;
@@ -22,7 +22,7 @@ fn events() -> u64 {
     std::env::var("RINGSIDE_FLEET_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000)
+        .unwrap_or(2_600_000)
 }
 
 fn replay_file(dir: &Path, events: u64) -> PathBuf {
@@ -39,13 +39,28 @@ fn replay_file(dir: &Path, events: u64) -> PathBuf {
 
 /// The agent replaying `replay` to `outputs`, stderr to `DIR/agent.N.stderr`.
 fn spawn_agent(dir: &Path, replay: &Path, outputs: &[String], extra: &[&str]) -> (Child, PathBuf) {
+    // Every agent here presents the test client certificate (imrelp's TLS
+    // requires one); the certificates sit in `dir`.
+    let client = [
+        "--tls-cert".to_owned(),
+        dir.join("client.pem").display().to_string(),
+        "--tls-key".to_owned(),
+        dir.join("client.key").display().to_string(),
+    ];
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let stderr_path = dir.join(format!("agent.{n}.stderr"));
     let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
     let mut command = Command::new(AGENT);
-    command.arg("replay").arg(replay).arg("--no-enrich");
+    // The reference file must hold every event: never rotated away.
+    command
+        .arg("replay")
+        .arg(replay)
+        .args(["--no-enrich", "--rotate-bytes", "1000000000000"]);
     for output in outputs {
         command.arg("--output").arg(output);
+    }
+    if dir.join("client.pem").exists() {
+        command.args(client);
     }
     command
         .args(extra)
@@ -142,7 +157,8 @@ fn replay_while_killing(scheme: &str, spool: bool) -> KillRun {
     let mut kills = 0;
     // Kill while the agent is still delivering: the kills count only then.
     while kills < 10 {
-        std::thread::sleep(Duration::from_millis(150 + 37 * u64::from(kills % 5)));
+        // Spread over the delivery (about 40 s for 1M events in a debug build).
+        std::thread::sleep(Duration::from_millis(1000 + 137 * u64::from(kills % 5)));
         if agent.try_wait().expect("wait").is_some() {
             break;
         }
@@ -205,11 +221,19 @@ fn relp_tls_delivers_every_seq_while_rsyslog_is_killed_ten_times() {
 fn syslog_tls_loss_and_duplication_per_kill_are_measured() {
     let run = replay_while_killing("syslog+tls", true);
     assert!(run.kills >= 10, "only {} kills during delivery", run.kills);
-    let missing = run
-        .sent
-        .iter()
-        .filter(|s| !run.received.seqs.contains_key(s))
-        .count();
+    // Each kill loses a run of consecutive messages: their sizes.
+    let mut runs: Vec<u64> = Vec::new();
+    let mut previous_missing = false;
+    for seq in &run.sent {
+        let missing = !run.received.seqs.contains_key(seq);
+        match (missing, previous_missing, runs.last_mut()) {
+            (true, true, Some(last)) => *last += 1,
+            (true, _, _) => runs.push(1),
+            _ => {}
+        }
+        previous_missing = missing;
+    }
+    let missing: u64 = runs.iter().sum();
     let duplicates = run.received.duplicates();
     // Syslog has no acknowledgment and the agent never resends over it.
     assert_eq!(duplicates, 0, "syslog/TLS never resends");
@@ -219,7 +243,7 @@ fn syslog_tls_loss_and_duplication_per_kill_are_measured() {
         "rsyslog received a Seq the agent never wrote"
     );
     eprintln!(
-        "syslog/TLS: {} events in {:.1?}, {} kills: {missing} lost ({:.1} per kill), {duplicates} duplicated",
+        "syslog/TLS: {} events in {:.1?}, {} kills: {missing} lost ({:.1} per kill; runs of consecutive losses: {runs:?}), {duplicates} duplicated",
         run.sent.len(),
         run.elapsed,
         run.kills,
@@ -296,7 +320,10 @@ fn a_full_spool_drops_counts_reports_and_delivers_exactly_the_rest() {
     let sent = seqs_in(&reference);
     assert_eq!(received.duplicates(), 0, "{drained}");
     let reports = drop_reports(&received);
-    assert!(!reports.is_empty(), "no 1007 event reached the collector");
+    assert!(
+        !reports.is_empty(),
+        "no 1007 event reached the collector: {stderr}\n{drained}"
+    );
     let reported: u64 = reports.iter().map(|r| r.0).sum();
     assert_eq!(
         reported, dropped,
@@ -312,7 +339,7 @@ fn a_full_spool_drops_counts_reports_and_delivers_exactly_the_rest() {
     assert_eq!(
         got.len(),
         expected.len(),
-        "received {} but {} were sent and not reported dropped",
+        "received {} but {} were sent and not reported dropped ({reports:?})",
         got.len(),
         expected.len()
     );

@@ -30,6 +30,9 @@ commands:
   bench content   Sigma engine events/s vs sigma-rust (release build)
   bench agent [EVENTS]
             agent throughput per stage over a generated replay
+  bench sinks [RECORDS]
+            events/s and CPU per event: file sink beside RELP/TLS and
+            syslog/TLS to a real rsyslog on 127.0.0.1 (~1M events)
   loom      run only the ring's loom models
   soak [--seeds N]
             the multi-CPU kernel model's race scenarios under N schedules

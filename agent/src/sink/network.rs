@@ -279,7 +279,9 @@ impl Queue {
     }
 
     /// If drops are unreported and there is room, queues the 1007 event.
-    fn report_drops(&mut self, sink: &str) {
+    /// While running, only when space returned; at exit (`at_exit`) the
+    /// spool's reserve takes it, so a full spool still says what it dropped.
+    fn report_drops(&mut self, sink: &str, at_exit: bool) {
         if self.unreported.count == 0 {
             return;
         }
@@ -298,11 +300,20 @@ impl Queue {
         let message = format_event(&event);
         // Memory if it may take it (order), else the spool's reserve.
         let spooling = self.spool.as_mut().is_some_and(|s| !s.is_drained());
-        let taken = (!spooling && self.enqueue(message.clone()))
-            || self
-                .spool
-                .as_mut()
-                .is_some_and(|s| s.append_report(&message).is_ok());
+        let taken = if spooling {
+            at_exit
+                && self
+                    .spool
+                    .as_mut()
+                    .is_some_and(|s| s.append_report(&message).is_ok())
+        } else {
+            self.enqueue(message.clone())
+                || (at_exit
+                    && self
+                        .spool
+                        .as_mut()
+                        .is_some_and(|s| s.append_report(&message).is_ok()))
+        };
         if taken {
             self.unreported = Drops::default();
         }
@@ -425,7 +436,7 @@ impl NetworkSink {
         syslog::message(&mut message, &self.hostname, msgid, &self.json);
         let mut queue = self.shared.lock();
         queue.figures.produced += 1;
-        queue.report_drops(&self.name);
+        queue.report_drops(&self.name, false);
         if queue.unreported.count > 0 || !queue.enqueue(message) {
             queue.drop_message(seq);
         }
@@ -438,7 +449,6 @@ impl NetworkSink {
     pub fn close(&mut self) {
         {
             let mut queue = self.shared.lock();
-            queue.report_drops(&self.name);
             queue.closing = true;
         }
         self.shared.ready.notify_all();
@@ -723,6 +733,8 @@ impl Sender {
         records.extend(queue.memory.drain(..));
         queue.memory_bytes = 0;
         if records.is_empty() {
+            let name = self.target.to_string();
+            queue.report_drops(&name, true);
             return;
         }
         // The oldest that fit are kept; the rest are dropped and reported.
@@ -761,11 +773,14 @@ impl Sender {
                 }
             );
         }
+        // The drops while running and these (older messages) are two
+        // ranges of sequence numbers: one report each.
+        let name = self.target.to_string();
+        queue.report_drops(&name, true);
         for message in &dropped {
             queue.drop_message(seq_of(message));
         }
-        let name = self.target.to_string();
-        queue.report_drops(&name);
+        queue.report_drops(&name, true);
     }
 }
 

@@ -56,6 +56,21 @@ pub struct Certs {
     pub wrong_ca: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// The agent's certificate: imrelp with TLS requires one (mutual TLS).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Certs {
+    /// `--tls-cert C --tls-key K`.
+    pub fn client_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.client_cert.display().to_string(),
+            "--tls-key".into(),
+            self.client_key.display().to_string(),
+        ]
+    }
 }
 
 pub fn certs(dir: &Path) -> Certs {
@@ -115,7 +130,45 @@ pub fn certs(dir: &Path) -> Certs {
             "server.ext",
         ],
     );
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("write ext");
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=ringside-agent",
+    ]);
+    openssl(dir, &args);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+        ],
+    );
     Certs {
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
         ca: dir.join("ca.pem"),
         wrong_ca: dir.join("wrong-ca.pem"),
         server_cert: dir.join("server.pem"),
@@ -174,7 +227,7 @@ main_queue(queue.type="Direct")
 module(load="imrelp")
 module(load="imtcp" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imrelp" address="127.0.0.1" port="{relp_port}" tls="on"
-  tls.caCert="{ca}" tls.myCert="{cert}" tls.myPrivKey="{key}")
+  tls.caCert="{ca}" tls.myCert="{cert}" tls.myPrivKey="{key}" tls.authMode="certvalid")
 input(type="imtcp" address="127.0.0.1" port="{syslog_port}")
 input(type="imrelp" address="127.0.0.1" port="{plain_relp_port}")
 template(name="msgonly" type="string" string="%msg%\n")
