@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes of a record's header (length and checksum).
@@ -68,7 +68,8 @@ pub struct Spool {
     writer: Option<(u64, File, u64)>,
     /// Next record to read (ahead of `committed` by what is in flight).
     read: Position,
-    reader: Option<(u64, File, u64)>,
+    /// Buffered: a drain reads many small records in a row.
+    reader: Option<(u64, BufReader<File>, u64)>,
     /// First record not yet delivered, as on disk in `cursor`.
     committed: Position,
     /// Damage found while reading, for the sink to report.
@@ -240,7 +241,7 @@ impl Spool {
                 continue;
             }
             if self.reader.as_ref().is_none_or(|(r, _, _)| *r != segment) {
-                let mut file = File::open(self.path(segment))?;
+                let mut file = BufReader::with_capacity(256 << 10, File::open(self.path(segment))?);
                 file.seek(SeekFrom::Start(self.read.offset))?;
                 self.reader = Some((segment, file, self.read.offset));
             }
