@@ -624,6 +624,16 @@ impl Sender {
             }
         }
         loop {
+            // At exit, stop when drained or when the drain time is over,
+            // even with a backlog: the rest stays in the spool.
+            if self.should_stop() {
+                if let Session::Relp(relp) = &mut session
+                    && self.in_flight.is_empty()
+                {
+                    let _ = relp.close();
+                }
+                return Ok(());
+            }
             let room = match &session {
                 Session::Relp(_) => self.options.window.saturating_sub(self.in_flight.len()),
                 Session::Syslog(_) => 256,
@@ -661,13 +671,8 @@ impl Sender {
                     }
                 }
             }
-            // Nothing to send and nothing in flight.
-            if self.should_stop() {
-                if let Session::Relp(relp) = &mut session {
-                    let _ = relp.close();
-                }
-                return Ok(());
-            }
+            // Nothing to send and nothing in flight: wait for more (at
+            // exit, the loop's first check ends it).
             let queue = self.shared.lock();
             if queue.memory.is_empty() && queue.reports.is_empty() && !queue.closing {
                 let _ = self
