@@ -41,6 +41,8 @@ pub enum TlsError {
     CertWithoutKey,
     ServerName(String),
     Config(rustls::Error),
+    /// The CPU lacks instructions the TLS crypto (graviola) needs.
+    Cpu(Vec<&'static str>),
 }
 
 impl fmt::Display for TlsError {
@@ -60,6 +62,11 @@ impl fmt::Display for TlsError {
                 "`{name}` is not a valid TLS server name (use --tls-server-name)"
             ),
             TlsError::Config(error) => write!(f, "TLS configuration: {error}"),
+            TlsError::Cpu(missing) => write!(
+                f,
+                "this CPU lacks {} which the TLS crypto needs (x86_64 CPUs from about 2013 on have them): network outputs cannot run here",
+                missing.join(", ")
+            ),
         }
     }
 }
@@ -85,6 +92,10 @@ impl TlsClient {
     /// Reads the files `options` name; `host` is the server name unless
     /// `--tls-server-name` overrides it.
     pub fn new(options: &TlsOptions, host: &str) -> Result<TlsClient, TlsError> {
+        let missing = missing_cpu_features();
+        if !missing.is_empty() {
+            return Err(TlsError::Cpu(missing));
+        }
         let ca = options.ca.as_deref().ok_or(TlsError::NoCa)?;
         let mut roots = RootCertStore::empty();
         let certs =
@@ -158,6 +169,40 @@ impl TlsClient {
         }
         Ok(StreamOwned::new(conn, socket))
     }
+}
+
+/// CPU features graviola asserts at its first use: checked here first, so
+/// an old CPU is a clear error at start, not a panic in the sender thread.
+fn missing_cpu_features() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    for (name, present) in [
+        ("aes", std::arch::is_x86_feature_detected!("aes")),
+        (
+            "pclmulqdq",
+            std::arch::is_x86_feature_detected!("pclmulqdq"),
+        ),
+        ("bmi1", std::arch::is_x86_feature_detected!("bmi1")),
+        ("adx", std::arch::is_x86_feature_detected!("adx")),
+        ("avx", std::arch::is_x86_feature_detected!("avx")),
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+    ] {
+        if !present {
+            missing.push(name);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    for (name, present) in [
+        ("neon", std::arch::is_aarch64_feature_detected!("neon")),
+        ("aes", std::arch::is_aarch64_feature_detected!("aes")),
+        ("pmull", std::arch::is_aarch64_feature_detected!("pmull")),
+        ("sha2", std::arch::is_aarch64_feature_detected!("sha2")),
+    ] {
+        if !present {
+            missing.push(name);
+        }
+    }
+    missing
 }
 
 /// The handshake's error, said in the terms of what to check.
