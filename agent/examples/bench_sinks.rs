@@ -165,4 +165,20 @@ fn main() {
     for row in [&relp, &syslog] {
         println!("{}", row.note);
     }
+    // Both network sinks delivered every event: rsyslog has each Seq twice.
+    let short: Vec<u64> = received
+        .seqs
+        .iter()
+        .filter(|&(_, &n)| n < 2)
+        .map(|(&seq, _)| seq)
+        .take(10)
+        .collect();
+    let lines: u64 = received.seqs.values().map(|&n| u64::from(n)).sum();
+    if lines != 2 * file_row.events || !short.is_empty() {
+        eprintln!(
+            "sinks bench: rsyslog wrote {lines} lines, expected {} (first Seqs not received twice: {short:?})",
+            2 * file_row.events
+        );
+        std::process::exit(1);
+    }
 }

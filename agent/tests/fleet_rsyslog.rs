@@ -251,6 +251,37 @@ fn syslog_tls_loss_and_duplication_per_kill_are_measured() {
     );
 }
 
+/// Without a kill, syslog/TLS loses nothing, up to its last message: the
+/// agent closes the connection so rsyslog reads everything first.
+#[test]
+fn syslog_tls_delivers_everything_when_nothing_breaks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certs(dir.path());
+    let rsyslog = Rsyslog::start(dir.path(), &certs);
+    let replay = replay_file(dir.path(), 300_000);
+    let reference = dir.path().join("reference.jsonl");
+    let ca = certs.ca.display().to_string();
+    let (agent, stderr) = spawn_agent(
+        dir.path(),
+        &replay,
+        &[
+            format!("file:{}", reference.display()),
+            format!("syslog+tls://127.0.0.1:{}", rsyslog.syslog_port),
+        ],
+        &["--tls-ca", &ca, "--drain-timeout", "120"],
+    );
+    let stderr = wait_agent(agent, &stderr, Duration::from_secs(300));
+    rsyslog.settle();
+    let received = rsyslog.received();
+    let sent = seqs_in(&reference);
+    let missing = sent
+        .iter()
+        .filter(|s| !received.seqs.contains_key(s))
+        .count();
+    assert_eq!(missing, 0, "{missing} of {} lost: {stderr}", sent.len());
+    assert_eq!(received.duplicates(), 0);
+}
+
 /// 1007 events: (Dropped, FirstSeq..=LastSeq).
 fn drop_reports(received: &rsyslog::Received) -> Vec<(u64, u64, u64)> {
     received

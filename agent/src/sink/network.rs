@@ -627,10 +627,17 @@ impl Sender {
             // At exit, stop when drained or when the drain time is over,
             // even with a backlog: the rest stays in the spool.
             if self.should_stop() {
-                if let Session::Relp(relp) = &mut session
-                    && self.in_flight.is_empty()
-                {
-                    let _ = relp.close();
+                let stream = match &mut session {
+                    Session::Relp(relp) => {
+                        if self.in_flight.is_empty() {
+                            let _ = relp.close();
+                        }
+                        relp.stream_mut()
+                    }
+                    Session::Syslog(syslog) => syslog.stream_mut(),
+                };
+                if let Err(error) = super::tls::close(stream) {
+                    eprintln!("ringside-agent: {}: closing: {error}", self.target);
                 }
                 return Ok(());
             }

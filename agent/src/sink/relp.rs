@@ -174,6 +174,11 @@ impl<S: Read + Write> RelpSession<S> {
         }
     }
 
+    /// The connection, e.g. to close it.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     /// Sends `close` and waits for its answer (best effort).
     pub fn close(&mut self) -> io::Result<()> {
         let txnr = self.command("close", b"");

@@ -79,6 +79,11 @@ impl<S: Write> SyslogSession<S> {
         self.out.clear();
         self.stream.flush()
     }
+
+    /// The connection, e.g. to close it.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
 }
 
 impl<S: Write> std::fmt::Debug for SyslogSession<S> {

@@ -171,6 +171,23 @@ impl TlsClient {
     }
 }
 
+/// Ends a connection so that the collector reads everything first: TLS
+/// close_notify, our half of TCP shut, then wait for the collector to close
+/// its half. Closing the socket at once would, with the collector's unread
+/// TLS records (session tickets) in our receive buffer, send a reset that
+/// makes the collector discard what it had not read yet: the tail of a
+/// syslog/TLS stream, which has no acknowledgments to notice it.
+pub fn close(stream: &mut TlsStream) -> io::Result<()> {
+    use std::io::{Read, Write};
+    stream.conn.send_close_notify();
+    stream.flush()?;
+    stream.sock.shutdown(std::net::Shutdown::Write)?;
+    let mut buf = [0u8; 4096];
+    // Until EOF, or the socket's read timeout.
+    while stream.sock.read(&mut buf)? > 0 {}
+    Ok(())
+}
+
 /// CPU features graviola asserts at its first use: checked here first, so
 /// an old CPU is a clear error at start, not a panic in the sender thread.
 fn missing_cpu_features() -> Vec<&'static str> {
