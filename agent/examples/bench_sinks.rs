@@ -179,6 +179,9 @@ fn main() {
             "sinks bench: rsyslog wrote {lines} lines, expected {} (first Seqs not received twice: {short:?})",
             2 * file_row.events
         );
+        // exit skips destructors: stop rsyslog and remove the files first.
+        drop(collector);
+        drop(dir);
         std::process::exit(1);
     }
 }
