@@ -24,7 +24,9 @@ use crate::detect::{Budget, Detector, Notice};
 use crate::enrich::EnrichConfig;
 use crate::enrich::hash::HashSet;
 use crate::pipeline::{Config, Counters, Depth, Pipeline};
-use crate::sink::{Discard, JsonLines, RotatingFile, Sink};
+use crate::sink::network::{NetworkOptions, NetworkSink, Target};
+use crate::sink::tls::TlsOptions;
+use crate::sink::{Discard, Fanout, JsonLines, RotatingFile, Sink};
 use crate::source::replay::ReplayReader;
 use crate::stats::{StatsCheck, Verdict};
 
@@ -208,6 +210,15 @@ pub struct ServiceRunArgs {
     /// %ProgramData%\ringside\events.jsonl.
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
+    /// Also send events to this collector (`relp+tls://HOST:PORT` or
+    /// `syslog+tls://HOST:PORT`); repeat for several.
+    #[arg(
+        long = "output",
+        value_name = "relp+tls://HOST:PORT|syslog+tls://HOST:PORT"
+    )]
+    pub collectors: Vec<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl ServiceRunArgs {
@@ -224,6 +235,7 @@ impl ServiceRunArgs {
         args.rules.state_dir = absolute(&self.rules.state_dir);
         args.output_file = absolute(&self.output_file);
         args.sysmon.config = absolute(&self.sysmon.config);
+        args.delivery = self.delivery.resolved_against(cwd);
         args
     }
 
@@ -258,6 +270,11 @@ impl ServiceRunArgs {
             args.push(flag.into());
             args.push(value.into());
         }
+        for collector in &self.collectors {
+            args.push("--output".into());
+            args.push(collector.into());
+        }
+        args.extend(self.delivery.arguments());
         args
     }
 }
@@ -297,15 +314,126 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
-    /// Where events go: `stdout`, or `file:PATH` (rotated by size).
-    #[arg(long, default_value = "stdout", value_name = "stdout|file:PATH")]
-    pub output: String,
+    /// Where events go; repeat for several at once: `stdout`, `file:PATH`
+    /// (rotated by size), `relp+tls://HOST:PORT` (RELP over TLS, every
+    /// message acknowledged, unacknowledged ones resent after a reconnect)
+    /// or `syslog+tls://HOST:PORT` (RFC 5424 over TLS, RFC 5425 framing; no
+    /// acknowledgments). Network outputs need --tls-ca.
+    #[arg(
+        long,
+        default_value = "stdout",
+        value_name = "stdout|file:PATH|relp+tls://HOST:PORT|syslog+tls://HOST:PORT"
+    )]
+    pub output: Vec<String>,
     /// Rotate the output file when it would exceed this many bytes.
     #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "N")]
     pub rotate_bytes: u64,
     /// Rotated files to keep (PATH.1 … PATH.K).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub keep: usize,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How network outputs connect and what they keep while the collector is
+/// away.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeliveryArgs {
+    /// PEM CA certificate(s) the collector's certificate must chain to.
+    /// Verification cannot be turned off.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain, for mutual TLS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the collector's certificate must carry (default: HOST).
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Keep messages the collector has not taken in DIR (one subdirectory
+    /// per network output), across restarts, bounded by --spool-max-bytes.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes each network output's spool holds; past it new messages
+    /// are dropped, counted and reported by a 1007 event.
+    #[arg(long, default_value_t = 1 << 30, value_name = "N")]
+    pub spool_max_bytes: u64,
+    /// At exit, keep delivering for up to SECS seconds before leaving the
+    /// rest in the spool.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub drain_timeout: u64,
+    /// RELP messages sent and not yet acknowledged, at most.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub relp_window: usize,
+    /// Bytes of messages each network output queues in memory, in front of
+    /// its spool.
+    #[arg(long, default_value_t = 16 << 20, value_name = "N")]
+    pub queue_bytes: usize,
+}
+
+impl DeliveryArgs {
+    fn network_options(&self) -> NetworkOptions {
+        NetworkOptions {
+            tls: TlsOptions {
+                ca: self.tls_ca.clone(),
+                cert: self.tls_cert.clone(),
+                key: self.tls_key.clone(),
+                server_name: self.tls_server_name.clone(),
+            },
+            spool: self
+                .spool_dir
+                .clone()
+                .map(|dir| (dir, self.spool_max_bytes)),
+            window: self.relp_window.max(1),
+            memory_bytes: self.queue_bytes,
+            drain_timeout: Duration::from_secs(self.drain_timeout),
+            ..NetworkOptions::default()
+        }
+    }
+
+    /// These options as command-line arguments (the service's command line).
+    pub fn arguments(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for (flag, value) in [
+            ("--tls-ca", &self.tls_ca),
+            ("--tls-cert", &self.tls_cert),
+            ("--tls-key", &self.tls_key),
+            ("--spool-dir", &self.spool_dir),
+        ] {
+            if let Some(value) = value {
+                args.push(flag.into());
+                args.push(value.clone().into_os_string());
+            }
+        }
+        if let Some(name) = &self.tls_server_name {
+            args.push("--tls-server-name".into());
+            args.push(name.into());
+        }
+        for (flag, value) in [
+            ("--spool-max-bytes", self.spool_max_bytes.to_string()),
+            ("--drain-timeout", self.drain_timeout.to_string()),
+            ("--relp-window", self.relp_window.to_string()),
+            ("--queue-bytes", self.queue_bytes.to_string()),
+        ] {
+            args.push(flag.into());
+            args.push(value.into());
+        }
+        args
+    }
+
+    /// These options with relative paths made absolute against `cwd`.
+    pub fn resolved_against(&self, cwd: &Path) -> DeliveryArgs {
+        let absolute = |path: &Option<PathBuf>| path.as_ref().map(|p| cwd.join(p));
+        DeliveryArgs {
+            tls_ca: absolute(&self.tls_ca),
+            tls_cert: absolute(&self.tls_cert),
+            tls_key: absolute(&self.tls_key),
+            spool_dir: absolute(&self.spool_dir),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -779,15 +907,33 @@ pub fn pipeline_config(args: &EnrichArgs) -> Result<Config, CliError> {
     })
 }
 
-/// The sink `--output` names.
+/// The sink the `--output` options name: one, or a [`Fanout`] of several.
 pub fn open_sink(args: &OutputArgs) -> Result<Box<dyn Sink>, CliError> {
-    if args.output == "stdout" || args.output == "-" {
+    let mut sinks = Vec::with_capacity(args.output.len());
+    for output in &args.output {
+        sinks.push(open_one_sink(output, args)?);
+    }
+    if sinks.len() == 1
+        && let Some(sink) = sinks.pop()
+    {
+        return Ok(sink);
+    }
+    Ok(Box::new(Fanout { sinks }))
+}
+
+fn open_one_sink(output: &str, args: &OutputArgs) -> Result<Box<dyn Sink>, CliError> {
+    if output == "stdout" || output == "-" {
         return Ok(Box::new(JsonLines::new(io::stdout().lock())));
     }
-    let Some(path) = args.output.strip_prefix("file:") else {
+    if let Some(target) = Target::parse(output) {
+        let target = target.map_err(CliError::input)?;
+        let sink = NetworkSink::start(target, args.delivery.network_options())
+            .map_err(|e| CliError::input(format!("--output `{output}`: {e}")))?;
+        return Ok(Box::new(sink));
+    }
+    let Some(path) = output.strip_prefix("file:") else {
         return Err(CliError::input(format!(
-            "--output `{}`: expected `stdout` or `file:PATH`",
-            args.output
+            "--output `{output}`: expected `stdout`, `file:PATH`, `relp+tls://HOST:PORT` or `syslog+tls://HOST:PORT`"
         )));
     };
     let file = RotatingFile::open(Path::new(path), args.rotate_bytes, args.keep)
@@ -1267,6 +1413,58 @@ mod tests {
             .position(|a| a == "--output-file")
             .expect("stored");
         assert_eq!(argv[at + 1], cwd.join("out/events.jsonl").into_os_string());
+    }
+
+    /// The collectors and their TLS and spool options survive the trip
+    /// through the service's stored command line.
+    #[test]
+    fn the_installed_service_keeps_its_collectors() {
+        let (_, args) = service_args(&[
+            "ringside-agent",
+            "service",
+            "install",
+            "--output",
+            "relp+tls://collector.example:2514",
+            "--output",
+            "syslog+tls://siem.example:6514",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "agent.pem",
+            "--tls-key",
+            "agent.key",
+            "--tls-server-name",
+            "collector",
+            "--spool-dir",
+            "spool",
+            "--spool-max-bytes",
+            "1000",
+        ]);
+        let cwd = std::env::temp_dir().join("install-here");
+        let resolved = args.resolved_against(&cwd);
+        let mut argv: Vec<std::ffi::OsString> = vec!["ringside-agent".into()];
+        argv.extend(resolved.run_arguments());
+        let (install, run) = service_args(
+            &argv
+                .iter()
+                .map(|a| a.to_str().expect("UTF-8"))
+                .collect::<Vec<_>>(),
+        );
+        assert!(!install);
+        assert_eq!(
+            run.collectors,
+            [
+                "relp+tls://collector.example:2514",
+                "syslog+tls://siem.example:6514"
+            ]
+        );
+        let d = &run.delivery;
+        assert_eq!(d.tls_ca, Some(cwd.join("ca.pem")));
+        assert_eq!(d.tls_cert, Some(cwd.join("agent.pem")));
+        assert_eq!(d.tls_key, Some(cwd.join("agent.key")));
+        assert_eq!(d.tls_server_name.as_deref(), Some("collector"));
+        assert_eq!(d.spool_dir, Some(cwd.join("spool")));
+        assert_eq!(d.spool_max_bytes, 1000);
     }
 
     #[test]

@@ -516,6 +516,10 @@ impl Pipeline {
             .set_named("EnrichDeferred", &enrich.deferred.to_string());
         self.event
             .set_named("EnrichOverflow", &enrich.overflow.to_string());
+        let sinks: Vec<String> = sink.figures().iter().map(|f| f.text()).collect();
+        if !sinks.is_empty() {
+            self.event.set_named("Sinks", &sinks.join("; "));
+        }
         self.emit(sink)
     }
 

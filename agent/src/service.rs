@@ -276,10 +276,13 @@ fn agent(args: Option<&ServiceRunArgs>, stop: &StopFlag, log: &ServiceLog) -> Re
             output_file.display()
         ),
     );
+    let mut outputs = vec![format!("file:{}", output_file.display())];
+    outputs.extend(args.iter().flat_map(|a| a.collectors.iter().cloned()));
     let output = crate::cli::OutputArgs {
-        output: format!("file:{}", output_file.display()),
+        output: outputs,
         rotate_bytes: 100 * 1024 * 1024,
         keep: 5,
+        delivery: args.map(|a| a.delivery.clone()).unwrap_or_default(),
     };
     let enrich = crate::cli::EnrichArgs {
         no_enrich: false,

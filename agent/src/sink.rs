@@ -1,5 +1,13 @@
-//! Where events go: JSON lines to stdout, to a size-rotated file, or nowhere
-//! (benchmarks: serialized, then discarded).
+//! Where events go: JSON lines to stdout, to a size-rotated file, to a
+//! collector over TLS ([`network`]: RELP or syslog, with a spool on disk),
+//! to several of these at once ([`Fanout`]), or nowhere (benchmarks:
+//! serialized, then discarded).
+
+pub mod network;
+pub mod relp;
+pub mod spool;
+pub mod syslog;
+pub mod tls;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -15,6 +23,93 @@ pub trait Sink {
     fn line(&mut self, json: &str) -> io::Result<()>;
     /// Pushes buffered output out.
     fn flush(&mut self) -> io::Result<()>;
+    /// Delivery figures of the sinks that deliver over a network (1004).
+    fn figures(&self) -> Vec<SinkFigures> {
+        Vec::new()
+    }
+}
+
+/// What a network sink did with the messages it was given, since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkFigures {
+    /// `relp+tls://HOST:PORT` or `syslog+tls://HOST:PORT`.
+    pub name: String,
+    /// Messages given to the sink.
+    pub produced: u64,
+    /// Messages written to a connection (first time).
+    pub sent: u64,
+    /// Messages the collector acknowledged (RELP only).
+    pub acknowledged: u64,
+    /// Messages that went to the spool.
+    pub spooled: u64,
+    /// Messages neither memory nor the spool could take (reported by 1007).
+    pub dropped: u64,
+    /// Messages sent again after a reconnect (RELP: unacknowledged ones).
+    pub resent: u64,
+    /// Damaged spool segments skipped (each reported by a 1003).
+    pub spool_corrupt: u64,
+    /// Connection state: connecting, connected, disconnected (why), closed.
+    pub state: String,
+    pub last_error: Option<String>,
+}
+
+impl SinkFigures {
+    /// `NAME sent=… acknowledged=… spooled=… dropped=… resent=… state=…`.
+    pub fn text(&self) -> String {
+        format!(
+            "{} produced={} sent={} acknowledged={} spooled={} dropped={} resent={} spool_corrupt={} state={}",
+            self.name,
+            self.produced,
+            self.sent,
+            self.acknowledged,
+            self.spooled,
+            self.dropped,
+            self.resent,
+            self.spool_corrupt,
+            self.state
+        )
+    }
+}
+
+/// Every event to each of several sinks, in order. A sink that fails does
+/// not stop the others; the first error is returned after all were tried.
+pub struct Fanout {
+    pub sinks: Vec<Box<dyn Sink>>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fanout({} sinks)", self.sinks.len())
+    }
+}
+
+impl Fanout {
+    fn each(&mut self, mut f: impl FnMut(&mut dyn Sink) -> io::Result<()>) -> io::Result<()> {
+        let mut first = Ok(());
+        for sink in &mut self.sinks {
+            if let Err(error) = f(sink.as_mut())
+                && first.is_ok()
+            {
+                first = Err(error);
+            }
+        }
+        first
+    }
+}
+
+impl Sink for Fanout {
+    fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
+        self.each(|s| s.event(event))
+    }
+    fn line(&mut self, json: &str) -> io::Result<()> {
+        self.each(|s| s.line(json))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.each(|s| s.flush())
+    }
+    fn figures(&self) -> Vec<SinkFigures> {
+        self.sinks.iter().flat_map(|s| s.figures()).collect()
+    }
 }
 
 /// JSON lines to any writer (stdout, a test buffer).
@@ -177,6 +272,72 @@ impl Sink for RotatingFile {
 mod tests {
     use super::*;
     use crate::sysmon::EventType;
+
+    /// Lines in memory, and figures as a network sink would report them.
+    struct Collector {
+        lines: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+        figures: Vec<SinkFigures>,
+    }
+
+    impl Sink for Collector {
+        fn event(&mut self, event: &SysmonEvent) -> io::Result<()> {
+            self.lines.borrow_mut().push(event.to_json());
+            Ok(())
+        }
+        fn line(&mut self, json: &str) -> io::Result<()> {
+            self.lines.borrow_mut().push(json.to_owned());
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn figures(&self) -> Vec<SinkFigures> {
+            self.figures.clone()
+        }
+    }
+
+    /// Every sink of a fanout gets every event, and the 1004 event carries
+    /// each network sink's figures.
+    #[test]
+    fn a_fanout_feeds_every_sink_and_1004_reports_each_network_sink() {
+        let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let figures = |name: &str, sent| SinkFigures {
+            name: name.into(),
+            produced: 9,
+            sent,
+            acknowledged: 4,
+            spooled: 2,
+            dropped: 1,
+            resent: 3,
+            state: "connected".into(),
+            ..SinkFigures::default()
+        };
+        let mut fanout = Fanout {
+            sinks: vec![
+                Box::new(Collector {
+                    lines: lines.clone(),
+                    figures: vec![figures("relp+tls://a:1", 5)],
+                }),
+                Box::new(Collector {
+                    lines: lines.clone(),
+                    figures: vec![figures("syslog+tls://b:2", 7)],
+                }),
+            ],
+        };
+        let mut pipeline = crate::pipeline::Pipeline::new(crate::pipeline::Config::default());
+        pipeline
+            .driver_stats(&ringside_wire::DriverStats::default(), &mut fanout)
+            .expect("emit");
+        let lines = lines.borrow();
+        assert_eq!(lines.len(), 2, "each sink got the 1004");
+        let event: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(event["EventID"], 1004);
+        assert_eq!(
+            event["EventData"]["Sinks"],
+            "relp+tls://a:1 produced=9 sent=5 acknowledged=4 spooled=2 dropped=1 resent=3 spool_corrupt=0 state=connected; \
+             syslog+tls://b:2 produced=9 sent=7 acknowledged=4 spooled=2 dropped=1 resent=3 spool_corrupt=0 state=connected"
+        );
+    }
 
     #[test]
     fn rotates_by_size_and_keeps_k_files() {

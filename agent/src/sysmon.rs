@@ -12,7 +12,7 @@
 //! - ringside's own, 1000..=1099 (outside Sysmon's 1..=255 so no Sysmon
 //!   consumer can confuse them): 1001 EventsLost, 1002 SequenceGap,
 //!   1003 InputError, 1004 SensorStats, 1005 ContentRejected,
-//!   1006 ContentActivated.
+//!   1006 ContentActivated, 1007 DeliveryDropped.
 //!
 //! An event is one reusable text buffer plus a span per field, so building
 //! one does not allocate once the buffer has grown.
@@ -100,6 +100,23 @@ pub const SENSOR_STATS: &[FieldDef] = &[
     // Neither drops an event.
     field("EnrichDeferred", FieldType::Integer),
     field("EnrichOverflow", FieldType::Integer),
+    // Per network sink (`; `-separated): produced, sent, acknowledged,
+    // spooled, dropped, resent, damaged spool segments and connection state.
+    field("Sinks", FieldType::String),
+];
+
+/// ringside 1007: a network sink dropped messages because neither its
+/// memory queue nor its spool had room (the 1001 of delivery). Sent ahead
+/// of the next message that fits, so the collector can account for every
+/// `Seq`: `Dropped` since the last report, `FirstSeq`..=`LastSeq` the
+/// sequence numbers among them (alerts have none).
+pub const DELIVERY_DROPPED: &[FieldDef] = &[
+    field("UtcTime", FieldType::Timestamp),
+    field("Sink", FieldType::String),
+    field("Dropped", WIDE),
+    field("DroppedTotal", WIDE),
+    field("FirstSeq", WIDE),
+    field("LastSeq", WIDE),
 ];
 
 /// ringside 1005: detection content was refused or rolled back; the
@@ -137,11 +154,12 @@ pub enum EventType {
     SensorStats,
     ContentRejected,
     ContentActivated,
+    DeliveryDropped,
 }
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::FileEvent),
@@ -154,6 +172,7 @@ impl EventType {
         EventType::SensorStats,
         EventType::ContentRejected,
         EventType::ContentActivated,
+        EventType::DeliveryDropped,
     ];
 
     /// The `EventID` emitted.
@@ -167,6 +186,7 @@ impl EventType {
             EventType::SensorStats => 1004,
             EventType::ContentRejected => 1005,
             EventType::ContentActivated => 1006,
+            EventType::DeliveryDropped => 1007,
         }
     }
 
@@ -181,6 +201,7 @@ impl EventType {
             EventType::SensorStats => SENSOR_STATS,
             EventType::ContentRejected => CONTENT_REJECTED,
             EventType::ContentActivated => CONTENT_ACTIVATED,
+            EventType::DeliveryDropped => DELIVERY_DROPPED,
         }
     }
 
@@ -363,6 +384,11 @@ impl SysmonEvent {
     /// The event type.
     pub fn event_type(&self) -> EventType {
         self.ty
+    }
+
+    /// The driver's sequence number of the record behind this event.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
     }
 
     /// Sets field `index` to whatever `fill` appends to the buffer. Out of

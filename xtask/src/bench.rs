@@ -3,7 +3,7 @@
 
 use crate::cmd::{cargo, root, run};
 
-const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | config [EVENTS] | driver [--profile]>";
+const USAGE: &str = "usage: cargo xtask bench <ring [criterion args] | content | agent [EVENTS] | config [EVENTS] | sinks [RECORDS] | driver [--profile]>";
 
 pub fn run_bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -73,6 +73,24 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
                 &file,
                 &events,
             ]))
+        }
+        // Delivery: the file sink beside RELP/TLS and syslog/TLS to a real
+        // rsyslog on loopback (installed by xtask's setup), events/s and
+        // CPU time per event, about a million events.
+        Some("sinks") => {
+            let mut command = cargo();
+            command.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "ringside-agent",
+                "--example",
+                "bench_sinks",
+                "--",
+            ]);
+            command.args(args.get(1..).unwrap_or_default());
+            run(&mut command)
         }
         // Deterministic instruction counts of the real driver in the
         // kernel model (not wall time); `--profile` adds where they ran.

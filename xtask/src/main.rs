@@ -34,6 +34,9 @@ commands:
   bench content   Sigma engine events/s vs sigma-rust (release build)
   bench agent [EVENTS]
             agent throughput per stage over a generated replay
+  bench sinks [RECORDS]
+            events/s and CPU per event: file sink beside RELP/TLS and
+            syslog/TLS to a real rsyslog on 127.0.0.1 (~1M events)
   loom      run only the ring's loom models
   soak [--seeds N]
             the multi-CPU kernel model's race scenarios under N schedules
@@ -57,11 +60,12 @@ fn main() -> ExitCode {
         }
     };
     // Every command but help builds with the toolchain rust-toolchain.toml
-    // names; the kernel model (tests/) also needs Debian packages.
+    // names; the kernel model (tests/) and the fleet-delivery tests
+    // (a real rsyslog) also need Debian packages.
     let setup = match command {
         "help" | "--help" | "-h" => Ok(()),
         "test" | "demo" | "bench" | "soak" | "wine" => {
-            setup::toolchain().and_then(|()| setup::debian(setup::KERNEL_MODEL))
+            setup::toolchain().and_then(|()| setup::debian(setup::TESTS))
         }
         _ => setup::toolchain(),
     };

@@ -75,8 +75,38 @@ pub const WINE_LAUNCHER: Package = Package {
 /// What the Wine end-to-end test needs besides the kernel model's packages.
 pub const WINE: &[&Package] = &[&WINE64, &WINE_LAUNCHER, &MINGW, &MINGW_HEADERS];
 
-/// What the kernel model (tests/) needs to build: Unicorn and the oracle.
-pub const KERNEL_MODEL: &[&Package] = &[&CMAKE, &MINGW, &MINGW_HEADERS, &WINE_HEADERS];
+/// The collector the fleet-delivery tests start (agent/tests/fleet_rsyslog.rs).
+pub const RSYSLOG: Package = Package {
+    name: "rsyslog",
+    provides: "/usr/sbin/rsyslogd",
+    why: "the collector the agent's network sinks are tested against",
+};
+
+/// rsyslog's RELP input (imrelp), with TLS.
+pub const RSYSLOG_RELP: Package = Package {
+    name: "rsyslog-relp",
+    provides: "/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so",
+    why: "imrelp: the collector's RELP/TLS input the agent's relp+tls sink is tested against",
+};
+
+/// rsyslog's OpenSSL network stream driver (syslog over TLS, imtcp).
+pub const RSYSLOG_OPENSSL: Package = Package {
+    name: "rsyslog-openssl",
+    provides: "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so",
+    why: "the ossl stream driver: the collector's syslog/TLS input the syslog+tls sink is tested against",
+};
+
+/// What `cargo xtask test`, `demo`, `bench` and `soak` need: the kernel
+/// model's packages (Unicorn and the ABI oracle) and the collector.
+pub const TESTS: &[&Package] = &[
+    &CMAKE,
+    &MINGW,
+    &MINGW_HEADERS,
+    &WINE_HEADERS,
+    &RSYSLOG,
+    &RSYSLOG_RELP,
+    &RSYSLOG_OPENSSL,
+];
 
 /// Installs every missing package with apt-get (root, as on CI and the
 /// developer machines); says what is missing and why before it does.
