@@ -54,6 +54,10 @@ pub const GAPS: &[(&str, &str)] = &[
         "the shim gives CREATE an administrator's context, and sends CLEANUP before CLOSE",
     ),
     (
+        "IoDeleteDevice with a handle open, and the unload, free the device and the image at once",
+        "the shim holds the deletion and the unload until the last CLOSE (new opens: STATUS_DELETE_PENDING), as Windows does",
+    ),
+    (
         "a mingw-built driver's entry point is called as DllMain",
         "the shim and trigger return TRUE when called with their own base",
     ),
