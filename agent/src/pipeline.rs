@@ -4,7 +4,9 @@
 //! with its file (or stream) offset; the pipeline never stops on bad input.
 //!
 //! How records map to events:
-//! - ProcessCreate → 1; ProcessExit → 5; ImageLoad → 7;
+//! - ProcessCreate → 1; ProcessExit → 5; ImageLoad → 7, or 6 DriverLoad
+//!   when `IMAGE_INFO.Properties` has the `SystemModeImage` bit (see
+//!   [`is_driver_load`]);
 //! - FileCreate → 11 when the file was created, superseded or overwritten
 //!   (`IoStatus.Information` 0, 2 or 3, success status) — Sysmon's 11 does not
 //!   fire for opening an existing file, so those are counted as not mapped;
@@ -771,9 +773,20 @@ impl Pipeline {
                 }
             }
             Record::ImageLoad(e) => {
-                self.table.lookup(pid, time);
+                let driver = is_driver_load(e.body.properties);
+                if !driver {
+                    self.table.lookup(pid, time);
+                }
                 if emit {
-                    let ty = EventType::Sigma(Logsource::ImageLoad);
+                    let ty = if driver {
+                        EventType::Sigma(Logsource::DriverLoad)
+                    } else {
+                        EventType::Sigma(Logsource::ImageLoad)
+                    };
+                    // A driver is loaded into system space, not into the
+                    // process that happened to be current: Sysmon's 6
+                    // names no process, and the process fields are not in
+                    // its table, so `process_event` sets only UtcTime.
                     self.process_event(ty, pid, time, seq);
                     self.scratch.clear();
                     push_raw(&mut self.scratch, &e.image_name());
@@ -782,14 +795,7 @@ impl Pipeline {
                     self.put(ty, Name::ImageLoaded, &loaded);
                     self.file_fields(ty, &loaded);
                     self.scratch = loaded;
-                    // SE_SIGNING_LEVEL_UNCHECKED (0): the kernel did not
-                    // check, so nothing is claimed; UNSIGNED (1); any higher
-                    // level means a valid signature of that level.
-                    let (signed, status) = match e.body.signature_level {
-                        0 => (None, None),
-                        1 => (Some("false"), Some("Unavailable")),
-                        _ => (Some("true"), Some("Valid")),
-                    };
+                    let (signed, status) = signature_fields(e.body.signature_level);
                     if let Some(signed) = signed {
                         self.put(ty, Name::Signed, signed);
                     }
@@ -982,6 +988,35 @@ impl Pipeline {
         if !info.hashes.is_empty() {
             self.put(ty, Name::Hashes, &info.hashes);
         }
+    }
+}
+
+/// Whether an image-load record is a driver load (Sysmon 6): its
+/// `IMAGE_INFO.Properties` has the `SystemModeImage` bit (ntddk.h, bit 8),
+/// which the kernel sets for every image mapped into system space (drivers,
+/// and the kernel's own DLLs), and never for a user-mode image. The bit is
+/// the kernel's own statement; ringside does not guess from the image base
+/// or the process id.
+pub fn is_driver_load(properties: u32) -> bool {
+    properties & ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE != 0
+}
+
+/// `Signed` and `SignatureStatus` from `IMAGE_INFO.ImageSignatureLevel`
+/// (an `SE_SIGNING_LEVEL_*` value, ntddk.h / winnt.h):
+/// - 0 `SE_SIGNING_LEVEL_UNCHECKED`: Code Integrity did not label the image,
+///   so nothing is claimed (both `-`);
+/// - 1 `SE_SIGNING_LEVEL_UNSIGNED`: `false`, `Unavailable`;
+/// - 2..=15 (`ENTERPRISE`, `AUTHENTICODE`, `STORE`, `ANTIMALWARE`,
+///   `MICROSOFT`, `WINDOWS`, `WINDOWS_TCB` and the custom levels): Code
+///   Integrity validated a signature of that level, so `true`, `Valid`.
+///
+/// The level says how an image was signed, never by whom: Sysmon's
+/// `Signature` (the signer's name) is not derived from it.
+pub fn signature_fields(level: u8) -> (Option<&'static str>, Option<&'static str>) {
+    match level {
+        0 => (None, None),
+        1 => (Some("false"), Some("Unavailable")),
+        _ => (Some("true"), Some("Valid")),
     }
 }
 

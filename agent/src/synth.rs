@@ -115,6 +115,25 @@ impl BatchBuilder {
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
     }
 
+    /// A driver load as Windows reports it: `IMAGE_INFO.Properties` with
+    /// `SystemModeImage` and the signature level and type in their bits
+    /// (12..16, 16..19), the image in system space.
+    pub fn driver_load(&mut self, origin: Origin, name: &str, signature_level: u8) {
+        let name = utf16(name);
+        let signature_type = 1; // SeImageSignatureEmbedded
+        let body = ImageLoad {
+            image_base: 0xffff_f800_0000_0000,
+            image_size: 0x1_0000,
+            properties: ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE
+                | (u32::from(signature_level & 0xF) << 12)
+                | (signature_type << 16),
+            signature_level,
+            signature_type: signature_type as u8,
+            ..Default::default()
+        };
+        self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
+    }
+
     /// `information` is `IoStatus.Information` (2 = FILE_CREATED).
     pub fn file_create(&mut self, origin: Origin, name: &str, information: u32) {
         let name = utf16(name);

@@ -4,7 +4,7 @@
 //!
 //! Event ids:
 //! - Sysmon's, via [`Logsource::sysmon_event_id`]: 1 ProcessCreate,
-//!   7 ImageLoad, 11 FileCreate, 23 FileDelete (the schema's choice; ringside
+//!   6 DriverLoad, 7 ImageLoad, 11 FileCreate, 23 FileDelete (the schema's choice; ringside
 //!   does not archive deleted files, so Sysmon's 26 "FileDeleteDetected" would
 //!   describe it equally well), and ringside's 1011 FileRename.
 //! - 5 ProcessTerminate: Sysmon's id, not a Sigma logsource ringside
@@ -159,9 +159,10 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
+        EventType::Sigma(Logsource::DriverLoad),
         EventType::Sigma(Logsource::FileEvent),
         EventType::Sigma(Logsource::FileDelete),
         EventType::Sigma(Logsource::FileRename),

@@ -9,10 +9,13 @@
 //! gaps (`tests/wine/`, never packaged; [`GAPS`] lists them). Wine runs no
 //! process or file callbacks, but it calls image-load notify routines for
 //! images loaded into the same `winedevice.exe`: each start of the
-//! test-only trigger driver is one ImageLoad event.
+//! test-only trigger driver is one image-load record. Wine 8.0's ntoskrnl
+//! sets `SystemModeImage` in `IMAGE_INFO.Properties` for it (and leaves
+//! `ImageSignatureLevel` 0, unchecked), so the agent writes it as Sysmon 6
+//! DriverLoad, as Windows would, with `Signed` and `SignatureStatus` `-`.
 //!
 //! What it walks, each step checked: the INF install and driver start; the
-//! console agent's events (Sysmon 7 with hashes checked against `md5sum`,
+//! console agent's events (Sysmon 6 with hashes checked against `md5sum`,
 //! `sha256sum` and an independent imphash reader), Ctrl-C, and its
 //! `--record` file replayed by the Linux agent; the agent killed and
 //! restarted; the driver stopped and started under a running agent, with
@@ -308,7 +311,7 @@ impl Wine {
         }
     }
 
-    /// One ImageLoad for ringside.sys to see: the trigger driver is started
+    /// One driver load for ringside.sys to see: the trigger driver is started
     /// (its image mapped into the shared winedevice.exe) and stopped again.
     fn trigger_load(&self) -> Result<(), String> {
         self.wine_ok(&["net", "start", "ringside_trigger"])?;
@@ -391,11 +394,21 @@ fn event_id(line: &serde_json::Value) -> u64 {
     line["EventID"].as_u64().unwrap_or(0)
 }
 
-/// The trigger's ImageLoad events in `path`.
+/// The trigger's DriverLoad (Sysmon 6) events in `path`.
 fn trigger_events(path: &Path) -> Vec<serde_json::Value> {
+    trigger_loads(path, DRIVER_LOAD)
+}
+
+/// Sysmon's DriverLoad event id.
+const DRIVER_LOAD: u64 = 6;
+/// Sysmon's ImageLoad event id: never the trigger's (a system-mode image).
+const IMAGE_LOAD: u64 = 7;
+
+/// The trigger's loads written as event `id` in `path`.
+fn trigger_loads(path: &Path, id: u64) -> Vec<serde_json::Value> {
     lines(path)
         .into_iter()
-        .filter(|l| event_id(l) == 7 && l["EventData"]["ImageLoaded"] == TRIGGER_IMAGE)
+        .filter(|l| event_id(l) == id && l["EventData"]["ImageLoaded"] == TRIGGER_IMAGE)
         .collect()
 }
 
@@ -421,7 +434,7 @@ fn until_events(
     while trigger_events(path).len() < count {
         if Instant::now() > end {
             return Err(format!(
-                "{} holds {} trigger ImageLoad events, not {count}, after {within:?}",
+                "{} holds {} trigger DriverLoad events, not {count}, after {within:?}",
                 path.display(),
                 trigger_events(path).len()
             ));
@@ -629,6 +642,40 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
             "hashes: expected {expected} (md5sum, sha256sum, oracle.py), got {hashed:?}"
         ));
     }
+    // A system-mode image is a 6 only, with Sysmon 6's fields in order and
+    // no process; Wine labels no signature level, so nothing is claimed.
+    let as_image_load = trigger_loads(&run_out, IMAGE_LOAD).len();
+    if as_image_load != 0 {
+        return Err(format!(
+            "{as_image_load} trigger loads written as ImageLoad (7), not DriverLoad (6)"
+        ));
+    }
+    let keys = |e: &serde_json::Value| -> Vec<String> {
+        e["EventData"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut sysmon_6: Vec<String> = [
+        "RuleName",
+        "UtcTime",
+        "ImageLoaded",
+        "Hashes",
+        "Signed",
+        "SignatureStatus",
+    ]
+    .map(String::from)
+    .to_vec();
+    sysmon_6.sort();
+    if let Some(bad) = events.iter().find(|e| {
+        let mut k = keys(e);
+        k.sort();
+        k != sysmon_6 || e["EventData"]["Signed"] != "-" || e["EventData"]["SignatureStatus"] != "-"
+    }) {
+        return Err(format!(
+            "a trigger DriverLoad event is not as expected: {bad}"
+        ));
+    }
     let all = lines(&run_out);
     if all.iter().any(|l| event_id(l) == 1002) {
         return Err(format!("a false 1002 SequenceGap in {}", run_out.display()));
@@ -644,7 +691,7 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
         return Err(format!("sequence numbers not consecutive: {s:?}"));
     }
     report.push(format!(
-        "console agent: {} ImageLoad events (Sysmon 7), Seq {:?}, all {} with hashes equal to md5sum/sha256sum/oracle.py ({expected}); no 1002 ({:.1?})",
+        "console agent: {} DriverLoad events (Sysmon 6, none as 7; Signed/SignatureStatus '-': level unchecked), Seq {:?}, all {} with hashes equal to md5sum/sha256sum/oracle.py ({expected}); no 1002 ({:.1?})",
         events.len(),
         s,
         hashed.len(),

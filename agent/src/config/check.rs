@@ -72,7 +72,7 @@ impl JsonEvent {
     fn subject(&self) -> String {
         let field = match self.target {
             Target::ProcessCreate => "CommandLine",
-            Target::ImageLoad => "ImageLoaded",
+            Target::ImageLoad | Target::DriverLoad => "ImageLoaded",
             Target::FileCreate | Target::FileDelete => "TargetFilename",
             Target::ProcessTerminate => "Image",
         };

@@ -33,6 +33,7 @@ impl FilterEvent for SysmonEvent {
             EventType::Sigma(Logsource::ProcessCreation) => Some(Target::ProcessCreate),
             EventType::ProcessTerminate => Some(Target::ProcessTerminate),
             EventType::Sigma(Logsource::ImageLoad) => Some(Target::ImageLoad),
+            EventType::Sigma(Logsource::DriverLoad) => Some(Target::DriverLoad),
             EventType::Sigma(Logsource::FileEvent) => Some(Target::FileCreate),
             EventType::Sigma(Logsource::FileDelete) => Some(Target::FileDelete),
             _ => None,
@@ -54,12 +55,17 @@ impl FilterEvent for SysmonEvent {
 /// agent never maps (FileWrite, FileCloseModified) stay off as by default.
 pub fn event_mask(config: &SysmonConfig) -> u32 {
     let mut mask = ringside_wire::kind::DEFAULT_EVENTS_MASK;
-    for (kind, target) in [
-        (EventKind::ImageLoad, Target::ImageLoad),
-        (EventKind::FileCreate, Target::FileCreate),
-        (EventKind::FileDelete, Target::FileDelete),
+    // One kernel kind, two events: an image load is a 7 or, for a
+    // system-mode image, a 6, so the kind stays on if either can be logged.
+    for (kind, targets) in [
+        (
+            EventKind::ImageLoad,
+            &[Target::ImageLoad, Target::DriverLoad][..],
+        ),
+        (EventKind::FileCreate, &[Target::FileCreate][..]),
+        (EventKind::FileDelete, &[Target::FileDelete][..]),
     ] {
-        if !config.can_log(target) {
+        if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();
         }
     }
@@ -73,7 +79,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
         .rules()
         .map(|rule| match rule.logsource {
             Logsource::ProcessCreation => EventKind::ProcessCreate.mask_bit(),
-            Logsource::ImageLoad => EventKind::ImageLoad.mask_bit(),
+            Logsource::ImageLoad | Logsource::DriverLoad => EventKind::ImageLoad.mask_bit(),
             Logsource::FileEvent => EventKind::FileCreate.mask_bit(),
             Logsource::FileDelete => EventKind::FileDelete.mask_bit(),
             Logsource::FileRename => EventKind::FileRename.mask_bit(),

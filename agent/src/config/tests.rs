@@ -28,7 +28,17 @@ const CONFIG: &str = r#"<Sysmon schemaversion="4.90"><HashAlgorithms>sha1</HashA
     <Image condition="image">notepad.exe</Image></ProcessCreate></RuleGroup>
   <RuleGroup groupRelation="or"><FileCreate onmatch="include">
     <TargetFilename name="technique_id=T1105,technique_name=Ingress Tool Transfer" condition="end with">.exe</TargetFilename></FileCreate></RuleGroup>
+  <RuleGroup groupRelation="or"><DriverLoad onmatch="include"/></RuleGroup>
 </EventFiltering></Sysmon>"#;
+
+/// [`CONFIG`] without its empty DriverLoad include set: driver loads get
+/// Sysmon's default (logged), so image loads stay observed.
+fn config_without_driver_load() -> String {
+    CONFIG.replace(
+        r#"<RuleGroup groupRelation="or"><DriverLoad onmatch="include"/></RuleGroup>"#,
+        "",
+    )
+}
 
 fn at(pid: u32, ms: u64) -> Origin {
     Origin {
@@ -38,7 +48,8 @@ fn at(pid: u32, ms: u64) -> Origin {
     }
 }
 
-/// cmd and notepad start; cmd writes a.exe and a.txt, loads a DLL,
+/// cmd and notepad start; cmd writes a.exe and a.txt, loads a DLL (and a
+/// driver is loaded),
 /// renames and deletes; both exit.
 fn batch() -> Vec<u8> {
     let user = sid(5, &[21, 1, 2, 3, 1001]);
@@ -63,6 +74,9 @@ fn batch() -> Vec<u8> {
     b.file_create(at(20, 3), r"\??\C:\Temp\a.exe", 2);
     b.file_create(at(20, 4), r"\??\C:\Temp\a.txt", 2);
     b.image_load(at(20, 5), r"\??\C:\Windows\x.dll", 1);
+    let mut system = at(4, 5);
+    system.timestamp += 1;
+    b.driver_load(system, r"\SystemRoot\System32\drivers\y.sys", 12);
     b.file_rename(at(20, 6), r"\??\C:\Temp\a.txt", r"\??\C:\Temp\b.txt");
     b.file_delete(at(20, 7), r"\??\C:\Temp\b.txt");
     b.process_exit(at(30, 8), 0);
@@ -104,7 +118,8 @@ fn the_configuration_decides_what_is_written_and_names_the_rule() {
     let ids: Vec<u64> = written.iter().map(|(id, _)| *id).collect();
     // 1006 first (activation); cmd's create (notepad's is excluded); only
     // a.exe of the file creates; no image load or delete (no rules: Sysmon
-    // does not log them); the rename (not a Sysmon event); both exits.
+    // does not log them); no driver load (an empty include set); the rename
+    // (not a Sysmon event); both exits.
     assert_eq!(ids, [1006, 1, 11, 1011, 5, 5], "{written:?}");
     assert_eq!(
         written[2].1,
@@ -118,12 +133,30 @@ fn the_configuration_decides_what_is_written_and_names_the_rule() {
     }
     assert_eq!(c.filtered[EventKind::ProcessCreate.index()], 1);
     assert_eq!(c.filtered[EventKind::FileCreate.index()], 1);
-    assert_eq!(c.filtered[EventKind::ImageLoad.index()], 1);
+    assert_eq!(c.filtered[EventKind::ImageLoad.index()], 2);
     assert_eq!(c.filtered[EventKind::FileDelete.index()], 1);
-    assert_eq!(c.filtered_events, 4);
+    assert_eq!(c.filtered_events, 5);
     // Without a configuration, everything is written.
     let all = run(&mut pipeline(None));
-    assert_eq!(all.len(), 9);
+    assert_eq!(all.len(), 10);
+    // Without a DriverLoad element, Sysmon's default logs the driver load.
+    let mut p = pipeline(Some(ConfigFilter::new(loaded(
+        &config_without_driver_load(),
+    ))));
+    let ids: Vec<u64> = run(&mut p).iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [1006, 1, 11, 6, 1011, 5, 5]);
+}
+
+/// One kernel kind feeds 7 and 6: it stays on while either can be logged.
+#[test]
+fn image_loads_stay_observed_while_driver_loads_can_be_logged() {
+    let l = loaded(&config_without_driver_load());
+    assert!(!l.config.can_log(Target::ImageLoad));
+    assert!(l.config.can_log(Target::DriverLoad), "Sysmon's default");
+    assert_eq!(
+        kinds_switched_off(event_mask(&l.config)),
+        [EventKind::FileDelete]
+    );
 }
 
 #[test]
@@ -156,8 +189,10 @@ fn hash_algorithms_and_event_mask_follow_the_configuration() {
 fn the_public_configurations_switch_off_what_they_can_never_log() {
     for (name, off) in [
         (
+            // No ImageLoad rules, but a DriverLoad exclude set: image
+            // loads stay observed for their driver loads.
             "swiftonsecurity-sysmonconfig-export.xml",
-            vec![EventKind::ImageLoad, EventKind::FileDelete],
+            vec![EventKind::FileDelete],
         ),
         ("sysmon-modular-sysmonconfig.xml", vec![]),
     ] {

@@ -13,7 +13,7 @@ fn sigma() -> PathBuf {
 }
 
 /// What each logsource must provide, pinned here rather than read from the
-/// schema: Sysmon's event definitions (events 1, 7, 11, 23; ringside's
+/// schema: Sysmon's event definitions (events 1, 6, 7, 11, 23; ringside's
 /// 1011 for renames) less the fields the sensor cannot observe, which are
 /// listed beside them. Removing a provided field from the schema fails
 /// `the_schema_provides_the_pinned_fields`; a rule rejected for a field in
@@ -67,6 +67,19 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "Signed",
             "SignatureStatus",
             "User",
+        ],
+        &["Signature"],
+    ),
+    (
+        // Sysmon 6 names no process: a driver is loaded into system space.
+        Logsource::DriverLoad,
+        &[
+            "RuleName",
+            "UtcTime",
+            "ImageLoaded",
+            "Hashes",
+            "Signed",
+            "SignatureStatus",
         ],
         &["Signature"],
     ),
@@ -160,11 +173,21 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
     // Rules rejected for a field: one Sysmon has and the sensor cannot
     // observe, or one no Sysmon event of that kind has.
     let (mut sysmon_gaps, mut not_sysmon) = (0usize, 0usize);
-    for dir in ["process_creation", "image_load", "file"] {
+    for dir in ["process_creation", "image_load", "driver_load", "file"] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
         println!("{dir}: {}", report.summary());
         assert!(!report.accepted.is_empty(), "{dir}: no rule accepted");
+        if dir == "driver_load" {
+            // Measured 2026-12: SigmaHQ's 10 driver_load rules name only
+            // ImageLoaded and Hashes, both provided; all compile.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (DRIVER_LOAD_RULES, 0),
+                "driver_load: {}",
+                report.summary()
+            );
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -192,6 +215,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                     let category_ok = [
                         "process_creation",
                         "image_load",
+                        "driver_load",
                         "file_event",
                         "file_delete",
                         "file_rename",
@@ -233,6 +257,9 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "only {accepted} of {in_scope} rules of the supported logsources accepted"
     );
 }
+
+/// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
+const DRIVER_LOAD_RULES: usize = 10;
 
 /// The share of rules of the supported logsources that must compile.
 const ACCEPTANCE_FLOOR_PERCENT: usize = 98;

@@ -17,6 +17,8 @@ pub enum Target {
     ProcessCreate,
     /// Sysmon 5.
     ProcessTerminate,
+    /// Sysmon 6.
+    DriverLoad,
     /// Sysmon 7.
     ImageLoad,
     /// Sysmon 11.
@@ -27,9 +29,10 @@ pub enum Target {
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
+        Target::DriverLoad,
         Target::ImageLoad,
         Target::FileCreate,
         Target::FileDelete,
@@ -45,6 +48,7 @@ impl Target {
         match self {
             Target::ProcessCreate => Logsource::ProcessCreation.fields(),
             Target::ProcessTerminate => PROCESS_TERMINATE,
+            Target::DriverLoad => Logsource::DriverLoad.fields(),
             Target::ImageLoad => Logsource::ImageLoad.fields(),
             Target::FileCreate => Logsource::FileEvent.fields(),
             Target::FileDelete => Logsource::FileDelete.fields(),
@@ -56,6 +60,7 @@ impl Target {
         match self {
             Target::ProcessCreate => 1,
             Target::ProcessTerminate => 5,
+            Target::DriverLoad => 6,
             Target::ImageLoad => 7,
             Target::FileCreate => 11,
             Target::FileDelete => 23,
@@ -68,6 +73,7 @@ impl Target {
         match id {
             1 => Some(Target::ProcessCreate),
             5 => Some(Target::ProcessTerminate),
+            6 => Some(Target::DriverLoad),
             7 => Some(Target::ImageLoad),
             11 => Some(Target::FileCreate),
             23 | 26 => Some(Target::FileDelete),
@@ -76,10 +82,16 @@ impl Target {
     }
 
     /// What Sysmon does with an event type that has no rules at all:
-    /// process create and terminate are logged; image loads, file creates
-    /// and file deletes are not.
+    /// process create, process terminate and driver load are logged; image
+    /// loads, file creates and file deletes are not. (Sysmon started with no
+    /// configuration writes events 1, 5 and 6 among others, and needs `-l`
+    /// for 7; a configuration with no `DriverLoad` element keeps that
+    /// default.)
     pub fn logged_without_rules(self) -> bool {
-        matches!(self, Target::ProcessCreate | Target::ProcessTerminate)
+        matches!(
+            self,
+            Target::ProcessCreate | Target::ProcessTerminate | Target::DriverLoad
+        )
     }
 
     /// The Sysmon event types whose rules decide this event, in the order
@@ -90,6 +102,7 @@ impl Target {
         match self {
             Target::ProcessCreate => &[&PROCESS_CREATE],
             Target::ProcessTerminate => &[&PROCESS_TERMINATE_TYPE],
+            Target::DriverLoad => &[&DRIVER_LOAD],
             Target::ImageLoad => &[&IMAGE_LOAD],
             Target::FileCreate => &[&FILE_CREATE],
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
@@ -158,6 +171,20 @@ const PROCESS_TERMINATE_TYPE: SysmonType = SysmonType {
     id: 5,
     fields: &["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"],
     target: Some(Target::ProcessTerminate),
+};
+
+const DRIVER_LOAD: SysmonType = SysmonType {
+    name: "DriverLoad",
+    id: 6,
+    fields: &[
+        "UtcTime",
+        "ImageLoaded",
+        "Hashes",
+        "Signed",
+        "Signature",
+        "SignatureStatus",
+    ],
+    target: Some(Target::DriverLoad),
 };
 
 const IMAGE_LOAD: SysmonType = SysmonType {
@@ -248,7 +275,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &unproduced("FileCreateTime", 2),
     &unproduced("NetworkConnect", 3),
     &PROCESS_TERMINATE_TYPE,
-    &unproduced("DriverLoad", 6),
+    &DRIVER_LOAD,
     &IMAGE_LOAD,
     &unproduced("CreateRemoteThread", 8),
     &unproduced("RawAccessRead", 9),

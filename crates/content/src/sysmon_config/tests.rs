@@ -564,3 +564,44 @@ fn a_large_configuration_loads_in_linear_time() {
         started.elapsed()
     );
 }
+
+/// DriverLoad is applied: its provided fields filter, its default without
+/// rules is Sysmon's (logged), and a filter on `Signature` (not provided)
+/// is ignored, so the public configurations' "exclude Microsoft-signed
+/// drivers" sets exclude nothing and every driver load is logged.
+#[test]
+fn driver_load_is_applied_with_sysmons_default_and_signature_ignored() {
+    let driver = |path: &str| Event::new(Target::DriverLoad, &[("ImageLoaded", path)]);
+    let ntfs = driver(r"C:\Windows\System32\drivers\ntfs.sys");
+    let temp = driver(r"C:\Temp\evil.sys");
+    // No DriverLoad element: logged (ProcessCreate rules do not change it).
+    let none = config(r#"<ProcessCreate onmatch="include"/>"#);
+    assert!(logged(&none, &ntfs));
+    assert!(none.can_log(Target::DriverLoad));
+    // An include set on ImageLoaded: only what it names, with its RuleName.
+    let include = config(
+        r#"<RuleGroup groupRelation="or"><DriverLoad onmatch="include">
+             <ImageLoaded name="temp_driver" condition="contains">\Temp\</ImageLoaded>
+           </DriverLoad></RuleGroup>"#,
+    );
+    assert_eq!(decide(&include, &temp), (true, Some("temp_driver".into())));
+    assert!(!logged(&include, &ntfs));
+    for (name, signature_filters) in [
+        ("swiftonsecurity-sysmonconfig-export.xml", 3),
+        ("sysmon-modular-sysmonconfig.xml", 2),
+    ] {
+        let loaded = load(&shared_config(name)).expect("loads");
+        let text = loaded.report.to_string();
+        let ignored = text
+            .lines()
+            .filter(|l| {
+                l.contains(
+                    "Signature is a field of Sysmon's DriverLoad that ringside does not provide",
+                )
+            })
+            .count();
+        assert_eq!(ignored, signature_filters, "{name}");
+        assert!(logged(&loaded.config, &ntfs), "{name}");
+        assert!(logged(&loaded.config, &temp), "{name}");
+    }
+}

@@ -9,7 +9,7 @@ use super::Env;
 pub(super) const IGNORED_OPTIONS: &[(&str, &str)] = &[
     (
         "CheckRevocation",
-        "checks driver signatures' revocation; ringside produces no driver-load events",
+        "checks driver signatures' revocation; ringside verifies no certificate chain (driver loads carry only the kernel's signing level)",
     ),
     (
         "DnsLookup",
