@@ -284,21 +284,9 @@ impl Parser<'_, '_, '_> {
             self.event_element(node, Relation::Or, None);
             return;
         }
-        let relation = node.attribute("groupRelation").map(parse_relation);
-        let outcome = match (
-            Self::unknown_attribute(node, &["name", "groupRelation"]),
-            &relation,
-        ) {
-            (Some(why), _) => rejected("bad attribute", why),
-            (None, Some(Err(why))) => rejected("bad attribute", why.clone()),
-            _ => Outcome::Applied,
-        };
+        let (relation, outcome) = Self::grouping(node);
         self.account(node, None, outcome);
         self.stray_text(node, None);
-        let relation = match relation {
-            Some(Ok(relation)) => relation,
-            _ => Relation::Or,
-        };
         let name = node.attribute("name").filter(|n| !n.is_empty());
         for child in node.children().filter(Node::is_element) {
             self.event_element(child, relation, name);
@@ -362,12 +350,10 @@ impl Parser<'_, '_, '_> {
         }
     }
 
-    fn rule(
-        &mut self,
-        node: Node<'_, '_>,
-        sysmon: &'static SysmonType,
-        target: super::Target,
-    ) -> Option<RuleBlock> {
+    /// A `<RuleGroup>`'s or `<Rule>`'s attributes (`name`, `groupRelation`):
+    /// its relation — Sysmon's default, "or", when absent or bad — and
+    /// whether the element is applied or rejected for them.
+    fn grouping(node: Node<'_, '_>) -> (Relation, Outcome) {
         let relation = node.attribute("groupRelation").map(parse_relation);
         let outcome = match (
             Self::unknown_attribute(node, &["name", "groupRelation"]),
@@ -377,6 +363,19 @@ impl Parser<'_, '_, '_> {
             (None, Some(Err(why))) => rejected("bad attribute", why.clone()),
             _ => Outcome::Applied,
         };
+        (
+            relation.and_then(Result::ok).unwrap_or(Relation::Or),
+            outcome,
+        )
+    }
+
+    fn rule(
+        &mut self,
+        node: Node<'_, '_>,
+        sysmon: &'static SysmonType,
+        target: super::Target,
+    ) -> Option<RuleBlock> {
+        let (relation, outcome) = Self::grouping(node);
         self.account(node, Some(sysmon.name), outcome);
         self.stray_text(node, Some(sysmon.name));
         let mut filters = Vec::new();
@@ -397,11 +396,7 @@ impl Parser<'_, '_, '_> {
                 .attribute("name")
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
-            // Sysmon's default for a <Rule> without groupRelation is "or".
-            relation: match relation {
-                Some(Ok(relation)) => relation,
-                _ => Relation::Or,
-            },
+            relation,
             filters,
             line,
         })
