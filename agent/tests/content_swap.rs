@@ -93,6 +93,30 @@ fn pipeline(detector: Detector) -> Pipeline {
     pipeline
 }
 
+/// An agent running the cmd.exe rule from `DIR/rules`, with the watcher
+/// that treats that content as loaded (strict policy, stepped clock).
+struct Running {
+    rules: std::path::PathBuf,
+    watcher: BundleWatcher,
+    pipeline: Pipeline,
+}
+
+fn running(dir: &Path) -> Running {
+    let rules = dir.join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
+    let location = RulesLocation::Directory(rules.clone());
+    let fingerprint = location.fingerprint();
+    let report = Bundle::load(&rules).expect("good bundle");
+    let watcher = BundleWatcher::new(location, LoadPolicy::Strict, fingerprint);
+    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
+    Running {
+        rules,
+        watcher,
+        pipeline: pipeline(detector),
+    }
+}
+
 /// Runs `batch` and returns the lines it produced.
 fn run(pipeline: &mut Pipeline, batch: &[u8]) -> Vec<Value> {
     let mut sink = JsonLines::new(Vec::new());
@@ -121,15 +145,11 @@ fn alerts_for(image: &'static str) -> impl Fn(&Value) -> bool {
 #[test]
 fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_events() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).expect("mkdir");
-    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
-    let location = RulesLocation::Directory(rules.clone());
-    let fingerprint = location.fingerprint();
-    let report = Bundle::load(&rules).expect("good bundle");
-    let mut watcher = BundleWatcher::new(location, LoadPolicy::Strict, fingerprint);
-    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
-    let mut pipeline = pipeline(detector);
+    let Running {
+        rules,
+        mut watcher,
+        mut pipeline,
+    } = running(dir.path());
     let mut events = Events::new();
     let (mut sent, mut out) = (0usize, Vec::new());
 
@@ -193,15 +213,11 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
 #[test]
 fn over_budget_content_is_refused_and_the_running_bundle_keeps_matching() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).expect("mkdir");
-    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
-    let location = RulesLocation::Directory(rules.clone());
-    let fingerprint = location.fingerprint();
-    let report = Bundle::load(&rules).expect("good bundle");
-    let mut watcher = BundleWatcher::new(location, LoadPolicy::Strict, fingerprint);
-    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
-    let mut pipeline = pipeline(detector);
+    let Running {
+        rules,
+        mut watcher,
+        mut pipeline,
+    } = running(dir.path());
     let mut events = Events::new();
 
     let bomb = format!(
@@ -401,12 +417,11 @@ fn last_known_good_is_loaded_when_the_configured_bundle_is_broken_at_start() {
 #[test]
 fn a_compile_that_aborts_takes_down_only_the_separate_process() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).expect("mkdir");
-    write_rule(&rules, "cmd.yml", &rule(1, "cmd.exe"));
-    let location = RulesLocation::Directory(rules.clone());
-    let fingerprint = location.fingerprint();
-    let report = Bundle::load(&rules).expect("good bundle");
+    let Running {
+        rules,
+        watcher,
+        mut pipeline,
+    } = running(dir.path());
     let validate = rules.clone();
     let validator = Validator {
         command: Box::new(move |_| {
@@ -419,10 +434,7 @@ fn a_compile_that_aborts_takes_down_only_the_separate_process() {
         }),
         timeout: Duration::from_secs(60),
     };
-    let mut watcher =
-        BundleWatcher::new(location, LoadPolicy::Strict, fingerprint).with_validator(validator);
-    let detector = Detector::start(report).with_clock(Box::new(SteppedClock::default()));
-    let mut pipeline = pipeline(detector);
+    let mut watcher = watcher.with_validator(validator);
     let mut events = Events::new();
 
     write_rule(&rules, "explorer.yml", &rule(2, "explorer.exe"));
