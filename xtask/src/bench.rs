@@ -24,33 +24,14 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
         // The agent's stage throughput over a generated replay of at least a
         // million events (kept in `target/`).
         Some("agent") => {
-            let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
-            let file = root()
-                .join("target")
-                .join(format!("bench-agent-{events}.replay"));
-            let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
-            run(cargo().args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "ringside-agent",
-                "--example",
-                "bench",
-                "--",
-                &file,
-                &events,
-            ]))
+            let (file, events) = generated_replay(args)?;
+            agent_example("bench", &[&file, &events])
         }
         // Sysmon configuration decisions (sysmon-modular's, from shared
         // data) beside decode + process table over the same generated
         // replay `bench agent` uses.
         Some("config") => {
-            let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
-            let file = root()
-                .join("target")
-                .join(format!("bench-agent-{events}.replay"));
-            let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
+            let (file, events) = generated_replay(args)?;
             let config =
                 root().join("../shared/data/sysmon-config/sysmon-modular-sysmonconfig.xml");
             if !config.is_file() {
@@ -60,37 +41,14 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
                 .to_str()
                 .ok_or("config path is not UTF-8")?
                 .to_owned();
-            run(cargo().args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "ringside-agent",
-                "--example",
-                "bench_config",
-                "--",
-                &config,
-                &file,
-                &events,
-            ]))
+            agent_example("bench_config", &[&config, &file, &events])
         }
         // Delivery: the file sink beside RELP/TLS and syslog/TLS to a real
         // rsyslog on loopback (installed by xtask's setup), events/s and
         // CPU time per event, about a million events.
         Some("sinks") => {
-            let mut command = cargo();
-            command.args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "ringside-agent",
-                "--example",
-                "bench_sinks",
-                "--",
-            ]);
-            command.args(args.get(1..).unwrap_or_default());
-            run(&mut command)
+            let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+            agent_example("bench_sinks", &rest)
         }
         // Deterministic instruction counts of the real driver in the
         // kernel model (not wall time); `--profile` adds where they ran.
@@ -111,4 +69,24 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
         Some(other) => Err(format!("unknown benchmark `{other}`\n{USAGE}")),
         None => Err(USAGE.into()),
     }
+}
+
+/// The generated replay `bench agent` and `bench config` read
+/// (`target/bench-agent-EVENTS.replay`, EVENTS from the arguments or a
+/// million), and EVENTS.
+fn generated_replay(args: &[String]) -> Result<(String, String), String> {
+    let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
+    let file = root()
+        .join("target")
+        .join(format!("bench-agent-{events}.replay"));
+    let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
+    Ok((file, events))
+}
+
+/// The agent's example `name` with `args`, in a release build.
+fn agent_example(name: &str, args: &[&str]) -> Result<(), String> {
+    run(cargo()
+        .args(["run", "--release", "--quiet", "-p", "ringside-agent"])
+        .args(["--example", name, "--"])
+        .args(args))
 }
