@@ -467,6 +467,14 @@ static void NTAPI shim_unload(PDRIVER_OBJECT driver)
         LARGE_INTEGER timeout = { .QuadPart = -30LL * 10 * 1000 * 1000 };
         KeWaitForSingleObject(&all_closed, Executive, KernelMode, FALSE, &timeout);
     }
+    /* The teardown cancelled its timer and flushed its DPCs: forget them,
+     * so a reloaded driver (its KTIMER and KDPC at new addresses) finds
+     * free slots however often it is restarted. */
+    KIRQL irql;
+    KeAcquireSpinLock(&lock, &irql);
+    RtlZeroMemory(timers, sizeof(timers));
+    RtlZeroMemory(dpcs, sizeof(dpcs));
+    KeReleaseSpinLock(&lock, irql);
 }
 
 static NTSTATUS NTAPI shim_FltRegisterFilter(PDRIVER_OBJECT driver, const SHIM_FLT_REGISTRATION_HEAD *reg,
