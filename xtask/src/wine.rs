@@ -504,6 +504,53 @@ impl Agent {
         Ok(())
     }
 
+    /// For a stop that did not finish: whether the agent is still alive
+    /// (and what its threads wait in), and which processes hold its
+    /// console's terminal open (`script` waits for all of them).
+    fn whereabouts(&self) -> String {
+        let proc_dir = PathBuf::from(format!("/proc/{}", self.pid));
+        let agent = if proc_dir.exists() {
+            let threads: Vec<String> = std::fs::read_dir(proc_dir.join("task"))
+                .map(|dir| {
+                    dir.flatten()
+                        .map(|t| {
+                            let read = |f: &str| {
+                                std::fs::read_to_string(t.path().join(f)).unwrap_or_default()
+                            };
+                            let stat = read("stat");
+                            let state = stat.rsplit(')').next().unwrap_or_default();
+                            let state = state.split_whitespace().next().unwrap_or("?");
+                            format!("{state}/{}", read("wchan"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("the agent (pid {}) is alive, threads {threads:?}", self.pid)
+        } else {
+            format!("the agent (pid {}) has exited", self.pid)
+        };
+        let mut holders = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let fds = entry.path().join("fd");
+            let pty = std::fs::read_dir(&fds)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .find(|l| l.starts_with("/dev/pts"));
+            if let Some(pty) = pty {
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                holders.push(format!(
+                    "{} {} ({})",
+                    entry.file_name().to_string_lossy(),
+                    comm.trim(),
+                    pty.display()
+                ));
+            }
+        }
+        format!("{agent}; processes with a pseudo-terminal open: {holders:?}")
+    }
+
     /// What it printed, without the console's escape sequences.
     fn printed(&self) -> String {
         let raw = std::fs::read_to_string(&self.console).unwrap_or_default();
@@ -546,9 +593,11 @@ impl Agent {
                 };
             }
             if Instant::now() > end {
+                let stuck = self.whereabouts();
                 let _ = self.signal("-KILL");
                 return Err(format!(
-                    "the agent did not exit within {within:?} of Ctrl-C"
+                    "the agent did not exit within {within:?} of Ctrl-C; {stuck}; it printed {:?}",
+                    self.printed()
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -824,7 +873,7 @@ fn scenario(wine: &mut Wine, package: &Path, built: &Built) -> Result<Vec<String
         .to_owned();
     if !depends.contains("ringside") {
         return Err(format!(
-            "RingsideAgent does not depend on the driver: {depends}"
+            "RingsideAgent does not depend on the driver: `reg query` of its key printed {config:?}"
         ));
     }
     // %ProgramData% as a service sees it: Wine 8.0 gives services
