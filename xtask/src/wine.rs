@@ -328,8 +328,11 @@ impl Wine {
         let dir = self.drive_c().join("ringside");
         let out = dir.join(format!("{name}.jsonl"));
         let console = dir.join(format!("{name}.console"));
+        // `exec`: the agent takes the shell's process, so the signals below
+        // reach it. Without it dash (script's shell when $SHELL is unset,
+        // as under CI) forks, and a SIGINT would end the shell instead.
         let mut line = format!(
-            r"wine C:\\ringside\\ringside-agent.exe run --output file:C:\\ringside\\{name}.jsonl"
+            r"exec wine C:\\ringside\\ringside-agent.exe run --output file:C:\\ringside\\{name}.jsonl"
         );
         for arg in args {
             line.push(' ');
@@ -337,13 +340,15 @@ impl Wine {
         }
         let script = self
             .command("script")
+            .env("SHELL", "/bin/sh")
             .arg("-qfec")
             .arg(&line)
             .arg(&console)
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting the agent under script: {e}"))?;
-        // The Windows process is script's child (wine execs into it).
+        // The Windows process is script's child (the shell execs wine,
+        // which execs into it).
         let end = Instant::now() + Duration::from_secs(10);
         let pid = loop {
             let children =
