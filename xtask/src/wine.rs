@@ -85,7 +85,11 @@ pub fn run_wine(package: &Path) -> Result<(), String> {
     let work = root().join("target").join("wine");
     let built = build(&work)?;
     let mut wine = Wine::new(&work)?;
-    let result = scenario(&mut wine, package, &built);
+    let result = unit_tests(&wine, &built).and_then(|unit| {
+        let mut report = scenario(&mut wine, package, &built)?;
+        report.insert(0, unit);
+        Ok(report)
+    });
     wine.shutdown();
     match result {
         Ok(report) => {
@@ -183,6 +187,53 @@ fn build(work: &Path) -> Result<Built, String> {
     })
 }
 
+/// The agent's unit tests, built for Windows (windows-gnu) and run under
+/// Wine in the fresh prefix, before any driver is installed: the
+/// Windows-only ones (a live process's parameters block) and every
+/// portable one on Windows's file semantics (a spool that renamed over a
+/// file it still had open passed on Linux and failed here).
+fn unit_tests(wine: &Wine, built: &Built) -> Result<String, String> {
+    let t = Instant::now();
+    let test = [
+        "test",
+        "--locked",
+        "-p",
+        "ringside-agent",
+        "--lib",
+        "--target",
+        "x86_64-pc-windows-gnu",
+    ];
+    run(cargo().args(test).arg("--no-run"))?;
+    // Rust's std imports ProcessPrng, which Wine 8.0 lacks (see GAPS).
+    let deps = root().join("target/x86_64-pc-windows-gnu/debug/deps");
+    std::fs::copy(&built.prng, deps.join("bcryptprimitives.dll"))
+        .map_err(|e| format!("bcryptprimitives.dll -> {}: {e}", deps.display()))?;
+    let mut command = cargo();
+    wine.environment(&mut command);
+    let out = command
+        .args(test)
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", "wine")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo test under Wine: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    let summary = said
+        .lines()
+        .find(|l| l.starts_with("test result:"))
+        .unwrap_or("no test summary")
+        .to_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "the agent's unit tests failed under Wine ({}):\n{said}",
+            out.status
+        ));
+    }
+    Ok(format!(
+        "agent unit tests (windows-gnu) under Wine: {summary} ({:.1?})",
+        t.elapsed()
+    ))
+}
+
 /// A Wine prefix of the test's own, with a persistent wineserver.
 struct Wine {
     prefix: PathBuf,
@@ -223,20 +274,25 @@ impl Wine {
         self.prefix.join("drive_c")
     }
 
-    /// A Wine command with the prefix, a quiet debug channel (the shim's
-    /// DbgPrint kept) and no display; stderr goes to the log.
+    /// A Wine command ([`Wine::environment`]); stderr goes to the log.
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
+        self.environment(&mut command);
+        if let Ok(log) = std::fs::OpenOptions::new().append(true).open(&self.log) {
+            command.stderr(log);
+        }
+        command
+    }
+
+    /// The prefix, a quiet debug channel (the shim's DbgPrint kept), no
+    /// display, no input.
+    fn environment(&self, command: &mut Command) {
         command
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all,+debugstr")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env_remove("DISPLAY")
             .stdin(Stdio::null());
-        if let Ok(log) = std::fs::OpenOptions::new().append(true).open(&self.log) {
-            command.stderr(log);
-        }
-        command
     }
 
     /// `wine ARGS`, waited for: whether it succeeded, and its stdout.

@@ -365,10 +365,14 @@ impl Spool {
         if self.segments.contains(&self.read.segment) && self.read.offset > 0 {
             let path = self.path(self.read.segment);
             let mut rest = Vec::new();
-            let mut file = File::open(&path).map_err(AppendError::Io)?;
-            file.seek(SeekFrom::Start(self.read.offset))
-                .map_err(AppendError::Io)?;
-            file.read_to_end(&mut rest).map_err(AppendError::Io)?;
+            {
+                // Closed before the rename below: Windows does not replace a
+                // file that is open (found running these tests under Wine).
+                let mut file = File::open(&path).map_err(AppendError::Io)?;
+                file.seek(SeekFrom::Start(self.read.offset))
+                    .map_err(AppendError::Io)?;
+                file.read_to_end(&mut rest).map_err(AppendError::Io)?;
+            }
             let tmp = self.dir.join("segment.tmp");
             fs::write(&tmp, &rest).map_err(AppendError::Io)?;
             fs::rename(&tmp, &path).map_err(AppendError::Io)?;
