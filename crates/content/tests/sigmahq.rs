@@ -34,6 +34,8 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "OriginalFileName",
             "CommandLine",
             "User",
+            "LogonGuid",
+            "LogonId",
             "IntegrityLevel",
             "Hashes",
             "ParentProcessGuid",
@@ -42,12 +44,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "ParentCommandLine",
             "ParentUser",
         ],
-        &[
-            "CurrentDirectory",
-            "LogonGuid",
-            "LogonId",
-            "TerminalSessionId",
-        ],
+        &["CurrentDirectory", "TerminalSessionId"],
     ),
     (
         Logsource::ImageLoad,
