@@ -246,7 +246,7 @@ fn token_statistics(uc: &mut Uc, p: &Process) -> u64 {
         TOKEN_STATS_TOKEN_ID,
     };
     let block = crate::api::pool::map_block(uc, TOKEN_STATISTICS_SIZE as u64, true);
-    uc.write_bytes(block, &vec![0; TOKEN_STATISTICS_SIZE]);
+    uc.write_bytes(block, &[0; TOKEN_STATISTICS_SIZE]);
     let luid = |uc: &mut Uc, at: u64, value: u64| {
         uc.write_u32(at + LUID_LOW_PART, value as u32);
         uc.write_u32(at + LUID_HIGH_PART, (value >> 32) as u32);
