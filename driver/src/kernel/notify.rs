@@ -173,8 +173,9 @@ impl TokenSids {
     fn logon_id(&self) -> Option<u64> {
         // SAFETY: PASSIVE_LEVEL (process creation); `statistics` is null or
         // a TOKEN_STATISTICS that SeQueryInformationToken allocated for us
-        // alone (no other reference to it exists, so no aliasing) and that
-        // lives until `drop`, after this shared borrow ends.
+        // alone (no other reference to it exists, so no aliasing), from pool
+        // (aligned to 16, more than the structure's 8), and that lives until
+        // `drop`, after this shared borrow ends.
         let info = unsafe { self.statistics.cast::<TOKEN_STATISTICS>().as_ref() }?;
         let luid = info.AuthenticationId;
         let high = u32::from_ne_bytes(luid.HighPart.to_ne_bytes());
