@@ -39,7 +39,7 @@ use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
 use crate::paths::VolumeMap;
-use crate::process_table::{NewProcess, ProcessInfo, ProcessTable};
+use crate::process_table::{NewProcess, ProcessGuid, ProcessInfo, ProcessTable};
 use crate::sink::Sink;
 use crate::source::replay::{FrameError, ReplayReader};
 use crate::stats::StatsCheck;
@@ -70,7 +70,7 @@ pub enum Depth {
 /// Pipeline settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// First group of every ProcessGuid.
+    /// First group of every ProcessGuid (and LogonGuid).
     pub machine_id: u32,
     pub table_capacity: usize,
     pub enrich: EnrichConfig,
@@ -751,6 +751,7 @@ impl Pipeline {
                     .integrity_level(e.integrity_sid().bytes)
                     .unwrap_or_default();
                 let parent_pid = e.body.parent_pid;
+                let logon_id = e.logon_id();
                 self.table.create(NewProcess {
                     pid,
                     parent_pid,
@@ -761,7 +762,7 @@ impl Pipeline {
                     integrity_level,
                 });
                 if emit {
-                    self.process_create(pid, parent_pid, time, seq);
+                    self.process_create(pid, parent_pid, logon_id, time, seq);
                     self.emit(sink)?;
                 }
             }
@@ -931,8 +932,17 @@ impl Pipeline {
         }
     }
 
-    /// Fills a process creation from the table (entry and parent).
-    fn process_create(&mut self, pid: u32, parent_pid: u32, time: u64, seq: Option<u64>) {
+    /// Fills a process creation from the table (entry and parent) and the
+    /// record's logon session (`None`: the driver could not query it, and
+    /// LogonGuid and LogonId stay `-`, as any value the sensor lacks).
+    fn process_create(
+        &mut self,
+        pid: u32,
+        parent_pid: u32,
+        logon_id: Option<u64>,
+        time: u64,
+        seq: Option<u64>,
+    ) {
         let ty = EventType::Sigma(Logsource::ProcessCreation);
         self.process_event(ty, pid, time, seq);
         let layout = &self.layout;
@@ -946,6 +956,20 @@ impl Pipeline {
             }
         };
         put(event, Name::CommandLine, &info.command_line);
+        if let Some(logon_id) = logon_id {
+            if let Some(i) = layout.get(ty, Name::LogonGuid) {
+                let guid = ProcessGuid::logon(self.config.machine_id, logon_id);
+                event.set_with(i, |out| guid.write(out));
+            }
+            if let Some(i) = layout.get(ty, Name::LogonId) {
+                // Sysmon's form (every SigmaHQ sample): `0x` and lower-case
+                // hex without leading zeros, e.g. `0x3e7`, `0x529ae3`.
+                event.set_with(i, |out| {
+                    use std::fmt::Write as _;
+                    let _ = write!(out, "{logon_id:#x}");
+                });
+            }
+        }
         put(event, Name::IntegrityLevel, &info.integrity_level);
         if let Some(i) = layout.get(ty, Name::ParentProcessId) {
             event.set_with(i, |out| {

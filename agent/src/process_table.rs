@@ -57,6 +57,34 @@ impl ProcessGuid {
         ProcessGuid(bytes)
     }
 
+    /// Sysmon's `LogonGuid` for the logon session `logon_id` (the token's
+    /// `AuthenticationId`, `HighPart << 32 | LowPart`) on machine `machine`,
+    /// written in the same text form as a ProcessGuid ([`Self::write`]).
+    ///
+    /// The layout, read off every event 1 among SigmaHQ's regression samples
+    /// (139 events, 25 logon sessions, 4 machines), e.g. `LogonId` `0x529ae3`
+    /// with `LogonGuid` `{5AA13A44-568F-68FB-E39A-520000000000}` and
+    /// ProcessGuid `{5AA13A44-ADCF-68FE-...}`, or `0x7e2aa` with
+    /// `{0197231E-5032-6940-AAE2-070000000000}`:
+    /// - the first group is the machine's, the same as in its ProcessGuids;
+    /// - the last 8 bytes are the LUID's 8 bytes in memory order (LowPart
+    ///   then HighPart, little-endian): `E39A-520000000000` is 0x00529ae3;
+    /// - groups 2 and 3 are a Unix time in seconds (low 16 bits, then high
+    ///   16) that Sysmon takes from the logon session, not from the token:
+    ///   TOKEN_STATISTICS has no time, and the samples' values are not even
+    ///   reliably before the events (`0x7e2aa`: 2025-12-15 18:15 UTC on
+    ///   events of 11:26 UTC). ringside writes `0000-0000` there rather than
+    ///   a time it would have to invent.
+    ///
+    /// So one session gives one LogonGuid on one machine, and the SYSTEM
+    /// session (`0x3e7`) is `{MMMMMMMM-0000-0000-E703-000000000000}`.
+    pub fn logon(machine: u32, logon_id: u64) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes[0..4].copy_from_slice(&machine.to_be_bytes());
+        bytes[8..16].copy_from_slice(&logon_id.to_le_bytes());
+        ProcessGuid(bytes)
+    }
+
     /// Appends the braced, upper-case text form Sysmon uses (hand-formatted:
     /// it is written for nearly every event).
     pub fn write(&self, out: &mut String) {
@@ -360,6 +388,40 @@ mod tests {
             user: "u".into(),
             integrity_level: "High".into(),
         }
+    }
+
+    #[test]
+    fn logon_guid_has_sysmons_machine_group_and_luid_bytes() {
+        // Real Sysmon pairs (SigmaHQ regression samples), less the time
+        // groups ringside cannot know.
+        for (machine, logon_id, sysmon) in [
+            (
+                0x5AA1_3A44,
+                0x0052_9ae3,
+                "{5AA13A44-568F-68FB-E39A-520000000000}",
+            ),
+            (
+                0x0197_231E,
+                0x0007_e2aa,
+                "{0197231E-5032-6940-AAE2-070000000000}",
+            ),
+            (
+                0x0197_231E,
+                0x0194_8260,
+                "{0197231E-90B7-6A61-6082-940100000000}",
+            ),
+            (0x5AA1_3A44, 0x3e7, "{5AA13A44-0C8E-68FC-E703-000000000000}"),
+        ] {
+            let ours = ProcessGuid::logon(machine, logon_id).to_string();
+            assert_eq!(ours[..10], sysmon[..10], "machine group");
+            assert_eq!(&ours[10..20], "0000-0000-", "no time is invented");
+            assert_eq!(ours[20..], sysmon[20..], "the LUID's bytes");
+        }
+        // HighPart is the second half of the last 8 bytes.
+        assert_eq!(
+            ProcessGuid::logon(1, 0x0000_0002_0000_0001).to_string(),
+            "{00000001-0000-0000-0100-000002000000}"
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl BatchBuilder {
         }
     }
 
+    /// A process creation whose logon session the driver could not query.
     pub fn process_create(
         &mut self,
         origin: Origin,
@@ -75,10 +76,44 @@ impl BatchBuilder {
         user_sid: &[u8],
         integrity_sid: &[u8],
     ) {
+        self.process_create_in_session(
+            origin,
+            parent_pid,
+            image,
+            command_line,
+            user_sid,
+            integrity_sid,
+            None,
+        );
+    }
+
+    /// A process creation in the logon session `logon_id` (the token's
+    /// `AuthenticationId`, `HighPart << 32 | LowPart`), or with an unknown
+    /// one (`None`: the driver's TokenStatistics query failed).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the record"
+    )]
+    pub fn process_create_in_session(
+        &mut self,
+        origin: Origin,
+        parent_pid: u32,
+        image: &str,
+        command_line: &str,
+        user_sid: &[u8],
+        integrity_sid: &[u8],
+        logon_id: Option<u64>,
+    ) {
         let (image, command_line) = (utf16(image), utf16(command_line));
         let body = ProcessCreate {
             parent_pid,
             creating_pid: parent_pid,
+            flags: if logon_id.is_some() {
+                ringside_wire::PROCESS_FLAG_LOGON_ID
+            } else {
+                0
+            },
+            logon_id: logon_id.unwrap_or(0),
             ..Default::default()
         };
         self.push(

@@ -233,6 +233,8 @@ pub enum Name {
     OriginalFileName,
     CommandLine,
     User,
+    LogonGuid,
+    LogonId,
     IntegrityLevel,
     Hashes,
     ParentProcessGuid,
@@ -250,7 +252,7 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 25] = [
+    pub const ALL: [Name; 27] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -263,6 +265,8 @@ impl Name {
         Name::OriginalFileName,
         Name::CommandLine,
         Name::User,
+        Name::LogonGuid,
+        Name::LogonId,
         Name::IntegrityLevel,
         Name::Hashes,
         Name::ParentProcessGuid,
@@ -293,6 +297,8 @@ impl Name {
             Name::OriginalFileName => "OriginalFileName",
             Name::CommandLine => "CommandLine",
             Name::User => "User",
+            Name::LogonGuid => "LogonGuid",
+            Name::LogonId => "LogonId",
             Name::IntegrityLevel => "IntegrityLevel",
             Name::Hashes => "Hashes",
             Name::ParentProcessGuid => "ParentProcessGuid",

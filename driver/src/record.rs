@@ -9,7 +9,7 @@
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    ProcessCreate, ProcessExit, encode_exact, encoded_len,
+    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -89,6 +89,9 @@ pub struct ProcessCreateFacts<'a> {
     pub command_line: &'a [u16],
     pub user_sid: &'a [u8],
     pub integrity_sid: &'a [u8],
+    /// The primary token's `TOKEN_STATISTICS.AuthenticationId` as
+    /// `HighPart << 32 | LowPart`, or `None` if it could not be queried.
+    pub logon_id: Option<u64>,
 }
 
 impl ProcessCreateFacts<'_> {
@@ -97,7 +100,15 @@ impl ProcessCreateFacts<'_> {
             parent_pid: self.parent_pid,
             creating_pid: self.creating_pid,
             creating_tid: self.creating_tid,
-            flags: self.flags,
+            // The caller's flags are the kernel's; the logon bit is ours,
+            // set exactly when `logon_id` is known.
+            flags: (self.flags & !PROCESS_FLAG_LOGON_ID)
+                | if self.logon_id.is_some() {
+                    PROCESS_FLAG_LOGON_ID
+                } else {
+                    0
+                },
+            logon_id: self.logon_id.unwrap_or(0),
             ..ProcessCreate::default()
         };
         let fields = [
@@ -484,6 +495,7 @@ mod tests {
                 command_line: &command_line,
                 user_sid: &sid,
                 integrity_sid: &[],
+                logon_id: Some(0x0000_0001_0000_03e7),
             };
             facts.emit(ring, CAPS).expect("emit");
             let bytes = drain(ring);
@@ -499,8 +511,9 @@ mod tests {
             let body = event.body;
             assert_eq!(
                 (body.creating_pid, body.creating_tid, body.flags),
-                (5, 6, 1)
+                (5, 6, 1 | ringside_wire::PROCESS_FLAG_LOGON_ID)
             );
+            assert_eq!(event.logon_id(), Some(0x0000_0001_0000_03e7));
             // 49 units = 98 bytes: over the 64-byte name cap, truncated to 32 units.
             assert_eq!(event.image_name().bytes, &image.as_bytes()[..64]);
             assert!(event.image_name().truncated);
@@ -509,6 +522,31 @@ mod tests {
             assert!(!event.user_sid().truncated);
             assert!(event.integrity_sid().is_empty());
             assert!(event.header.flags & ringside_wire::HEADER_FLAG_TRUNCATED != 0);
+        });
+    }
+
+    #[test]
+    fn an_unknown_logon_session_clears_the_flag_whatever_the_caller_passed() {
+        with_ring(|ring| {
+            let facts = ProcessCreateFacts {
+                origin: Origin::default(),
+                parent_pid: 4,
+                creating_pid: 4,
+                creating_tid: 8,
+                flags: 1 | PROCESS_FLAG_LOGON_ID,
+                image_name: &[],
+                command_line: &[],
+                user_sid: &[],
+                integrity_sid: &[],
+                logon_id: None,
+            };
+            facts.emit(ring, CAPS).expect("emit");
+            let bytes = drain(ring);
+            let Some(Ok(Record::ProcessCreate(event))) = Records::new(&bytes).next() else {
+                panic!("not a process create")
+            };
+            assert_eq!((event.body.flags, event.body.logon_id), (1, 0));
+            assert_eq!(event.logon_id(), None);
         });
     }
 

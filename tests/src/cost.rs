@@ -13,7 +13,7 @@ use ringside_wire::ioctl::ConfigureRequest;
 use crate::agent::connected;
 use crate::file_io::*;
 use crate::machine::Machine;
-use crate::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use crate::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 
 /// Invocations measured per kind (after one warm-up invocation).
 pub const RUNS: u64 = 32;
@@ -135,6 +135,7 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         command_line: r#"cmd.exe /c "echo ringside""#.into(),
         user_sid: domain_sid(1001),
         integrity_sid: integrity_sid(0x2000),
+        logon_id: USER_LOGON_ID,
         admin: false,
     };
     let mut costs = Vec::new();

@@ -19,7 +19,7 @@ use zerocopy::IntoBytes;
 use crate::agent::{Handle, connected};
 use crate::file_io::*;
 use crate::machine::Machine;
-use crate::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use crate::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 
 /// The modelled volume and the drive letter it has on the demo machine.
 pub const VOLUME: &str = r"\Device\HarddiskVolume3";
@@ -111,6 +111,13 @@ impl Script {
             command_line: command_line.into(),
             user_sid: domain_sid(1001),
             integrity_sid: integrity_sid(if elevated { 0x3000 } else { 0x2000 }),
+            // UAC: the elevated half of a split token is a logon session
+            // of its own (the linked session), beside the filtered one.
+            logon_id: if elevated {
+                USER_LOGON_ID + 0x21
+            } else {
+                USER_LOGON_ID
+            },
             admin: elevated,
         })
     }

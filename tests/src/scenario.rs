@@ -22,8 +22,18 @@ pub struct ProcessSpec {
     pub command_line: String,
     pub user_sid: Vec<u8>,
     pub integrity_sid: Vec<u8>,
+    /// The primary token's logon session (`TOKEN_STATISTICS.AuthenticationId`,
+    /// `HighPart << 32 | LowPart`), e.g. [`SYSTEM_LOGON_ID`].
+    pub logon_id: u64,
     pub admin: bool,
 }
+
+/// The LUID of the SYSTEM logon session (`SYSTEM_LUID`, winnt.h: 0x3e7).
+pub const SYSTEM_LOGON_ID: u64 = 0x3e7;
+
+/// An interactive user's logon session, as real Sysmon events show them
+/// (SigmaHQ's samples: `0x7e2aa`).
+pub const USER_LOGON_ID: u64 = 0x7_e2aa;
 
 /// A binary SID: S-1-5-21-a-b-c-rid.
 pub fn domain_sid(rid: u32) -> Vec<u8> {
@@ -57,6 +67,7 @@ impl Machine {
             spec.admin,
             spec.user_sid.clone(),
             spec.integrity_sid.clone(),
+            spec.logon_id,
         );
         let info = model_alloc(&mut self.uc, CREATE_INFO_SIZE as u64);
         let image = alloc_unicode_string(&mut self.uc, &spec.image);

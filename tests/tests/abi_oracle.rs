@@ -22,8 +22,11 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
 use windows_sys::Wdk::System::SystemServices::{
     EX_RUNDOWN_REF, IMAGE_INFO, IO_CSQ, KTIMER, PS_CREATE_NOTIFY_INFO,
 };
+use windows_sys::Win32::Foundation::LUID;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
-use windows_sys::Win32::Security::{SID_AND_ATTRIBUTES, TOKEN_MANDATORY_LABEL, TOKEN_USER};
+use windows_sys::Win32::Security::{
+    SID_AND_ATTRIBUTES, TOKEN_MANDATORY_LABEL, TOKEN_STATISTICS, TOKEN_USER,
+};
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 fn entry(name: &str) -> &'static OracleEntry {
@@ -212,6 +215,16 @@ fn driver_reads() -> Vec<Read> {
         sys!("TOKEN_USER_USER", TOKEN_USER, User),
         sys!("TOKEN_LABEL_LABEL", TOKEN_MANDATORY_LABEL, Label),
         sys!("SAA_SID", SID_AND_ATTRIBUTES, Sid),
+        // The logon session (notify.rs, `TokenSids::logon_id`).
+        sys_size!("TOKEN_STATISTICS_SIZE", TOKEN_STATISTICS),
+        sys!(
+            "TOKEN_STATS_AUTHENTICATION_ID",
+            TOKEN_STATISTICS,
+            AuthenticationId
+        ),
+        sys_size!("LUID_SIZE", LUID),
+        sys!("LUID_LOW_PART", LUID, LowPart),
+        sys!("LUID_HIGH_PART", LUID, HighPart),
         // The minifilter (filter.rs): registration it writes, data it reads.
         sys_size!("FLT_REGISTRATION_SIZE", FLT_REGISTRATION),
         sys!("REG_SIZE", FLT_REGISTRATION, Size),

@@ -7,7 +7,7 @@ use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, connected};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DropReason, EventKind, Record, RecordKind, Records};
 
@@ -39,6 +39,7 @@ fn process(pid: u32) -> ProcessSpec {
         command_line: "whoami /all".into(),
         user_sid: domain_sid(1001),
         integrity_sid: integrity_sid(0x2000),
+        logon_id: USER_LOGON_ID,
         admin: false,
     }
 }
@@ -136,8 +137,9 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
 }
 
 /// A failed token query does not cost the process event: the driver emits
-/// it with that SID empty (the image and command line are the evidence),
-/// and frees the token information it did get (checked at unload).
+/// it with that SID empty, or with the logon session marked unknown (the
+/// image and command line are the evidence), and frees the token
+/// information it did get (checked at unload).
 #[test]
 fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
     let sys = ringside_sys().expect("build ringside.sys");
@@ -147,8 +149,9 @@ fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
         ..ConfigureRequest::default()
     };
     let (mut m, h) = connected(sys, &config).expect("session");
-    // TokenUser is queried first, TokenIntegrityLevel second.
-    for (occurrence, pid) in [(0usize, 6001u32), (1, 6002)] {
+    // TokenUser is queried first, TokenIntegrityLevel second,
+    // TokenStatistics third.
+    for (occurrence, pid) in [(0usize, 6001u32), (1, 6002), (2, 6003)] {
         let next = m
             .kernel()
             .faults
@@ -174,16 +177,26 @@ fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
             e.user_sid().bytes.to_vec(),
             e.integrity_sid().bytes.to_vec(),
         );
-        if occurrence == 0 {
-            assert!(
+        let logon_id = e.logon_id();
+        match occurrence {
+            0 => assert!(
                 user.is_empty() && integrity == spec.integrity_sid,
                 "user query failed: {user:?} {integrity:?}"
-            );
-        } else {
-            assert!(
+            ),
+            1 => assert!(
                 integrity.is_empty() && user == spec.user_sid,
                 "integrity query failed: {user:?} {integrity:?}"
-            );
+            ),
+            _ => assert!(
+                user == spec.user_sid && integrity == spec.integrity_sid,
+                "statistics query failed: {user:?} {integrity:?}"
+            ),
+        }
+        if occurrence == 2 {
+            assert_eq!(logon_id, None, "statistics query failed");
+            assert_eq!(e.body.logon_id, 0);
+        } else {
+            assert_eq!(logon_id, Some(spec.logon_id), "query {occurrence} failed");
         }
     }
     assert_eq!(

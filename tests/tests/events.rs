@@ -4,7 +4,7 @@
 use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, Sent};
 use ringside_kmodel::driver_image::ringside_sys;
-use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 use ringside_wire::ioctl::*;
 use ringside_wire::{ABI_VERSION, Record, Records};
 use zerocopy::IntoBytes;
@@ -54,6 +54,8 @@ fn process_create_arrives_decoded_with_every_field() {
         command_line: r#""WINWORD.EXE" /n "C:\Users\alice\Downloads\invoice.docm""#.into(),
         user_sid: domain_sid(1001),
         integrity_sid: integrity_sid(0x2000),
+        // A HighPart as well as a LowPart, so that a swap or a lost half shows.
+        logon_id: 0x0000_0002_0000_0000 | USER_LOGON_ID,
         admin: false,
     };
     machine.process_create(&spec).expect("callback ran");
@@ -94,6 +96,7 @@ fn process_create_arrives_decoded_with_every_field() {
             );
             assert_eq!(event.user_sid().bytes, spec.user_sid.as_slice());
             assert_eq!(event.integrity_sid().bytes, spec.integrity_sid.as_slice());
+            assert_eq!(event.logon_id(), Some(spec.logon_id));
         }
         other => panic!("expected a process create, got {other:?}"),
     }

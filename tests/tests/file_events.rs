@@ -6,7 +6,7 @@
 use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, EventKind, Record, Records};
 
@@ -111,6 +111,7 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
         command_line: r#""WINWORD.EXE" /n invoice.docm"#.into(),
         user_sid: domain_sid(1001),
         integrity_sid: integrity_sid(0x2000),
+        logon_id: USER_LOGON_ID,
         admin: false,
     };
     let eprocess = m.process_create(&spec).expect("process create");

@@ -89,8 +89,14 @@ fn the_system_mapping_of_an_mdl_is_not_the_user_address() {
 #[test]
 fn token_queries_are_refused_above_passive_level() {
     let mut m = machine();
-    let eprocess =
-        api::ps::new_process(&mut m.uc, 100, false, vec![1, 1, 0, 0, 0, 0, 0, 5], vec![]);
+    let eprocess = api::ps::new_process(
+        &mut m.uc,
+        100,
+        false,
+        vec![1, 1, 0, 0, 0, 0, 0, 5],
+        vec![],
+        0x3e7,
+    );
     let token = m.kernel().ps.processes[&eprocess].token;
     let out = model_alloc(&mut m.uc, 8);
     set_irql(&mut m.uc, APC_LEVEL);

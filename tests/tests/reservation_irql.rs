@@ -6,7 +6,7 @@
 use ringside_kmodel::agent::connected_on;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::scenario::{ProcessSpec, domain_sid, integrity_sid};
+use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
 use ringside_kmodel::smp::Schedule;
 use ringside_wire::ioctl::ConfigureRequest;
 
@@ -36,6 +36,7 @@ fn every_store_into_a_lane_s_producer_state_is_at_dispatch_level() {
                 admin: false,
                 user_sid: domain_sid(1001),
                 integrity_sid: integrity_sid(0x2000),
+                logon_id: USER_LOGON_ID,
             })
             .expect("process create");
         m.image_load(

@@ -19,6 +19,9 @@ pub fn at(pid: u32, ms: u64) -> Origin {
     }
 }
 
+/// cmd's logon session in [`scenario`] (a real one from SigmaHQ's samples).
+pub const SCENARIO_LOGON_ID: u64 = 0x0052_9ae3;
+
 /// The scripted scenario: explorer (pid 1000, created in the file) starts
 /// cmd (2000); cmd loads a DLL, creates, renames and deletes a file, exits.
 pub fn scenario() -> Vec<u8> {
@@ -27,13 +30,14 @@ pub fn scenario() -> Vec<u8> {
     let medium = sid(16, &[0x2000]);
     let mut b = BatchBuilder::new();
     create_explorer(&mut b, &user, &medium);
-    b.process_create(
+    b.process_create_in_session(
         at(2000, 123),
         1000,
         r"\??\C:\Windows\System32\cmd.exe",
         r#""C:\Windows\system32\cmd.exe" /c echo hi > C:\Temp\a.txt"#,
         &user,
         &high,
+        Some(SCENARIO_LOGON_ID),
     );
     let first = b.take();
     b.image_load(

@@ -86,6 +86,10 @@ const PROCESS_CREATION: &[FieldDef] = &[
     f("OriginalFileName", Str),
     f("CommandLine", Str),
     f("User", Str),
+    // From the primary token's TOKEN_STATISTICS.AuthenticationId (the
+    // driver copies the LUID; the agent formats both as Sysmon does).
+    f("LogonGuid", Guid),
+    f("LogonId", Str),
     f("IntegrityLevel", Str),
     f("Hashes", Hashes),
     f("ParentProcessGuid", Guid),
@@ -450,13 +454,14 @@ mod tests {
         let pc = Logsource::ProcessCreation;
         assert_eq!(pc.field_index("CommandLine"), Some(10));
         assert_eq!(pc.field_index("commandline"), None);
-        for absent in [
-            "CurrentDirectory",
-            "LogonGuid",
-            "LogonId",
-            "TerminalSessionId",
-            "Imphash",
-        ] {
+        // Provided since the driver copies the token's logon session, in
+        // Sysmon's order: after User, before IntegrityLevel.
+        assert_eq!(pc.field_index("User"), Some(11));
+        assert_eq!(pc.field_index("LogonGuid"), Some(12));
+        assert_eq!(pc.field_index("LogonId"), Some(13));
+        assert_eq!(pc.field_index("IntegrityLevel"), Some(14));
+        assert_eq!(pc.field_index("logonid"), None);
+        for absent in ["CurrentDirectory", "TerminalSessionId", "Imphash"] {
             assert_eq!(pc.field_index(absent), None, "{absent}");
         }
         assert_eq!(Logsource::ImageLoad.field_index("Signature"), None);

@@ -34,6 +34,8 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "OriginalFileName",
             "CommandLine",
             "User",
+            "LogonGuid",
+            "LogonId",
             "IntegrityLevel",
             "Hashes",
             "ParentProcessGuid",
@@ -42,12 +44,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "ParentCommandLine",
             "ParentUser",
         ],
-        &[
-            "CurrentDirectory",
-            "LogonGuid",
-            "LogonId",
-            "TerminalSessionId",
-        ],
+        &["CurrentDirectory", "TerminalSessionId"],
     ),
     (
         Logsource::ImageLoad,
@@ -306,4 +303,52 @@ fn regression_samples_fire_their_rules() {
             .iter()
             .any(|c| c.logsource == Logsource::ImageLoad)
     );
+}
+
+/// The two SigmaHQ rules that name `LogonId`: the WmiPrvSE rule compiles
+/// since the sensor provides it; the elevated SYSTEM shell rule also needs
+/// `CurrentDirectory`, which the sensor does not observe, and is rejected
+/// for that field (and no longer for `LogonId`).
+#[test]
+fn the_logon_id_rules_compile_or_fail_only_for_another_field() {
+    let report =
+        check(&sigma().join("rules/windows/process_creation")).expect("rules directory readable");
+    let file = |path: &std::path::Path| {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        report
+            .accepted
+            .iter()
+            .any(|r| file(&r.path) == "proc_creation_win_wmiprvse_spawning_process.yml"),
+        "the WmiPrvSE rule compiles"
+    );
+    let elevated: Vec<_> = report
+        .rejections
+        .iter()
+        .filter(|r| {
+            file(&r.path) == "proc_creation_win_susp_elevated_system_shell_uncommon_parent.yml"
+        })
+        .collect();
+    assert_eq!(elevated.len(), 1, "{elevated:?}");
+    assert!(
+        matches!(
+            &elevated[0].reason,
+            Reason::FieldNotProvided { field, .. } if field == "CurrentDirectory"
+        ),
+        "{}",
+        elevated[0]
+    );
+    for rejection in &report.rejections {
+        assert!(
+            !matches!(
+                &rejection.reason,
+                Reason::FieldNotProvided { field, .. } if field == "LogonId" || field == "LogonGuid"
+            ),
+            "{rejection}"
+        );
+    }
 }

@@ -257,6 +257,12 @@ impl<'a> Event<'a, ProcessCreate> {
     pub fn integrity_sid(&self) -> RawField<'a> {
         self.field(self.body.integrity_sid)
     }
+    /// The primary token's logon session (`AuthenticationId`, see
+    /// [`ProcessCreate::logon_id`]), or `None` when the driver could not
+    /// query it ([`crate::PROCESS_FLAG_LOGON_ID`] clear).
+    pub fn logon_id(&self) -> Option<u64> {
+        (self.body.flags & crate::record::PROCESS_FLAG_LOGON_ID != 0).then_some(self.body.logon_id)
+    }
 }
 
 impl<'a> Event<'a, ImageLoad> {

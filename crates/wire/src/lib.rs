@@ -42,4 +42,5 @@ pub use record::*;
 /// Version of the record layouts and IOCTL structs. HELLO refuses any other.
 ///
 /// Bump it on any change to a wire struct; there is no partial compatibility.
-pub const ABI_VERSION: u32 = 1;
+/// Version 2: `ProcessCreate` gained `logon_id` (and `PROCESS_FLAG_LOGON_ID`).
+pub const ABI_VERSION: u32 = 2;

@@ -22,7 +22,8 @@ const _: () = assert!(RECORD_ALIGN.is_power_of_two());
 pub const MAX_RECORD_SIZE: usize = 0xFFF8;
 
 /// Version stored in every header; equal to the low byte of the ABI version.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
+const _: () = assert!(RECORD_VERSION as u32 == crate::ABI_VERSION & 0xFF);
 
 /// Header flag: at least one blob of this record was truncated at its cap.
 pub const HEADER_FLAG_TRUNCATED: u8 = 1 << 0;
@@ -129,6 +130,11 @@ macro_rules! body {
 pub const PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE: u32 = 1 << 0;
 /// `PS_CREATE_NOTIFY_INFO` flag: `IsSubsystemProcess` (e.g. a WSL pico process).
 pub const PROCESS_FLAG_SUBSYSTEM: u32 = 1 << 1;
+/// Set by the driver, not the kernel: [`ProcessCreate::logon_id`] holds the
+/// primary token's `TOKEN_STATISTICS.AuthenticationId`. Clear when that
+/// query failed: the logon session is unknown (and `logon_id` is 0), which
+/// the agent writes as `-`, as it does for any missing value.
+pub const PROCESS_FLAG_LOGON_ID: u32 = 1 << 2;
 
 /// Process creation (`PsSetCreateProcessNotifyRoutineEx` with `CreateInfo`).
 #[derive(
@@ -152,6 +158,12 @@ pub struct ProcessCreate {
     pub user_sid: Blob,
     /// The primary token's integrity-level SID (binary SID).
     pub integrity_sid: Blob,
+    /// The primary token's logon session, `TOKEN_STATISTICS.AuthenticationId`:
+    /// the LUID's 8 bytes as the kernel holds them (`LowPart` then
+    /// `HighPart`, little-endian), read as one `u64`, i.e.
+    /// `HighPart << 32 | LowPart`. Meaningful only with
+    /// [`PROCESS_FLAG_LOGON_ID`]; 0 without it.
+    pub logon_id: u64,
 }
 body!(ProcessCreate, RecordKind::Event(EventKind::ProcessCreate), [
     image_name: Utf16, command_line: Utf16, user_sid: Bytes, integrity_sid: Bytes,
@@ -349,9 +361,9 @@ assert_layout!(RecordHeader, HEADER_SIZE, {
 const _: () = assert!(core::mem::size_of::<Blob>() == 8);
 const _: () = assert!(core::mem::offset_of!(Blob, len) == 2);
 const _: () = assert!(core::mem::offset_of!(Blob, full_len) == 4);
-assert_layout!(ProcessCreate, 48, {
+assert_layout!(ProcessCreate, 56, {
     parent_pid: 0, creating_pid: 4, creating_tid: 8, flags: 12,
-    image_name: 16, command_line: 24, user_sid: 32, integrity_sid: 40,
+    image_name: 16, command_line: 24, user_sid: 32, integrity_sid: 40, logon_id: 48,
 });
 assert_layout!(ProcessExit, 8, { exit_status: 0 });
 assert_layout!(ImageLoad, 32, {

@@ -41,7 +41,9 @@ fn process_create_round_trips_every_field() {
         parent_pid: 1000,
         creating_pid: 1001,
         creating_tid: 1002,
-        flags: PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE,
+        flags: PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE | PROCESS_FLAG_LOGON_ID,
+        // LUID { LowPart: 0x0052_9ae3, HighPart: 0x11 }.
+        logon_id: 0x0000_0011_0052_9ae3,
         ..Default::default()
     };
     let fields = [
@@ -71,7 +73,16 @@ fn process_create_round_trips_every_field() {
         ),
         (1000, 1001, 1002)
     );
-    assert_eq!(event.body.flags, PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE);
+    assert_eq!(
+        event.body.flags,
+        PROCESS_FLAG_FILE_OPEN_NAME_AVAILABLE | PROCESS_FLAG_LOGON_ID
+    );
+    assert_eq!(event.logon_id(), Some(0x0000_0011_0052_9ae3));
+    // The LUID's bytes as the kernel lays them out: LowPart, then HighPart.
+    assert_eq!(
+        &bytes[HEADER_SIZE + 48..HEADER_SIZE + 56],
+        &[0xe3, 0x9a, 0x52, 0, 0x11, 0, 0, 0]
+    );
     assert_eq!(
         text(event.image_name()),
         r"\Device\HarddiskVolume3\Windows\System32\cmd.exe"
@@ -111,6 +122,18 @@ fn absent_fields_decode_as_empty() {
             && event.user_sid().is_empty()
     );
     assert_eq!(event.body.image_name, Blob::default());
+    // Without PROCESS_FLAG_LOGON_ID the logon session is unknown, whatever
+    // `logon_id` holds.
+    assert_eq!(event.logon_id(), None);
+    let body = ProcessCreate {
+        logon_id: 0x3e7,
+        ..Default::default()
+    };
+    let bytes = encode_vec(body, &[Field::EMPTY; 4]);
+    let Record::ProcessCreate(event) = decode_record(&bytes).unwrap() else {
+        panic!("wrong kind")
+    };
+    assert_eq!(event.logon_id(), None);
 }
 
 #[test]
@@ -353,12 +376,12 @@ fn each_malformation_has_its_own_error() {
         })
     );
 
-    // A ProcessCreate header on a record too small for its 48-byte body.
+    // A ProcessCreate header on a record too small for its 56-byte body.
     let mut bytes = good.clone();
     bytes[4..6].copy_from_slice(&(EventKind::ProcessCreate as u16).to_le_bytes());
     assert!(matches!(
         decode_record(&bytes),
-        Err(DecodeError::BodyTooShort { needed: 80, .. })
+        Err(DecodeError::BodyTooShort { needed: 88, .. })
     ));
 
     // Blob pointing into the header, and blob running past the end.

@@ -4,7 +4,8 @@
 //! `PsSetLoadImageNotifyRoutine` / `PsRemoveLoadImageNotifyRoutine`,
 //! `PsGetCurrentProcessId` / `PsGetCurrentThreadId`, `PsGetProcessExitStatus`,
 //! `PsReferencePrimaryToken` / `PsDereferencePrimaryToken` (reference counts
-//! checked), `SeQueryInformationToken` (the result is pool the caller frees).
+//! checked), `SeQueryInformationToken` for TokenUser, TokenIntegrityLevel and
+//! TokenStatistics (the result is pool the caller frees).
 
 use std::collections::HashMap;
 
@@ -25,6 +26,9 @@ pub struct Process {
     pub admin: bool,
     pub user_sid: Vec<u8>,
     pub integrity_sid: Vec<u8>,
+    /// The token's logon session (`TOKEN_STATISTICS.AuthenticationId`),
+    /// `HighPart << 32 | LowPart`.
+    pub logon_id: u64,
     pub exit_status: i32,
 }
 
@@ -190,36 +194,66 @@ pub fn se_query_information_token(uc: &mut Uc) -> u64 {
         );
         return STATUS_INVALID_PARAMETER as u32 as u64;
     };
-    let sid = match class {
-        1 => p.user_sid,       // TokenUser
-        25 => p.integrity_sid, // TokenIntegrityLevel
-        _ => return STATUS_INVALID_PARAMETER as u32 as u64,
-    };
+    // TokenUser (1), TokenIntegrityLevel (25), TokenStatistics (10); any
+    // other class is one the driver does not ask for.
+    if !matches!(class, 1 | 10 | 25) {
+        return STATUS_INVALID_PARAMETER as u32 as u64;
+    }
     if uc.get_data_mut().inject("SeQueryInformationToken") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
-    // TOKEN_USER / TOKEN_MANDATORY_LABEL: one SID_AND_ATTRIBUTES, SID after it.
-    use crate::layout::{
-        SAA_ATTRIBUTES, SAA_SID, SID_AND_ATTRIBUTES_SIZE, TOKEN_LABEL_LABEL, TOKEN_USER_USER,
-    };
-    let entry = if class == 25 {
-        TOKEN_LABEL_LABEL
+    let block = if class == 10 {
+        token_statistics(uc, &p)
     } else {
-        TOKEN_USER_USER
+        token_sid(uc, class, &p)
     };
-    let header = entry + SID_AND_ATTRIBUTES_SIZE as u64;
-    let block = crate::api::pool::map_block(uc, header + sid.len() as u64, true);
     if let Some(b) = uc.get_data_mut().pool.live.get_mut(&block) {
         b.tag = u32::from_le_bytes(*b"Se  ");
         b.paged = true;
     }
+    uc.write_u64(out, block);
+    0
+}
+
+/// TOKEN_USER / TOKEN_MANDATORY_LABEL: one SID_AND_ATTRIBUTES, SID after it.
+fn token_sid(uc: &mut Uc, class: u32, p: &Process) -> u64 {
+    use crate::layout::{
+        SAA_ATTRIBUTES, SAA_SID, SID_AND_ATTRIBUTES_SIZE, TOKEN_LABEL_LABEL, TOKEN_USER_USER,
+    };
+    let (entry, sid) = if class == 25 {
+        (TOKEN_LABEL_LABEL, &p.integrity_sid)
+    } else {
+        (TOKEN_USER_USER, &p.user_sid)
+    };
+    let header = entry + SID_AND_ATTRIBUTES_SIZE as u64;
+    let block = crate::api::pool::map_block(uc, header + sid.len() as u64, true);
     uc.write_u64(block + entry + SAA_SID, block + header);
     // SE_GROUP_INTEGRITY on the label; a user SID carries no attributes.
     let attributes = if class == 25 { 0x20 } else { 0 };
     uc.write_u32(block + entry + SAA_ATTRIBUTES, attributes);
-    uc.write_bytes(block + header, &sid);
-    uc.write_u64(out, block);
-    0
+    uc.write_bytes(block + header, sid);
+    block
+}
+
+/// TOKEN_STATISTICS, laid out by the ABI oracle: the logon session in
+/// AuthenticationId (LowPart, HighPart), and a TokenId that differs from it
+/// (the token's own LUID), so a driver reading the wrong LUID is caught.
+/// The rest (expiration, counts, ModifiedId) is left zero: the driver does
+/// not read it.
+fn token_statistics(uc: &mut Uc, p: &Process) -> u64 {
+    use crate::layout::{
+        LUID_HIGH_PART, LUID_LOW_PART, TOKEN_STATISTICS_SIZE, TOKEN_STATS_AUTHENTICATION_ID,
+        TOKEN_STATS_TOKEN_ID,
+    };
+    let block = crate::api::pool::map_block(uc, TOKEN_STATISTICS_SIZE as u64, true);
+    uc.write_bytes(block, &[0; TOKEN_STATISTICS_SIZE]);
+    let luid = |uc: &mut Uc, at: u64, value: u64| {
+        uc.write_u32(at + LUID_LOW_PART, value as u32);
+        uc.write_u32(at + LUID_HIGH_PART, (value >> 32) as u32);
+    };
+    luid(uc, block + TOKEN_STATS_TOKEN_ID, !p.logon_id);
+    luid(uc, block + TOKEN_STATS_AUTHENTICATION_ID, p.logon_id);
+    block
 }
 
 /// A new process object for a scenario (model memory).
@@ -229,6 +263,7 @@ pub fn new_process(
     admin: bool,
     user_sid: Vec<u8>,
     integrity_sid: Vec<u8>,
+    logon_id: u64,
 ) -> u64 {
     let eprocess = model_alloc(uc, 0x800);
     let token = model_alloc(uc, 0x100);
@@ -241,6 +276,7 @@ pub fn new_process(
             admin,
             user_sid,
             integrity_sid,
+            logon_id,
             exit_status: 0x103,
         },
     );

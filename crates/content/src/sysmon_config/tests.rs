@@ -355,6 +355,28 @@ fn absent_values_compare_as_a_dash() {
     assert!(logged(&c, &pc("a.exe", "")));
 }
 
+/// LogonId is provided since the driver copies the token's logon session:
+/// a filter on it is applied (not ignored), and an unknown session (`-`)
+/// does not match a LUID.
+#[test]
+fn logon_id_filters_apply() {
+    let xml = r#"<Sysmon schemaversion="4.90"><EventFiltering>
+  <ProcessCreate onmatch="exclude"><LogonId condition="is">0x3e7</LogonId></ProcessCreate>
+</EventFiltering></Sysmon>"#;
+    let loaded = parse::parse_str(xml, Path::new("l.xml"), &no_env).expect("loads");
+    let text = loaded.report.to_string();
+    assert!(!text.contains("<LogonId> ignored"), "{text}");
+    let in_session = |logon_id: &str| {
+        Event::new(
+            Target::ProcessCreate,
+            &[("Image", r"C:\x\cmd.exe"), ("LogonId", logon_id)],
+        )
+    };
+    assert!(!logged(&loaded.config, &in_session("0x3e7")));
+    assert!(logged(&loaded.config, &in_session("0x7e2aa")));
+    assert!(logged(&loaded.config, &pc(r"C:\x\cmd.exe", "")));
+}
+
 fn value_strategy() -> impl Strategy<Value = String> {
     proptest::string::string_regex(r"[aAbB\\;.Ä-]{0,8}").expect("valid regex")
 }
