@@ -874,10 +874,12 @@ fn default_machine_id() -> u32 {
 
 /// The live agent's configuration: slow enrichment on a worker thread, so
 /// the thread that reads the driver never waits for a file hash or a
-/// domain controller (see [`crate::enrich`]).
+/// domain controller (see [`crate::enrich`]); and its pids are live
+/// processes, whose current directory it reads.
 pub fn live_config(args: &EnrichArgs) -> Result<Config, CliError> {
     let mut config = pipeline_config(args)?;
     config.enrich.background = Some(crate::enrich::DEFAULT_QUEUE);
+    config.enrich.live_processes = !args.no_enrich;
     Ok(config)
 }
 

@@ -956,6 +956,9 @@ impl Pipeline {
             }
         };
         put(event, Name::CommandLine, &info.command_line);
+        if let Some(dir) = self.enricher.current_directory(pid, info.create_time) {
+            put(event, Name::CurrentDirectory, &dir);
+        }
         if let Some(logon_id) = logon_id {
             if let Some(i) = layout.get(ty, Name::LogonGuid) {
                 let guid = ProcessGuid::logon(self.config.machine_id, logon_id);

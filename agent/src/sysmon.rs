@@ -232,6 +232,7 @@ pub enum Name {
     Company,
     OriginalFileName,
     CommandLine,
+    CurrentDirectory,
     User,
     LogonGuid,
     LogonId,
@@ -252,7 +253,7 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 27] = [
+    pub const ALL: [Name; 28] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -264,6 +265,7 @@ impl Name {
         Name::Company,
         Name::OriginalFileName,
         Name::CommandLine,
+        Name::CurrentDirectory,
         Name::User,
         Name::LogonGuid,
         Name::LogonId,
@@ -296,6 +298,7 @@ impl Name {
             Name::Company => "Company",
             Name::OriginalFileName => "OriginalFileName",
             Name::CommandLine => "CommandLine",
+            Name::CurrentDirectory => "CurrentDirectory",
             Name::User => "User",
             Name::LogonGuid => "LogonGuid",
             Name::LogonId => "LogonId",

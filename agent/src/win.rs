@@ -4,7 +4,9 @@
 //! `CancelIoEx`, `CreateEventW`,
 //! `WaitForMultipleObjects` (the control device,
 //! with overlapped READs in flight), `QueryDosDeviceW` (volume map) and
-//! `LookupAccountSidW` (account names), and `CreateJobObjectW`,
+//! `LookupAccountSidW` (account names), `OpenProcess`, `GetProcessTimes`,
+//! `NtQueryInformationProcess` and `ReadProcessMemory` (a new process's
+//! current directory), and `CreateJobObjectW`,
 //! `SetInformationJobObject`, `AssignProcessToJobObject` (the limits of the
 //! separate content compile), `SetConsoleCtrlHandler` (Ctrl-C and
 //! console close stop `run` cleanly), and `RegisterEventSourceW`,
@@ -41,6 +43,8 @@ use windows_sys::core::BOOL;
 
 use crate::source::stop::StopFlag;
 
+use windows_sys::Wdk::System::Threading::{NtQueryInformationProcess, ProcessBasicInformation};
+use windows_sys::Win32::Foundation::FILETIME;
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_IO_PENDING, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
     INVALID_HANDLE_VALUE, STATUS_PENDING, WAIT_OBJECT_0, WAIT_TIMEOUT,
@@ -49,6 +53,7 @@ use windows_sys::Win32::Security::{LookupAccountSidW, SID_NAME_USE};
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_OVERLAPPED, OPEN_EXISTING, QueryDosDeviceW,
 };
+use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
 use windows_sys::Win32::System::IO::{
     CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED,
 };
@@ -58,7 +63,8 @@ use windows_sys::Win32::System::JobObjects::{
     JobObjectExtendedLimitInformation, SetInformationJobObject,
 };
 use windows_sys::Win32::System::Threading::{
-    CreateEventW, GetCurrentProcess, WaitForMultipleObjects,
+    CreateEventW, GetCurrentProcess, GetProcessTimes, OpenProcess, PROCESS_BASIC_INFORMATION,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_VM_READ, WaitForMultipleObjects,
 };
 
 fn wide(text: &str) -> Vec<u16> {
@@ -667,6 +673,96 @@ pub fn lookup_account_sid(sid: &[u8]) -> Option<String> {
     } else {
         format!(r"{domain}\{name}")
     })
+}
+
+/// Reads `buf.len()` bytes at `address` in `process`; all of them or none.
+fn read_process(process: &Handle, address: u64, buf: &mut [u8]) -> Option<()> {
+    let mut read = 0usize;
+    // SAFETY: `process` is open with PROCESS_VM_READ; the call copies at
+    // most `buf.len()` bytes into `buf`, which is ours and exclusively
+    // borrowed, and fails (without a partial copy counted as success)
+    // when the range is not readable in the other process.
+    let ok = unsafe {
+        ReadProcessMemory(
+            process.0,
+            address as usize as *const c_void,
+            buf.as_mut_ptr().cast::<c_void>(),
+            buf.len(),
+            &mut read,
+        )
+    };
+    (ok != 0 && read == buf.len()).then_some(())
+}
+
+/// `CurrentDirectory.DosPath` of process `pid` from its parameters block
+/// (see `enrich::process_params`), if it is still running and was
+/// created no later than `created_by` (FILETIME).
+pub fn process_current_directory(pid: u32, created_by: u64) -> Option<String> {
+    use crate::enrich::process_params as params;
+    // SAFETY: plain call; the result is checked by `Handle::new`.
+    let raw = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_VM_READ, 0, pid) };
+    let process = Handle::new(raw).ok()?;
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: the handle is open with PROCESS_QUERY_LIMITED_INFORMATION;
+    // the four FILETIMEs are ours.
+    if unsafe { GetProcessTimes(process.0, &mut created, &mut exited, &mut kernel, &mut user) } == 0
+    {
+        return None;
+    }
+    let created = u64::from(created.dwHighDateTime) << 32 | u64::from(created.dwLowDateTime);
+    if created > created_by {
+        // A later process that has the pid now.
+        return None;
+    }
+    // SAFETY: PROCESS_BASIC_INFORMATION is plain data; all-zero is valid.
+    let mut basic: PROCESS_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+    let mut returned = 0u32;
+    // SAFETY: ProcessBasicInformation (0) fills exactly one
+    // PROCESS_BASIC_INFORMATION, whose size is passed; the handle is open
+    // with PROCESS_QUERY_LIMITED_INFORMATION, which this class needs.
+    let status = unsafe {
+        NtQueryInformationProcess(
+            process.0,
+            ProcessBasicInformation,
+            (&raw mut basic).cast::<c_void>(),
+            std::mem::size_of::<PROCESS_BASIC_INFORMATION>() as u32,
+            &mut returned,
+        )
+    };
+    if status < 0 || basic.PebBaseAddress.is_null() {
+        return None;
+    }
+    let peb = basic.PebBaseAddress as usize as u64;
+    let mut pointer = [0u8; 8];
+    read_process(
+        &process,
+        peb.checked_add(params::PEB_PROCESS_PARAMETERS as u64)?,
+        &mut pointer,
+    )?;
+    let block = u64::from_le_bytes(pointer);
+    if block == 0 {
+        return None;
+    }
+    let mut flags = [0u8; 4];
+    read_process(
+        &process,
+        block.checked_add(params::PARAMS_FLAGS as u64)?,
+        &mut flags,
+    )?;
+    let mut dos_path = [0u8; 16];
+    read_process(
+        &process,
+        block.checked_add(params::PARAMS_CURRENT_DIRECTORY as u64)?,
+        &mut dos_path,
+    )?;
+    let (address, length) = params::dos_path_location(block, u32::from_le_bytes(flags), &dos_path)?;
+    let mut text = vec![0u8; length];
+    read_process(&process, address, &mut text)?;
+    Some(params::utf16_text(&text))
 }
 
 /// Puts this process in a new job object that limits it to `memory` bytes

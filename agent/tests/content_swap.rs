@@ -183,7 +183,7 @@ fn watcher_swaps_a_good_change_and_keeps_the_bundle_on_a_bad_one_without_losing_
     let after_bad = run(&mut pipeline, &events.batch(10));
     let (rejected, reason) = the_rejection(&after_bad);
     assert!(
-        reason.contains("session.yml:10") && reason.contains("CurrentDirectory"),
+        reason.contains("session.yml:10") && reason.contains("TerminalSessionId"),
         "the reason says what and where: {reason}"
     );
     assert_eq!(
@@ -402,7 +402,7 @@ fn last_known_good_is_loaded_when_the_configured_bundle_is_broken_at_start() {
             Notice::Activated { .. },
         ] => {
             assert_eq!(source, &rules);
-            assert!(reason.contains("CurrentDirectory"), "{reason}");
+            assert!(reason.contains("TerminalSessionId"), "{reason}");
         }
         other => panic!("expected rejected then activated, got {other:?}"),
     }

@@ -100,7 +100,7 @@ fn a_bundle_with_a_field_the_sensor_lacks_is_refused_whole() {
         "names the file and line: {stderr}"
     );
     assert!(
-        stderr.contains("CurrentDirectory"),
+        stderr.contains("TerminalSessionId"),
         "names the field: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -135,7 +135,7 @@ fn content_check_prints_one_line_per_rejection_and_a_summary() {
     let out: Vec<&str> = stdout.lines().collect();
     assert_eq!(out.len(), 2, "{stdout}");
     assert!(
-        out[0].contains("cwd.yml:10: ") && out[0].contains("CurrentDirectory"),
+        out[0].contains("cwd.yml:10: ") && out[0].contains("TerminalSessionId"),
         "{stdout}"
     );
     assert!(out[1].starts_with("accepted 1, rejected 1"), "{stdout}");

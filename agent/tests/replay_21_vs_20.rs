@@ -1,6 +1,6 @@
 //! The 21-versus-20 replay: a recording flows through the agent while a
 //! bundle arrives whose new rule names a 21st process-creation field
-//! (Sysmon's CurrentDirectory, which the sensor does not provide). The
+//! (Sysmon's TerminalSessionId, which the sensor does not provide). The
 //! bundle is refused with its reason, the running bundle keeps matching,
 //! and every event in the file comes out: counted from the agent's output
 //! against the file's records decoded on their own, not from this test's
@@ -133,7 +133,7 @@ fn a_bundle_naming_a_21st_field_is_refused_mid_replay_and_nothing_is_lost() {
     // Refused with its reason, once, naming the running bundle.
     let (_, reason) = the_rejection(&out);
     assert!(
-        reason.contains("session.yml:10") && reason.contains("CurrentDirectory"),
+        reason.contains("session.yml:10") && reason.contains("TerminalSessionId"),
         "{reason}"
     );
     // After the refusal, the old bundle still matches: the alerts that

@@ -58,6 +58,8 @@ fn replay_prints_one_sysmon_line_per_event_with_parent_and_stable_guid() {
         "Image": r"C:\Windows\System32\cmd.exe",
         "FileVersion": "-", "Description": "-", "Product": "-", "Company": "-", "OriginalFileName": "-",
         "CommandLine": r#""C:\Windows\system32\cmd.exe" /c echo hi > C:\Temp\a.txt"#,
+        // Read from the live process only; a replay has none to read.
+        "CurrentDirectory": "-",
         "User": "S-1-5-21-1-2-3-1001",
         // The scenario's logon session (support::SCENARIO_LOGON_ID).
         "LogonGuid": "{0197231E-0000-0000-E39A-520000000000}",

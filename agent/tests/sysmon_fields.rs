@@ -10,13 +10,7 @@ use std::path::{Path, PathBuf};
 use support::{SCENARIO_LOGON_ID, agent, lines, scenario};
 
 /// Event-1 fields the sensor cannot know, and why.
-const NOT_PROVIDED: &[(&str, &str)] = &[
-    (
-        "CurrentDirectory",
-        "not in PS_CREATE_NOTIFY_INFO; reading the PEB from user mode races the process",
-    ),
-    ("TerminalSessionId", "not copied by the driver"),
-];
+const NOT_PROVIDED: &[(&str, &str)] = &[("TerminalSessionId", "not copied by the driver")];
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir)

@@ -57,3 +57,16 @@ typedef struct _RINGSIDE_FILE_RENAME_INFORMATION_RS1 {
 typedef struct _RINGSIDE_FILE_DISPOSITION_INFORMATION_EX {
     ULONG Flags;
 } RINGSIDE_FILE_DISPOSITION_INFORMATION_EX;
+
+/* The PEB as winternl.h's reference page (ns-winternl-peb) declares it (BYTE
+ * spelled UCHAR, which the DDK headers define), up to ProcessParameters:
+ * the agent reads that pointer in another process.
+ * Named RINGSIDE_PEB: mingw-w64's winternl.h, if ever included, has a PEB. */
+typedef struct _RINGSIDE_PEB {
+    UCHAR Reserved1[2];
+    UCHAR BeingDebugged;
+    UCHAR Reserved2[1];
+    PVOID Reserved3[2];
+    PVOID Ldr;
+    PVOID ProcessParameters;
+} RINGSIDE_PEB;

@@ -26,6 +26,8 @@
 #define HAVE_IMAGE_INFO_EX 1
 #define DISPOSITION_DELETE DeleteFile
 #define HAVE_DOCUMENTED 0
+/* The DDK headers declare no PEB (winternl.h is a user-mode header). */
+#define HAVE_PROCESS_PARAMETERS 0
 #elif defined(ORACLE_WINE)
 /* Wine: the order Wine's own drivers include them in (e.g. dlls/fltmgr.sys). */
 #include <ntstatus.h>
@@ -46,6 +48,8 @@
 #define HAVE_IMAGE_INFO_EX 0
 #define DISPOSITION_DELETE DoDeleteFile
 #define HAVE_DOCUMENTED 0
+/* winternl.h declares PEB and RTL_USER_PROCESS_PARAMETERS in full. */
+#define HAVE_PROCESS_PARAMETERS 1
 #elif defined(ORACLE_DOCS)
 /* The third witness, for the two FltMgr structures neither header set
  * defines (Wine declares them opaque): Microsoft's published declarations
@@ -57,6 +61,7 @@
 #define HAVE_RUNDOWN 0
 #define HAVE_IMAGE_INFO_EX 0
 #define HAVE_DOCUMENTED 1
+#define HAVE_PROCESS_PARAMETERS 0
 #else
 #error "define ORACLE_MINGW or ORACLE_WINE"
 #endif
@@ -257,6 +262,21 @@ OFF(FP_SET_INFO_BUFFER, FLT_PARAMETERS, SetFileInformation.InfoBuffer)
 
 #endif
 #endif /* !HAVE_DOCUMENTED */
+
+/* ---- winternl.h, user mode: where the agent (never the driver) reads a
+ * new process's current directory, PEB.ProcessParameters->
+ * CurrentDirectory.DosPath (agent/src/enrich/process_params.rs). Microsoft
+ * documents the PEB's ProcessParameters (documented.h); the parameters
+ * block past CommandLine only Wine's header names. ---- */
+#if HAVE_PROCESS_PARAMETERS
+OFF(PEB_PROCESS_PARAMETERS, PEB, ProcessParameters)
+OFF(PARAMS_FLAGS, RTL_USER_PROCESS_PARAMETERS, Flags)
+OFF(PARAMS_CURRENT_DIRECTORY, RTL_USER_PROCESS_PARAMETERS, CurrentDirectory)
+OFF(CURDIR_DOS_PATH, CURDIR, DosPath)
+#endif
+#if HAVE_DOCUMENTED
+OFF(PEB_PROCESS_PARAMETERS, RINGSIDE_PEB, ProcessParameters)
+#endif
 
 /* ---- as Microsoft documents them (documented.h) ---- */
 #if HAVE_DOCUMENTED

@@ -24,6 +24,7 @@
 
 pub mod hash;
 pub mod pe;
+pub mod process_params;
 pub mod sid;
 pub mod worker;
 
@@ -62,6 +63,9 @@ pub struct EnrichConfig {
     /// With `background`: how long, in all, the events of one READ batch
     /// wait for the worker's answers ([`WAIT_PER_BATCH`]).
     pub batch_wait: Duration,
+    /// Read live processes (their current directory, [`process_params`]):
+    /// only the live agent, whose pids are this machine's processes now.
+    pub live_processes: bool,
 }
 
 impl Default for EnrichConfig {
@@ -73,6 +77,7 @@ impl Default for EnrichConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             background: None,
             batch_wait: WAIT_PER_BATCH,
+            live_processes: false,
         }
     }
 }
@@ -88,6 +93,7 @@ impl EnrichConfig {
             max_file_bytes: 0,
             background: None,
             batch_wait: WAIT_PER_BATCH,
+            live_processes: false,
         }
     }
 }
@@ -294,6 +300,19 @@ impl Enricher {
             local.push(part);
         }
         Some(local)
+    }
+
+    /// The current directory of the live process `pid`, created at or
+    /// before `created_by` (FILETIME); `None` when this enricher does not
+    /// read live processes or the process cannot be read (see
+    /// [`process_params`]). Read inline: three small reads of another
+    /// process's memory, done as soon as possible, before the process can
+    /// change its directory or exit.
+    pub fn current_directory(&self, pid: u32, created_by: u64) -> Option<String> {
+        if !self.config.live_processes {
+            return None;
+        }
+        process_params::current_directory(pid, created_by)
     }
 
     /// Version info and hashes of the image at `dos_path`, from the cache

@@ -103,8 +103,9 @@ pub fn lines(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Names `CurrentDirectory` (line 10), which ringside does not provide (the
-/// PEB is not read by the driver): the 21-versus-20 class of content defect.
+/// Names `TerminalSessionId` (line 10), which ringside does not provide
+/// (the driver does not copy the session): the 21-versus-20 class of
+/// content defect.
 pub const FIELD_NOT_PROVIDED: &str = r#"title: needs a field the sensor lacks
 id: 0e7c1d2b-3a4f-4b6c-8d9e-0f1a2b3c4d5e
 status: test
@@ -114,7 +115,7 @@ logsource:
     product: windows
 detection:
     selection:
-        CurrentDirectory|contains: '\Temp\'
+        TerminalSessionId: 2
     condition: selection
 "#;
 

@@ -111,10 +111,16 @@ impl fmt::Display for Reason {
             ),
             Reason::BadValue(why) => write!(f, "bad value: {why}"),
             Reason::MalformedCondition(why) => write!(f, "malformed condition: {why}"),
-            Reason::UnsupportedLogsource(what) => write!(
-                f,
-                "unsupported logsource {what}; ringside supports product windows with category process_creation, image_load, file_event, file_delete or file_rename"
-            ),
+            Reason::UnsupportedLogsource(what) => {
+                // From the schema's list, so a new logsource is named here.
+                let categories: Vec<&str> = Logsource::ALL.iter().map(|l| l.category()).collect();
+                let (last, rest) = categories.split_last().unwrap_or((&"", &[]));
+                write!(
+                    f,
+                    "unsupported logsource {what}; ringside supports product windows with category {} or {last}",
+                    rest.join(", ")
+                )
+            }
             Reason::Malformed(why) => write!(f, "not a valid Sigma rule: {why}"),
             Reason::OverBudget {
                 budget,

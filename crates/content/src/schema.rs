@@ -85,6 +85,7 @@ const PROCESS_CREATION: &[FieldDef] = &[
     f("Company", Str),
     f("OriginalFileName", Str),
     f("CommandLine", Str),
+    f("CurrentDirectory", Str),
     f("User", Str),
     // From the primary token's TOKEN_STATISTICS.AuthenticationId (the
     // driver copies the LUID; the agent formats both as Sysmon does).
@@ -454,14 +455,16 @@ mod tests {
         let pc = Logsource::ProcessCreation;
         assert_eq!(pc.field_index("CommandLine"), Some(10));
         assert_eq!(pc.field_index("commandline"), None);
-        // Provided since the driver copies the token's logon session, in
-        // Sysmon's order: after User, before IntegrityLevel.
-        assert_eq!(pc.field_index("User"), Some(11));
-        assert_eq!(pc.field_index("LogonGuid"), Some(12));
-        assert_eq!(pc.field_index("LogonId"), Some(13));
-        assert_eq!(pc.field_index("IntegrityLevel"), Some(14));
+        // In Sysmon's order: CurrentDirectory (read by the live agent from
+        // the process) after CommandLine; LogonGuid and LogonId (the
+        // token's logon session, copied by the driver) after User.
+        assert_eq!(pc.field_index("CurrentDirectory"), Some(11));
+        assert_eq!(pc.field_index("User"), Some(12));
+        assert_eq!(pc.field_index("LogonGuid"), Some(13));
+        assert_eq!(pc.field_index("LogonId"), Some(14));
+        assert_eq!(pc.field_index("IntegrityLevel"), Some(15));
         assert_eq!(pc.field_index("logonid"), None);
-        for absent in ["CurrentDirectory", "TerminalSessionId", "Imphash"] {
+        for absent in ["TerminalSessionId", "Imphash"] {
             assert_eq!(pc.field_index(absent), None, "{absent}");
         }
         assert_eq!(Logsource::ImageLoad.field_index("Signature"), None);
@@ -487,7 +490,7 @@ mod tests {
     #[test]
     fn sysmon_json_maps_through_schema_and_drops_unprovided_fields() {
         let json = serde_json::json!({"Event": {"System": {"EventID": 1},
-            "EventData": {"Image": "C:\\x.exe", "ProcessId": 42, "CurrentDirectory": "C:\\"}}});
+            "EventData": {"Image": "C:\\x.exe", "ProcessId": 42, "TerminalSessionId": 1}}});
         let event = OwnedEvent::from_sysmon_json(&json).expect("valid sample");
         assert_eq!(event.logsource(), Logsource::ProcessCreation);
         assert_eq!(event.get(4), Some("C:\\x.exe"));

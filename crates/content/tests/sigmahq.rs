@@ -33,6 +33,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "Company",
             "OriginalFileName",
             "CommandLine",
+            "CurrentDirectory",
             "User",
             "LogonGuid",
             "LogonId",
@@ -44,7 +45,7 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "ParentCommandLine",
             "ParentUser",
         ],
-        &["CurrentDirectory", "TerminalSessionId"],
+        &["TerminalSessionId"],
     ),
     (
         Logsource::ImageLoad,
@@ -305,12 +306,13 @@ fn regression_samples_fire_their_rules() {
     );
 }
 
-/// The two SigmaHQ rules that name `LogonId`: the WmiPrvSE rule compiles
-/// since the sensor provides it; the elevated SYSTEM shell rule also needs
-/// `CurrentDirectory`, which the sensor does not observe, and is rejected
-/// for that field (and no longer for `LogonId`).
+/// The SigmaHQ rules that name `LogonId` or `CurrentDirectory` compile:
+/// the driver copies the token's logon session, and the live agent reads
+/// the new process's current directory. Among them the issue's: the
+/// WmiPrvSE rule (LogonId) and the elevated SYSTEM shell rule (LogonId and
+/// CurrentDirectory).
 #[test]
-fn the_logon_id_rules_compile_or_fail_only_for_another_field() {
+fn the_logon_id_and_current_directory_rules_compile() {
     let report =
         check(&sigma().join("rules/windows/process_creation")).expect("rules directory readable");
     let file = |path: &std::path::Path| {
@@ -319,34 +321,23 @@ fn the_logon_id_rules_compile_or_fail_only_for_another_field() {
             .unwrap_or_default()
             .to_owned()
     };
-    assert!(
-        report
-            .accepted
-            .iter()
-            .any(|r| file(&r.path) == "proc_creation_win_wmiprvse_spawning_process.yml"),
-        "the WmiPrvSE rule compiles"
-    );
-    let elevated: Vec<_> = report
-        .rejections
-        .iter()
-        .filter(|r| {
-            file(&r.path) == "proc_creation_win_susp_elevated_system_shell_uncommon_parent.yml"
-        })
-        .collect();
-    assert_eq!(elevated.len(), 1, "{elevated:?}");
-    assert!(
-        matches!(
-            &elevated[0].reason,
-            Reason::FieldNotProvided { field, .. } if field == "CurrentDirectory"
-        ),
-        "{}",
-        elevated[0]
-    );
+    for name in [
+        "proc_creation_win_wmiprvse_spawning_process.yml",
+        "proc_creation_win_susp_elevated_system_shell_uncommon_parent.yml",
+        "proc_creation_win_lolbin_ie4uinit.yml",
+        "proc_creation_win_susp_lolbin_exec_from_non_c_drive.yml",
+    ] {
+        assert!(
+            report.accepted.iter().any(|r| file(&r.path) == name),
+            "{name} compiles"
+        );
+    }
     for rejection in &report.rejections {
         assert!(
             !matches!(
                 &rejection.reason,
-                Reason::FieldNotProvided { field, .. } if field == "LogonId" || field == "LogonGuid"
+                Reason::FieldNotProvided { field, .. }
+                    if ["LogonId", "LogonGuid", "CurrentDirectory"].contains(&field.as_str())
             ),
             "{rejection}"
         );

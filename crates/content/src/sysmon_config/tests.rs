@@ -162,7 +162,7 @@ fn ignored_elements_say_why() {
   <CheckRevocation/>
   <EventFiltering>
     <NetworkConnect onmatch="include"><DestinationPort>443</DestinationPort></NetworkConnect>
-    <ProcessCreate onmatch="include"><CurrentDirectory>C:\</CurrentDirectory></ProcessCreate>
+    <ProcessCreate onmatch="include"><TerminalSessionId>1</TerminalSessionId></ProcessCreate>
   </EventFiltering>
 </Sysmon>"#;
     let loaded = parse::parse_str(xml, Path::new("c.xml"), &no_env).expect("loads");
@@ -173,7 +173,7 @@ fn ignored_elements_say_why() {
     );
     assert!(text.contains("c.xml:4:5: <NetworkConnect> ignored: ringside does not produce NetworkConnect (Sysmon event 3)"), "{text}");
     assert!(text.contains("<DestinationPort> ignored"), "{text}");
-    assert!(text.contains("c.xml:5:38: <CurrentDirectory> ignored: CurrentDirectory is a field of Sysmon's ProcessCreate that ringside does not provide"), "{text}");
+    assert!(text.contains("c.xml:5:38: <TerminalSessionId> ignored: TerminalSessionId is a field of Sysmon's ProcessCreate that ringside does not provide"), "{text}");
     assert!(text.ends_with("applied 3, ignored 4 (event type not produced: 2, field not provided: 1, option with no meaning here: 1), rejected 0\n"), "{text}");
     // The ignored filter never matches: this include set logs nothing.
     assert!(!logged(&loaded.config, &pc("a.exe", "")));
@@ -375,6 +375,28 @@ fn logon_id_filters_apply() {
     assert!(!logged(&loaded.config, &in_session("0x3e7")));
     assert!(logged(&loaded.config, &in_session("0x7e2aa")));
     assert!(logged(&loaded.config, &pc(r"C:\x\cmd.exe", "")));
+}
+
+/// CurrentDirectory is provided (the live agent reads it from the new
+/// process): a filter on it is applied, and where it could not be read
+/// (`-`) it does not match a directory.
+#[test]
+fn current_directory_filters_apply() {
+    let xml = r#"<Sysmon schemaversion="4.90"><EventFiltering>
+  <ProcessCreate onmatch="include"><CurrentDirectory condition="begin with">C:\Temp\</CurrentDirectory></ProcessCreate>
+</EventFiltering></Sysmon>"#;
+    let loaded = parse::parse_str(xml, Path::new("d.xml"), &no_env).expect("loads");
+    let text = loaded.report.to_string();
+    assert!(!text.contains("<CurrentDirectory> ignored"), "{text}");
+    let in_dir = |dir: &str| {
+        Event::new(
+            Target::ProcessCreate,
+            &[("Image", r"C:\x\cmd.exe"), ("CurrentDirectory", dir)],
+        )
+    };
+    assert!(logged(&loaded.config, &in_dir(r"C:\Temp\x\")));
+    assert!(!logged(&loaded.config, &in_dir(r"C:\Windows\system32\")));
+    assert!(!logged(&loaded.config, &pc(r"C:\x\cmd.exe", "")));
 }
 
 fn value_strategy() -> impl Strategy<Value = String> {
