@@ -762,7 +762,7 @@ pub fn process_current_directory(pid: u32, created_by: u64) -> Option<String> {
     let (address, length) = params::dos_path_location(block, u32::from_le_bytes(flags), &dos_path)?;
     let mut text = vec![0u8; length];
     read_process(&process, address, &mut text)?;
-    Some(params::utf16_text(&text))
+    Some(params::sysmon_directory(params::utf16_text(&text)))
 }
 
 /// Puts this process in a new job object that limits it to `memory` bytes

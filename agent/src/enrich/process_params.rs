@@ -68,6 +68,17 @@ pub fn utf16_text(bytes: &[u8]) -> String {
     String::from_utf16_lossy(&units)
 }
 
+/// A `DosPath` as Sysmon writes it: with its trailing backslash. Windows
+/// stores the directory so, but a block read before the new process has
+/// initialized holds the creator's string as given (Wine: `C:\dir`, then
+/// `C:\dir\` once the process runs; found by the test under Wine).
+pub fn sysmon_directory(mut dos_path: String) -> String {
+    if !dos_path.is_empty() && !dos_path.ends_with('\\') {
+        dos_path.push('\\');
+    }
+    dos_path
+}
+
 /// The current directory of the live process `pid`, if it is the process
 /// created at or before `created_by` (a FILETIME: the record's timestamp).
 #[cfg(windows)]
@@ -157,6 +168,14 @@ mod tests {
             None,
             "the process is gone"
         );
+    }
+
+    #[test]
+    fn directories_end_in_one_backslash() {
+        assert_eq!(sysmon_directory(r"C:\dir".into()), r"C:\dir\");
+        assert_eq!(sysmon_directory(r"C:\dir\".into()), r"C:\dir\");
+        assert_eq!(sysmon_directory(r"C:\".into()), r"C:\");
+        assert_eq!(sysmon_directory(String::new()), "");
     }
 
     #[test]
