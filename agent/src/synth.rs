@@ -89,7 +89,7 @@ impl BatchBuilder {
 
     /// A process creation in the logon session `logon_id` (the token's
     /// `AuthenticationId`, `HighPart << 32 | LowPart`), or with an unknown
-    /// one (`None`: the driver's TokenStatistics query failed).
+    /// one (`None`: the driver's logon session query failed).
     #[expect(
         clippy::too_many_arguments,
         reason = "one argument per field of the record"

@@ -1,9 +1,10 @@
 //! The logon session end to end: the kernel model's token carries a LUID the
-//! scenario chose; the real ringside.sys, emulated, copies it from
-//! `TOKEN_STATISTICS.AuthenticationId`; the agent writes it as Sysmon's
+//! scenario chose; the real ringside.sys, emulated, copies it
+//! (`SeQueryAuthenticationIdToken`: the token's `AuthenticationId`); the
+//! agent writes it as Sysmon's
 //! `LogonId` and `LogonGuid`, and SigmaHQ's WmiPrvSE rule (which filters on
 //! `LogonId: '0x3e7'` and on a null `LogonId`) decides on it. A failed
-//! TokenStatistics query loses no event: the event says `-`, and the
+//! logon session query loses no event: the event says `-`, and the
 //! driver's counters still balance.
 
 mod support;
@@ -81,17 +82,21 @@ fn the_scenarios_logon_session_arrives_as_logon_id_and_a_failed_query_as_a_dash(
     for spec in [&wmi, &in_user_session, &as_system] {
         m.process_create(spec).expect("process create");
     }
-    // TokenUser, TokenIntegrityLevel, then TokenStatistics: fail the third.
+    // Fail the logon session query (SeQueryAuthenticationIdToken).
     let next = m
         .kernel()
         .faults
         .seen
-        .get("SeQueryInformationToken")
+        .get("SeQueryAuthenticationIdToken")
         .copied()
         .unwrap_or(0);
-    m.kernel_mut().faults.fail = Some(("SeQueryInformationToken".into(), next + 2));
+    m.kernel_mut().faults.fail = Some(("SeQueryAuthenticationIdToken".into(), next));
     m.process_create(&unknown_session).expect("process create");
-    assert_eq!(m.kernel().faults.injected, 1, "TokenStatistics was queried");
+    assert_eq!(
+        m.kernel().faults.injected,
+        1,
+        "the logon session was queried"
+    );
     m.kernel_mut().faults.fail = None;
     m.assert_clean();
 

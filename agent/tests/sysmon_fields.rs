@@ -111,7 +111,7 @@ fn process_creation_json_uses_sysmon_event_1_names() {
         assert!(luid > 0, "{id}");
     }
     // cmd (2000) has a logon session; explorer's create record has none
-    // (its TokenStatistics query failed), which reads as Sysmon's `-`.
+    // (its logon session query failed), which reads as Sysmon's `-`.
     let session = |pid: u64| {
         &events
             .iter()

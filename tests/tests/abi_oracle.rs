@@ -24,9 +24,7 @@ use windows_sys::Wdk::System::SystemServices::{
 };
 use windows_sys::Win32::Foundation::LUID;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
-use windows_sys::Win32::Security::{
-    SID_AND_ATTRIBUTES, TOKEN_MANDATORY_LABEL, TOKEN_STATISTICS, TOKEN_USER,
-};
+use windows_sys::Win32::Security::{SID_AND_ATTRIBUTES, TOKEN_MANDATORY_LABEL, TOKEN_USER};
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 fn entry(name: &str) -> &'static OracleEntry {
@@ -215,13 +213,8 @@ fn driver_reads() -> Vec<Read> {
         sys!("TOKEN_USER_USER", TOKEN_USER, User),
         sys!("TOKEN_LABEL_LABEL", TOKEN_MANDATORY_LABEL, Label),
         sys!("SAA_SID", SID_AND_ATTRIBUTES, Sid),
-        // The logon session (notify.rs, `TokenSids::logon_id`).
-        sys_size!("TOKEN_STATISTICS_SIZE", TOKEN_STATISTICS),
-        sys!(
-            "TOKEN_STATS_AUTHENTICATION_ID",
-            TOKEN_STATISTICS,
-            AuthenticationId
-        ),
+        // The logon session SeQueryAuthenticationIdToken writes (notify.rs,
+        // `TokenSids::query`).
         sys_size!("LUID_SIZE", LUID),
         sys!("LUID_LOW_PART", LUID, LowPart),
         sys!("LUID_HIGH_PART", LUID, HighPart),

@@ -149,17 +149,15 @@ fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
         ..ConfigureRequest::default()
     };
     let (mut m, h) = connected(sys, &config).expect("session");
-    // TokenUser is queried first, TokenIntegrityLevel second,
-    // TokenStatistics third.
+    // SeQueryInformationToken for TokenUser first and TokenIntegrityLevel
+    // second; then SeQueryAuthenticationIdToken for the logon session.
     for (occurrence, pid) in [(0usize, 6001u32), (1, 6002), (2, 6003)] {
-        let next = m
-            .kernel()
-            .faults
-            .seen
-            .get("SeQueryInformationToken")
-            .copied()
-            .unwrap_or(0);
-        m.kernel_mut().faults.fail = Some(("SeQueryInformationToken".into(), next + occurrence));
+        let (call, nth) = match occurrence {
+            2 => ("SeQueryAuthenticationIdToken", 0),
+            n => ("SeQueryInformationToken", n),
+        };
+        let next = m.kernel().faults.seen.get(call).copied().unwrap_or(0);
+        m.kernel_mut().faults.fail = Some((call.into(), next + nth));
         let spec = process(pid);
         m.process_create(&spec).expect("process create");
         assert_eq!(m.kernel().faults.injected, occurrence + 1);
@@ -189,11 +187,11 @@ fn a_failed_token_query_keeps_the_process_event_without_that_sid() {
             ),
             _ => assert!(
                 user == spec.user_sid && integrity == spec.integrity_sid,
-                "statistics query failed: {user:?} {integrity:?}"
+                "logon session query failed: {user:?} {integrity:?}"
             ),
         }
         if occurrence == 2 {
-            assert_eq!(logon_id, None, "statistics query failed");
+            assert_eq!(logon_id, None, "logon session query failed");
             assert_eq!(e.body.logon_id, 0);
         } else {
             assert_eq!(logon_id, Some(spec.logon_id), "query {occurrence} failed");

@@ -28,8 +28,9 @@
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
  * Not filled, because they are never reached under Wine (process and file
- * callbacks never fire): SeQueryInformationToken, Ps*PrimaryToken,
- * PsGetProcessExitStatus, FltGetFileNameInformation and its siblings.
+ * callbacks never fire): SeQueryInformationToken, SeQueryAuthenticationIdToken,
+ * Ps*PrimaryToken, PsGetProcessExitStatus, FltGetFileNameInformation and
+ * its siblings.
  *
  * Built with x86_64-w64-mingw32-gcc against mingw-w64's DDK headers.
  */

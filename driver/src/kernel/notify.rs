@@ -13,16 +13,16 @@ use ringside_wire::{
 };
 use windows_sys::Wdk::Foundation::PEPROCESS;
 use windows_sys::Wdk::Storage::FileSystem::{
-    PsDereferencePrimaryToken, PsReferencePrimaryToken, SeQueryInformationToken,
+    PsDereferencePrimaryToken, PsReferencePrimaryToken, SeQueryAuthenticationIdToken,
+    SeQueryInformationToken,
 };
 use windows_sys::Wdk::System::SystemServices::{
     ExFreePoolWithTag, IMAGE_INFO, PS_CREATE_NOTIFY_INFO, PsGetProcessExitStatus,
     PsRemoveLoadImageNotifyRoutine, PsSetCreateProcessNotifyRoutineEx, PsSetLoadImageNotifyRoutine,
 };
-use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
+use windows_sys::Win32::Foundation::{HANDLE, LUID, UNICODE_STRING};
 use windows_sys::Win32::Security::{
-    TOKEN_MANDATORY_LABEL, TOKEN_STATISTICS, TOKEN_USER, TokenIntegrityLevel, TokenStatistics,
-    TokenUser,
+    TOKEN_MANDATORY_LABEL, TOKEN_USER, TokenIntegrityLevel, TokenUser,
 };
 
 use super::globals::{Globals, acquired, globals};
@@ -108,11 +108,12 @@ unsafe fn sid_bytes<'a>(sid: *const u8) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(sid, len) }
 }
 
-/// The new process's primary token, its user and integrity-level SIDs and
-/// its statistics (for the logon session), read in place:
-/// `SeQueryInformationToken` allocates each result from paged pool (the
-/// kernel's allocation, like FltMgr's name information), and the record is
-/// encoded straight from it. Dropping this frees every result and
+/// The new process's primary token, its user and integrity-level SIDs, read
+/// in place, and its logon session: `SeQueryInformationToken` allocates each
+/// SID result from paged pool (the kernel's allocation, like FltMgr's name
+/// information), and the record is encoded straight from it;
+/// `SeQueryAuthenticationIdToken` copies the 8-byte LUID into our own
+/// variable, with no allocation. Dropping this frees both SID results and
 /// dereferences the token. Process creation runs at PASSIVE_LEVEL, where
 /// all of this is allowed.
 struct TokenSids {
@@ -122,8 +123,10 @@ struct TokenSids {
     user: *mut c_void,
     /// A `TOKEN_MANDATORY_LABEL` from `SeQueryInformationToken`, or null.
     integrity: *mut c_void,
-    /// A `TOKEN_STATISTICS` from `SeQueryInformationToken`, or null.
-    statistics: *mut c_void,
+    /// The token's logon session, its `AuthenticationId` LUID read as
+    /// `HighPart << 32 | LowPart` (`None` if it could not be queried).
+    /// Copied, not formatted: the agent renders it.
+    logon_id: Option<u64>,
 }
 
 impl TokenSids {
@@ -137,7 +140,7 @@ impl TokenSids {
             token,
             user: core::ptr::null_mut(),
             integrity: core::ptr::null_mut(),
-            statistics: core::ptr::null_mut(),
+            logon_id: None,
         };
         if token.is_null() {
             return sids;
@@ -154,32 +157,18 @@ impl TokenSids {
         if !nt::nt_success(status) {
             sids.integrity = core::ptr::null_mut();
         }
+        let mut luid = LUID {
+            LowPart: 0,
+            HighPart: 0,
+        };
         // SAFETY: PASSIVE_LEVEL (this API's requirement); `token` is
-        // referenced until `drop`; the result is a TOKEN_STATISTICS (fixed
-        // size, no pointers inside) written to `statistics`, which nothing
-        // else references, and `drop` frees it with ExFreePoolWithTag(.., 0)
-        // like the two results above.
-        let status =
-            unsafe { SeQueryInformationToken(token, TokenStatistics, &mut sids.statistics) };
-        if !nt::nt_success(status) {
-            sids.statistics = core::ptr::null_mut();
+        // referenced until `drop`; the kernel writes one LUID into `luid`, a
+        // local of ours that nothing else references. No allocation.
+        if nt::nt_success(unsafe { SeQueryAuthenticationIdToken(token, &mut luid) }) {
+            let high = u32::from_ne_bytes(luid.HighPart.to_ne_bytes());
+            sids.logon_id = Some(u64::from(luid.LowPart) | u64::from(high) << 32);
         }
         sids
-    }
-
-    /// The token's logon session, `TOKEN_STATISTICS.AuthenticationId`, as
-    /// its raw 8 bytes read as `HighPart << 32 | LowPart` (`None` if it could
-    /// not be queried). Copied, not formatted: the agent renders it.
-    fn logon_id(&self) -> Option<u64> {
-        // SAFETY: PASSIVE_LEVEL (process creation); `statistics` is null or
-        // a TOKEN_STATISTICS that SeQueryInformationToken allocated for us
-        // alone (no other reference to it exists, so no aliasing), from pool
-        // (aligned to 16, more than the structure's 8), and that lives until
-        // `drop`, after this shared borrow ends.
-        let info = unsafe { self.statistics.cast::<TOKEN_STATISTICS>().as_ref() }?;
-        let luid = info.AuthenticationId;
-        let high = u32::from_ne_bytes(luid.HighPart.to_ne_bytes());
-        Some(u64::from(luid.LowPart) | u64::from(high) << 32)
     }
 
     /// The token's user SID (empty if it could not be queried).
@@ -209,7 +198,7 @@ impl TokenSids {
 
 impl Drop for TokenSids {
     fn drop(&mut self) {
-        for info in [self.user, self.integrity, self.statistics] {
+        for info in [self.user, self.integrity] {
             if !info.is_null() {
                 // SAFETY: allocated by SeQueryInformationToken; freed once,
                 // here; PASSIVE_LEVEL (process creation).
@@ -277,7 +266,7 @@ unsafe extern "system" fn process_notify(
                     command_line: unsafe { nt::units(info.CommandLine) },
                     user_sid: sids.user(),
                     integrity_sid: sids.integrity(),
-                    logon_id: sids.logon_id(),
+                    logon_id: sids.logon_id,
                 };
                 after_emit(g, facts.emit(&DispatchRing(ring), g.control.config.caps()));
             }

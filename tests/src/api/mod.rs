@@ -130,6 +130,10 @@ const TABLE: &[(&str, Handler)] = &[
         ps::ps_dereference_primary_token,
     ),
     ("SeQueryInformationToken", ps::se_query_information_token),
+    (
+        "SeQueryAuthenticationIdToken",
+        ps::se_query_authentication_id_token,
+    ),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
     ("ZwClose", reg::zw_close),

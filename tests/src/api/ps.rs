@@ -4,8 +4,9 @@
 //! `PsSetLoadImageNotifyRoutine` / `PsRemoveLoadImageNotifyRoutine`,
 //! `PsGetCurrentProcessId` / `PsGetCurrentThreadId`, `PsGetProcessExitStatus`,
 //! `PsReferencePrimaryToken` / `PsDereferencePrimaryToken` (reference counts
-//! checked), `SeQueryInformationToken` for TokenUser, TokenIntegrityLevel and
-//! TokenStatistics (the result is pool the caller frees).
+//! checked), `SeQueryInformationToken` for TokenUser and TokenIntegrityLevel
+//! (the result is pool the caller frees), `SeQueryAuthenticationIdToken`
+//! (the logon session, into the caller's LUID).
 
 use std::collections::HashMap;
 
@@ -194,19 +195,15 @@ pub fn se_query_information_token(uc: &mut Uc) -> u64 {
         );
         return STATUS_INVALID_PARAMETER as u32 as u64;
     };
-    // TokenUser (1), TokenIntegrityLevel (25), TokenStatistics (10); any
-    // other class is one the driver does not ask for.
-    if !matches!(class, 1 | 10 | 25) {
+    // TokenUser (1), TokenIntegrityLevel (25); any other class is one the
+    // driver does not ask for.
+    if !matches!(class, 1 | 25) {
         return STATUS_INVALID_PARAMETER as u32 as u64;
     }
     if uc.get_data_mut().inject("SeQueryInformationToken") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
-    let block = if class == 10 {
-        token_statistics(uc, &p)
-    } else {
-        token_sid(uc, class, &p)
-    };
+    let block = token_sid(uc, class, &p);
     if let Some(b) = uc.get_data_mut().pool.live.get_mut(&block) {
         b.tag = u32::from_le_bytes(*b"Se  ");
         b.paged = true;
@@ -235,25 +232,27 @@ fn token_sid(uc: &mut Uc, class: u32, p: &Process) -> u64 {
     block
 }
 
-/// TOKEN_STATISTICS, laid out by the ABI oracle: the logon session in
-/// AuthenticationId (LowPart, HighPart), and a TokenId that differs from it
-/// (the token's own LUID), so a driver reading the wrong LUID is caught.
-/// The rest (expiration, counts, ModifiedId) is left zero: the driver does
-/// not read it.
-fn token_statistics(uc: &mut Uc, p: &Process) -> u64 {
-    use crate::layout::{
-        LUID_HIGH_PART, LUID_LOW_PART, TOKEN_STATISTICS_SIZE, TOKEN_STATS_AUTHENTICATION_ID,
-        TOKEN_STATS_TOKEN_ID,
+/// `NTSTATUS SeQueryAuthenticationIdToken(PACCESS_TOKEN, PLUID)`
+/// (ntifs.h): PASSIVE_LEVEL; writes the token's logon session (its
+/// `AuthenticationId`) into the caller's LUID, laid out by the ABI oracle
+/// (LowPart, HighPart). No allocation.
+pub fn se_query_authentication_id_token(uc: &mut Uc) -> u64 {
+    use crate::layout::{LUID_HIGH_PART, LUID_LOW_PART};
+    let (token, out) = (arg(uc, 0), arg(uc, 1));
+    require_irql(uc, "SeQueryAuthenticationIdToken", PASSIVE_LEVEL);
+    let Some(p) = uc.get_data().ps.token_owner(token).cloned() else {
+        uc.get_data_mut().verifier.report(
+            Rule::Contract,
+            format!("SeQueryAuthenticationIdToken({token:#x}): not a token"),
+        );
+        return STATUS_INVALID_PARAMETER as u32 as u64;
     };
-    let block = crate::api::pool::map_block(uc, TOKEN_STATISTICS_SIZE as u64, true);
-    uc.write_bytes(block, &[0; TOKEN_STATISTICS_SIZE]);
-    let luid = |uc: &mut Uc, at: u64, value: u64| {
-        uc.write_u32(at + LUID_LOW_PART, value as u32);
-        uc.write_u32(at + LUID_HIGH_PART, (value >> 32) as u32);
-    };
-    luid(uc, block + TOKEN_STATS_TOKEN_ID, !p.logon_id);
-    luid(uc, block + TOKEN_STATS_AUTHENTICATION_ID, p.logon_id);
-    block
+    if uc.get_data_mut().inject("SeQueryAuthenticationIdToken") {
+        return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
+    }
+    uc.write_u32(out + LUID_LOW_PART, p.logon_id as u32);
+    uc.write_u32(out + LUID_HIGH_PART, (p.logon_id >> 32) as u32);
+    0
 }
 
 /// A new process object for a scenario (model memory).
