@@ -285,9 +285,12 @@ impl Wine {
     }
 
     /// The prefix, a quiet debug channel (the shim's DbgPrint kept), no
-    /// display, no input.
+    /// display, no input, and a UTF-8 locale: Wine maps Windows file names
+    /// to Unix ones through the locale's charset, and under CI's bare
+    /// environment (no LANG) a name with an `é` could not be created.
     fn environment(&self, command: &mut Command) {
         command
+            .env("LC_ALL", "C.UTF-8")
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all,+debugstr")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
