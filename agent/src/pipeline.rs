@@ -857,6 +857,9 @@ impl Pipeline {
             Record::FileCloseModified(_) => {
                 self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
             }
+            Record::RegistrySetValue(_) => {
+                self.counters.not_mapped[EventKind::RegistrySetValue.index()] += 1
+            }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 self.counters.view.lost(&e.body.dropped);

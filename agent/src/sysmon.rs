@@ -45,6 +45,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedFileRename", WIDE),
     field("DroppedFileDelete", WIDE),
     field("DroppedFileCloseModified", WIDE),
+    field("DroppedRegistrySetValue", WIDE),
 ];
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
