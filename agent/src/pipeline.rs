@@ -857,8 +857,27 @@ impl Pipeline {
             Record::FileCloseModified(_) => {
                 self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
             }
-            Record::RegistrySetValue(_) => {
-                self.counters.not_mapped[EventKind::RegistrySetValue.index()] += 1
+            Record::RegistrySetValue(e) => {
+                self.count_truncated(&[e.key_name(), e.value_name(), e.data()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::RegistrySet);
+                    self.process_event(ty, pid, time, seq);
+                    self.put(ty, Name::EventType, "SetValue");
+                    if let Some(i) = self.layout.get(ty, Name::TargetObject) {
+                        let key: String = e.key_name().chars().collect();
+                        let value: String = e.value_name().chars().collect();
+                        self.event
+                            .set_with(i, |out| crate::registry::target_object(out, &key, &value));
+                    }
+                    if let Some(i) = self.layout.get(ty, Name::Details) {
+                        let data = e.data().bytes;
+                        let value_type = e.body.value_type;
+                        self.event
+                            .set_with(i, |out| crate::registry::details(out, value_type, data));
+                    }
+                    self.emit(sink)?;
+                }
             }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
