@@ -11,6 +11,8 @@
 //!   (`IoStatus.Information` 0, 2 or 3, success status) — Sysmon's 11 does not
 //!   fire for opening an existing file, so those are counted as not mapped;
 //! - FileRename → 1011; FileDelete → 23;
+//! - RegistrySetValue → 13 (`EventType` SetValue; `TargetObject` and
+//!   `Details` rendered by [`crate::registry`]);
 //! - FileWrite and FileCloseModified have no Sysmon event: counted, not
 //!   emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;

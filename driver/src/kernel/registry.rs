@@ -90,8 +90,10 @@ pub unsafe fn register(driver: *mut DRIVER_OBJECT, g: &Globals) -> i32 {
 }
 
 /// Unregisters the callback if registered (teardown, PASSIVE_LEVEL).
-/// CmUnRegisterCallback waits for calls of it in progress; teardown then
-/// also waits out rundown protection, which every call holds.
+/// CmUnRegisterCallback waits for calls of the routine in progress (its
+/// reference page: called from the routine itself it deadlocks), so no
+/// call runs in the image after it returns; teardown then also waits out
+/// rundown protection, which every call that touches the ring holds.
 pub fn unregister(g: &Globals) {
     if g.acquired.fetch_and(!acquired::REGISTRY, Ordering::AcqRel) & acquired::REGISTRY != 0 {
         let cookie = g.registry_cookie.load(Ordering::Acquire);
