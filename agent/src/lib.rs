@@ -19,6 +19,7 @@ pub mod enrich;
 pub mod paths;
 pub mod pipeline;
 pub mod process_table;
+pub mod registry;
 pub mod service_report;
 pub mod sink;
 pub mod source;

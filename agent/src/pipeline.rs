@@ -11,6 +11,8 @@
 //!   (`IoStatus.Information` 0, 2 or 3, success status) — Sysmon's 11 does not
 //!   fire for opening an existing file, so those are counted as not mapped;
 //! - FileRename → 1011; FileDelete → 23;
+//! - RegistrySetValue → 13 (`EventType` SetValue; `TargetObject` and
+//!   `Details` rendered by [`crate::registry`]);
 //! - FileWrite and FileCloseModified have no Sysmon event: counted, not
 //!   emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
@@ -856,6 +858,28 @@ impl Pipeline {
             Record::FileWrite(_) => self.counters.not_mapped[EventKind::FileWrite.index()] += 1,
             Record::FileCloseModified(_) => {
                 self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
+            }
+            Record::RegistrySetValue(e) => {
+                self.count_truncated(&[e.key_name(), e.value_name(), e.data()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::RegistrySet);
+                    self.process_event(ty, pid, time, seq);
+                    self.put(ty, Name::EventType, "SetValue");
+                    if let Some(i) = self.layout.get(ty, Name::TargetObject) {
+                        let key: String = e.key_name().chars().collect();
+                        let value: String = e.value_name().chars().collect();
+                        self.event
+                            .set_with(i, |out| crate::registry::target_object(out, &key, &value));
+                    }
+                    if let Some(i) = self.layout.get(ty, Name::Details) {
+                        let data = e.data().bytes;
+                        let value_type = e.body.value_type;
+                        self.event
+                            .set_with(i, |out| crate::registry::details(out, value_type, data));
+                    }
+                    self.emit(sink)?;
+                }
             }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;

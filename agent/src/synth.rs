@@ -180,6 +180,33 @@ impl BatchBuilder {
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
     }
 
+    /// A successful registry value set: the key's object name, the value
+    /// name (empty: the default value), the `REG_*` type and the data.
+    pub fn registry_set_value(
+        &mut self,
+        origin: Origin,
+        key: &str,
+        value: &str,
+        value_type: u32,
+        data: &[u8],
+    ) {
+        let (key, value) = (utf16(key), utf16(value));
+        let body = ringside_wire::RegistrySetValue {
+            value_type,
+            data_size: data.len() as u32,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[
+                Field::new(&key, NAME_CAP),
+                Field::new(&value, NAME_CAP),
+                Field::new(data, NAME_CAP),
+            ],
+        );
+    }
+
     pub fn file_write(&mut self, origin: Origin, name: &str) {
         let name = utf16(name);
         self.push(origin, FileWrite::default(), &[Field::new(&name, NAME_CAP)]);

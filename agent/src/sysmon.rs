@@ -45,6 +45,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedFileRename", WIDE),
     field("DroppedFileDelete", WIDE),
     field("DroppedFileCloseModified", WIDE),
+    field("DroppedRegistrySetValue", WIDE),
 ];
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
@@ -159,13 +160,14 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
         EventType::Sigma(Logsource::FileEvent),
         EventType::Sigma(Logsource::FileDelete),
         EventType::Sigma(Logsource::FileRename),
+        EventType::Sigma(Logsource::RegistrySet),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -249,11 +251,14 @@ pub enum Name {
     TargetFilename,
     SourceFilename,
     CreationUtcTime,
+    EventType,
+    TargetObject,
+    Details,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 28] = [
+    pub const ALL: [Name; 31] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -282,6 +287,9 @@ impl Name {
         Name::TargetFilename,
         Name::SourceFilename,
         Name::CreationUtcTime,
+        Name::EventType,
+        Name::TargetObject,
+        Name::Details,
     ];
 
     /// Sysmon's field name.
@@ -315,6 +323,9 @@ impl Name {
             Name::TargetFilename => "TargetFilename",
             Name::SourceFilename => "SourceFilename",
             Name::CreationUtcTime => "CreationUtcTime",
+            Name::EventType => "EventType",
+            Name::TargetObject => "TargetObject",
+            Name::Details => "Details",
         }
     }
 }

@@ -14,7 +14,11 @@ use ringside_wire::{DriverStats, EventKind};
 use serde_json::json;
 use support::{T0, agent, at, lines};
 
-fn stats(produced: [u64; 8], delivered: [u64; 8], dropped: [u64; 8]) -> StatsResponse {
+fn stats(
+    produced: [u64; ringside_wire::EVENT_KIND_COUNT],
+    delivered: [u64; ringside_wire::EVENT_KIND_COUNT],
+    dropped: [u64; ringside_wire::EVENT_KIND_COUNT],
+) -> StatsResponse {
     StatsResponse {
         size: core::mem::size_of::<StatsResponse>() as u32,
         abi_version: ringside_wire::ABI_VERSION,
@@ -35,7 +39,7 @@ fn file(final_stats: &StatsResponse) -> Vec<u8> {
     for ms in 0..3 {
         b.file_create(at(10, ms), r"\??\C:\x", 2);
     }
-    let mut dropped = [0u64; 8];
+    let mut dropped = [0u64; ringside_wire::EVENT_KIND_COUNT];
     dropped[fc] = 2;
     b.lost(at(0, 3), dropped);
     b.skip(4);
@@ -53,9 +57,9 @@ fn file(final_stats: &StatsResponse) -> Vec<u8> {
 #[test]
 fn gaps_and_lost_records_become_events_with_counts() {
     let fc = EventKind::FileCreate.index();
-    let mut produced = [0; 8];
-    let mut delivered = [0; 8];
-    let mut dropped = [0; 8];
+    let mut produced = [0; ringside_wire::EVENT_KIND_COUNT];
+    let mut delivered = [0; ringside_wire::EVENT_KIND_COUNT];
+    let mut dropped = [0; ringside_wire::EVENT_KIND_COUNT];
     produced[fc] = 13;
     delivered[fc] = 8;
     dropped[fc] = 5;
@@ -137,7 +141,11 @@ fn fc_stats(
     lost: u64,
 ) -> StatsResponse {
     let fc = EventKind::FileCreate.index();
-    let (mut p, mut de, mut dr) = ([0; 8], [0; 8], [0; 8]);
+    let (mut p, mut de, mut dr) = (
+        [0; ringside_wire::EVENT_KIND_COUNT],
+        [0; ringside_wire::EVENT_KIND_COUNT],
+        [0; ringside_wire::EVENT_KIND_COUNT],
+    );
     (p[fc], de[fc], dr[fc]) = (produced, delivered, dropped);
     let mut response = stats(p, de, dr);
     response.stats.next_seq = next_seq;
@@ -154,7 +162,7 @@ fn clean_file(final_stats: &StatsResponse, copies: usize) -> Vec<u8> {
     for ms in 0..3 {
         b.file_create(at(10, ms), r"\??\C:\x", 2);
     }
-    let mut dropped = [0u64; 8];
+    let mut dropped = [0u64; ringside_wire::EVENT_KIND_COUNT];
     dropped[fc] = 2;
     b.lost(at(0, 3), dropped);
     // An open that created nothing (FILE_OPENED): received, no line.

@@ -151,7 +151,8 @@ fn lost_counts_at_the_limit_do_not_overflow() {
     use ringside_wire::record::Lost;
     let fields: [ringside_wire::Field<'_>; 0] = [];
     let mut batch = Vec::new();
-    for dropped in [[u64::MAX; 8], [1; 8], [u64::MAX; 8]] {
+    const N: usize = ringside_wire::EVENT_KIND_COUNT;
+    for dropped in [[u64::MAX; N], [1; N], [u64::MAX; N]] {
         let mut record = vec![0; ringside_wire::encoded_len::<Lost>(&fields).unwrap()];
         ringside_wire::encode(
             &mut record,

@@ -9,7 +9,7 @@
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, encode_exact, encoded_len,
+    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, RegistrySetValue, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -172,6 +172,49 @@ impl ImageLoadFacts<'_> {
         };
         let fields = [utf16(self.image_name, caps.name)];
         emit(ring, EventKind::ImageLoad, self.origin, body, &fields)
+    }
+}
+
+/// Registry callback, `RegNtPostSetValueKey` whose `Status` is a success
+/// (the trampoline checks it; a failed set is never reported).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegistrySetValueFacts<'a> {
+    pub origin: Origin,
+    /// `REG_SET_VALUE_KEY_INFORMATION.Type`.
+    pub value_type: u32,
+    /// `REG_SET_VALUE_KEY_INFORMATION.DataSize`.
+    pub data_size: u32,
+    /// The key's object name from `CmCallbackGetKeyObjectIDEx`.
+    pub key_name: &'a [u16],
+    /// `REG_SET_VALUE_KEY_INFORMATION.ValueName` (empty: the default value).
+    pub value_name: &'a [u16],
+    /// `REG_SET_VALUE_KEY_INFORMATION.Data`, `DataSize` bytes (the whole
+    /// buffer: the cap is applied here, while encoding).
+    pub data: &'a [u8],
+}
+
+impl RegistrySetValueFacts<'_> {
+    /// Names are capped at the name cap; so is the data, which CONFIGURE
+    /// has no cap of its own for (Sysmon's `Details` is a short rendering:
+    /// a DWORD, a QWORD, a string's start, or just `Binary Data`).
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
+        let body = RegistrySetValue {
+            value_type: self.value_type,
+            data_size: self.data_size,
+            ..RegistrySetValue::default()
+        };
+        let fields = [
+            utf16(self.key_name, caps.name),
+            utf16(self.value_name, caps.name),
+            Field::new(self.data, caps.name),
+        ];
+        emit(
+            ring,
+            EventKind::RegistrySetValue,
+            self.origin,
+            body,
+            &fields,
+        )
     }
 }
 
@@ -648,11 +691,21 @@ mod tests {
             FileDeleteFacts::on_close(o, &name)
                 .emit(ring, CAPS)
                 .expect("delete");
+            RegistrySetValueFacts {
+                origin: o,
+                value_type: 4,
+                data_size: 4,
+                key_name: &name,
+                value_name: &name,
+                data: &[1, 0, 0, 0],
+            }
+            .emit(ring, CAPS)
+            .expect("registry");
             let bytes = drain(ring);
             let kinds: Vec<u16> = Records::new(&bytes)
                 .map(|r| r.expect("decodes").header().kind)
                 .collect();
-            assert_eq!(kinds, vec![2, 3, 4, 6, 7]);
+            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9]);
             let Some(Ok(Record::ImageLoad(image))) = Records::new(&bytes).nth(1) else {
                 panic!("not an image load")
             };
@@ -661,6 +714,42 @@ mod tests {
             assert_eq!(
                 body.properties & ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE,
                 1 << 8
+            );
+        });
+    }
+
+    #[test]
+    fn registry_data_is_capped_at_the_name_cap_and_its_full_size_kept() {
+        with_ring(|ring| {
+            let key = units(r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+            let data = [0xabu8; 300];
+            let caps = Caps {
+                name: 64,
+                command_line: 1024,
+            };
+            RegistrySetValueFacts {
+                origin: Origin::default(),
+                value_type: 3,
+                data_size: 300,
+                key_name: &key,
+                value_name: &[],
+                data: &data,
+            }
+            .emit(ring, caps)
+            .expect("registry");
+            let bytes = drain(ring);
+            let Some(Ok(Record::RegistrySetValue(e))) = Records::new(&bytes).next() else {
+                panic!("not a registry set")
+            };
+            assert_eq!((e.body.value_type, e.body.data_size), (3, 300));
+            assert_eq!(e.data().bytes, &data[..64]);
+            assert_eq!((e.body.data.len, e.body.data.full_len), (64, 300));
+            assert_eq!(e.key_name().bytes.len(), 64);
+            assert_eq!(e.value_name().bytes, b"");
+            assert_ne!(
+                e.header.flags & ringside_wire::HEADER_FLAG_TRUNCATED,
+                0,
+                "truncation is flagged"
             );
         });
     }

@@ -70,3 +70,28 @@ typedef struct _RINGSIDE_PEB {
     PVOID Ldr;
     PVOID ProcessParameters;
 } RINGSIDE_PEB;
+
+/* The registry callback's set-value arguments as wdm.h's reference pages
+ * declare them (ns-wdm-_reg_post_operation_information,
+ * ns-wdm-_reg_set_value_key_information); Wine's wdm.h has neither. */
+typedef struct _RINGSIDE_REG_POST_OPERATION_INFORMATION {
+    PVOID Object;
+    NTSTATUS Status;
+    PVOID PreInformation;
+    NTSTATUS ReturnStatus;
+    PVOID CallContext;
+    PVOID ObjectContext;
+    PVOID Reserved;
+} RINGSIDE_REG_POST_OPERATION_INFORMATION;
+
+typedef struct _RINGSIDE_REG_SET_VALUE_KEY_INFORMATION {
+    PVOID Object;
+    PUNICODE_STRING ValueName;
+    ULONG TitleIndex;
+    ULONG Type;
+    PVOID Data;
+    ULONG DataSize;
+    PVOID CallContext;
+    PVOID ObjectContext;
+    PVOID Reserved;
+} RINGSIDE_REG_SET_VALUE_KEY_INFORMATION;

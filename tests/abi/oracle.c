@@ -260,6 +260,31 @@ OFF(FP_SET_INFO_BUFFER, FLT_PARAMETERS, SetFileInformation.InfoBuffer)
 #endif
 #endif /* !HAVE_DOCUMENTED */
 
+/* ---- wdm.h: the registry callback's RegNtPostSetValueKey argument
+ * (driver/src/kernel/registry.rs). Wine's wdm.h declares neither
+ * structure; mingw-w64's does, and Microsoft's reference pages
+ * (documented.h) are the second witness. ---- */
+#if defined(ORACLE_MINGW)
+#define REG_POST_INFO REG_POST_OPERATION_INFORMATION
+#define REG_SET_VALUE_INFO REG_SET_VALUE_KEY_INFORMATION
+#elif defined(ORACLE_DOCS)
+#define REG_POST_INFO RINGSIDE_REG_POST_OPERATION_INFORMATION
+#define REG_SET_VALUE_INFO RINGSIDE_REG_SET_VALUE_KEY_INFORMATION
+#endif
+#ifdef REG_POST_INFO
+SIZE(REG_POST_INFO_SIZE, REG_POST_INFO)
+OFF(RPO_OBJECT, REG_POST_INFO, Object)
+OFF(RPO_STATUS, REG_POST_INFO, Status)
+OFF(RPO_PRE_INFORMATION, REG_POST_INFO, PreInformation)
+OFF(RPO_RETURN_STATUS, REG_POST_INFO, ReturnStatus)
+SIZE(REG_SET_VALUE_INFO_SIZE, REG_SET_VALUE_INFO)
+OFF(RSV_OBJECT, REG_SET_VALUE_INFO, Object)
+OFF(RSV_VALUE_NAME, REG_SET_VALUE_INFO, ValueName)
+OFF(RSV_TYPE, REG_SET_VALUE_INFO, Type)
+OFF(RSV_DATA, REG_SET_VALUE_INFO, Data)
+OFF(RSV_DATA_SIZE, REG_SET_VALUE_INFO, DataSize)
+#endif
+
 /* ---- winternl.h, user mode: where the agent (never the driver) reads a
  * new process's current directory, PEB.ProcessParameters->
  * CurrentDirectory.DosPath (agent/src/enrich/process_params.rs). Microsoft

@@ -13,7 +13,7 @@ use ringside_wire::ioctl::ConfigureRequest;
 use crate::agent::connected;
 use crate::file_io::*;
 use crate::machine::Machine;
-use crate::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
+use crate::scenario::{ProcessSpec, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid};
 
 /// Invocations measured per kind (after one warm-up invocation).
 pub const RUNS: u64 = 32;
@@ -255,6 +255,42 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     })?;
     costs.push(Cost {
         callback: "pre-cleanup (close after modify)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+        m.registry_set_value(&RegistrySet {
+            pid: 2000,
+            key: r"\REGISTRY\USER\S-1-5-21-1004336348-1177238915-682003330-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run".into(),
+            value: format!("Updater{i}"),
+            value_type: 1,
+            data: r"C:\Users\alice\AppData\Local\upd.exe"
+                .encode_utf16()
+                .chain([0])
+                .flat_map(u16::to_le_bytes)
+                .collect(),
+            status: 0,
+        })
+    })?;
+    costs.push(Cost {
+        callback: "registry callback (value set, pre + post)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+        m.registry_set_value(&RegistrySet {
+            pid: 2000,
+            key: r"\REGISTRY\MACHINE\SOFTWARE\Ringside".into(),
+            value: "Denied".into(),
+            value_type: 4,
+            data: vec![1, 0, 0, 0],
+            status: 0xC000_0022_u32 as i32,
+        })
+    })?;
+    costs.push(Cost {
+        callback: "registry callback (failed set, no event)",
         instructions: cost,
         api_calls,
         profile,

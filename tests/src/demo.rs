@@ -374,6 +374,16 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
                     format!("{}  flags {:#x}", dos(e.name()), e.body.flags),
                 ),
                 Record::FileCloseModified(e) => ("close modified", dos(e.name())),
+                Record::RegistrySetValue(e) => (
+                    "registry set",
+                    format!(
+                        "{}\\{}  type {}  {} bytes",
+                        e.key_name().chars().collect::<String>(),
+                        e.value_name().chars().collect::<String>(),
+                        e.body.value_type,
+                        e.body.data_size
+                    ),
+                ),
                 Record::Lost(e) => ("LOST", format!("{:?}", e.body.dropped)),
                 Record::Stats(_) => ("stats", String::new()),
             };

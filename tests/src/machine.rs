@@ -68,6 +68,7 @@ pub struct Kernel {
     pub flt: api::flt::Flt,
     pub ps: api::ps::Ps,
     pub reg: api::reg::Registry,
+    pub cm: api::cm::Cm,
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
@@ -394,6 +395,7 @@ impl Machine {
             flt: Default::default(),
             ps: Default::default(),
             reg: Default::default(),
+            cm: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
             profile: None,
@@ -621,6 +623,7 @@ impl Machine {
         api::io::check_unloaded(&mut self.uc);
         api::flt::check_unloaded(&mut self.uc);
         api::ps::check_unloaded(&mut self.uc);
+        api::cm::check_unloaded(&mut self.uc);
         api::sync::check_unloaded(&mut self.uc);
     }
 

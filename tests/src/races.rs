@@ -12,6 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, Sent, connected_on};
 use crate::machine::Machine;
+use crate::scenario::RegistrySet;
 use crate::smp::{GuestCall, Outcome, Report, Schedule};
 
 /// A scenario: one schedule from `seed` over the driver image `sys`.
@@ -59,6 +60,29 @@ fn loads(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
             m.image_load_calls(900 + cpu, &name, IMAGE_BASE_LOADED + (i << 20), 0x1000, 0)
         })
         .collect()
+}
+
+/// Registry value sets by a process on `cpu`: each the registry
+/// callback's pre- and post-notification.
+fn registry_sets(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    (0..count)
+        .flat_map(|i| {
+            m.registry_set_value_calls(&RegistrySet {
+                pid: 900 + cpu,
+                key: format!(r"\REGISTRY\MACHINE\SOFTWARE\Ringside\cpu{cpu}"),
+                value: format!("v{i}"),
+                value_type: 4,
+                data: (i as u32).to_le_bytes().to_vec(),
+                status: 0,
+            })
+        })
+        .collect()
+}
+
+/// `first` then `second`, as one CPU's plan.
+fn then(mut first: Vec<GuestCall>, second: Vec<GuestCall>) -> Vec<GuestCall> {
+    first.extend(second);
+    first
 }
 
 fn found(m: &Machine, report: &Report, mut extra: Vec<String>) -> Found {
@@ -110,7 +134,7 @@ pub fn configure_races_the_timer_dpc(sys: &[u8], seed: u64) -> Result<Found, Str
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1..3 load images while CPU 0 READs, CONFIGUREs and asks for
+/// CPUs 1..3 load images (and CPU 3 sets registry values) while CPU 0 READs, CONFIGUREs and asks for
 /// STATS; timers and DPCs fire anywhere. Afterwards every record produced
 /// was delivered or counted as dropped: `produced == delivered + dropped`,
 /// per kind, from the driver's STATS and from the records the READs got.
@@ -135,12 +159,10 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
         cpu0.push(call);
         irps.push(irp);
     }
-    let plan = vec![
-        cpu0,
-        loads(&mut m, 1, 6),
-        loads(&mut m, 2, 6),
-        loads(&mut m, 3, 6),
-    ];
+    let plan = vec![cpu0, loads(&mut m, 1, 6), loads(&mut m, 2, 6), {
+        let loads = loads(&mut m, 3, 3);
+        then(loads, registry_sets(&mut m, 3, 3))
+    }];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     let mut batches = Vec::new();
@@ -202,7 +224,7 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1 and 2 load images while CPU 0 closes the device (CLEANUP,
+/// CPUs 1 and 2 load images (and CPU 2 sets registry values) while CPU 0 closes the device (CLEANUP,
 /// CLOSE) with a READ pending and unloads the driver: unregistration waits
 /// for the callbacks in flight, no callback or DPC runs after the unload,
 /// nothing leaks.
@@ -217,11 +239,10 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
     let unload = m
         .unload_call(0)
         .ok_or("no FilterUnloadCallback registered")?;
-    let plan = vec![
-        vec![cleanup, close, unload],
-        loads(&mut m, 1, 4),
-        loads(&mut m, 2, 4),
-    ];
+    let plan = vec![vec![cleanup, close, unload], loads(&mut m, 1, 4), {
+        let loads = loads(&mut m, 2, 2);
+        then(loads, registry_sets(&mut m, 2, 2))
+    }];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     for (i, irp) in [cleanup_irp, close_irp].into_iter().enumerate() {

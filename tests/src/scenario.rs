@@ -4,8 +4,8 @@
 //! with a real PS_CREATE_NOTIFY_INFO, image notifications with a real
 //! IMAGE_INFO. The clock advances 1 µs per step so timestamps are distinct.
 
-use crate::api::ps;
 use crate::api::rtl::alloc_unicode_string;
+use crate::api::{cm, ps};
 use crate::layout::*;
 use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc};
 use crate::memory::*;
@@ -26,6 +26,21 @@ pub struct ProcessSpec {
     /// `HighPart << 32 | LowPart`), e.g. [`SYSTEM_LOGON_ID`].
     pub logon_id: u64,
     pub admin: bool,
+}
+
+/// One registry value set, as its caller made it.
+#[derive(Clone, Debug)]
+pub struct RegistrySet {
+    pub pid: u32,
+    /// The key's object name, e.g. `\REGISTRY\MACHINE\SOFTWARE\...`.
+    pub key: String,
+    /// The value name (empty: the key's default value).
+    pub value: String,
+    /// `REG_SZ` (1), `REG_BINARY` (3), `REG_DWORD` (4), ...
+    pub value_type: u32,
+    pub data: Vec<u8>,
+    /// The operation's outcome (the post-notification's Status).
+    pub status: i32,
 }
 
 /// The LUID of the SYSTEM logon session (`SYSTEM_LUID`, winnt.h: 0x3e7).
@@ -158,6 +173,68 @@ impl Machine {
                 tid: pid + 4,
             })
             .collect()
+    }
+
+    /// A registry value set by `pid` (`RegSetValueEx`, `ZwSetValueKey`):
+    /// every registered registry callback gets the pre-notification
+    /// (`RegNtPreSetValueKey`, a REG_SET_VALUE_KEY_INFORMATION) and then,
+    /// with the operation's `status`, the post-notification
+    /// (`RegNtPostSetValueKey`, a REG_POST_OPERATION_INFORMATION whose
+    /// PreInformation is that same structure), in the setting thread, at
+    /// PASSIVE_LEVEL. `key` is the key's object name
+    /// (`\REGISTRY\MACHINE\...`); the data is in system memory, as the
+    /// kernel captures it from Windows 8 on.
+    pub fn registry_set_value(&mut self, set: &RegistrySet) -> Result<(), String> {
+        self.step_clock();
+        self.set_current(set.pid, set.pid + 4);
+        for call in self.registry_set_value_calls(set) {
+            self.call_at(call.irql, call.function, &call.args)?;
+        }
+        Ok(())
+    }
+
+    /// The callback calls of one value set (pre, then post, per callback),
+    /// to make now or on the CPUs of a multi-CPU run.
+    pub fn registry_set_value_calls(&mut self, set: &RegistrySet) -> Vec<GuestCall> {
+        let object = model_alloc(&mut self.uc, 64);
+        self.kernel_mut()
+            .cm
+            .key_objects
+            .insert(object, set.key.clone());
+        let value_name = alloc_unicode_string(&mut self.uc, &set.value);
+        let data = model_alloc(&mut self.uc, set.data.len().max(1) as u64);
+        self.uc.write_bytes(data, &set.data);
+        let pre = model_alloc(&mut self.uc, REG_SET_VALUE_INFO_SIZE as u64);
+        let uc = &mut self.uc;
+        uc.write_u64(pre + RSV_OBJECT, object);
+        uc.write_u64(pre + RSV_VALUE_NAME, value_name);
+        uc.write_u32(pre + RSV_TYPE, set.value_type);
+        uc.write_u64(pre + RSV_DATA, data);
+        uc.write_u32(pre + RSV_DATA_SIZE, set.data.len() as u32);
+        let post = model_alloc(uc, REG_POST_INFO_SIZE as u64);
+        uc.write_u64(post + RPO_OBJECT, object);
+        uc.write_u32(post + RPO_STATUS, set.status as u32);
+        uc.write_u64(post + RPO_PRE_INFORMATION, pre);
+        uc.write_u32(post + RPO_RETURN_STATUS, set.status as u32);
+        let label = format!("registry set {}\\{} by {}", set.key, set.value, set.pid);
+        let mut calls = Vec::new();
+        for callback in self.kernel().cm.callbacks.clone() {
+            for (class, info) in [
+                (cm::REG_NT_PRE_SET_VALUE_KEY, pre),
+                (cm::REG_NT_POST_SET_VALUE_KEY, post),
+            ] {
+                calls.push(GuestCall {
+                    label: label.clone(),
+                    kind: CallKind::RegistryCallback,
+                    function: callback.function,
+                    args: vec![callback.context, class, info],
+                    irql: PASSIVE_LEVEL,
+                    pid: set.pid,
+                    tid: set.pid + 4,
+                });
+            }
+        }
+        calls
     }
 
     /// `fltmc unload ringside` on a CPU of a multi-CPU run: FltMgr's call of

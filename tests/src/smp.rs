@@ -50,11 +50,13 @@ pub enum CallKind {
     ProcessNotify,
     /// A PsSetLoadImageNotifyRoutine routine.
     ImageNotify,
+    /// A CmRegisterCallbackEx routine.
+    RegistryCallback,
     /// FilterUnloadCallback (`fltmc unload`).
     Unload,
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 impl CallKind {
     fn index(self) -> usize {
@@ -393,6 +395,7 @@ fn registered(uc: &Uc, call: &GuestCall) -> bool {
         CallKind::FltCallback => k.flt.started && k.flt.filter != 0,
         CallKind::ProcessNotify => k.ps.process_notify.contains(&call.function),
         CallKind::ImageNotify => k.ps.image_notify.contains(&call.function),
+        CallKind::RegistryCallback => k.cm.callbacks.iter().any(|c| c.function == call.function),
         CallKind::Dispatch | CallKind::Unload => !k.unloaded,
     }
 }

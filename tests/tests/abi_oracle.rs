@@ -21,6 +21,7 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
 };
 use windows_sys::Wdk::System::SystemServices::{
     EX_RUNDOWN_REF, IMAGE_INFO, IO_CSQ, KTIMER, PS_CREATE_NOTIFY_INFO,
+    REG_POST_OPERATION_INFORMATION, REG_SET_VALUE_KEY_INFORMATION,
 };
 use windows_sys::Win32::Foundation::LUID;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
@@ -218,6 +219,20 @@ fn driver_reads() -> Vec<Read> {
         sys_size!("LUID_SIZE", LUID),
         sys!("LUID_LOW_PART", LUID, LowPart),
         sys!("LUID_HIGH_PART", LUID, HighPart),
+        // The registry callback (registry.rs): what it reads of a value set.
+        sys_size!("REG_POST_INFO_SIZE", REG_POST_OPERATION_INFORMATION),
+        sys!("RPO_OBJECT", REG_POST_OPERATION_INFORMATION, Object),
+        sys!("RPO_STATUS", REG_POST_OPERATION_INFORMATION, Status),
+        sys!(
+            "RPO_PRE_INFORMATION",
+            REG_POST_OPERATION_INFORMATION,
+            PreInformation
+        ),
+        sys_size!("REG_SET_VALUE_INFO_SIZE", REG_SET_VALUE_KEY_INFORMATION),
+        sys!("RSV_VALUE_NAME", REG_SET_VALUE_KEY_INFORMATION, ValueName),
+        sys!("RSV_TYPE", REG_SET_VALUE_KEY_INFORMATION, Type),
+        sys!("RSV_DATA", REG_SET_VALUE_KEY_INFORMATION, Data),
+        sys!("RSV_DATA_SIZE", REG_SET_VALUE_KEY_INFORMATION, DataSize),
         // The minifilter (filter.rs): registration it writes, data it reads.
         sys_size!("FLT_REGISTRATION_SIZE", FLT_REGISTRATION),
         sys!("REG_SIZE", FLT_REGISTRATION, Size),

@@ -62,13 +62,19 @@
 //! post-create 279 (read-only: 63), first write 281 (again: 39), rename
 //! 455, delete 422, close-after-modify 249.
 //!
+//! Then the registry callback arrived (Sysmon 13): a value set, its
+//! pre-notification (one compare) and its post-notification (rundown, the
+//! key's object name from CmCallbackGetKeyObjectIDEx and its release, value
+//! name, type and data copied raw), 336; a failed set, reported as
+//! nothing, 61. Every other kind unchanged.
+//!
 //! Budgets are the current values + at most 5%, and no more than the
 //! target, so a regression fails.
 
 use ringside_kmodel::cost::measure;
 use ringside_kmodel::driver_image::ringside_sys;
 
-const BUDGET: [(&str, u64); 10] = [
+const BUDGET: [(&str, u64); 12] = [
     ("process create", 400),      // measured 400 (371 before LogonId)
     ("process exit", 164),        // measured 157
     ("image load", 237),          // measured 226
@@ -79,13 +85,15 @@ const BUDGET: [(&str, u64); 10] = [
     ("set-information (rename, pre + post)", 469), // measured 455 (383 before: reported in pre)
     ("set-information (delete, pre + post)", 441), // measured 422 (302 before: reported in pre)
     ("pre-cleanup (close after modify)", 260), // measured 249
+    ("registry callback (value set, pre + post)", 352), // measured 336
+    ("registry callback (failed set, no event)", 64), // measured 61
 ];
 
 /// The expensive kernel calls each invocation makes, pinned: (name
 /// queries, token queries). A name query walks FltMgr's name cache or the
 /// file system; a token query allocates. One more of either on a callback
 /// is a cost the instruction counts above do not show.
-const EXPENSIVE: [(&str, u64, u64); 10] = [
+const EXPENSIVE: [(&str, u64, u64); 12] = [
     // TokenUser, TokenIntegrityLevel (the logon session's
     // SeQueryAuthenticationIdToken allocates nothing).
     ("process create", 0, 2),
@@ -98,6 +106,9 @@ const EXPENSIVE: [(&str, u64, u64); 10] = [
     ("set-information (rename, pre + post)", 2, 0),
     ("set-information (delete, pre + post)", 1, 0),
     ("pre-cleanup (close after modify)", 1, 0),
+    // CmCallbackGetKeyObjectIDEx is counted with the name queries below.
+    ("registry callback (value set, pre + post)", 1, 0),
+    ("registry callback (failed set, no event)", 0, 0),
 ];
 
 #[test]
@@ -126,6 +137,7 @@ fn kernel_api_calls_per_callback_are_reported_and_pinned() {
             &[
                 "FltGetFileNameInformation",
                 "FltGetDestinationFileNameInformation",
+                "CmCallbackGetKeyObjectIDEx",
             ],
         );
         let got_tokens = per_call(cost, &["SeQueryInformationToken"]);
@@ -136,7 +148,13 @@ fn kernel_api_calls_per_callback_are_reported_and_pinned() {
         }
         // Every name handed out is released in the same invocation.
         assert_eq!(
-            per_call(cost, &["FltReleaseFileNameInformation"]),
+            per_call(
+                cost,
+                &[
+                    "FltReleaseFileNameInformation",
+                    "CmCallbackReleaseKeyObjectIDEx"
+                ]
+            ),
             got_names,
             "{callback}: {}",
             cost.api_text()

@@ -6,7 +6,9 @@
 use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
-use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
+use ringside_kmodel::scenario::{
+    ProcessSpec, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
+};
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, EventKind, Record, Records};
 
@@ -64,6 +66,14 @@ fn actual(record: &Record<'_>) -> Expected {
             vec![u64::from(e.body.information_class), u64::from(e.body.flags)],
         ),
         Record::FileCloseModified(e) => (EventKind::FileCloseModified, vec![s(e.name())], vec![]),
+        Record::RegistrySetValue(e) => (
+            EventKind::RegistrySetValue,
+            vec![s(e.key_name()), s(e.value_name())],
+            vec![u64::from(e.body.value_type), u64::from(e.body.data_size)]
+                .into_iter()
+                .chain(e.data().bytes.iter().map(|b| u64::from(*b)))
+                .collect(),
+        ),
         Record::Lost(e) => {
             return Expected {
                 kind: None,
@@ -250,6 +260,25 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
         tid: word.tid,
         names: vec![tmp.clone()],
         numbers: vec![0, u64::from(DELETE_FLAG_ON_CLOSE)],
+    });
+
+    // The document's path saved as a recent file: a REG_DWORD value set.
+    let recent = r"\REGISTRY\USER\S-1-5-21-1004336348-1177238915-682003330-1001\SOFTWARE\Microsoft\Office\16.0\Word";
+    m.registry_set_value(&RegistrySet {
+        pid: word.pid,
+        key: recent.into(),
+        value: "MRUCount".into(),
+        value_type: 4,
+        data: vec![3, 0, 0, 0],
+        status: 0,
+    })
+    .expect("registry set");
+    expected.push(Expected {
+        kind: Some(EventKind::RegistrySetValue),
+        pid: word.pid,
+        tid: word.pid + 4,
+        names: vec![recent.into(), "MRUCount".into()],
+        numbers: vec![4, 4, 3, 0, 0, 0],
     });
 
     m.process_exit(eprocess, 0).expect("exit");

@@ -12,8 +12,11 @@
  *
  * The gaps it fills (xtask/src/wine.rs prints the same list):
  *   missing     ExAllocatePool2, IoCsqInitializeEx, IoCsqInsertIrpEx,
- *               KeQuerySystemTimePrecise
- *   stubs       Ex*RundownProtection, IoCsqRemoveNextIrp, SeTokenIsAdmin
+ *               KeQuerySystemTimePrecise, CmRegisterCallbackEx
+ *   stubs       Ex*RundownProtection, IoCsqRemoveNextIrp, SeTokenIsAdmin,
+ *               CmUnRegisterCallback (STATUS_NOT_IMPLEMENTED): the shim
+ *               accepts the registration and its removal; Wine's
+ *               configuration manager never calls registry callbacks
  *   behaviour   KeInsertQueueDpc never runs the DPC; KeCancelTimer waits
  *               for the timer's own DPC (deadlock when the DPC cancels it):
  *               the DPC and timer calls run on one shim "DPC thread"
@@ -28,7 +31,8 @@
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
  * Not filled, because they are never reached under Wine (process and file
- * callbacks never fire): SeQueryInformationToken, SeQueryAuthenticationIdToken,
+ * callbacks never fire): CmCallbackGetKeyObjectIDEx,
+ * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken, SeQueryAuthenticationIdToken,
  * Ps*PrimaryToken, PsGetProcessExitStatus, FltGetFileNameInformation and
  * its siblings.
  *
@@ -371,6 +375,21 @@ static BOOLEAN NTAPI shim_SeTokenIsAdmin(PACCESS_TOKEN token)
     return token == (PACCESS_TOKEN)&admin_token;
 }
 
+/* Registry callbacks: accepted and never called (Wine has no registry
+ * filtering); the cookie is nonzero, as Windows' are. */
+static NTSTATUS NTAPI shim_CmRegisterCallbackEx(PEX_CALLBACK_FUNCTION function, PCUNICODE_STRING altitude,
+    PVOID driver, PVOID context, PLARGE_INTEGER cookie, PVOID reserved)
+{
+    (void)function; (void)altitude; (void)driver; (void)context; (void)reserved;
+    cookie->QuadPart = 0x10000;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS NTAPI shim_CmUnRegisterCallback(LARGE_INTEGER cookie)
+{
+    return cookie.QuadPart == 0x10000 ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
+}
+
 static PDRIVER_OBJECT filter_driver;
 static SHIM_FILTER_UNLOAD filter_unload;
 static PDRIVER_DISPATCH driver_create, driver_close;
@@ -524,6 +543,8 @@ static const struct rebind REBINDS[] = {
     { "ntoskrnl.exe", "KeCancelTimer", shim_KeCancelTimer },
     { "ntoskrnl.exe", "SeTokenIsAdmin", shim_SeTokenIsAdmin },
     { "ntoskrnl.exe", "IoDeleteDevice", shim_IoDeleteDevice },
+    { "ntoskrnl.exe", "CmRegisterCallbackEx", shim_CmRegisterCallbackEx },
+    { "ntoskrnl.exe", "CmUnRegisterCallback", shim_CmUnRegisterCallback },
     { "fltmgr.sys", "FltRegisterFilter", shim_FltRegisterFilter },
     { "fltmgr.sys", "FltStartFiltering", shim_FltStartFiltering },
     { "fltmgr.sys", "FltUnregisterFilter", shim_FltUnregisterFilter },

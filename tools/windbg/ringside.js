@@ -39,6 +39,7 @@ const KINDS = [
     "file_rename",
     "file_delete",
     "file_close_modified",
+    "registry_set_value",
 ];
 // Counter index order of ringside_wire::DropReason.
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];

@@ -61,6 +61,10 @@ pub const GAPS: &[(&str, &str)] = &[
         "the shim holds the deletion and the unload until the last CLOSE (new opens: STATUS_DELETE_PENDING), as Windows does",
     ),
     (
+        "CmRegisterCallbackEx missing, CmUnRegisterCallback a stub; registry callbacks never fire",
+        "the shim accepts the registration and its removal (the callback is exercised in the kernel model only)",
+    ),
+    (
         "a mingw-built driver's entry point is called as DllMain",
         "the shim and trigger return TRUE when called with their own base",
     ),

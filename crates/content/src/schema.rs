@@ -35,6 +35,11 @@ pub enum Logsource {
     FileDelete,
     /// No Sysmon equivalent: ringside's own event id [`FILE_RENAME_EVENT_ID`].
     FileRename,
+    /// Sysmon event 13 (RegistryEvent, Value Set), Sigma's `registry_set`.
+    /// Sigma's `registry_event` (12, 13 and 14 together) is not provided:
+    /// ringside observes value sets only, and a rule written for key
+    /// creation, deletion or renames would silently never fire.
+    RegistrySet,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -182,15 +187,33 @@ const FILE_RENAME: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 13's fields in its order (SigmaHQ's registry_set regression
+// samples). `TargetObject` is the key path as Sysmon writes it (`HKLM\...`,
+// `HKU\<SID>\...`) then `\` and the value name (`(Default)` for the
+// default value); `Details` renders the type and data (`DWORD (0x00000001)`,
+// the string, `Binary Data`).
+const REGISTRY_SET: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetObject", Str),
+    f("Details", Str),
+    f("User", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 6] = [
+    pub const ALL: [Logsource; 7] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
         Logsource::FileEvent,
         Logsource::FileDelete,
         Logsource::FileRename,
+        Logsource::RegistrySet,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -202,6 +225,7 @@ impl Logsource {
             Logsource::FileEvent => "file_event",
             Logsource::FileDelete => "file_delete",
             Logsource::FileRename => "file_rename",
+            Logsource::RegistrySet => "registry_set",
         }
     }
 
@@ -222,6 +246,7 @@ impl Logsource {
             Logsource::FileEvent => 11,
             Logsource::FileDelete => 23,
             Logsource::FileRename => FILE_RENAME_EVENT_ID,
+            Logsource::RegistrySet => 13,
         }
     }
 
@@ -234,6 +259,7 @@ impl Logsource {
             7 => Some(Logsource::ImageLoad),
             11 => Some(Logsource::FileEvent),
             23 | 26 => Some(Logsource::FileDelete),
+            13 => Some(Logsource::RegistrySet),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -248,6 +274,7 @@ impl Logsource {
             Logsource::FileEvent => FILE_EVENT,
             Logsource::FileDelete => FILE_DELETE,
             Logsource::FileRename => FILE_RENAME,
+            Logsource::RegistrySet => REGISTRY_SET,
         }
     }
 

@@ -109,6 +109,21 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &["Hashes", "IsExecutable", "Archived"],
     ),
     (
+        Logsource::RegistrySet,
+        &[
+            "RuleName",
+            "EventType",
+            "UtcTime",
+            "ProcessGuid",
+            "ProcessId",
+            "Image",
+            "TargetObject",
+            "Details",
+            "User",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -171,7 +186,13 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
     // Rules rejected for a field: one Sysmon has and the sensor cannot
     // observe, or one no Sysmon event of that kind has.
     let (mut sysmon_gaps, mut not_sysmon) = (0usize, 0usize);
-    for dir in ["process_creation", "image_load", "driver_load", "file"] {
+    for dir in [
+        "process_creation",
+        "image_load",
+        "driver_load",
+        "file",
+        "registry",
+    ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
         println!("{dir}: {}", report.summary());
@@ -185,6 +206,38 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 "driver_load: {}",
                 report.summary()
             );
+        }
+        if dir == "registry" {
+            // Measured 2026-12: every registry_set rule compiles (they name
+            // TargetObject, Details, Image, EventType: all provided); the
+            // 43 rejected are the registry_event (12/13/14 together),
+            // registry_add (12) and registry_delete (12) rules, logsources
+            // ringside does not provide: it observes value sets only.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (REGISTRY_SET_RULES, REGISTRY_OTHER_RULES),
+                "registry: {}",
+                report.summary()
+            );
+            for rejection in &report.rejections {
+                assert!(
+                    matches!(rejection.reason, Reason::UnsupportedLogsource(_)),
+                    "{rejection}"
+                );
+                let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
+                assert!(
+                    ["registry_event", "registry_add", "registry_delete"]
+                        .iter()
+                        .any(|c| text.contains(&format!("category: {c}"))),
+                    "{rejection}"
+                );
+                if text.contains("category: registry_event") {
+                    assert!(
+                        rejection.to_string().contains("Sysmon 12 and 14"),
+                        "{rejection}"
+                    );
+                }
+            }
         }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
@@ -217,6 +270,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "file_event",
                         "file_delete",
                         "file_rename",
+                        "registry_set",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -255,6 +309,12 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "only {accepted} of {in_scope} rules of the supported logsources accepted"
     );
 }
+
+/// SigmaHQ's registry_set rules in the shared snapshot, every one accepted.
+const REGISTRY_SET_RULES: usize = 204;
+/// SigmaHQ's registry_event, registry_add and registry_delete rules: rejected
+/// as logsources ringside does not provide.
+const REGISTRY_OTHER_RULES: usize = 43;
 
 /// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
 const DRIVER_LOAD_RULES: usize = 10;
@@ -304,6 +364,14 @@ fn regression_samples_fire_their_rules() {
             .iter()
             .any(|c| c.logsource == Logsource::ImageLoad)
     );
+    // Measured 2026-12: the 26 registry_set regression folders (real
+    // Sysmon 13 events) are replayed, and each fires its rule (above).
+    let registry_set = report
+        .cases
+        .iter()
+        .filter(|c| c.logsource == Logsource::RegistrySet)
+        .count();
+    assert_eq!(registry_set, 26, "{}", report.summary());
 }
 
 /// The SigmaHQ rules that name `LogonId` or `CurrentDirectory` compile:

@@ -8,7 +8,7 @@ use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
     FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, RecordHeader,
+    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -280,6 +280,18 @@ impl<'a> Event<'a, FileRename> {
     }
 }
 
+impl<'a> Event<'a, RegistrySetValue> {
+    pub fn key_name(&self) -> RawField<'a> {
+        self.field(self.body.key_name)
+    }
+    pub fn value_name(&self) -> RawField<'a> {
+        self.field(self.body.value_name)
+    }
+    pub fn data(&self) -> RawField<'a> {
+        self.field(self.body.data)
+    }
+}
+
 /// Gives the `name` blob of the file events one accessor.
 macro_rules! file_name {
     ($($ty:ty),*) => {$(
@@ -295,7 +307,7 @@ file_name!(FileCreate, FileWrite, FileDelete, FileCloseModified);
 /// One decoded record.
 #[expect(
     clippy::large_enum_variant,
-    reason = "bodies are copied out by value so any alignment decodes; a Stats record (280 bytes) on the stack is cheap"
+    reason = "bodies are copied out by value so any alignment decodes; a Stats record (304 bytes) on the stack is cheap"
 )]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -307,6 +319,7 @@ pub enum Record<'a> {
     FileRename(Event<'a, FileRename>),
     FileDelete(Event<'a, FileDelete>),
     FileCloseModified(Event<'a, FileCloseModified>),
+    RegistrySetValue(Event<'a, RegistrySetValue>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -323,6 +336,7 @@ impl<'a> Record<'a> {
             Record::FileRename(e) => &e.header,
             Record::FileDelete(e) => &e.header,
             Record::FileCloseModified(e) => &e.header,
+            Record::RegistrySetValue(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -339,6 +353,7 @@ impl<'a> Record<'a> {
             Record::FileRename(_) => RecordKind::Event(EventKind::FileRename),
             Record::FileDelete(_) => RecordKind::Event(EventKind::FileDelete),
             Record::FileCloseModified(_) => RecordKind::Event(EventKind::FileCloseModified),
+            Record::RegistrySetValue(_) => RecordKind::Event(EventKind::RegistrySetValue),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -450,6 +465,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         RecordKind::Event(EventKind::FileDelete) => Record::FileDelete(event(header, record)?),
         RecordKind::Event(EventKind::FileCloseModified) => {
             Record::FileCloseModified(event(header, record)?)
+        }
+        RecordKind::Event(EventKind::RegistrySetValue) => {
+            Record::RegistrySetValue(event(header, record)?)
         }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),

@@ -32,10 +32,13 @@ pub enum EventKind {
     FileDelete = 7,
     /// Minifilter cleanup of a handle that modified its file.
     FileCloseModified = 8,
+    /// Registry callback (`CmRegisterCallbackEx`), `RegNtPostSetValueKey`
+    /// with a success status: a value was set.
+    RegistrySetValue = 9,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 8;
+pub const EVENT_KIND_COUNT: usize = 9;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -53,6 +56,7 @@ impl EventKind {
         EventKind::FileRename,
         EventKind::FileDelete,
         EventKind::FileCloseModified,
+        EventKind::RegistrySetValue,
     ];
 
     /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`).
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::FileRename => "file_rename",
             EventKind::FileDelete => "file_delete",
             EventKind::FileCloseModified => "file_close_modified",
+            EventKind::RegistrySetValue => "registry_set_value",
         }
     }
 }
@@ -109,6 +114,7 @@ impl TryFrom<u16> for EventKind {
             6 => Ok(EventKind::FileRename),
             7 => Ok(EventKind::FileDelete),
             8 => Ok(EventKind::FileCloseModified),
+            9 => Ok(EventKind::RegistrySetValue),
             other => Err(UnknownKind(other)),
         }
     }
@@ -179,7 +185,7 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(9), Err(UnknownKind(9)));
+        assert_eq!(RecordKind::try_from(10), Err(UnknownKind(10)));
     }
 
     #[test]
@@ -188,6 +194,6 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0xff);
+        assert_eq!(ALL_EVENTS_MASK, 0x1ff);
     }
 }

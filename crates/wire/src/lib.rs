@@ -42,5 +42,7 @@ pub use record::*;
 /// Version of the record layouts and IOCTL structs. HELLO refuses any other.
 ///
 /// Bump it on any change to a wire struct; there is no partial compatibility.
-/// Version 2: `ProcessCreate` gained `logon_id` (and `PROCESS_FLAG_LOGON_ID`).
+/// Version 2: `ProcessCreate` gained `logon_id` (and `PROCESS_FLAG_LOGON_ID`);
+/// before version 2 was released, `RegistrySetValue` (kind 9) was added,
+/// which lengthened every per-kind array (`Lost`, `DriverStats`) to 9.
 pub const ABI_VERSION: u32 = 2;

@@ -294,6 +294,37 @@ pub struct FileCloseModified {
 }
 body!(FileCloseModified, RecordKind::Event(EventKind::FileCloseModified), [name: Utf16]);
 
+/// Registry value set (`RegNtPostSetValueKey`, reported only when the
+/// post-operation `Status` is a success).
+///
+/// Everything is raw: the key's object name as the configuration manager
+/// gives it (`\REGISTRY\MACHINE\...`, `\REGISTRY\USER\<SID>\...`), the
+/// value name as the caller passed it (empty for the default value), the
+/// `REG_*` type and the first bytes of the data, capped at the name cap of
+/// CONFIGURE (`max_name_bytes`). The agent renders `TargetObject` and
+/// `Details`; the kernel parses nothing.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RegistrySetValue {
+    /// `REG_SET_VALUE_KEY_INFORMATION.Type` (`REG_SZ`, `REG_DWORD`, ...).
+    pub value_type: u32,
+    /// `REG_SET_VALUE_KEY_INFORMATION.DataSize`: the full data size, which
+    /// may exceed what a blob's `u16` `full_len` can say.
+    pub data_size: u32,
+    /// `CmCallbackGetKeyObjectIDEx`'s object name (UTF-16).
+    pub key_name: Blob,
+    /// `REG_SET_VALUE_KEY_INFORMATION.ValueName` (UTF-16; empty: the
+    /// key's default value).
+    pub value_name: Blob,
+    /// The first bytes of `REG_SET_VALUE_KEY_INFORMATION.Data`.
+    pub data: Blob,
+}
+body!(RegistrySetValue, RecordKind::Event(EventKind::RegistrySetValue), [
+    key_name: Utf16, value_name: Utf16, data: Bytes,
+]);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -374,8 +405,12 @@ assert_layout!(FileWrite, 8, { name: 0 });
 assert_layout!(FileRename, 24, { flags: 0, information_class: 4, old_name: 8, new_name: 16 });
 assert_layout!(FileDelete, 16, { flags: 0, information_class: 4, name: 8 });
 assert_layout!(FileCloseModified, 8, { name: 0 });
-assert_layout!(Lost, 64, { dropped: 0 });
-assert_layout!(DriverStats, 280, {
-    produced: 0, delivered: 64, dropped: 128, dropped_by_reason: 192, lost_records: 240,
-    next_seq: 248, reads_completed: 256, ring_capacity: 264, consumer_connected: 276,
+assert_layout!(RegistrySetValue, 32, {
+    value_type: 0, data_size: 4, key_name: 8, value_name: 16, data: 24,
+});
+assert_layout!(Lost, 72, { dropped: 0 });
+assert_layout!(DriverStats, 304, {
+    produced: 0, delivered: 72, dropped: 144, dropped_by_reason: 216, lost_owed: 256,
+    lost_records: 264, next_seq: 272, reads_completed: 280, ring_capacity: 288,
+    consumer_connected: 300,
 });

@@ -28,6 +28,7 @@ fn blobs_in_bounds(record: &Record<'_>) -> bool {
         Record::FileRename(e) => check(&[e.body.old_name, e.body.new_name]),
         Record::FileDelete(e) => check(&[e.body.name]),
         Record::FileCloseModified(e) => check(&[e.body.name]),
+        Record::RegistrySetValue(e) => check(&[e.body.key_name, e.body.value_name, e.body.data]),
         Record::ProcessExit(_) | Record::Lost(_) | Record::Stats(_) => true,
     }
 }

@@ -140,6 +140,8 @@ fn absent_fields_decode_as_empty() {
 fn every_kind_round_trips_through_a_batch() {
     let a = utf16(r"\Device\HarddiskVolume3\Users\bob\report.docx");
     let b = utf16(r"\Device\HarddiskVolume3\Users\bob\report.docx.locked");
+    let registry_key = utf16(r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+    let registry_value = utf16("Start");
     let mut batch = Vec::new();
     batch.extend(encode_vec(
         ProcessExit {
@@ -192,8 +194,20 @@ fn every_kind_round_trips_through_a_batch() {
         &[Field::new(&a, 1024)],
     ));
     batch.extend(encode_vec(
+        RegistrySetValue {
+            value_type: 4,
+            data_size: 4,
+            ..Default::default()
+        },
+        &[
+            Field::new(&registry_key, 1024),
+            Field::new(&registry_value, 1024),
+            Field::new(&[1, 0, 0, 0], 1024),
+        ],
+    ));
+    batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9],
         },
         &[],
     ));
@@ -248,7 +262,16 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[7] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8]),
+        Record::RegistrySetValue(e) => {
+            assert_eq!((e.body.value_type, e.body.data_size), (4, 4));
+            assert_eq!(text(e.key_name()), r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+            assert_eq!(text(e.value_name()), "Start");
+            assert_eq!(e.data().bytes, &[1, 0, 0, 0]);
+        }
+        _ => unreachable!(),
+    }
+    match records[8] {
+        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
         _ => unreachable!(),
     }
 }

@@ -15,7 +15,7 @@ use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
 use windows_sys::Win32::System::Threading::ALL_PROCESSOR_GROUPS;
 
 use super::globals::{Globals, acquired, globals};
-use super::{device, filter, notify, nt, queue};
+use super::{device, filter, notify, nt, queue, registry};
 
 const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 const KEY_READ: u32 = 0x0002_0019;
@@ -91,6 +91,11 @@ unsafe fn start(
     if !nt::nt_success(status) {
         return status;
     }
+    // SAFETY: DriverEntry's driver object.
+    let status = unsafe { registry::register(driver, g) };
+    if !nt::nt_success(status) {
+        return status;
+    }
     filter::start(g)
 }
 
@@ -98,6 +103,7 @@ unsafe fn start(
 /// step clears its bit in `acquired` before undoing it. PASSIVE_LEVEL.
 pub fn teardown(g: &Globals) {
     // 1. Stop the producers.
+    registry::unregister(g);
     notify::unregister(g);
     filter::unregister(g);
     // 2. Wait out every callback, dispatch and DPC that holds rundown

@@ -9,7 +9,7 @@
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{
-    AtomicBool, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
 use ringside_driver::control::Control;
@@ -53,6 +53,7 @@ pub mod acquired {
     pub const PROCESS_NOTIFY: u32 = 1 << 4;
     pub const IMAGE_NOTIFY: u32 = 1 << 5;
     pub const TIMER: u32 = 1 << 6;
+    pub const REGISTRY: u32 = 1 << 7;
 }
 
 /// Slots in the first-write set (file objects written through and not yet
@@ -101,6 +102,8 @@ pub struct Globals {
     pub writes: FirstWriteSet<WRITE_SLOTS>,
     /// Renames and deletes between their pre- and post-operation callbacks.
     pub set_information: InFlight<SET_INFORMATION_SLOTS>,
+    /// The registry callback's cookie from CmRegisterCallbackEx (0 before).
+    pub registry_cookie: AtomicI64,
 }
 
 #[unsafe(no_mangle)]
@@ -125,6 +128,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     reads_completed: AtomicU64::new(0),
     writes: FirstWriteSet::new(),
     set_information: InFlight::new(),
+    registry_cookie: AtomicI64::new(0),
 };
 
 pub fn globals() -> &'static Globals {

@@ -5,6 +5,7 @@
 //! - `queue`: the READ cancel-safe queue, latency timer and DPC
 //! - `filter`: FltMgr registration and operation callbacks
 //! - `notify`: process and image-load notify routines
+//! - `registry`: the registry callback (value sets)
 //! - `irp`, `nt`: small wrappers over IRPs and ntoskrnl.exe
 //! - `globals`: `RINGSIDE_GLOBALS`, the state reachable by symbol
 //!
@@ -19,6 +20,7 @@ mod irp;
 mod notify;
 mod nt;
 mod queue;
+mod registry;
 
 /// The floating-point marker the MSVC toolchain expects when floats appear
 /// anywhere (core's formatting code); the kernel needs only the symbol.

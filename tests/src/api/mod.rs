@@ -1,6 +1,7 @@
 //! Modelled kernel APIs, one module per subsystem, and the table that binds
 //! an import name to its model. An import without a model fails the load.
 
+pub mod cm;
 pub mod flt;
 pub mod io;
 pub mod pool;
@@ -133,6 +134,16 @@ const TABLE: &[(&str, Handler)] = &[
     (
         "SeQueryAuthenticationIdToken",
         ps::se_query_authentication_id_token,
+    ),
+    ("CmRegisterCallbackEx", cm::cm_register_callback_ex),
+    ("CmUnRegisterCallback", cm::cm_unregister_callback),
+    (
+        "CmCallbackGetKeyObjectIDEx",
+        cm::cm_callback_get_key_object_id_ex,
+    ),
+    (
+        "CmCallbackReleaseKeyObjectIDEx",
+        cm::cm_callback_release_key_object_id_ex,
     ),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
