@@ -7,10 +7,8 @@ mod support;
 
 use std::path::Path;
 
-use ringside_agent::source::writer::ReplayWriter;
-use ringside_agent::synth::{BatchBuilder, VOLUME_MAP};
-use ringside_wire::replay::FrameKind;
-use support::{T0, agent, at, lines};
+use ringside_agent::synth::BatchBuilder;
+use support::{agent, at, lines, replay_of};
 
 /// Three driver loads (unsigned from Temp, Windows-signed, unchecked) and
 /// one user-mode DLL load, all in the System process (pid 4).
@@ -20,14 +18,7 @@ fn drivers() -> Vec<u8> {
     b.driver_load(at(4, 2), r"\SystemRoot\System32\drivers\ntfs.sys", 12);
     b.driver_load(at(4, 3), r"\??\C:\Drivers\unchecked.sys", 0);
     b.image_load(at(4, 4), r"\SystemRoot\System32\ntdll.dll", 12);
-    let batch = b.take();
-    let mut out = Vec::new();
-    let mut w = ReplayWriter::new(&mut out, T0).expect("in-memory write");
-    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
-        .expect("write");
-    w.batch(T0, &batch).expect("write");
-    w.finish().expect("write");
-    out
+    replay_of(&[b.take()])
 }
 
 #[test]

@@ -8,10 +8,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use ringside_agent::source::writer::ReplayWriter;
-use ringside_agent::synth::{BatchBuilder, VOLUME_MAP, sid};
-use ringside_wire::replay::FrameKind;
-use support::{T0, agent, at, create_explorer, lines};
+use ringside_agent::synth::{BatchBuilder, sid};
+use support::{agent, at, create_explorer, lines, replay_of};
 
 const SAMPLE: &str = "registry_set_amsi_disable/aa37cbb0-da36-42cb-a90f-fdf216fc7467.json";
 const KEY: &str = r"\REGISTRY\USER\S-1-5-21-2555720767-1205513275-3893774561-1001\Software\Microsoft\Windows Script\Settings";
@@ -35,14 +33,7 @@ fn replay() -> Vec<u8> {
         1,
         &service,
     );
-    let batch = b.take();
-    let mut out = Vec::new();
-    let mut w = ReplayWriter::new(&mut out, T0).expect("in-memory write");
-    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
-        .expect("write");
-    w.batch(T0, &batch).expect("write");
-    w.finish().expect("write");
-    out
+    replay_of(&[b.take()])
 }
 
 #[test]

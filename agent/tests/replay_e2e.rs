@@ -156,10 +156,8 @@ fn output_file_sink_and_platform_errors() {
 /// the new process, and the sequence numbers (delivery order) show no gap.
 #[test]
 fn events_of_one_batch_are_handled_in_callback_order_across_lanes() {
-    use ringside_agent::source::writer::ReplayWriter;
-    use ringside_agent::synth::{BatchBuilder, VOLUME_MAP, sid};
-    use ringside_wire::replay::FrameKind;
-    use support::{T0, at, create_explorer};
+    use ringside_agent::synth::{BatchBuilder, sid};
+    use support::{at, create_explorer};
 
     let user = sid(5, &[21, 1, 2, 3, 1001]);
     let medium = sid(16, &[0x2000]);
@@ -176,12 +174,7 @@ fn events_of_one_batch_are_handled_in_callback_order_across_lanes() {
         &user,
         &medium,
     );
-    let mut replay = Vec::new();
-    let mut w = ReplayWriter::new(&mut replay, T0).expect("in-memory write");
-    w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
-        .expect("write");
-    w.batch(T0, &b.take()).expect("write");
-    w.finish().expect("write");
+    let replay = support::replay_of(&[b.take()]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lanes.replay");
     std::fs::write(&path, replay).expect("write replay");

@@ -290,6 +290,15 @@ pub fn push_call_frame(uc: &mut Uc, top: u64, args: &[u64], return_address: u64)
     let _ = uc.reg_write(RegisterX86::RSP, rsp);
 }
 
+/// An interposer (`Kernel::interpose`) for "another CPU
+/// requests a mandatory unload while this callback is inside the
+/// interposed kernel call": FltMgr calls the driver's FilterUnloadCallback
+/// there and then. On one modelled CPU the unload runs right there.
+pub fn unload_from_another_cpu(uc: &mut Uc) {
+    let callback = uc.get_data().flt.unload_callback;
+    let _ = call_guest(uc, callback, &[FLTFL_FILTER_UNLOAD_MANDATORY]);
+}
+
 /// Calls the guest function at `function` with `args` and returns RAX.
 /// Nested calls (a model API calling back into the driver, e.g. a cancel
 /// routine or a CSQ callback) run below the caller's stack and restore its

@@ -7,8 +7,7 @@
 use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, connected};
 use ringside_kmodel::driver_image::ringside_sys;
-use ringside_kmodel::machine::{FLTFL_FILTER_UNLOAD_MANDATORY, call_guest};
-use ringside_kmodel::memory::Uc;
+use ringside_kmodel::machine::unload_from_another_cpu;
 use ringside_kmodel::scenario::RegistrySet;
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::kind::ALL_EVENTS_MASK;
@@ -215,14 +214,6 @@ fn a_failed_key_name_query_drops_and_counts_and_leaks_nothing() {
     m.close_device(h).expect("close");
     m.unload().expect("unload");
     m.assert_clean();
-}
-
-/// Another CPU requests a mandatory unload while the registry callback is
-/// inside CmCallbackGetKeyObjectIDEx (holding the driver's rundown
-/// reference). On one modelled CPU the unload runs right there.
-fn unload_from_another_cpu(uc: &mut Uc) {
-    let callback = uc.get_data().flt.unload_callback;
-    let _ = call_guest(uc, callback, &[FLTFL_FILTER_UNLOAD_MANDATORY]);
 }
 
 #[test]

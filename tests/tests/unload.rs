@@ -7,8 +7,7 @@
 use ringside_kmodel::agent::{Sent, connected};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::{FILE_CREATED, FILE_WRITE_DATA, Requestor};
-use ringside_kmodel::machine::{FLTFL_FILTER_UNLOAD_MANDATORY, call_guest};
-use ringside_kmodel::memory::Uc;
+use ringside_kmodel::machine::unload_from_another_cpu;
 use ringside_wire::ioctl::{ConfigureRequest, IOCTL_READ, READ_MIN_BUFFER, status};
 
 fn config() -> ConfigureRequest {
@@ -94,14 +93,6 @@ fn mandatory_unload_with_reads_pending_is_clean_and_unregisters_before_freeing()
     );
     assert!(m.kernel().io.devices.is_empty());
     m.assert_clean();
-}
-
-/// Another CPU requests a mandatory unload while a post-create callback is
-/// inside FltGetFileNameInformation (holding the driver's rundown
-/// reference). On one modelled CPU the unload runs right there.
-fn unload_from_another_cpu(uc: &mut Uc) {
-    let callback = uc.get_data().flt.unload_callback;
-    let _ = call_guest(uc, callback, &[FLTFL_FILTER_UNLOAD_MANDATORY]);
 }
 
 #[test]

@@ -60,12 +60,19 @@ pub fn scenario() -> Vec<u8> {
     b.file_delete(at(2000, 129), r"\Device\HarddiskVolume4\b.txt");
     b.process_exit(at(2000, 130), 0);
     let second = b.take();
+    replay_of(&[first, second])
+}
+
+/// A replay file (in memory): this machine's volume map, then `batches`,
+/// each a READ's worth of records.
+pub fn replay_of(batches: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = ReplayWriter::new(&mut out, T0).expect("in-memory write");
     w.frame(FrameKind::VolumeMap, T0, VOLUME_MAP)
         .expect("write");
-    w.batch(T0, &first).expect("write");
-    w.batch(T0, &second).expect("write");
+    for batch in batches {
+        w.batch(T0, batch).expect("write");
+    }
     w.finish().expect("write");
     out
 }
