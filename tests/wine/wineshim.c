@@ -30,11 +30,11 @@
  *               IoDeleteDevice with a handle open frees the device and the
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
- * Not filled, because they are never reached under Wine (process and file
- * callbacks never fire): CmCallbackGetKeyObjectIDEx,
- * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken, SeQueryAuthenticationIdToken,
- * Ps*PrimaryToken, PsGetProcessExitStatus, FltGetFileNameInformation and
- * its siblings.
+ * Not filled, because they are never reached under Wine (process, file and
+ * registry callbacks never fire): CmCallbackGetKeyObjectIDEx,
+ * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
+ * SeQueryAuthenticationIdToken, Ps*PrimaryToken, PsGetProcessExitStatus,
+ * FltGetFileNameInformation and its siblings.
  *
  * Built with x86_64-w64-mingw32-gcc against mingw-w64's DDK headers.
  */
