@@ -45,4 +45,6 @@ pub use record::*;
 /// Version 2: `ProcessCreate` gained `logon_id` (and `PROCESS_FLAG_LOGON_ID`);
 /// before version 2 was released, `RegistrySetValue` (kind 9) was added,
 /// which lengthened every per-kind array (`Lost`, `DriverStats`) to 9.
-pub const ABI_VERSION: u32 = 2;
+/// Version 3: the Sysmon-parity kinds after `RegistrySetValue` (kind 10 on),
+/// each with its own record and a slot in every per-kind array.
+pub const ABI_VERSION: u32 = 3;

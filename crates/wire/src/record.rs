@@ -22,7 +22,7 @@ const _: () = assert!(RECORD_ALIGN.is_power_of_two());
 pub const MAX_RECORD_SIZE: usize = 0xFFF8;
 
 /// Version stored in every header; equal to the low byte of the ABI version.
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 3;
 const _: () = assert!(RECORD_VERSION as u32 == crate::ABI_VERSION & 0xFF);
 
 /// Header flag: at least one blob of this record was truncated at its cap.
