@@ -3,8 +3,8 @@
 
 use ringside_agent::source::writer::ReplayWriter;
 use ringside_agent::synth::{BatchBuilder, VOLUME_MAP, sid};
-use ringside_wire::Origin;
 use ringside_wire::replay::FrameKind;
+use ringside_wire::{EventKind, Origin};
 
 fn main() -> std::io::Result<()> {
     let dir = std::env::args()
@@ -38,7 +38,10 @@ fn main() -> std::io::Result<()> {
     );
     b.file_delete(o(100, 4), r"\Device\HarddiskVolume3\u.txt");
     b.skip(3);
-    b.lost(o(0, 5), [1, 0, 0, 2, 0, 0, 0, 0, 0]);
+    let mut dropped = [0; ringside_wire::EVENT_KIND_COUNT];
+    dropped[EventKind::ProcessCreate.index()] = 1;
+    dropped[EventKind::FileCreate.index()] = 2;
+    b.lost(o(0, 5), dropped);
     b.process_exit(o(100, 6), 0);
     let batch = b.take();
     let mut seed = Vec::new();

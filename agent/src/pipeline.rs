@@ -859,6 +859,10 @@ impl Pipeline {
             Record::FileCloseModified(_) => {
                 self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
             }
+            Record::RegistryKey(_) => self.counters.not_mapped[EventKind::RegistryKey.index()] += 1,
+            Record::RegistryRename(_) => {
+                self.counters.not_mapped[EventKind::RegistryRename.index()] += 1
+            }
             Record::RegistrySetValue(e) => {
                 self.count_truncated(&[e.key_name(), e.value_name(), e.data()]);
                 self.table.lookup(pid, time);

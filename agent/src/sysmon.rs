@@ -46,7 +46,11 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedFileDelete", WIDE),
     field("DroppedFileCloseModified", WIDE),
     field("DroppedRegistrySetValue", WIDE),
+    field("DroppedRegistryKey", WIDE),
+    field("DroppedRegistryRename", WIDE),
 ];
+// One `Dropped<Kind>` per event kind, in counter-index order.
+const _: () = assert!(EVENTS_LOST.len() == 2 + ringside_wire::EVENT_KIND_COUNT);
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
 /// never reached this agent (or the replay file lacks them). Sequence

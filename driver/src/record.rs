@@ -9,7 +9,8 @@
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, RegistrySetValue, encode_exact, encoded_len,
+    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, RegistryKey, RegistryRename,
+    RegistrySetValue, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -213,6 +214,61 @@ impl RegistrySetValueFacts<'_> {
             EventKind::RegistrySetValue,
             self.origin,
             body,
+            &fields,
+        )
+    }
+}
+
+/// Registry callback: a key created, a key deleted or a value deleted, with
+/// a success status (the trampoline checks it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegistryKeyFacts<'a> {
+    pub origin: Origin,
+    /// `ringside_wire::REGISTRY_OP_*`.
+    pub operation: u32,
+    /// The key's object name from `CmCallbackGetKeyObjectIDEx` (for a
+    /// deleted key, queried at the pre-notification).
+    pub key_name: &'a [u16],
+    /// `REG_DELETE_VALUE_KEY_INFORMATION.ValueName`; empty for keys.
+    pub value_name: &'a [u16],
+}
+
+impl RegistryKeyFacts<'_> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
+        let body = RegistryKey {
+            operation: self.operation,
+            ..RegistryKey::default()
+        };
+        let fields = [
+            utf16(self.key_name, caps.name),
+            utf16(self.value_name, caps.name),
+        ];
+        emit(ring, EventKind::RegistryKey, self.origin, body, &fields)
+    }
+}
+
+/// Registry callback, `RegNtPostRenameKey` with a success status.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegistryRenameFacts<'a> {
+    pub origin: Origin,
+    /// The key's object name before the rename (queried at the
+    /// pre-notification).
+    pub key_name: &'a [u16],
+    /// `REG_RENAME_KEY_INFORMATION.NewName`: the new last component.
+    pub new_name: &'a [u16],
+}
+
+impl RegistryRenameFacts<'_> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
+        let fields = [
+            utf16(self.key_name, caps.name),
+            utf16(self.new_name, caps.name),
+        ];
+        emit(
+            ring,
+            EventKind::RegistryRename,
+            self.origin,
+            RegistryRename::default(),
             &fields,
         )
     }
@@ -701,11 +757,26 @@ mod tests {
             }
             .emit(ring, CAPS)
             .expect("registry");
+            RegistryKeyFacts {
+                origin: o,
+                operation: ringside_wire::REGISTRY_OP_CREATE_KEY,
+                key_name: &name,
+                value_name: &[],
+            }
+            .emit(ring, CAPS)
+            .expect("registry key");
+            RegistryRenameFacts {
+                origin: o,
+                key_name: &name,
+                new_name: &name,
+            }
+            .emit(ring, CAPS)
+            .expect("registry rename");
             let bytes = drain(ring);
             let kinds: Vec<u16> = Records::new(&bytes)
                 .map(|r| r.expect("decodes").header().kind)
                 .collect();
-            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9]);
+            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9, 10, 11]);
             let Some(Ok(Record::ImageLoad(image))) = Records::new(&bytes).nth(1) else {
                 panic!("not an image load")
             };

@@ -95,3 +95,53 @@ typedef struct _RINGSIDE_REG_SET_VALUE_KEY_INFORMATION {
     PVOID ObjectContext;
     PVOID Reserved;
 } RINGSIDE_REG_SET_VALUE_KEY_INFORMATION;
+
+/* Key deletion, value deletion, key rename and key creation, as their
+ * reference pages declare them (ns-wdm-_reg_delete_key_information,
+ * ns-wdm-_reg_delete_value_key_information,
+ * ns-wdm-_reg_rename_key_information,
+ * ns-wdm-_reg_create_key_information_v1). */
+typedef struct _RINGSIDE_REG_DELETE_KEY_INFORMATION {
+    PVOID Object;
+    PVOID CallContext;
+    PVOID ObjectContext;
+    PVOID Reserved;
+} RINGSIDE_REG_DELETE_KEY_INFORMATION;
+
+typedef struct _RINGSIDE_REG_DELETE_VALUE_KEY_INFORMATION {
+    PVOID Object;
+    PUNICODE_STRING ValueName;
+    PVOID CallContext;
+    PVOID ObjectContext;
+    PVOID Reserved;
+} RINGSIDE_REG_DELETE_VALUE_KEY_INFORMATION;
+
+typedef struct _RINGSIDE_REG_RENAME_KEY_INFORMATION {
+    PVOID Object;
+    PUNICODE_STRING NewName;
+    PVOID CallContext;
+    PVOID ObjectContext;
+    PVOID Reserved;
+} RINGSIDE_REG_RENAME_KEY_INFORMATION;
+
+typedef struct _RINGSIDE_REG_CREATE_KEY_INFORMATION_V1 {
+    PUNICODE_STRING CompleteName;
+    PVOID RootObject;
+    PVOID ObjectType;
+    ULONG Options;
+    PUNICODE_STRING Class;
+    PVOID SecurityDescriptor;
+    PVOID SecurityQualityOfService;
+    ACCESS_MASK DesiredAccess;
+    ACCESS_MASK GrantedAccess;
+    PULONG Disposition;
+    PVOID *ResultObject;
+    PVOID CallContext;
+    PVOID RootObjectContext;
+    PVOID Transaction;
+    ULONG_PTR Version;
+    PUNICODE_STRING RemainingName;
+    ULONG Wow64Flags;
+    ULONG Attributes;
+    KPROCESSOR_MODE CheckAccessMode;
+} RINGSIDE_REG_CREATE_KEY_INFORMATION_V1;

@@ -13,7 +13,9 @@ use ringside_wire::ioctl::ConfigureRequest;
 use crate::agent::connected;
 use crate::file_io::*;
 use crate::machine::Machine;
-use crate::scenario::{ProcessSpec, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid};
+use crate::scenario::{
+    KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
+};
 
 /// Invocations measured per kind (after one warm-up invocation).
 pub const RUNS: u64 = 32;
@@ -295,6 +297,34 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         api_calls,
         profile,
     });
+    // Key operations: each one pre- and one post-notification.
+    for (callback, op) in [
+        ("registry callback (create key, pre + post)", KeyOp::Create),
+        ("registry callback (delete key, pre + post)", KeyOp::Delete),
+        (
+            "registry callback (delete value, pre + post)",
+            KeyOp::DeleteValue("Updater".into()),
+        ),
+        (
+            "registry callback (rename key, pre + post)",
+            KeyOp::Rename("Renamed".into()),
+        ),
+    ] {
+        let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+            m.registry_key_op(&RegistryKeyOp {
+                pid: 2000,
+                key: format!(r"\REGISTRY\MACHINE\SOFTWARE\Ringside\Key{i}"),
+                op: op.clone(),
+                status: 0,
+            })
+        })?;
+        costs.push(Cost {
+            callback,
+            instructions: cost,
+            api_calls,
+            profile,
+        });
+    }
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
         return Err(format!(

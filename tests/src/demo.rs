@@ -384,6 +384,26 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
                         e.body.data_size
                     ),
                 ),
+                Record::RegistryKey(e) => (
+                    match e.body.operation {
+                        ringside_wire::REGISTRY_OP_CREATE_KEY => "registry create",
+                        ringside_wire::REGISTRY_OP_DELETE_KEY => "registry delete",
+                        _ => "registry del val",
+                    },
+                    format!(
+                        "{} {}",
+                        e.key_name().chars().collect::<String>(),
+                        e.value_name().chars().collect::<String>()
+                    ),
+                ),
+                Record::RegistryRename(e) => (
+                    "registry rename",
+                    format!(
+                        "{} -> {}",
+                        e.key_name().chars().collect::<String>(),
+                        e.new_name().chars().collect::<String>()
+                    ),
+                ),
                 Record::Lost(e) => ("LOST", format!("{:?}", e.body.dropped)),
                 Record::Stats(_) => ("stats", String::new()),
             };

@@ -12,7 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, Sent, connected_on};
 use crate::machine::Machine;
-use crate::scenario::RegistrySet;
+use crate::scenario::{KeyOp, RegistryKeyOp, RegistrySet};
 use crate::smp::{GuestCall, Outcome, Report, Schedule};
 
 /// A scenario: one schedule from `seed` over the driver image `sys`.
@@ -75,6 +75,30 @@ fn registry_sets(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
                 data: (i as u32).to_le_bytes().to_vec(),
                 status: 0,
             })
+        })
+        .collect()
+}
+
+/// Registry key renames and deletes by a process on `cpu`: the name taken
+/// at each pre-notification travels in `CallContext` to its
+/// post-notification while other CPUs read, configure and load images.
+fn registry_key_ops(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    (0..count)
+        .flat_map(|i| {
+            let key = format!(r"\REGISTRY\MACHINE\SOFTWARE\Ringside\cpu{cpu}\k{i}");
+            let mut calls = m.registry_key_op_calls(&RegistryKeyOp {
+                pid: 900 + cpu,
+                key: key.clone(),
+                op: KeyOp::Rename(format!("r{i}")),
+                status: 0,
+            });
+            calls.extend(m.registry_key_op_calls(&RegistryKeyOp {
+                pid: 900 + cpu,
+                key,
+                op: KeyOp::Delete,
+                status: 0,
+            }));
+            calls
         })
         .collect()
 }
@@ -161,7 +185,8 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     }
     let plan = vec![cpu0, loads(&mut m, 1, 6), loads(&mut m, 2, 6), {
         let loads = loads(&mut m, 3, 3);
-        then(loads, registry_sets(&mut m, 3, 3))
+        let sets = registry_sets(&mut m, 3, 3);
+        then(then(loads, sets), registry_key_ops(&mut m, 3, 2))
     }];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();

@@ -43,6 +43,32 @@ pub struct RegistrySet {
     pub status: i32,
 }
 
+/// A registry key operation other than a value set.
+#[derive(Clone, Debug)]
+pub enum KeyOp {
+    /// `RegCreateKeyEx` / `ZwCreateKey` (`RegNtPreCreateKeyEx`, then
+    /// `RegNtPostCreateKeyEx` with the created key's object).
+    Create,
+    /// `RegDeleteKey` / `ZwDeleteKey`.
+    Delete,
+    /// `RegDeleteValue` / `ZwDeleteValueKey` of this value (empty: the
+    /// default value).
+    DeleteValue(String),
+    /// `RegRenameKey` / `ZwRenameKey` to this new last component.
+    Rename(String),
+}
+
+/// One registry key operation, as its caller made it.
+#[derive(Clone, Debug)]
+pub struct RegistryKeyOp {
+    pub pid: u32,
+    /// The key's object name, e.g. `\REGISTRY\MACHINE\SOFTWARE\...`.
+    pub key: String,
+    pub op: KeyOp,
+    /// The operation's outcome (the post-notification's Status).
+    pub status: i32,
+}
+
 /// The LUID of the SYSTEM logon session (`SYSTEM_LUID`, winnt.h: 0x3e7).
 pub const SYSTEM_LOGON_ID: u64 = 0x3e7;
 
@@ -217,20 +243,108 @@ impl Machine {
         uc.write_u64(post + RPO_PRE_INFORMATION, pre);
         uc.write_u32(post + RPO_RETURN_STATUS, set.status as u32);
         let label = format!("registry set {}\\{} by {}", set.key, set.value, set.pid);
-        let mut calls = Vec::new();
-        for callback in self.kernel().cm.callbacks.clone() {
-            for (class, info) in [
+        self.registry_callback_calls(
+            &label,
+            set.pid,
+            [
                 (cm::REG_NT_PRE_SET_VALUE_KEY, pre),
                 (cm::REG_NT_POST_SET_VALUE_KEY, post),
-            ] {
+            ],
+        )
+    }
+
+    /// A registry key operation by `pid`: every registered registry
+    /// callback gets the pre-notification and then, with the operation's
+    /// `status`, the post-notification (whose `CallContext` the
+    /// configuration manager carries over from the pre-notification's
+    /// structure, [`cm::before_call`]), in the calling thread, at
+    /// PASSIVE_LEVEL. Names are captured in system memory, as the kernel
+    /// does from Windows 8 on.
+    pub fn registry_key_op(&mut self, op: &RegistryKeyOp) -> Result<(), String> {
+        self.step_clock();
+        self.set_current(op.pid, op.pid + 4);
+        for call in self.registry_key_op_calls(op) {
+            cm::before_call(&mut self.uc, &call.args);
+            self.call_at(call.irql, call.function, &call.args)?;
+        }
+        Ok(())
+    }
+
+    /// The callback calls of one key operation (pre, then post, per
+    /// callback), to make now or on the CPUs of a multi-CPU run.
+    pub fn registry_key_op_calls(&mut self, op: &RegistryKeyOp) -> Vec<GuestCall> {
+        let object = model_alloc(&mut self.uc, 64);
+        self.kernel_mut()
+            .cm
+            .key_objects
+            .insert(object, op.key.clone());
+        let (pre_class, post_class, pre) = match &op.op {
+            KeyOp::Create => {
+                let pre = model_alloc(&mut self.uc, REG_CREATE_KEY_INFO_SIZE as u64);
+                let name = alloc_unicode_string(&mut self.uc, &op.key);
+                self.uc.write_u64(pre + RCK_COMPLETE_NAME, name);
+                (
+                    cm::REG_NT_PRE_CREATE_KEY_EX,
+                    cm::REG_NT_POST_CREATE_KEY_EX,
+                    pre,
+                )
+            }
+            KeyOp::Delete => {
+                let pre = model_alloc(&mut self.uc, REG_DELETE_KEY_INFO_SIZE as u64);
+                self.uc.write_u64(pre + RDK_OBJECT, object);
+                (cm::REG_NT_PRE_DELETE_KEY, cm::REG_NT_POST_DELETE_KEY, pre)
+            }
+            KeyOp::DeleteValue(value) => {
+                let pre = model_alloc(&mut self.uc, REG_DELETE_VALUE_INFO_SIZE as u64);
+                let name = alloc_unicode_string(&mut self.uc, value);
+                self.uc.write_u64(pre + RDV_OBJECT, object);
+                self.uc.write_u64(pre + RDV_VALUE_NAME, name);
+                (
+                    cm::REG_NT_PRE_DELETE_VALUE_KEY,
+                    cm::REG_NT_POST_DELETE_VALUE_KEY,
+                    pre,
+                )
+            }
+            KeyOp::Rename(new_name) => {
+                let pre = model_alloc(&mut self.uc, REG_RENAME_KEY_INFO_SIZE as u64);
+                let name = alloc_unicode_string(&mut self.uc, new_name);
+                self.uc.write_u64(pre + RRK_OBJECT, object);
+                self.uc.write_u64(pre + RRK_NEW_NAME, name);
+                (cm::REG_NT_PRE_RENAME_KEY, cm::REG_NT_POST_RENAME_KEY, pre)
+            }
+        };
+        let post = model_alloc(&mut self.uc, REG_POST_INFO_SIZE as u64);
+        let uc = &mut self.uc;
+        // The post structure's Object is valid only on success; a failed
+        // create has none.
+        let failed_create = matches!(op.op, KeyOp::Create) && op.status < 0;
+        uc.write_u64(post + RPO_OBJECT, if failed_create { 0 } else { object });
+        uc.write_u32(post + RPO_STATUS, op.status as u32);
+        uc.write_u64(post + RPO_PRE_INFORMATION, pre);
+        uc.write_u32(post + RPO_RETURN_STATUS, op.status as u32);
+        let label = format!("registry {:?} {} by {}", op.op, op.key, op.pid);
+        self.registry_callback_calls(&label, op.pid, [(pre_class, pre), (post_class, post)])
+    }
+
+    /// Each registered registry callback's calls for one operation: its
+    /// pre- and post-notification, in that order.
+    fn registry_callback_calls(
+        &self,
+        label: &str,
+        pid: u32,
+        notifications: [(u64, u64); 2],
+    ) -> Vec<GuestCall> {
+        let mut calls = Vec::new();
+        for callback in self.kernel().cm.callbacks.clone() {
+            for (class, info) in notifications {
                 calls.push(GuestCall {
-                    label: label.clone(),
+                    label: label.to_owned(),
                     kind: CallKind::RegistryCallback,
                     function: callback.function,
                     args: vec![callback.context, class, info],
                     irql: PASSIVE_LEVEL,
-                    pid: set.pid,
-                    tid: set.pid + 4,
+                    pid,
+                    tid: pid + 4,
                 });
             }
         }

@@ -482,8 +482,11 @@ fn begin_call(uc: &mut Uc, cpu: usize) -> bool {
     c.irql = call.irql;
     c.pid = call.pid;
     c.tid = call.tid;
-    let (function, args) = (call.function, call.args.clone());
+    let (function, args, kind) = (call.function, call.args.clone(), call.kind);
     c.current = Some(call);
+    if kind == CallKind::RegistryCallback {
+        crate::api::cm::before_call(uc, &args);
+    }
     resume(uc, cpu);
     // A fresh frame on this CPU's stack, RFLAGS with only IF set (DF
     // clear, as the ABI requires at a call).

@@ -21,7 +21,8 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
 };
 use windows_sys::Wdk::System::SystemServices::{
     EX_RUNDOWN_REF, IMAGE_INFO, IO_CSQ, KTIMER, PS_CREATE_NOTIFY_INFO,
-    REG_POST_OPERATION_INFORMATION, REG_SET_VALUE_KEY_INFORMATION,
+    REG_CREATE_KEY_INFORMATION_V1, REG_DELETE_KEY_INFORMATION, REG_DELETE_VALUE_KEY_INFORMATION,
+    REG_POST_OPERATION_INFORMATION, REG_RENAME_KEY_INFORMATION, REG_SET_VALUE_KEY_INFORMATION,
 };
 use windows_sys::Win32::Foundation::LUID;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
@@ -233,6 +234,30 @@ fn driver_reads() -> Vec<Read> {
         sys!("RSV_TYPE", REG_SET_VALUE_KEY_INFORMATION, Type),
         sys!("RSV_DATA", REG_SET_VALUE_KEY_INFORMATION, Data),
         sys!("RSV_DATA_SIZE", REG_SET_VALUE_KEY_INFORMATION, DataSize),
+        // ... and of key creation, deletion and rename, and where it hands a
+        // held key name from the pre- to the post-notification.
+        sys!(
+            "RPO_CALL_CONTEXT",
+            REG_POST_OPERATION_INFORMATION,
+            CallContext
+        ),
+        sys_size!("REG_DELETE_KEY_INFO_SIZE", REG_DELETE_KEY_INFORMATION),
+        sys!("RDK_OBJECT", REG_DELETE_KEY_INFORMATION, Object),
+        sys!("RDK_CALL_CONTEXT", REG_DELETE_KEY_INFORMATION, CallContext),
+        sys_size!(
+            "REG_DELETE_VALUE_INFO_SIZE",
+            REG_DELETE_VALUE_KEY_INFORMATION
+        ),
+        sys!(
+            "RDV_VALUE_NAME",
+            REG_DELETE_VALUE_KEY_INFORMATION,
+            ValueName
+        ),
+        sys_size!("REG_RENAME_KEY_INFO_SIZE", REG_RENAME_KEY_INFORMATION),
+        sys!("RRK_OBJECT", REG_RENAME_KEY_INFORMATION, Object),
+        sys!("RRK_NEW_NAME", REG_RENAME_KEY_INFORMATION, NewName),
+        sys!("RRK_CALL_CONTEXT", REG_RENAME_KEY_INFORMATION, CallContext),
+        sys_size!("REG_CREATE_KEY_INFO_SIZE", REG_CREATE_KEY_INFORMATION_V1),
         // The minifilter (filter.rs): registration it writes, data it reads.
         sys_size!("FLT_REGISTRATION_SIZE", FLT_REGISTRATION),
         sys!("REG_SIZE", FLT_REGISTRATION, Size),

@@ -8,7 +8,7 @@ use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
     FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue,
+    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -280,6 +280,24 @@ impl<'a> Event<'a, FileRename> {
     }
 }
 
+impl<'a> Event<'a, RegistryKey> {
+    pub fn key_name(&self) -> RawField<'a> {
+        self.field(self.body.key_name)
+    }
+    pub fn value_name(&self) -> RawField<'a> {
+        self.field(self.body.value_name)
+    }
+}
+
+impl<'a> Event<'a, RegistryRename> {
+    pub fn key_name(&self) -> RawField<'a> {
+        self.field(self.body.key_name)
+    }
+    pub fn new_name(&self) -> RawField<'a> {
+        self.field(self.body.new_name)
+    }
+}
+
 impl<'a> Event<'a, RegistrySetValue> {
     pub fn key_name(&self) -> RawField<'a> {
         self.field(self.body.key_name)
@@ -320,6 +338,8 @@ pub enum Record<'a> {
     FileDelete(Event<'a, FileDelete>),
     FileCloseModified(Event<'a, FileCloseModified>),
     RegistrySetValue(Event<'a, RegistrySetValue>),
+    RegistryKey(Event<'a, RegistryKey>),
+    RegistryRename(Event<'a, RegistryRename>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -337,6 +357,8 @@ impl<'a> Record<'a> {
             Record::FileDelete(e) => &e.header,
             Record::FileCloseModified(e) => &e.header,
             Record::RegistrySetValue(e) => &e.header,
+            Record::RegistryKey(e) => &e.header,
+            Record::RegistryRename(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -354,6 +376,8 @@ impl<'a> Record<'a> {
             Record::FileDelete(_) => RecordKind::Event(EventKind::FileDelete),
             Record::FileCloseModified(_) => RecordKind::Event(EventKind::FileCloseModified),
             Record::RegistrySetValue(_) => RecordKind::Event(EventKind::RegistrySetValue),
+            Record::RegistryKey(_) => RecordKind::Event(EventKind::RegistryKey),
+            Record::RegistryRename(_) => RecordKind::Event(EventKind::RegistryRename),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -468,6 +492,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         }
         RecordKind::Event(EventKind::RegistrySetValue) => {
             Record::RegistrySetValue(event(header, record)?)
+        }
+        RecordKind::Event(EventKind::RegistryKey) => Record::RegistryKey(event(header, record)?),
+        RecordKind::Event(EventKind::RegistryRename) => {
+            Record::RegistryRename(event(header, record)?)
         }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),

@@ -35,10 +35,17 @@ pub enum EventKind {
     /// Registry callback (`CmRegisterCallbackEx`), `RegNtPostSetValueKey`
     /// with a success status: a value was set.
     RegistrySetValue = 9,
+    /// Registry callback: a key created (`RegNtPostCreateKeyEx`), a key
+    /// deleted (`RegNtPostDeleteKey`) or a value deleted
+    /// (`RegNtPostDeleteValueKey`), each reported only with a success status.
+    RegistryKey = 10,
+    /// Registry callback, `RegNtPostRenameKey` with a success status: a key
+    /// was renamed.
+    RegistryRename = 11,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 9;
+pub const EVENT_KIND_COUNT: usize = 11;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -57,6 +64,8 @@ impl EventKind {
         EventKind::FileDelete,
         EventKind::FileCloseModified,
         EventKind::RegistrySetValue,
+        EventKind::RegistryKey,
+        EventKind::RegistryRename,
     ];
 
     /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`).
@@ -83,6 +92,8 @@ impl EventKind {
             EventKind::FileDelete => "file_delete",
             EventKind::FileCloseModified => "file_close_modified",
             EventKind::RegistrySetValue => "registry_set_value",
+            EventKind::RegistryKey => "registry_key",
+            EventKind::RegistryRename => "registry_rename",
         }
     }
 }
@@ -115,6 +126,8 @@ impl TryFrom<u16> for EventKind {
             7 => Ok(EventKind::FileDelete),
             8 => Ok(EventKind::FileCloseModified),
             9 => Ok(EventKind::RegistrySetValue),
+            10 => Ok(EventKind::RegistryKey),
+            11 => Ok(EventKind::RegistryRename),
             other => Err(UnknownKind(other)),
         }
     }
@@ -185,7 +198,7 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(10), Err(UnknownKind(10)));
+        assert_eq!(RecordKind::try_from(12), Err(UnknownKind(12)));
     }
 
     #[test]
@@ -194,6 +207,6 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0x1ff);
+        assert_eq!(ALL_EVENTS_MASK, 0x7ff);
     }
 }

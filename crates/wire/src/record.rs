@@ -325,6 +325,53 @@ body!(RegistrySetValue, RecordKind::Event(EventKind::RegistrySetValue), [
     key_name: Utf16, value_name: Utf16, data: Bytes,
 ]);
 
+/// [`RegistryKey::operation`]: a key was created or opened through a create
+/// call (`RegNtPostCreateKeyEx`; the key may have existed before).
+pub const REGISTRY_OP_CREATE_KEY: u32 = 1;
+/// [`RegistryKey::operation`]: a key was deleted (`RegNtPostDeleteKey`).
+pub const REGISTRY_OP_DELETE_KEY: u32 = 2;
+/// [`RegistryKey::operation`]: a value was deleted (`RegNtPostDeleteValueKey`).
+pub const REGISTRY_OP_DELETE_VALUE: u32 = 3;
+
+/// A registry key created, a key deleted or a value deleted, reported only
+/// when the post-operation `Status` is a success. Raw, like
+/// [`RegistrySetValue`]: the key's object name (for a deleted key, the name
+/// it had just before the delete) and, for a deleted value, its name.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RegistryKey {
+    /// `REGISTRY_OP_*`.
+    pub operation: u32,
+    /// Zero.
+    pub _pad: u32,
+    /// `CmCallbackGetKeyObjectIDEx`'s object name (UTF-16).
+    pub key_name: Blob,
+    /// `REG_DELETE_VALUE_KEY_INFORMATION.ValueName` (UTF-16; empty for key
+    /// operations, and for the key's default value).
+    pub value_name: Blob,
+}
+body!(RegistryKey, RecordKind::Event(EventKind::RegistryKey), [
+    key_name: Utf16, value_name: Utf16,
+]);
+
+/// A registry key renamed (`RegNtPostRenameKey`, success status only).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RegistryRename {
+    /// The key's object name before the rename (UTF-16).
+    pub key_name: Blob,
+    /// `REG_RENAME_KEY_INFORMATION.NewName` as the caller passed it: the
+    /// key's new last component, not a full path (UTF-16).
+    pub new_name: Blob,
+}
+body!(RegistryRename, RecordKind::Event(EventKind::RegistryRename), [
+    key_name: Utf16, new_name: Utf16,
+]);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -408,9 +455,11 @@ assert_layout!(FileCloseModified, 8, { name: 0 });
 assert_layout!(RegistrySetValue, 32, {
     value_type: 0, data_size: 4, key_name: 8, value_name: 16, data: 24,
 });
-assert_layout!(Lost, 72, { dropped: 0 });
-assert_layout!(DriverStats, 304, {
-    produced: 0, delivered: 72, dropped: 144, dropped_by_reason: 216, lost_owed: 256,
-    lost_records: 264, next_seq: 272, reads_completed: 280, ring_capacity: 288,
-    consumer_connected: 300,
+assert_layout!(RegistryKey, 24, { operation: 0, key_name: 8, value_name: 16 });
+assert_layout!(RegistryRename, 16, { key_name: 0, new_name: 8 });
+assert_layout!(Lost, 88, { dropped: 0 });
+assert_layout!(DriverStats, 352, {
+    produced: 0, delivered: 88, dropped: 176, dropped_by_reason: 264, lost_owed: 304,
+    lost_records: 312, next_seq: 320, reads_completed: 328, ring_capacity: 336,
+    consumer_connected: 348,
 });

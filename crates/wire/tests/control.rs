@@ -1,10 +1,10 @@
 //! The IOCTL contract: codes, sizes, and field-by-field validation.
 
 use ringside_wire::ABI_VERSION;
-use ringside_wire::EventKind;
 use ringside_wire::ioctl::*;
 use ringside_wire::kind::ALL_EVENTS_MASK;
 use ringside_wire::replay::{self, FileHeader, FrameKind, Frames, ReplayError};
+use ringside_wire::{EVENT_KIND_COUNT, EventKind};
 use zerocopy::IntoBytes;
 
 #[test]
@@ -86,7 +86,10 @@ fn configure_checks_every_field() {
 
     type Mutation = fn(&mut ConfigureRequest);
     let cases: [(Mutation, ConfigField); 9] = [
-        (|r| r.event_mask = 1 << 9, ConfigField::EventMask),
+        (
+            |r| r.event_mask = 1 << EVENT_KIND_COUNT,
+            ConfigField::EventMask,
+        ),
         (|r| r.max_name_bytes = 62, ConfigField::MaxNameBytes),
         (
             |r| r.max_name_bytes = 16 * 1024 + 2,
@@ -130,8 +133,8 @@ fn output_buffers_are_checked() {
         status::BUFFER_TOO_SMALL
     );
     assert!(check_read_buffer(READ_MIN_BUFFER as usize).is_ok());
-    assert!(check_output::<StatsResponse>(312).is_ok());
-    assert!(check_output::<StatsResponse>(311).is_err());
+    assert!(check_output::<StatsResponse>(360).is_ok());
+    assert!(check_output::<StatsResponse>(359).is_err());
 }
 
 #[test]

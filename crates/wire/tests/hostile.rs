@@ -29,6 +29,8 @@ fn blobs_in_bounds(record: &Record<'_>) -> bool {
         Record::FileDelete(e) => check(&[e.body.name]),
         Record::FileCloseModified(e) => check(&[e.body.name]),
         Record::RegistrySetValue(e) => check(&[e.body.key_name, e.body.value_name, e.body.data]),
+        Record::RegistryKey(e) => check(&[e.body.key_name, e.body.value_name]),
+        Record::RegistryRename(e) => check(&[e.body.key_name, e.body.new_name]),
         Record::ProcessExit(_) | Record::Lost(_) | Record::Stats(_) => true,
     }
 }

@@ -206,8 +206,25 @@ fn every_kind_round_trips_through_a_batch() {
         ],
     ));
     batch.extend(encode_vec(
+        RegistryKey {
+            operation: REGISTRY_OP_DELETE_VALUE,
+            ..Default::default()
+        },
+        &[
+            Field::new(&registry_key, 1024),
+            Field::new(&registry_value, 1024),
+        ],
+    ));
+    batch.extend(encode_vec(
+        RegistryRename::default(),
+        &[
+            Field::new(&registry_key, 1024),
+            Field::new(&utf16("Ringside2"), 1024),
+        ],
+    ));
+    batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         },
         &[],
     ));
@@ -271,7 +288,22 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[8] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        Record::RegistryKey(e) => {
+            assert_eq!(e.body.operation, REGISTRY_OP_DELETE_VALUE);
+            assert_eq!(text(e.key_name()), r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+            assert_eq!(text(e.value_name()), "Start");
+        }
+        _ => unreachable!(),
+    }
+    match records[9] {
+        Record::RegistryRename(e) => {
+            assert_eq!(text(e.key_name()), r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+            assert_eq!(text(e.new_name()), "Ringside2");
+        }
+        _ => unreachable!(),
+    }
+    match records[10] {
+        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
         _ => unreachable!(),
     }
 }

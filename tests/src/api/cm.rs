@@ -16,10 +16,74 @@ use crate::verifier::Rule;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
 
-/// `REG_NOTIFY_CLASS` values (wdm.h): `RegNtPreSetValueKey`,
-/// `RegNtPostSetValueKey`.
+/// `REG_NOTIFY_CLASS` values (wdm.h), pre and post of each operation the
+/// scenarios make.
+pub const REG_NT_PRE_DELETE_KEY: u64 = 0;
 pub const REG_NT_PRE_SET_VALUE_KEY: u64 = 1;
+pub const REG_NT_PRE_DELETE_VALUE_KEY: u64 = 2;
+pub const REG_NT_PRE_RENAME_KEY: u64 = 4;
+pub const REG_NT_POST_DELETE_KEY: u64 = 15;
 pub const REG_NT_POST_SET_VALUE_KEY: u64 = 16;
+pub const REG_NT_POST_DELETE_VALUE_KEY: u64 = 17;
+pub const REG_NT_POST_RENAME_KEY: u64 = 19;
+pub const REG_NT_PRE_CREATE_KEY_EX: u64 = 26;
+pub const REG_NT_POST_CREATE_KEY_EX: u64 = 27;
+
+/// Where each pre-notification structure keeps its `CallContext` (the
+/// classes whose structure has one that the scenarios build).
+fn call_context_offset(post_class: u64) -> Option<u64> {
+    use crate::layout::*;
+    match post_class {
+        REG_NT_POST_DELETE_KEY => Some(RDK_CALL_CONTEXT),
+        REG_NT_POST_DELETE_VALUE_KEY => Some(RDV_CALL_CONTEXT),
+        REG_NT_POST_RENAME_KEY => Some(RRK_CALL_CONTEXT),
+        REG_NT_POST_CREATE_KEY_EX => Some(RCK_CALL_CONTEXT),
+        _ => None,
+    }
+}
+
+/// What the configuration manager does just before it makes a
+/// post-notification call: the REG_POST_OPERATION_INFORMATION's
+/// `CallContext` is the one the callback left in the pre-notification's
+/// structure ("Specifying Context Information": they match). `args` are
+/// the callback's (context, class, information).
+///
+/// By then a successful delete or rename is done, so the key object no
+/// longer has the name it had: a deleted key's name cannot be queried, a
+/// renamed key's is the new one. A callback that asked only now would
+/// report the wrong key, or none.
+pub fn before_call(uc: &mut Uc, args: &[u64]) {
+    use crate::layout::*;
+    let (Some(&class), Some(&post)) = (args.get(1), args.get(2)) else {
+        return;
+    };
+    let Some(offset) = call_context_offset(class) else {
+        return;
+    };
+    let pre = uc.read_u64(post + RPO_PRE_INFORMATION);
+    let context = uc.read_u64(pre + offset);
+    uc.write_u64(post + RPO_CALL_CONTEXT, context);
+    let succeeded = (uc.read_u32(post + RPO_STATUS) as i32) >= 0;
+    let object = uc.read_u64(post + RPO_OBJECT);
+    if !succeeded {
+        return;
+    }
+    match class {
+        REG_NT_POST_DELETE_KEY => {
+            uc.get_data_mut().cm.key_objects.remove(&object);
+        }
+        REG_NT_POST_RENAME_KEY => {
+            let new_name = uc.read_unicode_string(uc.read_u64(pre + RRK_NEW_NAME));
+            let new_name = String::from_utf16_lossy(&new_name);
+            if let Some(name) = uc.get_data_mut().cm.key_objects.get_mut(&object) {
+                let parent = name.rfind('\\').map_or(0, |i| i + 1);
+                name.truncate(parent);
+                name.push_str(&new_name);
+            }
+        }
+        _ => {}
+    }
+}
 
 /// One registered callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
