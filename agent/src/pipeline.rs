@@ -12,7 +12,9 @@
 //!   fire for opening an existing file, so those are counted as not mapped;
 //! - FileRename → 1011; FileDelete → 23;
 //! - RegistrySetValue → 13 (`EventType` SetValue; `TargetObject` and
-//!   `Details` rendered by [`crate::registry`]);
+//!   `Details` rendered by [`crate::registry`]); RegistryKey → 12
+//!   (`EventType` CreateKey, DeleteKey or DeleteValue); RegistryRename → 14
+//!   (`EventType` RenameKey, `NewName` the full new key path);
 //! - FileWrite and FileCloseModified have no Sysmon event: counted, not
 //!   emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
@@ -32,7 +34,8 @@ use ringside_content::schema::Logsource;
 use ringside_wire::ioctl::StatsResponse;
 use ringside_wire::replay::FrameKind;
 use ringside_wire::{
-    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, RawField, Record, Records,
+    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, REGISTRY_OP_CREATE_KEY,
+    REGISTRY_OP_DELETE_KEY, REGISTRY_OP_DELETE_VALUE, RawField, Record, Records,
 };
 use zerocopy::FromBytes;
 
@@ -859,9 +862,50 @@ impl Pipeline {
             Record::FileCloseModified(_) => {
                 self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
             }
-            Record::RegistryKey(_) => self.counters.not_mapped[EventKind::RegistryKey.index()] += 1,
-            Record::RegistryRename(_) => {
-                self.counters.not_mapped[EventKind::RegistryRename.index()] += 1
+            Record::RegistryKey(e) => {
+                self.count_truncated(&[e.key_name(), e.value_name()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let (logsource, event_type) = match e.body.operation {
+                        REGISTRY_OP_CREATE_KEY => (Logsource::RegistryAdd, "CreateKey"),
+                        REGISTRY_OP_DELETE_KEY => (Logsource::RegistryDelete, "DeleteKey"),
+                        // REGISTRY_OP_DELETE_VALUE: the decoder refuses any
+                        // other operation.
+                        _ => (Logsource::RegistryDelete, "DeleteValue"),
+                    };
+                    let ty = EventType::Sigma(logsource);
+                    self.process_event(ty, pid, time, seq);
+                    self.put(ty, Name::EventType, event_type);
+                    if let Some(i) = self.layout.get(ty, Name::TargetObject) {
+                        let key: String = e.key_name().chars().collect();
+                        let value: Option<String> = (e.body.operation == REGISTRY_OP_DELETE_VALUE)
+                            .then(|| e.value_name().chars().collect());
+                        self.event.set_with(i, |out| {
+                            crate::registry::object(out, &key, value.as_deref())
+                        });
+                    }
+                    self.emit(sink)?;
+                }
+            }
+            Record::RegistryRename(e) => {
+                self.count_truncated(&[e.key_name(), e.new_name()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::RegistryRename);
+                    self.process_event(ty, pid, time, seq);
+                    self.put(ty, Name::EventType, "RenameKey");
+                    let key: String = e.key_name().chars().collect();
+                    if let Some(i) = self.layout.get(ty, Name::TargetObject) {
+                        self.event
+                            .set_with(i, |out| crate::registry::push_key(out, &key));
+                    }
+                    if let Some(i) = self.layout.get(ty, Name::NewName) {
+                        let new_name: String = e.new_name().chars().collect();
+                        self.event
+                            .set_with(i, |out| crate::registry::renamed_key(out, &key, &new_name));
+                    }
+                    self.emit(sink)?;
+                }
             }
             Record::RegistrySetValue(e) => {
                 self.count_truncated(&[e.key_name(), e.value_name(), e.data()]);

@@ -1,8 +1,10 @@
-//! Registry value sets as Sysmon 13 writes them: the key's kernel object
-//! name becomes `TargetObject` (`HKLM\...`, `HKU\<SID>\...`, then `\` and
-//! the value name, `(Default)` for the default value) and the raw type and
-//! data become `Details` (`DWORD (0x00000001)`, the string, `Binary Data`).
-//! The driver copies the raw facts; all of this runs here, in user mode.
+//! Registry events as Sysmon writes them (12, 13, 14): the key's kernel
+//! object name becomes `TargetObject` (`HKLM\...`, `HKU\<SID>\...`, then for
+//! a value `\` and its name, `(Default)` for the default value), a value
+//! set's raw type and data become `Details` (`DWORD (0x00000001)`, the
+//! string, `Binary Data`) and a rename's new last component becomes
+//! `NewName`, a full key path. The driver copies the raw facts; all of this
+//! runs here, in user mode.
 
 use std::fmt::Write;
 
@@ -69,6 +71,25 @@ pub fn target_object(out: &mut String, key: &str, value: &str) {
     out.push_str(if value.is_empty() { "(Default)" } else { value });
 }
 
+/// `TargetObject` of a key event (a created or deleted key): the key as
+/// [`push_key`] writes it; of a deleted value: as [`target_object`].
+pub fn object(out: &mut String, key: &str, value: Option<&str>) {
+    match value {
+        Some(value) => target_object(out, key, value),
+        None => push_key(out, key),
+    }
+}
+
+/// `NewName` of a key rename: the key's parent as [`push_key`] writes it,
+/// `\`, and the new last component the caller gave (`ZwRenameKey` takes a
+/// name, not a path).
+pub fn renamed_key(out: &mut String, key: &str, new_name: &str) {
+    let parent = key.rfind('\\').and_then(|i| key.get(..i)).unwrap_or(key);
+    push_key(out, parent);
+    out.push('\\');
+    out.push_str(new_name);
+}
+
 /// `Details` from the value's type and (possibly truncated) data, as
 /// Sysmon renders them in its samples: `DWORD (0x%08x)`, `QWORD
 /// (0x%08x-0x%08x)` (high half first), a string up to its terminator
@@ -128,6 +149,23 @@ mod tests {
             .chain([0])
             .flat_map(u16::to_le_bytes)
             .collect()
+    }
+
+    #[test]
+    fn a_renamed_key_keeps_its_parent_and_a_key_event_has_no_value() {
+        let mut out = String::new();
+        renamed_key(
+            &mut out,
+            r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\Old",
+            "New",
+        );
+        assert_eq!(out, r"HKLM\System\CurrentControlSet\Services\New");
+        let mut out = String::new();
+        object(&mut out, r"\REGISTRY\MACHINE\SOFTWARE\Ringside", None);
+        assert_eq!(out, r"HKLM\SOFTWARE\Ringside");
+        let mut out = String::new();
+        object(&mut out, r"\REGISTRY\MACHINE\SOFTWARE\Ringside", Some(""));
+        assert_eq!(out, r"HKLM\SOFTWARE\Ringside\(Default)");
     }
 
     #[test]

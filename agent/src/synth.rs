@@ -207,6 +207,32 @@ impl BatchBuilder {
         );
     }
 
+    /// A successful key creation, key deletion or value deletion
+    /// (`ringside_wire::REGISTRY_OP_*`; `value` only for a deleted value).
+    pub fn registry_key(&mut self, origin: Origin, operation: u32, key: &str, value: &str) {
+        let (key, value) = (utf16(key), utf16(value));
+        let body = ringside_wire::RegistryKey {
+            operation,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[Field::new(&key, NAME_CAP), Field::new(&value, NAME_CAP)],
+        );
+    }
+
+    /// A successful key rename: the old object name and the new last
+    /// component, as the driver copies them.
+    pub fn registry_rename(&mut self, origin: Origin, key: &str, new_name: &str) {
+        let (key, new_name) = (utf16(key), utf16(new_name));
+        self.push(
+            origin,
+            ringside_wire::RegistryRename::default(),
+            &[Field::new(&key, NAME_CAP), Field::new(&new_name, NAME_CAP)],
+        );
+    }
+
     pub fn file_write(&mut self, origin: Origin, name: &str) {
         let name = utf16(name);
         self.push(origin, FileWrite::default(), &[Field::new(&name, NAME_CAP)]);

@@ -164,7 +164,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -172,6 +172,9 @@ impl EventType {
         EventType::Sigma(Logsource::FileDelete),
         EventType::Sigma(Logsource::FileRename),
         EventType::Sigma(Logsource::RegistrySet),
+        EventType::Sigma(Logsource::RegistryAdd),
+        EventType::Sigma(Logsource::RegistryDelete),
+        EventType::Sigma(Logsource::RegistryRename),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -258,11 +261,12 @@ pub enum Name {
     EventType,
     TargetObject,
     Details,
+    NewName,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 31] = [
+    pub const ALL: [Name; 32] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -294,6 +298,7 @@ impl Name {
         Name::EventType,
         Name::TargetObject,
         Name::Details,
+        Name::NewName,
     ];
 
     /// Sysmon's field name.
@@ -330,6 +335,7 @@ impl Name {
             Name::EventType => "EventType",
             Name::TargetObject => "TargetObject",
             Name::Details => "Details",
+            Name::NewName => "NewName",
         }
     }
 }

@@ -7,7 +7,7 @@ use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
 use ringside_kmodel::scenario::{
-    ProcessSpec, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
+    KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
 };
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, EventKind, Record, Records};
@@ -73,6 +73,16 @@ fn actual(record: &Record<'_>) -> Expected {
                 .into_iter()
                 .chain(e.data().bytes.iter().map(|b| u64::from(*b)))
                 .collect(),
+        ),
+        Record::RegistryKey(e) => (
+            EventKind::RegistryKey,
+            vec![s(e.key_name()), s(e.value_name())],
+            vec![u64::from(e.body.operation)],
+        ),
+        Record::RegistryRename(e) => (
+            EventKind::RegistryRename,
+            vec![s(e.key_name()), s(e.new_name())],
+            vec![],
         ),
         Record::Lost(e) => {
             return Expected {
@@ -280,6 +290,44 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
         names: vec![recent.into(), "MRUCount".into()],
         numbers: vec![4, 4, 3, 0, 0, 0],
     });
+
+    // Word keeps its place in a key it creates, renames, then deletes.
+    let place = r"\REGISTRY\USER\S-1-5-21-1004336348-1177238915-682003330-1001\SOFTWARE\Microsoft\Office\16.0\Word\Place";
+    for (op, kind, names, numbers) in [
+        (
+            KeyOp::Create,
+            EventKind::RegistryKey,
+            vec![place.to_owned(), String::new()],
+            vec![u64::from(ringside_wire::REGISTRY_OP_CREATE_KEY)],
+        ),
+        (
+            KeyOp::Rename("Place2".into()),
+            EventKind::RegistryRename,
+            vec![place.to_owned(), "Place2".to_owned()],
+            vec![],
+        ),
+        (
+            KeyOp::DeleteValue("Pos".into()),
+            EventKind::RegistryKey,
+            vec![place.to_owned(), "Pos".to_owned()],
+            vec![u64::from(ringside_wire::REGISTRY_OP_DELETE_VALUE)],
+        ),
+    ] {
+        m.registry_key_op(&RegistryKeyOp {
+            pid: word.pid,
+            key: place.into(),
+            op,
+            status: 0,
+        })
+        .expect("registry key operation");
+        expected.push(Expected {
+            kind: Some(kind),
+            pid: word.pid,
+            tid: word.pid + 4,
+            names,
+            numbers,
+        });
+    }
 
     m.process_exit(eprocess, 0).expect("exit");
     expected.push(Expected {

@@ -84,6 +84,13 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             Logsource::FileDelete => EventKind::FileDelete.mask_bit(),
             Logsource::FileRename => EventKind::FileRename.mask_bit(),
             Logsource::RegistrySet => EventKind::RegistrySetValue.mask_bit(),
+            Logsource::RegistryAdd | Logsource::RegistryDelete => EventKind::RegistryKey.mask_bit(),
+            Logsource::RegistryRename => EventKind::RegistryRename.mask_bit(),
+            Logsource::RegistryEvent => {
+                EventKind::RegistrySetValue.mask_bit()
+                    | EventKind::RegistryKey.mask_bit()
+                    | EventKind::RegistryRename.mask_bit()
+            }
         })
         .fold(0, |mask, bit| mask | bit)
 }

@@ -119,16 +119,7 @@ impl fmt::Display for Reason {
                     f,
                     "unsupported logsource {what}; ringside supports product windows with category {} or {last}",
                     rest.join(", ")
-                )?;
-                if what.contains("category: registry_event") {
-                    // Sigma's registry_event is Sysmon 12, 13 and 14 together;
-                    // a rule for a key creation or rename would never fire.
-                    f.write_str(
-                        " (registry_event also covers key creation, deletion and renames, \
-                         Sysmon 12 and 14, which ringside does not observe; value sets are registry_set)",
-                    )?;
-                }
-                Ok(())
+                )
             }
             Reason::Malformed(why) => write!(f, "not a valid Sigma rule: {why}"),
             Reason::OverBudget {

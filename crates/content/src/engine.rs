@@ -393,12 +393,28 @@ impl Engine {
         self.sets.iter().flat_map(|(_, s)| s.rules.iter())
     }
 
-    /// Calls `fired` for each rule matching `event`, in a deterministic order.
+    /// Calls `fired` for each rule matching `event`, in a deterministic
+    /// order: the rules of its logsource, then those of the logsource that
+    /// covers it (`registry_event` for a registry event).
     pub fn for_each_match<'e>(
         &'e self,
         event: &dyn EventFields,
         scratch: &mut Scratch,
         mut fired: impl FnMut(&'e CompiledRule),
+    ) {
+        self.match_set(event, scratch, &mut fired);
+        if let Some(cover) = event.logsource().covered_by() {
+            let covered = Covered { event, cover };
+            self.match_set(&covered, scratch, &mut fired);
+        }
+    }
+
+    /// [`Engine::for_each_match`] for the rules of `event.logsource()`.
+    fn match_set<'e>(
+        &'e self,
+        event: &dyn EventFields,
+        scratch: &mut Scratch,
+        fired: &mut impl FnMut(&'e CompiledRule),
     ) {
         let logsource = event.logsource();
         let Some((_, set)) = self.sets.iter().find(|(l, _)| *l == logsource) else {
@@ -475,6 +491,26 @@ impl Engine {
             });
         });
         alerts
+    }
+}
+
+/// An event seen as the logsource that covers it
+/// ([`Logsource::covered_by`]): each of that logsource's fields is the
+/// event's field of the same name, absent when the event has none (a key
+/// deletion has no `Details`).
+struct Covered<'a> {
+    event: &'a dyn EventFields,
+    cover: Logsource,
+}
+
+impl EventFields for Covered<'_> {
+    fn logsource(&self) -> Logsource {
+        self.cover
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        let name = self.cover.fields().get(index)?.name;
+        self.event.get(self.event.logsource().field_index(name)?)
     }
 }
 

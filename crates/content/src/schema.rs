@@ -36,10 +36,19 @@ pub enum Logsource {
     /// No Sysmon equivalent: ringside's own event id [`FILE_RENAME_EVENT_ID`].
     FileRename,
     /// Sysmon event 13 (RegistryEvent, Value Set), Sigma's `registry_set`.
-    /// Sigma's `registry_event` (12, 13 and 14 together) is not provided:
-    /// ringside observes value sets only, and a rule written for key
-    /// creation, deletion or renames would silently never fire.
     RegistrySet,
+    /// Sysmon event 12 with `EventType` CreateKey, Sigma's `registry_add`.
+    RegistryAdd,
+    /// Sysmon event 12 with `EventType` DeleteKey or DeleteValue, Sigma's
+    /// `registry_delete`.
+    RegistryDelete,
+    /// Sysmon event 14 (RegistryEvent, Key and Value Rename), Sigma's
+    /// `registry_rename`.
+    RegistryRename,
+    /// Sigma's `registry_event`: Sysmon 12, 13 and 14 together. No event
+    /// is of this logsource: its rules are evaluated on every registry
+    /// event ([`Logsource::covered_by`]), over the union of their fields.
+    RegistryEvent,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -204,9 +213,52 @@ const REGISTRY_SET: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 12's fields (SigmaHQ's registry_delete regression samples):
+// `TargetObject` is the key, or for a deleted value the key, `\` and the
+// value's name.
+const REGISTRY_OBJECT: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetObject", Str),
+    f("User", Str),
+];
+
+// Sysmon 14's fields (schema 4.90): `TargetObject` the key before the
+// rename, `NewName` the key after it, both as Sysmon writes key paths.
+const REGISTRY_RENAME: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetObject", Str),
+    f("NewName", Str),
+    f("User", Str),
+];
+
+// registry_event: every field of 12, 13 and 14. A rule naming `Details`
+// matches only value sets, as on Sysmon's own events.
+const REGISTRY_EVENT: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetObject", Str),
+    f("Details", Str),
+    f("NewName", Str),
+    f("User", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 7] = [
+    pub const ALL: [Logsource; 11] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -214,6 +266,10 @@ impl Logsource {
         Logsource::FileDelete,
         Logsource::FileRename,
         Logsource::RegistrySet,
+        Logsource::RegistryAdd,
+        Logsource::RegistryDelete,
+        Logsource::RegistryRename,
+        Logsource::RegistryEvent,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -226,6 +282,10 @@ impl Logsource {
             Logsource::FileDelete => "file_delete",
             Logsource::FileRename => "file_rename",
             Logsource::RegistrySet => "registry_set",
+            Logsource::RegistryAdd => "registry_add",
+            Logsource::RegistryDelete => "registry_delete",
+            Logsource::RegistryRename => "registry_rename",
+            Logsource::RegistryEvent => "registry_event",
         }
     }
 
@@ -236,8 +296,22 @@ impl Logsource {
             .find(|l| l.category() == category)
     }
 
-    /// The event id ringside emits: Sysmon's (1, 6, 7, 11, 23), or
-    /// [`FILE_RENAME_EVENT_ID`] for renames, which Sysmon does not have.
+    /// The logsource whose rules also see every event of this one:
+    /// `registry_event` for each registry logsource.
+    pub fn covered_by(self) -> Option<Logsource> {
+        match self {
+            Logsource::RegistrySet
+            | Logsource::RegistryAdd
+            | Logsource::RegistryDelete
+            | Logsource::RegistryRename => Some(Logsource::RegistryEvent),
+            _ => None,
+        }
+    }
+
+    /// The event id ringside emits: Sysmon's (1, 6, 7, 11, 12, 13, 14,
+    /// 23), or [`FILE_RENAME_EVENT_ID`] for file renames, which Sysmon does
+    /// not have. `registry_event` emits nothing of its own; it is given
+    /// 12, the first id its element covers in a Sysmon configuration.
     pub fn sysmon_event_id(self) -> u16 {
         match self {
             Logsource::ProcessCreation => 1,
@@ -247,12 +321,26 @@ impl Logsource {
             Logsource::FileDelete => 23,
             Logsource::FileRename => FILE_RENAME_EVENT_ID,
             Logsource::RegistrySet => 13,
+            Logsource::RegistryAdd | Logsource::RegistryDelete | Logsource::RegistryEvent => 12,
+            Logsource::RegistryRename => 14,
         }
     }
 
-    /// The logsource of a Sysmon event id; 26 (FileDeleteDetected) carries
-    /// the same fields as 23 and maps to file_delete too.
-    pub fn from_event_id(id: u64) -> Option<Logsource> {
+    /// The logsource of a Sysmon event: by its id, and for 12 (key
+    /// creation and deletion) by its `EventType` too. 26
+    /// (FileDeleteDetected) carries the same fields as 23 and maps to
+    /// file_delete too.
+    pub fn from_event(id: u64, event_type: Option<&str>) -> Option<Logsource> {
+        match (id, event_type) {
+            (12, Some("DeleteKey" | "DeleteValue")) => Some(Logsource::RegistryDelete),
+            (12, _) => Some(Logsource::RegistryAdd),
+            (id, _) => Logsource::from_event_id(id),
+        }
+    }
+
+    /// The logsource of a Sysmon event id, for ids that have one (12 needs
+    /// its `EventType`: [`Logsource::from_event`]).
+    fn from_event_id(id: u64) -> Option<Logsource> {
         match id {
             1 => Some(Logsource::ProcessCreation),
             6 => Some(Logsource::DriverLoad),
@@ -260,6 +348,7 @@ impl Logsource {
             11 => Some(Logsource::FileEvent),
             23 | 26 => Some(Logsource::FileDelete),
             13 => Some(Logsource::RegistrySet),
+            14 => Some(Logsource::RegistryRename),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -275,6 +364,9 @@ impl Logsource {
             Logsource::FileDelete => FILE_DELETE,
             Logsource::FileRename => FILE_RENAME,
             Logsource::RegistrySet => REGISTRY_SET,
+            Logsource::RegistryAdd | Logsource::RegistryDelete => REGISTRY_OBJECT,
+            Logsource::RegistryRename => REGISTRY_RENAME,
+            Logsource::RegistryEvent => REGISTRY_EVENT,
         }
     }
 
@@ -335,7 +427,7 @@ impl std::fmt::Display for EventJsonError {
             }
             EventJsonError::UnsupportedEventId(id) => write!(
                 f,
-                "event id {id} is not a supported logsource (supported: 1, 6, 7, 11, 23, 26, {FILE_RENAME_EVENT_ID})"
+                "event id {id} is not a supported logsource (supported: 1, 6, 7, 11, 12, 13, 14, 23, 26, {FILE_RENAME_EVENT_ID})"
             ),
             EventJsonError::MissingEventData => {
                 write!(f, "no Event.EventData object: the event carries no fields")
@@ -401,12 +493,13 @@ impl OwnedEvent {
             .or_else(|| event.get("EventID"))
             .and_then(event_id_number)
             .ok_or(EventJsonError::MissingEventId)?;
-        let logsource =
-            Logsource::from_event_id(id).ok_or(EventJsonError::UnsupportedEventId(id))?;
         let data = event
             .get("EventData")
             .and_then(|d| d.as_object())
             .ok_or(EventJsonError::MissingEventData)?;
+        let event_type = data.get("EventType").and_then(|t| t.as_str());
+        let logsource =
+            Logsource::from_event(id, event_type).ok_or(EventJsonError::UnsupportedEventId(id))?;
         Ok(OwnedEvent::from_event_data(logsource, data))
     }
 }
@@ -469,12 +562,28 @@ mod tests {
                 Logsource::from_category(logsource.category()),
                 Some(logsource)
             );
-            assert_eq!(
-                Logsource::from_event_id(u64::from(logsource.sysmon_event_id())),
-                Some(logsource)
-            );
+            let event_type = match logsource {
+                Logsource::RegistryDelete => Some("DeleteKey"),
+                _ => None,
+            };
+            if logsource != Logsource::RegistryEvent {
+                assert_eq!(
+                    Logsource::from_event(u64::from(logsource.sysmon_event_id()), event_type),
+                    Some(logsource)
+                );
+            }
+            // What registry_event covers, it can name.
+            if let Some(cover) = logsource.covered_by() {
+                for field in logsource.fields() {
+                    assert!(cover.field_index(field.name).is_some(), "{}", field.name);
+                }
+            }
         }
-        assert_eq!(Logsource::from_event_id(26), Some(Logsource::FileDelete));
+        assert_eq!(Logsource::from_event(26, None), Some(Logsource::FileDelete));
+        assert_eq!(
+            Logsource::from_event(12, Some("DeleteValue")),
+            Some(Logsource::RegistryDelete)
+        );
     }
 
     #[test]

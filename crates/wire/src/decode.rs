@@ -8,7 +8,8 @@ use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
     FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
+    RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE, RecordHeader,
+    RegistryKey, RegistryRename, RegistrySetValue,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -62,6 +63,8 @@ pub enum DecodeError {
         len: u16,
         full_len: u16,
     },
+    /// A registry key record names no known `REGISTRY_OP_*`.
+    UnknownRegistryOperation { offset: usize, operation: u32 },
 }
 
 impl DecodeError {
@@ -75,7 +78,8 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
-            | DecodeError::BlobLongerThanSource { offset, .. } => offset,
+            | DecodeError::BlobLongerThanSource { offset, .. }
+            | DecodeError::UnknownRegistryOperation { offset, .. } => offset,
         }
     }
 
@@ -90,6 +94,7 @@ impl DecodeError {
             DecodeError::BlobOutOfBounds { .. } => "blob_out_of_bounds",
             DecodeError::OddUtf16Length { .. } => "odd_utf16_length",
             DecodeError::BlobLongerThanSource { .. } => "blob_longer_than_source",
+            DecodeError::UnknownRegistryOperation { .. } => "unknown_registry_operation",
         }
     }
 
@@ -103,7 +108,8 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
-            | DecodeError::BlobLongerThanSource { offset, .. } => {
+            | DecodeError::BlobLongerThanSource { offset, .. }
+            | DecodeError::UnknownRegistryOperation { offset, .. } => {
                 *offset = offset.saturating_add(base)
             }
         }
@@ -182,6 +188,10 @@ impl core::fmt::Display for DecodeError {
             } => write!(
                 f,
                 "record at byte {offset}: {kind:?} field {blob} stores {len} bytes of a {full_len}-byte source"
+            ),
+            DecodeError::UnknownRegistryOperation { offset, operation } => write!(
+                f,
+                "record at byte {offset}: registry key operation {operation} is not one this agent knows (1 create key, 2 delete key, 3 delete value)"
             ),
         }
     }
@@ -493,7 +503,17 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         RecordKind::Event(EventKind::RegistrySetValue) => {
             Record::RegistrySetValue(event(header, record)?)
         }
-        RecordKind::Event(EventKind::RegistryKey) => Record::RegistryKey(event(header, record)?),
+        RecordKind::Event(EventKind::RegistryKey) => {
+            let event: Event<'_, RegistryKey> = event(header, record)?;
+            let operation = event.body.operation;
+            if !(REGISTRY_OP_CREATE_KEY..=REGISTRY_OP_DELETE_VALUE).contains(&operation) {
+                return Err(DecodeError::UnknownRegistryOperation {
+                    offset: 0,
+                    operation,
+                });
+            }
+            Record::RegistryKey(event)
+        }
         RecordKind::Event(EventKind::RegistryRename) => {
             Record::RegistryRename(event(header, record)?)
         }

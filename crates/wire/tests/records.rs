@@ -524,3 +524,35 @@ fn errors_display_what_and_where() {
     assert_eq!(error.to_string(), "record at byte 48: unknown kind 0x7777");
     assert_eq!(error.class(), "unknown_kind");
 }
+
+#[test]
+fn a_registry_key_record_with_an_unknown_operation_is_a_typed_error() {
+    let key = utf16(r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
+    for (operation, known) in [
+        (REGISTRY_OP_CREATE_KEY, true),
+        (REGISTRY_OP_DELETE_VALUE, true),
+        (0, false),
+        (4, false),
+    ] {
+        let bytes = encode_vec(
+            RegistryKey {
+                operation,
+                ..Default::default()
+            },
+            &[Field::new(&key, 1024), Field::new(&[], 1024)],
+        );
+        let decoded = Records::new(&bytes).next().expect("one record");
+        match decoded {
+            Ok(Record::RegistryKey(e)) if known => assert_eq!(e.body.operation, operation),
+            Err(error) if !known => {
+                assert_eq!(error.class(), "unknown_registry_operation");
+                assert!(
+                    error
+                        .to_string()
+                        .contains(&format!("operation {operation}"))
+                );
+            }
+            other => panic!("operation {operation}: {other:?}"),
+        }
+    }
+}
