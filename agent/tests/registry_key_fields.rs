@@ -42,6 +42,10 @@ fn keys(data: &serde_json::Value) -> BTreeSet<String> {
 }
 
 fn events() -> Vec<serde_json::Value> {
+    events_with(&[])
+}
+
+fn events_with(extra: &[&str]) -> Vec<serde_json::Value> {
     let user = sid(5, &[21, 3_960_063_115, 309_473_240, 3_247_002_503, 500]);
     let high = sid(16, &[0x3000]);
     let mut b = BatchBuilder::new();
@@ -53,7 +57,9 @@ fn events() -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("r.replay");
     std::fs::write(&path, replay_of(&[b.take()])).expect("write");
-    let (code, stdout, stderr) = agent(&["replay", path.to_str().expect("UTF-8"), "--no-enrich"]);
+    let mut args = vec!["replay", path.to_str().expect("UTF-8"), "--no-enrich"];
+    args.extend(extra);
+    let (code, stdout, stderr) = agent(&args);
     assert_eq!(code, 0, "{stderr}");
     lines(&stdout)
         .into_iter()
@@ -115,4 +121,43 @@ fn a_key_rename_is_sysmon_event_14_with_full_key_paths() {
     let tree = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Schedule\TaskCache\Tree";
     assert_eq!(data["TargetObject"], format!(r"{tree}\MaliciousTask"));
     assert_eq!(data["NewName"], format!(r"{tree}\Renamed"));
+}
+
+/// A Sysmon configuration's RegistryEvent filters apply to 12 and 14 by
+/// field name: `NewName` sits at another position in event 14 than in the
+/// element's field list (the union of 12, 13 and 14).
+#[test]
+fn registry_event_filters_of_a_sysmon_configuration_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sysmon.xml");
+    std::fs::write(
+        &config,
+        r#"<Sysmon schemaversion="4.90"><EventFiltering>
+<RuleGroup name="" groupRelation="or">
+<RegistryEvent onmatch="include">
+<TargetObject name="technique_id=T1112,technique_name=RunMRU" condition="contains">\RunMRU</TargetObject>
+<NewName name="renames" condition="end with">\Renamed</NewName>
+</RegistryEvent>
+</RuleGroup>
+</EventFiltering></Sysmon>"#,
+    )
+    .expect("write");
+    let ours = events_with(&["--config", config.to_str().expect("UTF-8")]);
+    let kept: Vec<(u64, &str, &str)> = ours
+        .iter()
+        .map(|e| {
+            (
+                e["EventID"].as_u64().unwrap_or_default(),
+                e["EventData"]["EventType"].as_str().unwrap_or_default(),
+                e["EventData"]["RuleName"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (12, "DeleteKey", "technique_id=T1112,technique_name=RunMRU"),
+            (14, "RenameKey", "renames"),
+        ]
+    );
 }

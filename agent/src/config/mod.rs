@@ -36,14 +36,28 @@ impl FilterEvent for SysmonEvent {
             EventType::Sigma(Logsource::DriverLoad) => Some(Target::DriverLoad),
             EventType::Sigma(Logsource::FileEvent) => Some(Target::FileCreate),
             EventType::Sigma(Logsource::FileDelete) => Some(Target::FileDelete),
+            EventType::Sigma(
+                Logsource::RegistrySet
+                | Logsource::RegistryAdd
+                | Logsource::RegistryDelete
+                | Logsource::RegistryRename,
+            ) => Some(Target::Registry),
             _ => None,
         }
     }
 
     /// [`Target::fields`] are the same tables as [`EventType::fields`], so
-    /// the indices agree.
+    /// the indices agree; but a registry event's table is its own id's (12,
+    /// 13 or 14), and `RegistryEvent` filters name the union of the three:
+    /// those are looked up by name.
     fn field(&self, index: usize) -> Option<&str> {
-        self.value(index)
+        match self.event_type() {
+            EventType::Sigma(logsource) if logsource.covered_by().is_some() => {
+                let name = Target::Registry.fields().get(index)?.name;
+                self.get_named(name)
+            }
+            _ => self.value(index),
+        }
     }
 }
 
@@ -64,6 +78,9 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
         ),
         (EventKind::FileCreate, &[Target::FileCreate][..]),
         (EventKind::FileDelete, &[Target::FileDelete][..]),
+        (EventKind::RegistrySetValue, &[Target::Registry][..]),
+        (EventKind::RegistryKey, &[Target::Registry][..]),
+        (EventKind::RegistryRename, &[Target::Registry][..]),
     ] {
         if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();

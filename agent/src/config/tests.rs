@@ -153,9 +153,15 @@ fn image_loads_stay_observed_while_driver_loads_can_be_logged() {
     let l = loaded(&config_without_driver_load());
     assert!(!l.config.can_log(Target::ImageLoad));
     assert!(l.config.can_log(Target::DriverLoad), "Sysmon's default");
+    // No RegistryEvent element: Sysmon logs no registry event.
     assert_eq!(
         kinds_switched_off(event_mask(&l.config)),
-        [EventKind::FileDelete]
+        [
+            EventKind::FileDelete,
+            EventKind::RegistrySetValue,
+            EventKind::RegistryKey,
+            EventKind::RegistryRename
+        ]
     );
 }
 
@@ -172,7 +178,13 @@ fn hash_algorithms_and_event_mask_follow_the_configuration() {
     let mask = event_mask(&l.config);
     assert_eq!(
         kinds_switched_off(mask),
-        [EventKind::ImageLoad, EventKind::FileDelete]
+        [
+            EventKind::ImageLoad,
+            EventKind::FileDelete,
+            EventKind::RegistrySetValue,
+            EventKind::RegistryKey,
+            EventKind::RegistryRename
+        ]
     );
     assert_ne!(mask & EventKind::ProcessCreate.mask_bit(), 0);
     assert_ne!(mask & EventKind::FileRename.mask_bit(), 0);

@@ -25,17 +25,21 @@ pub enum Target {
     FileCreate,
     /// Sysmon 23 (ringside's delete; Sysmon's 26 rules filter it too).
     FileDelete,
+    /// Sysmon 12, 13 and 14: one `RegistryEvent` element filters the three
+    /// (`EventType` tells them apart), over the union of their fields.
+    Registry,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
         Target::ImageLoad,
         Target::FileCreate,
         Target::FileDelete,
+        Target::Registry,
     ];
 
     /// Position in [`Target::ALL`].
@@ -52,6 +56,7 @@ impl Target {
             Target::ImageLoad => Logsource::ImageLoad.fields(),
             Target::FileCreate => Logsource::FileEvent.fields(),
             Target::FileDelete => Logsource::FileDelete.fields(),
+            Target::Registry => Logsource::RegistryEvent.fields(),
         }
     }
 
@@ -64,6 +69,7 @@ impl Target {
             Target::ImageLoad => 7,
             Target::FileCreate => 11,
             Target::FileDelete => 23,
+            Target::Registry => 12,
         }
     }
 
@@ -77,6 +83,7 @@ impl Target {
             7 => Some(Target::ImageLoad),
             11 => Some(Target::FileCreate),
             23 | 26 => Some(Target::FileDelete),
+            12..=14 => Some(Target::Registry),
             _ => None,
         }
     }
@@ -106,6 +113,7 @@ impl Target {
             Target::ImageLoad => &[&IMAGE_LOAD],
             Target::FileCreate => &[&FILE_CREATE],
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
+            Target::Registry => &[&REGISTRY_EVENT],
         }
     }
 }
@@ -225,6 +233,25 @@ const FILE_CREATE: SysmonType = SysmonType {
     target: Some(Target::FileCreate),
 };
 
+// Schema 4.90's RegistryEvent fields: those of 12, 13 (Details) and 14
+// (NewName) together.
+const REGISTRY_EVENT: SysmonType = SysmonType {
+    name: "RegistryEvent",
+    id: 12,
+    fields: &[
+        "EventType",
+        "UtcTime",
+        "ProcessGuid",
+        "ProcessId",
+        "Image",
+        "TargetObject",
+        "Details",
+        "NewName",
+        "User",
+    ],
+    target: Some(Target::Registry),
+};
+
 const FILE_DELETE: SysmonType = SysmonType {
     name: "FileDelete",
     id: 23,
@@ -281,12 +308,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &unproduced("RawAccessRead", 9),
     &unproduced("ProcessAccess", 10),
     &FILE_CREATE,
-    // ringside produces value sets (13) now, but one RegistryEvent element
-    // filters 12, 13 and 14 together (`EventType` tells them apart), and
-    // compiling it for 13 alone is not done yet: its filters stay ignored,
-    // so with a configuration loaded every value set the driver is asked
-    // for (a loaded registry_set Sigma rule asks) is written unfiltered.
-    &unproduced("RegistryEvent", 12),
+    &REGISTRY_EVENT,
     &unproduced("FileCreateStreamHash", 15),
     &unproduced("PipeEvent", 17),
     &unproduced("WmiEvent", 19),

@@ -649,3 +649,68 @@ fn driver_load_is_applied_with_sysmons_default_and_signature_ignored() {
         assert!(logged(&loaded.config, &temp), "{name}");
     }
 }
+
+/// One RegistryEvent element filters 12, 13 and 14: `EventType` tells them
+/// apart, `Details` exists only on a value set and `NewName` only on a
+/// rename, as on Sysmon's own events. No element: nothing is logged.
+#[test]
+fn registry_event_filters_key_events_value_sets_and_renames() {
+    let c = config(
+        r#"<RuleGroup name="" groupRelation="or">
+<RegistryEvent onmatch="include">
+<TargetObject name="run" condition="contains">\CurrentVersion\Run</TargetObject>
+<Details name="encoded" condition="contains">-enc</Details>
+<NewName name="renamed-to-run" condition="end with">\Run</NewName>
+</RegistryEvent>
+<RegistryEvent onmatch="exclude">
+<EventType condition="is">CreateKey</EventType>
+</RegistryEvent>
+</RuleGroup>"#,
+    );
+    let registry = |fields: &[(&str, &str)]| Event::new(Target::Registry, fields);
+    let run = r"HKU\S-1-5-21-1\Software\Microsoft\Windows\CurrentVersion\Run";
+    assert!(logged(
+        &c,
+        &registry(&[("EventType", "SetValue"), ("TargetObject", run)])
+    ));
+    assert!(logged(
+        &c,
+        &registry(&[("EventType", "DeleteValue"), ("TargetObject", run)])
+    ));
+    // Excluded before any include is asked.
+    assert!(!logged(
+        &c,
+        &registry(&[("EventType", "CreateKey"), ("TargetObject", run)])
+    ));
+    assert!(logged(
+        &c,
+        &registry(&[
+            ("EventType", "SetValue"),
+            ("TargetObject", r"HKLM\SOFTWARE\x"),
+            ("Details", "powershell -enc AAAA")
+        ])
+    ));
+    assert!(logged(
+        &c,
+        &registry(&[
+            ("EventType", "RenameKey"),
+            ("TargetObject", r"HKLM\SOFTWARE\x"),
+            (
+                "NewName",
+                r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
+            )
+        ])
+    ));
+    assert!(!logged(
+        &c,
+        &registry(&[
+            ("EventType", "SetValue"),
+            ("TargetObject", r"HKLM\SOFTWARE\x")
+        ])
+    ));
+    assert!(c.can_log(Target::Registry));
+    assert!(
+        !config("").can_log(Target::Registry),
+        "Sysmon logs none by default"
+    );
+}
