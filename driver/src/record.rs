@@ -8,8 +8,9 @@
 
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
-    Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, RegistrySetValue, encode_exact, encoded_len,
+    Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad,
+    MAX_CALL_FRAMES, Origin, PROCESS_FLAG_LOGON_ID, ProcessAccess, ProcessCreate, ProcessExit,
+    RegistrySetValue, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -215,6 +216,61 @@ impl RegistrySetValueFacts<'_> {
             body,
             &fields,
         )
+    }
+}
+
+/// Object-manager post-operation callback for a process or thread handle
+/// whose `ReturnStatus` is a success (the trampoline checks it; a failed
+/// open is never reported).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessAccessFacts<'a> {
+    /// The requesting thread (the current one) and the time.
+    pub origin: Origin,
+    pub target_pid: u32,
+    /// 0 for a process handle.
+    pub target_tid: u32,
+    pub granted_access: u32,
+    /// `OriginalDesiredAccess`, when the pre-operation callback passed it
+    /// on (`None`: the kind was switched on between the two callbacks).
+    pub desired_access: Option<u32>,
+    /// `ACCESS_FLAG_DUPLICATE`, `ACCESS_FLAG_THREAD`,
+    /// `ACCESS_FLAG_KERNEL_HANDLE` (`ACCESS_FLAG_DESIRED_KNOWN` is set
+    /// here, from `desired_access`).
+    pub flags: u32,
+    /// Return addresses, innermost first (more than [`MAX_CALL_FRAMES`]
+    /// are cut at that many).
+    pub frames: &'a [u64],
+}
+
+/// Whether a handle operation is reported at all: not a process opening
+/// itself (or one of its own threads), which every process does all the
+/// time and Sysmon does not log either, and not the consumer (the agent),
+/// whose own opens of new processes (to read their parameters) would
+/// otherwise feed back into events about itself. `consumer` is 0 when no
+/// consumer is connected (pid 0, the idle process, opens nothing).
+pub fn access_reported(source_pid: u32, target_pid: u32, consumer: u32) -> bool {
+    source_pid != target_pid && (consumer == 0 || source_pid != consumer)
+}
+
+impl ProcessAccessFacts<'_> {
+    pub fn emit(&self, ring: &impl Reserve) -> Result<usize, DropReason> {
+        let (desired_access, known) = match self.desired_access {
+            Some(access) => (access, ringside_wire::ACCESS_FLAG_DESIRED_KNOWN),
+            None => (0, 0),
+        };
+        let body = ProcessAccess {
+            target_pid: self.target_pid,
+            target_tid: self.target_tid,
+            granted_access: self.granted_access,
+            desired_access,
+            flags: (self.flags & !ringside_wire::ACCESS_FLAG_DESIRED_KNOWN) | known,
+            ..ProcessAccess::default()
+        };
+        // The cap is a whole number of addresses, so a longer trace is cut
+        // between frames, never inside one.
+        const CAP: u16 = (MAX_CALL_FRAMES * 8) as u16;
+        let fields = [Field::new(self.frames.as_bytes(), CAP)];
+        emit(ring, EventKind::ProcessAccess, self.origin, body, &fields)
     }
 }
 

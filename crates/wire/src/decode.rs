@@ -7,8 +7,8 @@ use zerocopy::FromBytes;
 use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
-    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue,
+    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessAccess, ProcessCreate,
+    ProcessExit, RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -54,6 +54,13 @@ pub enum DecodeError {
         blob: usize,
         len: u16,
     },
+    /// An address blob's length is not a multiple of 8.
+    PartialAddress {
+        offset: usize,
+        kind: RecordKind,
+        blob: usize,
+        len: u16,
+    },
     /// A blob claims more bytes stored than its source had.
     BlobLongerThanSource {
         offset: usize,
@@ -75,6 +82,7 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
+            | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. } => offset,
         }
     }
@@ -89,6 +97,7 @@ impl DecodeError {
             DecodeError::BodyTooShort { .. } => "body_too_short",
             DecodeError::BlobOutOfBounds { .. } => "blob_out_of_bounds",
             DecodeError::OddUtf16Length { .. } => "odd_utf16_length",
+            DecodeError::PartialAddress { .. } => "partial_address",
             DecodeError::BlobLongerThanSource { .. } => "blob_longer_than_source",
         }
     }
@@ -103,6 +112,7 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
+            | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. } => {
                 *offset = offset.saturating_add(base)
             }
@@ -173,6 +183,15 @@ impl core::fmt::Display for DecodeError {
                     "record at byte {offset}: {kind:?} field {blob} is UTF-16 but has odd length {len}"
                 )
             }
+            DecodeError::PartialAddress {
+                offset,
+                kind,
+                blob,
+                len,
+            } => write!(
+                f,
+                "record at byte {offset}: {kind:?} field {blob} holds 8-byte addresses but has length {len}"
+            ),
             DecodeError::BlobLongerThanSource {
                 offset,
                 kind,
@@ -292,6 +311,16 @@ impl<'a> Event<'a, RegistrySetValue> {
     }
 }
 
+impl<'a> Event<'a, ProcessAccess> {
+    /// The call trace's return addresses, innermost first.
+    pub fn call_trace(&self) -> impl Iterator<Item = u64> + 'a {
+        self.field(self.body.call_trace)
+            .bytes
+            .chunks_exact(8)
+            .map(|c| c.iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b)))
+    }
+}
+
 /// Gives the `name` blob of the file events one accessor.
 macro_rules! file_name {
     ($($ty:ty),*) => {$(
@@ -320,6 +349,7 @@ pub enum Record<'a> {
     FileDelete(Event<'a, FileDelete>),
     FileCloseModified(Event<'a, FileCloseModified>),
     RegistrySetValue(Event<'a, RegistrySetValue>),
+    ProcessAccess(Event<'a, ProcessAccess>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -337,6 +367,7 @@ impl<'a> Record<'a> {
             Record::FileDelete(e) => &e.header,
             Record::FileCloseModified(e) => &e.header,
             Record::RegistrySetValue(e) => &e.header,
+            Record::ProcessAccess(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -354,6 +385,7 @@ impl<'a> Record<'a> {
             Record::FileDelete(_) => RecordKind::Event(EventKind::FileDelete),
             Record::FileCloseModified(_) => RecordKind::Event(EventKind::FileCloseModified),
             Record::RegistrySetValue(_) => RecordKind::Event(EventKind::RegistrySetValue),
+            Record::ProcessAccess(_) => RecordKind::Event(EventKind::ProcessAccess),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -437,6 +469,14 @@ fn event<B: Body>(header: RecordHeader, record: &[u8]) -> Result<Event<'_, B>, D
                 len: blob.len,
             });
         }
+        if *encoding == BlobEncoding::Addresses && blob.len % 8 != 0 {
+            return Err(DecodeError::PartialAddress {
+                offset: 0,
+                kind,
+                blob: i,
+                len: blob.len,
+            });
+        }
     }
     Ok(Event {
         header,
@@ -468,6 +508,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         }
         RecordKind::Event(EventKind::RegistrySetValue) => {
             Record::RegistrySetValue(event(header, record)?)
+        }
+        RecordKind::Event(EventKind::ProcessAccess) => {
+            Record::ProcessAccess(event(header, record)?)
         }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),

@@ -35,10 +35,17 @@ pub enum EventKind {
     /// Registry callback (`CmRegisterCallbackEx`), `RegNtPostSetValueKey`
     /// with a success status: a value was set.
     RegistrySetValue = 9,
+    /// Object-manager callback (`ObRegisterCallbacks`), post-operation of
+    /// a process or thread handle created or duplicated: the access one
+    /// process got to another (Sysmon 10).
+    ///
+    /// Wire value 12: 10 and 11 are reserved for kinds being added beside
+    /// this one. Counter indices stay dense (see [`EventKind::index`]).
+    ProcessAccess = 12,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 9;
+pub const EVENT_KIND_COUNT: usize = 10;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -57,12 +64,20 @@ impl EventKind {
         EventKind::FileDelete,
         EventKind::FileCloseModified,
         EventKind::RegistrySetValue,
+        EventKind::ProcessAccess,
     ];
 
-    /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`).
+    /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`): the
+    /// wire value minus one for the contiguous kinds 1..=9, and the next
+    /// free index for [`EventKind::ProcessAccess`], whose wire value (12)
+    /// leaves room for kinds 10 and 11 that are not in this build. When
+    /// they are, this is `wire - 1` again for every kind.
     #[inline]
     pub const fn index(self) -> usize {
-        (self as usize).wrapping_sub(1)
+        match self {
+            EventKind::ProcessAccess => 9,
+            other => (other as usize).wrapping_sub(1),
+        }
     }
 
     /// Bit of this kind in an event mask (CONFIGURE, HELLO).
@@ -83,6 +98,7 @@ impl EventKind {
             EventKind::FileDelete => "file_delete",
             EventKind::FileCloseModified => "file_close_modified",
             EventKind::RegistrySetValue => "registry_set_value",
+            EventKind::ProcessAccess => "process_access",
         }
     }
 }
@@ -92,11 +108,17 @@ pub const ALL_EVENTS_MASK: u32 = (1 << EVENT_KIND_COUNT) - 1;
 
 /// The kinds the driver produces until the agent asks otherwise: all but
 /// FileWrite and FileCloseModified, which no Sysmon event or Sigma
-/// logsource consumes today. The kernel does no work (no name query, no
-/// record) for events no one reads; an agent that wants them sets their
-/// bits in CONFIGURE.
-pub const DEFAULT_EVENTS_MASK: u32 =
-    ALL_EVENTS_MASK & !(EventKind::FileWrite.mask_bit() | EventKind::FileCloseModified.mask_bit());
+/// logsource consumes today, and ProcessAccess, which is on the hottest
+/// path the sensor observes (every OpenProcess, OpenThread and
+/// DuplicateHandle of a process or thread handle on the machine, most of
+/// them by csrss, services, anti-malware and the shell) and which Sysmon
+/// itself logs only when its configuration has a ProcessAccess rule. The
+/// kernel does no work (no name query, no record) for events no one reads;
+/// an agent that wants them sets their bits in CONFIGURE.
+pub const DEFAULT_EVENTS_MASK: u32 = ALL_EVENTS_MASK
+    & !(EventKind::FileWrite.mask_bit()
+        | EventKind::FileCloseModified.mask_bit()
+        | EventKind::ProcessAccess.mask_bit());
 
 /// The wire value was not a known kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +137,7 @@ impl TryFrom<u16> for EventKind {
             7 => Ok(EventKind::FileDelete),
             8 => Ok(EventKind::FileCloseModified),
             9 => Ok(EventKind::RegistrySetValue),
+            12 => Ok(EventKind::ProcessAccess),
             other => Err(UnknownKind(other)),
         }
     }
@@ -186,6 +209,8 @@ mod tests {
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
         assert_eq!(RecordKind::try_from(10), Err(UnknownKind(10)));
+        assert_eq!(RecordKind::try_from(11), Err(UnknownKind(11)));
+        assert_eq!(RecordKind::try_from(13), Err(UnknownKind(13)));
     }
 
     #[test]
@@ -194,6 +219,7 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0x1ff);
+        assert_eq!(ALL_EVENTS_MASK, 0x3ff);
+        assert_eq!(DEFAULT_EVENTS_MASK & EventKind::ProcessAccess.mask_bit(), 0);
     }
 }

@@ -79,14 +79,16 @@ fn configure_checks_every_field() {
     let good = ConfigureRequest::default();
     let config = parse_configure(good.as_bytes()).expect("the default is valid");
     assert_eq!(config, Config::default());
-    // Every kind but FileWrite and FileCloseModified, which the agent must
-    // ask for.
-    let unasked = EventKind::FileWrite.mask_bit() | EventKind::FileCloseModified.mask_bit();
+    // Every kind but FileWrite, FileCloseModified and ProcessAccess, which
+    // the agent must ask for.
+    let unasked = EventKind::FileWrite.mask_bit()
+        | EventKind::FileCloseModified.mask_bit()
+        | EventKind::ProcessAccess.mask_bit();
     assert_eq!(config.event_mask, ALL_EVENTS_MASK & !unasked);
 
     type Mutation = fn(&mut ConfigureRequest);
     let cases: [(Mutation, ConfigField); 9] = [
-        (|r| r.event_mask = 1 << 9, ConfigField::EventMask),
+        (|r| r.event_mask = 1 << 10, ConfigField::EventMask),
         (|r| r.max_name_bytes = 62, ConfigField::MaxNameBytes),
         (
             |r| r.max_name_bytes = 16 * 1024 + 2,
@@ -130,8 +132,8 @@ fn output_buffers_are_checked() {
         status::BUFFER_TOO_SMALL
     );
     assert!(check_read_buffer(READ_MIN_BUFFER as usize).is_ok());
-    assert!(check_output::<StatsResponse>(312).is_ok());
-    assert!(check_output::<StatsResponse>(311).is_err());
+    assert!(check_output::<StatsResponse>(336).is_ok());
+    assert!(check_output::<StatsResponse>(335).is_err());
 }
 
 #[test]

@@ -6,12 +6,14 @@
 //! - `filter`: FltMgr registration and operation callbacks
 //! - `notify`: process and image-load notify routines
 //! - `registry`: the registry callback (value sets)
+//! - `access`: the object manager's process and thread handle callbacks
 //! - `irp`, `nt`: small wrappers over IRPs and ntoskrnl.exe
 //! - `globals`: `RINGSIDE_GLOBALS`, the state reachable by symbol
 //!
 //! Unsafe fns are about contract, not implementation
 //! (`#![forbid(unsafe_op_in_unsafe_fn)]` in main.rs).
 
+mod access;
 mod device;
 mod driver;
 mod filter;
