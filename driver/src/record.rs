@@ -775,6 +775,77 @@ mod tests {
     }
 
     #[test]
+    fn process_access_keeps_at_most_the_frame_cap_and_says_what_it_knows() {
+        with_ring(|ring| {
+            let frames: Vec<u64> = (0..40).map(|i| 0x7ff8_0000_1000 + i).collect();
+            let facts = ProcessAccessFacts {
+                origin: Origin {
+                    pid: 296,
+                    tid: 5260,
+                    timestamp: 1,
+                },
+                target_pid: 860,
+                target_tid: 0,
+                granted_access: 0x1fffff,
+                desired_access: Some(0x1410),
+                flags: ringside_wire::ACCESS_FLAG_DUPLICATE,
+                frames: &frames,
+            };
+            facts.emit(ring).expect("access");
+            ProcessAccessFacts {
+                desired_access: None,
+                // A caller's stray DESIRED_KNOWN does not survive.
+                flags: ringside_wire::ACCESS_FLAG_DESIRED_KNOWN,
+                frames: &frames[..3],
+                ..facts
+            }
+            .emit(ring)
+            .expect("access");
+            let bytes = drain(ring);
+            let events: Vec<_> = Records::new(&bytes)
+                .map(|r| match r {
+                    Ok(Record::ProcessAccess(e)) => e,
+                    other => panic!("not an access: {other:?}"),
+                })
+                .collect();
+            let [long, short] = events.as_slice() else {
+                panic!("two records")
+            };
+            assert_eq!(long.call_trace().collect::<Vec<_>>(), &frames[..32]);
+            assert_ne!(
+                long.header.flags & ringside_wire::HEADER_FLAG_TRUNCATED,
+                0,
+                "a trace cut at the cap is flagged"
+            );
+            assert_eq!((long.header.pid, long.header.tid), (296, 5260));
+            assert_eq!(
+                (
+                    long.body.target_pid,
+                    long.body.granted_access,
+                    long.body.desired_access
+                ),
+                (860, 0x1fffff, 0x1410)
+            );
+            assert_eq!(
+                long.body.flags,
+                ringside_wire::ACCESS_FLAG_DUPLICATE | ringside_wire::ACCESS_FLAG_DESIRED_KNOWN
+            );
+            assert_eq!(short.call_trace().count(), 3);
+            assert_eq!((short.body.flags, short.body.desired_access), (0, 0));
+        });
+    }
+
+    #[test]
+    fn self_access_and_the_consumer_are_not_reported() {
+        assert!(access_reported(296, 860, 0));
+        assert!(access_reported(296, 860, 1000));
+        assert!(!access_reported(860, 860, 0), "a process opening itself");
+        assert!(!access_reported(1000, 860, 1000), "the agent");
+        // The agent's process is still watched as a target.
+        assert!(access_reported(296, 1000, 1000));
+    }
+
+    #[test]
     fn registry_data_is_capped_at_the_name_cap_and_its_full_size_kept() {
         with_ring(|ring| {
             let key = units(r"\REGISTRY\MACHINE\SOFTWARE\Ringside");

@@ -98,6 +98,7 @@ impl Machine {
             irql: PASSIVE_LEVEL,
             pid: AGENT_PID,
             tid: AGENT_TID,
+            copy_before: None,
         })
     }
 

@@ -69,6 +69,7 @@ pub struct Kernel {
     pub ps: api::ps::Ps,
     pub reg: api::reg::Registry,
     pub cm: api::cm::Cm,
+    pub ob: api::ob::Ob,
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
@@ -405,6 +406,7 @@ impl Machine {
             ps: Default::default(),
             reg: Default::default(),
             cm: Default::default(),
+            ob: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
             profile: None,
@@ -429,13 +431,18 @@ impl Machine {
             prot(true, true, false),
         )?;
         uc.write_bytes(IMAGE_BASE, &image.memory);
-        // Bind the IAT: import i → trampoline slot i.
+        // Bind the IAT: import i → trampoline slot i, a data import → its
+        // variable.
         for (i, import) in image.imports.iter().enumerate() {
             uc.write_u64(
                 IMAGE_BASE + u64::from(import.iat_rva),
-                HOOK_BASE + HOOK_SLOT * i as u64,
+                api::data_address(&import.name).unwrap_or(HOOK_BASE + HOOK_SLOT * i as u64),
             );
         }
+        // ntoskrnl's exported object-type variables; read-only to the driver.
+        map(&mut uc, OBJECT_TYPES_BASE, PAGE, prot(true, true, false))?;
+        api::ob::install_object_types(&mut uc);
+        protect(&mut uc, OBJECT_TYPES_BASE, PAGE, prot(true, false, false))?;
         // Real protections: headers read-only, each section as declared.
         protect(
             &mut uc,
@@ -633,6 +640,7 @@ impl Machine {
         api::flt::check_unloaded(&mut self.uc);
         api::ps::check_unloaded(&mut self.uc);
         api::cm::check_unloaded(&mut self.uc);
+        api::ob::check_unloaded(&mut self.uc);
         api::sync::check_unloaded(&mut self.uc);
     }
 
