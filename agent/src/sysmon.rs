@@ -46,6 +46,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedFileDelete", WIDE),
     field("DroppedFileCloseModified", WIDE),
     field("DroppedRegistrySetValue", WIDE),
+    field("DroppedProcessAccess", WIDE),
 ];
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
@@ -160,7 +161,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -168,6 +169,7 @@ impl EventType {
         EventType::Sigma(Logsource::FileDelete),
         EventType::Sigma(Logsource::FileRename),
         EventType::Sigma(Logsource::RegistrySet),
+        EventType::Sigma(Logsource::ProcessAccess),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -254,11 +256,22 @@ pub enum Name {
     EventType,
     TargetObject,
     Details,
+    SourceProcessGuid,
+    SourceProcessId,
+    SourceThreadId,
+    SourceImage,
+    TargetProcessGuid,
+    TargetProcessId,
+    TargetImage,
+    GrantedAccess,
+    CallTrace,
+    SourceUser,
+    TargetUser,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 31] = [
+    pub const ALL: [Name; 42] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -290,6 +303,17 @@ impl Name {
         Name::EventType,
         Name::TargetObject,
         Name::Details,
+        Name::SourceProcessGuid,
+        Name::SourceProcessId,
+        Name::SourceThreadId,
+        Name::SourceImage,
+        Name::TargetProcessGuid,
+        Name::TargetProcessId,
+        Name::TargetImage,
+        Name::GrantedAccess,
+        Name::CallTrace,
+        Name::SourceUser,
+        Name::TargetUser,
     ];
 
     /// Sysmon's field name.
@@ -326,6 +350,17 @@ impl Name {
             Name::EventType => "EventType",
             Name::TargetObject => "TargetObject",
             Name::Details => "Details",
+            Name::SourceProcessGuid => "SourceProcessGUID",
+            Name::SourceProcessId => "SourceProcessId",
+            Name::SourceThreadId => "SourceThreadId",
+            Name::SourceImage => "SourceImage",
+            Name::TargetProcessGuid => "TargetProcessGUID",
+            Name::TargetProcessId => "TargetProcessId",
+            Name::TargetImage => "TargetImage",
+            Name::GrantedAccess => "GrantedAccess",
+            Name::CallTrace => "CallTrace",
+            Name::SourceUser => "SourceUser",
+            Name::TargetUser => "TargetUser",
         }
     }
 }

@@ -84,6 +84,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             Logsource::FileDelete => EventKind::FileDelete.mask_bit(),
             Logsource::FileRename => EventKind::FileRename.mask_bit(),
             Logsource::RegistrySet => EventKind::RegistrySetValue.mask_bit(),
+            Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

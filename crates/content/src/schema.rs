@@ -40,6 +40,8 @@ pub enum Logsource {
     /// ringside observes value sets only, and a rule written for key
     /// creation, deletion or renames would silently never fire.
     RegistrySet,
+    /// Sysmon event 10 (ProcessAccess), Sigma's `process_access`.
+    ProcessAccess,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -204,9 +206,31 @@ const REGISTRY_SET: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 10's fields in its order (SigmaHQ's process_access regression
+// samples). `GrantedAccess` is the granted mask in lowercase hex with `0x`
+// (`0x1fffff`, `0x1410`); `CallTrace` is the requesting thread's user-mode
+// return addresses as `module+hexoffset` joined by `|`, `UNKNOWN(<16 hex
+// digits>)` for an address in no known module; `SourceUser` and
+// `TargetUser` are the two processes' users (`DOMAIN\name`).
+const PROCESS_ACCESS: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("SourceProcessGUID", Guid),
+    f("SourceProcessId", Integer),
+    f("SourceThreadId", Integer),
+    f("SourceImage", Str),
+    f("TargetProcessGUID", Guid),
+    f("TargetProcessId", Integer),
+    f("TargetImage", Str),
+    f("GrantedAccess", Str),
+    f("CallTrace", Str),
+    f("SourceUser", Str),
+    f("TargetUser", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 7] = [
+    pub const ALL: [Logsource; 8] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -214,6 +238,7 @@ impl Logsource {
         Logsource::FileDelete,
         Logsource::FileRename,
         Logsource::RegistrySet,
+        Logsource::ProcessAccess,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -226,6 +251,7 @@ impl Logsource {
             Logsource::FileDelete => "file_delete",
             Logsource::FileRename => "file_rename",
             Logsource::RegistrySet => "registry_set",
+            Logsource::ProcessAccess => "process_access",
         }
     }
 
@@ -247,6 +273,7 @@ impl Logsource {
             Logsource::FileDelete => 23,
             Logsource::FileRename => FILE_RENAME_EVENT_ID,
             Logsource::RegistrySet => 13,
+            Logsource::ProcessAccess => 10,
         }
     }
 
@@ -260,6 +287,7 @@ impl Logsource {
             11 => Some(Logsource::FileEvent),
             23 | 26 => Some(Logsource::FileDelete),
             13 => Some(Logsource::RegistrySet),
+            10 => Some(Logsource::ProcessAccess),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -275,6 +303,7 @@ impl Logsource {
             Logsource::FileDelete => FILE_DELETE,
             Logsource::FileRename => FILE_RENAME,
             Logsource::RegistrySet => REGISTRY_SET,
+            Logsource::ProcessAccess => PROCESS_ACCESS,
         }
     }
 
