@@ -123,7 +123,12 @@ mod tests {
             trace(
                 &m,
                 296,
-                &[ntdll + 0x16_bcc4, kernel32 + 0x7_f7dc, 0x7ff6_1a2b_3a64, 0x1a4_c8e7_0c8b]
+                &[
+                    ntdll + 0x16_bcc4,
+                    kernel32 + 0x7_f7dc,
+                    0x7ff6_1a2b_3a64,
+                    0x1a4_c8e7_0c8b
+                ]
             ),
             r"C:\WINDOWS\SYSTEM32\ntdll.dll+16bcc4|C:\WINDOWS\SYSTEM32\KERNEL32.DLL+7f7dc|C:\Users\Public\wsass\WerFaultSecure.exe+3a64|UNKNOWN(000001A4C8E70C8B)"
         );

@@ -796,12 +796,8 @@ impl Pipeline {
                     self.scratch.clear();
                     push_raw(&mut self.scratch, &e.image_name());
                     self.volumes.to_dos_in_place(&mut self.scratch, 0);
-                    self.modules.load(
-                        pid,
-                        e.body.image_base,
-                        e.body.image_size,
-                        &self.scratch,
-                    );
+                    self.modules
+                        .load(pid, e.body.image_base, e.body.image_size, &self.scratch);
                 }
                 if emit {
                     let ty = if driver {

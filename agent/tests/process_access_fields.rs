@@ -18,8 +18,14 @@ const SAMPLES: &str = "../../shared/data/sigma/regression_data/rules/windows/pro
 fn samples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLES);
     let mut files = Vec::new();
-    for folder in std::fs::read_dir(&dir).expect("the SigmaHQ samples").flatten() {
-        for file in std::fs::read_dir(folder.path()).expect("a sample folder").flatten() {
+    for folder in std::fs::read_dir(&dir)
+        .expect("the SigmaHQ samples")
+        .flatten()
+    {
+        for file in std::fs::read_dir(folder.path())
+            .expect("a sample folder")
+            .flatten()
+        {
             if file.path().extension().is_some_and(|e| e == "json") {
                 files.push(file.path());
             }
@@ -51,8 +57,22 @@ fn replay(theirs: &serde_json::Value) -> Vec<u8> {
     let medium = sid(16, &[0x2000]);
     let high = sid(16, &[0x4000]);
     let mut b = BatchBuilder::new();
-    b.process_create(at(target, 0), 4, &nt(&field("TargetImage")), "", &system, &high);
-    b.process_create(at(source, 1), 4, &nt(&field("SourceImage")), "", &user, &medium);
+    b.process_create(
+        at(target, 0),
+        4,
+        &nt(&field("TargetImage")),
+        "",
+        &system,
+        &high,
+    );
+    b.process_create(
+        at(source, 1),
+        4,
+        &nt(&field("SourceImage")),
+        "",
+        &user,
+        &medium,
+    );
     let mut bases: Vec<(String, u64)> = Vec::new();
     let mut frames = Vec::new();
     for frame in field("CallTrace").split('|') {
@@ -69,11 +89,8 @@ fn replay(theirs: &serde_json::Value) -> Vec<u8> {
         };
         frames.push(base + offset);
     }
-    let granted = u32::from_str_radix(
-        field("GrantedAccess").trim_start_matches("0x"),
-        16,
-    )
-    .expect("hex mask");
+    let granted =
+        u32::from_str_radix(field("GrantedAccess").trim_start_matches("0x"), 16).expect("hex mask");
     let mut origin = at(source, 3);
     origin.tid = tid;
     b.process_access(origin, target, granted, &frames);
@@ -90,8 +107,7 @@ fn a_process_access_is_sysmon_event_10_key_for_key() {
         let sample: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(sample["Event"]["System"]["EventID"], 10);
         let theirs = &sample["Event"]["EventData"];
-        let their_keys: BTreeSet<&String> =
-            theirs.as_object().expect("EventData").keys().collect();
+        let their_keys: BTreeSet<&String> = theirs.as_object().expect("EventData").keys().collect();
 
         let path = dir.path().join("a.replay");
         std::fs::write(&path, replay(theirs)).expect("write");

@@ -124,6 +124,25 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        Logsource::ProcessAccess,
+        &[
+            "RuleName",
+            "UtcTime",
+            "SourceProcessGUID",
+            "SourceProcessId",
+            "SourceThreadId",
+            "SourceImage",
+            "TargetProcessGUID",
+            "TargetProcessId",
+            "TargetImage",
+            "GrantedAccess",
+            "CallTrace",
+            "SourceUser",
+            "TargetUser",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -192,6 +211,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "driver_load",
         "file",
         "registry",
+        "process_access",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -239,6 +259,33 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 }
             }
         }
+        if dir == "process_access" {
+            // Measured 2026-12: 22 of SigmaHQ's 23 process_access rules
+            // compile (they name SourceImage, TargetImage, GrantedAccess,
+            // CallTrace, SourceUser: all provided). The one rejected is the
+            // direct NtOpenProcess syscall rule, for `Provider_Name` in a
+            // filter: the event record's ETW provider
+            // (System/Provider/@Name, there Microsoft-Windows-Kernel-Audit-
+            // API-Calls), not a field of Sysmon's event 10, whose provider
+            // is always Microsoft-Windows-Sysmon.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (PROCESS_ACCESS_RULES, 1),
+                "process_access: {}",
+                report.summary()
+            );
+            for rejection in &report.rejections {
+                assert!(
+                    matches!(
+                        &rejection.reason,
+                        Reason::FieldNotProvided { field, .. } if field == "Provider_Name"
+                    ) && rejection
+                        .path
+                        .ends_with("proc_access_win_susp_direct_ntopenprocess_call.yml"),
+                    "{rejection}"
+                );
+            }
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -271,6 +318,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "file_delete",
                         "file_rename",
                         "registry_set",
+                        "process_access",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -315,6 +363,9 @@ const REGISTRY_SET_RULES: usize = 204;
 /// SigmaHQ's registry_event, registry_add and registry_delete rules: rejected
 /// as logsources ringside does not provide.
 const REGISTRY_OTHER_RULES: usize = 43;
+
+/// SigmaHQ's process_access rules in the shared snapshot that compile (of 23).
+const PROCESS_ACCESS_RULES: usize = 22;
 
 /// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
 const DRIVER_LOAD_RULES: usize = 10;
@@ -372,6 +423,15 @@ fn regression_samples_fire_their_rules() {
         .filter(|c| c.logsource == Logsource::RegistrySet)
         .count();
     assert_eq!(registry_set, 26, "{}", report.summary());
+    // Measured 2026-12: the 2 process_access regression folders (real
+    // Sysmon 10 events: WerFaultSecure dumping lsass through dbgcore, and
+    // EDR-Freeze on MsMpEng) are replayed, and each fires its rule.
+    let process_access = report
+        .cases
+        .iter()
+        .filter(|c| c.logsource == Logsource::ProcessAccess)
+        .count();
+    assert_eq!(process_access, 2, "{}", report.summary());
 }
 
 /// The SigmaHQ rules that name `LogonId` or `CurrentDirectory` compile:
