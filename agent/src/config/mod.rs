@@ -36,6 +36,7 @@ impl FilterEvent for SysmonEvent {
             EventType::Sigma(Logsource::DriverLoad) => Some(Target::DriverLoad),
             EventType::Sigma(Logsource::FileEvent) => Some(Target::FileCreate),
             EventType::Sigma(Logsource::FileDelete) => Some(Target::FileDelete),
+            EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
             _ => None,
         }
     }
@@ -52,9 +53,14 @@ impl FilterEvent for SysmonEvent {
 /// `User` come from, is built from them even when they are not written),
 /// renames always (not a Sysmon event: not filtered), and the other kinds
 /// only when the configuration can log one of their events. The kinds the
-/// agent never maps (FileWrite, FileCloseModified) stay off as by default.
+/// agent never maps (FileWrite, FileCloseModified) stay off as by default;
+/// process access, off by default, is asked for when the configuration can
+/// log a ProcessAccess event (Sysmon logs none without a rule for it).
 pub fn event_mask(config: &SysmonConfig) -> u32 {
     let mut mask = ringside_wire::kind::DEFAULT_EVENTS_MASK;
+    if config.can_log(Target::ProcessAccess) {
+        mask |= EventKind::ProcessAccess.mask_bit();
+    }
     // One kernel kind, two events: an image load is a 7 or, for a
     // system-mode image, a 6, so the kind stays on if either can be logged.
     for (kind, targets) in [

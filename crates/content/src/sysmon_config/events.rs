@@ -25,17 +25,20 @@ pub enum Target {
     FileCreate,
     /// Sysmon 23 (ringside's delete; Sysmon's 26 rules filter it too).
     FileDelete,
+    /// Sysmon 10.
+    ProcessAccess,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
         Target::ImageLoad,
         Target::FileCreate,
         Target::FileDelete,
+        Target::ProcessAccess,
     ];
 
     /// Position in [`Target::ALL`].
@@ -52,6 +55,7 @@ impl Target {
             Target::ImageLoad => Logsource::ImageLoad.fields(),
             Target::FileCreate => Logsource::FileEvent.fields(),
             Target::FileDelete => Logsource::FileDelete.fields(),
+            Target::ProcessAccess => Logsource::ProcessAccess.fields(),
         }
     }
 
@@ -64,6 +68,7 @@ impl Target {
             Target::ImageLoad => 7,
             Target::FileCreate => 11,
             Target::FileDelete => 23,
+            Target::ProcessAccess => 10,
         }
     }
 
@@ -77,6 +82,7 @@ impl Target {
             7 => Some(Target::ImageLoad),
             11 => Some(Target::FileCreate),
             23 | 26 => Some(Target::FileDelete),
+            10 => Some(Target::ProcessAccess),
             _ => None,
         }
     }
@@ -106,6 +112,7 @@ impl Target {
             Target::ImageLoad => &[&IMAGE_LOAD],
             Target::FileCreate => &[&FILE_CREATE],
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
+            Target::ProcessAccess => &[&PROCESS_ACCESS],
         }
     }
 }
@@ -258,6 +265,26 @@ const FILE_DELETE_DETECTED: SysmonType = SysmonType {
     target: Some(Target::FileDelete),
 };
 
+const PROCESS_ACCESS: SysmonType = SysmonType {
+    name: "ProcessAccess",
+    id: 10,
+    fields: &[
+        "UtcTime",
+        "SourceProcessGUID",
+        "SourceProcessId",
+        "SourceThreadId",
+        "SourceImage",
+        "TargetProcessGUID",
+        "TargetProcessId",
+        "TargetImage",
+        "GrantedAccess",
+        "CallTrace",
+        "SourceUser",
+        "TargetUser",
+    ],
+    target: Some(Target::ProcessAccess),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -279,7 +306,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &IMAGE_LOAD,
     &unproduced("CreateRemoteThread", 8),
     &unproduced("RawAccessRead", 9),
-    &unproduced("ProcessAccess", 10),
+    &PROCESS_ACCESS,
     &FILE_CREATE,
     // ringside produces value sets (13) now, but one RegistryEvent element
     // filters 12, 13 and 14 together (`EventType` tells them apart), and
