@@ -16,8 +16,8 @@ use ringside_agent::enrich::EnrichConfig;
 use ringside_agent::pipeline::{Config, Depth, Pipeline};
 use ringside_agent::sink::Discard;
 use ringside_agent::source::replay::ReplayReader;
-use ringside_wire::{Record, Records};
 use ringside_wire::replay::FrameKind;
+use ringside_wire::{Record, Records};
 
 fn open(path: &Path) -> ReplayReader<std::io::BufReader<std::fs::File>> {
     ReplayReader::open(path).unwrap_or_else(|e| {

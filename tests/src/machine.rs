@@ -300,6 +300,32 @@ pub fn unload_from_another_cpu(uc: &mut Uc) {
     let _ = call_guest(uc, callback, &[FLTFL_FILTER_UNLOAD_MANDATORY]);
 }
 
+/// After [`unload_from_another_cpu`] was interposed into a callback and the
+/// callback's run ended in `error`: the unload blocked on the callback's
+/// rundown reference (the one-CPU model reports a wait that would block
+/// forever), `unregister` was called after trace position `start`, nothing
+/// was freed under the callback, and that wait is the only finding.
+pub fn assert_unload_waited_for_callback(m: &Machine, error: &str, start: usize, unregister: &str) {
+    assert!(
+        error.contains("ExWaitForRundownProtectionRelease")
+            && error.contains("1 references still held"),
+        "{error}"
+    );
+    let after = &m.kernel().trace[start..];
+    assert!(
+        after.contains(&unregister),
+        "{unregister} not called: {after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a)),
+        "freed under the callback: {after:?}"
+    );
+    let findings = m.findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+}
+
 /// Calls the guest function at `function` with `args` and returns RAX.
 /// Nested calls (a model API calling back into the driver, e.g. a cancel
 /// routine or a CSQ callback) run below the caller's stack and restore its

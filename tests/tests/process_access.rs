@@ -11,7 +11,7 @@
 use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{AGENT_PID, Handle, connected};
 use ringside_kmodel::driver_image::ringside_sys;
-use ringside_kmodel::machine::unload_from_another_cpu;
+use ringside_kmodel::machine::{assert_unload_waited_for_callback, unload_from_another_cpu};
 use ringside_kmodel::scenario::HandleOp;
 use ringside_wire::ioctl::{ConfigureRequest, HelloRequest, HelloResponse, IOCTL_HELLO};
 use ringside_wire::kind::ALL_EVENTS_MASK;
@@ -44,28 +44,12 @@ fn frames(n: u64) -> Vec<u64> {
         .collect()
 }
 
-fn records(m: &mut Machine, h: Handle) -> Vec<u8> {
-    m.drain(h).expect("drain").concat()
-}
-
-fn kinds(m: &mut Machine, h: Handle) -> Vec<RecordKind> {
-    let bytes = records(m, h);
-    Records::new(&bytes)
-        .map(|r| r.expect("decodes").kind())
-        .collect()
-}
-
 fn walks(m: &Machine) -> usize {
     m.kernel()
         .trace
         .iter()
         .filter(|a| **a == "RtlWalkFrameChain")
         .count()
-}
-
-fn fail_next(m: &mut Machine, api: &str) {
-    let next = m.kernel().faults.seen.get(api).copied().unwrap_or(0);
-    m.kernel_mut().faults.fail = Some((api.to_owned(), next));
 }
 
 fn finish(mut m: Machine, h: Handle) {
@@ -98,7 +82,7 @@ fn an_open_arrives_with_every_field_and_its_call_trace() {
         ..HandleOp::open_process(5000, 700, 0, frames(40))
     })
     .expect("duplicate");
-    let bytes = records(&mut m, h);
+    let bytes = m.drained(h);
     let events: Vec<_> = Records::new(&bytes)
         .map(|r| match r {
             Ok(Record::ProcessAccess(e)) => e,
@@ -177,14 +161,14 @@ fn failed_opens_self_access_and_the_agent_are_not_reported() {
     m.handle_operation(&HandleOp::open_process(AGENT_PID, 6000, 0x1010, frames(4)))
         .expect("agent");
     assert_eq!(walks(&m), 0, "no stack walked for what is not reported");
-    assert!(kinds(&mut m, h).is_empty());
+    assert!(m.drained_kinds(h).is_empty());
     let stats = m.stats(h).expect("stats").stats;
     assert_eq!(stats.produced[EventKind::ProcessAccess.index()], 0);
     // The agent's process as the target is reported.
     m.handle_operation(&HandleOp::open_process(5100, AGENT_PID, 0x1000, frames(2)))
         .expect("open of the agent");
     assert_eq!(
-        kinds(&mut m, h),
+        m.drained_kinds(h),
         vec![RecordKind::Event(EventKind::ProcessAccess)]
     );
     finish(m, h);
@@ -203,7 +187,7 @@ fn a_disabled_kind_walks_no_stack_and_is_off_by_default() {
     ))
     .expect("open");
     assert_eq!(walks(&m), 0);
-    assert!(kinds(&mut m, h).is_empty());
+    assert!(m.drained_kinds(h).is_empty());
     let stats = m.stats(h).expect("stats").stats;
     assert_eq!(stats.produced[EventKind::ProcessAccess.index()], 0);
     finish(m, h);
@@ -213,7 +197,7 @@ fn a_disabled_kind_walks_no_stack_and_is_off_by_default() {
 fn a_failed_stack_walk_reports_the_access_without_frames() {
     let sys = ringside_sys().expect("build ringside.sys");
     let (mut m, h) = connected(sys, &config()).expect("session");
-    fail_next(&mut m, "RtlWalkFrameChain");
+    m.fail_next("RtlWalkFrameChain");
     m.handle_operation(&HandleOp::open_process(
         5300,
         LSASS,
@@ -223,7 +207,7 @@ fn a_failed_stack_walk_reports_the_access_without_frames() {
     .expect("open");
     assert_eq!(m.kernel().faults.injected, 1);
     m.kernel_mut().faults.fail = None;
-    let bytes = records(&mut m, h);
+    let bytes = m.drained(h);
     let Some(Ok(Record::ProcessAccess(e))) = Records::new(&bytes).next() else {
         panic!("no process access")
     };
@@ -286,23 +270,6 @@ fn unload_during_an_object_callback_unregisters_and_waits_for_it() {
             frames(4),
         ))
         .expect_err("the unload must block on the in-flight callback");
-    assert!(
-        error.contains("ExWaitForRundownProtectionRelease")
-            && error.contains("1 references still held"),
-        "{error}"
-    );
-    let trace = m.kernel().trace.clone();
-    let after = &trace[start..];
-    let unregistered = after.iter().position(|a| *a == "ObUnRegisterCallbacks");
-    let first_free = after
-        .iter()
-        .position(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a));
-    assert!(
-        unregistered.is_some(),
-        "callbacks not unregistered: {after:?}"
-    );
-    assert!(first_free.is_none(), "freed under the callback: {after:?}");
+    assert_unload_waited_for_callback(&m, &error, start, "ObUnRegisterCallbacks");
     assert!(m.kernel().ob.registrations.is_empty());
-    let findings = m.findings();
-    assert_eq!(findings.len(), 1, "{findings:?}");
 }

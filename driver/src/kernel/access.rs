@@ -236,12 +236,10 @@ fn post_operation(info: &PostOperationInformation, thread: bool) {
     let (target_pid, target_tid) = if thread {
         // SAFETY: PASSIVE_LEVEL; `Object` is the thread the handle is to,
         // referenced by the object manager for this call.
-        unsafe {
-            (
-                nt::handle_id(PsGetThreadProcessId(info.object)),
-                nt::handle_id(PsGetThreadId(info.object)),
-            )
-        }
+        let process = unsafe { PsGetThreadProcessId(info.object) };
+        // SAFETY: as above.
+        let thread = unsafe { PsGetThreadId(info.object) };
+        (nt::handle_id(process), nt::handle_id(thread))
     } else {
         // SAFETY: PASSIVE_LEVEL; `Object` is the process, referenced for
         // this call.
