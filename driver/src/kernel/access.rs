@@ -33,14 +33,17 @@
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
+use ringside_driver::ntoskrnl::RtlWalkFrameChain;
 use ringside_driver::record::{ProcessAccessFacts, access_reported};
 use ringside_wire::{
     ACCESS_FLAG_DUPLICATE, ACCESS_FLAG_KERNEL_HANDLE, ACCESS_FLAG_THREAD, EventKind,
     MAX_CALL_FRAMES,
 };
-use windows_sys::Wdk::Foundation::PEPROCESS;
-use windows_sys::Wdk::System::SystemServices::{PsGetCurrentProcessId, PsGetProcessId};
-use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS};
+use windows_sys::Wdk::Foundation::{PEPROCESS, PETHREAD};
+use windows_sys::Wdk::System::SystemServices::{
+    ObRegisterCallbacks, ObUnRegisterCallbacks, PsGetCurrentProcessId, PsGetProcessId,
+    PsGetThreadId, PsGetThreadProcessId,
+};
 
 use ringside_driver::wdk::ob::{
     CallbackRegistration, OperationRegistration, PostOperationInformation, PreOperationInformation,
@@ -75,20 +78,16 @@ const DESIRED_KNOWN: usize = 1 << 32;
 /// process access events (see [`register`]).
 const ALTITUDE: &[u16] = nt::wide!("385201");
 
-// ntoskrnl.exe exports with their wdm.h/ntddk.h signatures. `PsProcessType`
-// and `PsThreadType` are data exports (each the variable that holds the
-// object type); the registration names the variables' addresses
-// (`POBJECT_TYPE *ObjectType`).
+// ntoskrnl.exe's data exports `PsProcessType` and `PsThreadType` (each the
+// variable that holds the object type), which windows-sys does not
+// declare; the registration names the variables' addresses
+// (`POBJECT_TYPE *ObjectType`). The functions come from windows-sys:
+// declaring one of its ntoskrnl.exe functions again here reorders the
+// link so that windows-sys's ntdll.dll import library wins for the Zw*
+// functions (the binary gate caught it), and RtlWalkFrameChain, which
+// windows-sys binds to ntdll.dll, is in `ringside_driver::ntoskrnl`.
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
-    fn ObRegisterCallbacks(
-        registration: *const CallbackRegistration,
-        handle: *mut *mut c_void,
-    ) -> NTSTATUS;
-    fn ObUnRegisterCallbacks(handle: *mut c_void);
-    fn RtlWalkFrameChain(callers: *mut *mut c_void, count: u32, flags: u32) -> u32;
-    fn PsGetThreadId(thread: *mut c_void) -> HANDLE;
-    fn PsGetThreadProcessId(thread: *mut c_void) -> HANDLE;
     static PsProcessType: *mut c_void;
     static PsThreadType: *mut c_void;
 }
@@ -139,7 +138,7 @@ pub fn register(g: &Globals) -> i32 {
     // (driver/build.rs), without which the API returns
     // STATUS_ACCESS_DENIED; the object types are the addresses of
     // ntoskrnl's exported variables, valid for the system's lifetime.
-    let status = unsafe { ObRegisterCallbacks(&registration, &mut handle) };
+    let status = unsafe { ObRegisterCallbacks((&raw const registration).cast(), &mut handle) };
     if !nt::nt_success(status) || handle.is_null() {
         g.control.withdraw(EventKind::ProcessAccess);
         return status;
@@ -169,7 +168,7 @@ pub fn unregister(g: &Globals) {
             .swap(core::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: PASSIVE_LEVEL; the handle ObRegisterCallbacks returned,
         // unregistered once (the bit was set and is now cleared).
-        unsafe { ObUnRegisterCallbacks(handle) };
+        unsafe { ObUnRegisterCallbacks(handle.cast_const()) };
     }
 }
 
@@ -236,9 +235,9 @@ fn post_operation(info: &PostOperationInformation, thread: bool) {
     let (target_pid, target_tid) = if thread {
         // SAFETY: PASSIVE_LEVEL; `Object` is the thread the handle is to,
         // referenced by the object manager for this call.
-        let process = unsafe { PsGetThreadProcessId(info.object) };
+        let process = unsafe { PsGetThreadProcessId(info.object as PETHREAD) };
         // SAFETY: as above.
-        let thread = unsafe { PsGetThreadId(info.object) };
+        let thread = unsafe { PsGetThreadId(info.object as PETHREAD) };
         (nt::handle_id(process), nt::handle_id(thread))
     } else {
         // SAFETY: PASSIVE_LEVEL; `Object` is the process, referenced for
