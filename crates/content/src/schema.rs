@@ -486,6 +486,18 @@ mod tests {
             // Sysmon's 6 names no process, and neither does ringside's.
             let common: &[&str] = match logsource {
                 Logsource::DriverLoad => &["UtcTime", "ImageLoaded", "Hashes"],
+                // Two processes: each named as Sysmon's 10 names them.
+                Logsource::ProcessAccess => &[
+                    "UtcTime",
+                    "SourceProcessGUID",
+                    "SourceProcessId",
+                    "SourceImage",
+                    "SourceUser",
+                    "TargetProcessGUID",
+                    "TargetProcessId",
+                    "TargetImage",
+                    "TargetUser",
+                ],
                 _ => &["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"],
             };
             for &common in common {
