@@ -1,6 +1,9 @@
 //! Throughput of the agent's stages over one large generated replay, side by
-//! side: read the file, decode, decode + process table, and decode + table +
-//! JSON into a sink that discards. Run by `cargo xtask bench agent`.
+//! side: read the file, decode, decode + process table, decode + table +
+//! JSON into a sink that discards, and decode + call-trace resolution (the
+//! per-process image table from the image loads, every process access's
+//! frames resolved to `module+offset` as Sysmon's CallTrace). Run by
+//! `cargo xtask bench agent`.
 //!
 //! usage: bench FILE [EVENTS]   (generates FILE if it does not exist)
 
@@ -8,12 +11,13 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::time::Instant;
 
+use ringside_agent::call_trace::Modules;
 use ringside_agent::enrich::EnrichConfig;
 use ringside_agent::pipeline::{Config, Depth, Pipeline};
 use ringside_agent::sink::Discard;
 use ringside_agent::source::replay::ReplayReader;
-use ringside_wire::Records;
 use ringside_wire::replay::FrameKind;
+use ringside_wire::{Record, Records};
 
 fn open(path: &Path) -> ReplayReader<std::io::BufReader<std::fs::File>> {
     ReplayReader::open(path).unwrap_or_else(|e| {
@@ -102,6 +106,42 @@ fn main() {
     };
     let table = measure(runs, pipeline(Depth::TableOnly));
     let json = measure(runs, pipeline(Depth::Emit));
+    // Call traces: what the pipeline does for them, alone beside decode.
+    let mut traced = (0u64, 0u64);
+    let traces = measure(runs, || {
+        let mut reader = open(path);
+        let mut modules = Modules::default();
+        let (mut name, mut out) = (String::new(), String::new());
+        let (mut events, mut frames, mut bytes) = (0u64, 0u64, 0u64);
+        while let Some(Ok(frame)) = reader.next_frame() {
+            if frame.kind != FrameKind::Batch {
+                continue;
+            }
+            for record in Records::new(frame.payload).flatten() {
+                let pid = record.header().pid;
+                match record {
+                    Record::ImageLoad(e)
+                        if !ringside_agent::pipeline::is_driver_load(e.body.properties) =>
+                    {
+                        name.clear();
+                        name.extend(e.image_name().chars());
+                        modules.load(pid, e.body.image_base, e.body.image_size, &name);
+                    }
+                    Record::ProcessExit(_) => modules.forget(pid),
+                    Record::ProcessAccess(e) => {
+                        out.clear();
+                        modules.write_trace(&mut out, pid, e.call_trace());
+                        events += 1;
+                        frames += e.call_trace().count() as u64;
+                        bytes += out.len() as u64;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        traced = (events, frames);
+        (frames, bytes)
+    });
 
     let records = decode.1;
     println!(
@@ -118,6 +158,7 @@ fn main() {
         ("2 decode", decode),
         ("3 decode + process table", table),
         ("4 decode + table + JSON (discard)", json),
+        ("5 decode + call-trace resolution", traces),
     ] {
         println!(
             "{name:<34} {secs:>10.3} {:>14.0} {:>9.2}x",
@@ -129,6 +170,15 @@ fn main() {
         "JSON output: {:.1} MB, {:.2}x the time of decode + table",
         json.2 as f64 / 1e6,
         json.0 / table.0
+    );
+    let resolving = (traces.0 - decode.0).max(1e-9);
+    println!(
+        "call traces: {} process accesses, {} frames ({:.1} MB of CallTrace); resolution alone {:.3} s, {:.0} frames/s",
+        traced.0,
+        traced.1,
+        traces.2 as f64 / 1e6,
+        resolving,
+        traced.1 as f64 / resolving
     );
     let table_rate = records as f64 / table.0;
     println!(

@@ -11,6 +11,7 @@
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 
+pub mod call_trace;
 pub mod cli;
 pub mod config;
 pub mod crosscheck;

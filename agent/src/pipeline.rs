@@ -166,6 +166,8 @@ impl Counters {
 pub struct Pipeline {
     config: Config,
     pub table: ProcessTable,
+    /// The user-mode images each live process loaded, for call traces.
+    pub modules: crate::call_trace::Modules,
     pub enricher: Enricher,
     pub volumes: VolumeMap,
     pub counters: Counters,
@@ -209,6 +211,7 @@ impl Pipeline {
     pub fn new(config: Config) -> Self {
         Pipeline {
             table: ProcessTable::new(config.machine_id, config.table_capacity),
+            modules: crate::call_trace::Modules::default(),
             enricher: Enricher::new(config.enrich.clone()),
             volumes: VolumeMap::default(),
             counters: Counters::default(),
@@ -228,16 +231,22 @@ impl Pipeline {
 
     /// The event kinds CONFIGURE asks the driver for: all it maps by
     /// default, less those the Sysmon configuration can never log and no
-    /// loaded Sigma rule reads.
+    /// loaded Sigma rule reads; and process access, off by default (the
+    /// hottest path the driver observes), when the configuration can log
+    /// it or a loaded Sigma rule reads it, as Sysmon logs event 10 only
+    /// when its configuration asks.
     pub fn event_mask(&self) -> u32 {
-        let Some(filter) = &self.filter else {
-            return ringside_wire::kind::DEFAULT_EVENTS_MASK;
-        };
+        const RULES_MAY_ASK: u32 =
+            ringside_wire::kind::DEFAULT_EVENTS_MASK | EventKind::ProcessAccess.mask_bit();
         let rules = self
             .detector
             .as_ref()
             .map_or(0, |d| crate::config::detection_mask(d.bundle()));
-        filter.event_mask() | (rules & ringside_wire::kind::DEFAULT_EVENTS_MASK)
+        let Some(filter) = &self.filter else {
+            return ringside_wire::kind::DEFAULT_EVENTS_MASK
+                | (rules & EventKind::ProcessAccess.mask_bit());
+        };
+        filter.event_mask() | (rules & RULES_MAY_ASK)
     }
 
     /// The mask to send with CONFIGURE now; remembered, so that
@@ -757,6 +766,8 @@ impl Pipeline {
                     .unwrap_or_default();
                 let parent_pid = e.body.parent_pid;
                 let logon_id = e.logon_id();
+                // A reused pid: the old process's images are not the new one's.
+                self.modules.forget(pid);
                 self.table.create(NewProcess {
                     pid,
                     parent_pid,
@@ -773,6 +784,7 @@ impl Pipeline {
             }
             Record::ProcessExit(_) => {
                 self.table.exit(pid, time);
+                self.modules.forget(pid);
                 if emit {
                     self.process_event(EventType::ProcessTerminate, pid, time, seq);
                     self.emit(sink)?;
@@ -782,6 +794,13 @@ impl Pipeline {
                 let driver = is_driver_load(e.body.properties);
                 if !driver {
                     self.table.lookup(pid, time);
+                    // Remembered for call traces, at every depth: a
+                    // process access later resolves its frames here.
+                    self.scratch.clear();
+                    push_raw(&mut self.scratch, &e.image_name());
+                    self.volumes.to_dos_in_place(&mut self.scratch, 0);
+                    self.modules
+                        .load(pid, e.body.image_base, e.body.image_size, &self.scratch);
                 }
                 if emit {
                     let ty = if driver {
@@ -929,6 +948,15 @@ impl Pipeline {
                     self.emit(sink)?;
                 }
             }
+            Record::ProcessAccess(e) => {
+                self.table.lookup(pid, time);
+                let target = e.body.target_pid;
+                self.table.lookup(target, time);
+                if emit {
+                    self.process_access(e, time, seq);
+                    self.emit(sink)?;
+                }
+            }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 self.counters.view.lost(&e.body.dropped);
@@ -1065,6 +1093,71 @@ impl Pipeline {
         }
         let image = info.image.clone();
         self.file_fields(ty, &image);
+    }
+
+    /// Sysmon 10 from a process access record: the source (the requesting
+    /// process and thread) and the target from the process table, the
+    /// granted access as Sysmon writes it (`0x1fffff`), and the call trace
+    /// resolved against the source's images ([`crate::call_trace`]).
+    fn process_access(
+        &mut self,
+        e: &ringside_wire::Event<'_, ringside_wire::ProcessAccess>,
+        time: u64,
+        seq: Option<u64>,
+    ) {
+        let ty = EventType::Sigma(Logsource::ProcessAccess);
+        let (source, target) = (e.header.pid, e.body.target_pid);
+        self.event.reset(ty, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        let set_with = |event: &mut SysmonEvent, name: Name, f: &mut dyn FnMut(&mut String)| {
+            if let Some(i) = layout.get(ty, name) {
+                event.set_with(i, |out| f(out));
+            }
+        };
+        set_with(event, Name::UtcTime, &mut |out| {
+            crate::time::write_utc_time(out, time)
+        });
+        for (pid, id, guid, image, user) in [
+            (
+                source,
+                Name::SourceProcessId,
+                Name::SourceProcessGuid,
+                Name::SourceImage,
+                Name::SourceUser,
+            ),
+            (
+                target,
+                Name::TargetProcessId,
+                Name::TargetProcessGuid,
+                Name::TargetImage,
+                Name::TargetUser,
+            ),
+        ] {
+            set_with(event, id, &mut |out| {
+                crate::time::push_decimal(out, u64::from(pid))
+            });
+            if let Some(info) = self.table.get(pid) {
+                set_with(event, guid, &mut |out| info.guid.write(out));
+                for (name, value) in [(image, &info.image), (user, &info.user)] {
+                    if !value.is_empty() {
+                        set_with(event, name, &mut |out| out.push_str(value));
+                    }
+                }
+            }
+        }
+        set_with(event, Name::SourceThreadId, &mut |out| {
+            crate::time::push_decimal(out, u64::from(e.header.tid))
+        });
+        let granted = e.body.granted_access;
+        set_with(event, Name::GrantedAccess, &mut |out| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{granted:#x}");
+        });
+        let modules = &self.modules;
+        set_with(event, Name::CallTrace, &mut |out| {
+            modules.write_trace(out, source, e.call_trace())
+        });
     }
 
     /// PE version fields and hashes of the file at `dos_path`, if readable.

@@ -140,14 +140,48 @@ impl BatchBuilder {
     }
 
     pub fn image_load(&mut self, origin: Origin, name: &str, signature_level: u8) {
+        self.image_load_at(origin, name, 0x7ff0_0000_0000, 0x10_0000, signature_level);
+    }
+
+    /// A user-mode image mapped at `base`, `size` bytes.
+    pub fn image_load_at(
+        &mut self,
+        origin: Origin,
+        name: &str,
+        base: u64,
+        size: u64,
+        signature_level: u8,
+    ) {
         let name = utf16(name);
         let body = ImageLoad {
-            image_base: 0x7ff0_0000_0000,
-            image_size: 0x10_0000,
+            image_base: base,
+            image_size: size,
             signature_level,
             ..Default::default()
         };
         self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
+    }
+
+    /// A process handle to `target` opened by the origin's thread and
+    /// granted `granted`, from the user-mode return addresses `frames`
+    /// (innermost first).
+    pub fn process_access(&mut self, origin: Origin, target: u32, granted: u32, frames: &[u64]) {
+        let frames: Vec<u8> = frames.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let body = ringside_wire::ProcessAccess {
+            target_pid: target,
+            granted_access: granted,
+            desired_access: granted,
+            flags: ringside_wire::ACCESS_FLAG_DESIRED_KNOWN,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[Field::new(
+                &frames,
+                (ringside_wire::MAX_CALL_FRAMES * 8) as u16,
+            )],
+        );
     }
 
     /// A driver load as Windows reports it: `IMAGE_INFO.Properties` with
@@ -299,10 +333,25 @@ impl BatchBuilder {
 /// The volume map every generated file carries.
 pub const VOLUME_MAP: &[u8] = b"\\Device\\HarddiskVolume3\tC:\n\\Device\\HarddiskVolume4\tD:\n";
 
+/// The DLLs [`realistic`] loads, each at its own base.
+const DLLS: [&str; 6] = [
+    "ntdll.dll",
+    "kernel32.dll",
+    "KernelBase.dll",
+    "user32.dll",
+    "amsi.dll",
+    "clr.dll",
+];
+const DLL_SIZE: u64 = 0x20_0000;
+
+fn dll_base(index: usize) -> u64 {
+    0x7ffa_0000_0000 + 0x100_0000 * index as u64
+}
+
 /// Writes a large replay with a realistic event mix: per 100 events about
 /// 1 process create and 1 exit, 20 image loads, 30 file creates (most of
-/// them opens), 20 first writes, 20 close-after-modify, 4 renames and
-/// 4 deletes. Batches are about 16 KiB as with the driver's default
+/// them opens), 20 first writes, 20 close-after-modify, 4 renames,
+/// 2 process accesses (8 to 16 frames) and 3 deletes. Batches are about 16 KiB as with the driver's default
 /// CONFIGURE. Returns the number of records written.
 pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u64> {
     let mut writer = ReplayWriter::new(out, start_time)?;
@@ -380,17 +429,15 @@ pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u
                 );
             }
             1..=20 => {
-                let dll = [
-                    "ntdll.dll",
-                    "kernel32.dll",
-                    "KernelBase.dll",
-                    "user32.dll",
-                    "amsi.dll",
-                    "clr.dll",
-                ][rand() as usize % 6];
-                batch.image_load(
+                let index = rand() as usize % DLLS.len();
+                batch.image_load_at(
                     origin,
-                    &format!("\\Device\\HarddiskVolume3\\Windows\\System32\\{dll}"),
+                    &format!(
+                        "\\Device\\HarddiskVolume3\\Windows\\System32\\{}",
+                        DLLS[index]
+                    ),
+                    dll_base(index),
+                    DLL_SIZE,
                     12,
                 );
             }
@@ -398,6 +445,17 @@ pub fn realistic<W: Write>(out: W, events: u64, start_time: u64) -> io::Result<u
             51..=70 => batch.file_write(origin, &file),
             71..=90 => batch.file_close_modified(origin, &file),
             91..=94 => batch.file_rename(origin, &file, &format!("{file}.bak")),
+            // A process opened from an 8 to 16-frame call trace: frames in
+            // the DLLs above, the last one in memory no image backs.
+            95..=96 => {
+                let depth = 8 + rand() as usize % 9;
+                let mut frames: Vec<u64> = (0..depth - 1)
+                    .map(|_| dll_base(rand() as usize % DLLS.len()) + u64::from(rand()) % DLL_SIZE)
+                    .collect();
+                frames.push(0x1a4_c8e7_0000 + u64::from(rand() % 0x1000));
+                let target = live[rand() as usize % live.len()];
+                batch.process_access(origin, target, 0x1410, &frames);
+            }
             _ => batch.file_delete(origin, &file),
         }
         written = batch.records;

@@ -48,6 +48,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedRegistrySetValue", WIDE),
     field("DroppedRegistryKey", WIDE),
     field("DroppedRegistryRename", WIDE),
+    field("DroppedProcessAccess", WIDE),
 ];
 // One `Dropped<Kind>` per event kind, in counter-index order.
 const _: () = assert!(EVENTS_LOST.len() == 2 + ringside_wire::EVENT_KIND_COUNT);
@@ -164,7 +165,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 19] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -175,6 +176,7 @@ impl EventType {
         EventType::Sigma(Logsource::RegistryAdd),
         EventType::Sigma(Logsource::RegistryDelete),
         EventType::Sigma(Logsource::RegistryRename),
+        EventType::Sigma(Logsource::ProcessAccess),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -262,11 +264,22 @@ pub enum Name {
     TargetObject,
     Details,
     NewName,
+    SourceProcessGuid,
+    SourceProcessId,
+    SourceThreadId,
+    SourceImage,
+    TargetProcessGuid,
+    TargetProcessId,
+    TargetImage,
+    GrantedAccess,
+    CallTrace,
+    SourceUser,
+    TargetUser,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 32] = [
+    pub const ALL: [Name; 43] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -299,6 +312,17 @@ impl Name {
         Name::TargetObject,
         Name::Details,
         Name::NewName,
+        Name::SourceProcessGuid,
+        Name::SourceProcessId,
+        Name::SourceThreadId,
+        Name::SourceImage,
+        Name::TargetProcessGuid,
+        Name::TargetProcessId,
+        Name::TargetImage,
+        Name::GrantedAccess,
+        Name::CallTrace,
+        Name::SourceUser,
+        Name::TargetUser,
     ];
 
     /// Sysmon's field name.
@@ -336,6 +360,17 @@ impl Name {
             Name::TargetObject => "TargetObject",
             Name::Details => "Details",
             Name::NewName => "NewName",
+            Name::SourceProcessGuid => "SourceProcessGUID",
+            Name::SourceProcessId => "SourceProcessId",
+            Name::SourceThreadId => "SourceThreadId",
+            Name::SourceImage => "SourceImage",
+            Name::TargetProcessGuid => "TargetProcessGUID",
+            Name::TargetProcessId => "TargetProcessId",
+            Name::TargetImage => "TargetImage",
+            Name::GrantedAccess => "GrantedAccess",
+            Name::CallTrace => "CallTrace",
+            Name::SourceUser => "SourceUser",
+            Name::TargetUser => "TargetUser",
         }
     }
 }

@@ -20,18 +20,19 @@ fn shared_config(name: &str) -> String {
 fn config_check_accounts_for_the_public_configurations() {
     // DriverLoad is applied since issue #19 (before: SwiftOnSecurity
     // applied 233, ignored 536; sysmon-modular 1072 and 1268): its
-    // elements count as applied, its `Signature` filters as ignored. So is
-    // RegistryEvent (before: 234 and 535; 1077 and 1263): every one of its
-    // 168 and 401 elements applies, with no field ringside lacks.
+    // elements count as applied, its `Signature` filters as ignored. So are
+    // RegistryEvent (before: 234 and 535; 1077 and 1263), every one of its
+    // 168 and 401 elements, with no field ringside lacks, and ProcessAccess,
+    // every one of whose filters names a field event 10 provides.
     for (name, expected, signature_ignored) in [
         (
             "swiftonsecurity-sysmonconfig-export.xml",
-            "applied 402, ignored 367 (event type not produced: 363, field not provided: 3, option with no meaning here: 1), rejected 0",
+            "applied 403, ignored 366 (event type not produced: 362, field not provided: 3, option with no meaning here: 1), rejected 0",
             3,
         ),
         (
             "sysmon-modular-sysmonconfig.xml",
-            "applied 1478, ignored 862 (event type not produced: 857, field not provided: 2, option with no meaning here: 3), rejected 0",
+            "applied 1634, ignored 706 (event type not produced: 701, field not provided: 2, option with no meaning here: 3), rejected 0",
             2,
         ),
     ] {

@@ -127,7 +127,12 @@ pub struct Busy;
 #[derive(Debug, Default)]
 pub struct Control {
     consumer: AtomicBool,
+    /// The consumer's process id while one is connected, else 0.
+    consumer_pid: AtomicU32,
     negotiated: AtomicBool,
+    /// The kinds HELLO reports: every kind, less any whose kernel
+    /// registration failed at load (the driver then runs without it).
+    supported: AtomicU32,
     pub config: SharedConfig,
 }
 
@@ -135,27 +140,47 @@ impl Control {
     pub const fn new() -> Self {
         Control {
             consumer: AtomicBool::new(false),
+            consumer_pid: AtomicU32::new(0),
             negotiated: AtomicBool::new(false),
+            supported: AtomicU32::new(ALL_EVENTS_MASK),
             config: SharedConfig::new(),
         }
     }
 
-    /// IRP_MJ_CREATE: admits one consumer; the device completes a second
-    /// open with `STATUS_SHARING_VIOLATION`.
-    pub fn open(&self) -> Result<(), Busy> {
+    /// IRP_MJ_CREATE by process `pid`: admits one consumer; the device
+    /// completes a second open with `STATUS_SHARING_VIOLATION`.
+    pub fn open(&self, pid: u32) -> Result<(), Busy> {
         // Acquire pairs with the Release in `close`: the new consumer sees
         // the reset state.
         self.consumer
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| ())
-            .map_err(|_| Busy)
+            .map_err(|_| Busy)?;
+        // Relaxed: read by callbacks only to leave the consumer's own
+        // handle operations out; a callback racing the open may still
+        // report one, which is harmless.
+        self.consumer_pid.store(pid, Ordering::Relaxed);
+        Ok(())
     }
 
     /// IRP_MJ_CLOSE of the consumer's handle.
     pub fn close(&self) {
         self.negotiated.store(false, Ordering::Relaxed);
         self.config.reset();
+        self.consumer_pid.store(0, Ordering::Relaxed);
         self.consumer.store(false, Ordering::Release);
+    }
+
+    /// The connected consumer's process id, 0 when none is connected.
+    pub fn consumer_pid(&self) -> u32 {
+        self.consumer_pid.load(Ordering::Relaxed)
+    }
+
+    /// Leaves `kind` out of HELLO's `supported_events`: its kernel
+    /// registration failed and the driver runs without it (DriverEntry,
+    /// before any consumer can say HELLO).
+    pub fn withdraw(&self, kind: EventKind) {
+        self.supported
+            .fetch_and(!kind.mask_bit(), Ordering::Relaxed);
     }
 
     pub fn connected(&self) -> bool {
@@ -185,7 +210,7 @@ impl Control {
             driver_version: DRIVER_VERSION,
             ring_capacity: u32::try_from(ring_capacity).unwrap_or(u32::MAX),
             max_record_size: MAX_RECORD_SIZE as u32,
-            supported_events: ALL_EVENTS_MASK,
+            supported_events: self.supported.load(Ordering::Relaxed),
             read_min_buffer: READ_MIN_BUFFER,
             _pad: 0,
         };
@@ -253,7 +278,7 @@ mod tests {
     /// A control with its consumer connected and HELLO done.
     fn negotiated() -> Control {
         let control = Control::new();
-        control.open().expect("open");
+        control.open(1000).expect("open");
         control
             .hello(hello_request(ABI_VERSION).as_bytes(), &mut [0u8; 32], 0)
             .expect("hello");
@@ -263,16 +288,41 @@ mod tests {
     #[test]
     fn one_consumer_at_a_time() {
         let control = Control::new();
-        assert_eq!(control.open(), Ok(()));
-        assert_eq!(control.open(), Err(Busy));
+        assert_eq!(control.open(1000), Ok(()));
+        assert_eq!(control.consumer_pid(), 1000);
+        // A refused second open does not replace the consumer's pid.
+        assert_eq!(control.open(2000), Err(Busy));
+        assert_eq!(control.consumer_pid(), 1000);
         control.close();
-        assert_eq!(control.open(), Ok(()));
+        assert_eq!(control.consumer_pid(), 0);
+        assert_eq!(control.open(3000), Ok(()));
+        assert_eq!(control.consumer_pid(), 3000);
+    }
+
+    #[test]
+    fn hello_reports_what_registered() {
+        let control = negotiated();
+        let mut out = [0u8; 32];
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut out, 0)
+            .expect("hello");
+        let all = HelloResponse::read_from_bytes(&out).expect("hello");
+        assert_eq!(all.supported_events, ALL_EVENTS_MASK);
+        control.withdraw(EventKind::ProcessAccess);
+        control
+            .hello(hello_request(ABI_VERSION).as_bytes(), &mut out, 0)
+            .expect("hello");
+        let less = HelloResponse::read_from_bytes(&out).expect("hello");
+        assert_eq!(
+            less.supported_events,
+            ALL_EVENTS_MASK & !EventKind::ProcessAccess.mask_bit()
+        );
     }
 
     #[test]
     fn hello_comes_first_and_checks_the_abi() {
         let control = Control::new();
-        control.open().expect("open");
+        control.open(1000).expect("open");
         let mut out = [0u8; 64];
         let err = control
             .configure(ConfigureRequest::default().as_bytes())

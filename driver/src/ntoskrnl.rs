@@ -1,5 +1,5 @@
 //! ntoskrnl.exe imports that windows-sys binds to ntdll.dll (its metadata
-//! maps `Zw*` to user mode). Declared here, in the library, on purpose: the
+//! maps `Zw*` and `RtlWalkFrameChain` to user mode). Declared here, in the library, on purpose: the
 //! linker takes an import symbol from the first library that defines it,
 //! and this crate's rlib (with its embedded raw-dylib import library)
 //! precedes windows-sys's on the link line. The binary gate fails the build
@@ -31,4 +31,9 @@ unsafe extern "system" {
     ) -> i32;
     /// `ZwClose`; PASSIVE_LEVEL.
     pub fn ZwClose(handle: Handle) -> i32;
+    /// `RtlWalkFrameChain(Callers, Count, Flags)` (ntddk.h): with flag 1,
+    /// the current thread's user-mode return addresses; PASSIVE_LEVEL or
+    /// APC_LEVEL for a user-mode walk (it reads pageable user memory).
+    /// windows-sys binds it to ntdll.dll too.
+    pub fn RtlWalkFrameChain(callers: *mut *mut c_void, count: u32, flags: u32) -> u32;
 }

@@ -8,9 +8,9 @@
 
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
-    Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad, Origin,
-    PROCESS_FLAG_LOGON_ID, ProcessCreate, ProcessExit, RegistryKey, RegistryRename,
-    RegistrySetValue, encode_exact, encoded_len,
+    Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad,
+    MAX_CALL_FRAMES, Origin, PROCESS_FLAG_LOGON_ID, ProcessAccess, ProcessCreate, ProcessExit,
+    RegistryKey, RegistryRename, RegistrySetValue, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -271,6 +271,61 @@ impl RegistryRenameFacts<'_> {
             RegistryRename::default(),
             &fields,
         )
+    }
+}
+
+/// Object-manager post-operation callback for a process or thread handle
+/// whose `ReturnStatus` is a success (the trampoline checks it; a failed
+/// open is never reported).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessAccessFacts<'a> {
+    /// The requesting thread (the current one) and the time.
+    pub origin: Origin,
+    pub target_pid: u32,
+    /// 0 for a process handle.
+    pub target_tid: u32,
+    pub granted_access: u32,
+    /// `OriginalDesiredAccess`, when the pre-operation callback passed it
+    /// on (`None`: the kind was switched on between the two callbacks).
+    pub desired_access: Option<u32>,
+    /// `ACCESS_FLAG_DUPLICATE`, `ACCESS_FLAG_THREAD`,
+    /// `ACCESS_FLAG_KERNEL_HANDLE` (`ACCESS_FLAG_DESIRED_KNOWN` is set
+    /// here, from `desired_access`).
+    pub flags: u32,
+    /// Return addresses, innermost first (more than [`MAX_CALL_FRAMES`]
+    /// are cut at that many).
+    pub frames: &'a [u64],
+}
+
+/// Whether a handle operation is reported at all: not a process opening
+/// itself (or one of its own threads), which every process does all the
+/// time and Sysmon does not log either, and not the consumer (the agent),
+/// whose own opens of new processes (to read their parameters) would
+/// otherwise feed back into events about itself. `consumer` is 0 when no
+/// consumer is connected (pid 0, the idle process, opens nothing).
+pub fn access_reported(source_pid: u32, target_pid: u32, consumer: u32) -> bool {
+    source_pid != target_pid && (consumer == 0 || source_pid != consumer)
+}
+
+impl ProcessAccessFacts<'_> {
+    pub fn emit(&self, ring: &impl Reserve) -> Result<usize, DropReason> {
+        let (desired_access, known) = match self.desired_access {
+            Some(access) => (access, ringside_wire::ACCESS_FLAG_DESIRED_KNOWN),
+            None => (0, 0),
+        };
+        let body = ProcessAccess {
+            target_pid: self.target_pid,
+            target_tid: self.target_tid,
+            granted_access: self.granted_access,
+            desired_access,
+            flags: (self.flags & !ringside_wire::ACCESS_FLAG_DESIRED_KNOWN) | known,
+            ..ProcessAccess::default()
+        };
+        // The cap is a whole number of addresses, so a longer trace is cut
+        // between frames, never inside one.
+        const CAP: u16 = (MAX_CALL_FRAMES * 8) as u16;
+        let fields = [Field::new(self.frames.as_bytes(), CAP)];
+        emit(ring, EventKind::ProcessAccess, self.origin, body, &fields)
     }
 }
 
@@ -787,6 +842,77 @@ mod tests {
                 1 << 8
             );
         });
+    }
+
+    #[test]
+    fn process_access_keeps_at_most_the_frame_cap_and_says_what_it_knows() {
+        with_ring(|ring| {
+            let frames: Vec<u64> = (0..40).map(|i| 0x7ff8_0000_1000 + i).collect();
+            let facts = ProcessAccessFacts {
+                origin: Origin {
+                    pid: 296,
+                    tid: 5260,
+                    timestamp: 1,
+                },
+                target_pid: 860,
+                target_tid: 0,
+                granted_access: 0x1fffff,
+                desired_access: Some(0x1410),
+                flags: ringside_wire::ACCESS_FLAG_DUPLICATE,
+                frames: &frames,
+            };
+            facts.emit(ring).expect("access");
+            ProcessAccessFacts {
+                desired_access: None,
+                // A caller's stray DESIRED_KNOWN does not survive.
+                flags: ringside_wire::ACCESS_FLAG_DESIRED_KNOWN,
+                frames: &frames[..3],
+                ..facts
+            }
+            .emit(ring)
+            .expect("access");
+            let bytes = drain(ring);
+            let events: Vec<_> = Records::new(&bytes)
+                .map(|r| match r {
+                    Ok(Record::ProcessAccess(e)) => e,
+                    other => panic!("not an access: {other:?}"),
+                })
+                .collect();
+            let [long, short] = events.as_slice() else {
+                panic!("two records")
+            };
+            assert_eq!(long.call_trace().collect::<Vec<_>>(), &frames[..32]);
+            assert_ne!(
+                long.header.flags & ringside_wire::HEADER_FLAG_TRUNCATED,
+                0,
+                "a trace cut at the cap is flagged"
+            );
+            assert_eq!((long.header.pid, long.header.tid), (296, 5260));
+            assert_eq!(
+                (
+                    long.body.target_pid,
+                    long.body.granted_access,
+                    long.body.desired_access
+                ),
+                (860, 0x1fffff, 0x1410)
+            );
+            assert_eq!(
+                long.body.flags,
+                ringside_wire::ACCESS_FLAG_DUPLICATE | ringside_wire::ACCESS_FLAG_DESIRED_KNOWN
+            );
+            assert_eq!(short.call_trace().count(), 3);
+            assert_eq!((short.body.flags, short.body.desired_access), (0, 0));
+        });
+    }
+
+    #[test]
+    fn self_access_and_the_consumer_are_not_reported() {
+        assert!(access_reported(296, 860, 0));
+        assert!(access_reported(296, 860, 1000));
+        assert!(!access_reported(860, 860, 0), "a process opening itself");
+        assert!(!access_reported(1000, 860, 1000), "the agent");
+        // The agent's process is still watched as a target.
+        assert!(access_reported(296, 1000, 1000));
     }
 
     #[test]

@@ -83,3 +83,111 @@ pub mod rename_information {
     pub const FILE_NAME_LENGTH: usize = 16;
     pub const FILE_NAME: usize = 20;
 }
+
+/// The object manager's callback structures (wdm.h: `OB_CALLBACK_REGISTRATION`,
+/// `OB_OPERATION_REGISTRATION`, `OB_PRE_OPERATION_INFORMATION`,
+/// `OB_POST_OPERATION_INFORMATION`), declared here so that one layout is
+/// what the driver uses (src/kernel/access.rs) and what the ABI oracle
+/// checks (tests/tests/abi_oracle.rs `OB_*`, from mingw-w64's and Wine's
+/// wdm.h). windows-sys declares them too; the driver keeps its own so the
+/// union members it reads are named views, as above.
+pub mod ob {
+    use core::ffi::c_void;
+
+    /// `UNICODE_STRING`.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct UnicodeString {
+        pub length: u16,
+        pub maximum_length: u16,
+        pub buffer: *const u16,
+    }
+
+    /// `OB_OPERATION_REGISTRATION` (wdm.h).
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct OperationRegistration {
+        pub object_type: *const *mut c_void,
+        pub operations: u32,
+        pub pre_operation: Option<PreOperation>,
+        pub post_operation: Option<PostOperation>,
+    }
+
+    /// `OB_CALLBACK_REGISTRATION` (wdm.h).
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct CallbackRegistration {
+        pub version: u16,
+        pub operation_registration_count: u16,
+        pub altitude: UnicodeString,
+        pub registration_context: *mut c_void,
+        pub operation_registration: *const OperationRegistration,
+    }
+
+    /// `OB_PRE_OPERATION_INFORMATION` (wdm.h).
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct PreOperationInformation {
+        pub operation: u32,
+        pub flags: u32,
+        pub object: *mut c_void,
+        pub object_type: *mut c_void,
+        pub call_context: *mut c_void,
+        pub parameters: *const PreParameters,
+    }
+
+    /// The two members `OB_PRE_CREATE_HANDLE_INFORMATION` and
+    /// `OB_PRE_DUPLICATE_HANDLE_INFORMATION` share at the start of the
+    /// `OB_PRE_OPERATION_PARAMETERS` union.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct PreParameters {
+        pub desired_access: u32,
+        pub original_desired_access: u32,
+    }
+
+    /// `OB_POST_OPERATION_INFORMATION` (wdm.h).
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct PostOperationInformation {
+        pub operation: u32,
+        pub flags: u32,
+        pub object: *mut c_void,
+        pub object_type: *mut c_void,
+        pub call_context: *mut c_void,
+        pub return_status: i32,
+        pub parameters: *const PostParameters,
+    }
+
+    /// `OB_POST_OPERATION_PARAMETERS`: both members are one `GrantedAccess`.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct PostParameters {
+        pub granted_access: u32,
+    }
+
+    // The layouts the oracle pins (x64).
+    const _: () = assert!(core::mem::size_of::<OperationRegistration>() == 32);
+    const _: () = assert!(core::mem::offset_of!(OperationRegistration, operations) == 8);
+    const _: () = assert!(core::mem::offset_of!(OperationRegistration, pre_operation) == 16);
+    const _: () = assert!(core::mem::offset_of!(OperationRegistration, post_operation) == 24);
+    const _: () = assert!(core::mem::size_of::<CallbackRegistration>() == 40);
+    const _: () = assert!(core::mem::offset_of!(CallbackRegistration, altitude) == 8);
+    const _: () = assert!(core::mem::offset_of!(CallbackRegistration, registration_context) == 24);
+    const _: () =
+        assert!(core::mem::offset_of!(CallbackRegistration, operation_registration) == 32);
+    const _: () = assert!(core::mem::offset_of!(PreOperationInformation, object) == 8);
+    const _: () = assert!(core::mem::offset_of!(PreOperationInformation, call_context) == 24);
+    const _: () = assert!(core::mem::offset_of!(PreOperationInformation, parameters) == 32);
+    const _: () = assert!(core::mem::offset_of!(PreParameters, original_desired_access) == 4);
+    const _: () = assert!(core::mem::offset_of!(PostOperationInformation, flags) == 4);
+    const _: () = assert!(core::mem::offset_of!(PostOperationInformation, object) == 8);
+    const _: () = assert!(core::mem::offset_of!(PostOperationInformation, call_context) == 24);
+    const _: () = assert!(core::mem::offset_of!(PostOperationInformation, return_status) == 32);
+    const _: () = assert!(core::mem::offset_of!(PostOperationInformation, parameters) == 40);
+
+    pub type PreOperation =
+        unsafe extern "system" fn(context: *mut c_void, info: *mut PreOperationInformation) -> i32;
+    pub type PostOperation =
+        unsafe extern "system" fn(context: *mut c_void, info: *const PostOperationInformation);
+}

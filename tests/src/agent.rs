@@ -98,6 +98,7 @@ impl Machine {
             irql: PASSIVE_LEVEL,
             pid: AGENT_PID,
             tid: AGENT_TID,
+            copy_before: None,
         })
     }
 
@@ -455,6 +456,26 @@ pub fn connected_on(
 }
 
 impl Machine {
+    /// Every record waiting in the ring, READ until none is left, as one
+    /// byte string.
+    pub fn drained(&mut self, handle: Handle) -> Vec<u8> {
+        self.drain(handle).expect("drain").concat()
+    }
+
+    /// The kinds of [`Self::drained`]'s records, in order.
+    pub fn drained_kinds(&mut self, handle: Handle) -> Vec<ringside_wire::RecordKind> {
+        let bytes = self.drained(handle);
+        ringside_wire::Records::new(&bytes)
+            .map(|r| r.expect("decodes").kind())
+            .collect()
+    }
+
+    /// Fails the next call of `api` (fault injection).
+    pub fn fail_next(&mut self, api: &str) {
+        let next = self.kernel().faults.seen.get(api).copied().unwrap_or(0);
+        self.kernel_mut().faults.fail = Some((api.to_owned(), next));
+    }
+
     /// One READ of `READ_MIN_BUFFER` bytes; if it pends, modelled time
     /// advances in 1 ms steps (timers fire) until the driver completes it,
     /// at most `limit_ms`. Returns the completion and the modelled

@@ -14,7 +14,8 @@ use crate::agent::connected;
 use crate::file_io::*;
 use crate::machine::Machine;
 use crate::scenario::{
-    KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
+    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid,
+    integrity_sid,
 };
 
 /// Invocations measured per kind (after one warm-up invocation).
@@ -325,6 +326,54 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             profile,
         });
     }
+    // A process opened for VM_READ | QUERY_INFORMATION from a 16-frame
+    // user-mode call trace (Sysmon's samples show 11 to 16).
+    let frames: Vec<u64> = (0..16).map(|i| 0x7ffa_8c30_0000 + 0x1000 * i).collect();
+    let open = HandleOp::open_process(2000, 860, 0x1410, frames);
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&open))?;
+    costs.push(Cost {
+        callback: "object callbacks (process open, pre + post)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    let denied = HandleOp {
+        status: 0xC000_0022_u32 as i32,
+        ..open.clone()
+    };
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&denied))?;
+    costs.push(Cost {
+        callback: "object callbacks (failed open, no event)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    // The kind switched off by CONFIGURE: what every handle operation on
+    // the machine costs an agent that does not ask for process access.
+    let without = ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK
+            & !ringside_wire::EventKind::ProcessAccess.mask_bit(),
+        ..config
+    };
+    {
+        use zerocopy::IntoBytes;
+        let done = m.ioctl_now(
+            handle,
+            ringside_wire::ioctl::IOCTL_CONFIGURE,
+            without.as_bytes(),
+            0,
+        )?;
+        if done.status != 0 {
+            return Err(format!("CONFIGURE failed: {:#x}", done.status));
+        }
+    }
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&open))?;
+    costs.push(Cost {
+        callback: "object callbacks (kind disabled)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
         return Err(format!(

@@ -404,6 +404,15 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
                         e.new_name().chars().collect::<String>()
                     ),
                 ),
+                Record::ProcessAccess(e) => (
+                    "process access",
+                    format!(
+                        "-> pid {}  granted {:#x}  {} frames",
+                        e.body.target_pid,
+                        e.body.granted_access,
+                        e.call_trace().count()
+                    ),
+                ),
                 Record::Lost(e) => ("LOST", format!("{:?}", e.body.dropped)),
                 Record::Stats(_) => ("stats", String::new()),
             };

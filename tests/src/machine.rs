@@ -69,6 +69,7 @@ pub struct Kernel {
     pub ps: api::ps::Ps,
     pub reg: api::reg::Registry,
     pub cm: api::cm::Cm,
+    pub ob: api::ob::Ob,
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
@@ -299,6 +300,32 @@ pub fn unload_from_another_cpu(uc: &mut Uc) {
     let _ = call_guest(uc, callback, &[FLTFL_FILTER_UNLOAD_MANDATORY]);
 }
 
+/// After [`unload_from_another_cpu`] was interposed into a callback and the
+/// callback's run ended in `error`: the unload blocked on the callback's
+/// rundown reference (the one-CPU model reports a wait that would block
+/// forever), `unregister` was called after trace position `start`, nothing
+/// was freed under the callback, and that wait is the only finding.
+pub fn assert_unload_waited_for_callback(m: &Machine, error: &str, start: usize, unregister: &str) {
+    assert!(
+        error.contains("ExWaitForRundownProtectionRelease")
+            && error.contains("1 references still held"),
+        "{error}"
+    );
+    let after = &m.kernel().trace[start..];
+    assert!(
+        after.contains(&unregister),
+        "{unregister} not called: {after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a)),
+        "freed under the callback: {after:?}"
+    );
+    let findings = m.findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+}
+
 /// Calls the guest function at `function` with `args` and returns RAX.
 /// Nested calls (a model API calling back into the driver, e.g. a cancel
 /// routine or a CSQ callback) run below the caller's stack and restore its
@@ -405,6 +432,7 @@ impl Machine {
             ps: Default::default(),
             reg: Default::default(),
             cm: Default::default(),
+            ob: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
             profile: None,
@@ -429,13 +457,18 @@ impl Machine {
             prot(true, true, false),
         )?;
         uc.write_bytes(IMAGE_BASE, &image.memory);
-        // Bind the IAT: import i → trampoline slot i.
+        // Bind the IAT: import i → trampoline slot i, a data import → its
+        // variable.
         for (i, import) in image.imports.iter().enumerate() {
             uc.write_u64(
                 IMAGE_BASE + u64::from(import.iat_rva),
-                HOOK_BASE + HOOK_SLOT * i as u64,
+                api::data_address(&import.name).unwrap_or(HOOK_BASE + HOOK_SLOT * i as u64),
             );
         }
+        // ntoskrnl's exported object-type variables; read-only to the driver.
+        map(&mut uc, OBJECT_TYPES_BASE, PAGE, prot(true, true, false))?;
+        api::ob::install_object_types(&mut uc);
+        protect(&mut uc, OBJECT_TYPES_BASE, PAGE, prot(true, false, false))?;
         // Real protections: headers read-only, each section as declared.
         protect(
             &mut uc,
@@ -633,6 +666,7 @@ impl Machine {
         api::flt::check_unloaded(&mut self.uc);
         api::ps::check_unloaded(&mut self.uc);
         api::cm::check_unloaded(&mut self.uc);
+        api::ob::check_unloaded(&mut self.uc);
         api::sync::check_unloaded(&mut self.uc);
     }
 

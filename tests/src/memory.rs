@@ -31,6 +31,8 @@ pub const STACK_GUARD: u64 = STACK_BASE - PAGE;
 pub const KPCR_BASE: u64 = 0x0000_0800_0200_0000;
 /// Modelled KTHREAD / EPROCESS blocks (opaque to the driver).
 pub const THREAD_BASE: u64 = 0x0000_0800_0300_0000;
+/// ntoskrnl's exported object-type variables (`PsProcessType`, ...).
+pub const OBJECT_TYPES_BASE: u64 = 0x0000_0800_0400_0000;
 /// Pool: every allocation gets its own pages followed by an unmapped gap, so
 /// an overrun or a use after free faults at the offending instruction.
 pub const POOL_BASE: u64 = 0x0000_0A00_0000_0000;

@@ -12,7 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, Sent, connected_on};
 use crate::machine::Machine;
-use crate::scenario::{KeyOp, RegistryKeyOp, RegistrySet};
+use crate::scenario::{HandleOp, KeyOp, RegistryKeyOp, RegistrySet};
 use crate::smp::{GuestCall, Outcome, Report, Schedule};
 
 /// A scenario: one schedule from `seed` over the driver image `sys`.
@@ -49,6 +49,9 @@ const IMAGE_BASE_LOADED: u64 = 0x7ff6_1000_0000;
 fn config() -> ConfigureRequest {
     ConfigureRequest {
         max_latency_ms: 2,
+        // The default kinds and process access, which is off by default.
+        event_mask: ringside_wire::kind::DEFAULT_EVENTS_MASK
+            | ringside_wire::EventKind::ProcessAccess.mask_bit(),
         ..ConfigureRequest::default()
     }
 }
@@ -99,6 +102,23 @@ fn registry_key_ops(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
                 status: 0,
             }));
             calls
+        })
+        .collect()
+}
+
+/// Process handles opened by a process on `cpu` (each the object
+/// callbacks' pre- and post-operation calls), every other one failing.
+fn handle_ops(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    (0..count)
+        .flat_map(|i| {
+            m.handle_operation_calls(&HandleOp {
+                status: if i % 2 == 1 {
+                    0xC000_0022_u32 as i32
+                } else {
+                    0
+                },
+                ..HandleOp::open_process(900 + cpu, 860, 0x1410, vec![0x7ffa_0000_1000 + i; 3])
+            })
         })
         .collect()
 }
@@ -158,7 +178,8 @@ pub fn configure_races_the_timer_dpc(sys: &[u8], seed: u64) -> Result<Found, Str
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1..3 load images (and CPU 3 sets registry values) while CPU 0 READs, CONFIGUREs and asks for
+/// CPUs 1..3 load images (CPU 3 sets registry values, CPU 2 opens
+/// processes) while CPU 0 READs, CONFIGUREs and asks for
 /// STATS; timers and DPCs fire anywhere. Afterwards every record produced
 /// was delivered or counted as dropped: `produced == delivered + dropped`,
 /// per kind, from the driver's STATS and from the records the READs got.
@@ -183,11 +204,19 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
         cpu0.push(call);
         irps.push(irp);
     }
-    let plan = vec![cpu0, loads(&mut m, 1, 6), loads(&mut m, 2, 6), {
-        let loads = loads(&mut m, 3, 3);
-        let sets = registry_sets(&mut m, 3, 3);
-        then(then(loads, sets), registry_key_ops(&mut m, 3, 2))
-    }];
+    let plan = vec![
+        cpu0,
+        loads(&mut m, 1, 6),
+        {
+            let loads = loads(&mut m, 2, 3);
+            then(loads, handle_ops(&mut m, 2, 4))
+        },
+        {
+            let loads = loads(&mut m, 3, 3);
+            let sets = registry_sets(&mut m, 3, 3);
+            then(then(loads, sets), registry_key_ops(&mut m, 3, 2))
+        },
+    ];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     let mut batches = Vec::new();
@@ -249,7 +278,8 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1 and 2 load images (and CPU 2 sets registry values) while CPU 0 closes the device (CLEANUP,
+/// CPUs 1 and 2 load images (CPU 2 sets registry values, CPU 1 opens
+/// processes) while CPU 0 closes the device (CLEANUP,
 /// CLOSE) with a READ pending and unloads the driver: unregistration waits
 /// for the callbacks in flight, no callback or DPC runs after the unload,
 /// nothing leaks.
@@ -264,10 +294,17 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
     let unload = m
         .unload_call(0)
         .ok_or("no FilterUnloadCallback registered")?;
-    let plan = vec![vec![cleanup, close, unload], loads(&mut m, 1, 4), {
-        let loads = loads(&mut m, 2, 2);
-        then(loads, registry_sets(&mut m, 2, 2))
-    }];
+    let plan = vec![
+        vec![cleanup, close, unload],
+        {
+            let loads = loads(&mut m, 1, 2);
+            then(loads, handle_ops(&mut m, 1, 2))
+        },
+        {
+            let loads = loads(&mut m, 2, 2);
+            then(loads, registry_sets(&mut m, 2, 2))
+        },
+    ];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     for (i, irp) in [cleanup_irp, close_irp].into_iter().enumerate() {

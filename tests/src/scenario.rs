@@ -5,7 +5,7 @@
 //! IMAGE_INFO. The clock advances 1 µs per step so timestamps are distinct.
 
 use crate::api::rtl::alloc_unicode_string;
-use crate::api::{cm, ps};
+use crate::api::{cm, ob, ps};
 use crate::layout::*;
 use crate::machine::{Machine, PASSIVE_LEVEL, model_alloc};
 use crate::memory::*;
@@ -67,6 +67,51 @@ pub struct RegistryKeyOp {
     pub op: KeyOp,
     /// The operation's outcome (the post-notification's Status).
     pub status: i32,
+}
+
+/// One process or thread handle operation, as its caller made it
+/// (`OpenProcess`, `OpenThread`, `DuplicateHandle`).
+#[derive(Clone, Debug)]
+pub struct HandleOp {
+    /// The requesting process and thread (the current ones during the
+    /// callbacks).
+    pub source_pid: u32,
+    pub source_tid: u32,
+    pub target_pid: u32,
+    /// A thread handle to this thread of `target_pid`; `None`: a process
+    /// handle.
+    pub target_tid: Option<u32>,
+    /// What the caller asked for (`OriginalDesiredAccess`).
+    pub desired: u32,
+    /// What the handle got (`GrantedAccess`).
+    pub granted: u32,
+    /// `DuplicateHandle` rather than an open.
+    pub duplicate: bool,
+    /// `KernelHandle`: opened by kernel-mode code.
+    pub kernel_handle: bool,
+    /// The operation's outcome (the post-operation `ReturnStatus`).
+    pub status: i32,
+    /// The requesting thread's user-mode return addresses, innermost first.
+    pub frames: Vec<u64>,
+}
+
+impl HandleOp {
+    /// `source` opening process `target` with `access` (granted as asked),
+    /// from a call trace of `frames` return addresses.
+    pub fn open_process(source: u32, target: u32, access: u32, frames: Vec<u64>) -> Self {
+        HandleOp {
+            source_pid: source,
+            source_tid: source + 4,
+            target_pid: target,
+            target_tid: None,
+            desired: access,
+            granted: access,
+            duplicate: false,
+            kernel_handle: false,
+            status: 0,
+            frames,
+        }
+    }
 }
 
 /// The LUID of the SYSTEM logon session (`SYSTEM_LUID`, winnt.h: 0x3e7).
@@ -197,6 +242,7 @@ impl Machine {
                 irql: PASSIVE_LEVEL,
                 pid,
                 tid: pid + 4,
+                copy_before: None,
             })
             .collect()
     }
@@ -345,7 +391,168 @@ impl Machine {
                     irql: PASSIVE_LEVEL,
                     pid,
                     tid: pid + 4,
+                    copy_before: None,
                 });
+            }
+        }
+        calls
+    }
+
+    /// A process or thread handle operation: every registered object
+    /// callback for the object's type and the operation gets the
+    /// pre-operation call (an OB_PRE_OPERATION_INFORMATION) and, with the
+    /// operation's `status` and `granted` access, the post-operation call
+    /// (an OB_POST_OPERATION_INFORMATION whose CallContext is what the
+    /// pre-operation call left), in the requesting thread, at
+    /// PASSIVE_LEVEL.
+    pub fn handle_operation(&mut self, op: &HandleOp) -> Result<(), String> {
+        self.step_clock();
+        self.set_current(op.source_pid, op.source_tid);
+        for call in self.handle_operation_calls(op) {
+            if let Some((from, to)) = call.copy_before {
+                let value = self.uc.read_u64(from);
+                self.uc.write_u64(to, value);
+            }
+            self.call_at(call.irql, call.function, &call.args)?;
+            // Observe only: no callback may strip rights, i.e. clear bits
+            // of the pre-operation's DesiredAccess (both parameter forms
+            // keep it at the same offset, which the oracle checks).
+            if call.copy_before.is_none() {
+                use crate::layout::{OB_PRE_CREATE_DESIRED, OB_PRE_PARAMETERS};
+                let parameters = self.uc.read_u64(call.args[1] + OB_PRE_PARAMETERS);
+                let desired = self.uc.read_u32(parameters + OB_PRE_CREATE_DESIRED);
+                if desired != op.desired {
+                    self.kernel_mut().verifier.report(
+                        crate::verifier::Rule::Contract,
+                        format!(
+                            "{}: the pre-operation callback changed DesiredAccess {:#x} to {desired:#x} (ringside observes, it never strips rights)",
+                            call.label, op.desired
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The process object of `pid`, made if the model has none.
+    pub fn process_object(&mut self, pid: u32) -> u64 {
+        let found = self
+            .kernel()
+            .ps
+            .processes
+            .values()
+            .find(|p| p.pid == pid)
+            .map(|p| p.eprocess);
+        found.unwrap_or_else(|| ps::new_process(&mut self.uc, pid, false, vec![], vec![], 0))
+    }
+
+    /// The callback calls of one handle operation (pre, then post, per
+    /// matching operation registration), to make now or on the CPUs of a
+    /// multi-CPU run.
+    pub fn handle_operation_calls(&mut self, op: &HandleOp) -> Vec<GuestCall> {
+        use crate::layout::*;
+        let (object, object_type, kind) = match op.target_tid {
+            Some(tid) => {
+                let thread = model_alloc(&mut self.uc, 0x800);
+                self.kernel_mut().ob.threads.insert(
+                    thread,
+                    ob::Thread {
+                        pid: op.target_pid,
+                        tid,
+                    },
+                );
+                (thread, ob::THREAD_OBJECT_TYPE, ob::ObjectType::Thread)
+            }
+            None => (
+                self.process_object(op.target_pid),
+                ob::PROCESS_OBJECT_TYPE,
+                ob::ObjectType::Process,
+            ),
+        };
+        self.kernel_mut()
+            .ob
+            .user_stacks
+            .insert(op.source_tid, op.frames.clone());
+        let operation = if op.duplicate {
+            ob::OB_OPERATION_HANDLE_DUPLICATE
+        } else {
+            ob::OB_OPERATION_HANDLE_CREATE
+        };
+        let flags = u32::from(op.kernel_handle);
+        let source = self.process_object(op.source_pid);
+        let uc = &mut self.uc;
+        let pre_parameters = model_alloc(uc, OB_PRE_PARAMETERS_SIZE as u64);
+        if op.duplicate {
+            uc.write_u32(pre_parameters + OB_PRE_DUP_DESIRED, op.desired);
+            uc.write_u32(pre_parameters + OB_PRE_DUP_ORIGINAL_DESIRED, op.desired);
+            uc.write_u64(pre_parameters + OB_PRE_DUP_SOURCE_PROCESS, source);
+            uc.write_u64(pre_parameters + OB_PRE_DUP_TARGET_PROCESS, source);
+        } else {
+            uc.write_u32(pre_parameters + OB_PRE_CREATE_DESIRED, op.desired);
+            uc.write_u32(pre_parameters + OB_PRE_CREATE_ORIGINAL_DESIRED, op.desired);
+        }
+        let post_parameters = model_alloc(uc, OB_POST_PARAMETERS_SIZE as u64);
+        let granted_at = if op.duplicate {
+            OB_POST_DUP_GRANTED
+        } else {
+            OB_POST_CREATE_GRANTED
+        };
+        uc.write_u32(post_parameters + granted_at, op.granted);
+        let label = format!(
+            "{} of {} {} by {}",
+            if op.duplicate { "duplicate" } else { "open" },
+            if op.target_tid.is_some() {
+                "thread in"
+            } else {
+                "process"
+            },
+            op.target_pid,
+            op.source_pid
+        );
+        let mut calls = Vec::new();
+        for registration in self.kernel().ob.registrations.clone() {
+            for entry in &registration.operations {
+                if entry.object_type != kind || entry.operations & operation == 0 {
+                    continue;
+                }
+                // One information structure per callback, as the object
+                // manager gives each its own CallContext.
+                let uc = &mut self.uc;
+                let pre = model_alloc(uc, OB_PRE_INFO_SIZE as u64);
+                uc.write_u32(pre + OB_PRE_OPERATION, operation);
+                uc.write_u32(pre + OB_PRE_FLAGS, flags);
+                uc.write_u64(pre + OB_PRE_OBJECT, object);
+                uc.write_u64(pre + OB_PRE_OBJECT_TYPE, object_type);
+                uc.write_u64(pre + OB_PRE_CALL_CONTEXT, 0);
+                uc.write_u64(pre + OB_PRE_PARAMETERS, pre_parameters);
+                let post = model_alloc(uc, OB_POST_INFO_SIZE as u64);
+                uc.write_u32(post + OB_POST_OPERATION, operation);
+                uc.write_u32(post + OB_POST_FLAGS, flags);
+                uc.write_u64(post + OB_POST_OBJECT, object);
+                uc.write_u64(post + OB_POST_OBJECT_TYPE, object_type);
+                uc.write_u32(post + OB_POST_RETURN_STATUS, op.status as u32);
+                uc.write_u64(post + OB_POST_PARAMETERS, post_parameters);
+                let call = |function, info, copy_before| GuestCall {
+                    label: label.clone(),
+                    kind: CallKind::ObjectCallback,
+                    function,
+                    args: vec![registration.context, info],
+                    irql: PASSIVE_LEVEL,
+                    pid: op.source_pid,
+                    tid: op.source_tid,
+                    copy_before,
+                };
+                if entry.pre != 0 {
+                    calls.push(call(entry.pre, pre, None));
+                }
+                if entry.post != 0 {
+                    calls.push(call(
+                        entry.post,
+                        post,
+                        Some((pre + OB_PRE_CALL_CONTEXT, post + OB_POST_CALL_CONTEXT)),
+                    ));
+                }
             }
         }
         calls
@@ -363,6 +570,7 @@ impl Machine {
             irql: PASSIVE_LEVEL,
             pid: 4,
             tid: 8,
+            copy_before: None,
         })
     }
 }

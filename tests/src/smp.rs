@@ -52,11 +52,13 @@ pub enum CallKind {
     ImageNotify,
     /// A CmRegisterCallbackEx routine.
     RegistryCallback,
+    /// An ObRegisterCallbacks routine (pre- or post-operation).
+    ObjectCallback,
     /// FilterUnloadCallback (`fltmc unload`).
     Unload,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 impl CallKind {
     fn index(self) -> usize {
@@ -74,6 +76,10 @@ pub struct GuestCall {
     pub irql: u8,
     pub pid: u32,
     pub tid: u32,
+    /// Before the call is made, the kernel copies 8 bytes from the first
+    /// address to the second: how the object manager hands a
+    /// pre-operation callback's `CallContext` to the post-operation one.
+    pub copy_before: Option<(u64, u64)>,
 }
 
 /// How a call ended.
@@ -396,6 +402,7 @@ fn registered(uc: &Uc, call: &GuestCall) -> bool {
         CallKind::ProcessNotify => k.ps.process_notify.contains(&call.function),
         CallKind::ImageNotify => k.ps.image_notify.contains(&call.function),
         CallKind::RegistryCallback => k.cm.callbacks.iter().any(|c| c.function == call.function),
+        CallKind::ObjectCallback => k.ob.routines().any(|f| f == call.function),
         CallKind::Dispatch | CallKind::Unload => !k.unloaded,
     }
 }
@@ -483,7 +490,12 @@ fn begin_call(uc: &mut Uc, cpu: usize) -> bool {
     c.pid = call.pid;
     c.tid = call.tid;
     let (function, args, kind) = (call.function, call.args.clone(), call.kind);
+    let copy = call.copy_before;
     c.current = Some(call);
+    if let Some((from, to)) = copy {
+        let value = uc.read_u64(from);
+        uc.write_u64(to, value);
+    }
     if kind == CallKind::RegistryCallback {
         crate::api::cm::before_call(uc, &args);
     }

@@ -121,6 +121,24 @@ macro_rules! sys_size {
     };
 }
 
+/// A field of the driver's own object-manager layouts (`wdk::ob`).
+macro_rules! ob {
+    ($oracle:literal, size $ty:ident) => {
+        Read {
+            oracle: $oracle,
+            driver: size_of::<wdk::ob::$ty>(),
+            from: "ringside_driver::wdk::ob",
+        }
+    };
+    ($oracle:literal, $ty:ident, $field:ident) => {
+        Read {
+            oracle: $oracle,
+            driver: offset_of!(wdk::ob::$ty, $field),
+            from: "ringside_driver::wdk::ob",
+        }
+    };
+}
+
 /// Every field the driver reads or writes (src/kernel/*.rs), through the
 /// layout it really uses.
 fn driver_reads() -> Vec<Read> {
@@ -258,6 +276,65 @@ fn driver_reads() -> Vec<Read> {
         sys!("RRK_NEW_NAME", REG_RENAME_KEY_INFORMATION, NewName),
         sys!("RRK_CALL_CONTEXT", REG_RENAME_KEY_INFORMATION, CallContext),
         sys_size!("REG_CREATE_KEY_INFO_SIZE", REG_CREATE_KEY_INFORMATION_V1),
+        // The object manager's callbacks (access.rs, through
+        // ringside_driver::wdk::ob): the registration it writes, the
+        // information it reads (and CallContext, which it writes).
+        ob!("OB_CBREG_SIZE", size CallbackRegistration),
+        ob!("OB_CBREG_VERSION", CallbackRegistration, version),
+        ob!(
+            "OB_CBREG_COUNT",
+            CallbackRegistration,
+            operation_registration_count
+        ),
+        ob!("OB_CBREG_ALTITUDE", CallbackRegistration, altitude),
+        ob!(
+            "OB_CBREG_CONTEXT",
+            CallbackRegistration,
+            registration_context
+        ),
+        ob!(
+            "OB_CBREG_OPERATIONS",
+            CallbackRegistration,
+            operation_registration
+        ),
+        ob!("OB_OPREG_SIZE", size OperationRegistration),
+        ob!("OB_OPREG_OBJECT_TYPE", OperationRegistration, object_type),
+        ob!("OB_OPREG_OPERATIONS", OperationRegistration, operations),
+        ob!("OB_OPREG_PRE", OperationRegistration, pre_operation),
+        ob!("OB_OPREG_POST", OperationRegistration, post_operation),
+        ob!("OB_PRE_INFO_SIZE", size PreOperationInformation),
+        ob!("OB_PRE_OPERATION", PreOperationInformation, operation),
+        ob!("OB_PRE_FLAGS", PreOperationInformation, flags),
+        ob!("OB_PRE_OBJECT", PreOperationInformation, object),
+        ob!("OB_PRE_CALL_CONTEXT", PreOperationInformation, call_context),
+        ob!("OB_PRE_PARAMETERS", PreOperationInformation, parameters),
+        ob!(
+            "OB_PRE_CREATE_ORIGINAL_DESIRED",
+            PreParameters,
+            original_desired_access
+        ),
+        ob!(
+            "OB_PRE_DUP_ORIGINAL_DESIRED",
+            PreParameters,
+            original_desired_access
+        ),
+        ob!("OB_POST_INFO_SIZE", size PostOperationInformation),
+        ob!("OB_POST_OPERATION", PostOperationInformation, operation),
+        ob!("OB_POST_FLAGS", PostOperationInformation, flags),
+        ob!("OB_POST_OBJECT", PostOperationInformation, object),
+        ob!(
+            "OB_POST_CALL_CONTEXT",
+            PostOperationInformation,
+            call_context
+        ),
+        ob!(
+            "OB_POST_RETURN_STATUS",
+            PostOperationInformation,
+            return_status
+        ),
+        ob!("OB_POST_PARAMETERS", PostOperationInformation, parameters),
+        ob!("OB_POST_CREATE_GRANTED", PostParameters, granted_access),
+        ob!("OB_POST_DUP_GRANTED", PostParameters, granted_access),
         // The minifilter (filter.rs): registration it writes, data it reads.
         sys_size!("FLT_REGISTRATION_SIZE", FLT_REGISTRATION),
         sys!("REG_SIZE", FLT_REGISTRATION, Size),

@@ -4,7 +4,7 @@
 //! event arrives after an in-band `Lost` record.
 
 use ringside_kmodel::Machine;
-use ringside_kmodel::agent::{Handle, connected};
+use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
 use ringside_kmodel::scenario::{ProcessSpec, USER_LOGON_ID, domain_sid, integrity_sid};
@@ -15,19 +15,6 @@ const WHO: Requestor = Requestor {
     pid: 3300,
     tid: 3304,
 };
-
-/// Fails the next call of `api`.
-fn fail_next(m: &mut Machine, api: &str) {
-    let next = m.kernel().faults.seen.get(api).copied().unwrap_or(0);
-    m.kernel_mut().faults.fail = Some((api.to_owned(), next));
-}
-
-fn kinds(m: &mut Machine, h: Handle) -> Vec<RecordKind> {
-    let bytes = m.drain(h).expect("drain").concat();
-    Records::new(&bytes)
-        .map(|r| r.expect("decodes").kind())
-        .collect()
-}
 
 fn process(pid: u32) -> ProcessSpec {
     ProcessSpec {
@@ -104,7 +91,7 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
     let mut dropped = [0u64; ringside_wire::EVENT_KIND_COUNT];
     for (api, kind, step) in cases {
         let before = m.kernel().faults.injected;
-        fail_next(&mut m, api);
+        m.fail_next(api);
         step(&mut m).unwrap_or_else(|e| panic!("{api} failing: {e}"));
         assert_eq!(
             m.kernel().faults.injected,
@@ -122,11 +109,11 @@ fn a_failed_query_drops_and_counts_the_event_and_leaks_nothing() {
             "counted as QueryFailed"
         );
         // Nothing of the failed event reached the ring.
-        assert!(kinds(&mut m, h).is_empty(), "{kind:?} with {api} failing");
+        assert!(m.drained_kinds(h).is_empty(), "{kind:?} with {api} failing");
         // The same operation without the fault: Lost, then the event.
         step(&mut m).expect("step");
         assert_eq!(
-            kinds(&mut m, h),
+            m.drained_kinds(h),
             vec![RecordKind::Lost, RecordKind::Event(kind)],
             "after {api} failed"
         );

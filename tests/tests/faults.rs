@@ -37,9 +37,11 @@ fn each_fallible_call_in_driver_entry_fails_cleanly() {
             1,
             "{name}#{occurrence} not reached"
         );
-        // A failed registry read falls back to the default ring size; every
-        // other failure must fail DriverEntry.
-        let optional = name.starts_with("Zw");
+        // A failed registry read falls back to the default ring size, and
+        // a failed ObRegisterCallbacks leaves the driver without process
+        // access events (HELLO says so; tests/tests/process_access.rs);
+        // every other failure must fail DriverEntry.
+        let optional = name.starts_with("Zw") || name == "ObRegisterCallbacks";
         if optional {
             assert_eq!(
                 status, 0,

@@ -7,10 +7,14 @@ use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
 use ringside_kmodel::scenario::{
-    KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid, integrity_sid,
+    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid,
+    integrity_sid,
 };
 use ringside_wire::ioctl::ConfigureRequest;
-use ringside_wire::{DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, EventKind, Record, Records};
+use ringside_wire::{
+    ACCESS_FLAG_DESIRED_KNOWN, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, EventKind, Record,
+    Records,
+};
 
 const VOLUME: &str = r"\Device\HarddiskVolume3";
 
@@ -83,6 +87,20 @@ fn actual(record: &Record<'_>) -> Expected {
             EventKind::RegistryRename,
             vec![s(e.key_name()), s(e.new_name())],
             vec![],
+        ),
+        Record::ProcessAccess(e) => (
+            EventKind::ProcessAccess,
+            vec![],
+            [
+                u64::from(e.body.target_pid),
+                u64::from(e.body.target_tid),
+                u64::from(e.body.granted_access),
+                u64::from(e.body.desired_access),
+                u64::from(e.body.flags),
+            ]
+            .into_iter()
+            .chain(e.call_trace())
+            .collect(),
         ),
         Record::Lost(e) => {
             return Expected {
@@ -328,6 +346,26 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
             numbers,
         });
     }
+    // Word opens lsass for VM_READ | QUERY_INFORMATION (a process access,
+    // with the desired access passed on from the pre-operation callback).
+    let trace = vec![0x7ffa_8c39_d4c4, 0x7ffa_8b12_bcde, 0x1a4_c8e7_0c8b];
+    m.handle_operation(&HandleOp::open_process(
+        word.pid,
+        860,
+        0x1410,
+        trace.clone(),
+    ))
+    .expect("handle operation");
+    expected.push(Expected {
+        kind: Some(EventKind::ProcessAccess),
+        pid: word.pid,
+        tid: word.pid + 4,
+        names: vec![],
+        numbers: [860, 0, 0x1410, 0x1410, u64::from(ACCESS_FLAG_DESIRED_KNOWN)]
+            .into_iter()
+            .chain(trace)
+            .collect(),
+    });
 
     m.process_exit(eprocess, 0).expect("exit");
     expected.push(Expected {

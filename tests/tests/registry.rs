@@ -5,9 +5,9 @@
 //! with a callback in flight waits for it; a disabled kind costs no query.
 
 use ringside_kmodel::Machine;
-use ringside_kmodel::agent::{Handle, connected};
+use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
-use ringside_kmodel::machine::unload_from_another_cpu;
+use ringside_kmodel::machine::{assert_unload_waited_for_callback, unload_from_another_cpu};
 use ringside_kmodel::scenario::RegistrySet;
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::kind::ALL_EVENTS_MASK;
@@ -41,23 +41,6 @@ fn run_value(pid: u32, data: Vec<u8>) -> RegistrySet {
     }
 }
 
-fn records(m: &mut Machine, h: Handle) -> Vec<u8> {
-    m.drain(h).expect("drain").concat()
-}
-
-fn kinds(m: &mut Machine, h: Handle) -> Vec<RecordKind> {
-    let bytes = records(m, h);
-    Records::new(&bytes)
-        .map(|r| r.expect("decodes").kind())
-        .collect()
-}
-
-/// Fails the next call of `api`.
-fn fail_next(m: &mut Machine, api: &str) {
-    let next = m.kernel().faults.seen.get(api).copied().unwrap_or(0);
-    m.kernel_mut().faults.fail = Some((api.to_owned(), next));
-}
-
 #[test]
 fn a_value_set_arrives_with_every_field_and_its_data_capped() {
     let sys = ringside_sys().expect("build ringside.sys");
@@ -86,7 +69,7 @@ fn a_value_set_arrives_with_every_field_and_its_data_capped() {
     })
     .expect("set");
     m.assert_clean();
-    let bytes = records(&mut m, h);
+    let bytes = m.drained(h);
     let events: Vec<_> = Records::new(&bytes)
         .map(|r| match r.expect("decodes") {
             Record::RegistrySetValue(e) => e,
@@ -144,7 +127,7 @@ fn a_failed_set_is_not_reported_and_not_counted() {
     })
     .expect("set");
     assert_eq!(queries(&m), None, "no work for a failed set");
-    assert!(kinds(&mut m, h).is_empty());
+    assert!(m.drained_kinds(h).is_empty());
     let stats = m.stats(h).expect("stats").stats;
     let i = EventKind::RegistrySetValue.index();
     assert_eq!((stats.produced[i], stats.dropped[i]), (0, 0));
@@ -152,7 +135,7 @@ fn a_failed_set_is_not_reported_and_not_counted() {
     m.registry_set_value(&run_value(4200, utf16("x\0")))
         .expect("set");
     assert_eq!(
-        kinds(&mut m, h),
+        m.drained_kinds(h),
         vec![RecordKind::Event(EventKind::RegistrySetValue)]
     );
     m.close_device(h).expect("close");
@@ -174,7 +157,7 @@ fn a_disabled_kind_costs_no_key_name_query() {
         m.kernel().faults.seen.get("CmCallbackGetKeyObjectIDEx"),
         None
     );
-    assert!(kinds(&mut m, h).is_empty());
+    assert!(m.drained_kinds(h).is_empty());
     let stats = m.stats(h).expect("stats").stats;
     assert_eq!(stats.produced[EventKind::RegistrySetValue.index()], 0);
     m.close_device(h).expect("close");
@@ -186,13 +169,13 @@ fn a_disabled_kind_costs_no_key_name_query() {
 fn a_failed_key_name_query_drops_and_counts_and_leaks_nothing() {
     let sys = ringside_sys().expect("build ringside.sys");
     let (mut m, h) = connected(sys, &config(1024)).expect("session");
-    fail_next(&mut m, "CmCallbackGetKeyObjectIDEx");
+    m.fail_next("CmCallbackGetKeyObjectIDEx");
     m.registry_set_value(&run_value(4400, utf16("x\0")))
         .expect("set");
     assert_eq!(m.kernel().faults.injected, 1);
     m.kernel_mut().faults.fail = None;
     m.assert_clean();
-    assert!(kinds(&mut m, h).is_empty(), "nothing of the failed event");
+    assert!(m.drained_kinds(h).is_empty(), "nothing of the failed event");
     let stats = m.stats(h).expect("stats").stats;
     let i = EventKind::RegistrySetValue.index();
     assert_eq!(stats.dropped[i], 1);
@@ -201,7 +184,7 @@ fn a_failed_key_name_query_drops_and_counts_and_leaks_nothing() {
     m.registry_set_value(&run_value(4400, utf16("y\0")))
         .expect("set");
     assert_eq!(
-        kinds(&mut m, h),
+        m.drained_kinds(h),
         vec![
             RecordKind::Lost,
             RecordKind::Event(EventKind::RegistrySetValue)
@@ -225,23 +208,6 @@ fn unload_during_a_registry_callback_unregisters_and_waits_for_it() {
     let error = m
         .registry_set_value(&run_value(4500, utf16("x\0")))
         .expect_err("the unload must block on the in-flight callback");
-    assert!(
-        error.contains("ExWaitForRundownProtectionRelease")
-            && error.contains("1 references still held"),
-        "{error}"
-    );
-    let trace = m.kernel().trace.clone();
-    let after = &trace[start..];
-    let unregistered = after.iter().position(|a| *a == "CmUnRegisterCallback");
-    let first_free = after
-        .iter()
-        .position(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a));
-    assert!(
-        unregistered.is_some(),
-        "callback not unregistered: {after:?}"
-    );
-    assert!(first_free.is_none(), "freed under the callback: {after:?}");
+    assert_unload_waited_for_callback(&m, &error, start, "CmUnRegisterCallback");
     assert!(m.kernel().cm.callbacks.is_empty());
-    let findings = m.findings();
-    assert_eq!(findings.len(), 1, "{findings:?}");
 }

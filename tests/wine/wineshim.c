@@ -30,11 +30,18 @@
  *               IoDeleteDevice with a handle open frees the device and the
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
- * Not filled, because they are never reached under Wine (process, file and
- * registry callbacks never fire): CmCallbackGetKeyObjectIDEx,
+ * Not filled, because they are never reached under Wine (process, file,
+ * registry and object callbacks never fire): CmCallbackGetKeyObjectIDEx,
  * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
  * SeQueryAuthenticationIdToken, Ps*PrimaryToken, PsGetProcessExitStatus,
- * FltGetFileNameInformation and its siblings.
+ * FltGetFileNameInformation and its siblings, RtlWalkFrameChain (a
+ * __wine_stub that raises), PsGetThreadId, PsGetThreadProcessId.
+ * Not needed: ObRegisterCallbacks is a FIXME stub that returns success
+ * with a dummy handle and never calls the routines, ObUnRegisterCallbacks
+ * a FIXME stub; PsProcessType and PsThreadType are exported, so the
+ * driver loads with its object callbacks "registered" and unregisters
+ * them at unload. (Had the registration failed, the driver would have
+ * loaded without process access events: that path is the kernel model's.)
  *
  * Built with x86_64-w64-mingw32-gcc against mingw-w64's DDK headers.
  */

@@ -40,6 +40,9 @@ const KINDS = [
     "file_delete",
     "file_close_modified",
     "registry_set_value",
+    "registry_key",
+    "registry_rename",
+    "process_access",
 ];
 // Counter index order of ringside_wire::DropReason.
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];

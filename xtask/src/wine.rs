@@ -65,6 +65,10 @@ pub const GAPS: &[(&str, &str)] = &[
         "the shim accepts the registration and its removal (the callback is exercised in the kernel model only)",
     ),
     (
+        "ObRegisterCallbacks and ObUnRegisterCallbacks are FIXME stubs (success, a dummy handle); object callbacks never fire, RtlWalkFrameChain is a raising stub",
+        "nothing to fill: the driver loads, registers and unregisters (the callbacks are exercised in the kernel model only)",
+    ),
+    (
         "a mingw-built driver's entry point is called as DllMain",
         "the shim and trigger return TRUE when called with their own base",
     ),

@@ -76,6 +76,7 @@ impl JsonEvent {
             Target::FileCreate | Target::FileDelete => "TargetFilename",
             Target::ProcessTerminate => "Image",
             Target::Registry => "TargetObject",
+            Target::ProcessAccess => "TargetImage",
         };
         let value = self
             .target

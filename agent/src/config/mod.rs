@@ -42,6 +42,7 @@ impl FilterEvent for SysmonEvent {
                 | Logsource::RegistryDelete
                 | Logsource::RegistryRename,
             ) => Some(Target::Registry),
+            EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
             _ => None,
         }
     }
@@ -66,9 +67,14 @@ impl FilterEvent for SysmonEvent {
 /// `User` come from, is built from them even when they are not written),
 /// renames always (not a Sysmon event: not filtered), and the other kinds
 /// only when the configuration can log one of their events. The kinds the
-/// agent never maps (FileWrite, FileCloseModified) stay off as by default.
+/// agent never maps (FileWrite, FileCloseModified) stay off as by default;
+/// process access, off by default, is asked for when the configuration can
+/// log a ProcessAccess event (Sysmon logs none without a rule for it).
 pub fn event_mask(config: &SysmonConfig) -> u32 {
     let mut mask = ringside_wire::kind::DEFAULT_EVENTS_MASK;
+    if config.can_log(Target::ProcessAccess) {
+        mask |= EventKind::ProcessAccess.mask_bit();
+    }
     // One kernel kind, two events: an image load is a 7 or, for a
     // system-mode image, a 6, so the kind stays on if either can be logged.
     for (kind, targets) in [
@@ -108,6 +114,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
                     | EventKind::RegistryKey.mask_bit()
                     | EventKind::RegistryRename.mask_bit()
             }
+            Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

@@ -49,6 +49,8 @@ pub enum Logsource {
     /// is of this logsource: its rules are evaluated on every registry
     /// event ([`Logsource::covered_by`]), over the union of their fields.
     RegistryEvent,
+    /// Sysmon event 10 (ProcessAccess), Sigma's `process_access`.
+    ProcessAccess,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -256,9 +258,31 @@ const REGISTRY_EVENT: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 10's fields in its order (SigmaHQ's process_access regression
+// samples). `GrantedAccess` is the granted mask in lowercase hex with `0x`
+// (`0x1fffff`, `0x1410`); `CallTrace` is the requesting thread's user-mode
+// return addresses as `module+hexoffset` joined by `|`, `UNKNOWN(<16 hex
+// digits>)` for an address in no known module; `SourceUser` and
+// `TargetUser` are the two processes' users (`DOMAIN\name`).
+const PROCESS_ACCESS: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("SourceProcessGUID", Guid),
+    f("SourceProcessId", Integer),
+    f("SourceThreadId", Integer),
+    f("SourceImage", Str),
+    f("TargetProcessGUID", Guid),
+    f("TargetProcessId", Integer),
+    f("TargetImage", Str),
+    f("GrantedAccess", Str),
+    f("CallTrace", Str),
+    f("SourceUser", Str),
+    f("TargetUser", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 11] = [
+    pub const ALL: [Logsource; 12] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -270,6 +294,7 @@ impl Logsource {
         Logsource::RegistryDelete,
         Logsource::RegistryRename,
         Logsource::RegistryEvent,
+        Logsource::ProcessAccess,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -286,6 +311,7 @@ impl Logsource {
             Logsource::RegistryDelete => "registry_delete",
             Logsource::RegistryRename => "registry_rename",
             Logsource::RegistryEvent => "registry_event",
+            Logsource::ProcessAccess => "process_access",
         }
     }
 
@@ -323,6 +349,7 @@ impl Logsource {
             Logsource::RegistrySet => 13,
             Logsource::RegistryAdd | Logsource::RegistryDelete | Logsource::RegistryEvent => 12,
             Logsource::RegistryRename => 14,
+            Logsource::ProcessAccess => 10,
         }
     }
 
@@ -349,6 +376,7 @@ impl Logsource {
             23 | 26 => Some(Logsource::FileDelete),
             13 => Some(Logsource::RegistrySet),
             14 => Some(Logsource::RegistryRename),
+            10 => Some(Logsource::ProcessAccess),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -367,6 +395,7 @@ impl Logsource {
             Logsource::RegistryAdd | Logsource::RegistryDelete => REGISTRY_OBJECT,
             Logsource::RegistryRename => REGISTRY_RENAME,
             Logsource::RegistryEvent => REGISTRY_EVENT,
+            Logsource::ProcessAccess => PROCESS_ACCESS,
         }
     }
 
@@ -550,6 +579,18 @@ mod tests {
             // Sysmon's 6 names no process, and neither does ringside's.
             let common: &[&str] = match logsource {
                 Logsource::DriverLoad => &["UtcTime", "ImageLoaded", "Hashes"],
+                // Two processes: each named as Sysmon's 10 names them.
+                Logsource::ProcessAccess => &[
+                    "UtcTime",
+                    "SourceProcessGUID",
+                    "SourceProcessId",
+                    "SourceImage",
+                    "SourceUser",
+                    "TargetProcessGUID",
+                    "TargetProcessId",
+                    "TargetImage",
+                    "TargetUser",
+                ],
                 _ => &["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"],
             };
             for &common in common {

@@ -157,6 +157,25 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        Logsource::ProcessAccess,
+        &[
+            "RuleName",
+            "UtcTime",
+            "SourceProcessGUID",
+            "SourceProcessId",
+            "SourceThreadId",
+            "SourceImage",
+            "TargetProcessGUID",
+            "TargetProcessId",
+            "TargetImage",
+            "GrantedAccess",
+            "CallTrace",
+            "SourceUser",
+            "TargetUser",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -237,6 +256,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "driver_load",
         "file",
         "registry",
+        "process_access",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -293,6 +313,33 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 "SigmaHQ has no registry_rename rule in this snapshot"
             );
         }
+        if dir == "process_access" {
+            // Measured 2026-12: 22 of SigmaHQ's 23 process_access rules
+            // compile (they name SourceImage, TargetImage, GrantedAccess,
+            // CallTrace, SourceUser: all provided). The one rejected is the
+            // direct NtOpenProcess syscall rule, for `Provider_Name` in a
+            // filter: the event record's ETW provider
+            // (System/Provider/@Name, there Microsoft-Windows-Kernel-Audit-
+            // API-Calls), not a field of Sysmon's event 10, whose provider
+            // is always Microsoft-Windows-Sysmon.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (PROCESS_ACCESS_RULES, 1),
+                "process_access: {}",
+                report.summary()
+            );
+            for rejection in &report.rejections {
+                assert!(
+                    matches!(
+                        &rejection.reason,
+                        Reason::FieldNotProvided { field, .. } if field == "Provider_Name"
+                    ) && rejection
+                        .path
+                        .ends_with("proc_access_win_susp_direct_ntopenprocess_call.yml"),
+                    "{rejection}"
+                );
+            }
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -329,6 +376,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "registry_delete",
                         "registry_rename",
                         "registry_event",
+                        "process_access",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -372,6 +420,9 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
 const REGISTRY_SET_RULES: usize = 204;
 /// SigmaHQ's registry_event, registry_add and registry_delete rules.
 const REGISTRY_OTHER_RULES: usize = 43;
+
+/// SigmaHQ's process_access rules in the shared snapshot that compile (of 23).
+const PROCESS_ACCESS_RULES: usize = 22;
 
 /// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
 const DRIVER_LOAD_RULES: usize = 10;
@@ -437,6 +488,15 @@ fn regression_samples_fire_their_rules() {
         .filter(|c| c.logsource == Logsource::RegistryDelete)
         .count();
     assert_eq!(registry_delete, 5, "{}", report.summary());
+    // Measured 2026-12: the 2 process_access regression folders (real
+    // Sysmon 10 events: WerFaultSecure dumping lsass through dbgcore, and
+    // EDR-Freeze on MsMpEng) are replayed, and each fires its rule.
+    let process_access = report
+        .cases
+        .iter()
+        .filter(|c| c.logsource == Logsource::ProcessAccess)
+        .count();
+    assert_eq!(process_access, 2, "{}", report.summary());
 }
 
 /// The SigmaHQ rules that name `LogonId` or `CurrentDirectory` compile:

@@ -198,11 +198,11 @@ struct LaneMemory {
 }
 
 /// One lane: a ring of its own over a part of the memory. Its first cache
-/// lines hold what the reserving producer writes, the last what the
-/// consumer writes, each with its own copy of the layout. With a counter
-/// per event kind on the producer's side, that side takes two 128-byte
-/// lines from 11 kinds on: 384 bytes a lane, so the driver's 64 lanes cost
-/// 24 KiB.
+/// line holds what the reserving producer writes, the second what the
+/// consumer writes, each with its own copy of the layout (256 bytes a
+/// lane with up to 9 event kinds; with 10 to 25, the producer's per-kind
+/// counters take a second 128-byte line and a lane is 384 bytes, so the
+/// driver's 64 lanes cost 24 KiB).
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub(crate) struct Lane {
@@ -212,7 +212,10 @@ pub(crate) struct Lane {
 
 // The layout the doc above promises (the driver's globals hold 64 lanes).
 #[cfg(all(not(loom), target_pointer_width = "64"))]
-const _: () = assert!(core::mem::size_of::<Lane>() == 384);
+const _: () = assert!(
+    core::mem::size_of::<Lane>() == 128 * (1 + core::mem::size_of::<ProducerSide>().div_ceil(128))
+        && core::mem::size_of::<Lane>() <= 384
+);
 
 /// Where a lane keeps its producer state, for tools that watch a ring in
 /// memory they did not build (the kernel model checks that the driver

@@ -7,9 +7,9 @@ use zerocopy::FromBytes;
 use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
-    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE, RecordHeader,
-    RegistryKey, RegistryRename, RegistrySetValue,
+    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessAccess, ProcessCreate,
+    ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE,
+    RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -55,6 +55,13 @@ pub enum DecodeError {
         blob: usize,
         len: u16,
     },
+    /// An address blob's length is not a multiple of 8.
+    PartialAddress {
+        offset: usize,
+        kind: RecordKind,
+        blob: usize,
+        len: u16,
+    },
     /// A blob claims more bytes stored than its source had.
     BlobLongerThanSource {
         offset: usize,
@@ -78,6 +85,7 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
+            | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
             | DecodeError::UnknownRegistryOperation { offset, .. } => offset,
         }
@@ -93,6 +101,7 @@ impl DecodeError {
             DecodeError::BodyTooShort { .. } => "body_too_short",
             DecodeError::BlobOutOfBounds { .. } => "blob_out_of_bounds",
             DecodeError::OddUtf16Length { .. } => "odd_utf16_length",
+            DecodeError::PartialAddress { .. } => "partial_address",
             DecodeError::BlobLongerThanSource { .. } => "blob_longer_than_source",
             DecodeError::UnknownRegistryOperation { .. } => "unknown_registry_operation",
         }
@@ -108,6 +117,7 @@ impl DecodeError {
             | DecodeError::BodyTooShort { offset, .. }
             | DecodeError::BlobOutOfBounds { offset, .. }
             | DecodeError::OddUtf16Length { offset, .. }
+            | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
             | DecodeError::UnknownRegistryOperation { offset, .. } => {
                 *offset = offset.saturating_add(base)
@@ -179,6 +189,15 @@ impl core::fmt::Display for DecodeError {
                     "record at byte {offset}: {kind:?} field {blob} is UTF-16 but has odd length {len}"
                 )
             }
+            DecodeError::PartialAddress {
+                offset,
+                kind,
+                blob,
+                len,
+            } => write!(
+                f,
+                "record at byte {offset}: {kind:?} field {blob} holds 8-byte addresses but has length {len}"
+            ),
             DecodeError::BlobLongerThanSource {
                 offset,
                 kind,
@@ -320,6 +339,16 @@ impl<'a> Event<'a, RegistrySetValue> {
     }
 }
 
+impl<'a> Event<'a, ProcessAccess> {
+    /// The call trace's return addresses, innermost first.
+    pub fn call_trace(&self) -> impl Iterator<Item = u64> + 'a {
+        self.field(self.body.call_trace)
+            .bytes
+            .chunks_exact(8)
+            .map(|c| c.iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b)))
+    }
+}
+
 /// Gives the `name` blob of the file events one accessor.
 macro_rules! file_name {
     ($($ty:ty),*) => {$(
@@ -350,6 +379,7 @@ pub enum Record<'a> {
     RegistrySetValue(Event<'a, RegistrySetValue>),
     RegistryKey(Event<'a, RegistryKey>),
     RegistryRename(Event<'a, RegistryRename>),
+    ProcessAccess(Event<'a, ProcessAccess>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -369,6 +399,7 @@ impl<'a> Record<'a> {
             Record::RegistrySetValue(e) => &e.header,
             Record::RegistryKey(e) => &e.header,
             Record::RegistryRename(e) => &e.header,
+            Record::ProcessAccess(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -388,6 +419,7 @@ impl<'a> Record<'a> {
             Record::RegistrySetValue(_) => RecordKind::Event(EventKind::RegistrySetValue),
             Record::RegistryKey(_) => RecordKind::Event(EventKind::RegistryKey),
             Record::RegistryRename(_) => RecordKind::Event(EventKind::RegistryRename),
+            Record::ProcessAccess(_) => RecordKind::Event(EventKind::ProcessAccess),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -471,6 +503,14 @@ fn event<B: Body>(header: RecordHeader, record: &[u8]) -> Result<Event<'_, B>, D
                 len: blob.len,
             });
         }
+        if *encoding == BlobEncoding::Addresses && blob.len % 8 != 0 {
+            return Err(DecodeError::PartialAddress {
+                offset: 0,
+                kind,
+                blob: i,
+                len: blob.len,
+            });
+        }
     }
     Ok(Event {
         header,
@@ -516,6 +556,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         }
         RecordKind::Event(EventKind::RegistryRename) => {
             Record::RegistryRename(event(header, record)?)
+        }
+        RecordKind::Event(EventKind::ProcessAccess) => {
+            Record::ProcessAccess(event(header, record)?)
         }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),

@@ -42,10 +42,14 @@ pub enum EventKind {
     /// Registry callback, `RegNtPostRenameKey` with a success status: a key
     /// was renamed.
     RegistryRename = 11,
+    /// Object-manager callback (`ObRegisterCallbacks`), post-operation of
+    /// a process or thread handle created or duplicated: the access one
+    /// process got to another (Sysmon 10).
+    ProcessAccess = 12,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 11;
+pub const EVENT_KIND_COUNT: usize = 12;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -66,9 +70,11 @@ impl EventKind {
         EventKind::RegistrySetValue,
         EventKind::RegistryKey,
         EventKind::RegistryRename,
+        EventKind::ProcessAccess,
     ];
 
-    /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`).
+    /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`): kinds
+    /// are numbered densely from 1.
     #[inline]
     pub const fn index(self) -> usize {
         (self as usize).wrapping_sub(1)
@@ -94,6 +100,7 @@ impl EventKind {
             EventKind::RegistrySetValue => "registry_set_value",
             EventKind::RegistryKey => "registry_key",
             EventKind::RegistryRename => "registry_rename",
+            EventKind::ProcessAccess => "process_access",
         }
     }
 }
@@ -103,11 +110,17 @@ pub const ALL_EVENTS_MASK: u32 = (1 << EVENT_KIND_COUNT) - 1;
 
 /// The kinds the driver produces until the agent asks otherwise: all but
 /// FileWrite and FileCloseModified, which no Sysmon event or Sigma
-/// logsource consumes today. The kernel does no work (no name query, no
-/// record) for events no one reads; an agent that wants them sets their
-/// bits in CONFIGURE.
-pub const DEFAULT_EVENTS_MASK: u32 =
-    ALL_EVENTS_MASK & !(EventKind::FileWrite.mask_bit() | EventKind::FileCloseModified.mask_bit());
+/// logsource consumes today, and ProcessAccess, which is on the hottest
+/// path the sensor observes (every OpenProcess, OpenThread and
+/// DuplicateHandle of a process or thread handle on the machine, most of
+/// them by csrss, services, anti-malware and the shell) and which Sysmon
+/// itself logs only when its configuration has a ProcessAccess rule. The
+/// kernel does no work (no name query, no record) for events no one reads;
+/// an agent that wants them sets their bits in CONFIGURE.
+pub const DEFAULT_EVENTS_MASK: u32 = ALL_EVENTS_MASK
+    & !(EventKind::FileWrite.mask_bit()
+        | EventKind::FileCloseModified.mask_bit()
+        | EventKind::ProcessAccess.mask_bit());
 
 /// The wire value was not a known kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +141,7 @@ impl TryFrom<u16> for EventKind {
             9 => Ok(EventKind::RegistrySetValue),
             10 => Ok(EventKind::RegistryKey),
             11 => Ok(EventKind::RegistryRename),
+            12 => Ok(EventKind::ProcessAccess),
             other => Err(UnknownKind(other)),
         }
     }
@@ -198,7 +212,7 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(12), Err(UnknownKind(12)));
+        assert_eq!(RecordKind::try_from(13), Err(UnknownKind(13)));
     }
 
     #[test]
@@ -207,6 +221,7 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0x7ff);
+        assert_eq!(ALL_EVENTS_MASK, 0xfff);
+        assert_eq!(DEFAULT_EVENTS_MASK & EventKind::ProcessAccess.mask_bit(), 0);
     }
 }

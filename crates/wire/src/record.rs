@@ -91,6 +91,9 @@ pub enum BlobEncoding {
     Utf16,
     /// Opaque bytes (a SID in self-relative binary form).
     Bytes,
+    /// Little-endian 64-bit addresses, back to back: the length must be a
+    /// multiple of 8.
+    Addresses,
 }
 
 /// The fixed body of a record kind: what the generic writer and decoder need
@@ -372,6 +375,55 @@ body!(RegistryRename, RecordKind::Event(EventKind::RegistryRename), [
     key_name: Utf16, new_name: Utf16,
 ]);
 
+/// [`ProcessAccess::flags`]: the handle was duplicated
+/// (`OB_OPERATION_HANDLE_DUPLICATE`), not created.
+pub const ACCESS_FLAG_DUPLICATE: u32 = 1 << 0;
+/// [`ProcessAccess::flags`]: the handle is to a thread (`PsThreadType`);
+/// [`ProcessAccess::target_tid`] is that thread.
+pub const ACCESS_FLAG_THREAD: u32 = 1 << 1;
+/// [`ProcessAccess::flags`]: `OB_POST_OPERATION_INFORMATION.KernelHandle`,
+/// a kernel handle (opened by kernel-mode code, not by the process).
+pub const ACCESS_FLAG_KERNEL_HANDLE: u32 = 1 << 2;
+/// [`ProcessAccess::flags`]: [`ProcessAccess::desired_access`] is known
+/// (the pre-operation callback saw this operation and passed it on).
+pub const ACCESS_FLAG_DESIRED_KNOWN: u32 = 1 << 3;
+
+/// Most return addresses a [`ProcessAccess`] call trace carries.
+pub const MAX_CALL_FRAMES: usize = 32;
+
+/// A process or thread handle was created or duplicated (the object
+/// manager's post-operation callback, reported only when `ReturnStatus` is
+/// a success). The header's pid/tid are the requesting thread's.
+///
+/// Raw facts only: the access mask the object manager granted, the target
+/// ids, and the requesting thread's user-mode return addresses, innermost
+/// first. The agent resolves them to `module+offset` with its own image
+/// load table (Sysmon's `CallTrace`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ProcessAccess {
+    /// The process the handle is to (the thread's process for a thread).
+    pub target_pid: u32,
+    /// The thread the handle is to; 0 for a process handle.
+    pub target_tid: u32,
+    /// `OB_POST_*_HANDLE_INFORMATION.GrantedAccess`.
+    pub granted_access: u32,
+    /// `OB_PRE_*_HANDLE_INFORMATION.OriginalDesiredAccess`, meaningful
+    /// only with [`ACCESS_FLAG_DESIRED_KNOWN`].
+    pub desired_access: u32,
+    /// `ACCESS_FLAG_*`.
+    pub flags: u32,
+    pub _pad: u32,
+    /// Return addresses (`u64` each, little-endian), innermost first, at
+    /// most [`MAX_CALL_FRAMES`].
+    pub call_trace: Blob,
+}
+body!(ProcessAccess, RecordKind::Event(EventKind::ProcessAccess), [
+    call_trace: Addresses,
+]);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -457,9 +509,13 @@ assert_layout!(RegistrySetValue, 32, {
 });
 assert_layout!(RegistryKey, 24, { operation: 0, key_name: 8, value_name: 16 });
 assert_layout!(RegistryRename, 16, { key_name: 0, new_name: 8 });
-assert_layout!(Lost, 88, { dropped: 0 });
-assert_layout!(DriverStats, 352, {
-    produced: 0, delivered: 88, dropped: 176, dropped_by_reason: 264, lost_owed: 304,
-    lost_records: 312, next_seq: 320, reads_completed: 328, ring_capacity: 336,
-    consumer_connected: 348,
+assert_layout!(ProcessAccess, 32, {
+    target_pid: 0, target_tid: 4, granted_access: 8, desired_access: 12, flags: 16,
+    call_trace: 24,
+});
+assert_layout!(Lost, 96, { dropped: 0 });
+assert_layout!(DriverStats, 376, {
+    produced: 0, delivered: 96, dropped: 192, dropped_by_reason: 288, lost_owed: 328,
+    lost_records: 336, next_seq: 344, reads_completed: 352, ring_capacity: 360,
+    consumer_connected: 372,
 });

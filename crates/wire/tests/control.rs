@@ -79,9 +79,11 @@ fn configure_checks_every_field() {
     let good = ConfigureRequest::default();
     let config = parse_configure(good.as_bytes()).expect("the default is valid");
     assert_eq!(config, Config::default());
-    // Every kind but FileWrite and FileCloseModified, which the agent must
-    // ask for.
-    let unasked = EventKind::FileWrite.mask_bit() | EventKind::FileCloseModified.mask_bit();
+    // Every kind but FileWrite, FileCloseModified and ProcessAccess, which
+    // the agent must ask for.
+    let unasked = EventKind::FileWrite.mask_bit()
+        | EventKind::FileCloseModified.mask_bit()
+        | EventKind::ProcessAccess.mask_bit();
     assert_eq!(config.event_mask, ALL_EVENTS_MASK & !unasked);
 
     type Mutation = fn(&mut ConfigureRequest);
@@ -133,8 +135,8 @@ fn output_buffers_are_checked() {
         status::BUFFER_TOO_SMALL
     );
     assert!(check_read_buffer(READ_MIN_BUFFER as usize).is_ok());
-    assert!(check_output::<StatsResponse>(360).is_ok());
-    assert!(check_output::<StatsResponse>(359).is_err());
+    assert!(check_output::<StatsResponse>(384).is_ok());
+    assert!(check_output::<StatsResponse>(383).is_err());
 }
 
 #[test]

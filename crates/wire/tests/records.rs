@@ -222,9 +222,24 @@ fn every_kind_round_trips_through_a_batch() {
             Field::new(&utf16("Ringside2"), 1024),
         ],
     ));
+    let frames: Vec<u8> = [0x7ffa_1234_5678u64, 0x7ff6_0000_1a0b]
+        .iter()
+        .flat_map(|a| a.to_le_bytes())
+        .collect();
+    batch.extend(encode_vec(
+        ProcessAccess {
+            target_pid: 860,
+            target_tid: 0,
+            granted_access: 0x1fffff,
+            desired_access: 0x1410,
+            flags: ACCESS_FLAG_DUPLICATE | ACCESS_FLAG_DESIRED_KNOWN,
+            ..Default::default()
+        },
+        &[Field::new(&frames, 256)],
+    ));
     batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         },
         &[],
     ));
@@ -303,7 +318,28 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[10] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+        Record::ProcessAccess(e) => {
+            assert_eq!(
+                (
+                    e.body.target_pid,
+                    e.body.granted_access,
+                    e.body.desired_access
+                ),
+                (860, 0x1fffff, 0x1410)
+            );
+            assert_eq!(
+                e.body.flags,
+                ACCESS_FLAG_DUPLICATE | ACCESS_FLAG_DESIRED_KNOWN
+            );
+            assert_eq!(
+                e.call_trace().collect::<Vec<_>>(),
+                [0x7ffa_1234_5678, 0x7ff6_0000_1a0b]
+            );
+        }
+        _ => unreachable!(),
+    }
+    match records[11] {
+        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
         _ => unreachable!(),
     }
 }
@@ -465,6 +501,25 @@ fn each_malformation_has_its_own_error() {
         decode_record(&bytes),
         Err(DecodeError::OddUtf16Length { len: 3, .. })
     ));
+
+    // A call trace that ends in part of an address.
+    let access = encode_vec(ProcessAccess::default(), &[Field::new(&[0u8; 16], 256)]);
+    assert!(decode_record(&access).is_ok());
+    let trace_at = HEADER_SIZE + 24;
+    for len in [4u16, 9, 15] {
+        let mut bytes = access.clone();
+        bytes[trace_at + 2..trace_at + 4].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(
+            decode_record(&bytes).map(|r| r.kind()),
+            Err(DecodeError::PartialAddress {
+                offset: 0,
+                kind: RecordKind::Event(EventKind::ProcessAccess),
+                blob: 0,
+                len,
+            }),
+            "{len}"
+        );
+    }
 
     let mut bytes = good.clone();
     bytes[blob_at + 4..blob_at + 6].copy_from_slice(&2u16.to_le_bytes());

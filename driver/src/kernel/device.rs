@@ -14,6 +14,7 @@ use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IRP};
 use windows_sys::Wdk::Storage::FileSystem::SeTokenIsAdmin;
 use windows_sys::Wdk::System::SystemServices::{
     IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
+    PsGetCurrentProcessId,
 };
 
 use super::globals::{Globals, acquired, globals};
@@ -189,7 +190,10 @@ unsafe fn open(g: &Globals, irp: *mut IRP) -> i32 {
             return status::ACCESS_DENIED;
         }
     }
-    match g.control.open() {
+    // SAFETY: callable at any IRQL; CREATE of this standalone device runs
+    // in the opening thread, so this is the consumer's process.
+    let pid = nt::handle_id(unsafe { PsGetCurrentProcessId() });
+    match g.control.open(pid) {
         Ok(()) => status::SUCCESS,
         Err(_) => status::SHARING_VIOLATION,
     }

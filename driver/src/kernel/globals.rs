@@ -54,6 +54,7 @@ pub mod acquired {
     pub const IMAGE_NOTIFY: u32 = 1 << 5;
     pub const TIMER: u32 = 1 << 6;
     pub const REGISTRY: u32 = 1 << 7;
+    pub const OBJECT_CALLBACKS: u32 = 1 << 8;
 }
 
 /// Slots in the first-write set (file objects written through and not yet
@@ -104,6 +105,8 @@ pub struct Globals {
     pub set_information: InFlight<SET_INFORMATION_SLOTS>,
     /// The registry callback's cookie from CmRegisterCallbackEx (0 before).
     pub registry_cookie: AtomicI64,
+    /// ObRegisterCallbacks' registration handle (null before).
+    pub object_callbacks: AtomicPtr<core::ffi::c_void>,
 }
 
 #[unsafe(no_mangle)]
@@ -129,6 +132,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     writes: FirstWriteSet::new(),
     set_information: InFlight::new(),
     registry_cookie: AtomicI64::new(0),
+    object_callbacks: AtomicPtr::new(core::ptr::null_mut()),
 };
 
 pub fn globals() -> &'static Globals {

@@ -6,6 +6,7 @@
 //! - `filter`: FltMgr registration and operation callbacks
 //! - `notify`: process and image-load notify routines
 //! - `registry`: the registry callback (value sets)
+//! - `access`: the object manager's process and thread handle callbacks
 //! - `irp`, `nt`: small wrappers over IRPs and ntoskrnl.exe
 //! - `globals`: `RINGSIDE_GLOBALS`, the state reachable by symbol
 //!
@@ -21,6 +22,13 @@ mod notify;
 mod nt;
 mod queue;
 mod registry;
+// Declared last, on purpose: the crate a module names first decides the
+// order of the crates on the link line, and `ringside_driver` (whose
+// ntoskrnl.exe import library must win over windows-sys's, which binds
+// Zw* and RtlWalkFrameChain to ntdll.dll) must come before windows-sys.
+// `access`, declared first, put windows-sys ahead and the binary gate
+// failed on ntdll.dll imports; an `extern crate` in main.rs did not help.
+mod access;
 
 /// The floating-point marker the MSVC toolchain expects when floats appear
 /// anywhere (core's formatting code); the kernel needs only the symbol.

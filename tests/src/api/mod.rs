@@ -4,6 +4,7 @@
 pub mod cm;
 pub mod flt;
 pub mod io;
+pub mod ob;
 pub mod pool;
 pub mod ps;
 pub mod reg;
@@ -145,6 +146,15 @@ const TABLE: &[(&str, Handler)] = &[
         "CmCallbackReleaseKeyObjectIDEx",
         cm::cm_callback_release_key_object_id_ex,
     ),
+    ("ObRegisterCallbacks", ob::ob_register_callbacks),
+    ("ObUnRegisterCallbacks", ob::ob_unregister_callbacks),
+    ("PsGetThreadId", ob::ps_get_thread_id),
+    ("PsGetThreadProcessId", ob::ps_get_thread_process_id),
+    ("RtlWalkFrameChain", ob::rtl_walk_frame_chain),
+    // Data imports: the IAT slot holds the variable's address
+    // (`data_address`); reaching one as code is a fault.
+    ("PsProcessType", ob::data_import_called),
+    ("PsThreadType", ob::data_import_called),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
     ("ZwClose", reg::zw_close),
@@ -172,6 +182,12 @@ const TABLE: &[(&str, Handler)] = &[
         flt::flt_get_requestor_process_id,
     ),
 ];
+
+/// The address a data import's IAT slot holds (the variable's), by name;
+/// `None` for a function.
+pub fn data_address(name: &str) -> Option<u64> {
+    ob::DATA.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+}
 
 /// The model of an imported function, by name.
 pub fn lookup(name: &str) -> Option<Handler> {

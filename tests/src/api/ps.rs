@@ -51,7 +51,7 @@ impl Ps {
     }
 }
 
-fn has_force_integrity(uc: &Uc) -> bool {
+pub fn has_force_integrity(uc: &Uc) -> bool {
     let image = uc.get_data().image_start;
     let nt = image + u64::from(uc.read_u32(image + 0x3C));
     // IMAGE_OPTIONAL_HEADER64.DllCharacteristics, IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY.

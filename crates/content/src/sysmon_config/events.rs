@@ -28,11 +28,13 @@ pub enum Target {
     /// Sysmon 12, 13 and 14: one `RegistryEvent` element filters the three
     /// (`EventType` tells them apart), over the union of their fields.
     Registry,
+    /// Sysmon 10.
+    ProcessAccess,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
@@ -40,6 +42,7 @@ impl Target {
         Target::FileCreate,
         Target::FileDelete,
         Target::Registry,
+        Target::ProcessAccess,
     ];
 
     /// Position in [`Target::ALL`].
@@ -57,6 +60,7 @@ impl Target {
             Target::FileCreate => Logsource::FileEvent.fields(),
             Target::FileDelete => Logsource::FileDelete.fields(),
             Target::Registry => Logsource::RegistryEvent.fields(),
+            Target::ProcessAccess => Logsource::ProcessAccess.fields(),
         }
     }
 
@@ -70,6 +74,7 @@ impl Target {
             Target::FileCreate => 11,
             Target::FileDelete => 23,
             Target::Registry => 12,
+            Target::ProcessAccess => 10,
         }
     }
 
@@ -84,6 +89,7 @@ impl Target {
             11 => Some(Target::FileCreate),
             23 | 26 => Some(Target::FileDelete),
             12..=14 => Some(Target::Registry),
+            10 => Some(Target::ProcessAccess),
             _ => None,
         }
     }
@@ -114,6 +120,7 @@ impl Target {
             Target::FileCreate => &[&FILE_CREATE],
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
             Target::Registry => &[&REGISTRY_EVENT],
+            Target::ProcessAccess => &[&PROCESS_ACCESS],
         }
     }
 }
@@ -285,6 +292,26 @@ const FILE_DELETE_DETECTED: SysmonType = SysmonType {
     target: Some(Target::FileDelete),
 };
 
+const PROCESS_ACCESS: SysmonType = SysmonType {
+    name: "ProcessAccess",
+    id: 10,
+    fields: &[
+        "UtcTime",
+        "SourceProcessGUID",
+        "SourceProcessId",
+        "SourceThreadId",
+        "SourceImage",
+        "TargetProcessGUID",
+        "TargetProcessId",
+        "TargetImage",
+        "GrantedAccess",
+        "CallTrace",
+        "SourceUser",
+        "TargetUser",
+    ],
+    target: Some(Target::ProcessAccess),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -306,7 +333,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &IMAGE_LOAD,
     &unproduced("CreateRemoteThread", 8),
     &unproduced("RawAccessRead", 9),
-    &unproduced("ProcessAccess", 10),
+    &PROCESS_ACCESS,
     &FILE_CREATE,
     &REGISTRY_EVENT,
     &unproduced("FileCreateStreamHash", 15),

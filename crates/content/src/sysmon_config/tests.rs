@@ -714,3 +714,57 @@ fn registry_event_filters_key_events_value_sets_and_renames() {
         "Sysmon logs none by default"
     );
 }
+
+/// ProcessAccess filters apply to ringside's event 10 (fields named as
+/// Sysmon names them), and without a ProcessAccess rule nothing is logged,
+/// as Sysmon does: the kind is then not asked of the driver at all.
+#[test]
+fn process_access_rules_filter_event_10() {
+    let c = config(
+        r#"<RuleGroup groupRelation="or"><ProcessAccess onmatch="include">
+             <Rule name="lsass" groupRelation="and">
+               <TargetImage condition="end with">\lsass.exe</TargetImage>
+               <GrantedAccess condition="is">0x1410</GrantedAccess>
+             </Rule>
+             <CallTrace condition="contains">UNKNOWN</CallTrace>
+           </ProcessAccess></RuleGroup>"#,
+    );
+    assert!(c.can_log(Target::ProcessAccess));
+    let access = |target: &str, granted: &str, trace: &str| {
+        Event::new(
+            Target::ProcessAccess,
+            &[
+                ("SourceImage", r"C:\Tools\x.exe"),
+                ("TargetImage", target),
+                ("GrantedAccess", granted),
+                ("CallTrace", trace),
+            ],
+        )
+    };
+    let ntdll = r"C:\Windows\SYSTEM32\ntdll.dll+9d4c4";
+    assert_eq!(
+        decide(
+            &c,
+            &access(r"C:\Windows\system32\lsass.exe", "0x1410", ntdll)
+        ),
+        (true, Some("lsass".into()))
+    );
+    assert!(!logged(
+        &c,
+        &access(r"C:\Windows\system32\lsass.exe", "0x1000", ntdll)
+    ));
+    assert!(logged(
+        &c,
+        &access(
+            r"C:\Windows\notepad.exe",
+            "0x1000",
+            "UNKNOWN(000001A4C8E70C8B)"
+        )
+    ));
+    assert!(!logged(
+        &c,
+        &access(r"C:\Windows\notepad.exe", "0x1000", ntdll)
+    ));
+    let none = config("");
+    assert!(!none.can_log(Target::ProcessAccess));
+}
