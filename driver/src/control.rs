@@ -350,12 +350,12 @@ mod tests {
     #[test]
     fn stats_and_read_checks() {
         let control = negotiated();
-        let mut out = [0u8; 312];
+        let mut out = [0u8; 336];
         let stats = DriverStats {
             next_seq: 9,
             ..DriverStats::default()
         };
-        assert_eq!(control.stats(&mut out, stats), Ok(312));
+        assert_eq!(control.stats(&mut out, stats), Ok(336));
         let response = StatsResponse::read_from_bytes(&out).expect("stats");
         assert_eq!(response.stats.next_seq, 9);
         assert_eq!(response.stats.consumer_connected, 1);

@@ -31,4 +31,14 @@ unsafe extern "system" {
     ) -> i32;
     /// `ZwClose`; PASSIVE_LEVEL.
     pub fn ZwClose(handle: Handle) -> i32;
+    /// `ZwQueryInformationThread(ThreadHandle, ThreadInformationClass,
+    /// ThreadInformation, ThreadInformationLength, ReturnLength)`
+    /// (ntddk.h); PASSIVE_LEVEL.
+    pub fn ZwQueryInformationThread(
+        thread: Handle,
+        class: u32,
+        information: *mut c_void,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
 }

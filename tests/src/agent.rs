@@ -509,6 +509,21 @@ impl Machine {
         }
     }
 
+    /// CONFIGURE on an open session (e.g. switching an event kind off).
+    pub fn configure(
+        &mut self,
+        handle: Handle,
+        config: &ringside_wire::ioctl::ConfigureRequest,
+    ) -> Result<(), String> {
+        use ringside_wire::ioctl::IOCTL_CONFIGURE;
+        use zerocopy::IntoBytes;
+        let done = self.ioctl_now(handle, IOCTL_CONFIGURE, config.as_bytes(), 0)?;
+        if done.status != 0 {
+            return Err(format!("CONFIGURE failed: {:#x}", done.status));
+        }
+        Ok(())
+    }
+
     /// STATS: the driver's counters.
     pub fn stats(&mut self, handle: Handle) -> Result<ringside_wire::ioctl::StatsResponse, String> {
         use ringside_wire::ioctl::{IOCTL_STATS, StatsResponse};

@@ -69,6 +69,7 @@ pub struct Kernel {
     pub ps: api::ps::Ps,
     pub reg: api::reg::Registry,
     pub cm: api::cm::Cm,
+    pub threads: api::thread::Threads,
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
@@ -405,6 +406,7 @@ impl Machine {
             ps: Default::default(),
             reg: Default::default(),
             cm: Default::default(),
+            threads: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
             profile: None,
@@ -633,6 +635,7 @@ impl Machine {
         api::flt::check_unloaded(&mut self.uc);
         api::ps::check_unloaded(&mut self.uc);
         api::cm::check_unloaded(&mut self.uc);
+        api::thread::check_unloaded(&mut self.uc);
         api::sync::check_unloaded(&mut self.uc);
     }
 

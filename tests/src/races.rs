@@ -12,7 +12,8 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, Sent, connected_on};
 use crate::machine::Machine;
-use crate::scenario::RegistrySet;
+use crate::machine::PASSIVE_LEVEL;
+use crate::scenario::{RegistrySet, ThreadCreate};
 use crate::smp::{GuestCall, Outcome, Report, Schedule};
 
 /// A scenario: one schedule from `seed` over the driver image `sys`.
@@ -79,6 +80,24 @@ fn registry_sets(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
         .collect()
 }
 
+/// Threads a process on `cpu` creates in another process (remote threads,
+/// each the thread-creation routine's call in the creating thread, which
+/// queries the start address).
+fn remote_threads(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    (0..count)
+        .flat_map(|i| {
+            m.create_thread_calls(&ThreadCreate {
+                source_pid: 900 + cpu,
+                source_tid: 904 + cpu,
+                target_pid: 636,
+                new_tid: 10_000 + cpu * 100 + i as u32,
+                start_address: 0x7ffb_9e0b_0000 + (i << 4),
+                irql: PASSIVE_LEVEL,
+            })
+        })
+        .collect()
+}
+
 /// `first` then `second`, as one CPU's plan.
 fn then(mut first: Vec<GuestCall>, second: Vec<GuestCall>) -> Vec<GuestCall> {
     first.extend(second);
@@ -134,7 +153,8 @@ pub fn configure_races_the_timer_dpc(sys: &[u8], seed: u64) -> Result<Found, Str
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1..3 load images (and CPU 3 sets registry values) while CPU 0 READs, CONFIGUREs and asks for
+/// CPUs 1..3 load images (CPU 3 sets registry values, CPU 2 creates remote
+/// threads) while CPU 0 READs, CONFIGUREs and asks for
 /// STATS; timers and DPCs fire anywhere. Afterwards every record produced
 /// was delivered or counted as dropped: `produced == delivered + dropped`,
 /// per kind, from the driver's STATS and from the records the READs got.
@@ -159,10 +179,18 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
         cpu0.push(call);
         irps.push(irp);
     }
-    let plan = vec![cpu0, loads(&mut m, 1, 6), loads(&mut m, 2, 6), {
-        let loads = loads(&mut m, 3, 3);
-        then(loads, registry_sets(&mut m, 3, 3))
-    }];
+    let plan = vec![
+        cpu0,
+        loads(&mut m, 1, 6),
+        {
+            let loads = loads(&mut m, 2, 4);
+            then(loads, remote_threads(&mut m, 2, 2))
+        },
+        {
+            let loads = loads(&mut m, 3, 3);
+            then(loads, registry_sets(&mut m, 3, 3))
+        },
+    ];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     let mut batches = Vec::new();
@@ -224,7 +252,8 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1 and 2 load images (and CPU 2 sets registry values) while CPU 0 closes the device (CLEANUP,
+/// CPUs 1 and 2 load images (CPU 2 sets registry values, CPU 1 creates
+/// remote threads) while CPU 0 closes the device (CLEANUP,
 /// CLOSE) with a READ pending and unloads the driver: unregistration waits
 /// for the callbacks in flight, no callback or DPC runs after the unload,
 /// nothing leaks.
@@ -239,10 +268,17 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
     let unload = m
         .unload_call(0)
         .ok_or("no FilterUnloadCallback registered")?;
-    let plan = vec![vec![cleanup, close, unload], loads(&mut m, 1, 4), {
-        let loads = loads(&mut m, 2, 2);
-        then(loads, registry_sets(&mut m, 2, 2))
-    }];
+    let plan = vec![
+        vec![cleanup, close, unload],
+        {
+            let loads = loads(&mut m, 1, 3);
+            then(loads, remote_threads(&mut m, 1, 2))
+        },
+        {
+            let loads = loads(&mut m, 2, 2);
+            then(loads, registry_sets(&mut m, 2, 2))
+        },
+    ];
     let report = m.run_smp(plan, Schedule::new(seed))?;
     let mut extra = Vec::new();
     for (i, irp) in [cleanup_irp, close_irp].into_iter().enumerate() {

@@ -52,11 +52,13 @@ pub enum CallKind {
     ImageNotify,
     /// A CmRegisterCallbackEx routine.
     RegistryCallback,
+    /// A PsSetCreateThreadNotifyRoutine routine.
+    ThreadNotify,
     /// FilterUnloadCallback (`fltmc unload`).
     Unload,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 impl CallKind {
     fn index(self) -> usize {
@@ -396,6 +398,7 @@ fn registered(uc: &Uc, call: &GuestCall) -> bool {
         CallKind::ProcessNotify => k.ps.process_notify.contains(&call.function),
         CallKind::ImageNotify => k.ps.image_notify.contains(&call.function),
         CallKind::RegistryCallback => k.cm.callbacks.iter().any(|c| c.function == call.function),
+        CallKind::ThreadNotify => k.threads.notify.contains(&call.function),
         CallKind::Dispatch | CallKind::Unload => !k.unloaded,
     }
 }

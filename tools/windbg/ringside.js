@@ -40,6 +40,7 @@ const KINDS = [
     "file_delete",
     "file_close_modified",
     "registry_set_value",
+    "remote_thread",
 ];
 // Counter index order of ringside_wire::DropReason.
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];

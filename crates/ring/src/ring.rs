@@ -198,9 +198,12 @@ struct LaneMemory {
 }
 
 /// One lane: a ring of its own over a part of the memory. Its first cache
-/// line holds what the reserving producer writes, the second what the
-/// consumer writes, each with its own copy of the layout (256 bytes a
-/// lane, so the driver's 64 lanes cost 16 KiB).
+/// lines hold what the reserving producer writes, the next what the
+/// consumer writes, each with its own copy of the layout. With nine event
+/// kinds the producer side fit one 128-byte line (256 bytes a lane); the
+/// tenth kind's `reserved` counter pushes it to 136 bytes, so it takes two
+/// lines and a lane is 384 bytes (the driver's 64 lanes cost 24 KiB, not
+/// 16). The two sides still never share a line.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub(crate) struct Lane {
@@ -210,7 +213,7 @@ pub(crate) struct Lane {
 
 // The layout the doc above promises (the driver's globals hold 64 lanes).
 #[cfg(all(not(loom), target_pointer_width = "64"))]
-const _: () = assert!(core::mem::size_of::<Lane>() == 256);
+const _: () = assert!(core::mem::size_of::<Lane>() == 384);
 
 /// Where a lane keeps its producer state, for tools that watch a ring in
 /// memory they did not build (the kernel model checks that the driver

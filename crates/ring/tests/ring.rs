@@ -25,8 +25,8 @@ const REASONS: [DropReason; DROP_REASON_COUNT] = [
     DropReason::EncodeFailed,
     DropReason::Contention,
 ];
-/// Size of a slot holding a `Lost` record (tag + header + 72-byte body).
-const LOST_SLOT: u64 = 8 + 32 + 72;
+/// Size of a slot holding a `Lost` record (tag + header + 80-byte body).
+const LOST_SLOT: u64 = 8 + 32 + 80;
 
 /// 8-byte aligned, zero-filled memory for a ring.
 fn memory(bytes: usize) -> Vec<u64> {
@@ -163,7 +163,7 @@ fn a_full_ring_drops_counts_and_reports_lost_in_band() {
     let mut out = vec![0; 8 * 1024];
     let n = ring.drain_into(&mut out);
     // Two old records, then Lost, then the new event.
-    let lost = &out[2 * 1016..2 * 1016 + 104];
+    let lost = &out[2 * 1016..2 * 1016 + 112];
     match decode_record(lost).unwrap() {
         Record::Lost(event) => {
             assert_eq!(event.body.dropped[EventKind::FileCreate.index()], 2);
@@ -171,7 +171,7 @@ fn a_full_ring_drops_counts_and_reports_lost_in_band() {
         }
         other => panic!("expected a Lost record, got {other:?}"),
     }
-    assert_eq!(&out[2 * 1016 + 104..n], &expected(99, 40, 5)[..]);
+    assert_eq!(&out[2 * 1016 + 112..n], &expected(99, 40, 5)[..]);
     let stats = ring.stats();
     assert_eq!(stats.dropped[EventKind::FileCreate.index()], 2);
     assert_eq!(stats.produced[EventKind::FileCreate.index()], 2);
@@ -211,7 +211,7 @@ fn dropping_a_reservation_discards_it_as_encode_failed() {
     // The discarded slots are skipped; what comes out is the Lost record the
     // second reservation wrote in front of itself for the first drop.
     let mut out = vec![0; 512];
-    assert_eq!(ring.drain_into(&mut out), 104);
+    assert_eq!(ring.drain_into(&mut out), 112);
     match decode_record(&out).unwrap() {
         Record::Lost(event) => assert_eq!(event.body.dropped[EventKind::ProcessExit.index()], 1),
         other => panic!("expected a Lost record, got {other:?}"),

@@ -8,7 +8,7 @@ use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
     FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessCreate, ProcessExit,
-    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue,
+    RECORD_ALIGN, RECORD_VERSION, RecordHeader, RegistrySetValue, RemoteThread,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -307,7 +307,7 @@ file_name!(FileCreate, FileWrite, FileDelete, FileCloseModified);
 /// One decoded record.
 #[expect(
     clippy::large_enum_variant,
-    reason = "bodies are copied out by value so any alignment decodes; a Stats record (304 bytes) on the stack is cheap"
+    reason = "bodies are copied out by value so any alignment decodes; a Stats record (328 bytes) on the stack is cheap"
 )]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -320,6 +320,7 @@ pub enum Record<'a> {
     FileDelete(Event<'a, FileDelete>),
     FileCloseModified(Event<'a, FileCloseModified>),
     RegistrySetValue(Event<'a, RegistrySetValue>),
+    RemoteThread(Event<'a, RemoteThread>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -337,6 +338,7 @@ impl<'a> Record<'a> {
             Record::FileDelete(e) => &e.header,
             Record::FileCloseModified(e) => &e.header,
             Record::RegistrySetValue(e) => &e.header,
+            Record::RemoteThread(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -354,6 +356,7 @@ impl<'a> Record<'a> {
             Record::FileDelete(_) => RecordKind::Event(EventKind::FileDelete),
             Record::FileCloseModified(_) => RecordKind::Event(EventKind::FileCloseModified),
             Record::RegistrySetValue(_) => RecordKind::Event(EventKind::RegistrySetValue),
+            Record::RemoteThread(_) => RecordKind::Event(EventKind::RemoteThread),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -469,6 +472,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         RecordKind::Event(EventKind::RegistrySetValue) => {
             Record::RegistrySetValue(event(header, record)?)
         }
+        RecordKind::Event(EventKind::RemoteThread) => Record::RemoteThread(event(header, record)?),
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),
     })

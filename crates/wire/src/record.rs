@@ -325,6 +325,34 @@ body!(RegistrySetValue, RecordKind::Event(EventKind::RegistrySetValue), [
     key_name: Utf16, value_name: Utf16, data: Bytes,
 ]);
 
+/// [`RemoteThread::flags`]: `start_address` holds the new thread's start
+/// address (`ZwQueryInformationThread`, `ThreadQuerySetWin32StartAddress`).
+/// Without it the query failed or could not be made at the callback's IRQL,
+/// and `start_address` is 0: the thread is still reported, because who
+/// created a thread in which process is the fact most rules match on.
+pub const REMOTE_THREAD_FLAG_START_ADDRESS: u32 = 1 << 0;
+
+/// A thread created in another process (`PsSetCreateThreadNotifyRoutine`,
+/// whose routine runs in the creating thread: the header's pid and tid are
+/// the creator's, the source of Sysmon 8).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RemoteThread {
+    /// The process the new thread runs in (the routine's `ProcessId`).
+    pub target_pid: u32,
+    /// The new thread (the routine's `ThreadId`).
+    pub new_thread_id: u32,
+    /// The new thread's Win32 start address, valid with
+    /// [`REMOTE_THREAD_FLAG_START_ADDRESS`].
+    pub start_address: u64,
+    /// `REMOTE_THREAD_FLAG_*`.
+    pub flags: u32,
+    pub _pad: u32,
+}
+body!(RemoteThread, RecordKind::Event(EventKind::RemoteThread), []);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -408,9 +436,12 @@ assert_layout!(FileCloseModified, 8, { name: 0 });
 assert_layout!(RegistrySetValue, 32, {
     value_type: 0, data_size: 4, key_name: 8, value_name: 16, data: 24,
 });
-assert_layout!(Lost, 72, { dropped: 0 });
-assert_layout!(DriverStats, 304, {
-    produced: 0, delivered: 72, dropped: 144, dropped_by_reason: 216, lost_owed: 256,
-    lost_records: 264, next_seq: 272, reads_completed: 280, ring_capacity: 288,
-    consumer_connected: 300,
+assert_layout!(RemoteThread, 24, {
+    target_pid: 0, new_thread_id: 4, start_address: 8, flags: 16,
+});
+assert_layout!(Lost, 80, { dropped: 0 });
+assert_layout!(DriverStats, 328, {
+    produced: 0, delivered: 80, dropped: 160, dropped_by_reason: 240, lost_owed: 280,
+    lost_records: 288, next_seq: 296, reads_completed: 304, ring_capacity: 312,
+    consumer_connected: 324,
 });

@@ -86,7 +86,7 @@ fn configure_checks_every_field() {
 
     type Mutation = fn(&mut ConfigureRequest);
     let cases: [(Mutation, ConfigField); 9] = [
-        (|r| r.event_mask = 1 << 9, ConfigField::EventMask),
+        (|r| r.event_mask = 1 << 10, ConfigField::EventMask),
         (|r| r.max_name_bytes = 62, ConfigField::MaxNameBytes),
         (
             |r| r.max_name_bytes = 16 * 1024 + 2,
@@ -130,8 +130,8 @@ fn output_buffers_are_checked() {
         status::BUFFER_TOO_SMALL
     );
     assert!(check_read_buffer(READ_MIN_BUFFER as usize).is_ok());
-    assert!(check_output::<StatsResponse>(312).is_ok());
-    assert!(check_output::<StatsResponse>(311).is_err());
+    assert!(check_output::<StatsResponse>(336).is_ok());
+    assert!(check_output::<StatsResponse>(335).is_err());
 }
 
 #[test]

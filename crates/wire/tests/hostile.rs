@@ -29,7 +29,9 @@ fn blobs_in_bounds(record: &Record<'_>) -> bool {
         Record::FileDelete(e) => check(&[e.body.name]),
         Record::FileCloseModified(e) => check(&[e.body.name]),
         Record::RegistrySetValue(e) => check(&[e.body.key_name, e.body.value_name, e.body.data]),
-        Record::ProcessExit(_) | Record::Lost(_) | Record::Stats(_) => true,
+        Record::ProcessExit(_) | Record::RemoteThread(_) | Record::Lost(_) | Record::Stats(_) => {
+            true
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
 use windows_sys::Win32::System::Threading::ALL_PROCESSOR_GROUPS;
 
 use super::globals::{Globals, acquired, globals};
-use super::{device, filter, notify, nt, queue, registry};
+use super::{device, filter, notify, nt, queue, registry, thread};
 
 const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 const KEY_READ: u32 = 0x0002_0019;
@@ -96,6 +96,10 @@ unsafe fn start(
     if !nt::nt_success(status) {
         return status;
     }
+    let status = thread::register(g);
+    if !nt::nt_success(status) {
+        return status;
+    }
     filter::start(g)
 }
 
@@ -103,6 +107,7 @@ unsafe fn start(
 /// step clears its bit in `acquired` before undoing it. PASSIVE_LEVEL.
 pub fn teardown(g: &Globals) {
     // 1. Stop the producers.
+    thread::unregister(g);
     registry::unregister(g);
     notify::unregister(g);
     filter::unregister(g);

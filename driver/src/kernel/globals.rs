@@ -54,6 +54,7 @@ pub mod acquired {
     pub const IMAGE_NOTIFY: u32 = 1 << 5;
     pub const TIMER: u32 = 1 << 6;
     pub const REGISTRY: u32 = 1 << 7;
+    pub const THREAD_NOTIFY: u32 = 1 << 8;
 }
 
 /// Slots in the first-write set (file objects written through and not yet

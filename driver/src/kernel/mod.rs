@@ -6,6 +6,7 @@
 //! - `filter`: FltMgr registration and operation callbacks
 //! - `notify`: process and image-load notify routines
 //! - `registry`: the registry callback (value sets)
+//! - `thread`: the thread-creation notify routine (remote threads)
 //! - `irp`, `nt`: small wrappers over IRPs and ntoskrnl.exe
 //! - `globals`: `RINGSIDE_GLOBALS`, the state reachable by symbol
 //!
@@ -21,6 +22,7 @@ mod notify;
 mod nt;
 mod queue;
 mod registry;
+mod thread;
 
 /// The floating-point marker the MSVC toolchain expects when floats appear
 /// anywhere (core's formatting code); the kernel needs only the symbol.

@@ -9,6 +9,7 @@ pub mod ps;
 pub mod reg;
 pub mod rtl;
 pub mod sync;
+pub mod thread;
 
 use crate::memory::Uc;
 
@@ -144,6 +145,24 @@ const TABLE: &[(&str, Handler)] = &[
     (
         "CmCallbackReleaseKeyObjectIDEx",
         cm::cm_callback_release_key_object_id_ex,
+    ),
+    (
+        "PsSetCreateThreadNotifyRoutine",
+        thread::ps_set_create_thread_notify_routine,
+    ),
+    (
+        "PsRemoveCreateThreadNotifyRoutine",
+        thread::ps_remove_create_thread_notify_routine,
+    ),
+    (
+        "PsLookupThreadByThreadId",
+        thread::ps_lookup_thread_by_thread_id,
+    ),
+    ("ObfDereferenceObject", thread::obf_dereference_object),
+    ("ObOpenObjectByPointer", thread::ob_open_object_by_pointer),
+    (
+        "ZwQueryInformationThread",
+        thread::zw_query_information_thread,
     ),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
