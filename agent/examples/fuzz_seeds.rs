@@ -38,7 +38,7 @@ fn main() -> std::io::Result<()> {
     );
     b.file_delete(o(100, 4), r"\Device\HarddiskVolume3\u.txt");
     b.skip(3);
-    b.lost(o(0, 5), [1, 0, 0, 2, 0, 0, 0, 0, 0]);
+    b.lost(o(0, 5), [1, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
     b.process_exit(o(100, 6), 0);
     let batch = b.take();
     let mut seed = Vec::new();

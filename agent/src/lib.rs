@@ -16,6 +16,7 @@ pub mod config;
 pub mod crosscheck;
 pub mod detect;
 pub mod enrich;
+pub mod modules;
 pub mod paths;
 pub mod pipeline;
 pub mod process_table;

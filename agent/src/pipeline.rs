@@ -13,6 +13,11 @@
 //! - FileRename → 1011; FileDelete → 23;
 //! - RegistrySetValue → 13 (`EventType` SetValue; `TargetObject` and
 //!   `Details` rendered by [`crate::registry`]);
+//! - RemoteThread → 8 (CreateRemoteThread; `StartModule` from the image
+//!   loads seen in the target ([`crate::modules`]), `StartFunction` from
+//!   that image's export table), except the first thread of a new process,
+//!   which its creator starts in it and which Sysmon does not report:
+//!   counted as not mapped;
 //! - FileWrite and FileCloseModified have no Sysmon event: counted, not
 //!   emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
@@ -32,7 +37,8 @@ use ringside_content::schema::Logsource;
 use ringside_wire::ioctl::StatsResponse;
 use ringside_wire::replay::FrameKind;
 use ringside_wire::{
-    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, RawField, Record, Records,
+    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, REMOTE_THREAD_FLAG_START_ADDRESS,
+    RawField, Record, Records,
 };
 use zerocopy::FromBytes;
 
@@ -40,6 +46,7 @@ use crate::config::ConfigFilter;
 use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
 use crate::enrich::{EnrichConfig, Enricher};
+use crate::modules::Modules;
 use crate::paths::VolumeMap;
 use crate::process_table::{NewProcess, ProcessGuid, ProcessInfo, ProcessTable};
 use crate::sink::Sink;
@@ -183,7 +190,17 @@ pub struct Pipeline {
     /// was none), until the first record after it.
     reconnect: Option<Option<u64>>,
     scratch: String,
+    /// Images loaded per process, for `StartModule`.
+    pub modules: Modules,
+    /// New processes whose first thread has not been seen yet → the thread
+    /// that created the process (pid, tid): that thread starts the first
+    /// one, which the driver sees as a thread created in another process.
+    initial_threads: std::collections::HashMap<u32, (u32, u32)>,
 }
+
+/// New processes remembered for their first thread ([`Pipeline`]); the map
+/// is cleared when full.
+const MAX_INITIAL_THREADS: usize = 16384;
 
 /// Records that never arrived: numbers `expected..received`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +236,8 @@ impl Pipeline {
             driver_next_seq: None,
             reconnect: None,
             scratch: String::new(),
+            modules: Modules::default(),
+            initial_threads: std::collections::HashMap::new(),
             config,
         }
     }
@@ -754,6 +773,12 @@ impl Pipeline {
                     .unwrap_or_default();
                 let parent_pid = e.body.parent_pid;
                 let logon_id = e.logon_id();
+                self.modules.forget(pid);
+                if self.initial_threads.len() >= MAX_INITIAL_THREADS {
+                    self.initial_threads.clear();
+                }
+                self.initial_threads
+                    .insert(pid, (e.body.creating_pid, e.body.creating_tid));
                 self.table.create(NewProcess {
                     pid,
                     parent_pid,
@@ -770,6 +795,8 @@ impl Pipeline {
             }
             Record::ProcessExit(_) => {
                 self.table.exit(pid, time);
+                self.modules.forget(pid);
+                self.initial_threads.remove(&pid);
                 if emit {
                     self.process_event(EventType::ProcessTerminate, pid, time, seq);
                     self.emit(sink)?;
@@ -779,6 +806,11 @@ impl Pipeline {
                 let driver = is_driver_load(e.body.properties);
                 if !driver {
                     self.table.lookup(pid, time);
+                    self.scratch.clear();
+                    push_raw(&mut self.scratch, &e.image_name());
+                    self.volumes.to_dos_in_place(&mut self.scratch, 0);
+                    self.modules
+                        .load(pid, e.body.image_base, e.body.image_size, &self.scratch);
                 }
                 if emit {
                     let ty = if driver {
@@ -881,6 +913,22 @@ impl Pipeline {
                     self.emit(sink)?;
                 }
             }
+            Record::RemoteThread(e) => {
+                let target = e.body.target_pid;
+                if self.initial_threads.get(&target) == Some(&(pid, header.tid)) {
+                    self.initial_threads.remove(&target);
+                    self.counters.not_mapped[EventKind::RemoteThread.index()] += 1;
+                    return Ok(());
+                }
+                self.table.lookup(pid, time);
+                self.table.lookup(target, time);
+                if emit {
+                    let start = (e.body.flags & REMOTE_THREAD_FLAG_START_ADDRESS != 0)
+                        .then_some(e.body.start_address);
+                    self.remote_thread(pid, target, e.body.new_thread_id, start, time, seq);
+                    self.emit(sink)?;
+                }
+            }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 self.counters.view.lost(&e.body.dropped);
@@ -953,6 +1001,82 @@ impl Pipeline {
         }
         if let Some(info) = self.table.get(pid) {
             fill_process(event, layout, ty, info);
+        }
+    }
+
+    /// Fills a remote thread (Sysmon 8): source and target from the table,
+    /// the start address, and the image and export it falls on.
+    fn remote_thread(
+        &mut self,
+        source: u32,
+        target: u32,
+        new_thread_id: u32,
+        start: Option<u64>,
+        time: u64,
+        seq: Option<u64>,
+    ) {
+        let ty = EventType::Sigma(Logsource::CreateRemoteThread);
+        self.event.reset(ty, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        if let Some(i) = layout.get(ty, Name::UtcTime) {
+            event.set_with(i, |out| crate::time::write_utc_time(out, time));
+        }
+        for (name, value) in [
+            (Name::SourceProcessId, source),
+            (Name::TargetProcessId, target),
+            (Name::NewThreadId, new_thread_id),
+        ] {
+            if let Some(i) = layout.get(ty, name) {
+                event.set_with(i, |out| crate::time::push_decimal(out, u64::from(value)));
+            }
+        }
+        for (pid, guid, image, user) in [
+            (
+                source,
+                Name::SourceProcessGuid,
+                Name::SourceImage,
+                Name::SourceUser,
+            ),
+            (
+                target,
+                Name::TargetProcessGuid,
+                Name::TargetImage,
+                Name::TargetUser,
+            ),
+        ] {
+            let Some(info) = self.table.get(pid) else {
+                continue;
+            };
+            if let Some(i) = layout.get(ty, guid) {
+                event.set_with(i, |out| info.guid.write(out));
+            }
+            if let (Some(i), false) = (layout.get(ty, image), info.image.is_empty()) {
+                event.set(i, &info.image);
+            }
+            if let (Some(i), false) = (layout.get(ty, user), info.user.is_empty()) {
+                event.set(i, &info.user);
+            }
+        }
+        let Some(start) = start else { return };
+        if let Some(i) = layout.get(ty, Name::StartAddress) {
+            event.set_with(i, |out| {
+                use std::fmt::Write;
+                let _ = write!(out, "0x{start:016X}");
+            });
+        }
+        let Some(module) = self.modules.resolve(target, start) else {
+            return;
+        };
+        if let Some(i) = layout.get(ty, Name::StartModule) {
+            event.set(i, &module.path);
+        }
+        let (path, offset) = (module.path.clone(), start - module.base);
+        let function = u32::try_from(offset)
+            .ok()
+            .and_then(|rva| Some(self.enricher.file(&path)?.export_at(rva)?.to_owned()));
+        if let (Some(i), Some(function)) = (self.layout.get(ty, Name::StartFunction), function) {
+            self.event.set(i, &function);
         }
     }
 

@@ -46,6 +46,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedFileDelete", WIDE),
     field("DroppedFileCloseModified", WIDE),
     field("DroppedRegistrySetValue", WIDE),
+    field("DroppedRemoteThread", WIDE),
 ];
 
 /// ringside 1002: sequence numbers jumped — records the driver delivered
@@ -160,7 +161,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -168,6 +169,7 @@ impl EventType {
         EventType::Sigma(Logsource::FileDelete),
         EventType::Sigma(Logsource::FileRename),
         EventType::Sigma(Logsource::RegistrySet),
+        EventType::Sigma(Logsource::CreateRemoteThread),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -254,11 +256,23 @@ pub enum Name {
     EventType,
     TargetObject,
     Details,
+    SourceProcessGuid,
+    SourceProcessId,
+    SourceImage,
+    TargetProcessGuid,
+    TargetProcessId,
+    TargetImage,
+    NewThreadId,
+    StartAddress,
+    StartModule,
+    StartFunction,
+    SourceUser,
+    TargetUser,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 31] = [
+    pub const ALL: [Name; 43] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -290,6 +304,18 @@ impl Name {
         Name::EventType,
         Name::TargetObject,
         Name::Details,
+        Name::SourceProcessGuid,
+        Name::SourceProcessId,
+        Name::SourceImage,
+        Name::TargetProcessGuid,
+        Name::TargetProcessId,
+        Name::TargetImage,
+        Name::NewThreadId,
+        Name::StartAddress,
+        Name::StartModule,
+        Name::StartFunction,
+        Name::SourceUser,
+        Name::TargetUser,
     ];
 
     /// Sysmon's field name.
@@ -326,6 +352,18 @@ impl Name {
             Name::EventType => "EventType",
             Name::TargetObject => "TargetObject",
             Name::Details => "Details",
+            Name::SourceProcessGuid => "SourceProcessGuid",
+            Name::SourceProcessId => "SourceProcessId",
+            Name::SourceImage => "SourceImage",
+            Name::TargetProcessGuid => "TargetProcessGuid",
+            Name::TargetProcessId => "TargetProcessId",
+            Name::TargetImage => "TargetImage",
+            Name::NewThreadId => "NewThreadId",
+            Name::StartAddress => "StartAddress",
+            Name::StartModule => "StartModule",
+            Name::StartFunction => "StartFunction",
+            Name::SourceUser => "SourceUser",
+            Name::TargetUser => "TargetUser",
         }
     }
 }

@@ -75,6 +75,7 @@ impl JsonEvent {
             Target::ImageLoad | Target::DriverLoad => "ImageLoaded",
             Target::FileCreate | Target::FileDelete => "TargetFilename",
             Target::ProcessTerminate => "Image",
+            Target::CreateRemoteThread => "TargetImage",
         };
         let value = self
             .target

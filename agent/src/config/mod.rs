@@ -36,6 +36,7 @@ impl FilterEvent for SysmonEvent {
             EventType::Sigma(Logsource::DriverLoad) => Some(Target::DriverLoad),
             EventType::Sigma(Logsource::FileEvent) => Some(Target::FileCreate),
             EventType::Sigma(Logsource::FileDelete) => Some(Target::FileDelete),
+            EventType::Sigma(Logsource::CreateRemoteThread) => Some(Target::CreateRemoteThread),
             _ => None,
         }
     }
@@ -64,6 +65,7 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
         ),
         (EventKind::FileCreate, &[Target::FileCreate][..]),
         (EventKind::FileDelete, &[Target::FileDelete][..]),
+        (EventKind::RemoteThread, &[Target::CreateRemoteThread][..]),
     ] {
         if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();
@@ -84,6 +86,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             Logsource::FileDelete => EventKind::FileDelete.mask_bit(),
             Logsource::FileRename => EventKind::FileRename.mask_bit(),
             Logsource::RegistrySet => EventKind::RegistrySetValue.mask_bit(),
+            Logsource::CreateRemoteThread => EventKind::RemoteThread.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

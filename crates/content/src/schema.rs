@@ -40,6 +40,9 @@ pub enum Logsource {
     /// ringside observes value sets only, and a rule written for key
     /// creation, deletion or renames would silently never fire.
     RegistrySet,
+    /// Sysmon event 8 (CreateRemoteThread), Sigma's `create_remote_thread`:
+    /// a thread created in another process than its creator's.
+    CreateRemoteThread,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -204,9 +207,33 @@ const REGISTRY_SET: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 8's fields in its order (Sysmon's schema, event 8; SigmaHQ has
+// no regression sample of it). `StartAddress` is `0x` and 16 upper-case hex
+// digits; `StartModule` is the image mapped at the start address in the
+// target process (from the image loads the agent has seen) and
+// `StartFunction` the export of that image whose address is exactly the
+// start address; both are `-` when not known. `SourceUser` and
+// `TargetUser` are the processes' users.
+const CREATE_REMOTE_THREAD: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("SourceProcessGuid", Guid),
+    f("SourceProcessId", Integer),
+    f("SourceImage", Str),
+    f("TargetProcessGuid", Guid),
+    f("TargetProcessId", Integer),
+    f("TargetImage", Str),
+    f("NewThreadId", Integer),
+    f("StartAddress", Str),
+    f("StartModule", Str),
+    f("StartFunction", Str),
+    f("SourceUser", Str),
+    f("TargetUser", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 7] = [
+    pub const ALL: [Logsource; 8] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -214,6 +241,7 @@ impl Logsource {
         Logsource::FileDelete,
         Logsource::FileRename,
         Logsource::RegistrySet,
+        Logsource::CreateRemoteThread,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -226,6 +254,7 @@ impl Logsource {
             Logsource::FileDelete => "file_delete",
             Logsource::FileRename => "file_rename",
             Logsource::RegistrySet => "registry_set",
+            Logsource::CreateRemoteThread => "create_remote_thread",
         }
     }
 
@@ -247,6 +276,7 @@ impl Logsource {
             Logsource::FileDelete => 23,
             Logsource::FileRename => FILE_RENAME_EVENT_ID,
             Logsource::RegistrySet => 13,
+            Logsource::CreateRemoteThread => 8,
         }
     }
 
@@ -260,6 +290,7 @@ impl Logsource {
             11 => Some(Logsource::FileEvent),
             23 | 26 => Some(Logsource::FileDelete),
             13 => Some(Logsource::RegistrySet),
+            8 => Some(Logsource::CreateRemoteThread),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -275,6 +306,7 @@ impl Logsource {
             Logsource::FileDelete => FILE_DELETE,
             Logsource::FileRename => FILE_RENAME,
             Logsource::RegistrySet => REGISTRY_SET,
+            Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
         }
     }
 

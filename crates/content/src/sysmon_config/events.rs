@@ -25,17 +25,20 @@ pub enum Target {
     FileCreate,
     /// Sysmon 23 (ringside's delete; Sysmon's 26 rules filter it too).
     FileDelete,
+    /// Sysmon 8.
+    CreateRemoteThread,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
         Target::ImageLoad,
         Target::FileCreate,
         Target::FileDelete,
+        Target::CreateRemoteThread,
     ];
 
     /// Position in [`Target::ALL`].
@@ -52,6 +55,7 @@ impl Target {
             Target::ImageLoad => Logsource::ImageLoad.fields(),
             Target::FileCreate => Logsource::FileEvent.fields(),
             Target::FileDelete => Logsource::FileDelete.fields(),
+            Target::CreateRemoteThread => Logsource::CreateRemoteThread.fields(),
         }
     }
 
@@ -64,6 +68,7 @@ impl Target {
             Target::ImageLoad => 7,
             Target::FileCreate => 11,
             Target::FileDelete => 23,
+            Target::CreateRemoteThread => 8,
         }
     }
 
@@ -77,20 +82,24 @@ impl Target {
             7 => Some(Target::ImageLoad),
             11 => Some(Target::FileCreate),
             23 | 26 => Some(Target::FileDelete),
+            8 => Some(Target::CreateRemoteThread),
             _ => None,
         }
     }
 
     /// What Sysmon does with an event type that has no rules at all:
-    /// process create, process terminate and driver load are logged; image
-    /// loads, file creates and file deletes are not. (Sysmon started with no
-    /// configuration writes events 1, 5 and 6 among others, and needs `-l`
-    /// for 7; a configuration with no `DriverLoad` element keeps that
-    /// default.)
+    /// process create, process terminate, driver load and remote threads
+    /// are logged; image loads, file creates and file deletes are not.
+    /// (Sysmon started with no configuration writes events 1, 5, 6 and 8
+    /// among others, and needs `-l` for 7; a configuration with no
+    /// `DriverLoad` or `CreateRemoteThread` element keeps that default.)
     pub fn logged_without_rules(self) -> bool {
         matches!(
             self,
-            Target::ProcessCreate | Target::ProcessTerminate | Target::DriverLoad
+            Target::ProcessCreate
+                | Target::ProcessTerminate
+                | Target::DriverLoad
+                | Target::CreateRemoteThread
         )
     }
 
@@ -106,6 +115,7 @@ impl Target {
             Target::ImageLoad => &[&IMAGE_LOAD],
             Target::FileCreate => &[&FILE_CREATE],
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
+            Target::CreateRemoteThread => &[&CREATE_REMOTE_THREAD],
         }
     }
 }
@@ -258,6 +268,27 @@ const FILE_DELETE_DETECTED: SysmonType = SysmonType {
     target: Some(Target::FileDelete),
 };
 
+const CREATE_REMOTE_THREAD: SysmonType = SysmonType {
+    name: "CreateRemoteThread",
+    id: 8,
+    fields: &[
+        "UtcTime",
+        "SourceProcessGuid",
+        "SourceProcessId",
+        "SourceImage",
+        "TargetProcessGuid",
+        "TargetProcessId",
+        "TargetImage",
+        "NewThreadId",
+        "StartAddress",
+        "StartModule",
+        "StartFunction",
+        "SourceUser",
+        "TargetUser",
+    ],
+    target: Some(Target::CreateRemoteThread),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -277,7 +308,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &PROCESS_TERMINATE_TYPE,
     &DRIVER_LOAD,
     &IMAGE_LOAD,
-    &unproduced("CreateRemoteThread", 8),
+    &CREATE_REMOTE_THREAD,
     &unproduced("RawAccessRead", 9),
     &unproduced("ProcessAccess", 10),
     &FILE_CREATE,
