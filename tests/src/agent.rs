@@ -509,6 +509,19 @@ impl Machine {
         }
     }
 
+    /// The end of a session: the consumer closes its handle, the driver
+    /// unloads, and nothing is left behind (no finding).
+    pub fn close_and_unload(&mut self, handle: Handle) -> Result<(), String> {
+        self.close_device(handle)?;
+        self.unload()?;
+        let findings = self.findings();
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{findings:?}"))
+        }
+    }
+
     /// CONFIGURE on an open session (e.g. switching an event kind off).
     pub fn configure(
         &mut self,

@@ -645,6 +645,30 @@ impl Machine {
 
     /// Panics with every finding when there are any.
     #[track_caller]
+    /// Fails the next call of the kernel API `api` (fault injection on the
+    /// event path, one call at a time).
+    pub fn fail_next(&mut self, api: &str) {
+        let next = self.kernel().faults.seen.get(api).copied().unwrap_or(0);
+        self.kernel_mut().faults.fail = Some((api.to_owned(), next));
+    }
+
+    /// The APIs the driver called since trace position `start`: whether
+    /// `removal` was called, and whether anything was freed (pool, the
+    /// device) before it. An unload with a callback in flight must remove
+    /// the callback and free nothing under it.
+    pub fn removed_before_any_free(&self, start: usize, removal: &str) -> Result<(), String> {
+        let after = self.kernel().trace.get(start..).unwrap_or_default();
+        let removed = after.iter().position(|a| *a == removal);
+        let freed = after
+            .iter()
+            .position(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a));
+        match (removed, freed) {
+            (None, _) => Err(format!("{removal} not called: {after:?}")),
+            (Some(_), Some(_)) => Err(format!("freed under the callback: {after:?}")),
+            (Some(_), None) => Ok(()),
+        }
+    }
+
     pub fn assert_clean(&self) {
         let findings = self.findings();
         if !findings.is_empty() {

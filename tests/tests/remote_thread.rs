@@ -57,12 +57,6 @@ fn counts(m: &mut Machine, h: Handle) -> (u64, u64, u64) {
     (stats.produced[i], stats.delivered[i], stats.dropped[i])
 }
 
-/// Fails the next call of `api`.
-fn fail_next(m: &mut Machine, api: &str) {
-    let next = m.kernel().faults.seen.get(api).copied().unwrap_or(0);
-    m.kernel_mut().faults.fail = Some((api.to_owned(), next));
-}
-
 #[test]
 fn a_remote_thread_arrives_with_every_field_and_a_local_one_not_at_all() {
     let sys = ringside_sys().expect("build ringside.sys");
@@ -88,9 +82,7 @@ fn a_remote_thread_arrives_with_every_field_and_a_local_one_not_at_all() {
     assert_eq!(body.start_address, START);
     assert_eq!(body.flags, REMOTE_THREAD_FLAG_START_ADDRESS);
     assert_eq!(counts(&mut m, h), (1, 1, 0));
-    m.close_device(h).expect("close");
-    m.unload().expect("unload");
-    m.assert_clean();
+    m.close_and_unload(h).expect("close and unload");
 }
 
 #[test]
@@ -105,9 +97,7 @@ fn a_disabled_kind_makes_no_query() {
     assert_eq!(m.kernel().faults.seen.get("PsLookupThreadByThreadId"), None);
     assert!(remote_threads(&mut m, h).is_empty());
     assert_eq!(counts(&mut m, h), (0, 0, 0));
-    m.close_device(h).expect("close");
-    m.unload().expect("unload");
-    m.assert_clean();
+    m.close_and_unload(h).expect("close and unload");
 }
 
 #[test]
@@ -120,7 +110,7 @@ fn each_failed_start_address_query_flags_it_missing_and_leaks_nothing() {
         "ZwQueryInformationThread",
     ];
     for (i, api) in apis.iter().enumerate() {
-        fail_next(&mut m, api);
+        m.fail_next(api);
         m.create_thread(&injection(7400 + i as u32))
             .expect("remote thread");
         assert_eq!(
@@ -149,9 +139,7 @@ fn each_failed_start_address_query_flags_it_missing_and_leaks_nothing() {
     let (produced, delivered, dropped) = counts(&mut m, h);
     assert_eq!(produced, delivered + dropped);
     assert_eq!((produced, dropped), (4, 0));
-    m.close_device(h).expect("close");
-    m.unload().expect("unload");
-    m.assert_clean();
+    m.close_and_unload(h).expect("close and unload");
 }
 
 #[test]
@@ -168,9 +156,7 @@ fn at_apc_level_no_query_is_made_and_the_address_is_flagged_missing() {
     let events = remote_threads(&mut m, h);
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].2.flags, events[0].2.start_address), (0, 0));
-    m.close_device(h).expect("close");
-    m.unload().expect("unload");
-    m.assert_clean();
+    m.close_and_unload(h).expect("close and unload");
 }
 
 #[test]
@@ -187,16 +173,8 @@ fn unload_during_a_thread_notification_removes_the_routine_and_waits_for_it() {
             && error.contains("1 references still held"),
         "{error}"
     );
-    let trace = m.kernel().trace.clone();
-    let after = &trace[start..];
-    let removed = after
-        .iter()
-        .position(|a| *a == "PsRemoveCreateThreadNotifyRoutine");
-    let first_free = after
-        .iter()
-        .position(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a));
-    assert!(removed.is_some(), "routine not removed: {after:?}");
-    assert!(first_free.is_none(), "freed under the routine: {after:?}");
+    m.removed_before_any_free(start, "PsRemoveCreateThreadNotifyRoutine")
+        .expect("the routine removed, nothing freed under it");
     assert!(m.kernel().threads.notify.is_empty());
     let findings = m.findings();
     assert_eq!(findings.len(), 1, "{findings:?}");

@@ -30,9 +30,12 @@
  *               IoDeleteDevice with a handle open frees the device and the
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
- * Not filled, because they are never reached under Wine (process, file and
- * registry callbacks never fire): CmCallbackGetKeyObjectIDEx,
- * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
+ * Not filled, because they are never reached under Wine (process, file,
+ * registry and thread-creation callbacks never fire; Wine's
+ * PsSetCreateThreadNotifyRoutine and PsRemoveCreateThreadNotifyRoutine are
+ * stubs that return success): PsLookupThreadByThreadId,
+ * ObOpenObjectByPointer, ZwQueryInformationThread, ObfDereferenceObject,
+ * CmCallbackGetKeyObjectIDEx, CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
  * SeQueryAuthenticationIdToken, Ps*PrimaryToken, PsGetProcessExitStatus,
  * FltGetFileNameInformation and its siblings.
  *
