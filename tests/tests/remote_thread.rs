@@ -113,11 +113,7 @@ fn each_failed_start_address_query_flags_it_missing_and_leaks_nothing() {
         m.fail_next(api);
         m.create_thread(&injection(7400 + i as u32))
             .expect("remote thread");
-        assert_eq!(
-            m.kernel().faults.injected as usize,
-            i + 1,
-            "{api} not reached"
-        );
+        assert_eq!(m.kernel().faults.injected, i + 1, "{api} not reached");
         m.kernel_mut().faults.fail = None;
         let threads = &m.kernel().threads;
         assert!(
