@@ -486,9 +486,21 @@ mod tests {
                 );
             }
             // A driver load happens in system space, not in a process:
-            // Sysmon's 6 names no process, and neither does ringside's.
+            // Sysmon's 6 names no process, and neither does ringside's. A
+            // remote thread has two processes, each named as Sysmon 8 does.
             let common: &[&str] = match logsource {
                 Logsource::DriverLoad => &["UtcTime", "ImageLoaded", "Hashes"],
+                Logsource::CreateRemoteThread => &[
+                    "UtcTime",
+                    "SourceProcessGuid",
+                    "SourceProcessId",
+                    "SourceImage",
+                    "SourceUser",
+                    "TargetProcessGuid",
+                    "TargetProcessId",
+                    "TargetImage",
+                    "TargetUser",
+                ],
                 _ => &["UtcTime", "ProcessGuid", "ProcessId", "Image", "User"],
             };
             for &common in common {

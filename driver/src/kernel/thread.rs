@@ -108,9 +108,9 @@ fn start_address(thread_id: HANDLE) -> Option<u64> {
         return None;
     }
     let mut thread: PETHREAD = 0;
-    // SAFETY: PASSIVE_LEVEL (<= APC_LEVEL is required); writes one pointer
-    // we own; on success the thread is referenced, and `ThreadObject`
-    // dereferences it.
+    // SAFETY: PASSIVE_LEVEL (<= APC_LEVEL is required); writes one local
+    // we own and nothing else borrows; on success the thread is referenced
+    // (it cannot be freed under us), and `ThreadObject` dereferences it.
     let status = unsafe { PsLookupThreadByThreadId(thread_id, &mut thread) };
     if !nt::nt_success(status) || thread == 0 {
         return None;
@@ -138,8 +138,8 @@ fn start_address(thread_id: HANDLE) -> Option<u64> {
     let handle = KernelHandle(handle);
     let mut address: usize = 0;
     // SAFETY: PASSIVE_LEVEL; a kernel handle to the thread, open for this
-    // scope; the buffer is our pointer-sized local, as this class returns;
-    // no return length asked for.
+    // scope; the buffer is our pointer-sized local, as this class returns,
+    // borrowed by nothing else during the call; no return length asked for.
     let status = unsafe {
         nt::ZwQueryInformationThread(
             handle.0,
