@@ -15,6 +15,12 @@
 //!   `Details` rendered by [`crate::registry`]); RegistryKey → 12
 //!   (`EventType` CreateKey, DeleteKey or DeleteValue); RegistryRename → 14
 //!   (`EventType` RenameKey, `NewName` the full new key path);
+//! - RemoteThread → 8 (CreateRemoteThread; `StartModule` from the image
+//!   loads seen in the target ([`crate::call_trace::Modules`], the table
+//!   call traces resolve in too), `StartFunction` from
+//!   that image's export table), except the first thread of a new process,
+//!   which its creator starts in it and which Sysmon does not report:
+//!   counted as not mapped;
 //! - FileWrite and FileCloseModified have no Sysmon event: counted, not
 //!   emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
@@ -35,7 +41,8 @@ use ringside_wire::ioctl::StatsResponse;
 use ringside_wire::replay::FrameKind;
 use ringside_wire::{
     DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, REGISTRY_OP_CREATE_KEY,
-    REGISTRY_OP_DELETE_KEY, REGISTRY_OP_DELETE_VALUE, RawField, Record, Records,
+    REGISTRY_OP_DELETE_KEY, REGISTRY_OP_DELETE_VALUE, REMOTE_THREAD_FLAG_START_ADDRESS, RawField,
+    Record, Records,
 };
 use zerocopy::FromBytes;
 
@@ -166,7 +173,8 @@ impl Counters {
 pub struct Pipeline {
     config: Config,
     pub table: ProcessTable,
-    /// The user-mode images each live process loaded, for call traces.
+    /// The user-mode images each live process loaded: for call traces
+    /// (Sysmon 10) and a remote thread's `StartModule` (Sysmon 8).
     pub modules: crate::call_trace::Modules,
     pub enricher: Enricher,
     pub volumes: VolumeMap,
@@ -188,7 +196,15 @@ pub struct Pipeline {
     /// was none), until the first record after it.
     reconnect: Option<Option<u64>>,
     scratch: String,
+    /// New processes whose first thread has not been seen yet → the thread
+    /// that created the process (pid, tid): that thread starts the first
+    /// one, which the driver sees as a thread created in another process.
+    initial_threads: std::collections::HashMap<u32, (u32, u32)>,
 }
+
+/// New processes remembered for their first thread ([`Pipeline`]); the map
+/// is cleared when full.
+const MAX_INITIAL_THREADS: usize = 16384;
 
 /// Records that never arrived: numbers `expected..received`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +241,7 @@ impl Pipeline {
             driver_next_seq: None,
             reconnect: None,
             scratch: String::new(),
+            initial_threads: std::collections::HashMap::new(),
             config,
         }
     }
@@ -768,6 +785,11 @@ impl Pipeline {
                 let logon_id = e.logon_id();
                 // A reused pid: the old process's images are not the new one's.
                 self.modules.forget(pid);
+                if self.initial_threads.len() >= MAX_INITIAL_THREADS {
+                    self.initial_threads.clear();
+                }
+                self.initial_threads
+                    .insert(pid, (e.body.creating_pid, e.body.creating_tid));
                 self.table.create(NewProcess {
                     pid,
                     parent_pid,
@@ -785,6 +807,7 @@ impl Pipeline {
             Record::ProcessExit(_) => {
                 self.table.exit(pid, time);
                 self.modules.forget(pid);
+                self.initial_threads.remove(&pid);
                 if emit {
                     self.process_event(EventType::ProcessTerminate, pid, time, seq);
                     self.emit(sink)?;
@@ -957,6 +980,22 @@ impl Pipeline {
                     self.emit(sink)?;
                 }
             }
+            Record::RemoteThread(e) => {
+                let target = e.body.target_pid;
+                if self.initial_threads.get(&target) == Some(&(pid, header.tid)) {
+                    self.initial_threads.remove(&target);
+                    self.counters.not_mapped[EventKind::RemoteThread.index()] += 1;
+                    return Ok(());
+                }
+                self.table.lookup(pid, time);
+                self.table.lookup(target, time);
+                if emit {
+                    let start = (e.body.flags & REMOTE_THREAD_FLAG_START_ADDRESS != 0)
+                        .then_some(e.body.start_address);
+                    self.remote_thread(pid, target, e.body.new_thread_id, start, time, seq);
+                    self.emit(sink)?;
+                }
+            }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 self.counters.view.lost(&e.body.dropped);
@@ -1029,6 +1068,82 @@ impl Pipeline {
         }
         if let Some(info) = self.table.get(pid) {
             fill_process(event, layout, ty, info);
+        }
+    }
+
+    /// Fills a remote thread (Sysmon 8): source and target from the table,
+    /// the start address, and the image and export it falls on.
+    fn remote_thread(
+        &mut self,
+        source: u32,
+        target: u32,
+        new_thread_id: u32,
+        start: Option<u64>,
+        time: u64,
+        seq: Option<u64>,
+    ) {
+        let ty = EventType::Sigma(Logsource::CreateRemoteThread);
+        self.event.reset(ty, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        if let Some(i) = layout.get(ty, Name::UtcTime) {
+            event.set_with(i, |out| crate::time::write_utc_time(out, time));
+        }
+        for (name, value) in [
+            (Name::SourceProcessId, source),
+            (Name::TargetProcessId, target),
+            (Name::NewThreadId, new_thread_id),
+        ] {
+            if let Some(i) = layout.get(ty, name) {
+                event.set_with(i, |out| crate::time::push_decimal(out, u64::from(value)));
+            }
+        }
+        for (pid, guid, image, user) in [
+            (
+                source,
+                Name::SourceProcessGuid,
+                Name::SourceImage,
+                Name::SourceUser,
+            ),
+            (
+                target,
+                Name::TargetProcessGuid,
+                Name::TargetImage,
+                Name::TargetUser,
+            ),
+        ] {
+            let Some(info) = self.table.get(pid) else {
+                continue;
+            };
+            if let Some(i) = layout.get(ty, guid) {
+                event.set_with(i, |out| info.guid.write(out));
+            }
+            if let (Some(i), false) = (layout.get(ty, image), info.image.is_empty()) {
+                event.set(i, &info.image);
+            }
+            if let (Some(i), false) = (layout.get(ty, user), info.user.is_empty()) {
+                event.set(i, &info.user);
+            }
+        }
+        let Some(start) = start else { return };
+        if let Some(i) = layout.get(ty, Name::StartAddress) {
+            event.set_with(i, |out| {
+                use std::fmt::Write;
+                let _ = write!(out, "0x{start:016X}");
+            });
+        }
+        let Some((path, offset)) = self.modules.resolve(target, start) else {
+            return;
+        };
+        if let Some(i) = layout.get(ty, Name::StartModule) {
+            event.set(i, path);
+        }
+        let path = path.to_owned();
+        let function = u32::try_from(offset)
+            .ok()
+            .and_then(|rva| Some(self.enricher.file(&path)?.export_at(rva)?.to_owned()));
+        if let (Some(i), Some(function)) = (self.layout.get(ty, Name::StartFunction), function) {
+            self.event.set(i, &function);
         }
     }
 

@@ -128,6 +128,59 @@ impl BatchBuilder {
         );
     }
 
+    /// A process creation made by thread `creating_tid` of `parent_pid`
+    /// (the thread that then starts the new process's first thread).
+    pub fn process_create_by_thread(
+        &mut self,
+        origin: Origin,
+        parent_pid: u32,
+        creating_tid: u32,
+        image: &str,
+        user_sid: &[u8],
+        integrity_sid: &[u8],
+    ) {
+        let image = utf16(image);
+        let body = ProcessCreate {
+            parent_pid,
+            creating_pid: parent_pid,
+            creating_tid,
+            ..Default::default()
+        };
+        self.push(
+            origin,
+            body,
+            &[
+                Field::new(&image, NAME_CAP),
+                Field::new(&[], COMMAND_LINE_CAP),
+                Field::new(user_sid, SID_CAP),
+                Field::new(integrity_sid, SID_CAP),
+            ],
+        );
+    }
+
+    /// A thread created by `origin` (the creating thread) in `target_pid`,
+    /// starting at `start` (`None`: the driver could not query it).
+    pub fn remote_thread(
+        &mut self,
+        origin: Origin,
+        target_pid: u32,
+        new_thread_id: u32,
+        start: Option<u64>,
+    ) {
+        let body = ringside_wire::RemoteThread {
+            target_pid,
+            new_thread_id,
+            start_address: start.unwrap_or(0),
+            flags: if start.is_some() {
+                ringside_wire::REMOTE_THREAD_FLAG_START_ADDRESS
+            } else {
+                0
+            },
+            _pad: 0,
+        };
+        self.push(origin, body, &[]);
+    }
+
     pub fn process_exit(&mut self, origin: Origin, exit_status: u32) {
         self.push(
             origin,

@@ -49,6 +49,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedRegistryKey", WIDE),
     field("DroppedRegistryRename", WIDE),
     field("DroppedProcessAccess", WIDE),
+    field("DroppedRemoteThread", WIDE),
 ];
 // One `Dropped<Kind>` per event kind, in counter-index order.
 const _: () = assert!(EVENTS_LOST.len() == 2 + ringside_wire::EVENT_KIND_COUNT);
@@ -165,7 +166,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 20] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -177,6 +178,7 @@ impl EventType {
         EventType::Sigma(Logsource::RegistryDelete),
         EventType::Sigma(Logsource::RegistryRename),
         EventType::Sigma(Logsource::ProcessAccess),
+        EventType::Sigma(Logsource::CreateRemoteThread),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -273,13 +275,17 @@ pub enum Name {
     TargetImage,
     GrantedAccess,
     CallTrace,
+    NewThreadId,
+    StartAddress,
+    StartModule,
+    StartFunction,
     SourceUser,
     TargetUser,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 43] = [
+    pub const ALL: [Name; 47] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -321,9 +327,25 @@ impl Name {
         Name::TargetImage,
         Name::GrantedAccess,
         Name::CallTrace,
+        Name::NewThreadId,
+        Name::StartAddress,
+        Name::StartModule,
+        Name::StartFunction,
         Name::SourceUser,
         Name::TargetUser,
     ];
+
+    /// Sysmon's other spelling of the name: event 10 writes
+    /// `SourceProcessGUID` and `TargetProcessGUID`, event 8
+    /// `SourceProcessGuid` and `TargetProcessGuid`. Looked up when an event
+    /// type has no field of the [`Name::as_str`] spelling.
+    pub fn alias(self) -> Option<&'static str> {
+        match self {
+            Name::SourceProcessGuid => Some("SourceProcessGuid"),
+            Name::TargetProcessGuid => Some("TargetProcessGuid"),
+            _ => None,
+        }
+    }
 
     /// Sysmon's field name.
     pub fn as_str(self) -> &'static str {
@@ -369,6 +391,10 @@ impl Name {
             Name::TargetImage => "TargetImage",
             Name::GrantedAccess => "GrantedAccess",
             Name::CallTrace => "CallTrace",
+            Name::NewThreadId => "NewThreadId",
+            Name::StartAddress => "StartAddress",
+            Name::StartModule => "StartModule",
+            Name::StartFunction => "StartFunction",
             Name::SourceUser => "SourceUser",
             Name::TargetUser => "TargetUser",
         }
@@ -389,6 +415,7 @@ impl Default for Layout {
             for (n, name) in Name::ALL.iter().enumerate() {
                 index[t][n] = ty
                     .field_index(name.as_str())
+                    .or_else(|| name.alias().and_then(|alias| ty.field_index(alias)))
                     .and_then(|i| u8::try_from(i).ok());
             }
         }
@@ -637,7 +664,8 @@ mod tests {
             for name in Name::ALL {
                 assert_eq!(
                     layout.get(ty, name),
-                    ty.field_index(name.as_str()),
+                    ty.field_index(name.as_str())
+                        .or_else(|| name.alias().and_then(|a| ty.field_index(a))),
                     "{ty:?} {name:?}"
                 );
             }

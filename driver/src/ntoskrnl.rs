@@ -36,4 +36,14 @@ unsafe extern "system" {
     /// APC_LEVEL for a user-mode walk (it reads pageable user memory).
     /// windows-sys binds it to ntdll.dll too.
     pub fn RtlWalkFrameChain(callers: *mut *mut c_void, count: u32, flags: u32) -> u32;
+    /// `ZwQueryInformationThread(ThreadHandle, ThreadInformationClass,
+    /// ThreadInformation, ThreadInformationLength, ReturnLength)`
+    /// (ntddk.h); PASSIVE_LEVEL.
+    pub fn ZwQueryInformationThread(
+        thread: Handle,
+        class: u32,
+        information: *mut c_void,
+        length: u32,
+        return_length: *mut u32,
+    ) -> i32;
 }

@@ -10,7 +10,8 @@ use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad,
     MAX_CALL_FRAMES, Origin, PROCESS_FLAG_LOGON_ID, ProcessAccess, ProcessCreate, ProcessExit,
-    RegistryKey, RegistryRename, RegistrySetValue, encode_exact, encoded_len,
+    REMOTE_THREAD_FLAG_START_ADDRESS, RegistryKey, RegistryRename, RegistrySetValue, RemoteThread,
+    encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -173,6 +174,37 @@ impl ImageLoadFacts<'_> {
         };
         let fields = [utf16(self.image_name, caps.name)];
         emit(ring, EventKind::ImageLoad, self.origin, body, &fields)
+    }
+}
+
+/// Thread-creation notify routine (`PsSetCreateThreadNotifyRoutine`,
+/// `Create == TRUE`) for a thread whose process is not the creator's: the
+/// origin is the creating thread (the routine runs in it), the target and
+/// new thread are the routine's arguments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RemoteThreadFacts {
+    pub origin: Origin,
+    pub target_pid: u32,
+    pub new_thread_id: u32,
+    /// The new thread's Win32 start address; `None` when it could not be
+    /// queried (the record says so with a flag, and is still written).
+    pub start_address: Option<u64>,
+}
+
+impl RemoteThreadFacts {
+    pub fn emit(&self, ring: &impl Reserve) -> Result<usize, DropReason> {
+        let body = RemoteThread {
+            target_pid: self.target_pid,
+            new_thread_id: self.new_thread_id,
+            start_address: self.start_address.unwrap_or(0),
+            flags: if self.start_address.is_some() {
+                REMOTE_THREAD_FLAG_START_ADDRESS
+            } else {
+                0
+            },
+            _pad: 0,
+        };
+        emit(ring, EventKind::RemoteThread, self.origin, body, &[])
     }
 }
 
@@ -827,11 +859,24 @@ mod tests {
             }
             .emit(ring, CAPS)
             .expect("registry rename");
+            RemoteThreadFacts {
+                origin: o,
+                target_pid: 636,
+                new_thread_id: 7208,
+                start_address: None,
+            }
+            .emit(ring)
+            .expect("remote thread");
             let bytes = drain(ring);
             let kinds: Vec<u16> = Records::new(&bytes)
                 .map(|r| r.expect("decodes").header().kind)
                 .collect();
-            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9, 10, 11]);
+            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9, 10, 11, 13]);
+            let Some(Ok(Record::RemoteThread(thread))) = Records::new(&bytes).nth(8) else {
+                panic!("not a remote thread")
+            };
+            // A start address that could not be queried is flagged missing.
+            assert_eq!((thread.body.start_address, thread.body.flags), (0, 0));
             let Some(Ok(Record::ImageLoad(image))) = Records::new(&bytes).nth(1) else {
                 panic!("not an image load")
             };

@@ -84,6 +84,13 @@ pub mod rename_information {
     pub const FILE_NAME: usize = 20;
 }
 
+/// `THREADINFOCLASS::ThreadQuerySetWin32StartAddress` (ntddk.h): what
+/// `ZwQueryInformationThread` answers with a thread's Win32 start address,
+/// one pointer-sized value. windows-sys has the value under a feature the
+/// driver does not build with, and binds the function to ntdll.dll; the
+/// ABI oracle checks this one against Wine's and Microsoft's headers.
+pub const THREAD_QUERY_SET_WIN32_START_ADDRESS: u32 = 9;
+
 /// The object manager's callback structures (wdm.h: `OB_CALLBACK_REGISTRATION`,
 /// `OB_OPERATION_REGISTRATION`, `OB_PRE_OPERATION_INFORMATION`,
 /// `OB_POST_OPERATION_INFORMATION`), declared here so that one layout is

@@ -145,3 +145,20 @@ typedef struct _RINGSIDE_REG_CREATE_KEY_INFORMATION_V1 {
     ULONG Attributes;
     KPROCESSOR_MODE CheckAccessMode;
 } RINGSIDE_REG_CREATE_KEY_INFORMATION_V1;
+
+/* The first members of ntddk.h's THREADINFOCLASS, in Microsoft's order, up
+ * to the one the thread-creation routine queries
+ * (driver/src/kernel/thread.rs); mingw-w64's DDK does not declare the
+ * enumeration. */
+typedef enum _RINGSIDE_THREADINFOCLASS {
+    RingsideThreadBasicInformation,
+    RingsideThreadTimes,
+    RingsideThreadPriority,
+    RingsideThreadBasePriority,
+    RingsideThreadAffinityMask,
+    RingsideThreadImpersonationToken,
+    RingsideThreadDescriptorTableEntry,
+    RingsideThreadEnableAlignmentFaultFixup,
+    RingsideThreadEventPair_Reusable,
+    RingsideThreadQuerySetWin32StartAddress
+} RINGSIDE_THREADINFOCLASS;

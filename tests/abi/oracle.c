@@ -354,6 +354,23 @@ OFF(OB_POST_CREATE_GRANTED, OB_POST_CREATE_HANDLE_INFORMATION, GrantedAccess)
 OFF(OB_POST_DUP_GRANTED, OB_POST_DUPLICATE_HANDLE_INFORMATION, GrantedAccess)
 #endif
 
+/* ---- ntddk.h's THREADINFOCLASS: the class the thread-creation routine
+ * queries with ZwQueryInformationThread (driver/src/kernel/thread.rs), and
+ * the PVOID that class returns. mingw-w64's DDK does not declare the
+ * enumeration; Wine's winternl.h does, and Microsoft's ntddk.h order
+ * (documented.h) is the second witness. The enumerator's value travels
+ * through the size table, which carries plain numbers. ---- */
+#if defined(ORACLE_WINE)
+#define WIN32_START_ADDRESS_CLASS ThreadQuerySetWin32StartAddress
+#elif defined(ORACLE_DOCS)
+#define WIN32_START_ADDRESS_CLASS RingsideThreadQuerySetWin32StartAddress
+#endif
+#ifdef WIN32_START_ADDRESS_CLASS
+const unsigned long long ringside_abi_size_THREAD_QUERY_SET_WIN32_START_ADDRESS =
+    WIN32_START_ADDRESS_CLASS;
+#endif
+SIZE(THREAD_START_ADDRESS_SIZE, PVOID)
+
 /* ---- winternl.h, user mode: where the agent (never the driver) reads a
  * new process's current directory, PEB.ProcessParameters->
  * CurrentDirectory.DosPath (agent/src/enrich/process_params.rs). Microsoft

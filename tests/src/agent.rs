@@ -470,12 +470,6 @@ impl Machine {
             .collect()
     }
 
-    /// Fails the next call of `api` (fault injection).
-    pub fn fail_next(&mut self, api: &str) {
-        let next = self.kernel().faults.seen.get(api).copied().unwrap_or(0);
-        self.kernel_mut().faults.fail = Some((api.to_owned(), next));
-    }
-
     /// One READ of `READ_MIN_BUFFER` bytes; if it pends, modelled time
     /// advances in 1 ms steps (timers fire) until the driver completes it,
     /// at most `limit_ms`. Returns the completion and the modelled
@@ -528,6 +522,34 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// The end of a session: the consumer closes its handle, the driver
+    /// unloads, and nothing is left behind (no finding).
+    pub fn close_and_unload(&mut self, handle: Handle) -> Result<(), String> {
+        self.close_device(handle)?;
+        self.unload()?;
+        let findings = self.findings();
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{findings:?}"))
+        }
+    }
+
+    /// CONFIGURE on an open session (e.g. switching an event kind off).
+    pub fn configure(
+        &mut self,
+        handle: Handle,
+        config: &ringside_wire::ioctl::ConfigureRequest,
+    ) -> Result<(), String> {
+        use ringside_wire::ioctl::IOCTL_CONFIGURE;
+        use zerocopy::IntoBytes;
+        let done = self.ioctl_now(handle, IOCTL_CONFIGURE, config.as_bytes(), 0)?;
+        if done.status != 0 {
+            return Err(format!("CONFIGURE failed: {:#x}", done.status));
+        }
+        Ok(())
     }
 
     /// STATS: the driver's counters.

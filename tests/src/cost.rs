@@ -13,9 +13,10 @@ use ringside_wire::ioctl::ConfigureRequest;
 use crate::agent::connected;
 use crate::file_io::*;
 use crate::machine::Machine;
+use crate::machine::PASSIVE_LEVEL;
 use crate::scenario::{
-    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid,
-    integrity_sid,
+    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, ThreadCreate, USER_LOGON_ID,
+    domain_sid, integrity_sid,
 };
 
 /// Invocations measured per kind (after one warm-up invocation).
@@ -326,6 +327,51 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             profile,
         });
     }
+    // Threads: one created in another process (the routine's compare,
+    // the kind's bit, rundown, the start address through a thread lookup,
+    // a kernel handle and ZwQueryInformationThread, the record), one a
+    // process creates in itself (nearly every thread), and the remote one
+    // again with the kind switched off by CONFIGURE.
+    let thread = |source: u32, target: u32, i: u64| ThreadCreate {
+        source_pid: source,
+        source_tid: source + 4,
+        target_pid: target,
+        new_tid: 20_000 + i as u32,
+        start_address: 0x7ffb_9e0b_2d50,
+        irql: PASSIVE_LEVEL,
+    };
+    let mut next_tid = 0;
+    for (callback, source, target) in [
+        ("thread notify (remote thread)", 2000, 636),
+        ("thread notify (local thread, no event)", 2000, 2000),
+    ] {
+        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+            next_tid += 1;
+            m.create_thread(&thread(source, target, next_tid))
+        })?;
+        costs.push(Cost {
+            callback,
+            instructions: cost,
+            api_calls,
+            profile,
+        });
+    }
+    let without_threads = ConfigureRequest {
+        event_mask: config.event_mask & !ringside_wire::EventKind::RemoteThread.mask_bit(),
+        ..config
+    };
+    m.configure(handle, &without_threads)?;
+    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+        next_tid += 1;
+        m.create_thread(&thread(2000, 636, next_tid))
+    })?;
+    costs.push(Cost {
+        callback: "thread notify (remote thread, kind disabled)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    m.configure(handle, &config)?;
     // A process opened for VM_READ | QUERY_INFORMATION from a 16-frame
     // user-mode call trace (Sysmon's samples show 11 to 16).
     let frames: Vec<u64> = (0..16).map(|i| 0x7ffa_8c30_0000 + 0x1000 * i).collect();

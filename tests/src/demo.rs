@@ -413,6 +413,13 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
                         e.call_trace().count()
                     ),
                 ),
+                Record::RemoteThread(e) => (
+                    "remote thread",
+                    format!(
+                        "into pid {}  thread {}  start {:#x}",
+                        e.body.target_pid, e.body.new_thread_id, e.body.start_address
+                    ),
+                ),
                 Record::Lost(e) => ("LOST", format!("{:?}", e.body.dropped)),
                 Record::Stats(_) => ("stats", String::new()),
             };

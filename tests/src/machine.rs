@@ -70,6 +70,7 @@ pub struct Kernel {
     pub reg: api::reg::Registry,
     pub cm: api::cm::Cm,
     pub ob: api::ob::Ob,
+    pub threads: api::thread::Threads,
     pub sync: api::sync::Sync,
     /// Instructions executed while RIP was inside the driver image.
     pub driver_instructions: u64,
@@ -433,6 +434,7 @@ impl Machine {
             reg: Default::default(),
             cm: Default::default(),
             ob: Default::default(),
+            threads: Default::default(),
             sync: Default::default(),
             driver_instructions: 0,
             profile: None,
@@ -667,11 +669,36 @@ impl Machine {
         api::ps::check_unloaded(&mut self.uc);
         api::cm::check_unloaded(&mut self.uc);
         api::ob::check_unloaded(&mut self.uc);
+        api::thread::check_unloaded(&mut self.uc);
         api::sync::check_unloaded(&mut self.uc);
     }
 
     pub fn findings(&self) -> &[crate::verifier::Finding] {
         &self.kernel().verifier.findings
+    }
+
+    /// Fails the next call of the kernel API `api` (fault injection on the
+    /// event path, one call at a time).
+    pub fn fail_next(&mut self, api: &str) {
+        let next = self.kernel().faults.seen.get(api).copied().unwrap_or(0);
+        self.kernel_mut().faults.fail = Some((api.to_owned(), next));
+    }
+
+    /// The APIs the driver called since trace position `start`: whether
+    /// `removal` was called, and whether anything was freed (pool, the
+    /// device) before it. An unload with a callback in flight must remove
+    /// the callback and free nothing under it.
+    pub fn removed_before_any_free(&self, start: usize, removal: &str) -> Result<(), String> {
+        let after = self.kernel().trace.get(start..).unwrap_or_default();
+        let removed = after.iter().position(|a| *a == removal);
+        let freed = after
+            .iter()
+            .position(|a| ["ExFreePoolWithTag", "ExFreePool", "IoDeleteDevice"].contains(a));
+        match (removed, freed) {
+            (None, _) => Err(format!("{removal} not called: {after:?}")),
+            (Some(_), Some(_)) => Err(format!("freed under the callback: {after:?}")),
+            (Some(_), None) => Ok(()),
+        }
     }
 
     /// Panics with every finding when there are any.

@@ -12,7 +12,8 @@ use zerocopy::IntoBytes;
 
 use crate::agent::{Handle, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, Sent, connected_on};
 use crate::machine::Machine;
-use crate::scenario::{HandleOp, KeyOp, RegistryKeyOp, RegistrySet};
+use crate::machine::PASSIVE_LEVEL;
+use crate::scenario::{HandleOp, KeyOp, RegistryKeyOp, RegistrySet, ThreadCreate};
 use crate::smp::{GuestCall, Outcome, Report, Schedule};
 
 /// A scenario: one schedule from `seed` over the driver image `sys`.
@@ -123,6 +124,24 @@ fn handle_ops(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
         .collect()
 }
 
+/// Threads a process on `cpu` creates in another process (remote threads,
+/// each the thread-creation routine's call in the creating thread, which
+/// queries the start address).
+fn remote_threads(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    (0..count)
+        .flat_map(|i| {
+            m.create_thread_calls(&ThreadCreate {
+                source_pid: 900 + cpu,
+                source_tid: 904 + cpu,
+                target_pid: 636,
+                new_tid: 10_000 + cpu * 100 + i as u32,
+                start_address: 0x7ffb_9e0b_0000 + (i << 4),
+                irql: PASSIVE_LEVEL,
+            })
+        })
+        .collect()
+}
+
 /// `first` then `second`, as one CPU's plan.
 fn then(mut first: Vec<GuestCall>, second: Vec<GuestCall>) -> Vec<GuestCall> {
     first.extend(second);
@@ -179,7 +198,7 @@ pub fn configure_races_the_timer_dpc(sys: &[u8], seed: u64) -> Result<Found, Str
 }
 
 /// CPUs 1..3 load images (CPU 3 sets registry values, CPU 2 opens
-/// processes) while CPU 0 READs, CONFIGUREs and asks for
+/// processes, CPU 1 creates remote threads) while CPU 0 READs, CONFIGUREs and asks for
 /// STATS; timers and DPCs fire anywhere. Afterwards every record produced
 /// was delivered or counted as dropped: `produced == delivered + dropped`,
 /// per kind, from the driver's STATS and from the records the READs got.
@@ -206,7 +225,10 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     }
     let plan = vec![
         cpu0,
-        loads(&mut m, 1, 6),
+        {
+            let loads = loads(&mut m, 1, 4);
+            then(loads, remote_threads(&mut m, 1, 2))
+        },
         {
             let loads = loads(&mut m, 2, 3);
             then(loads, handle_ops(&mut m, 2, 4))
@@ -279,7 +301,7 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
 }
 
 /// CPUs 1 and 2 load images (CPU 2 sets registry values, CPU 1 opens
-/// processes) while CPU 0 closes the device (CLEANUP,
+/// processes and creates remote threads) while CPU 0 closes the device (CLEANUP,
 /// CLOSE) with a READ pending and unloads the driver: unregistration waits
 /// for the callbacks in flight, no callback or DPC runs after the unload,
 /// nothing leaks.
@@ -298,7 +320,8 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
         vec![cleanup, close, unload],
         {
             let loads = loads(&mut m, 1, 2);
-            then(loads, handle_ops(&mut m, 1, 2))
+            let opens = handle_ops(&mut m, 1, 2);
+            then(then(loads, opens), remote_threads(&mut m, 1, 2))
         },
         {
             let loads = loads(&mut m, 2, 2);

@@ -114,6 +114,24 @@ impl HandleOp {
     }
 }
 
+/// One thread creation, as its creator made it (`CreateRemoteThread`,
+/// `NtCreateThreadEx`, or a process starting a thread in itself).
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadCreate {
+    /// The creating thread's process and id: the context the notify
+    /// routine runs in.
+    pub source_pid: u32,
+    pub source_tid: u32,
+    /// The process the new thread runs in.
+    pub target_pid: u32,
+    pub new_tid: u32,
+    /// Its Win32 start address.
+    pub start_address: u64,
+    /// The IRQL the routine is called at: PASSIVE_LEVEL, or APC_LEVEL (the
+    /// routine's documented maximum).
+    pub irql: u8,
+}
+
 /// The LUID of the SYSTEM logon session (`SYSTEM_LUID`, winnt.h: 0x3e7).
 pub const SYSTEM_LOGON_ID: u64 = 0x3e7;
 
@@ -435,6 +453,19 @@ impl Machine {
         Ok(())
     }
 
+    /// A thread creation: the thread object exists (its id resolves, its
+    /// start address is queryable), then every registered thread-creation
+    /// routine is called with (target pid, new thread id, TRUE) in the
+    /// creating thread, as `PsSetCreateThreadNotifyRoutine` documents.
+    pub fn create_thread(&mut self, create: &ThreadCreate) -> Result<(), String> {
+        self.step_clock();
+        self.set_current(create.source_pid, create.source_tid);
+        for call in self.create_thread_calls(create) {
+            self.call_at(call.irql, call.function, &call.args)?;
+        }
+        Ok(())
+    }
+
     /// The process object of `pid`, made if the model has none.
     pub fn process_object(&mut self, pid: u32) -> u64 {
         let found = self
@@ -556,6 +587,37 @@ impl Machine {
             }
         }
         calls
+    }
+
+    /// The notify calls of one thread creation, to make now or on the CPUs
+    /// of a multi-CPU run.
+    pub fn create_thread_calls(&mut self, create: &ThreadCreate) -> Vec<GuestCall> {
+        crate::api::thread::new_thread(
+            &mut self.uc,
+            create.new_tid,
+            create.target_pid,
+            create.start_address,
+        );
+        let label = format!(
+            "thread {} into {} by {}",
+            create.new_tid, create.target_pid, create.source_pid
+        );
+        self.kernel()
+            .threads
+            .notify
+            .clone()
+            .into_iter()
+            .map(|function| GuestCall {
+                label: label.clone(),
+                kind: CallKind::ThreadNotify,
+                function,
+                args: vec![u64::from(create.target_pid), u64::from(create.new_tid), 1],
+                irql: create.irql,
+                pid: create.source_pid,
+                tid: create.source_tid,
+                copy_before: None,
+            })
+            .collect()
     }
 
     /// `fltmc unload ringside` on a CPU of a multi-CPU run: FltMgr's call of

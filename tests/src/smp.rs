@@ -54,11 +54,13 @@ pub enum CallKind {
     RegistryCallback,
     /// An ObRegisterCallbacks routine (pre- or post-operation).
     ObjectCallback,
+    /// A PsSetCreateThreadNotifyRoutine routine.
+    ThreadNotify,
     /// FilterUnloadCallback (`fltmc unload`).
     Unload,
 }
 
-const KINDS: usize = 7;
+const KINDS: usize = CallKind::Unload as usize + 1;
 
 impl CallKind {
     fn index(self) -> usize {
@@ -403,6 +405,7 @@ fn registered(uc: &Uc, call: &GuestCall) -> bool {
         CallKind::ImageNotify => k.ps.image_notify.contains(&call.function),
         CallKind::RegistryCallback => k.cm.callbacks.iter().any(|c| c.function == call.function),
         CallKind::ObjectCallback => k.ob.routines().any(|f| f == call.function),
+        CallKind::ThreadNotify => k.threads.notify.contains(&call.function),
         CallKind::Dispatch | CallKind::Unload => !k.unloaded,
     }
 }

@@ -238,6 +238,18 @@ fn driver_reads() -> Vec<Read> {
         sys_size!("LUID_SIZE", LUID),
         sys!("LUID_LOW_PART", LUID, LowPart),
         sys!("LUID_HIGH_PART", LUID, HighPart),
+        // The thread-creation routine (thread.rs): the information class it
+        // asks ZwQueryInformationThread for, and the pointer it gets back.
+        Read {
+            oracle: "THREAD_QUERY_SET_WIN32_START_ADDRESS",
+            driver: wdk::THREAD_QUERY_SET_WIN32_START_ADDRESS as usize,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "THREAD_START_ADDRESS_SIZE",
+            driver: size_of::<usize>(),
+            from: "the driver's usize buffer",
+        },
         // The registry callback (registry.rs): what it reads of a value set.
         sys_size!("REG_POST_INFO_SIZE", REG_POST_OPERATION_INFORMATION),
         sys!("RPO_OBJECT", REG_POST_OPERATION_INFORMATION, Object),

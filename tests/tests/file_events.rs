@@ -6,9 +6,10 @@
 use ringside_kmodel::agent::connected;
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
+use ringside_kmodel::machine::PASSIVE_LEVEL;
 use ringside_kmodel::scenario::{
-    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, USER_LOGON_ID, domain_sid,
-    integrity_sid,
+    HandleOp, KeyOp, ProcessSpec, RegistryKeyOp, RegistrySet, ThreadCreate, USER_LOGON_ID,
+    domain_sid, integrity_sid,
 };
 use ringside_wire::ioctl::ConfigureRequest;
 use ringside_wire::{
@@ -101,6 +102,16 @@ fn actual(record: &Record<'_>) -> Expected {
             .into_iter()
             .chain(e.call_trace())
             .collect(),
+        ),
+        Record::RemoteThread(e) => (
+            EventKind::RemoteThread,
+            vec![],
+            vec![
+                u64::from(e.body.target_pid),
+                u64::from(e.body.new_thread_id),
+                e.body.start_address,
+                u64::from(e.body.flags),
+            ],
         ),
         Record::Lost(e) => {
             return Expected {
@@ -365,6 +376,31 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
             .into_iter()
             .chain(trace)
             .collect(),
+    });
+    // Word starts a thread in explorer (a remote thread) and one in itself
+    // (not reported).
+    for (target, new_tid) in [(1000, 1234), (word.pid, word.tid + 8)] {
+        m.create_thread(&ThreadCreate {
+            source_pid: word.pid,
+            source_tid: word.tid,
+            target_pid: target,
+            new_tid,
+            start_address: 0x7ffb_9e0b_2d50,
+            irql: PASSIVE_LEVEL,
+        })
+        .expect("thread");
+    }
+    expected.push(Expected {
+        kind: Some(EventKind::RemoteThread),
+        pid: word.pid,
+        tid: word.tid,
+        names: vec![],
+        numbers: vec![
+            1000,
+            1234,
+            0x7ffb_9e0b_2d50,
+            u64::from(ringside_wire::REMOTE_THREAD_FLAG_START_ADDRESS),
+        ],
     });
 
     m.process_exit(eprocess, 0).expect("exit");

@@ -31,8 +31,11 @@
  *               unload frees the image at once (the shim holds both until
  *               the last CLOSE, as Windows does)
  * Not filled, because they are never reached under Wine (process, file,
- * registry and object callbacks never fire): CmCallbackGetKeyObjectIDEx,
- * CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
+ * registry, object and thread-creation callbacks never fire; Wine's
+ * PsSetCreateThreadNotifyRoutine and PsRemoveCreateThreadNotifyRoutine are
+ * stubs that return success): PsLookupThreadByThreadId,
+ * ObOpenObjectByPointer, ZwQueryInformationThread, ObfDereferenceObject,
+ * CmCallbackGetKeyObjectIDEx, CmCallbackReleaseKeyObjectIDEx, SeQueryInformationToken,
  * SeQueryAuthenticationIdToken, Ps*PrimaryToken, PsGetProcessExitStatus,
  * FltGetFileNameInformation and its siblings, RtlWalkFrameChain (a
  * __wine_stub that raises), PsGetThreadId, PsGetThreadProcessId.

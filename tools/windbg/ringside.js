@@ -43,6 +43,7 @@ const KINDS = [
     "registry_key",
     "registry_rename",
     "process_access",
+    "remote_thread",
 ];
 // Counter index order of ringside_wire::DropReason.
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];

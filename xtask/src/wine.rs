@@ -22,8 +22,10 @@
 //! the gap reported; the agent as a service (install, start, events, stop,
 //! a failing start with its exit code and log text, uninstall).
 //!
-//! What it does not prove: process and file callbacks (never fired by
-//! Wine), IRQL and DPC behaviour (Wine's threads and the shim's DPC thread,
+//! What it does not prove: process, file and thread-creation callbacks
+//! (never fired by Wine: its PsSetCreateThreadNotifyRoutine and
+//! PsRemoveCreateThreadNotifyRoutine are stubs that return success, so the
+//! driver loads and unloads with no shim for them), IRQL and DPC behaviour (Wine's threads and the shim's DPC thread,
 //! not Windows'), the device's access check (the shim's CREATE context is
 //! an administrator's), the per-CPU lanes under preemption, the Application
 //! event log (Wine's ReportEventW writes nowhere readable).

@@ -77,6 +77,7 @@ impl JsonEvent {
             Target::ProcessTerminate => "Image",
             Target::Registry => "TargetObject",
             Target::ProcessAccess => "TargetImage",
+            Target::CreateRemoteThread => "TargetImage",
         };
         let value = self
             .target

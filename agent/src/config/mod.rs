@@ -43,6 +43,7 @@ impl FilterEvent for SysmonEvent {
                 | Logsource::RegistryRename,
             ) => Some(Target::Registry),
             EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
+            EventType::Sigma(Logsource::CreateRemoteThread) => Some(Target::CreateRemoteThread),
             _ => None,
         }
     }
@@ -87,6 +88,7 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
         (EventKind::RegistrySetValue, &[Target::Registry][..]),
         (EventKind::RegistryKey, &[Target::Registry][..]),
         (EventKind::RegistryRename, &[Target::Registry][..]),
+        (EventKind::RemoteThread, &[Target::CreateRemoteThread][..]),
     ] {
         if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();
@@ -115,6 +117,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
                     | EventKind::RegistryRename.mask_bit()
             }
             Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
+            Logsource::CreateRemoteThread => EventKind::RemoteThread.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

@@ -104,6 +104,21 @@ pub struct FileInfo {
     pub version: pe::VersionInfo,
     /// Sysmon `Hashes` text, empty if not computed.
     pub hashes: String,
+    /// Named exports, (RVA, name) sorted by RVA ([`pe::exports`]).
+    pub exports: Vec<(u32, String)>,
+}
+
+impl FileInfo {
+    /// The export at exactly `rva`, as Sysmon 8 reports `StartFunction`
+    /// (an address inside a function names none). Of aliases, the first
+    /// name in byte order.
+    pub fn export_at(&self, rva: u32) -> Option<&str> {
+        let i = self.exports.partition_point(|(r, _)| *r < rva);
+        self.exports
+            .get(i)
+            .filter(|(r, _)| *r == rva)
+            .map(|(_, name)| name.as_str())
+    }
 }
 
 /// Enrichment counters, reported in stats.
@@ -430,7 +445,12 @@ fn read_file_info(config: &EnrichConfig, local: &std::path::Path) -> Option<File
         };
         hash::sysmon_hashes(config.hashes, &bytes, imphash)
     };
-    Some(FileInfo { version, hashes })
+    let exports = parsed.as_ref().map(pe::exports).unwrap_or_default();
+    Some(FileInfo {
+        version,
+        hashes,
+        exports,
+    })
 }
 
 /// Inserts into a bounded cache: when full, it is cleared and refilled.

@@ -10,8 +10,8 @@
 use object::LittleEndian as LE;
 use object::pe;
 use object::read::pe::{
-    ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectory, ResourceDirectoryTable,
-    ResourceNameOrId, SectionTable,
+    ExportTable, ExportTarget, ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectory,
+    ResourceDirectoryTable, ResourceNameOrId, SectionTable,
 };
 
 /// Version-resource strings Sysmon reports.
@@ -33,6 +33,8 @@ pub struct Image<'data> {
     resources: Option<ResourceDirectory<'data>>,
     /// RVA of the import descriptors, if the image has any.
     imports: Option<u32>,
+    /// The export directory, if the image has a readable one.
+    exports: Option<ExportTable<'data>>,
     pe64: bool,
 }
 
@@ -62,11 +64,17 @@ impl<'data> Image<'data> {
             .data_directory(pe::IMAGE_DIRECTORY_ENTRY_IMPORT)
             .map(|dir| dir.virtual_address.get(LE))
             .filter(|&rva| rva != 0);
+        let exports = file
+            .data_directories()
+            .export_table(data, &sections)
+            .ok()
+            .flatten();
         Some(Image {
             data,
             sections,
             resources,
             imports,
+            exports,
             pe64,
         })
     }
@@ -365,4 +373,30 @@ impl Image<'_> {
             .filter(|name| !name.is_empty())
             .collect()
     }
+}
+
+/// Most named exports kept per image (ntdll.dll has about 2,500).
+pub const MAX_EXPORTS: usize = 8192;
+
+/// The image's named exports that are code addresses in it (forwarders
+/// left out), as (RVA, name), sorted by RVA then name, at most
+/// [`MAX_EXPORTS`]: what Sysmon 8's `StartFunction` is looked up in.
+pub fn exports(image: &Image<'_>) -> Vec<(u32, String)> {
+    let Some(table) = &image.exports else {
+        return Vec::new();
+    };
+    let mut named: Vec<(u32, String)> = table
+        .exports()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|export| match (export.name, export.target) {
+            (Some(name), ExportTarget::Address(rva)) if !name.is_empty() => {
+                Some((rva, String::from_utf8_lossy(name).into_owned()))
+            }
+            _ => None,
+        })
+        .take(MAX_EXPORTS)
+        .collect();
+    named.sort_unstable();
+    named
 }

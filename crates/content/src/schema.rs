@@ -51,6 +51,9 @@ pub enum Logsource {
     RegistryEvent,
     /// Sysmon event 10 (ProcessAccess), Sigma's `process_access`.
     ProcessAccess,
+    /// Sysmon event 8 (CreateRemoteThread), Sigma's `create_remote_thread`:
+    /// a thread created in another process than its creator's.
+    CreateRemoteThread,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -280,9 +283,33 @@ const PROCESS_ACCESS: &[FieldDef] = &[
     f("TargetUser", Str),
 ];
 
+// Sysmon 8's fields in its order (Sysmon's schema, event 8; SigmaHQ has
+// no regression sample of it). `StartAddress` is `0x` and 16 upper-case hex
+// digits; `StartModule` is the image mapped at the start address in the
+// target process (from the image loads the agent has seen) and
+// `StartFunction` the export of that image whose address is exactly the
+// start address; both are `-` when not known. `SourceUser` and
+// `TargetUser` are the processes' users.
+const CREATE_REMOTE_THREAD: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("SourceProcessGuid", Guid),
+    f("SourceProcessId", Integer),
+    f("SourceImage", Str),
+    f("TargetProcessGuid", Guid),
+    f("TargetProcessId", Integer),
+    f("TargetImage", Str),
+    f("NewThreadId", Integer),
+    f("StartAddress", Str),
+    f("StartModule", Str),
+    f("StartFunction", Str),
+    f("SourceUser", Str),
+    f("TargetUser", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 12] = [
+    pub const ALL: [Logsource; 13] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -295,6 +322,7 @@ impl Logsource {
         Logsource::RegistryRename,
         Logsource::RegistryEvent,
         Logsource::ProcessAccess,
+        Logsource::CreateRemoteThread,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -312,6 +340,7 @@ impl Logsource {
             Logsource::RegistryRename => "registry_rename",
             Logsource::RegistryEvent => "registry_event",
             Logsource::ProcessAccess => "process_access",
+            Logsource::CreateRemoteThread => "create_remote_thread",
         }
     }
 
@@ -350,6 +379,7 @@ impl Logsource {
             Logsource::RegistryAdd | Logsource::RegistryDelete | Logsource::RegistryEvent => 12,
             Logsource::RegistryRename => 14,
             Logsource::ProcessAccess => 10,
+            Logsource::CreateRemoteThread => 8,
         }
     }
 
@@ -377,6 +407,7 @@ impl Logsource {
             13 => Some(Logsource::RegistrySet),
             14 => Some(Logsource::RegistryRename),
             10 => Some(Logsource::ProcessAccess),
+            8 => Some(Logsource::CreateRemoteThread),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -396,6 +427,7 @@ impl Logsource {
             Logsource::RegistryRename => REGISTRY_RENAME,
             Logsource::RegistryEvent => REGISTRY_EVENT,
             Logsource::ProcessAccess => PROCESS_ACCESS,
+            Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
         }
     }
 
@@ -576,7 +608,8 @@ mod tests {
                 );
             }
             // A driver load happens in system space, not in a process:
-            // Sysmon's 6 names no process, and neither does ringside's.
+            // Sysmon's 6 names no process, and neither does ringside's. A
+            // remote thread has two processes, each named as Sysmon 8 does.
             let common: &[&str] = match logsource {
                 Logsource::DriverLoad => &["UtcTime", "ImageLoaded", "Hashes"],
                 // Two processes: each named as Sysmon's 10 names them.
@@ -587,6 +620,17 @@ mod tests {
                     "SourceImage",
                     "SourceUser",
                     "TargetProcessGUID",
+                    "TargetProcessId",
+                    "TargetImage",
+                    "TargetUser",
+                ],
+                Logsource::CreateRemoteThread => &[
+                    "UtcTime",
+                    "SourceProcessGuid",
+                    "SourceProcessId",
+                    "SourceImage",
+                    "SourceUser",
+                    "TargetProcessGuid",
                     "TargetProcessId",
                     "TargetImage",
                     "TargetUser",

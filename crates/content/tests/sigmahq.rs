@@ -176,6 +176,27 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        // Sysmon 8, as Sysmon's schema lists it (SigmaHQ has no sample).
+        Logsource::CreateRemoteThread,
+        &[
+            "RuleName",
+            "UtcTime",
+            "SourceProcessGuid",
+            "SourceProcessId",
+            "SourceImage",
+            "TargetProcessGuid",
+            "TargetProcessId",
+            "TargetImage",
+            "NewThreadId",
+            "StartAddress",
+            "StartModule",
+            "StartFunction",
+            "SourceUser",
+            "TargetUser",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -257,6 +278,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "file",
         "registry",
         "process_access",
+        "create_remote_thread",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -340,6 +362,30 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 );
             }
         }
+        if dir == "create_remote_thread" {
+            // Measured 2026-12: 10 of SigmaHQ's 11 create_remote_thread
+            // rules compile. The one rejected (uncommon source image)
+            // filters on SourceCommandLine, SourceParentImage and
+            // TargetParentProcessId, which are no Sysmon 8 fields (Aurora
+            // adds them); its first, TargetParentProcessId, is named.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (CREATE_REMOTE_THREAD_RULES, 1),
+                "create_remote_thread: {}",
+                report.summary()
+            );
+            for rejection in &report.rejections {
+                assert!(
+                    matches!(
+                        &rejection.reason,
+                        Reason::FieldNotProvided { field, .. }
+                            if ["TargetParentProcessId", "SourceCommandLine", "SourceParentImage"]
+                                .contains(&field.as_str())
+                    ),
+                    "{rejection}"
+                );
+            }
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -377,6 +423,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "registry_rename",
                         "registry_event",
                         "process_access",
+                        "create_remote_thread",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -423,6 +470,9 @@ const REGISTRY_OTHER_RULES: usize = 43;
 
 /// SigmaHQ's process_access rules in the shared snapshot that compile (of 23).
 const PROCESS_ACCESS_RULES: usize = 22;
+/// SigmaHQ's create_remote_thread rules in the shared snapshot that compile
+/// (of 11).
+const CREATE_REMOTE_THREAD_RULES: usize = 10;
 
 /// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
 const DRIVER_LOAD_RULES: usize = 10;

@@ -9,7 +9,7 @@ use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
     FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessAccess, ProcessCreate,
     ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE,
-    RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
+    RecordHeader, RegistryKey, RegistryRename, RegistrySetValue, RemoteThread,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -364,7 +364,7 @@ file_name!(FileCreate, FileWrite, FileDelete, FileCloseModified);
 /// One decoded record.
 #[expect(
     clippy::large_enum_variant,
-    reason = "bodies are copied out by value so any alignment decodes; a Stats record (304 bytes) on the stack is cheap"
+    reason = "bodies are copied out by value so any alignment decodes; a Stats record (328 bytes) on the stack is cheap"
 )]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -380,6 +380,7 @@ pub enum Record<'a> {
     RegistryKey(Event<'a, RegistryKey>),
     RegistryRename(Event<'a, RegistryRename>),
     ProcessAccess(Event<'a, ProcessAccess>),
+    RemoteThread(Event<'a, RemoteThread>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -400,6 +401,7 @@ impl<'a> Record<'a> {
             Record::RegistryKey(e) => &e.header,
             Record::RegistryRename(e) => &e.header,
             Record::ProcessAccess(e) => &e.header,
+            Record::RemoteThread(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -420,6 +422,7 @@ impl<'a> Record<'a> {
             Record::RegistryKey(_) => RecordKind::Event(EventKind::RegistryKey),
             Record::RegistryRename(_) => RecordKind::Event(EventKind::RegistryRename),
             Record::ProcessAccess(_) => RecordKind::Event(EventKind::ProcessAccess),
+            Record::RemoteThread(_) => RecordKind::Event(EventKind::RemoteThread),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -560,6 +563,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         RecordKind::Event(EventKind::ProcessAccess) => {
             Record::ProcessAccess(event(header, record)?)
         }
+        RecordKind::Event(EventKind::RemoteThread) => Record::RemoteThread(event(header, record)?),
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),
     })

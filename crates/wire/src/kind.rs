@@ -46,10 +46,14 @@ pub enum EventKind {
     /// a process or thread handle created or duplicated: the access one
     /// process got to another (Sysmon 10).
     ProcessAccess = 12,
+    /// `PsSetCreateThreadNotifyRoutine`, `Create == TRUE`, where the
+    /// creating thread's process is not the new thread's process: a thread
+    /// created in another process (Sysmon 8).
+    RemoteThread = 13,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 12;
+pub const EVENT_KIND_COUNT: usize = 13;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -71,6 +75,7 @@ impl EventKind {
         EventKind::RegistryKey,
         EventKind::RegistryRename,
         EventKind::ProcessAccess,
+        EventKind::RemoteThread,
     ];
 
     /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`): kinds
@@ -101,6 +106,7 @@ impl EventKind {
             EventKind::RegistryKey => "registry_key",
             EventKind::RegistryRename => "registry_rename",
             EventKind::ProcessAccess => "process_access",
+            EventKind::RemoteThread => "remote_thread",
         }
     }
 }
@@ -142,6 +148,7 @@ impl TryFrom<u16> for EventKind {
             10 => Ok(EventKind::RegistryKey),
             11 => Ok(EventKind::RegistryRename),
             12 => Ok(EventKind::ProcessAccess),
+            13 => Ok(EventKind::RemoteThread),
             other => Err(UnknownKind(other)),
         }
     }
@@ -212,7 +219,7 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(13), Err(UnknownKind(13)));
+        assert_eq!(RecordKind::try_from(14), Err(UnknownKind(14)));
     }
 
     #[test]
@@ -221,7 +228,7 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0xfff);
+        assert_eq!(ALL_EVENTS_MASK, 0x1fff);
         assert_eq!(DEFAULT_EVENTS_MASK & EventKind::ProcessAccess.mask_bit(), 0);
     }
 }

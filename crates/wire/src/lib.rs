@@ -46,5 +46,6 @@ pub use record::*;
 /// before version 2 was released, `RegistrySetValue` (kind 9) was added,
 /// which lengthened every per-kind array (`Lost`, `DriverStats`) to 9.
 /// Version 3: the Sysmon-parity kinds after `RegistrySetValue` (kind 10 on),
-/// each with its own record and a slot in every per-kind array.
+/// each with its own record and a slot in every per-kind array:
+/// `RemoteThread` (kind 13, counter index 9 until kinds 10-12 exist).
 pub const ABI_VERSION: u32 = 3;

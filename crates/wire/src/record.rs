@@ -424,6 +424,34 @@ body!(ProcessAccess, RecordKind::Event(EventKind::ProcessAccess), [
     call_trace: Addresses,
 ]);
 
+/// [`RemoteThread::flags`]: `start_address` holds the new thread's start
+/// address (`ZwQueryInformationThread`, `ThreadQuerySetWin32StartAddress`).
+/// Without it the query failed or could not be made at the callback's IRQL,
+/// and `start_address` is 0: the thread is still reported, because who
+/// created a thread in which process is the fact most rules match on.
+pub const REMOTE_THREAD_FLAG_START_ADDRESS: u32 = 1 << 0;
+
+/// A thread created in another process (`PsSetCreateThreadNotifyRoutine`,
+/// whose routine runs in the creating thread: the header's pid and tid are
+/// the creator's, the source of Sysmon 8).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RemoteThread {
+    /// The process the new thread runs in (the routine's `ProcessId`).
+    pub target_pid: u32,
+    /// The new thread (the routine's `ThreadId`).
+    pub new_thread_id: u32,
+    /// The new thread's Win32 start address, valid with
+    /// [`REMOTE_THREAD_FLAG_START_ADDRESS`].
+    pub start_address: u64,
+    /// `REMOTE_THREAD_FLAG_*`.
+    pub flags: u32,
+    pub _pad: u32,
+}
+body!(RemoteThread, RecordKind::Event(EventKind::RemoteThread), []);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -513,9 +541,12 @@ assert_layout!(ProcessAccess, 32, {
     target_pid: 0, target_tid: 4, granted_access: 8, desired_access: 12, flags: 16,
     call_trace: 24,
 });
-assert_layout!(Lost, 96, { dropped: 0 });
-assert_layout!(DriverStats, 376, {
-    produced: 0, delivered: 96, dropped: 192, dropped_by_reason: 288, lost_owed: 328,
-    lost_records: 336, next_seq: 344, reads_completed: 352, ring_capacity: 360,
-    consumer_connected: 372,
+assert_layout!(RemoteThread, 24, {
+    target_pid: 0, new_thread_id: 4, start_address: 8, flags: 16,
+});
+assert_layout!(Lost, 104, { dropped: 0 });
+assert_layout!(DriverStats, 400, {
+    produced: 0, delivered: 104, dropped: 208, dropped_by_reason: 312, lost_owed: 352,
+    lost_records: 360, next_seq: 368, reads_completed: 376, ring_capacity: 384,
+    consumer_connected: 396,
 });

@@ -32,7 +32,9 @@ fn blobs_in_bounds(record: &Record<'_>) -> bool {
         Record::RegistryKey(e) => check(&[e.body.key_name, e.body.value_name]),
         Record::RegistryRename(e) => check(&[e.body.key_name, e.body.new_name]),
         Record::ProcessAccess(e) => check(&[e.body.call_trace]),
-        Record::ProcessExit(_) | Record::Lost(_) | Record::Stats(_) => true,
+        Record::ProcessExit(_) | Record::RemoteThread(_) | Record::Lost(_) | Record::Stats(_) => {
+            true
+        }
     }
 }
 

@@ -238,8 +238,18 @@ fn every_kind_round_trips_through_a_batch() {
         &[Field::new(&frames, 256)],
     ));
     batch.extend(encode_vec(
+        RemoteThread {
+            target_pid: 636,
+            new_thread_id: 7208,
+            start_address: 0x7ffb_9e0b_2d50,
+            flags: REMOTE_THREAD_FLAG_START_ADDRESS,
+            _pad: 0,
+        },
+        &[],
+    ));
+    batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
         },
         &[],
     ));
@@ -339,7 +349,16 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[11] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+        Record::RemoteThread(e) => {
+            assert_eq!(e.header.kind, 13);
+            assert_eq!((e.body.target_pid, e.body.new_thread_id), (636, 7208));
+            assert_eq!(e.body.start_address, 0x7ffb_9e0b_2d50);
+            assert_eq!(e.body.flags, REMOTE_THREAD_FLAG_START_ADDRESS);
+        }
+        _ => unreachable!(),
+    }
+    match records[12] {
+        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
         _ => unreachable!(),
     }
 }

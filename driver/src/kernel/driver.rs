@@ -15,7 +15,7 @@ use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
 use windows_sys::Win32::System::Threading::ALL_PROCESSOR_GROUPS;
 
 use super::globals::{Globals, acquired, globals};
-use super::{access, device, filter, notify, nt, queue, registry};
+use super::{access, device, filter, notify, nt, queue, registry, thread};
 
 const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
 const KEY_READ: u32 = 0x0002_0019;
@@ -99,6 +99,10 @@ unsafe fn start(
     // A failure leaves the driver without process access events, and says
     // so in HELLO; it does not fail the load (see `access::register`).
     access::register(g);
+    let status = thread::register(g);
+    if !nt::nt_success(status) {
+        return status;
+    }
     filter::start(g)
 }
 
@@ -107,6 +111,7 @@ unsafe fn start(
 pub fn teardown(g: &Globals) {
     // 1. Stop the producers.
     access::unregister(g);
+    thread::unregister(g);
     registry::unregister(g);
     notify::unregister(g);
     filter::unregister(g);

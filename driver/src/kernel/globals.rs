@@ -55,6 +55,7 @@ pub mod acquired {
     pub const TIMER: u32 = 1 << 6;
     pub const REGISTRY: u32 = 1 << 7;
     pub const OBJECT_CALLBACKS: u32 = 1 << 8;
+    pub const THREAD_NOTIFY: u32 = 1 << 9;
 }
 
 /// Slots in the first-write set (file objects written through and not yet

@@ -7,6 +7,7 @@
 //! - `notify`: process and image-load notify routines
 //! - `registry`: the registry callback (value sets)
 //! - `access`: the object manager's process and thread handle callbacks
+//! - `thread`: the thread-creation notify routine (remote threads)
 //! - `irp`, `nt`: small wrappers over IRPs and ntoskrnl.exe
 //! - `globals`: `RINGSIDE_GLOBALS`, the state reachable by symbol
 //!
@@ -22,6 +23,7 @@ mod notify;
 mod nt;
 mod queue;
 mod registry;
+mod thread;
 // Declared last, on purpose: the crate a module names first decides the
 // order of the crates on the link line, and `ringside_driver` (whose
 // ntoskrnl.exe import library must win over windows-sys's, which binds

@@ -8,7 +8,9 @@ use core::ffi::c_void;
 
 use windows_sys::Wdk::Foundation::{IRP, KDPC, MDL};
 
-pub use ringside_driver::ntoskrnl::{ZwClose, ZwOpenKey, ZwQueryValueKey};
+pub use ringside_driver::ntoskrnl::{
+    ZwClose, ZwOpenKey, ZwQueryInformationThread, ZwQueryValueKey,
+};
 use windows_sys::Wdk::System::SystemServices::{IO_CSQ, KeGetCurrentProcessorNumberEx};
 use windows_sys::Win32::Foundation::{HANDLE, NTSTATUS, UNICODE_STRING};
 

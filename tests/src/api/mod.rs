@@ -10,6 +10,7 @@ pub mod ps;
 pub mod reg;
 pub mod rtl;
 pub mod sync;
+pub mod thread;
 
 use crate::memory::Uc;
 
@@ -155,6 +156,24 @@ const TABLE: &[(&str, Handler)] = &[
     // (`data_address`); reaching one as code is a fault.
     ("PsProcessType", ob::data_import_called),
     ("PsThreadType", ob::data_import_called),
+    (
+        "PsSetCreateThreadNotifyRoutine",
+        thread::ps_set_create_thread_notify_routine,
+    ),
+    (
+        "PsRemoveCreateThreadNotifyRoutine",
+        thread::ps_remove_create_thread_notify_routine,
+    ),
+    (
+        "PsLookupThreadByThreadId",
+        thread::ps_lookup_thread_by_thread_id,
+    ),
+    ("ObfDereferenceObject", thread::obf_dereference_object),
+    ("ObOpenObjectByPointer", thread::ob_open_object_by_pointer),
+    (
+        "ZwQueryInformationThread",
+        thread::zw_query_information_thread,
+    ),
     ("ZwOpenKey", reg::zw_open_key),
     ("ZwQueryValueKey", reg::zw_query_value_key),
     ("ZwClose", reg::zw_close),

@@ -114,7 +114,9 @@ pub fn zw_query_value_key(uc: &mut Uc) -> u64 {
 pub fn zw_close(uc: &mut Uc) -> u64 {
     let handle = arg(uc, 0);
     require_irql(uc, "ZwClose", PASSIVE_LEVEL);
-    if uc.get_data_mut().reg.handles.remove(&handle).is_none() {
+    if uc.get_data_mut().reg.handles.remove(&handle).is_none()
+        && !crate::api::thread::close_handle(uc, handle)
+    {
         uc.get_data_mut().verifier.report(
             Rule::Contract,
             format!("ZwClose({handle:#x}): not an open handle"),

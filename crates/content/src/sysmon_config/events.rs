@@ -30,11 +30,13 @@ pub enum Target {
     Registry,
     /// Sysmon 10.
     ProcessAccess,
+    /// Sysmon 8.
+    CreateRemoteThread,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 8] = [
+    pub const ALL: [Target; 9] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
@@ -43,6 +45,7 @@ impl Target {
         Target::FileDelete,
         Target::Registry,
         Target::ProcessAccess,
+        Target::CreateRemoteThread,
     ];
 
     /// Position in [`Target::ALL`].
@@ -61,6 +64,7 @@ impl Target {
             Target::FileDelete => Logsource::FileDelete.fields(),
             Target::Registry => Logsource::RegistryEvent.fields(),
             Target::ProcessAccess => Logsource::ProcessAccess.fields(),
+            Target::CreateRemoteThread => Logsource::CreateRemoteThread.fields(),
         }
     }
 
@@ -75,6 +79,7 @@ impl Target {
             Target::FileDelete => 23,
             Target::Registry => 12,
             Target::ProcessAccess => 10,
+            Target::CreateRemoteThread => 8,
         }
     }
 
@@ -90,20 +95,24 @@ impl Target {
             23 | 26 => Some(Target::FileDelete),
             12..=14 => Some(Target::Registry),
             10 => Some(Target::ProcessAccess),
+            8 => Some(Target::CreateRemoteThread),
             _ => None,
         }
     }
 
     /// What Sysmon does with an event type that has no rules at all:
-    /// process create, process terminate and driver load are logged; image
-    /// loads, file creates and file deletes are not. (Sysmon started with no
-    /// configuration writes events 1, 5 and 6 among others, and needs `-l`
-    /// for 7; a configuration with no `DriverLoad` element keeps that
-    /// default.)
+    /// process create, process terminate, driver load and remote threads
+    /// are logged; image loads, file creates and file deletes are not.
+    /// (Sysmon started with no configuration writes events 1, 5, 6 and 8
+    /// among others, and needs `-l` for 7; a configuration with no
+    /// `DriverLoad` or `CreateRemoteThread` element keeps that default.)
     pub fn logged_without_rules(self) -> bool {
         matches!(
             self,
-            Target::ProcessCreate | Target::ProcessTerminate | Target::DriverLoad
+            Target::ProcessCreate
+                | Target::ProcessTerminate
+                | Target::DriverLoad
+                | Target::CreateRemoteThread
         )
     }
 
@@ -121,6 +130,7 @@ impl Target {
             Target::FileDelete => &[&FILE_DELETE, &FILE_DELETE_DETECTED],
             Target::Registry => &[&REGISTRY_EVENT],
             Target::ProcessAccess => &[&PROCESS_ACCESS],
+            Target::CreateRemoteThread => &[&CREATE_REMOTE_THREAD],
         }
     }
 }
@@ -312,6 +322,27 @@ const PROCESS_ACCESS: SysmonType = SysmonType {
     target: Some(Target::ProcessAccess),
 };
 
+const CREATE_REMOTE_THREAD: SysmonType = SysmonType {
+    name: "CreateRemoteThread",
+    id: 8,
+    fields: &[
+        "UtcTime",
+        "SourceProcessGuid",
+        "SourceProcessId",
+        "SourceImage",
+        "TargetProcessGuid",
+        "TargetProcessId",
+        "TargetImage",
+        "NewThreadId",
+        "StartAddress",
+        "StartModule",
+        "StartFunction",
+        "SourceUser",
+        "TargetUser",
+    ],
+    target: Some(Target::CreateRemoteThread),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -331,7 +362,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &PROCESS_TERMINATE_TYPE,
     &DRIVER_LOAD,
     &IMAGE_LOAD,
-    &unproduced("CreateRemoteThread", 8),
+    &CREATE_REMOTE_THREAD,
     &unproduced("RawAccessRead", 9),
     &PROCESS_ACCESS,
     &FILE_CREATE,

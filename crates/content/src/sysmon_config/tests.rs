@@ -768,3 +768,46 @@ fn process_access_rules_filter_event_10() {
     let none = config("");
     assert!(!none.can_log(Target::ProcessAccess));
 }
+
+/// CreateRemoteThread (Sysmon 8) is applied: its filters read the event's
+/// Source/Target fields, and with no element it is logged, as Sysmon logs
+/// event 8 by default.
+#[test]
+fn create_remote_thread_filters_apply() {
+    let thread = |source: &str, target: &str, function: &str| {
+        Event::new(
+            Target::CreateRemoteThread,
+            &[
+                ("SourceImage", source),
+                ("TargetImage", target),
+                ("StartFunction", function),
+            ],
+        )
+    };
+    let c = config(
+        r#"<CreateRemoteThread onmatch="exclude">
+             <SourceImage condition="is">C:\Windows\System32\svchost.exe</SourceImage>
+             <StartFunction condition="is">CtrlRoutine</StartFunction>
+           </CreateRemoteThread>"#,
+    );
+    let lsass = r"C:\Windows\System32\lsass.exe";
+    assert!(!logged(
+        &c,
+        &thread(r"C:\Windows\System32\svchost.exe", lsass, "-")
+    ));
+    assert!(!logged(&c, &thread(r"C:\x\a.exe", lsass, "CtrlRoutine")));
+    assert!(logged(&c, &thread(r"C:\x\a.exe", lsass, "LoadLibraryW")));
+    let none = config("");
+    assert!(none.can_log(Target::CreateRemoteThread));
+    assert!(logged(&none, &thread(r"C:\x\a.exe", lsass, "-")));
+    let only = config(
+        r#"<CreateRemoteThread onmatch="include">
+             <TargetImage condition="end with">\lsass.exe</TargetImage>
+           </CreateRemoteThread>"#,
+    );
+    assert!(logged(&only, &thread(r"C:\x\a.exe", lsass, "-")));
+    assert!(!logged(
+        &only,
+        &thread(r"C:\x\a.exe", r"C:\Windows\notepad.exe", "-")
+    ));
+}
