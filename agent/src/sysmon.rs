@@ -247,6 +247,7 @@ pub enum Name {
     ParentUser,
     ImageLoaded,
     Signed,
+    Signature,
     SignatureStatus,
     TargetFilename,
     SourceFilename,
@@ -258,7 +259,7 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 31] = [
+    pub const ALL: [Name; 32] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -283,6 +284,7 @@ impl Name {
         Name::ParentUser,
         Name::ImageLoaded,
         Name::Signed,
+        Name::Signature,
         Name::SignatureStatus,
         Name::TargetFilename,
         Name::SourceFilename,
@@ -319,6 +321,7 @@ impl Name {
             Name::ParentUser => "ParentUser",
             Name::ImageLoaded => "ImageLoaded",
             Name::Signed => "Signed",
+            Name::Signature => "Signature",
             Name::SignatureStatus => "SignatureStatus",
             Name::TargetFilename => "TargetFilename",
             Name::SourceFilename => "SourceFilename",

@@ -96,6 +96,21 @@ pub const RSYSLOG_OPENSSL: Package = Package {
     why: "the ossl stream driver: the collector's syslog/TLS input the syslog+tls sink is tested against",
 };
 
+/// The independent signer of the Authenticode tests (agent/tests/authenticode.rs):
+/// it signs the PE fixtures in the test, so no signed file is committed.
+pub const OSSLSIGNCODE: Package = Package {
+    name: "osslsigncode",
+    provides: "/usr/bin/osslsigncode",
+    why: "signs PE fixtures in the agent's Authenticode tests",
+};
+
+/// Makes the Authenticode tests' throwaway key and certificate.
+pub const OPENSSL: Package = Package {
+    name: "openssl",
+    provides: "/usr/bin/openssl",
+    why: "makes the throwaway signing certificate of the agent's Authenticode tests",
+};
+
 /// What `cargo xtask test`, `demo`, `bench` and `soak` need: the kernel
 /// model's packages (Unicorn and the ABI oracle) and the collector.
 pub const TESTS: &[&Package] = &[
@@ -106,6 +121,8 @@ pub const TESTS: &[&Package] = &[
     &RSYSLOG,
     &RSYSLOG_RELP,
     &RSYSLOG_OPENSSL,
+    &OSSLSIGNCODE,
+    &OPENSSL,
 ];
 
 /// Installs every missing package with apt-get (root, as on CI and the

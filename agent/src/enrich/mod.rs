@@ -1,6 +1,6 @@
-//! Enrichment that is only safe in user mode: PE version resources and
-//! hashes of process and loaded images (cached by file identity), SID →
-//! account name, integrity-level names.
+//! Enrichment that is only safe in user mode: PE version resources,
+//! hashes and Authenticode signatures of process and loaded images (cached
+//! by file identity), SID → account name, integrity-level names.
 //!
 //! Two modes. Inline (replay, the default): every lookup is done when the
 //! event needs it, so output is a pure function of the input. Background
@@ -22,6 +22,7 @@
 //! so output order (by Seq) and the driver accounting are unaffected; both
 //! counts are in every 1004 (`EnrichDeferred`, `EnrichOverflow`).
 
+pub mod authenticode;
 pub mod hash;
 pub mod pe;
 pub mod process_params;
@@ -57,6 +58,9 @@ pub struct EnrichConfig {
     /// `C:\x\y.exe` → `ROOT/C/x/y.exe`. On Windows paths are used as they are.
     pub files_root: Option<PathBuf>,
     pub max_file_bytes: u64,
+    /// Check each image's Authenticode signature ([`authenticode`]): the
+    /// `Signed`, `Signature` and `SignatureStatus` of events 6 and 7.
+    pub signatures: bool,
     /// Do file reads and account lookups on a worker thread with a queue
     /// of this many jobs (the live agent); `None`: inline (replay).
     pub background: Option<usize>,
@@ -75,6 +79,7 @@ impl Default for EnrichConfig {
             hashes: HashSet::default(),
             files_root: None,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            signatures: true,
             background: None,
             batch_wait: WAIT_PER_BATCH,
             live_processes: false,
@@ -91,6 +96,7 @@ impl EnrichConfig {
             hashes: HashSet::NONE,
             files_root: None,
             max_file_bytes: 0,
+            signatures: false,
             background: None,
             batch_wait: WAIT_PER_BATCH,
             live_processes: false,
@@ -104,6 +110,9 @@ pub struct FileInfo {
     pub version: pe::VersionInfo,
     /// Sysmon `Hashes` text, empty if not computed.
     pub hashes: String,
+    /// The file's signature, if checked (a PE, and
+    /// [`EnrichConfig::signatures`]).
+    pub signature: Option<authenticode::Verdict>,
 }
 
 /// Enrichment counters, reported in stats.
@@ -132,7 +141,9 @@ enum Job {
 /// A finished lookup.
 #[derive(Debug)]
 enum Done {
-    File(FileKey, Option<FileInfo>),
+    /// Boxed: a file's info (with its signature verdict) is far larger
+    /// than an account name.
+    File(FileKey, Option<Box<FileInfo>>),
     Account(Vec<u8>, Option<String>),
 }
 
@@ -158,7 +169,7 @@ impl Enricher {
         Enricher::with_work(config, move |job| match job {
             Job::File(key) => {
                 let info = read_file_info(&files, &key.0);
-                Done::File(key, info)
+                Done::File(key, info.map(Box::new))
             }
             Job::Account(sid) => {
                 let name = lookup_account(&sid);
@@ -227,7 +238,7 @@ impl Enricher {
                 self.pending_files.remove(&key);
                 if let Some(info) = info {
                     self.counters.file_reads += 1;
-                    cache_insert(&mut self.files, key, Arc::new(info));
+                    cache_insert(&mut self.files, key, Arc::from(info));
                 }
             }
             Done::Account(sid, name) => {
@@ -430,7 +441,43 @@ fn read_file_info(config: &EnrichConfig, local: &std::path::Path) -> Option<File
         };
         hash::sysmon_hashes(config.hashes, &bytes, imphash)
     };
-    Some(FileInfo { version, hashes })
+    let signature = if config.signatures {
+        signature(local, parsed.as_ref())
+    } else {
+        None
+    };
+    Some(FileInfo {
+        version,
+        hashes,
+        signature,
+    })
+}
+
+/// The signature of the image at `local`: the portable check of its
+/// embedded signature ([`authenticode::verify`]); `None` if it is not a PE.
+/// The file was read whole, so it is below [`EnrichConfig::max_file_bytes`];
+/// above that bound nothing is read and the events carry only what the
+/// kernel's signing level says.
+#[cfg(not(windows))]
+fn signature(
+    _local: &std::path::Path,
+    image: Option<&pe::Image<'_>>,
+) -> Option<authenticode::Verdict> {
+    image.map(authenticode::verify)
+}
+
+/// On Windows: `WinVerifyTrust` (chain, revocation from the local cache,
+/// catalogs; [`crate::win::verify_trust`]) names the status; the signer's
+/// name comes from the portable parse of the embedded signature when the
+/// file has one, else from the catalog's signer that `WinVerifyTrust`
+/// reports.
+#[cfg(windows)]
+fn signature(
+    local: &std::path::Path,
+    image: Option<&pe::Image<'_>>,
+) -> Option<authenticode::Verdict> {
+    let embedded = image.map(authenticode::verify)?;
+    Some(crate::win::verify_trust(local, embedded))
 }
 
 /// Inserts into a bounded cache: when full, it is cleared and refilled.

@@ -63,10 +63,11 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "OriginalFileName",
             "Hashes",
             "Signed",
+            "Signature",
             "SignatureStatus",
             "User",
         ],
-        &["Signature"],
+        &[],
     ),
     (
         // Sysmon 6 names no process: a driver is loaded into system space.
@@ -77,9 +78,10 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
             "ImageLoaded",
             "Hashes",
             "Signed",
+            "Signature",
             "SignatureStatus",
         ],
-        &["Signature"],
+        &[],
     ),
     (
         Logsource::FileEvent,
@@ -207,6 +209,18 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 report.summary()
             );
         }
+        if dir == "image_load" {
+            // Measured 2026-12: 95 accepted and 5 rejected before the
+            // agent's Authenticode check gave `Signature`; the three rules
+            // naming it now compile, and the 2 left name CommandLine, which
+            // Sysmon's event 7 does not have.
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (IMAGE_LOAD_ACCEPTED, IMAGE_LOAD_REJECTED),
+                "image_load: {}",
+                report.summary()
+            );
+        }
         if dir == "registry" {
             // Measured 2026-12: every registry_set rule compiles (they name
             // TargetObject, Details, Image, EventType: all provided); the
@@ -316,6 +330,11 @@ const REGISTRY_SET_RULES: usize = 204;
 /// as logsources ringside does not provide.
 const REGISTRY_OTHER_RULES: usize = 43;
 
+/// SigmaHQ's image_load rules in the shared snapshot: accepted, and rejected
+/// (for `CommandLine`, not a field of Sysmon's event 7).
+const IMAGE_LOAD_ACCEPTED: usize = 98;
+const IMAGE_LOAD_REJECTED: usize = 2;
+
 /// SigmaHQ's driver_load rules in the shared snapshot, every one accepted.
 const DRIVER_LOAD_RULES: usize = 10;
 
@@ -408,6 +427,42 @@ fn the_logon_id_and_current_directory_rules_compile() {
                     if ["LogonId", "LogonGuid", "CurrentDirectory"].contains(&field.as_str())
             ),
             "{rejection}"
+        );
+    }
+}
+
+/// The SigmaHQ rules that name `Signature`, `Signed` or `SignatureStatus`
+/// (15, all image_load) compile: the agent's Authenticode check gives the
+/// signer's name, beside the status. Rejected before it: the three naming
+/// `Signature` (side-loaded non-existent DLLs, KeyScrambler, THOR).
+#[test]
+fn the_signature_rules_compile() {
+    let dir = sigma().join("rules/windows/image_load");
+    let report = check(&dir).expect("rules directory readable");
+    let mut naming = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("readable") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("rule readable");
+        let names = |field: &str| {
+            text.lines().any(|l| {
+                let key = l.trim_start().trim_start_matches("- ");
+                key.starts_with(&format!("{field}:")) || key.starts_with(&format!("{field}|"))
+            })
+        };
+        if ["Signature", "Signed", "SignatureStatus"]
+            .iter()
+            .any(|f| names(f))
+        {
+            naming.push((path, names("Signature")));
+        }
+    }
+    assert_eq!(naming.len(), 15, "{naming:?}");
+    assert_eq!(naming.iter().filter(|(_, s)| *s).count(), 3, "{naming:?}");
+    for (path, _) in &naming {
+        assert!(
+            report.accepted.iter().any(|r| &r.path == path),
+            "{} compiles",
+            path.display()
         );
     }
 }
