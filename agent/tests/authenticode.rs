@@ -81,6 +81,13 @@ fn sign_as(dir: &Path, unsigned: &[u8], hash: &str, cn: &str) -> Vec<u8> {
     std::fs::read(&output).expect("signed file")
 }
 
+/// Where a signed image's attribute certificate table lies in the file.
+fn certificate_table(image: &Image<'_>) -> std::ops::Range<usize> {
+    authenticode::PeTrait::certificate_table_range(image)
+        .expect("offsets")
+        .expect("a certificate table")
+}
+
 fn check(bytes: &[u8]) -> Verdict {
     verify(&Image::parse(bytes).expect("a PE"))
 }
@@ -113,9 +120,7 @@ fn a_changed_byte_breaks_the_signature() {
     let dir = tempfile::tempdir().expect("tempdir");
     let signed = sign(dir.path(), PE64, "sha256");
     let image = Image::parse(&signed).expect("a PE");
-    let table = authenticode::PeTrait::certificate_table_range(&image)
-        .expect("offsets")
-        .expect("a certificate table");
+    let table = certificate_table(&image);
 
     // A byte of the image (in the last section, inside the digest).
     let mut patched = signed.clone();
@@ -151,10 +156,7 @@ fn a_changed_byte_breaks_the_signature() {
 fn a_truncated_signature_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let signed = sign(dir.path(), PE32, "sha256");
-    let image = Image::parse(&signed).expect("a PE");
-    let table = authenticode::PeTrait::certificate_table_range(&image)
-        .expect("offsets")
-        .expect("a certificate table");
+    let table = certificate_table(&Image::parse(&signed).expect("a PE"));
     // Cut the file inside the certificate table: the directory now points
     // past the end.
     let cut = &signed[..table.start + 100];
