@@ -510,6 +510,39 @@ fn lookup_account(_sid_bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The platform's signature path on an unsigned image (the PE fixture):
+    /// the portable check off Windows; on Windows (and under Wine) also
+    /// `WinVerifyTrust`'s catalog lookup, which finds no catalog for it.
+    /// Either way: unsigned, `Unavailable`, no signer. A file that is not
+    /// a PE has no verdict.
+    #[test]
+    fn an_unsigned_image_is_unsigned_on_every_platform() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fixture = dir.path().join("fixture64.exe");
+        std::fs::write(
+            &fixture,
+            include_bytes!("../../tests/data/pe/fixture64.exe"),
+        )
+        .expect("write");
+        let info = read_file_info(&EnrichConfig::default(), &fixture).expect("read");
+        let verdict = info.signature.expect("a PE has a verdict");
+        assert_eq!(verdict.status, authenticode::Status::Unsigned);
+        assert_eq!(verdict.signer, None);
+        assert_eq!(verdict.sysmon(), ("false", "Unavailable"));
+        let off = EnrichConfig {
+            signatures: false,
+            ..EnrichConfig::default()
+        };
+        assert_eq!(
+            read_file_info(&off, &fixture).expect("read").signature,
+            None
+        );
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"not a PE").expect("write");
+        let info = read_file_info(&EnrichConfig::default(), &text).expect("read");
+        assert_eq!(info.signature, None);
+    }
+
     #[test]
     fn files_are_read_under_the_root_and_cached_by_identity() {
         let dir = tempfile::tempdir().expect("tempdir");
