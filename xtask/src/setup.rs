@@ -72,8 +72,16 @@ pub const WINE_LAUNCHER: Package = Package {
     why: "the `wine` command of the Wine end-to-end test",
 };
 
-/// What the Wine end-to-end test needs besides the kernel model's packages.
-pub const WINE: &[&Package] = &[&WINE64, &WINE_LAUNCHER, &MINGW, &MINGW_HEADERS];
+/// What the Wine end-to-end test needs besides the kernel model's packages
+/// (osslsigncode and openssl sign its trigger driver).
+pub const WINE: &[&Package] = &[
+    &WINE64,
+    &WINE_LAUNCHER,
+    &MINGW,
+    &MINGW_HEADERS,
+    &OSSLSIGNCODE,
+    &OPENSSL,
+];
 
 /// The collector the fleet-delivery tests start (agent/tests/fleet_rsyslog.rs).
 pub const RSYSLOG: Package = Package {
@@ -96,8 +104,9 @@ pub const RSYSLOG_OPENSSL: Package = Package {
     why: "the ossl stream driver: the collector's syslog/TLS input the syslog+tls sink is tested against",
 };
 
-/// The independent signer of the Authenticode tests (agent/tests/authenticode.rs):
-/// it signs the PE fixtures in the test, so no signed file is committed.
+/// The independent signer of the Authenticode tests (agent/tests/authenticode.rs,
+/// the Wine test's trigger driver, `package --sign`): files are signed in
+/// the test, so no signed file is committed.
 pub const OSSLSIGNCODE: Package = Package {
     name: "osslsigncode",
     provides: "/usr/bin/osslsigncode",

@@ -380,8 +380,25 @@ fn display_name(certificate: &Certificate) -> Option<String> {
         })
 }
 
-/// The text of an X.520 DirectoryString (or IA5String) value.
+/// Longest signer name kept, in bytes (the certificate is the file's to
+/// choose; Sysmon's names are tens of characters).
+const MAX_NAME_BYTES: usize = 256;
+
+/// The text of an X.520 DirectoryString (or IA5String) value, cut to
+/// [`MAX_NAME_BYTES`] at a character boundary.
 fn directory_string(value: &der::Any) -> Option<String> {
+    let mut text = directory_text(value)?;
+    if text.len() > MAX_NAME_BYTES {
+        let cut = (0..=MAX_NAME_BYTES)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+    Some(text)
+}
+
+fn directory_text(value: &der::Any) -> Option<String> {
     let bytes = value.value();
     match value.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
@@ -395,5 +412,27 @@ fn directory_string(value: &der::Any) -> Option<String> {
             Some(String::from_utf16_lossy(&units))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signer_names_are_decoded_and_bounded() {
+        let any = |tag: Tag, bytes: Vec<u8>| der::Any::new(tag, bytes).expect("valid");
+        let bmp = any(Tag::BmpString, vec![0x00, 0x41, 0x00, 0xe9]);
+        assert_eq!(directory_string(&bmp).as_deref(), Some("Aé"));
+        let printable = any(Tag::PrintableString, b"Microsoft Windows".to_vec());
+        assert_eq!(
+            directory_string(&printable).as_deref(),
+            Some("Microsoft Windows")
+        );
+        // 200 two-byte characters: cut at 256 bytes, on a boundary.
+        let long = any(Tag::Utf8String, "é".repeat(200).into_bytes());
+        assert_eq!(directory_string(&long), Some("é".repeat(128)));
+        let integer = any(Tag::Integer, vec![1]);
+        assert_eq!(directory_string(&integer), None);
     }
 }
