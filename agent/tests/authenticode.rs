@@ -145,6 +145,23 @@ fn a_changed_byte_breaks_the_signature() {
     // The certificate was found before the signature failed.
     assert_eq!(verdict.signer.as_deref(), Some(SIGNER));
 
+    // The signed content less its digest: the SpcPeImageData type OID
+    // (1.3.6.1.4.1.311.2.1.15) inside the SpcIndirectDataContent. The
+    // file's digest still matches; the signed attributes' message digest
+    // (over the content) no longer does.
+    let oid = [
+        0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x0f,
+    ];
+    let at = table.start
+        + signed[table.start..]
+            .windows(oid.len())
+            .position(|w| w == oid)
+            .expect("SpcPeImageData's OID");
+    let mut patched = signed.clone();
+    patched[at + oid.len() - 1] = 0x0e;
+    let verdict = check(&patched);
+    assert_eq!(verdict.status, Status::Invalid(Flaw::MessageDigestMismatch));
+
     // A checksum change is outside the digest: still intact.
     let mut patched = signed.clone();
     let offsets = authenticode::PeTrait::offsets(&image).expect("offsets");
