@@ -14,15 +14,6 @@ use std::collections::BTreeSet;
 /// disagrees (so the list cannot rot).
 const EXCLUDED: &[(&str, &str)] = &[
     (
-        // image_load_side_load_vcruntime140.yml: `Signed: true` (a YAML boolean)
-        // against a generated event whose Signed is "TRUE". We match a boolean's
-        // text case-insensitively like every Sigma value; sigma-rust compares it
-        // case-sensitively. Sysmon only ever writes lowercase "true"/"false", so
-        // real events never differ; the generator's random casing exposes it.
-        "d7a63acb-1284-49bc-bfea-7771146c8b1c",
-        "boolean value vs upper-case event text: case-insensitive (ours) vs case-sensitive (sigma-rust)",
-    ),
-    (
         // proc_creation_win_sysinternals_susp_psexec_paexec_flags.yml:
         // `CommandLine|contains|windash: ' -s -i cmd'` against a generated
         // `... —s /i cmd ...` (em dash, then slash). pySigma's windash (the
