@@ -2,7 +2,9 @@
 //! side: read the file, decode, decode + process table, decode + table +
 //! JSON into a sink that discards, and decode + call-trace resolution (the
 //! per-process image table from the image loads, every process access's
-//! frames resolved to `module+offset` as Sysmon's CallTrace). Run by
+//! frames resolved to `module+offset` as Sysmon's CallTrace); then the
+//! Authenticode check of image files, cold (parse, digest, signature, per
+//! file) and cached (the enricher's per-identity cache, per event). Run by
 //! `cargo xtask bench agent`.
 //!
 //! usage: bench FILE [EVENTS]   (generates FILE if it does not exist)
@@ -12,7 +14,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use ringside_agent::call_trace::Modules;
-use ringside_agent::enrich::EnrichConfig;
+use ringside_agent::enrich::authenticode::{Status, verify};
+use ringside_agent::enrich::pe::Image;
+use ringside_agent::enrich::{EnrichConfig, Enricher};
 use ringside_agent::pipeline::{Config, Depth, Pipeline};
 use ringside_agent::sink::Discard;
 use ringside_agent::source::replay::ReplayReader;
@@ -190,4 +194,135 @@ fn main() {
             "MISSED"
         }
     );
+    authenticode(runs);
+}
+
+/// The Authenticode stage: signed images made here (osslsigncode and a
+/// throwaway openssl certificate, as the tests do; `cargo xtask bench`
+/// installs both), checked cold and through the enricher's cache.
+fn authenticode(runs: usize) {
+    let dir = std::env::temp_dir().join(format!("ringside-bench-sign-{}", std::process::id()));
+    let result = authenticode_in(&dir, runs);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        println!("authenticode: not measured: {e}");
+    }
+}
+
+fn authenticode_in(dir: &Path, runs: usize) -> Result<(), String> {
+    let system32 = dir.join("C").join("Windows").join("System32");
+    std::fs::create_dir_all(&system32).map_err(|e| format!("{}: {e}", system32.display()))?;
+    let tool = |name: &str, args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let out = std::process::Command::new(name)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{name}: {e} (install the Debian package {name})"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{name}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    tool(
+        "openssl",
+        &[
+            "req".as_ref(),
+            "-x509".as_ref(),
+            "-newkey".as_ref(),
+            "rsa:2048".as_ref(),
+            "-nodes".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+            "-subj".as_ref(),
+            "/CN=Ringside Bench".as_ref(),
+            "-keyout".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            cert.as_os_str(),
+        ],
+    )?;
+    let fixture = include_bytes!("../tests/data/pe/fixture64.exe");
+    println!(
+        "{:<34} {:>10} {:>14} {:>10}",
+        "authenticode (signed PE32+)", "us/file", "MB/s", "status"
+    );
+    // The fixture, and the fixture with 1 MiB and 16 MiB of data after its
+    // sections (hashed like any image byte): the cost is the digest's.
+    for extra in [0usize, 1 << 20, 16 << 20] {
+        let name = format!("signed-{extra}.dll");
+        let unsigned = dir.join(format!("unsigned-{extra}.dll"));
+        let mut bytes = fixture.to_vec();
+        bytes.resize(bytes.len() + extra, 0x5a);
+        std::fs::write(&unsigned, &bytes).map_err(|e| e.to_string())?;
+        let signed = system32.join(&name);
+        tool(
+            "osslsigncode",
+            &[
+                "sign".as_ref(),
+                "-h".as_ref(),
+                "sha256".as_ref(),
+                "-certs".as_ref(),
+                cert.as_os_str(),
+                "-key".as_ref(),
+                key.as_os_str(),
+                "-in".as_ref(),
+                unsigned.as_os_str(),
+                "-out".as_ref(),
+                signed.as_os_str(),
+            ],
+        )?;
+        let bytes = std::fs::read(&signed).map_err(|e| e.to_string())?;
+        let iterations: u32 = if extra == 0 { 2000 } else { 20 };
+        let (secs, ok, _) = measure(runs, || {
+            let mut intact = 0;
+            for _ in 0..iterations {
+                let image = Image::parse(&bytes).expect("a PE");
+                intact += u64::from(verify(&image).status == Status::Intact);
+            }
+            (intact, 0)
+        });
+        let per_file = secs / f64::from(iterations);
+        println!(
+            "{:<34} {:>10.1} {:>14.0} {:>10}",
+            format!("cold, {:.2} MB", bytes.len() as f64 / 1e6),
+            per_file * 1e6,
+            bytes.len() as f64 / per_file / 1e6,
+            if ok == u64::from(iterations) {
+                "intact"
+            } else {
+                "BROKEN"
+            }
+        );
+    }
+    // Cached: the same image loaded again, as the pipeline asks the
+    // enricher (a metadata call for the file's identity, then the cache).
+    let mut enricher = Enricher::new(EnrichConfig {
+        files_root: Some(dir.to_owned()),
+        ..EnrichConfig::default()
+    });
+    let path = r"C:\Windows\System32\signed-0.dll";
+    let first = enricher.file(path).ok_or("the signed file was not read")?;
+    let lookups = 100_000u32;
+    let (secs, signed, _) = measure(runs, || {
+        let mut signed = 0;
+        for _ in 0..lookups {
+            let info = enricher.file(path).expect("cached");
+            signed +=
+                u64::from(info.signature.as_ref().map(|v| &v.status) == Some(&Status::Intact));
+        }
+        (signed, 0)
+    });
+    println!(
+        "{:<34} {:>10.3} {:>14} {:>10}",
+        "cached (same file identity)",
+        secs / f64::from(lookups) * 1e6,
+        "-",
+        if signed == u64::from(lookups) && first.signature.is_some() {
+            "intact"
+        } else {
+            "BROKEN"
+        }
+    );
+    Ok(())
 }

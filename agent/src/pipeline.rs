@@ -35,6 +35,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 use ringside_content::schema::Logsource;
 use ringside_wire::ioctl::StatsResponse;
@@ -49,7 +50,8 @@ use zerocopy::FromBytes;
 use crate::config::ConfigFilter;
 use crate::crosscheck::{AgentView, cross_check};
 use crate::detect::{Detector, Notice};
-use crate::enrich::{EnrichConfig, Enricher};
+use crate::enrich::authenticode::{Status, Verdict};
+use crate::enrich::{EnrichConfig, Enricher, FileInfo};
 use crate::paths::VolumeMap;
 use crate::process_table::{NewProcess, ProcessGuid, ProcessInfo, ProcessTable};
 use crate::sink::Sink;
@@ -841,14 +843,18 @@ impl Pipeline {
                     self.volumes.to_dos_in_place(&mut self.scratch, 0);
                     let loaded = std::mem::take(&mut self.scratch);
                     self.put(ty, Name::ImageLoaded, &loaded);
-                    self.file_fields(ty, &loaded);
+                    let info = self.file_fields(ty, &loaded);
                     self.scratch = loaded;
-                    let (signed, status) = signature_fields(e.body.signature_level);
-                    if let Some(signed) = signed {
-                        self.put(ty, Name::Signed, signed);
-                    }
-                    if let Some(status) = status {
-                        self.put(ty, Name::SignatureStatus, status);
+                    let verdict = info.as_ref().and_then(|info| info.signature.as_ref());
+                    let fields = signature_fields(e.body.signature_level, verdict);
+                    for (name, value) in [
+                        (Name::Signed, fields.signed),
+                        (Name::Signature, fields.signature),
+                        (Name::SignatureStatus, fields.status),
+                    ] {
+                        if let Some(value) = value {
+                            self.put(ty, name, value);
+                        }
                     }
                     self.emit(sink)?;
                 }
@@ -1275,11 +1281,10 @@ impl Pipeline {
         });
     }
 
-    /// PE version fields and hashes of the file at `dos_path`, if readable.
-    fn file_fields(&mut self, ty: EventType, dos_path: &str) {
-        let Some(info) = self.enricher.file(dos_path) else {
-            return;
-        };
+    /// PE version fields and hashes of the file at `dos_path`, if readable;
+    /// what was learned about the file, for the caller's other fields.
+    fn file_fields(&mut self, ty: EventType, dos_path: &str) -> Option<Arc<FileInfo>> {
+        let info = self.enricher.file(dos_path)?;
         let v = &info.version;
         for (name, value) in [
             (Name::FileVersion, &v.file_version),
@@ -1295,6 +1300,7 @@ impl Pipeline {
         if !info.hashes.is_empty() {
             self.put(ty, Name::Hashes, &info.hashes);
         }
+        Some(info)
     }
 }
 
@@ -1308,22 +1314,61 @@ pub fn is_driver_load(properties: u32) -> bool {
     properties & ringside_wire::IMAGE_PROPERTY_SYSTEM_MODE != 0
 }
 
-/// `Signed` and `SignatureStatus` from `IMAGE_INFO.ImageSignatureLevel`
-/// (an `SE_SIGNING_LEVEL_*` value, ntddk.h / winnt.h):
+/// The `Signed`, `Signature` and `SignatureStatus` of an image or driver
+/// load; `None` is Sysmon's `-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignatureFields<'a> {
+    pub signed: Option<&'static str>,
+    pub signature: Option<&'a str>,
+    pub status: Option<&'static str>,
+}
+
+/// The signature fields from the kernel's `IMAGE_INFO.ImageSignatureLevel`
+/// (an `SE_SIGNING_LEVEL_*` value, ntddk.h / winnt.h) and the agent's check
+/// of the file (`verdict`, when the file could be read; see
+/// [`crate::enrich::authenticode`]).
+///
+/// From the level alone (the file unread: enrichment off, the file gone or
+/// above the size bound, or its check still running):
 /// - 0 `SE_SIGNING_LEVEL_UNCHECKED`: Code Integrity did not label the image,
-///   so nothing is claimed (both `-`);
+///   so nothing is claimed (all `-`);
 /// - 1 `SE_SIGNING_LEVEL_UNSIGNED`: `false`, `Unavailable`;
 /// - 2..=15 (`ENTERPRISE`, `AUTHENTICODE`, `STORE`, `ANTIMALWARE`,
 ///   `MICROSOFT`, `WINDOWS`, `WINDOWS_TCB` and the custom levels): Code
 ///   Integrity validated a signature of that level, so `true`, `Valid`.
+///   The level says how an image was signed, never by whom: `Signature`
+///   stays `-`.
 ///
-/// The level says how an image was signed, never by whom: Sysmon's
-/// `Signature` (the signer's name) is not derived from it.
-pub fn signature_fields(level: u8) -> (Option<&'static str>, Option<&'static str>) {
-    match level {
-        0 => (None, None),
-        1 => (Some("false"), Some("Unavailable")),
-        _ => (Some("true"), Some("Valid")),
+/// With the file's verdict, the verdict speaks ([`Verdict::sysmon`]), and
+/// its signer is the `Signature`, except where Code Integrity already
+/// validated the image (level 2 and up) and the agent could not check the
+/// chain itself (the portable check, off Windows): an intact embedded
+/// signature is then `Valid` (the kernel checked the chain when it mapped
+/// the image), and an image with no embedded signature is `true`, `Valid`
+/// with `Signature` `-` (a catalog signed it; catalogs are only read on
+/// Windows).
+pub fn signature_fields(level: u8, verdict: Option<&Verdict>) -> SignatureFields<'_> {
+    let kernel_validated = level >= 2;
+    let Some(verdict) = verdict else {
+        let (signed, status) = match level {
+            0 => (None, None),
+            1 => (Some("false"), Some("Unavailable")),
+            _ => (Some("true"), Some("Valid")),
+        };
+        return SignatureFields {
+            signed,
+            signature: None,
+            status,
+        };
+    };
+    let (signed, status) = match verdict.status {
+        Status::Intact | Status::Unsigned if kernel_validated => ("true", "Valid"),
+        _ => verdict.sysmon(),
+    };
+    SignatureFields {
+        signed: Some(signed),
+        signature: verdict.signer.as_deref(),
+        status: Some(status),
     }
 }
 
@@ -1337,5 +1382,66 @@ fn fill_process(event: &mut SysmonEvent, layout: &Layout, ty: EventType, info: &
     }
     if let (Some(i), false) = (layout.get(ty, Name::User), info.user.is_empty()) {
         event.set(i, &info.user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::authenticode::Flaw;
+
+    /// Every way the kernel's level and the file's verdict combine.
+    #[test]
+    fn signature_fields_combine_the_kernel_level_and_the_file_verdict() {
+        let verdict = |status: Status, signer: Option<&str>| Verdict {
+            status,
+            signer: signer.map(str::to_owned),
+        };
+        let fields = |level: u8, v: Option<&Verdict>| {
+            let f = signature_fields(level, v);
+            (f.signed, f.signature.map(str::to_owned), f.status)
+        };
+        let some = |s: &'static str| Some(s);
+        // The file unread: the level alone, never a signer.
+        assert_eq!(fields(0, None), (None, None, None));
+        assert_eq!(fields(1, None), (some("false"), None, some("Unavailable")));
+        assert_eq!(fields(12, None), (some("true"), None, some("Valid")));
+        let intact = verdict(Status::Intact, Some("Contoso"));
+        let signer = Some("Contoso".to_owned());
+        // Intact off Windows: Valid only where Code Integrity validated.
+        assert_eq!(
+            fields(0, Some(&intact)),
+            (some("true"), signer.clone(), some("Unverified"))
+        );
+        assert_eq!(
+            fields(1, Some(&intact)),
+            (some("true"), signer.clone(), some("Unverified"))
+        );
+        assert_eq!(
+            fields(2, Some(&intact)),
+            (some("true"), signer.clone(), some("Valid"))
+        );
+        // No embedded signature but validated: a catalog signed it.
+        let unsigned = verdict(Status::Unsigned, None);
+        assert_eq!(
+            fields(12, Some(&unsigned)),
+            (some("true"), None, some("Valid"))
+        );
+        assert_eq!(
+            fields(0, Some(&unsigned)),
+            (some("false"), None, some("Unavailable"))
+        );
+        // A broken signature is never rescued by the level.
+        let broken = verdict(Status::Invalid(Flaw::DigestMismatch), Some("Contoso"));
+        assert_eq!(
+            fields(12, Some(&broken)),
+            (some("false"), signer.clone(), some("Invalid"))
+        );
+        // WinVerifyTrust's answers stand as they are.
+        let revoked = verdict(Status::Revoked, Some("Contoso"));
+        assert_eq!(
+            fields(12, Some(&revoked)),
+            (some("true"), signer, some("Revoked"))
+        );
     }
 }

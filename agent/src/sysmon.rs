@@ -258,6 +258,7 @@ pub enum Name {
     ParentUser,
     ImageLoaded,
     Signed,
+    Signature,
     SignatureStatus,
     TargetFilename,
     SourceFilename,
@@ -285,7 +286,7 @@ pub enum Name {
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 47] = [
+    pub const ALL: [Name; 48] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -310,6 +311,7 @@ impl Name {
         Name::ParentUser,
         Name::ImageLoaded,
         Name::Signed,
+        Name::Signature,
         Name::SignatureStatus,
         Name::TargetFilename,
         Name::SourceFilename,
@@ -374,6 +376,7 @@ impl Name {
             Name::ParentUser => "ParentUser",
             Name::ImageLoaded => "ImageLoaded",
             Name::Signed => "Signed",
+            Name::Signature => "Signature",
             Name::SignatureStatus => "SignatureStatus",
             Name::TargetFilename => "TargetFilename",
             Name::SourceFilename => "SourceFilename",

@@ -11,7 +11,8 @@
 //! separate content compile), `SetConsoleCtrlHandler` (Ctrl-C and
 //! console close stop `run` cleanly), and `RegisterEventSourceW`,
 //! `ReportEventW`, `RegCreateKeyExW`, `RegSetValueExW`, `RegDeleteKeyW`
-//! (the service's Application event log source). Everything else in the agent is safe code over
+//! (the service's Application event log source), and `WinVerifyTrust`
+//! with the catalog lookup (an image's signature, [`trust`]). Everything else in the agent is safe code over
 //! these wrappers.
 //!
 //! Overlapped I/O contract: while a request is pending, the kernel may write
@@ -42,6 +43,9 @@ use windows_sys::Win32::System::Registry::{
 use windows_sys::core::BOOL;
 
 use crate::source::stop::StopFlag;
+
+mod trust;
+pub use trust::verify_trust;
 
 use windows_sys::Wdk::System::Threading::{NtQueryInformationProcess, ProcessBasicInformation};
 use windows_sys::Win32::Foundation::FILETIME;

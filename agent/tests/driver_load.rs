@@ -1,7 +1,7 @@
 //! Driver loads (issue #19, item 4): an image-load record whose
 //! `IMAGE_INFO.Properties` has `SystemModeImage` is Sysmon 6, with Sysmon's
 //! fields in Sysmon's order, `Signed`/`SignatureStatus` from the kernel's
-//! signing level, and SigmaHQ's driver_load rules firing on it.
+//! signing level when the file is not read, and SigmaHQ's driver_load rules firing on it.
 
 mod support;
 
@@ -33,8 +33,9 @@ fn system_mode_image_loads_are_sysmon_6_with_sysmons_fields_in_order() {
         .filter(|l| l.starts_with("{\"EventID\":6,") || l.starts_with("{\"EventID\":7,"))
         .collect();
     assert_eq!(events.len(), 4, "{stdout}");
-    // Key order is checked on the text: Sysmon 6 less Signature, which the
-    // kernel's signing level cannot give (it says how, not by whom).
+    // Key order is checked on the text: Sysmon 6's. `Signature` is `-`
+    // here: the files are not read (--no-enrich), and the kernel's signing
+    // level says how an image was signed, not by whom.
     let keys = |line: &str| -> Vec<String> {
         let data = &line[line.find("\"EventData\":{").expect("EventData")..];
         let value: serde_json::Value = serde_json::from_str(&format!("{{{data}")).expect("JSON");
@@ -54,6 +55,7 @@ fn system_mode_image_loads_are_sysmon_6_with_sysmons_fields_in_order() {
             "ImageLoaded",
             "Hashes",
             "Signed",
+            "Signature",
             "SignatureStatus"
         ]
     );
@@ -86,7 +88,7 @@ fn system_mode_image_loads_are_sysmon_6_with_sysmons_fields_in_order() {
         [s("false", "Unavailable"), s("true", "Valid"), s("-", "-")]
     );
     assert!(lines[0]["EventData"].get("ProcessId").is_none());
-    assert!(lines[0]["EventData"].get("Signature").is_none());
+    assert_eq!(lines[0]["EventData"]["Signature"], "-");
     assert!(lines[3]["EventData"].get("ProcessId").is_some());
 }
 

@@ -159,8 +159,24 @@ fn check_pdb_matches(sys: &Path, pdb: &Path) -> Result<(), String> {
 }
 
 fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
-    let cert_dir = out.join("cert");
-    fs::create_dir_all(&cert_dir).map_err(|e| format!("creating {}: {e}", cert_dir.display()))?;
+    let cert = test_sign(&out.join("cert"), sys)?;
+    run(Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(out.join("ringside.cer")))?;
+    Ok(())
+}
+
+/// The subject of the throwaway test-signing certificate.
+pub const TEST_SIGNER: &str = "ringside test signing (not for production)";
+
+/// Signs `image` in place with osslsigncode and the throwaway certificate
+/// in `cert_dir` (made there with openssl on first use, never committed),
+/// then has osslsigncode verify it against that certificate. Returns the
+/// certificate's PEM file.
+pub fn test_sign(cert_dir: &Path, image: &Path) -> Result<PathBuf, String> {
+    fs::create_dir_all(cert_dir).map_err(|e| format!("creating {}: {e}", cert_dir.display()))?;
     let key = cert_dir.join("ringside-test.key.pem");
     let cert = cert_dir.join("ringside-test.cert.pem");
     if !key.exists() || !cert.exists() {
@@ -175,7 +191,7 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
                 "365",
                 "-nodes",
                 "-subj",
-                "/CN=ringside test signing (not for production)",
+                &format!("/CN={TEST_SIGNER}"),
                 "-addext",
                 "extendedKeyUsage=codeSigning",
                 "-keyout",
@@ -184,12 +200,7 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
             .arg("-out")
             .arg(&cert))?;
     }
-    run(Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in"])
-        .arg(&cert)
-        .arg("-out")
-        .arg(out.join("ringside.cer")))?;
-    let signed = out.join("ringside.signed.sys");
+    let signed = image.with_extension("signed");
     let _ = fs::remove_file(&signed);
     run(Command::new("osslsigncode")
         .args(["sign", "-h", "sha256", "-n", "ringside", "-certs"])
@@ -197,15 +208,15 @@ fn sign_image(out: &Path, sys: &Path) -> Result<(), String> {
         .arg("-key")
         .arg(&key)
         .arg("-in")
-        .arg(sys)
+        .arg(image)
         .arg("-out")
         .arg(&signed))?;
-    fs::rename(&signed, sys).map_err(|e| format!("replacing {}: {e}", sys.display()))?;
+    fs::rename(&signed, image).map_err(|e| format!("replacing {}: {e}", image.display()))?;
     run(Command::new("osslsigncode")
         .arg("verify")
         .arg("-CAfile")
         .arg(&cert)
         .arg("-in")
-        .arg(sys))?;
-    Ok(())
+        .arg(image))?;
+    Ok(cert)
 }

@@ -72,8 +72,16 @@ pub const WINE_LAUNCHER: Package = Package {
     why: "the `wine` command of the Wine end-to-end test",
 };
 
-/// What the Wine end-to-end test needs besides the kernel model's packages.
-pub const WINE: &[&Package] = &[&WINE64, &WINE_LAUNCHER, &MINGW, &MINGW_HEADERS];
+/// What the Wine end-to-end test needs besides the kernel model's packages
+/// (osslsigncode and openssl sign its trigger driver).
+pub const WINE: &[&Package] = &[
+    &WINE64,
+    &WINE_LAUNCHER,
+    &MINGW,
+    &MINGW_HEADERS,
+    &OSSLSIGNCODE,
+    &OPENSSL,
+];
 
 /// The collector the fleet-delivery tests start (agent/tests/fleet_rsyslog.rs).
 pub const RSYSLOG: Package = Package {
@@ -96,6 +104,22 @@ pub const RSYSLOG_OPENSSL: Package = Package {
     why: "the ossl stream driver: the collector's syslog/TLS input the syslog+tls sink is tested against",
 };
 
+/// The independent signer of the Authenticode tests (agent/tests/authenticode.rs,
+/// the Wine test's trigger driver, `package --sign`): files are signed in
+/// the test, so no signed file is committed.
+pub const OSSLSIGNCODE: Package = Package {
+    name: "osslsigncode",
+    provides: "/usr/bin/osslsigncode",
+    why: "signs PE fixtures in the agent's Authenticode tests",
+};
+
+/// Makes the Authenticode tests' throwaway key and certificate.
+pub const OPENSSL: Package = Package {
+    name: "openssl",
+    provides: "/usr/bin/openssl",
+    why: "makes the throwaway signing certificate of the agent's Authenticode tests",
+};
+
 /// What `cargo xtask test`, `demo`, `bench` and `soak` need: the kernel
 /// model's packages (Unicorn and the ABI oracle) and the collector.
 pub const TESTS: &[&Package] = &[
@@ -106,6 +130,8 @@ pub const TESTS: &[&Package] = &[
     &RSYSLOG,
     &RSYSLOG_RELP,
     &RSYSLOG_OPENSSL,
+    &OSSLSIGNCODE,
+    &OPENSSL,
 ];
 
 /// Installs every missing package with apt-get (root, as on CI and the

@@ -1,6 +1,6 @@
-//! Enrichment that is only safe in user mode: PE version resources and
-//! hashes of process and loaded images (cached by file identity), SID →
-//! account name, integrity-level names.
+//! Enrichment that is only safe in user mode: PE version resources,
+//! hashes and Authenticode signatures of process and loaded images (cached
+//! by file identity), SID → account name, integrity-level names.
 //!
 //! Two modes. Inline (replay, the default): every lookup is done when the
 //! event needs it, so output is a pure function of the input. Background
@@ -22,6 +22,7 @@
 //! so output order (by Seq) and the driver accounting are unaffected; both
 //! counts are in every 1004 (`EnrichDeferred`, `EnrichOverflow`).
 
+pub mod authenticode;
 pub mod hash;
 pub mod pe;
 pub mod process_params;
@@ -57,6 +58,9 @@ pub struct EnrichConfig {
     /// `C:\x\y.exe` → `ROOT/C/x/y.exe`. On Windows paths are used as they are.
     pub files_root: Option<PathBuf>,
     pub max_file_bytes: u64,
+    /// Check each image's Authenticode signature ([`authenticode`]): the
+    /// `Signed`, `Signature` and `SignatureStatus` of events 6 and 7.
+    pub signatures: bool,
     /// Do file reads and account lookups on a worker thread with a queue
     /// of this many jobs (the live agent); `None`: inline (replay).
     pub background: Option<usize>,
@@ -75,6 +79,7 @@ impl Default for EnrichConfig {
             hashes: HashSet::default(),
             files_root: None,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            signatures: true,
             background: None,
             batch_wait: WAIT_PER_BATCH,
             live_processes: false,
@@ -91,6 +96,7 @@ impl EnrichConfig {
             hashes: HashSet::NONE,
             files_root: None,
             max_file_bytes: 0,
+            signatures: false,
             background: None,
             batch_wait: WAIT_PER_BATCH,
             live_processes: false,
@@ -106,6 +112,9 @@ pub struct FileInfo {
     pub hashes: String,
     /// Named exports, (RVA, name) sorted by RVA ([`pe::exports`]).
     pub exports: Vec<(u32, String)>,
+    /// The file's signature, if checked (a PE, and
+    /// [`EnrichConfig::signatures`]).
+    pub signature: Option<authenticode::Verdict>,
 }
 
 impl FileInfo {
@@ -142,13 +151,21 @@ type FileKey = (PathBuf, u64, Option<SystemTime>);
 enum Job {
     File(FileKey),
     Account(Vec<u8>),
+    /// The platform's trust decision for a file whose embedded signature
+    /// was parsed ([`platform_trust`]): a job of its own, after the file's
+    /// hashes are cached, because its first call can take longer than an
+    /// event may wait (WinVerifyTrust loads its providers and catalogs).
+    Trust(FileKey, authenticode::Verdict),
 }
 
 /// A finished lookup.
 #[derive(Debug)]
 enum Done {
-    File(FileKey, Option<FileInfo>),
+    /// Boxed: a file's info (with its signature verdict) is far larger
+    /// than an account name.
+    File(FileKey, Option<Box<FileInfo>>),
     Account(Vec<u8>, Option<String>),
+    Trust(FileKey, authenticode::Verdict),
 }
 
 /// The enricher with its caches.
@@ -173,11 +190,15 @@ impl Enricher {
         Enricher::with_work(config, move |job| match job {
             Job::File(key) => {
                 let info = read_file_info(&files, &key.0);
-                Done::File(key, info)
+                Done::File(key, info.map(Box::new))
             }
             Job::Account(sid) => {
                 let name = lookup_account(&sid);
                 Done::Account(sid, name)
+            }
+            Job::Trust(key, embedded) => {
+                let verdict = platform_trust(&key.0, embedded);
+                Done::Trust(key, verdict)
             }
         })
     }
@@ -242,7 +263,24 @@ impl Enricher {
                 self.pending_files.remove(&key);
                 if let Some(info) = info {
                     self.counters.file_reads += 1;
-                    cache_insert(&mut self.files, key, Arc::new(info));
+                    let trust = info
+                        .signature
+                        .clone()
+                        .filter(|_| PLATFORM_TRUST)
+                        .map(|embedded| Job::Trust(key.clone(), embedded));
+                    cache_insert(&mut self.files, key, Arc::from(info));
+                    if let Some(job) = trust {
+                        self.defer(job);
+                    }
+                }
+            }
+            Done::Trust(key, verdict) => {
+                // The file's entry with the platform's verdict; an entry
+                // replaced meanwhile (the file changed) keeps its own.
+                if let Some(info) = self.files.get_mut(&key) {
+                    let mut updated = FileInfo::clone(info);
+                    updated.signature = Some(verdict);
+                    *info = Arc::new(updated);
                 }
             }
             Done::Account(sid, name) => {
@@ -258,6 +296,7 @@ impl Enricher {
         let pending = match &job {
             Job::File(key) => self.pending_files.contains(key),
             Job::Account(sid) => self.pending_accounts.contains(sid),
+            Job::Trust(..) => false,
         };
         let Some(worker) = &mut self.worker else {
             return;
@@ -266,17 +305,19 @@ impl Enricher {
             return;
         }
         let key = match &job {
-            Job::File(key) => Ok(key.clone()),
-            Job::Account(sid) => Err(sid.clone()),
+            Job::File(key) => Some(Ok(key.clone())),
+            Job::Account(sid) => Some(Err(sid.clone())),
+            Job::Trust(..) => None,
         };
         match worker.submit(job) {
             worker::Submitted::Queued => match key {
-                Ok(file) => {
+                Some(Ok(file)) => {
                     self.pending_files.insert(file);
                 }
-                Err(sid) => {
+                Some(Err(sid)) => {
                     self.pending_accounts.insert(sid);
                 }
+                None => {}
             },
             worker::Submitted::Overflow => self.counters.overflow += 1,
             worker::Submitted::Gone => {}
@@ -361,7 +402,13 @@ impl Enricher {
             self.counters.deferred += 1;
             return None;
         }
-        let info = Arc::new(read_file_info(&self.config, &key.0)?);
+        let mut info = read_file_info(&self.config, &key.0)?;
+        if PLATFORM_TRUST {
+            info.signature = info
+                .signature
+                .map(|embedded| platform_trust(&key.0, embedded));
+        }
+        let info = Arc::new(info);
         self.counters.file_reads += 1;
         cache_insert(&mut self.files, key, Arc::clone(&info));
         Some(info)
@@ -446,11 +493,54 @@ fn read_file_info(config: &EnrichConfig, local: &std::path::Path) -> Option<File
         hash::sysmon_hashes(config.hashes, &bytes, imphash)
     };
     let exports = parsed.as_ref().map(pe::exports).unwrap_or_default();
+    let signature = if config.signatures {
+        signature(local, parsed.as_ref())
+    } else {
+        None
+    };
     Some(FileInfo {
         version,
         hashes,
         exports,
+        signature,
     })
+}
+
+/// The signature of the image at `local`: the portable check of its
+/// embedded signature ([`authenticode::verify`]); `None` if it is not a PE.
+/// The file was read whole, so it is below [`EnrichConfig::max_file_bytes`];
+/// above that bound nothing is read and the events carry only what the
+/// kernel's signing level says. On Windows the platform's decision follows
+/// ([`platform_trust`]).
+fn signature(
+    _local: &std::path::Path,
+    image: Option<&pe::Image<'_>>,
+) -> Option<authenticode::Verdict> {
+    image.map(authenticode::verify)
+}
+
+/// Whether this platform has a trust decision beyond the portable check.
+const PLATFORM_TRUST: bool = cfg!(windows);
+
+/// On Windows: `WinVerifyTrust` (chain, revocation from the local cache,
+/// catalogs; [`crate::win::verify_trust`]) names the status; the signer's
+/// name comes from the portable parse of the embedded signature when the
+/// file has one, else from the catalog's signer that `WinVerifyTrust`
+/// reports. Elsewhere the portable verdict stands.
+#[cfg(windows)]
+fn platform_trust(
+    local: &std::path::Path,
+    embedded: authenticode::Verdict,
+) -> authenticode::Verdict {
+    crate::win::verify_trust(local, embedded)
+}
+
+#[cfg(not(windows))]
+fn platform_trust(
+    _local: &std::path::Path,
+    embedded: authenticode::Verdict,
+) -> authenticode::Verdict {
+    embedded
 }
 
 /// Inserts into a bounded cache: when full, it is cleared and refilled.
@@ -482,6 +572,39 @@ fn lookup_account(_sid_bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The platform's signature path on an unsigned image (the PE fixture):
+    /// the portable check off Windows; on Windows (and under Wine) also
+    /// `WinVerifyTrust`'s catalog lookup, which finds no catalog for it.
+    /// Either way: unsigned, `Unavailable`, no signer. A file that is not
+    /// a PE has no verdict.
+    #[test]
+    fn an_unsigned_image_is_unsigned_on_every_platform() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fixture = dir.path().join("fixture64.exe");
+        std::fs::write(
+            &fixture,
+            include_bytes!("../../tests/data/pe/fixture64.exe"),
+        )
+        .expect("write");
+        let info = read_file_info(&EnrichConfig::default(), &fixture).expect("read");
+        let verdict = info.signature.expect("a PE has a verdict");
+        assert_eq!(verdict.status, authenticode::Status::Unsigned);
+        assert_eq!(verdict.signer, None);
+        assert_eq!(verdict.sysmon(), ("false", "Unavailable"));
+        let off = EnrichConfig {
+            signatures: false,
+            ..EnrichConfig::default()
+        };
+        assert_eq!(
+            read_file_info(&off, &fixture).expect("read").signature,
+            None
+        );
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"not a PE").expect("write");
+        let info = read_file_info(&EnrichConfig::default(), &text).expect("read");
+        assert_eq!(info.signature, None);
+    }
 
     #[test]
     fn files_are_read_under_the_root_and_cached_by_identity() {
@@ -616,6 +739,7 @@ mod tests {
             match job {
                 Job::File(key) => Done::File(key, None),
                 Job::Account(sid) => Done::Account(sid, None),
+                Job::Trust(key, verdict) => Done::Trust(key, verdict),
             }
         });
         enricher.new_batch();
@@ -647,6 +771,7 @@ mod tests {
             match job {
                 Job::File(key) => Done::File(key, None),
                 Job::Account(sid) => Done::Account(sid, None),
+                Job::Trust(key, verdict) => Done::Trust(key, verdict),
             }
         });
         assert!(enricher.file(r"C:\Windows\a.exe").is_none());

@@ -5,13 +5,17 @@
 //! tree; the VS_VERSIONINFO block inside the resource is parsed here, since
 //! `object` has no parser for it. Files are hostile: every read is bounds
 //! checked, and any parse failure leaves the fields unknown. The bytes need
-//! no particular alignment.
+//! no particular alignment. The same parse gives `authenticode` the offsets
+//! its digest skips ([`authenticode::PeTrait`], used by [`super::authenticode`]).
 
+use std::ops::Range;
+
+use authenticode::{PeOffsetError, PeOffsets, PeTrait};
 use object::LittleEndian as LE;
 use object::pe;
 use object::read::pe::{
-    ExportTable, ExportTarget, ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectory,
-    ResourceDirectoryTable, ResourceNameOrId, SectionTable,
+    ExportTable, ExportTarget, ImageNtHeaders, ImageOptionalHeader, PeFile, PeFile32, PeFile64,
+    ResourceDirectory, ResourceDirectoryTable, ResourceNameOrId, SectionTable,
 };
 
 /// Version-resource strings Sysmon reports.
@@ -36,6 +40,13 @@ pub struct Image<'data> {
     /// The export directory, if the image has a readable one.
     exports: Option<ExportTable<'data>>,
     pe64: bool,
+    /// Where the header fields the Authenticode digest skips lie (the
+    /// checksum and the security directory entry); `None` if the optional
+    /// header is too short to hold them.
+    authenticode: Option<PeOffsets>,
+    /// File range of the attribute certificate table (the security
+    /// directory holds a file offset, not an RVA), if the image has one.
+    certificates: Option<Range<usize>>,
 }
 
 impl<'data> Image<'data> {
@@ -69,6 +80,13 @@ impl<'data> Image<'data> {
             .export_table(data, &sections)
             .ok()
             .flatten();
+        let certificates = file
+            .data_directory(pe::IMAGE_DIRECTORY_ENTRY_SECURITY)
+            .map(|dir| {
+                let start = dir.virtual_address.get(LE) as usize;
+                start..start.saturating_add(dir.size.get(LE) as usize)
+            })
+            .filter(|range| !range.is_empty());
         Some(Image {
             data,
             sections,
@@ -76,6 +94,8 @@ impl<'data> Image<'data> {
             imports,
             exports,
             pe64,
+            authenticode: authenticode_offsets(file),
+            certificates,
         })
     }
 
@@ -101,6 +121,68 @@ impl<'data> Image<'data> {
         let entry = languages.entries.first()?.data(dir).ok()?.data()?;
         let bytes = self.at(entry.offset_to_data.get(LE))?;
         bytes.get(..usize::try_from(entry.size.get(LE)).ok()?)
+    }
+}
+
+/// The offsets of the header fields the Authenticode digest skips: the
+/// optional header's CheckSum (64 bytes in, PE32 and PE32+ alike) and the
+/// security entry of the data directories that follow the optional header.
+/// `None` when the header declares fewer than five data directories.
+fn authenticode_offsets<Pe: ImageNtHeaders>(file: &PeFile<'_, Pe>) -> Option<PeOffsets> {
+    let optional = file.nt_headers().optional_header();
+    let header = object::pod::bytes_of(optional);
+    // Where the optional header lies in the file: `object` borrows it from
+    // `data`, so the distance between the two addresses is its offset.
+    let start = (header.as_ptr() as usize).checked_sub(file.data().as_ptr() as usize)?;
+    let entry = std::mem::size_of::<pe::ImageDataDirectory>();
+    if (optional.number_of_rva_and_sizes() as usize) <= pe::IMAGE_DIRECTORY_ENTRY_SECURITY {
+        return None;
+    }
+    let check_sum = start.checked_add(64)?;
+    let security = start
+        .checked_add(header.len())?
+        .checked_add(entry.checked_mul(pe::IMAGE_DIRECTORY_ENTRY_SECURITY)?)?;
+    Some(PeOffsets {
+        check_sum,
+        after_check_sum: check_sum.checked_add(4)?,
+        security_data_dir: security,
+        after_security_data_dir: security.checked_add(entry)?,
+        after_header: optional.size_of_headers() as usize,
+    })
+}
+
+/// What `authenticode` needs of a PE: its bytes, section file ranges, the
+/// certificate table and the skipped header fields. Every range is checked
+/// by the caller against the data (`get`), so a hostile header yields an
+/// error, not a panic.
+impl PeTrait for Image<'_> {
+    fn data(&self) -> &[u8] {
+        self.data
+    }
+
+    fn num_sections(&self) -> usize {
+        self.sections.len()
+    }
+
+    /// `index` counts from 1, as `authenticode` asks.
+    fn section_data_range(&self, index: usize) -> Result<Range<usize>, PeOffsetError> {
+        let section = self
+            .sections
+            .section(object::SectionIndex(index))
+            .map_err(|_| PeOffsetError)?;
+        let start = section.pointer_to_raw_data.get(LE) as usize;
+        let end = start
+            .checked_add(section.size_of_raw_data.get(LE) as usize)
+            .ok_or(PeOffsetError)?;
+        Ok(start..end)
+    }
+
+    fn certificate_table_range(&self) -> Result<Option<Range<usize>>, PeOffsetError> {
+        Ok(self.certificates.clone())
+    }
+
+    fn offsets(&self) -> Result<PeOffsets, PeOffsetError> {
+        self.authenticode.clone().ok_or(PeOffsetError)
     }
 }
 

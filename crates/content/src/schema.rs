@@ -133,24 +133,22 @@ const IMAGE_LOAD: &[FieldDef] = &[
     f("OriginalFileName", Str),
     f("Hashes", Hashes),
     f("Signed", Str),
+    f("Signature", Str),
     f("SignatureStatus", Str),
     f("User", Str),
 ];
 
 // Sysmon 6 is RuleName, UtcTime, ImageLoaded, Hashes, Signed, Signature,
-// SignatureStatus. `Signature` (the signer's name, e.g. "Microsoft Windows")
-// is not listed: the kernel's signing level says how an image was signed,
-// not by whom, and ringside does no Authenticode verification yet (issue
-// #19, item 7). Listing it would let a rule or a Sysmon configuration filter
-// compare against a placeholder; left out, a rule naming it is rejected and
-// a configuration filter on it is ignored, each with that reason. The order
-// of the rest is Sysmon's.
+// SignatureStatus, in that order. `Signature` (the signer's display name,
+// e.g. "Microsoft Windows") comes from the agent's Authenticode check of
+// the file (agent/src/enrich/authenticode.rs), as in event 7.
 const DRIVER_LOAD: &[FieldDef] = &[
     f("RuleName", Str),
     f("UtcTime", Timestamp),
     f("ImageLoaded", Str),
     f("Hashes", Hashes),
     f("Signed", Str),
+    f("Signature", Str),
     f("SignatureStatus", Str),
 ];
 
@@ -688,7 +686,7 @@ mod tests {
         for absent in ["TerminalSessionId", "Imphash"] {
             assert_eq!(pc.field_index(absent), None, "{absent}");
         }
-        assert_eq!(Logsource::ImageLoad.field_index("Signature"), None);
+        assert_eq!(Logsource::ImageLoad.field_index("Signature"), Some(13));
         let names: Vec<&str> = Logsource::DriverLoad
             .fields()
             .iter()
@@ -702,9 +700,10 @@ mod tests {
                 "ImageLoaded",
                 "Hashes",
                 "Signed",
+                "Signature",
                 "SignatureStatus"
             ],
-            "Sysmon 6's fields in Sysmon's order, less Signature (not provided)"
+            "Sysmon 6's fields in Sysmon's order"
         );
     }
 

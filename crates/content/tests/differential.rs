@@ -12,29 +12,18 @@ use std::collections::BTreeSet;
 /// Rules on which the two implementations are known to disagree, and why.
 /// Each entry was investigated; the test fails if an entry no longer
 /// disagrees (so the list cannot rot).
-const EXCLUDED: &[(&str, &str)] = &[
-    (
-        // image_load_side_load_vcruntime140.yml: `Signed: true` (a YAML boolean)
-        // against a generated event whose Signed is "TRUE". We match a boolean's
-        // text case-insensitively like every Sigma value; sigma-rust compares it
-        // case-sensitively. Sysmon only ever writes lowercase "true"/"false", so
-        // real events never differ; the generator's random casing exposes it.
-        "d7a63acb-1284-49bc-bfea-7771146c8b1c",
-        "boolean value vs upper-case event text: case-insensitive (ours) vs case-sensitive (sigma-rust)",
-    ),
-    (
-        // proc_creation_win_sysinternals_susp_psexec_paexec_flags.yml:
-        // `CommandLine|contains|windash: ' -s -i cmd'` against a generated
-        // `... —s /i cmd ...` (em dash, then slash). pySigma's windash (the
-        // reference) expands every dash independently, all combinations; so do
-        // we. sigma-rust 0.7 (`windash_variations`) changes one flag at a time,
-        // so a command line mixing two dash forms matches for us only. Found
-        // when CurrentDirectory joined the schema and the generator's draws
-        // moved.
-        "207b0396-3689-42d9-8399-4222658efc99",
-        "windash with two flags in different dash forms: all combinations (ours, pySigma) vs one flag at a time (sigma-rust)",
-    ),
-];
+const EXCLUDED: &[(&str, &str)] = &[(
+    // proc_creation_win_sysinternals_susp_psexec_paexec_flags.yml:
+    // `CommandLine|contains|windash: ' -s -i cmd'` against a generated
+    // `... —s /i cmd ...` (em dash, then slash). pySigma's windash (the
+    // reference) expands every dash independently, all combinations; so do
+    // we. sigma-rust 0.7 (`windash_variations`) changes one flag at a time,
+    // so a command line mixing two dash forms matches for us only. Found
+    // when CurrentDirectory joined the schema and the generator's draws
+    // moved.
+    "207b0396-3689-42d9-8399-4222658efc99",
+    "windash with two flags in different dash forms: all combinations (ours, pySigma) vs one flag at a time (sigma-rust)",
+)];
 
 /// Every schema field is present; one the sensor could not fill is an
 /// explicit null. (Sigma's `field: null` means "no value": sigma-rust tests it

@@ -609,15 +609,28 @@ fn a_large_configuration_loads_in_linear_time() {
     );
 }
 
-/// DriverLoad is applied: its provided fields filter, its default without
-/// rules is Sysmon's (logged), and a filter on `Signature` (not provided)
-/// is ignored, so the public configurations' "exclude Microsoft-signed
-/// drivers" sets exclude nothing and every driver load is logged.
+/// DriverLoad is applied: its fields filter, its default without rules is
+/// Sysmon's (logged), and the public configurations' "exclude
+/// Microsoft-signed drivers" filters on `Signature` (the agent's
+/// Authenticode check) apply: sysmon-modular's also wants `SignatureStatus`
+/// `Valid`, which an embedded signature checked off Windows never is
+/// (`Unverified`: no chain to a trusted root was checked).
 #[test]
-fn driver_load_is_applied_with_sysmons_default_and_signature_ignored() {
+fn driver_load_is_applied_with_sysmons_default_and_signature_filters() {
     let driver = |path: &str| Event::new(Target::DriverLoad, &[("ImageLoaded", path)]);
     let ntfs = driver(r"C:\Windows\System32\drivers\ntfs.sys");
     let temp = driver(r"C:\Temp\evil.sys");
+    let signed = |status: &str| {
+        Event::new(
+            Target::DriverLoad,
+            &[
+                ("ImageLoaded", r"C:\Windows\System32\drivers\ntfs.sys"),
+                ("Signed", "true"),
+                ("Signature", "Microsoft Windows"),
+                ("SignatureStatus", status),
+            ],
+        )
+    };
     // No DriverLoad element: logged (ProcessCreate rules do not change it).
     let none = config(r#"<ProcessCreate onmatch="include"/>"#);
     assert!(logged(&none, &ntfs));
@@ -630,23 +643,27 @@ fn driver_load_is_applied_with_sysmons_default_and_signature_ignored() {
     );
     assert_eq!(decide(&include, &temp), (true, Some("temp_driver".into())));
     assert!(!logged(&include, &ntfs));
-    for (name, signature_filters) in [
-        ("swiftonsecurity-sysmonconfig-export.xml", 3),
-        ("sysmon-modular-sysmonconfig.xml", 2),
+    // (config, whether a Microsoft-named but unverified driver is logged)
+    for (name, unverified_logged) in [
+        ("swiftonsecurity-sysmonconfig-export.xml", false),
+        ("sysmon-modular-sysmonconfig.xml", true),
     ] {
         let loaded = load(&shared_config(name)).expect("loads");
         let text = loaded.report.to_string();
-        let ignored = text
-            .lines()
-            .filter(|l| {
-                l.contains(
-                    "Signature is a field of Sysmon's DriverLoad that ringside does not provide",
-                )
-            })
-            .count();
-        assert_eq!(ignored, signature_filters, "{name}");
+        assert!(
+            !text.contains(
+                "Signature is a field of Sysmon's DriverLoad that ringside does not provide"
+            ),
+            "{name}: {text}"
+        );
         assert!(logged(&loaded.config, &ntfs), "{name}");
         assert!(logged(&loaded.config, &temp), "{name}");
+        assert!(!logged(&loaded.config, &signed("Valid")), "{name}");
+        assert_eq!(
+            logged(&loaded.config, &signed("Unverified")),
+            unverified_logged,
+            "{name}"
+        );
     }
 }
 
