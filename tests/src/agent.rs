@@ -393,6 +393,18 @@ impl Machine {
     }
 }
 
+/// CONFIGURE as the event tests send it: every kind on, names up to 1 KiB,
+/// 64 KiB batches within 50 ms.
+pub fn every_kind() -> ringside_wire::ioctl::ConfigureRequest {
+    ringside_wire::ioctl::ConfigureRequest {
+        event_mask: ringside_wire::kind::ALL_EVENTS_MASK,
+        max_name_bytes: 1024,
+        batch_bytes: 64 * 1024,
+        max_latency_ms: 50,
+        ..Default::default()
+    }
+}
+
 /// A consumer session as the agent runs it: the device opened by an
 /// administrator, HELLO at the current ABI, CONFIGURE with `config`.
 pub fn connected(

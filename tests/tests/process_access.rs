@@ -9,7 +9,7 @@
 //! callback in flight unregisters first and waits for it.
 
 use ringside_kmodel::Machine;
-use ringside_kmodel::agent::{AGENT_PID, Handle, connected};
+use ringside_kmodel::agent::{AGENT_PID, Handle, connected, every_kind};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::machine::{assert_unload_waited_for_callback, unload_from_another_cpu};
 use ringside_kmodel::scenario::HandleOp;
@@ -26,16 +26,6 @@ const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
 /// PROCESS_VM_READ | PROCESS_QUERY_INFORMATION, as Mimikatz asks of lsass.
 const VM_READ_QUERY: u32 = 0x1410;
 const LSASS: u32 = 860;
-
-fn config() -> ConfigureRequest {
-    ConfigureRequest {
-        event_mask: ALL_EVENTS_MASK,
-        max_name_bytes: 1024,
-        batch_bytes: 64 * 1024,
-        max_latency_ms: 50,
-        ..ConfigureRequest::default()
-    }
-}
 
 /// A user-mode call trace: ntdll's syscall return, then the caller.
 fn frames(n: u64) -> Vec<u64> {
@@ -62,7 +52,7 @@ fn finish(mut m: Machine, h: Handle) {
 #[test]
 fn an_open_arrives_with_every_field_and_its_call_trace() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     // A process open for VM_READ | QUERY_INFORMATION, granted as asked.
     m.handle_operation(&HandleOp::open_process(
         5000,
@@ -143,7 +133,7 @@ fn an_open_arrives_with_every_field_and_its_call_trace() {
 #[test]
 fn failed_opens_self_access_and_the_agent_are_not_reported() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     m.handle_operation(&HandleOp {
         status: STATUS_ACCESS_DENIED,
         ..HandleOp::open_process(5100, LSASS, VM_READ_QUERY, frames(4))
@@ -196,7 +186,7 @@ fn a_disabled_kind_walks_no_stack_and_is_off_by_default() {
 #[test]
 fn a_failed_stack_walk_reports_the_access_without_frames() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     m.fail_next("RtlWalkFrameChain");
     m.handle_operation(&HandleOp::open_process(
         5300,
@@ -259,7 +249,7 @@ fn a_failed_registration_loads_without_process_access() {
 #[test]
 fn unload_during_an_object_callback_unregisters_and_waits_for_it() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, _h) = connected(sys, &config()).expect("session");
+    let (mut m, _h) = connected(sys, &every_kind()).expect("session");
     m.kernel_mut().interpose = Some(("RtlWalkFrameChain".into(), unload_from_another_cpu));
     let start = m.kernel().trace.len();
     let error = m

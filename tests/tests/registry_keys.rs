@@ -8,7 +8,7 @@
 //! drop; an unload waits for a callback in flight.
 
 use ringside_kmodel::Machine;
-use ringside_kmodel::agent::{Handle, connected};
+use ringside_kmodel::agent::{Handle, connected, every_kind};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::machine::unload_from_another_cpu;
 use ringside_kmodel::scenario::{KeyOp, RegistryKeyOp};
@@ -21,16 +21,6 @@ use ringside_wire::{
 
 const TASK_KEY: &str = r"\REGISTRY\MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Schedule\TaskCache\Tree\Updater";
 const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
-
-fn config() -> ConfigureRequest {
-    ConfigureRequest {
-        event_mask: ALL_EVENTS_MASK,
-        max_name_bytes: 1024,
-        batch_bytes: 64 * 1024,
-        max_latency_ms: 50,
-        ..ConfigureRequest::default()
-    }
-}
 
 fn op(pid: u32, key: &str, op: KeyOp) -> RegistryKeyOp {
     RegistryKeyOp {
@@ -56,12 +46,6 @@ fn kinds(m: &mut Machine, h: Handle) -> Vec<RecordKind> {
         .collect()
 }
 
-/// Fails the next call of `api`.
-fn fail_next(m: &mut Machine, api: &str) {
-    let next = m.kernel().faults.seen.get(api).copied().unwrap_or(0);
-    m.kernel_mut().faults.fail = Some((api.to_owned(), next));
-}
-
 fn counts(m: &mut Machine, h: Handle, kind: EventKind) -> (u64, u64, u64) {
     let stats = m.stats(h).expect("stats").stats;
     let i = kind.index();
@@ -71,7 +55,7 @@ fn counts(m: &mut Machine, h: Handle, kind: EventKind) -> (u64, u64, u64) {
 #[test]
 fn key_creation_deletion_value_deletion_and_rename_arrive_with_their_names() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     m.registry_key_op(&op(4100, TASK_KEY, KeyOp::Create))
         .expect("create");
     m.registry_key_op(&op(4100, TASK_KEY, KeyOp::DeleteValue("SD".into())))
@@ -126,7 +110,7 @@ fn key_creation_deletion_value_deletion_and_rename_arrive_with_their_names() {
 #[test]
 fn failed_operations_are_not_reported_and_their_held_names_are_released() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     for key_op in [
         KeyOp::Create,
         KeyOp::Delete,
@@ -152,13 +136,13 @@ fn failed_operations_are_not_reported_and_their_held_names_are_released() {
 #[test]
 fn a_failed_name_query_at_the_pre_notification_drops_and_counts_the_done_operation() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     for (key_op, kind) in [
         (KeyOp::Delete, EventKind::RegistryKey),
         (KeyOp::Rename("Other".into()), EventKind::RegistryRename),
         (KeyOp::Create, EventKind::RegistryKey),
     ] {
-        fail_next(&mut m, "CmCallbackGetKeyObjectIDEx");
+        m.fail_next("CmCallbackGetKeyObjectIDEx");
         m.registry_key_op(&op(4300, TASK_KEY, key_op))
             .expect("operation");
         m.kernel_mut().faults.fail = None;
@@ -184,7 +168,7 @@ fn disabled_kinds_cost_no_name_query() {
     let config = ConfigureRequest {
         event_mask: ALL_EVENTS_MASK
             & !(EventKind::RegistryKey.mask_bit() | EventKind::RegistryRename.mask_bit()),
-        ..config()
+        ..every_kind()
     };
     let (mut m, h) = connected(sys, &config).expect("session");
     for key_op in [
@@ -209,7 +193,7 @@ fn disabled_kinds_cost_no_name_query() {
 #[test]
 fn unload_during_a_delete_pre_notification_unregisters_and_waits_for_it() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, _h) = connected(sys, &config()).expect("session");
+    let (mut m, _h) = connected(sys, &every_kind()).expect("session");
     m.kernel_mut().interpose = Some(("CmCallbackGetKeyObjectIDEx".into(), unload_from_another_cpu));
     let start = m.kernel().trace.len();
     let error = m

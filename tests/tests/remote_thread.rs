@@ -7,7 +7,7 @@
 //! waits for it; a disabled kind makes no query.
 
 use ringside_kmodel::Machine;
-use ringside_kmodel::agent::{Handle, connected};
+use ringside_kmodel::agent::{Handle, connected, every_kind};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::machine::{APC_LEVEL, PASSIVE_LEVEL, unload_from_another_cpu};
 use ringside_kmodel::scenario::ThreadCreate;
@@ -18,16 +18,6 @@ use ringside_wire::{
 };
 
 const START: u64 = 0x7ffb_9e0b_2d50;
-
-fn config() -> ConfigureRequest {
-    ConfigureRequest {
-        event_mask: ALL_EVENTS_MASK,
-        max_name_bytes: 1024,
-        batch_bytes: 64 * 1024,
-        max_latency_ms: 50,
-        ..ConfigureRequest::default()
-    }
-}
 
 /// Process 4100 (thread 4104) starts thread `new_tid` in lsass (636).
 fn injection(new_tid: u32) -> ThreadCreate {
@@ -60,7 +50,7 @@ fn counts(m: &mut Machine, h: Handle) -> (u64, u64, u64) {
 #[test]
 fn a_remote_thread_arrives_with_every_field_and_a_local_one_not_at_all() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     // A thread the process starts in itself: the common case, not reported.
     m.create_thread(&ThreadCreate {
         target_pid: 4100,
@@ -90,7 +80,7 @@ fn a_disabled_kind_makes_no_query() {
     let sys = ringside_sys().expect("build ringside.sys");
     let config = ConfigureRequest {
         event_mask: ALL_EVENTS_MASK & !EventKind::RemoteThread.mask_bit(),
-        ..config()
+        ..every_kind()
     };
     let (mut m, h) = connected(sys, &config).expect("session");
     m.create_thread(&injection(7300)).expect("remote thread");
@@ -103,7 +93,7 @@ fn a_disabled_kind_makes_no_query() {
 #[test]
 fn each_failed_start_address_query_flags_it_missing_and_leaks_nothing() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     let apis = [
         "PsLookupThreadByThreadId",
         "ObOpenObjectByPointer",
@@ -141,7 +131,7 @@ fn each_failed_start_address_query_flags_it_missing_and_leaks_nothing() {
 #[test]
 fn at_apc_level_no_query_is_made_and_the_address_is_flagged_missing() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, h) = connected(sys, &config()).expect("session");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
     m.create_thread(&ThreadCreate {
         irql: APC_LEVEL,
         ..injection(7500)
@@ -158,7 +148,7 @@ fn at_apc_level_no_query_is_made_and_the_address_is_flagged_missing() {
 #[test]
 fn unload_during_a_thread_notification_removes_the_routine_and_waits_for_it() {
     let sys = ringside_sys().expect("build ringside.sys");
-    let (mut m, _h) = connected(sys, &config()).expect("session");
+    let (mut m, _h) = connected(sys, &every_kind()).expect("session");
     m.kernel_mut().interpose = Some(("ZwQueryInformationThread".into(), unload_from_another_cpu));
     let start = m.kernel().trace.len();
     let error = m
