@@ -72,13 +72,15 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
 }
 
 /// The generated replay `bench agent` and `bench config` read
-/// (`target/bench-agent-EVENTS.replay`, EVENTS from the arguments or a
-/// million), and EVENTS.
+/// (`target/bench-agent-abiN-EVENTS.replay`, EVENTS from the arguments or a
+/// million), and EVENTS. The wire ABI is in the name: a file generated
+/// before a version bump is not one this agent reads, and is made anew.
 fn generated_replay(args: &[String]) -> Result<(String, String), String> {
     let events = args.get(1).cloned().unwrap_or_else(|| "1000000".into());
-    let file = root()
-        .join("target")
-        .join(format!("bench-agent-{events}.replay"));
+    let file = root().join("target").join(format!(
+        "bench-agent-abi{}-{events}.replay",
+        ringside_wire::ABI_VERSION
+    ));
     let file = file.to_str().ok_or("target path is not UTF-8")?.to_owned();
     Ok((file, events))
 }
