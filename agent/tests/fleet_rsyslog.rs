@@ -207,13 +207,20 @@ fn relp_tls_delivers_every_seq_while_rsyslog_is_killed_ten_times() {
         "{duplicates} duplicate(s) but only {resent} resent: a duplicate no resend explains"
     );
     assert_eq!(figure(&run.stderr, "relp+tls", "dropped"), 0);
+    assert!(
+        run.received.torn <= run.kills,
+        "{} torn lines for {} kills",
+        run.received.torn,
+        run.kills
+    );
     eprintln!(
-        "RELP/TLS: {} events in {:.1?}, {} kills, {} resent, {} duplicates, 0 missing",
+        "RELP/TLS: {} events in {:.1?}, {} kills, {} resent, {} duplicates, 0 missing, {} line(s) torn by a kill",
         run.sent.len(),
         run.elapsed,
         run.kills,
         resent,
-        duplicates
+        duplicates,
+        run.received.torn
     );
 }
 
@@ -235,6 +242,12 @@ fn syslog_tls_loss_and_duplication_per_kill_are_measured() {
     }
     let missing: u64 = runs.iter().sum();
     let duplicates = run.received.duplicates();
+    assert!(
+        run.received.torn <= run.kills,
+        "{} torn lines for {} kills",
+        run.received.torn,
+        run.kills
+    );
     // Syslog has no acknowledgment and the agent never resends over it.
     assert_eq!(duplicates, 0, "syslog/TLS never resends");
     assert_eq!(figure(&run.stderr, "syslog+tls", "resent"), 0);
@@ -599,4 +612,22 @@ fn an_agent_killed_during_a_spool_drain_delivers_the_rest_and_a_truncated_spool_
     // What came is the first part of the segment, in order: a prefix.
     let prefix: Vec<u64> = sent2.iter().copied().take(new.len()).collect();
     assert_eq!(new, prefix, "records after the damage were sent");
+}
+
+/// A line rsyslog was writing when it was killed is left half written, and
+/// the first line after the restart follows it directly (seen in a CI-like
+/// run: an event 10's `TargetUser` cut mid-SID, then the same event whole,
+/// resent over RELP). The reader takes the whole event and counts the tear;
+/// anything else that is not JSON still fails.
+#[test]
+fn a_line_torn_by_a_killed_collector_is_read_as_its_whole_event() {
+    let whole = r#"{"EventID":10,"Seq":850261,"EventData":{"TargetUser":"S-1-5-21-1"}}"#;
+    let torn = format!(r#"{{"EventID":10,"Seq":850261,"EventData":{{"TargetUser":"S-1-5-2{whole}"#);
+    let value = rsyslog::whole_after_torn(&torn).expect("the whole event after the tear");
+    assert_eq!(value["Seq"], 850261);
+    assert!(
+        rsyslog::whole_after_torn(whole).is_none(),
+        "no tear in a whole line"
+    );
+    assert!(rsyslog::whole_after_torn("garbage").is_none());
 }

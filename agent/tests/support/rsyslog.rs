@@ -280,10 +280,20 @@ action(type="omfile" file="{out}" template="msgonly")
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
         let mut received = Received::default();
         for line in text.lines() {
-            let value: serde_json::Value =
-                serde_json::from_str(line.trim_start()).unwrap_or_else(|e| {
-                    panic!("rsyslog received a line that is not JSON ({e}): {line}")
-                });
+            let value: serde_json::Value = match serde_json::from_str(line.trim_start()) {
+                Ok(value) => value,
+                // rsyslog killed in the middle of writing a line leaves its
+                // start in the file, and the next line written after the
+                // restart follows it directly: one torn fragment, then a
+                // whole event.
+                Err(e) => match whole_after_torn(line) {
+                    Some(value) => {
+                        received.torn += 1;
+                        value
+                    }
+                    None => panic!("rsyslog received a line that is not JSON ({e}): {line}"),
+                },
+            };
             match value["Seq"].as_u64() {
                 Some(seq) => *received.seqs.entry(seq).or_default() += 1,
                 None => received.other.push(value),
@@ -319,6 +329,16 @@ impl Drop for Rsyslog {
 pub struct Received {
     pub seqs: BTreeMap<u64, u32>,
     pub other: Vec<serde_json::Value>,
+    /// Lines that began with a fragment a killed rsyslog left half
+    /// written: at most one per kill.
+    pub torn: u32,
+}
+
+/// The whole event after a torn fragment in `line`: the last `{"EventID"`
+/// that starts a line of JSON on its own.
+pub fn whole_after_torn(line: &str) -> Option<serde_json::Value> {
+    let at = line.rfind("{\"EventID\"").filter(|&at| at > 0)?;
+    serde_json::from_str(&line[at..]).ok()
 }
 
 impl Received {
