@@ -1077,6 +1077,56 @@ impl Pipeline {
         }
     }
 
+    /// Starts an event of `ty` that names two processes (Sysmon 8 and 10):
+    /// UtcTime, and for the source and the target their id and, from the
+    /// process table, their GUID, image and user.
+    fn two_processes(
+        &mut self,
+        ty: EventType,
+        source: u32,
+        target: u32,
+        time: u64,
+        seq: Option<u64>,
+    ) {
+        self.event.reset(ty, seq);
+        let layout = &self.layout;
+        let event = &mut self.event;
+        if let Some(i) = layout.get(ty, Name::UtcTime) {
+            event.set_with(i, |out| crate::time::write_utc_time(out, time));
+        }
+        for (pid, id, guid, image, user) in [
+            (
+                source,
+                Name::SourceProcessId,
+                Name::SourceProcessGuid,
+                Name::SourceImage,
+                Name::SourceUser,
+            ),
+            (
+                target,
+                Name::TargetProcessId,
+                Name::TargetProcessGuid,
+                Name::TargetImage,
+                Name::TargetUser,
+            ),
+        ] {
+            if let Some(i) = layout.get(ty, id) {
+                event.set_with(i, |out| crate::time::push_decimal(out, u64::from(pid)));
+            }
+            let Some(info) = self.table.get(pid) else {
+                continue;
+            };
+            if let Some(i) = layout.get(ty, guid) {
+                event.set_with(i, |out| info.guid.write(out));
+            }
+            for (name, value) in [(image, &info.image), (user, &info.user)] {
+                if let (Some(i), false) = (layout.get(ty, name), value.is_empty()) {
+                    event.set(i, value);
+                }
+            }
+        }
+    }
+
     /// Fills a remote thread (Sysmon 8): source and target from the table,
     /// the start address, and the image and export it falls on.
     fn remote_thread(
@@ -1089,47 +1139,13 @@ impl Pipeline {
         seq: Option<u64>,
     ) {
         let ty = EventType::Sigma(Logsource::CreateRemoteThread);
-        self.event.reset(ty, seq);
+        self.two_processes(ty, source, target, time, seq);
         let layout = &self.layout;
         let event = &mut self.event;
-        if let Some(i) = layout.get(ty, Name::UtcTime) {
-            event.set_with(i, |out| crate::time::write_utc_time(out, time));
-        }
-        for (name, value) in [
-            (Name::SourceProcessId, source),
-            (Name::TargetProcessId, target),
-            (Name::NewThreadId, new_thread_id),
-        ] {
-            if let Some(i) = layout.get(ty, name) {
-                event.set_with(i, |out| crate::time::push_decimal(out, u64::from(value)));
-            }
-        }
-        for (pid, guid, image, user) in [
-            (
-                source,
-                Name::SourceProcessGuid,
-                Name::SourceImage,
-                Name::SourceUser,
-            ),
-            (
-                target,
-                Name::TargetProcessGuid,
-                Name::TargetImage,
-                Name::TargetUser,
-            ),
-        ] {
-            let Some(info) = self.table.get(pid) else {
-                continue;
-            };
-            if let Some(i) = layout.get(ty, guid) {
-                event.set_with(i, |out| info.guid.write(out));
-            }
-            if let (Some(i), false) = (layout.get(ty, image), info.image.is_empty()) {
-                event.set(i, &info.image);
-            }
-            if let (Some(i), false) = (layout.get(ty, user), info.user.is_empty()) {
-                event.set(i, &info.user);
-            }
+        if let Some(i) = layout.get(ty, Name::NewThreadId) {
+            event.set_with(i, |out| {
+                crate::time::push_decimal(out, u64::from(new_thread_id))
+            });
         }
         let Some(start) = start else { return };
         if let Some(i) = layout.get(ty, Name::StartAddress) {
@@ -1228,7 +1244,7 @@ impl Pipeline {
     ) {
         let ty = EventType::Sigma(Logsource::ProcessAccess);
         let (source, target) = (e.header.pid, e.body.target_pid);
-        self.event.reset(ty, seq);
+        self.two_processes(ty, source, target, time, seq);
         let layout = &self.layout;
         let event = &mut self.event;
         let set_with = |event: &mut SysmonEvent, name: Name, f: &mut dyn FnMut(&mut String)| {
@@ -1236,37 +1252,6 @@ impl Pipeline {
                 event.set_with(i, |out| f(out));
             }
         };
-        set_with(event, Name::UtcTime, &mut |out| {
-            crate::time::write_utc_time(out, time)
-        });
-        for (pid, id, guid, image, user) in [
-            (
-                source,
-                Name::SourceProcessId,
-                Name::SourceProcessGuid,
-                Name::SourceImage,
-                Name::SourceUser,
-            ),
-            (
-                target,
-                Name::TargetProcessId,
-                Name::TargetProcessGuid,
-                Name::TargetImage,
-                Name::TargetUser,
-            ),
-        ] {
-            set_with(event, id, &mut |out| {
-                crate::time::push_decimal(out, u64::from(pid))
-            });
-            if let Some(info) = self.table.get(pid) {
-                set_with(event, guid, &mut |out| info.guid.write(out));
-                for (name, value) in [(image, &info.image), (user, &info.user)] {
-                    if !value.is_empty() {
-                        set_with(event, name, &mut |out| out.push_str(value));
-                    }
-                }
-            }
-        }
         set_with(event, Name::SourceThreadId, &mut |out| {
             crate::time::push_decimal(out, u64::from(e.header.tid))
         });
