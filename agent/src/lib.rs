@@ -25,6 +25,7 @@ pub mod service_report;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod stream;
 pub mod synth;
 pub mod sysmon;
 pub mod time;

@@ -21,8 +21,11 @@
 //!   that image's export table), except the first thread of a new process,
 //!   which its creator starts in it and which Sysmon does not report:
 //!   counted as not mapped;
-//! - FileWrite and FileCloseModified have no Sysmon event: counted, not
-//!   emitted;
+//! - FileCloseModified → 15 (FileCreateStreamHash) when the handle wrote
+//!   a named stream (`file:stream`, [`crate::stream`]), with the `Hash` of
+//!   the file it belongs to and the stream's `Contents`; the close of any
+//!   other modified handle, and FileWrite, have no Sysmon event: counted,
+//!   not emitted;
 //! - Lost → 1001 EventsLost; a jump in sequence numbers → 1002 SequenceGap;
 //!   a frame or record that cannot be read → 1003 InputError; Stats →
 //!   1004 SensorStats.
@@ -250,20 +253,21 @@ impl Pipeline {
 
     /// The event kinds CONFIGURE asks the driver for: all it maps by
     /// default, less those the Sysmon configuration can never log and no
-    /// loaded Sigma rule reads; and process access, off by default (the
-    /// hottest path the driver observes), when the configuration can log
-    /// it or a loaded Sigma rule reads it, as Sysmon logs event 10 only
-    /// when its configuration asks.
+    /// loaded Sigma rule reads; and the kinds off by default
+    /// ([`crate::config::OPT_IN`]: process access, the hottest path the
+    /// driver observes, and closes of modified handles, which carry
+    /// Sysmon's 15) when the configuration can log their event or a loaded
+    /// Sigma rule reads it, as Sysmon logs events 10 and 15 only when its
+    /// configuration asks.
     pub fn event_mask(&self) -> u32 {
         const RULES_MAY_ASK: u32 =
-            ringside_wire::kind::DEFAULT_EVENTS_MASK | EventKind::ProcessAccess.mask_bit();
+            ringside_wire::kind::DEFAULT_EVENTS_MASK | crate::config::OPT_IN_MASK;
         let rules = self
             .detector
             .as_ref()
             .map_or(0, |d| crate::config::detection_mask(d.bundle()));
         let Some(filter) = &self.filter else {
-            return ringside_wire::kind::DEFAULT_EVENTS_MASK
-                | (rules & EventKind::ProcessAccess.mask_bit());
+            return ringside_wire::kind::DEFAULT_EVENTS_MASK | (rules & crate::config::OPT_IN_MASK);
         };
         filter.event_mask() | (rules & RULES_MAY_ASK)
     }
@@ -907,8 +911,20 @@ impl Pipeline {
                 }
             }
             Record::FileWrite(_) => self.counters.not_mapped[EventKind::FileWrite.index()] += 1,
-            Record::FileCloseModified(_) => {
-                self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1
+            Record::FileCloseModified(e) => {
+                self.count_truncated(&[e.name()]);
+                let mut name = String::new();
+                push_raw(&mut name, &e.name());
+                self.volumes.to_dos_in_place(&mut name, 0);
+                let Some(stream) = crate::stream::named(&name) else {
+                    self.counters.not_mapped[EventKind::FileCloseModified.index()] += 1;
+                    return Ok(());
+                };
+                self.table.lookup(pid, time);
+                if emit {
+                    self.stream_hash(stream, pid, time, seq);
+                    self.emit(sink)?;
+                }
             }
             Record::RegistryKey(e) => {
                 self.count_truncated(&[e.key_name(), e.value_name()]);
@@ -1045,6 +1061,35 @@ impl Pipeline {
     fn put(&mut self, ty: EventType, name: Name, value: &str) {
         if let Some(i) = self.layout.get(ty, name) {
             self.event.set(i, value);
+        }
+    }
+
+    /// Sysmon 15 for a named stream written through a handle now closed:
+    /// `Hash` of the file it belongs to, the file's `CreationUtcTime`, and
+    /// the stream's own `Contents` when it is small text.
+    fn stream_hash(
+        &mut self,
+        stream: crate::stream::NamedStream<'_>,
+        pid: u32,
+        time: u64,
+        seq: Option<u64>,
+    ) {
+        let ty = EventType::Sigma(Logsource::CreateStreamHash);
+        self.process_event(ty, pid, time, seq);
+        self.put(ty, Name::TargetFilename, stream.name);
+        if let Some(created) = self.enricher.created(stream.file) {
+            if let Some(i) = self.layout.get(ty, Name::CreationUtcTime) {
+                self.event
+                    .set_with(i, |out| crate::time::write_utc_time(out, created));
+            }
+        }
+        if let Some(info) = self.enricher.file(stream.file) {
+            if !info.hashes.is_empty() {
+                self.put(ty, Name::Hash, &info.hashes);
+            }
+        }
+        if let Some(contents) = self.enricher.stream_contents(stream.name) {
+            self.put(ty, Name::Contents, &contents);
         }
     }
 

@@ -166,7 +166,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -179,6 +179,7 @@ impl EventType {
         EventType::Sigma(Logsource::RegistryRename),
         EventType::Sigma(Logsource::ProcessAccess),
         EventType::Sigma(Logsource::CreateRemoteThread),
+        EventType::Sigma(Logsource::CreateStreamHash),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -282,11 +283,13 @@ pub enum Name {
     StartFunction,
     SourceUser,
     TargetUser,
+    Hash,
+    Contents,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 48] = [
+    pub const ALL: [Name; 50] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -335,6 +338,8 @@ impl Name {
         Name::StartFunction,
         Name::SourceUser,
         Name::TargetUser,
+        Name::Hash,
+        Name::Contents,
     ];
 
     /// Sysmon's other spelling of the name: event 10 writes
@@ -400,6 +405,8 @@ impl Name {
             Name::StartFunction => "StartFunction",
             Name::SourceUser => "SourceUser",
             Name::TargetUser => "TargetUser",
+            Name::Hash => "Hash",
+            Name::Contents => "Contents",
         }
     }
 }

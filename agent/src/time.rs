@@ -94,7 +94,12 @@ pub const fn filetime_from_unix(seconds: u64) -> u64 {
 
 /// Now, as a FILETIME.
 pub fn now_filetime() -> u64 {
-    let since = std::time::SystemTime::now()
+    filetime_of(std::time::SystemTime::now())
+}
+
+/// A system time as a FILETIME (times before 1970 as 1970).
+pub fn filetime_of(time: std::time::SystemTime) -> u64 {
+    let since = time
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     UNIX_EPOCH_FILETIME

@@ -11,11 +11,10 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use ringside_agent::synth::{BatchBuilder, sid};
-use support::{agent, at, create_explorer, lines, replay_of};
+use support::{agent, assert_sysmon_keys, at, create_explorer, lines, replay_of};
 
 /// Sysmon's schema, event 8 (CreateRemoteThread), in its order.
 const SYSMON_8: [&str; 14] = [
@@ -128,23 +127,7 @@ fn a_remote_thread_is_sysmon_event_8_key_for_key_and_fires_its_rule() {
         .collect();
     assert_eq!(threads.len(), 4, "{stdout}");
     let loaded = &threads[0]["EventData"];
-    let keys: BTreeSet<&str> = loaded
-        .as_object()
-        .expect("EventData")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, SYSMON_8.into_iter().collect(), "event 8 keys");
-    // Sysmon's order, in the line as written (the parsed map is sorted).
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(r#"{"EventID":8"#))
-        .expect("an event 8 line");
-    let at: Vec<usize> = SYSMON_8
-        .iter()
-        .map(|k| line.find(&format!("\"{k}\":")).expect("key in line"))
-        .collect();
-    assert!(at.windows(2).all(|w| w[0] < w[1]), "Sysmon's order: {line}");
+    assert_sysmon_keys(&stdout, 8, &SYSMON_8);
     let source = events
         .iter()
         .find(|e| e["EventID"] == 1 && e["EventData"]["ProcessId"] == 2000)

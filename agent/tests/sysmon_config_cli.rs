@@ -25,16 +25,17 @@ fn config_check_accounts_for_the_public_configurations() {
     // ignored as not provided). So are RegistryEvent (before: 234 and 535;
     // 1077 and 1263), every one of its 168 and 401 elements, with no field
     // ringside lacks; ProcessAccess, every one of whose filters names a
-    // field event 10 provides; and CreateRemoteThread, SwiftOnSecurity's 10
-    // elements and sysmon-modular's 15.
+    // field event 10 provides; CreateRemoteThread, SwiftOnSecurity's 10
+    // elements and sysmon-modular's 15; and FileCreateStreamHash (before:
+    // 416 and 353; 1651 and 689).
     for (name, expected) in [
         (
             "swiftonsecurity-sysmonconfig-export.xml",
-            "applied 416, ignored 353 (event type not produced: 352, option with no meaning here: 1), rejected 0",
+            "applied 437, ignored 332 (event type not produced: 331, option with no meaning here: 1), rejected 0",
         ),
         (
             "sysmon-modular-sysmonconfig.xml",
-            "applied 1651, ignored 689 (event type not produced: 686, option with no meaning here: 3), rejected 0",
+            "applied 1675, ignored 665 (event type not produced: 662, option with no meaning here: 3), rejected 0",
         ),
     ] {
         let (code, stdout, stderr) = agent(&["config", "check", &shared_config(name)]);
@@ -42,7 +43,7 @@ fn config_check_accounts_for_the_public_configurations() {
         let summary = stdout.lines().last().expect("a summary");
         assert_eq!(summary, expected, "{name}");
         assert!(!stdout.contains("<Signature> ignored"), "{name}: {stdout}");
-        for produced in ["DriverLoad", "RegistryEvent"] {
+        for produced in ["DriverLoad", "RegistryEvent", "FileCreateStreamHash"] {
             assert!(
                 !stdout.contains(&format!("ringside does not produce {produced}")),
                 "{name}: {produced} is produced"

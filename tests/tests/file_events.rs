@@ -580,3 +580,73 @@ fn name_queries(m: &ringside_kmodel::Machine) -> usize {
         .filter(|api| api.starts_with("FltGet") && api.contains("NameInformation"))
         .count()
 }
+
+/// An alternate data stream (Sysmon 15): with the kind the agent asks for
+/// when a configuration or rule wants streams (the closes of modified
+/// handles, off by default), a stream written through its own handle
+/// arrives at the handle's close named `file:stream`, as FltMgr gave the
+/// name, for the agent to tell from the file's unnamed stream. A stream
+/// opened and closed without a write is no such close; a write whose
+/// name query fails is a counted drop; the counters balance.
+#[test]
+fn a_written_named_stream_arrives_at_close_with_its_stream_name() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let streams = ConfigureRequest {
+        event_mask: ringside_wire::kind::DEFAULT_EVENTS_MASK
+            | EventKind::FileCloseModified.mask_bit(),
+        ..ConfigureRequest::default()
+    };
+    let (mut m, handle) = connected(sys, &streams).expect("session");
+    let browser = Requestor {
+        pid: 6120,
+        tid: 6124,
+    };
+    let file = format!(r"{VOLUME}\Users\carol\Downloads\tool.exe");
+    let zone = format!("{file}:Zone.Identifier");
+    // The download, then its mark of the web, each written and closed.
+    for name in [&file, &zone] {
+        let f = m.new_file_object(name);
+        m.file_create(browser, f, FILE_WRITE_DATA, 0, 0, FILE_CREATED)
+            .expect("create");
+        m.file_write(browser, f, 26, false).expect("write");
+        m.file_cleanup(browser, f).expect("cleanup");
+        m.free_file_object(f);
+    }
+    // Opened for write, never written: no close record.
+    let idle = m.new_file_object(&format!("{file}:empty"));
+    m.file_create(browser, idle, FILE_WRITE_DATA, 0, 0, FILE_OPENED)
+        .expect("create");
+    m.file_cleanup(browser, idle).expect("cleanup");
+    m.free_file_object(idle);
+    // A stream write whose name FltMgr cannot give at close.
+    let lost = m.new_file_object(&format!("{file}:lost"));
+    m.file_write(browser, lost, 8, false).expect("write");
+    m.fail_next("FltGetFileNameInformation");
+    m.file_cleanup(browser, lost).expect("cleanup");
+    m.free_file_object(lost);
+
+    let records = m.drain(handle).expect("drain").concat();
+    let closes: Vec<(u32, String)> = Records::new(&records)
+        .filter_map(|r| match r.expect("decodes") {
+            Record::FileCloseModified(e) => {
+                Some((e.header.pid, e.name().chars().collect::<String>()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(6120, file.clone()), (6120, zone.clone())]);
+    let stats = m.stats(handle).expect("stats").stats;
+    let i = EventKind::FileCloseModified.index();
+    assert_eq!((stats.produced[i], stats.dropped[i]), (3, 1));
+    for k in 0..ringside_wire::EVENT_KIND_COUNT {
+        assert_eq!(
+            stats.produced[k],
+            stats.delivered[k] + stats.dropped[k],
+            "{:?}",
+            EventKind::ALL[k]
+        );
+    }
+    m.close_device(handle).expect("close");
+    m.unload().expect("unload");
+    m.assert_clean();
+}

@@ -44,6 +44,7 @@ impl FilterEvent for SysmonEvent {
             ) => Some(Target::Registry),
             EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
             EventType::Sigma(Logsource::CreateRemoteThread) => Some(Target::CreateRemoteThread),
+            EventType::Sigma(Logsource::CreateStreamHash) => Some(Target::FileCreateStreamHash),
             _ => None,
         }
     }
@@ -67,14 +68,17 @@ impl FilterEvent for SysmonEvent {
 /// exit always (the process table, which every other event's `Image` and
 /// `User` come from, is built from them even when they are not written),
 /// renames always (not a Sysmon event: not filtered), and the other kinds
-/// only when the configuration can log one of their events. The kinds the
-/// agent never maps (FileWrite, FileCloseModified) stay off as by default;
-/// process access, off by default, is asked for when the configuration can
-/// log a ProcessAccess event (Sysmon logs none without a rule for it).
+/// only when the configuration can log one of their events. FileWrite,
+/// which the agent never maps, stays off as by default. Two kinds off by
+/// default are asked for when the configuration can log their event
+/// (Sysmon logs neither without a rule for it): process access (10), and
+/// the close of a modified handle, whose named streams are Sysmon's 15.
 pub fn event_mask(config: &SysmonConfig) -> u32 {
     let mut mask = ringside_wire::kind::DEFAULT_EVENTS_MASK;
-    if config.can_log(Target::ProcessAccess) {
-        mask |= EventKind::ProcessAccess.mask_bit();
+    for (kind, target) in OPT_IN {
+        if config.can_log(target) {
+            mask |= kind.mask_bit();
+        }
     }
     // One kernel kind, two events: an image load is a 7 or, for a
     // system-mode image, a 6, so the kind stays on if either can be logged.
@@ -97,6 +101,25 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
     mask
 }
 
+/// The kinds off by default ([`ringside_wire::kind::DEFAULT_EVENTS_MASK`])
+/// that the agent asks for when a configuration can log their event or a
+/// loaded Sigma rule reads it.
+pub const OPT_IN: [(EventKind, Target); 2] = [
+    (EventKind::ProcessAccess, Target::ProcessAccess),
+    (EventKind::FileCloseModified, Target::FileCreateStreamHash),
+];
+
+/// [`OPT_IN`]'s kinds as a mask.
+pub const OPT_IN_MASK: u32 = {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < OPT_IN.len() {
+        mask |= OPT_IN[i].0.mask_bit();
+        i += 1;
+    }
+    mask
+};
+
 /// The kinds the Sigma rules of `bundle` read (their logsources' kinds).
 pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
     bundle
@@ -118,6 +141,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             }
             Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
             Logsource::CreateRemoteThread => EventKind::RemoteThread.mask_bit(),
+            Logsource::CreateStreamHash => EventKind::FileCloseModified.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

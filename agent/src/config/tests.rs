@@ -199,17 +199,73 @@ fn hash_algorithms_and_event_mask_follow_the_configuration() {
 /// What the note reports: which kinds each public configuration switches off.
 #[test]
 fn the_public_configurations_switch_off_what_they_can_never_log() {
-    for (name, off) in [
+    let streams = EventKind::FileCloseModified.mask_bit();
+    for (name, off, on) in [
         (
             // No ImageLoad rules, but a DriverLoad exclude set: image
             // loads stay observed for their driver loads.
             "swiftonsecurity-sysmonconfig-export.xml",
             vec![EventKind::FileDelete],
+            streams,
         ),
-        ("sysmon-modular-sysmonconfig.xml", vec![]),
+        (
+            "sysmon-modular-sysmonconfig.xml",
+            vec![],
+            streams | EventKind::ProcessAccess.mask_bit(),
+        ),
     ] {
         let l = sysmon_config::load(&shared_config(name)).expect("loads");
-        assert_eq!(kinds_switched_off(event_mask(&l.config)), off, "{name}");
+        let mask = event_mask(&l.config);
+        assert_eq!(kinds_switched_off(mask), off, "{name}");
+        // Both log alternate data streams (FileCreateStreamHash includes);
+        // sysmon-modular logs process access too.
+        assert_eq!(mask & OPT_IN_MASK, on, "{name}");
+    }
+}
+
+/// The kinds off by default (process access; the closes of modified
+/// handles, which carry alternate data streams) are asked for when the
+/// configuration can log their Sysmon event (10, 15) or a Sigma rule reads
+/// it, and not otherwise.
+#[test]
+fn opt_in_kinds_follow_the_configuration_and_the_rules() {
+    assert_eq!(event_mask(&loaded(CONFIG).config) & OPT_IN_MASK, 0);
+    let streams = CONFIG.replace(
+        "</EventFiltering>",
+        r#"<RuleGroup groupRelation="or"><FileCreateStreamHash onmatch="include">
+    <TargetFilename condition="end with">:Zone.Identifier</TargetFilename></FileCreateStreamHash></RuleGroup>
+</EventFiltering>"#,
+    );
+    assert_eq!(
+        event_mask(&loaded(&streams).config) & OPT_IN_MASK,
+        EventKind::FileCloseModified.mask_bit()
+    );
+    let access = CONFIG.replace(
+        "</EventFiltering>",
+        r#"<RuleGroup groupRelation="or"><ProcessAccess onmatch="include">
+    <TargetImage condition="end with">lsass.exe</TargetImage></ProcessAccess></RuleGroup>
+</EventFiltering>"#,
+    );
+    assert_eq!(
+        event_mask(&loaded(&access).config) & OPT_IN_MASK,
+        EventKind::ProcessAccess.mask_bit()
+    );
+
+    // Sigma: SigmaHQ's create_stream_hash rules read the closes.
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/sigma/rules/windows/create_stream_hash");
+    for filter in [None, Some(ConfigFilter::new(loaded(CONFIG)))] {
+        let mut p = pipeline(filter);
+        assert_eq!(p.event_mask() & OPT_IN_MASK, 0);
+        p.detector = Some(
+            crate::detect::Detector::load(&rules, ringside_content::LoadPolicy::Strict)
+                .expect("SigmaHQ's create_stream_hash rules compile")
+                .0,
+        );
+        assert_eq!(
+            p.event_mask() & OPT_IN_MASK,
+            EventKind::FileCloseModified.mask_bit()
+        );
     }
 }
 

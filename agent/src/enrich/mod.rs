@@ -414,6 +414,41 @@ impl Enricher {
         Some(info)
     }
 
+    /// The `Contents` of the named stream at `dos_path`
+    /// ([`crate::stream::contents`]). Read inline: at most
+    /// [`crate::stream::CONTENTS_LIMIT`] bytes are read, and a longer stream
+    /// has none.
+    pub fn stream_contents(&mut self, dos_path: &str) -> Option<String> {
+        use std::io::Read;
+        if !self.config.files {
+            return None;
+        }
+        let local = self.local_path(dos_path)?;
+        let Ok(file) = std::fs::File::open(&local) else {
+            self.counters.missing_files += 1;
+            return None;
+        };
+        let mut bytes = Vec::with_capacity(crate::stream::CONTENTS_LIMIT);
+        file.take(crate::stream::CONTENTS_LIMIT as u64)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        self.counters.file_reads += 1;
+        crate::stream::contents(&bytes)
+    }
+
+    /// When the file at `dos_path` was created (FILETIME), if the file
+    /// system records it.
+    pub fn created(&self, dos_path: &str) -> Option<u64> {
+        if !self.config.files {
+            return None;
+        }
+        let created = std::fs::metadata(self.local_path(dos_path)?)
+            .ok()?
+            .created()
+            .ok()?;
+        Some(crate::time::filetime_of(created))
+    }
+
     /// The account name Sysmon would print for a binary SID: well-known
     /// names everywhere, `LookupAccountSidW` on Windows, else the `S-1-…`
     /// text. Malformed SIDs yield `None` and are counted.

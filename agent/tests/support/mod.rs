@@ -160,3 +160,30 @@ pub fn the_rejection(lines: &[serde_json::Value]) -> (&serde_json::Value, &str) 
 pub fn write_rule(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write rule");
 }
+
+/// The first event `id` line of `stdout` has exactly Sysmon's `keys` in
+/// its `EventData`, in Sysmon's order as written (a parsed map is sorted,
+/// so the order is read from the line itself).
+pub fn assert_sysmon_keys(stdout: &str, id: u16, keys: &[&str]) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!(r#"{{"EventID":{id},"#)))
+        .unwrap_or_else(|| panic!("no event {id} line: {stdout}"));
+    let event: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let written: std::collections::BTreeSet<&str> = event["EventData"]
+        .as_object()
+        .expect("EventData")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        written,
+        keys.iter().copied().collect(),
+        "event {id} keys: {line}"
+    );
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| line.find(&format!("\"{k}\":")).expect("key in line"))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "Sysmon's order: {line}");
+}

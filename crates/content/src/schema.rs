@@ -54,6 +54,9 @@ pub enum Logsource {
     /// Sysmon event 8 (CreateRemoteThread), Sigma's `create_remote_thread`:
     /// a thread created in another process than its creator's.
     CreateRemoteThread,
+    /// Sysmon event 15 (FileCreateStreamHash), Sigma's
+    /// `create_stream_hash`: a named stream (`file:stream`) was written.
+    CreateStreamHash,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -305,9 +308,27 @@ const CREATE_REMOTE_THREAD: &[FieldDef] = &[
     f("TargetUser", Str),
 ];
 
+// Sysmon 15's fields in its order (schema 4.90). `TargetFilename` is the
+// stream's full name (`C:\…\file.exe:Zone.Identifier`). `Hash` is the
+// Sysmon `Hashes` text of the file the stream belongs to (its unnamed
+// stream, as Sysmon's documentation says), `Contents` the named stream's
+// own text when it is text and under 1 KB (a `Zone.Identifier`).
+const CREATE_STREAM_HASH: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("Image", Str),
+    f("TargetFilename", Str),
+    f("CreationUtcTime", Timestamp),
+    f("Hash", Hashes),
+    f("Contents", Str),
+    f("User", Str),
+];
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 13] = [
+    pub const ALL: [Logsource; 14] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -321,6 +342,7 @@ impl Logsource {
         Logsource::RegistryEvent,
         Logsource::ProcessAccess,
         Logsource::CreateRemoteThread,
+        Logsource::CreateStreamHash,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -339,6 +361,7 @@ impl Logsource {
             Logsource::RegistryEvent => "registry_event",
             Logsource::ProcessAccess => "process_access",
             Logsource::CreateRemoteThread => "create_remote_thread",
+            Logsource::CreateStreamHash => "create_stream_hash",
         }
     }
 
@@ -378,6 +401,7 @@ impl Logsource {
             Logsource::RegistryRename => 14,
             Logsource::ProcessAccess => 10,
             Logsource::CreateRemoteThread => 8,
+            Logsource::CreateStreamHash => 15,
         }
     }
 
@@ -406,6 +430,7 @@ impl Logsource {
             14 => Some(Logsource::RegistryRename),
             10 => Some(Logsource::ProcessAccess),
             8 => Some(Logsource::CreateRemoteThread),
+            15 => Some(Logsource::CreateStreamHash),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -426,6 +451,7 @@ impl Logsource {
             Logsource::RegistryEvent => REGISTRY_EVENT,
             Logsource::ProcessAccess => PROCESS_ACCESS,
             Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
+            Logsource::CreateStreamHash => CREATE_STREAM_HASH,
         }
     }
 

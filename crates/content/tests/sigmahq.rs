@@ -199,6 +199,23 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        // Sysmon 15, as Sysmon's schema lists it (SigmaHQ has no sample).
+        Logsource::CreateStreamHash,
+        &[
+            "RuleName",
+            "UtcTime",
+            "ProcessGuid",
+            "ProcessId",
+            "Image",
+            "TargetFilename",
+            "CreationUtcTime",
+            "Hash",
+            "Contents",
+            "User",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -281,6 +298,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "registry",
         "process_access",
         "create_remote_thread",
+        "create_stream_hash",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -396,6 +414,16 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 );
             }
         }
+        if dir == "create_stream_hash" {
+            // Measured 2026-12: all 9 of SigmaHQ's create_stream_hash rules
+            // compile (they name TargetFilename, Contents, Hash and Image).
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (CREATE_STREAM_HASH_RULES, 0),
+                "create_stream_hash: {}",
+                report.summary()
+            );
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -434,6 +462,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "registry_event",
                         "process_access",
                         "create_remote_thread",
+                        "create_stream_hash",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -483,6 +512,9 @@ const PROCESS_ACCESS_RULES: usize = 22;
 /// SigmaHQ's create_remote_thread rules in the shared snapshot that compile
 /// (of 11).
 const CREATE_REMOTE_THREAD_RULES: usize = 10;
+/// SigmaHQ's create_stream_hash rules in the shared snapshot, every one
+/// accepted.
+const CREATE_STREAM_HASH_RULES: usize = 9;
 /// SigmaHQ's image_load rules in the shared snapshot: accepted, and rejected
 /// (for `CommandLine`, not a field of Sysmon's event 7).
 const IMAGE_LOAD_ACCEPTED: usize = 98;

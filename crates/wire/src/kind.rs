@@ -115,8 +115,10 @@ impl EventKind {
 pub const ALL_EVENTS_MASK: u32 = (1 << EVENT_KIND_COUNT) - 1;
 
 /// The kinds the driver produces until the agent asks otherwise: all but
-/// FileWrite and FileCloseModified, which no Sysmon event or Sigma
-/// logsource consumes today, and ProcessAccess, which is on the hottest
+/// FileWrite, which no Sysmon event or Sigma logsource consumes today;
+/// FileCloseModified, whose named streams only are Sysmon's 15 (the agent
+/// asks for it when a configuration or rule wants streams); and
+/// ProcessAccess, which is on the hottest
 /// path the sensor observes (every OpenProcess, OpenThread and
 /// DuplicateHandle of a process or thread handle on the machine, most of
 /// them by csrss, services, anti-malware and the shell) and which Sysmon

@@ -32,11 +32,13 @@ pub enum Target {
     ProcessAccess,
     /// Sysmon 8.
     CreateRemoteThread,
+    /// Sysmon 15.
+    FileCreateStreamHash,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 9] = [
+    pub const ALL: [Target; 10] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
@@ -46,6 +48,7 @@ impl Target {
         Target::Registry,
         Target::ProcessAccess,
         Target::CreateRemoteThread,
+        Target::FileCreateStreamHash,
     ];
 
     /// Position in [`Target::ALL`].
@@ -65,6 +68,7 @@ impl Target {
             Target::Registry => Logsource::RegistryEvent.fields(),
             Target::ProcessAccess => Logsource::ProcessAccess.fields(),
             Target::CreateRemoteThread => Logsource::CreateRemoteThread.fields(),
+            Target::FileCreateStreamHash => Logsource::CreateStreamHash.fields(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Target {
             Target::Registry => 12,
             Target::ProcessAccess => 10,
             Target::CreateRemoteThread => 8,
+            Target::FileCreateStreamHash => 15,
         }
     }
 
@@ -96,6 +101,7 @@ impl Target {
             12..=14 => Some(Target::Registry),
             10 => Some(Target::ProcessAccess),
             8 => Some(Target::CreateRemoteThread),
+            15 => Some(Target::FileCreateStreamHash),
             _ => None,
         }
     }
@@ -131,6 +137,7 @@ impl Target {
             Target::Registry => &[&REGISTRY_EVENT],
             Target::ProcessAccess => &[&PROCESS_ACCESS],
             Target::CreateRemoteThread => &[&CREATE_REMOTE_THREAD],
+            Target::FileCreateStreamHash => &[&FILE_CREATE_STREAM_HASH],
         }
     }
 }
@@ -343,6 +350,23 @@ const CREATE_REMOTE_THREAD: SysmonType = SysmonType {
     target: Some(Target::CreateRemoteThread),
 };
 
+const FILE_CREATE_STREAM_HASH: SysmonType = SysmonType {
+    name: "FileCreateStreamHash",
+    id: 15,
+    fields: &[
+        "UtcTime",
+        "ProcessGuid",
+        "ProcessId",
+        "Image",
+        "TargetFilename",
+        "CreationUtcTime",
+        "Hash",
+        "Contents",
+        "User",
+    ],
+    target: Some(Target::FileCreateStreamHash),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -367,7 +391,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &PROCESS_ACCESS,
     &FILE_CREATE,
     &REGISTRY_EVENT,
-    &unproduced("FileCreateStreamHash", 15),
+    &FILE_CREATE_STREAM_HASH,
     &unproduced("PipeEvent", 17),
     &unproduced("WmiEvent", 19),
     &unproduced("DnsQuery", 22),
