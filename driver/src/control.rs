@@ -4,7 +4,7 @@
 //! system buffer as slices and completes the IRP with the returned length or
 //! `ControlError::status()`.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use ringside_wire::ioctl::{
     self, Config, ControlError, HelloResponse, READ_MIN_BUFFER, StatsResponse, check_output,
@@ -22,8 +22,8 @@ use crate::record::Caps;
 #[derive(Debug)]
 pub struct SharedConfig {
     event_mask: AtomicU32,
-    /// Both string caps, packed by [`pack_caps`]: one load per event.
-    caps: AtomicU32,
+    /// The three caps, packed by [`pack_caps`]: one load per event.
+    caps: AtomicU64,
     batch_bytes: AtomicU32,
     /// log2 of the ring's lane count ([`SharedConfig::set_lanes`]).
     lane_shift: AtomicU32,
@@ -38,10 +38,7 @@ impl SharedConfig {
     pub const fn new() -> Self {
         SharedConfig {
             event_mask: AtomicU32::new(Config::DEFAULT.event_mask),
-            caps: AtomicU32::new(pack_caps(
-                Config::DEFAULT.max_name_bytes,
-                Config::DEFAULT.max_command_line_bytes,
-            )),
+            caps: AtomicU64::new(pack_caps(&Config::DEFAULT)),
             batch_bytes: AtomicU32::new(Config::DEFAULT.batch_bytes),
             lane_shift: AtomicU32::new(0),
             // One lane until `set_lanes`.
@@ -52,10 +49,7 @@ impl SharedConfig {
 
     pub fn set(&self, config: &Config) {
         self.event_mask.store(config.event_mask, Ordering::Relaxed);
-        self.caps.store(
-            pack_caps(config.max_name_bytes, config.max_command_line_bytes),
-            Ordering::Relaxed,
-        );
+        self.caps.store(pack_caps(config), Ordering::Relaxed);
         self.batch_bytes
             .store(config.batch_bytes, Ordering::Relaxed);
         self.split_batch();
@@ -92,6 +86,7 @@ impl SharedConfig {
         Caps {
             name: packed as u16,
             command_line: (packed >> 16) as u16,
+            registry_data: (packed >> 32) as u16,
         }
     }
 
@@ -106,11 +101,13 @@ impl SharedConfig {
     }
 }
 
-/// The name cap in the low half, the command-line cap in the high half.
-/// `Config`'s caps are even and in range (CONFIGURE validated them), and
-/// `Caps` is what the encoder truncates to.
-const fn pack_caps(name: u16, command_line: u16) -> u32 {
-    name as u32 | (command_line as u32) << 16
+/// The name cap in bits 0..16, the command-line cap in 16..32, the
+/// registry data cap in 32..48. `Config`'s caps are even and in range
+/// (CONFIGURE validated them), and `Caps` is what the encoder truncates to.
+const fn pack_caps(config: &Config) -> u64 {
+    config.max_name_bytes as u64
+        | (config.max_command_line_bytes as u64) << 16
+        | (config.max_registry_data_bytes as u64) << 32
 }
 
 impl Default for SharedConfig {
@@ -362,6 +359,17 @@ mod tests {
         assert!(control.config.enabled(EventKind::ProcessCreate));
         assert!(!control.config.enabled(EventKind::FileWrite));
         assert_eq!(control.config.caps().name, 128);
+        assert_eq!(control.config.caps().registry_data, 1024);
+        request.max_registry_data_bytes = 4096;
+        assert_eq!(control.configure(request.as_bytes()), Ok(0));
+        assert_eq!(
+            control.config.caps(),
+            Caps {
+                name: 128,
+                command_line: 8192,
+                registry_data: 4096
+            }
+        );
         request.max_latency_ms = 51;
         let err = control.configure(request.as_bytes()).unwrap_err();
         assert_eq!(err.status(), status::INVALID_PARAMETER);
@@ -374,6 +382,7 @@ mod tests {
             "FileWrite only when asked for"
         );
         assert_eq!(control.config.caps().name, 1024);
+        assert_eq!(control.config.caps().registry_data, 1024);
     }
 
     #[test]

@@ -41,11 +41,14 @@ impl Reserve for Ring<'_> {
 /// Largest binary SID (`SECURITY_MAX_SID_SIZE`).
 pub const SID_CAP: u16 = 68;
 
-/// String caps in bytes (even), from CONFIGURE.
+/// Caps in bytes (even), from CONFIGURE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
     pub name: u16,
     pub command_line: u16,
+    /// A registry value's data (Sysmon's `Details` renders a DWORD, a
+    /// QWORD, a string or just `Binary Data`: strings are what need room).
+    pub registry_data: u16,
 }
 
 /// Sizes, reserves, encodes and commits one record; counts the drop if any
@@ -227,9 +230,8 @@ pub struct RegistrySetValueFacts<'a> {
 }
 
 impl RegistrySetValueFacts<'_> {
-    /// Names are capped at the name cap; so is the data, which CONFIGURE
-    /// has no cap of its own for (Sysmon's `Details` is a short rendering:
-    /// a DWORD, a QWORD, a string's start, or just `Binary Data`).
+    /// Names are capped at the name cap, the data at the registry data cap;
+    /// the data's full size is kept.
     pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
         let body = RegistrySetValue {
             value_type: self.value_type,
@@ -239,7 +241,7 @@ impl RegistrySetValueFacts<'_> {
         let fields = [
             utf16(self.key_name, caps.name),
             utf16(self.value_name, caps.name),
-            Field::new(self.data, caps.name),
+            Field::new(self.data, caps.registry_data),
         ];
         emit(
             ring,
@@ -639,6 +641,7 @@ mod tests {
     const CAPS: Caps = Caps {
         name: 64,
         command_line: 128,
+        registry_data: 64,
     };
 
     fn units(s: &str) -> Vec<u16> {
@@ -750,6 +753,7 @@ mod tests {
                     Caps {
                         name: 7,
                         command_line: 64,
+                        registry_data: 64,
                     },
                 )
                 .expect("emit");
@@ -772,6 +776,7 @@ mod tests {
             let caps = Caps {
                 name: 512,
                 command_line: 512,
+                registry_data: 512,
             };
             let mut delivered = 0;
             let mut dropped = 0;
@@ -961,13 +966,14 @@ mod tests {
     }
 
     #[test]
-    fn registry_data_is_capped_at_the_name_cap_and_its_full_size_kept() {
+    fn registry_data_is_capped_at_its_own_cap_and_its_full_size_kept() {
         with_ring(|ring| {
             let key = units(r"\REGISTRY\MACHINE\SOFTWARE\Ringside");
             let data = [0xabu8; 300];
             let caps = Caps {
                 name: 64,
                 command_line: 1024,
+                registry_data: 66,
             };
             RegistrySetValueFacts {
                 origin: Origin::default(),
@@ -984,8 +990,8 @@ mod tests {
                 panic!("not a registry set")
             };
             assert_eq!((e.body.value_type, e.body.data_size), (3, 300));
-            assert_eq!(e.data().bytes, &data[..64]);
-            assert_eq!((e.body.data.len, e.body.data.full_len), (64, 300));
+            assert_eq!(e.data().bytes, &data[..66]);
+            assert_eq!((e.body.data.len, e.body.data.full_len), (66, 300));
             assert_eq!(e.key_name().bytes.len(), 64);
             assert_eq!(e.value_name().bytes, b"");
             assert_ne!(

@@ -146,9 +146,16 @@ fn malformed_requests_get_the_documented_status_and_the_driver_keeps_working() {
             },
         ),
         (
-            "reserved",
+            "registry data cap odd",
             ConfigureRequest {
-                _reserved: 1,
+                max_registry_data_bytes: 1,
+                ..config()
+            },
+        ),
+        (
+            "registry data cap high",
+            ConfigureRequest {
+                max_registry_data_bytes: 1 << 20,
                 ..config()
             },
         ),

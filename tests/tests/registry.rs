@@ -58,8 +58,8 @@ fn a_value_set_arrives_with_every_field_and_its_data_capped() {
         status: 0,
     })
     .expect("set");
-    // Binary data longer than the name cap (1024 bytes): truncated there,
-    // its full size kept.
+    // Binary data longer than the data cap (1024 bytes by default, as the
+    // name cap): truncated there, its full size kept.
     let blob: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
     m.registry_set_value(&RegistrySet {
         value: "Blob".into(),
@@ -105,6 +105,34 @@ fn a_value_set_arrives_with_every_field_and_its_data_capped() {
         (stats.produced[i], stats.delivered[i], stats.dropped[i]),
         (3, 3, 0)
     );
+    m.close_device(h).expect("close");
+    m.unload().expect("unload");
+    m.assert_clean();
+}
+
+/// CONFIGURE's registry data cap is the data's own: a long string in a
+/// Run key (a command line, what `Details` rules look at) keeps 4 KiB while
+/// names stay at a 128-byte cap; the key name is cut at the name cap, not
+/// the data cap.
+#[test]
+fn registry_data_has_a_cap_of_its_own() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let request = ConfigureRequest {
+        max_registry_data_bytes: 4096,
+        ..config(128)
+    };
+    let (mut m, h) = connected(sys, &request).expect("session");
+    let long = utf16(&format!("powershell -enc {}\0", "A".repeat(3000)));
+    m.registry_set_value(&run_value(4100, long.clone()))
+        .expect("set");
+    let bytes = m.drained(h);
+    let Some(Ok(Record::RegistrySetValue(e))) = Records::new(&bytes).next() else {
+        panic!("not a registry set")
+    };
+    assert_eq!(e.body.data_size, long.len() as u32);
+    assert_eq!(e.data().bytes, &long[..4096]);
+    assert_eq!(e.key_name().bytes, &utf16(RUN_KEY)[..128]);
+    assert_eq!(e.value_name().bytes, utf16("Updater"));
     m.close_device(h).expect("close");
     m.unload().expect("unload");
     m.assert_clean();

@@ -54,6 +54,9 @@ pub const READ_MIN_BUFFER: u32 = 64 * 1024;
 pub const NAME_CAP_RANGE: (u32, u32) = (64, 16 * 1024);
 /// Bounds of [`ConfigureRequest::max_command_line_bytes`] (even, in bytes).
 pub const COMMAND_LINE_CAP_RANGE: (u32, u32) = (64, 32 * 1024);
+/// Bounds of [`ConfigureRequest::max_registry_data_bytes`] (even, in
+/// bytes), when not 0.
+pub const REGISTRY_DATA_CAP_RANGE: (u32, u32) = (64, 16 * 1024);
 /// Bounds of [`ConfigureRequest::batch_bytes`].
 pub const BATCH_BYTES_RANGE: (u32, u32) = (1, READ_MIN_BUFFER);
 /// Bounds of [`ConfigureRequest::max_latency_ms`]: a pending READ completes
@@ -125,8 +128,11 @@ pub struct ConfigureRequest {
     pub batch_bytes: u32,
     /// ... or this long after it found the first record, whichever is first.
     pub max_latency_ms: u32,
-    /// Must be zero.
-    pub _reserved: u32,
+    /// Cap for a registry value's data (the raw bytes of a value set), in
+    /// bytes (even); 0 selects [`Config::DEFAULT`]'s. The field was
+    /// reserved (must be zero) until names and data had caps of their own,
+    /// so an agent that sends 0 gets what it got before: 1024 bytes.
+    pub max_registry_data_bytes: u32,
 }
 
 impl Default for ConfigureRequest {
@@ -140,7 +146,7 @@ impl Default for ConfigureRequest {
             max_command_line_bytes: Config::DEFAULT.max_command_line_bytes as u32,
             batch_bytes: Config::DEFAULT.batch_bytes,
             max_latency_ms: Config::DEFAULT.max_latency_ms,
-            _reserved: 0,
+            max_registry_data_bytes: Config::DEFAULT.max_registry_data_bytes as u32,
         }
     }
 }
@@ -189,7 +195,7 @@ pub enum ConfigField {
     MaxCommandLineBytes,
     BatchBytes,
     MaxLatencyMs,
-    Reserved,
+    MaxRegistryDataBytes,
 }
 
 /// Why a control request was refused. [`ControlError::status`] is the
@@ -268,6 +274,7 @@ pub struct Config {
     pub max_command_line_bytes: u16,
     pub batch_bytes: u32,
     pub max_latency_ms: u32,
+    pub max_registry_data_bytes: u16,
 }
 
 impl Config {
@@ -279,6 +286,7 @@ impl Config {
         max_command_line_bytes: 8192,
         batch_bytes: 16 * 1024,
         max_latency_ms: 20,
+        max_registry_data_bytes: 1024,
     };
 }
 
@@ -308,12 +316,6 @@ pub fn validate_configure(request: &ConfigureRequest) -> Result<Config, ControlE
             value: request.event_mask,
         });
     }
-    if request._reserved != 0 {
-        return Err(ControlError::InvalidField {
-            field: ConfigField::Reserved,
-            value: request._reserved,
-        });
-    }
     let name = in_range(
         ConfigField::MaxNameBytes,
         request.max_name_bytes,
@@ -338,13 +340,23 @@ pub fn validate_configure(request: &ConfigureRequest) -> Result<Config, ControlE
         LATENCY_MS_RANGE,
         false,
     )?;
+    let registry_data = match request.max_registry_data_bytes {
+        0 => u32::from(Config::DEFAULT.max_registry_data_bytes),
+        cap => in_range(
+            ConfigField::MaxRegistryDataBytes,
+            cap,
+            REGISTRY_DATA_CAP_RANGE,
+            true,
+        )?,
+    };
     Ok(Config {
         event_mask: request.event_mask,
-        // Both ranges end at or below 32 KiB, so these conversions are exact.
+        // The ranges end at or below 32 KiB, so these conversions are exact.
         max_name_bytes: u16::try_from(name).unwrap_or(0xFFFE),
         max_command_line_bytes: u16::try_from(command_line).unwrap_or(0xFFFE),
         batch_bytes,
         max_latency_ms,
+        max_registry_data_bytes: u16::try_from(registry_data).unwrap_or(0xFFFE),
     })
 }
 

@@ -87,7 +87,7 @@ fn configure_checks_every_field() {
     assert_eq!(config.event_mask, ALL_EVENTS_MASK & !unasked);
 
     type Mutation = fn(&mut ConfigureRequest);
-    let cases: [(Mutation, ConfigField); 9] = [
+    let cases: [(Mutation, ConfigField); 12] = [
         (
             |r| r.event_mask = 1 << EVENT_KIND_COUNT,
             ConfigField::EventMask,
@@ -105,7 +105,22 @@ fn configure_checks_every_field() {
         (|r| r.batch_bytes = 0, ConfigField::BatchBytes),
         (|r| r.max_latency_ms = 0, ConfigField::MaxLatencyMs),
         (|r| r.max_latency_ms = 51, ConfigField::MaxLatencyMs),
-        (|r| r._reserved = 1, ConfigField::Reserved),
+        (
+            |r| r.max_registry_data_bytes = 1,
+            ConfigField::MaxRegistryDataBytes,
+        ),
+        (
+            |r| r.max_registry_data_bytes = 62,
+            ConfigField::MaxRegistryDataBytes,
+        ),
+        (
+            |r| r.max_registry_data_bytes = 1025,
+            ConfigField::MaxRegistryDataBytes,
+        ),
+        (
+            |r| r.max_registry_data_bytes = 16 * 1024 + 2,
+            ConfigField::MaxRegistryDataBytes,
+        ),
     ];
     for (mutate, field) in cases {
         let mut request = good;
@@ -123,7 +138,19 @@ fn configure_checks_every_field() {
     edge.max_command_line_bytes = 64;
     edge.max_latency_ms = 50;
     edge.event_mask = 0;
-    assert!(parse_configure(edge.as_bytes()).is_ok());
+    edge.max_registry_data_bytes = 16 * 1024;
+    let config = parse_configure(edge.as_bytes()).expect("edges are valid");
+    assert_eq!(config.max_registry_data_bytes, 16 * 1024);
+    edge.max_registry_data_bytes = 64;
+    let config = parse_configure(edge.as_bytes()).expect("edges are valid");
+    assert_eq!(config.max_registry_data_bytes, 64);
+    // 0, what the field held while it was reserved, is the default cap.
+    edge.max_registry_data_bytes = 0;
+    let config = parse_configure(edge.as_bytes()).expect("0 is valid");
+    assert_eq!(
+        config.max_registry_data_bytes,
+        Config::DEFAULT.max_registry_data_bytes
+    );
 }
 
 #[test]
