@@ -40,11 +40,20 @@ const KERNEL32: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows/kernel32.d
 
 const ZONE: &str = "[ZoneTransfer]\r\nZoneId=3\r\nHostUrl=http://192.168.56.10/files/tool.exe\r\n";
 
-#[test]
-fn a_named_stream_is_sysmon_event_15_key_for_key_and_fires_its_rules() {
-    if cfg!(windows) {
-        return; // --files-root maps DOS paths only off Windows.
-    }
+/// The volume (under a `--files-root`) and the replay: PowerShell writes a
+/// download and its mark of the web, spells out a file's unnamed stream,
+/// hides a PE in a text file's stream, and writes a stream of a file that
+/// is gone when the agent looks; and, outside Downloads, a stream of a
+/// file in AppData.
+struct Scenario {
+    root: tempfile::TempDir,
+    _replay_dir: tempfile::TempDir,
+    replay: std::path::PathBuf,
+    /// tool.exe's bytes.
+    tool: Vec<u8>,
+}
+
+fn scenario() -> Scenario {
     let bytes = std::fs::read(KERNEL32)
         .unwrap_or_else(|e| panic!("{KERNEL32}: {e} (install Wine: apt-get install wine64)"));
     let root = tempfile::tempdir().expect("tempdir");
@@ -75,9 +84,29 @@ fn a_named_stream_is_sysmon_event_15_key_for_key_and_fires_its_rules() {
     b.file_close_modified(at(2000, 13), &format!(r"{dir}\notes.txt:payload.exe:$DATA"));
     // A stream whose file is gone by the time the agent looks.
     b.file_close_modified(at(2000, 14), &format!(r"{dir}\gone.txt:x"));
+    b.file_close_modified(
+        at(2000, 15),
+        r"\Device\HarddiskVolume3\Users\u\AppData\Local\cache.db:state",
+    );
     let replay_dir = tempfile::tempdir().expect("tempdir");
-    let path = replay_dir.path().join("s.replay");
-    std::fs::write(&path, replay_of(&[b.take()])).expect("write");
+    let replay = replay_dir.path().join("s.replay");
+    std::fs::write(&replay, replay_of(&[b.take()])).expect("write");
+    Scenario {
+        root,
+        _replay_dir: replay_dir,
+        replay,
+        tool: bytes,
+    }
+}
+
+#[test]
+fn a_named_stream_is_sysmon_event_15_key_for_key_and_fires_its_rules() {
+    if cfg!(windows) {
+        return; // --files-root maps DOS paths only off Windows.
+    }
+    let s = scenario();
+    let (root, path, bytes) = (&s.root, &s.replay, &s.tool);
+    let downloads = root.path().join("C/Users/u/Downloads");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/sigma/rules/windows/create_stream_hash");
     let (code, stdout, stderr) = agent(&[
@@ -105,6 +134,7 @@ fn a_named_stream_is_sysmon_event_15_key_for_key_and_fires_its_rules() {
             r"C:\Users\u\Downloads\tool.exe:Zone.Identifier",
             r"C:\Users\u\Downloads\notes.txt:payload.exe",
             r"C:\Users\u\Downloads\gone.txt:x",
+            r"C:\Users\u\AppData\Local\cache.db:state",
         ],
         "only named streams are event 15: {stdout}"
     );
@@ -128,7 +158,7 @@ fn a_named_stream_is_sysmon_event_15_key_for_key_and_fires_its_rules() {
     // The hash is the file's (tool.exe, a PE: with its IMPHASH), not the
     // stream's text.
     let hash = zone["Hash"].as_str().expect("Hash");
-    assert_eq!(hash, hashes_of(&bytes));
+    assert_eq!(hash, hashes_of(bytes));
     assert!(!hash.contains("IMPHASH=000"), "{hash}");
     match std::fs::metadata(downloads.join("tool.exe")).and_then(|m| m.created()) {
         Ok(created) => assert_eq!(
@@ -172,4 +202,44 @@ fn hashes_of(bytes: &[u8]) -> String {
     use ringside_agent::enrich::{hash, pe};
     let imphash = pe::Image::parse(bytes).as_ref().and_then(pe::imphash);
     hash::sysmon_hashes(hash::HashSet::default(), bytes, imphash)
+}
+
+/// A Sysmon configuration's FileCreateStreamHash filters apply (here
+/// SwiftOnSecurity's: streams whose name contains `Downloads`, among
+/// others): the AppData stream is not written, the Downloads ones are.
+#[test]
+fn file_create_stream_hash_filters_apply() {
+    if cfg!(windows) {
+        return; // --files-root maps DOS paths only off Windows.
+    }
+    let s = scenario();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/sysmon-config/swiftonsecurity-sysmonconfig-export.xml");
+    let (code, stdout, stderr) = agent(&[
+        "replay",
+        s.replay.to_str().expect("UTF-8"),
+        "--files-root",
+        s.root.path().to_str().expect("UTF-8"),
+        "--config",
+        config.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let names: Vec<String> = lines(&stdout)
+        .iter()
+        .filter(|e| e["EventID"] == 15)
+        .map(|e| {
+            e["EventData"]["TargetFilename"]
+                .as_str()
+                .expect("name")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            r"C:\Users\u\Downloads\tool.exe:Zone.Identifier",
+            r"C:\Users\u\Downloads\notes.txt:payload.exe",
+            r"C:\Users\u\Downloads\gone.txt:x",
+        ]
+    );
 }
