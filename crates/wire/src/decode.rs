@@ -7,9 +7,10 @@ use zerocopy::FromBytes;
 use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
-    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessAccess, ProcessCreate,
-    ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE,
-    RecordHeader, RegistryKey, RegistryRename, RegistrySetValue, RemoteThread,
+    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, NamedPipe, ProcessAccess,
+    ProcessCreate, ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY,
+    REGISTRY_OP_DELETE_VALUE, RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
+    RemoteThread,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -359,12 +360,18 @@ macro_rules! file_name {
         }
     )*};
 }
-file_name!(FileCreate, FileWrite, FileDelete, FileCloseModified);
+file_name!(
+    FileCreate,
+    FileWrite,
+    FileDelete,
+    FileCloseModified,
+    NamedPipe
+);
 
 /// One decoded record.
 #[expect(
     clippy::large_enum_variant,
-    reason = "bodies are copied out by value so any alignment decodes; a Stats record (328 bytes) on the stack is cheap"
+    reason = "bodies are copied out by value so any alignment decodes; a Stats record (424 bytes) on the stack is cheap"
 )]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -381,6 +388,7 @@ pub enum Record<'a> {
     RegistryRename(Event<'a, RegistryRename>),
     ProcessAccess(Event<'a, ProcessAccess>),
     RemoteThread(Event<'a, RemoteThread>),
+    NamedPipe(Event<'a, NamedPipe>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -402,6 +410,7 @@ impl<'a> Record<'a> {
             Record::RegistryRename(e) => &e.header,
             Record::ProcessAccess(e) => &e.header,
             Record::RemoteThread(e) => &e.header,
+            Record::NamedPipe(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -423,6 +432,7 @@ impl<'a> Record<'a> {
             Record::RegistryRename(_) => RecordKind::Event(EventKind::RegistryRename),
             Record::ProcessAccess(_) => RecordKind::Event(EventKind::ProcessAccess),
             Record::RemoteThread(_) => RecordKind::Event(EventKind::RemoteThread),
+            Record::NamedPipe(_) => RecordKind::Event(EventKind::NamedPipe),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -564,6 +574,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             Record::ProcessAccess(event(header, record)?)
         }
         RecordKind::Event(EventKind::RemoteThread) => Record::RemoteThread(event(header, record)?),
+        RecordKind::Event(EventKind::NamedPipe) => Record::NamedPipe(event(header, record)?),
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),
     })

@@ -247,9 +247,17 @@ fn every_kind_round_trips_through_a_batch() {
         },
         &[],
     ));
+    let pipe = utf16(r"\Device\NamedPipe\MSSE-1234-server");
+    batch.extend(encode_vec(
+        NamedPipe {
+            operation: PIPE_OP_CREATED,
+            ..Default::default()
+        },
+        &[Field::new(&pipe, 1024)],
+    ));
     batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
         },
         &[],
     ));
@@ -358,7 +366,18 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[12] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+        Record::NamedPipe(e) => {
+            assert_eq!(e.header.kind, 14);
+            assert_eq!(e.body.operation, PIPE_OP_CREATED);
+            assert_eq!(text(e.name()), r"\Device\NamedPipe\MSSE-1234-server");
+        }
+        _ => unreachable!(),
+    }
+    match records[13] {
+        Record::Lost(e) => assert_eq!(
+            e.body.dropped,
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        ),
         _ => unreachable!(),
     }
 }

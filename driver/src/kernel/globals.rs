@@ -108,6 +108,10 @@ pub struct Globals {
     pub registry_cookie: AtomicI64,
     /// ObRegisterCallbacks' registration handle (null before).
     pub object_callbacks: AtomicPtr<core::ffi::c_void>,
+    /// The filter's `PFLT_INSTANCE` on the named-pipe file system (0 until
+    /// the InstanceSetupCallback attached to it): post-create tells a
+    /// client's pipe open from a file open with one compare against it.
+    pub npfs_instance: AtomicIsize,
 }
 
 #[unsafe(no_mangle)]
@@ -134,6 +138,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     set_information: InFlight::new(),
     registry_cookie: AtomicI64::new(0),
     object_callbacks: AtomicPtr::new(core::ptr::null_mut()),
+    npfs_instance: AtomicIsize::new(0),
 };
 
 pub fn globals() -> &'static Globals {
