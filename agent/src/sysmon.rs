@@ -50,6 +50,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedRegistryRename", WIDE),
     field("DroppedProcessAccess", WIDE),
     field("DroppedRemoteThread", WIDE),
+    field("DroppedNamedPipe", WIDE),
 ];
 // One `Dropped<Kind>` per event kind, in counter-index order.
 const _: () = assert!(EVENTS_LOST.len() == 2 + ringside_wire::EVENT_KIND_COUNT);
@@ -166,7 +167,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -179,6 +180,7 @@ impl EventType {
         EventType::Sigma(Logsource::RegistryRename),
         EventType::Sigma(Logsource::ProcessAccess),
         EventType::Sigma(Logsource::CreateRemoteThread),
+        EventType::Sigma(Logsource::PipeCreated),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -282,11 +284,12 @@ pub enum Name {
     StartFunction,
     SourceUser,
     TargetUser,
+    PipeName,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 48] = [
+    pub const ALL: [Name; 49] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -335,6 +338,7 @@ impl Name {
         Name::StartFunction,
         Name::SourceUser,
         Name::TargetUser,
+        Name::PipeName,
     ];
 
     /// Sysmon's other spelling of the name: event 10 writes
@@ -400,6 +404,7 @@ impl Name {
             Name::StartFunction => "StartFunction",
             Name::SourceUser => "SourceUser",
             Name::TargetUser => "TargetUser",
+            Name::PipeName => "PipeName",
         }
     }
 }
@@ -482,6 +487,17 @@ impl SysmonEvent {
         self.ty
     }
 
+    /// The `EventID` written: the type's, but for a pipe event the one its
+    /// `EventType` names (17 CreatePipe, 18 ConnectPipe).
+    pub fn event_id(&self) -> u16 {
+        match self.ty {
+            EventType::Sigma(logsource @ Logsource::PipeCreated) => {
+                logsource.sysmon_event_id_of(self.get_named("EventType"))
+            }
+            ty => ty.event_id(),
+        }
+    }
+
     /// The driver's sequence number of the record behind this event.
     pub fn seq(&self) -> Option<u64> {
         self.seq
@@ -545,7 +561,7 @@ impl SysmonEvent {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut number = String::new();
         out.extend_from_slice(b"{\"EventID\":");
-        crate::time::push_decimal(&mut number, u64::from(self.ty.event_id()));
+        crate::time::push_decimal(&mut number, u64::from(self.event_id()));
         if let Some(seq) = self.seq {
             number.push_str(",\"Seq\":");
             crate::time::push_decimal(&mut number, seq);
@@ -647,7 +663,7 @@ impl Serialize for EventData<'_> {
 impl Serialize for SysmonEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(if self.seq.is_some() { 3 } else { 2 }))?;
-        map.serialize_entry("EventID", &self.ty.event_id())?;
+        map.serialize_entry("EventID", &self.event_id())?;
         if let Some(seq) = self.seq {
             map.serialize_entry("Seq", &seq)?;
         }

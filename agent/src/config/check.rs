@@ -78,6 +78,7 @@ impl JsonEvent {
             Target::Registry => "TargetObject",
             Target::ProcessAccess => "TargetImage",
             Target::CreateRemoteThread => "TargetImage",
+            Target::Pipe => "PipeName",
         };
         let value = self
             .target

@@ -44,6 +44,7 @@ impl FilterEvent for SysmonEvent {
             ) => Some(Target::Registry),
             EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
             EventType::Sigma(Logsource::CreateRemoteThread) => Some(Target::CreateRemoteThread),
+            EventType::Sigma(Logsource::PipeCreated) => Some(Target::Pipe),
             _ => None,
         }
     }
@@ -89,6 +90,7 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
         (EventKind::RegistryKey, &[Target::Registry][..]),
         (EventKind::RegistryRename, &[Target::Registry][..]),
         (EventKind::RemoteThread, &[Target::CreateRemoteThread][..]),
+        (EventKind::NamedPipe, &[Target::Pipe][..]),
     ] {
         if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();
@@ -118,6 +120,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             }
             Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
             Logsource::CreateRemoteThread => EventKind::RemoteThread.mask_bit(),
+            Logsource::PipeCreated => EventKind::NamedPipe.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

@@ -54,6 +54,11 @@ pub enum Logsource {
     /// Sysmon event 8 (CreateRemoteThread), Sigma's `create_remote_thread`:
     /// a thread created in another process than its creator's.
     CreateRemoteThread,
+    /// Sysmon events 17 (PipeEvent, Pipe Created: `EventType` CreatePipe)
+    /// and 18 (PipeEvent, Pipe Connected: `EventType` ConnectPipe), both
+    /// Sigma's `pipe_created`: one field table, the id told apart by
+    /// `EventType` ([`Logsource::sysmon_event_id_of`]).
+    PipeCreated,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -305,9 +310,27 @@ const CREATE_REMOTE_THREAD: &[FieldDef] = &[
     f("TargetUser", Str),
 ];
 
+// Sysmon 17's and 18's fields in Sysmon's order (schema 4.90, PipeEvent).
+// `PipeName` is the pipe's name as the file system gives it, without the
+// `\Device\NamedPipe` prefix (`\MSSE-1234-server`).
+const PIPE_EVENT: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("PipeName", Str),
+    f("Image", Str),
+    f("User", Str),
+];
+
+/// Sysmon 18's id: a pipe connected (a [`Logsource::PipeCreated`] event
+/// whose `EventType` is `ConnectPipe`).
+pub const PIPE_CONNECTED_EVENT_ID: u16 = 18;
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 13] = [
+    pub const ALL: [Logsource; 14] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -321,6 +344,7 @@ impl Logsource {
         Logsource::RegistryEvent,
         Logsource::ProcessAccess,
         Logsource::CreateRemoteThread,
+        Logsource::PipeCreated,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -339,6 +363,7 @@ impl Logsource {
             Logsource::RegistryEvent => "registry_event",
             Logsource::ProcessAccess => "process_access",
             Logsource::CreateRemoteThread => "create_remote_thread",
+            Logsource::PipeCreated => "pipe_created",
         }
     }
 
@@ -378,6 +403,18 @@ impl Logsource {
             Logsource::RegistryRename => 14,
             Logsource::ProcessAccess => 10,
             Logsource::CreateRemoteThread => 8,
+            Logsource::PipeCreated => 17,
+        }
+    }
+
+    /// The event id of one event of this logsource whose `EventType` field
+    /// is `event_type`: [`Self::sysmon_event_id`], but 18 for a pipe
+    /// connected (Sysmon gives its two pipe events one element and one
+    /// field list, and Sigma one category).
+    pub fn sysmon_event_id_of(self, event_type: Option<&str>) -> u16 {
+        match (self, event_type) {
+            (Logsource::PipeCreated, Some("ConnectPipe")) => PIPE_CONNECTED_EVENT_ID,
+            (logsource, _) => logsource.sysmon_event_id(),
         }
     }
 
@@ -406,6 +443,7 @@ impl Logsource {
             14 => Some(Logsource::RegistryRename),
             10 => Some(Logsource::ProcessAccess),
             8 => Some(Logsource::CreateRemoteThread),
+            17 | 18 => Some(Logsource::PipeCreated),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -426,6 +464,7 @@ impl Logsource {
             Logsource::RegistryEvent => REGISTRY_EVENT,
             Logsource::ProcessAccess => PROCESS_ACCESS,
             Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
+            Logsource::PipeCreated => PIPE_EVENT,
         }
     }
 
@@ -579,7 +618,11 @@ impl Serialize for OwnedEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let present = self.values.iter().filter(|v| v.is_some()).count();
         let mut map = serializer.serialize_map(Some(present + 1))?;
-        map.serialize_entry("EventID", &self.logsource.sysmon_event_id())?;
+        let event_type = self
+            .logsource
+            .field_index("EventType")
+            .and_then(|i| self.values.get(i)?.as_deref());
+        map.serialize_entry("EventID", &self.logsource.sysmon_event_id_of(event_type))?;
         for (def, value) in self.logsource.fields().iter().zip(&self.values) {
             if let Some(value) = value {
                 map.serialize_entry(def.name, value)?;
@@ -663,6 +706,17 @@ mod tests {
             }
         }
         assert_eq!(Logsource::from_event(26, None), Some(Logsource::FileDelete));
+        // Sysmon 17 and 18: one logsource, the id told apart by EventType.
+        for (id, event_type) in [(17, "CreatePipe"), (18, "ConnectPipe")] {
+            assert_eq!(
+                Logsource::from_event(id, Some(event_type)),
+                Some(Logsource::PipeCreated)
+            );
+            assert_eq!(
+                Logsource::PipeCreated.sysmon_event_id_of(Some(event_type)),
+                id as u16
+            );
+        }
         assert_eq!(
             Logsource::from_event(12, Some("DeleteValue")),
             Some(Logsource::RegistryDelete)

@@ -7,10 +7,10 @@ use zerocopy::FromBytes;
 use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
-    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, NamedPipe, ProcessAccess,
-    ProcessCreate, ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY,
-    REGISTRY_OP_DELETE_VALUE, RecordHeader, RegistryKey, RegistryRename, RegistrySetValue,
-    RemoteThread,
+    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, NamedPipe, PIPE_OP_CONNECTED,
+    PIPE_OP_CREATED, ProcessAccess, ProcessCreate, ProcessExit, RECORD_ALIGN, RECORD_VERSION,
+    REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE, RecordHeader, RegistryKey, RegistryRename,
+    RegistrySetValue, RemoteThread,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -73,6 +73,8 @@ pub enum DecodeError {
     },
     /// A registry key record names no known `REGISTRY_OP_*`.
     UnknownRegistryOperation { offset: usize, operation: u32 },
+    /// A named-pipe record names no known `PIPE_OP_*`.
+    UnknownPipeOperation { offset: usize, operation: u32 },
 }
 
 impl DecodeError {
@@ -88,7 +90,8 @@ impl DecodeError {
             | DecodeError::OddUtf16Length { offset, .. }
             | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
-            | DecodeError::UnknownRegistryOperation { offset, .. } => offset,
+            | DecodeError::UnknownRegistryOperation { offset, .. }
+            | DecodeError::UnknownPipeOperation { offset, .. } => offset,
         }
     }
 
@@ -105,6 +108,7 @@ impl DecodeError {
             DecodeError::PartialAddress { .. } => "partial_address",
             DecodeError::BlobLongerThanSource { .. } => "blob_longer_than_source",
             DecodeError::UnknownRegistryOperation { .. } => "unknown_registry_operation",
+            DecodeError::UnknownPipeOperation { .. } => "unknown_pipe_operation",
         }
     }
 
@@ -120,7 +124,8 @@ impl DecodeError {
             | DecodeError::OddUtf16Length { offset, .. }
             | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
-            | DecodeError::UnknownRegistryOperation { offset, .. } => {
+            | DecodeError::UnknownRegistryOperation { offset, .. }
+            | DecodeError::UnknownPipeOperation { offset, .. } => {
                 *offset = offset.saturating_add(base)
             }
         }
@@ -212,6 +217,10 @@ impl core::fmt::Display for DecodeError {
             DecodeError::UnknownRegistryOperation { offset, operation } => write!(
                 f,
                 "record at byte {offset}: registry key operation {operation} is not one this agent knows (1 create key, 2 delete key, 3 delete value)"
+            ),
+            DecodeError::UnknownPipeOperation { offset, operation } => write!(
+                f,
+                "record at byte {offset}: named pipe operation {operation} is not one this agent knows (1 created, 2 connected)"
             ),
         }
     }
@@ -574,7 +583,17 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             Record::ProcessAccess(event(header, record)?)
         }
         RecordKind::Event(EventKind::RemoteThread) => Record::RemoteThread(event(header, record)?),
-        RecordKind::Event(EventKind::NamedPipe) => Record::NamedPipe(event(header, record)?),
+        RecordKind::Event(EventKind::NamedPipe) => {
+            let event: Event<'_, NamedPipe> = event(header, record)?;
+            let operation = event.body.operation;
+            if !(PIPE_OP_CREATED..=PIPE_OP_CONNECTED).contains(&operation) {
+                return Err(DecodeError::UnknownPipeOperation {
+                    offset: 0,
+                    operation,
+                });
+            }
+            Record::NamedPipe(event)
+        }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),
     })

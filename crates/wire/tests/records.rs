@@ -649,3 +649,37 @@ fn a_registry_key_record_with_an_unknown_operation_is_a_typed_error() {
         }
     }
 }
+
+#[test]
+fn a_named_pipe_record_with_an_unknown_operation_is_a_typed_error() {
+    let name = utf16(r"\Device\NamedPipe\msagent_81");
+    for (operation, known) in [
+        (PIPE_OP_CREATED, true),
+        (PIPE_OP_CONNECTED, true),
+        (0, false),
+        (3, false),
+    ] {
+        let bytes = encode_vec(
+            NamedPipe {
+                operation,
+                ..Default::default()
+            },
+            &[Field::new(&name, 1024)],
+        );
+        match Records::new(&bytes).next().expect("one record") {
+            Ok(Record::NamedPipe(e)) if known => {
+                assert_eq!(e.body.operation, operation);
+                assert_eq!(text(e.name()), r"\Device\NamedPipe\msagent_81");
+            }
+            Err(error) if !known => {
+                assert_eq!(error.class(), "unknown_pipe_operation");
+                assert!(
+                    error
+                        .to_string()
+                        .contains(&format!("operation {operation}"))
+                );
+            }
+            other => panic!("operation {operation}: {other:?}"),
+        }
+    }
+}

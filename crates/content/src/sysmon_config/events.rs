@@ -32,11 +32,14 @@ pub enum Target {
     ProcessAccess,
     /// Sysmon 8.
     CreateRemoteThread,
+    /// Sysmon 17 and 18: one `PipeEvent` element filters both (`EventType`
+    /// tells them apart; one field list).
+    Pipe,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 9] = [
+    pub const ALL: [Target; 10] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
@@ -46,6 +49,7 @@ impl Target {
         Target::Registry,
         Target::ProcessAccess,
         Target::CreateRemoteThread,
+        Target::Pipe,
     ];
 
     /// Position in [`Target::ALL`].
@@ -65,6 +69,7 @@ impl Target {
             Target::Registry => Logsource::RegistryEvent.fields(),
             Target::ProcessAccess => Logsource::ProcessAccess.fields(),
             Target::CreateRemoteThread => Logsource::CreateRemoteThread.fields(),
+            Target::Pipe => Logsource::PipeCreated.fields(),
         }
     }
 
@@ -80,6 +85,7 @@ impl Target {
             Target::Registry => 12,
             Target::ProcessAccess => 10,
             Target::CreateRemoteThread => 8,
+            Target::Pipe => 17,
         }
     }
 
@@ -96,6 +102,7 @@ impl Target {
             12..=14 => Some(Target::Registry),
             10 => Some(Target::ProcessAccess),
             8 => Some(Target::CreateRemoteThread),
+            17 | 18 => Some(Target::Pipe),
             _ => None,
         }
     }
@@ -131,6 +138,7 @@ impl Target {
             Target::Registry => &[&REGISTRY_EVENT],
             Target::ProcessAccess => &[&PROCESS_ACCESS],
             Target::CreateRemoteThread => &[&CREATE_REMOTE_THREAD],
+            Target::Pipe => &[&PIPE_EVENT],
         }
     }
 }
@@ -343,6 +351,22 @@ const CREATE_REMOTE_THREAD: SysmonType = SysmonType {
     target: Some(Target::CreateRemoteThread),
 };
 
+// Schema 4.90's PipeEvent fields (17 and 18 have the same).
+const PIPE_EVENT: SysmonType = SysmonType {
+    name: "PipeEvent",
+    id: 17,
+    fields: &[
+        "EventType",
+        "UtcTime",
+        "ProcessGuid",
+        "ProcessId",
+        "PipeName",
+        "Image",
+        "User",
+    ],
+    target: Some(Target::Pipe),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -368,7 +392,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &FILE_CREATE,
     &REGISTRY_EVENT,
     &unproduced("FileCreateStreamHash", 15),
-    &unproduced("PipeEvent", 17),
+    &PIPE_EVENT,
     &unproduced("WmiEvent", 19),
     &unproduced("DnsQuery", 22),
     &FILE_DELETE,
