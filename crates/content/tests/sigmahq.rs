@@ -199,6 +199,22 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        // Sysmon 17 and 18 (PipeEvent), as Sysmon's schema lists them
+        // (SigmaHQ has no sample).
+        Logsource::PipeCreated,
+        &[
+            "RuleName",
+            "EventType",
+            "UtcTime",
+            "ProcessGuid",
+            "ProcessId",
+            "PipeName",
+            "Image",
+            "User",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -281,6 +297,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "registry",
         "process_access",
         "create_remote_thread",
+        "pipe_created",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -396,6 +413,23 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 );
             }
         }
+        if dir == "pipe_created" {
+            // Measured 2026-12: every one of SigmaHQ's 17 pipe_created
+            // rules compiles (they name PipeName and Image, both
+            // provided, for 17 and 18 alike).
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (PIPE_CREATED_RULES, 0),
+                "pipe_created: {}",
+                report.summary()
+            );
+            assert!(
+                report
+                    .accepted
+                    .iter()
+                    .all(|r| r.logsource == Logsource::PipeCreated)
+            );
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -434,6 +468,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "registry_event",
                         "process_access",
                         "create_remote_thread",
+                        "pipe_created",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -483,6 +518,8 @@ const PROCESS_ACCESS_RULES: usize = 22;
 /// SigmaHQ's create_remote_thread rules in the shared snapshot that compile
 /// (of 11).
 const CREATE_REMOTE_THREAD_RULES: usize = 10;
+/// SigmaHQ's pipe_created rules in the shared snapshot, every one accepted.
+const PIPE_CREATED_RULES: usize = 17;
 /// SigmaHQ's image_load rules in the shared snapshot: accepted, and rejected
 /// (for `CommandLine`, not a field of Sysmon's event 7).
 const IMAGE_LOAD_ACCEPTED: usize = 98;
