@@ -26,15 +26,18 @@ fn config_check_accounts_for_the_public_configurations() {
     // 1077 and 1263), every one of its 168 and 401 elements, with no field
     // ringside lacks; ProcessAccess, every one of whose filters names a
     // field event 10 provides; and CreateRemoteThread, SwiftOnSecurity's 10
-    // elements and sysmon-modular's 15.
+    // elements and sysmon-modular's 15. PipeEvent (17 and 18) since the
+    // named-pipe kind (before: 416 and 353; 1651 and 689): SwiftOnSecurity's
+    // 10 elements and sysmon-modular's 127, every filter naming a field the
+    // two events provide (PipeName, Image).
     for (name, expected) in [
         (
             "swiftonsecurity-sysmonconfig-export.xml",
-            "applied 416, ignored 353 (event type not produced: 352, option with no meaning here: 1), rejected 0",
+            "applied 426, ignored 343 (event type not produced: 342, option with no meaning here: 1), rejected 0",
         ),
         (
             "sysmon-modular-sysmonconfig.xml",
-            "applied 1651, ignored 689 (event type not produced: 686, option with no meaning here: 3), rejected 0",
+            "applied 1778, ignored 562 (event type not produced: 559, option with no meaning here: 3), rejected 0",
         ),
     ] {
         let (code, stdout, stderr) = agent(&["config", "check", &shared_config(name)]);
@@ -42,7 +45,7 @@ fn config_check_accounts_for_the_public_configurations() {
         let summary = stdout.lines().last().expect("a summary");
         assert_eq!(summary, expected, "{name}");
         assert!(!stdout.contains("<Signature> ignored"), "{name}: {stdout}");
-        for produced in ["DriverLoad", "RegistryEvent"] {
+        for produced in ["DriverLoad", "RegistryEvent", "PipeEvent"] {
             assert!(
                 !stdout.contains(&format!("ringside does not produce {produced}")),
                 "{name}: {produced} is produced"
