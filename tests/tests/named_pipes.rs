@@ -280,6 +280,12 @@ fn pipes_on_several_cpus_interleave_with_every_count_balanced() {
         );
         let (produced, delivered, dropped) = counts(&mut m, h, EventKind::NamedPipe);
         assert_eq!(produced, delivered + dropped, "seed {seed}");
+        // What was dropped, a lane had no room for; every name was had.
+        let stats = m.stats(h).expect("stats").stats;
+        for reason in [DropReason::QueryFailed, DropReason::Irql] {
+            assert_eq!(stats.dropped_by_reason[reason.index()], 0, "seed {seed}");
+        }
+        assert!(delivered > 0, "seed {seed}");
         assert_eq!(
             (produced, delivered),
             (expected, pipes.len() as u64),
