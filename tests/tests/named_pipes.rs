@@ -38,8 +38,11 @@ const CLIENT: Requestor = Requestor {
     tid: 5204,
 };
 
-/// (pid, tid, operation, name) of every record, and the kinds of all.
-fn pipes(m: &mut Machine, h: Handle) -> (Vec<(u32, u32, u32, String)>, Vec<u16>) {
+/// A pipe record: (pid, tid, operation, name).
+type Pipe = (u32, u32, u32, String);
+
+/// Every pipe record drained, and the kinds of all records.
+fn pipes(m: &mut Machine, h: Handle) -> (Vec<Pipe>, Vec<u16>) {
     let bytes = m.drain(h).expect("drain").concat();
     let mut pipes = Vec::new();
     let mut kinds = Vec::new();
