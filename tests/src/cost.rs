@@ -478,6 +478,26 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             profile,
         });
     }
+    // A write with FileWrite and FileCloseModified both off (the default
+    // mask): what every write on the machine costs, every write into a
+    // pipe too, since the filter attached to the named-pipe file system.
+    m.configure(
+        handle,
+        &ConfigureRequest {
+            event_mask: ringside_wire::kind::DEFAULT_EVENTS_MASK,
+            ..config
+        },
+    )?;
+    let quiet = m.new_file_object(&name(RUNS + 1));
+    let (cost, api_calls, profile) =
+        per_call(&mut m, |m, _| m.file_write(who, quiet, 4096, false))?;
+    costs.push(Cost {
+        callback: "pre-write (kinds off, no event)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    m.free_file_object(quiet);
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
         return Err(format!(

@@ -457,15 +457,19 @@ unsafe extern "system" fn pre_write(
     _context: *mut *mut c_void,
 ) -> i32 {
     let g = globals();
+    let config = &g.control.config;
+    // With both kinds off (the default) a write costs this branch, and no
+    // rundown reference: every write on the machine comes through here,
+    // every write into a pipe too since the filter attached to NPFS. (The
+    // configuration is part of the static globals, readable at any time.)
+    if !config.enabled(EventKind::FileWrite) && !config.enabled(EventKind::FileCloseModified) {
+        return PREOP_NO_CALLBACK;
+    }
     g.with_rundown(|g| {
         let Some(ring) = g.ring() else { return };
         let config = &g.control.config;
-        if !config.enabled(EventKind::FileWrite) && !config.enabled(EventKind::FileCloseModified) {
-            return;
-        }
         // A write into a pipe is not a file write (and its handle is not
-        // kept in the first-write set): one compare, only while FileWrite
-        // or FileCloseModified is asked for.
+        // kept in the first-write set): one compare.
         // SAFETY: FltMgr passes valid related objects for the callback.
         if unsafe { on_npfs(g, objects) } {
             return;
