@@ -37,6 +37,11 @@ fn main() -> std::io::Result<()> {
         r"\Device\HarddiskVolume3\u.txt",
     );
     b.file_delete(o(100, 4), r"\Device\HarddiskVolume3\u.txt");
+    b.named_pipe(
+        o(100, 4),
+        ringside_wire::PIPE_OP_CONNECTED,
+        r"\Device\NamedPipe\MSSE-1234-server",
+    );
     b.skip(3);
     let mut dropped = [0; ringside_wire::EVENT_KIND_COUNT];
     dropped[EventKind::ProcessCreate.index()] = 1;

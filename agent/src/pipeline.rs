@@ -44,7 +44,7 @@ use ringside_content::schema::Logsource;
 use ringside_wire::ioctl::StatsResponse;
 use ringside_wire::replay::FrameKind;
 use ringside_wire::{
-    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, REGISTRY_OP_CREATE_KEY,
+    DecodeError, DriverStats, EVENT_KIND_COUNT, EventKind, PIPE_OP_CREATED, REGISTRY_OP_CREATE_KEY,
     REGISTRY_OP_DELETE_KEY, REGISTRY_OP_DELETE_VALUE, REMOTE_THREAD_FLAG_START_ADDRESS, RawField,
     Record, Records,
 };
@@ -226,6 +226,29 @@ pub fn saturating_sum(counts: &[u64]) -> u64 {
 /// Appends a raw UTF-16 field's characters.
 fn push_raw(out: &mut String, field: &RawField<'_>) {
     out.extend(field.chars());
+}
+
+/// The device every pipe name starts with (`FLT_FILE_NAME_OPENED` on the
+/// named-pipe file system); Sysmon's `PipeName` is what follows it.
+const NAMED_PIPE_DEVICE: &str = r"\Device\NamedPipe";
+
+/// Appends Sysmon's `PipeName` for a raw pipe name: `\Device\NamedPipe\x`
+/// is `\x`; a name without the device prefix is kept as it is.
+fn pipe_name(out: &mut String, field: &RawField<'_>) {
+    let start = out.len();
+    push_raw(out, field);
+    if pipe_device_prefix(&out[start..]) {
+        out.replace_range(start..start + NAMED_PIPE_DEVICE.len(), "");
+    }
+}
+
+/// Whether `name` starts with the named-pipe device and a separator (the
+/// device matched case-insensitively, as the object manager does).
+fn pipe_device_prefix(name: &str) -> bool {
+    let n = NAMED_PIPE_DEVICE.len();
+    name.get(..n)
+        .is_some_and(|device| device.eq_ignore_ascii_case(NAMED_PIPE_DEVICE))
+        && name[n..].starts_with('\\')
 }
 
 impl Pipeline {
@@ -1018,6 +1041,27 @@ impl Pipeline {
                     self.emit(sink)?;
                 }
             }
+            Record::NamedPipe(e) => {
+                self.count_truncated(&[e.name()]);
+                self.table.lookup(pid, time);
+                if emit {
+                    let ty = EventType::Sigma(Logsource::PipeCreated);
+                    self.process_event(ty, pid, time, seq);
+                    // PIPE_OP_CONNECTED otherwise: the decoder refuses any
+                    // other operation.
+                    let event_type = if e.body.operation == PIPE_OP_CREATED {
+                        "CreatePipe"
+                    } else {
+                        "ConnectPipe"
+                    };
+                    self.put(ty, Name::EventType, event_type);
+                    if let Some(i) = self.layout.get(ty, Name::PipeName) {
+                        let name = e.name();
+                        self.event.set_with(i, |out| pipe_name(out, &name));
+                    }
+                    self.emit(sink)?;
+                }
+            }
             Record::Lost(e) => {
                 self.counters.lost_records += 1;
                 self.counters.view.lost(&e.body.dropped);
@@ -1419,6 +1463,29 @@ fn fill_process(event: &mut SysmonEvent, layout: &Layout, ty: EventType, info: &
 mod tests {
     use super::*;
     use crate::enrich::authenticode::Flaw;
+
+    #[test]
+    fn a_pipe_name_loses_only_the_named_pipe_device() {
+        for (raw, sysmon) in [
+            (r"\Device\NamedPipe\MSSE-1234-server", r"\MSSE-1234-server"),
+            (r"\device\namedpipe\postex_ab12", r"\postex_ab12"),
+            (r"\Device\NamedPipe\", r"\"),
+            (r"\Device\NamedPipeX\a", r"\Device\NamedPipeX\a"),
+            (r"\Device\NamedPip", r"\Device\NamedPip"),
+            (r"\Device\Mailslot\a", r"\Device\Mailslot\a"),
+            ("", ""),
+        ] {
+            let bytes: Vec<u8> = raw.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let field = RawField {
+                bytes: &bytes,
+                truncated: false,
+            };
+            // Appended after what the buffer already holds, which stays.
+            let mut out = String::from("x");
+            pipe_name(&mut out, &field);
+            assert_eq!(out, format!("x{sysmon}"), "{raw}");
+        }
+    }
 
     /// Every way the kernel's level and the file's verdict combine.
     #[test]

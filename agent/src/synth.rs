@@ -181,6 +181,18 @@ impl BatchBuilder {
         self.push(origin, body, &[]);
     }
 
+    /// A named pipe created (`ringside_wire::PIPE_OP_CREATED`) or
+    /// connected to (`PIPE_OP_CONNECTED`) by `origin`; `name` as the driver
+    /// copies it (`\Device\NamedPipe\<name>`).
+    pub fn named_pipe(&mut self, origin: Origin, operation: u32, name: &str) {
+        let name = utf16(name);
+        let body = ringside_wire::NamedPipe {
+            operation,
+            ..Default::default()
+        };
+        self.push(origin, body, &[Field::new(&name, NAME_CAP)]);
+    }
+
     pub fn process_exit(&mut self, origin: Origin, exit_status: u32) {
         self.push(
             origin,

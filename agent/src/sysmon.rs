@@ -50,6 +50,7 @@ pub const EVENTS_LOST: &[FieldDef] = &[
     field("DroppedRegistryRename", WIDE),
     field("DroppedProcessAccess", WIDE),
     field("DroppedRemoteThread", WIDE),
+    field("DroppedNamedPipe", WIDE),
 ];
 // One `Dropped<Kind>` per event kind, in counter-index order.
 const _: () = assert!(EVENTS_LOST.len() == 2 + ringside_wire::EVENT_KIND_COUNT);
@@ -166,7 +167,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, for building per-type tables.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 22] = [
         EventType::Sigma(Logsource::ProcessCreation),
         EventType::Sigma(Logsource::ImageLoad),
         EventType::Sigma(Logsource::DriverLoad),
@@ -180,6 +181,7 @@ impl EventType {
         EventType::Sigma(Logsource::ProcessAccess),
         EventType::Sigma(Logsource::CreateRemoteThread),
         EventType::Sigma(Logsource::CreateStreamHash),
+        EventType::Sigma(Logsource::PipeCreated),
         EventType::ProcessTerminate,
         EventType::EventsLost,
         EventType::SequenceGap,
@@ -285,11 +287,12 @@ pub enum Name {
     TargetUser,
     Hash,
     Contents,
+    PipeName,
 }
 
 impl Name {
     /// Every name, in discriminant order.
-    pub const ALL: [Name; 50] = [
+    pub const ALL: [Name; 51] = [
         Name::RuleName,
         Name::UtcTime,
         Name::ProcessGuid,
@@ -340,6 +343,7 @@ impl Name {
         Name::TargetUser,
         Name::Hash,
         Name::Contents,
+        Name::PipeName,
     ];
 
     /// Sysmon's other spelling of the name: event 10 writes
@@ -407,6 +411,7 @@ impl Name {
             Name::TargetUser => "TargetUser",
             Name::Hash => "Hash",
             Name::Contents => "Contents",
+            Name::PipeName => "PipeName",
         }
     }
 }
@@ -489,6 +494,17 @@ impl SysmonEvent {
         self.ty
     }
 
+    /// The `EventID` written: the type's, but for a pipe event the one its
+    /// `EventType` names (17 CreatePipe, 18 ConnectPipe).
+    pub fn event_id(&self) -> u16 {
+        match self.ty {
+            EventType::Sigma(logsource @ Logsource::PipeCreated) => {
+                logsource.sysmon_event_id_of(self.get_named("EventType"))
+            }
+            ty => ty.event_id(),
+        }
+    }
+
     /// The driver's sequence number of the record behind this event.
     pub fn seq(&self) -> Option<u64> {
         self.seq
@@ -552,7 +568,7 @@ impl SysmonEvent {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut number = String::new();
         out.extend_from_slice(b"{\"EventID\":");
-        crate::time::push_decimal(&mut number, u64::from(self.ty.event_id()));
+        crate::time::push_decimal(&mut number, u64::from(self.event_id()));
         if let Some(seq) = self.seq {
             number.push_str(",\"Seq\":");
             crate::time::push_decimal(&mut number, seq);
@@ -654,7 +670,7 @@ impl Serialize for EventData<'_> {
 impl Serialize for SysmonEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(if self.seq.is_some() { 3 } else { 2 }))?;
-        map.serialize_entry("EventID", &self.ty.event_id())?;
+        map.serialize_entry("EventID", &self.event_id())?;
         if let Some(seq) = self.seq {
             map.serialize_entry("Seq", &seq)?;
         }

@@ -26,16 +26,19 @@ fn config_check_accounts_for_the_public_configurations() {
     // 1077 and 1263), every one of its 168 and 401 elements, with no field
     // ringside lacks; ProcessAccess, every one of whose filters names a
     // field event 10 provides; CreateRemoteThread, SwiftOnSecurity's 10
-    // elements and sysmon-modular's 15; and FileCreateStreamHash (before:
-    // 416 and 353; 1651 and 689).
+    // elements and sysmon-modular's 15; FileCreateStreamHash (before: 416
+    // and 353; 1651 and 689), SwiftOnSecurity's 21 filters and
+    // sysmon-modular's 24; and PipeEvent (17 and 18), SwiftOnSecurity's 10
+    // elements and sysmon-modular's 127, every filter naming a field the two
+    // events provide (PipeName, Image).
     for (name, expected) in [
         (
             "swiftonsecurity-sysmonconfig-export.xml",
-            "applied 437, ignored 332 (event type not produced: 331, option with no meaning here: 1), rejected 0",
+            "applied 447, ignored 322 (event type not produced: 321, option with no meaning here: 1), rejected 0",
         ),
         (
             "sysmon-modular-sysmonconfig.xml",
-            "applied 1675, ignored 665 (event type not produced: 662, option with no meaning here: 3), rejected 0",
+            "applied 1802, ignored 538 (event type not produced: 535, option with no meaning here: 3), rejected 0",
         ),
     ] {
         let (code, stdout, stderr) = agent(&["config", "check", &shared_config(name)]);
@@ -43,7 +46,7 @@ fn config_check_accounts_for_the_public_configurations() {
         let summary = stdout.lines().last().expect("a summary");
         assert_eq!(summary, expected, "{name}");
         assert!(!stdout.contains("<Signature> ignored"), "{name}: {stdout}");
-        for produced in ["DriverLoad", "RegistryEvent", "FileCreateStreamHash"] {
+        for produced in ["DriverLoad", "RegistryEvent", "FileCreateStreamHash", "PipeEvent"] {
             assert!(
                 !stdout.contains(&format!("ringside does not produce {produced}")),
                 "{name}: {produced} is produced"

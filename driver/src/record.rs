@@ -9,9 +9,9 @@
 use ringside_wire::{
     Body, DELETE_FLAG_DISPOSITION, DELETE_FLAG_ON_CLOSE, DELETE_FLAG_POSIX, DropReason, EventKind,
     Field, FileCloseModified, FileCreate, FileDelete, FileRename, FileWrite, ImageLoad,
-    MAX_CALL_FRAMES, Origin, PROCESS_FLAG_LOGON_ID, ProcessAccess, ProcessCreate, ProcessExit,
-    REMOTE_THREAD_FLAG_START_ADDRESS, RegistryKey, RegistryRename, RegistrySetValue, RemoteThread,
-    encode_exact, encoded_len,
+    MAX_CALL_FRAMES, NamedPipe, Origin, PROCESS_FLAG_LOGON_ID, ProcessAccess, ProcessCreate,
+    ProcessExit, REMOTE_THREAD_FLAG_START_ADDRESS, RegistryKey, RegistryRename, RegistrySetValue,
+    RemoteThread, encode_exact, encoded_len,
 };
 use zerocopy::IntoBytes;
 
@@ -208,6 +208,30 @@ impl RemoteThreadFacts {
             _pad: 0,
         };
         emit(ring, EventKind::RemoteThread, self.origin, body, &[])
+    }
+}
+
+/// Minifilter on the named-pipe file system: a pipe instance created
+/// (`IRP_MJ_CREATE_NAMED_PIPE`) or a client's open of a pipe
+/// (`IRP_MJ_CREATE`), whose status is a success (the trampoline checks it;
+/// a failed create or connect is never reported).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NamedPipeFacts<'a> {
+    pub origin: Origin,
+    /// `ringside_wire::PIPE_OP_*`.
+    pub operation: u32,
+    /// FltMgr's opened name (`\Device\NamedPipe\<name>`).
+    pub name: &'a [u16],
+}
+
+impl NamedPipeFacts<'_> {
+    pub fn emit(&self, ring: &impl Reserve, caps: Caps) -> Result<usize, DropReason> {
+        let body = NamedPipe {
+            operation: self.operation,
+            ..NamedPipe::default()
+        };
+        let fields = [utf16(self.name, caps.name)];
+        emit(ring, EventKind::NamedPipe, self.origin, body, &fields)
     }
 }
 
@@ -872,11 +896,18 @@ mod tests {
             }
             .emit(ring)
             .expect("remote thread");
+            NamedPipeFacts {
+                origin: o,
+                operation: ringside_wire::PIPE_OP_CONNECTED,
+                name: &name,
+            }
+            .emit(ring, CAPS)
+            .expect("named pipe");
             let bytes = drain(ring);
             let kinds: Vec<u16> = Records::new(&bytes)
                 .map(|r| r.expect("decodes").header().kind)
                 .collect();
-            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9, 10, 11, 13]);
+            assert_eq!(kinds, vec![2, 3, 4, 6, 7, 9, 10, 11, 13, 14]);
             let Some(Ok(Record::RemoteThread(thread))) = Records::new(&bytes).nth(8) else {
                 panic!("not a remote thread")
             };

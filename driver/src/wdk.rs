@@ -91,6 +91,24 @@ pub mod rename_information {
 /// ABI oracle checks this one against Wine's and Microsoft's headers.
 pub const THREAD_QUERY_SET_WIN32_START_ADDRESS: u32 = 9;
 
+/// Named pipes (fltkernel.h, wdm.h, ntstatus.h): what the minifilter
+/// registers and answers to attach to the named-pipe file system and not
+/// to the mailslot one. windows-sys has each under a different module (and
+/// types them differently); the ABI oracle checks every one against the
+/// headers (tests/tests/abi_oracle.rs).
+///
+/// `IRP_MJ_CREATE_NAMED_PIPE`: a server creates a pipe instance.
+pub const IRP_MJ_CREATE_NAMED_PIPE: u8 = 0x01;
+/// `FLT_REGISTRATION.Flags`: FltMgr offers the filter the named-pipe and
+/// mailslot volumes (Windows 8 and later), through its InstanceSetupCallback.
+pub const FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS: u32 = 0x0000_0002;
+/// `FLT_FILESYSTEM_TYPE::FLT_FSTYPE_NPFS`: the named-pipe file system.
+pub const FLT_FSTYPE_NPFS: i32 = 25;
+/// `FLT_FILESYSTEM_TYPE::FLT_FSTYPE_MSFS`: the mailslot file system.
+pub const FLT_FSTYPE_MSFS: i32 = 26;
+/// `STATUS_FLT_DO_NOT_ATTACH`: an InstanceSetupCallback declines a volume.
+pub const STATUS_FLT_DO_NOT_ATTACH: i32 = 0xC01C_000F_u32 as i32;
+
 /// The object manager's callback structures (wdm.h: `OB_CALLBACK_REGISTRATION`,
 /// `OB_OPERATION_REGISTRATION`, `OB_PRE_OPERATION_INFORMATION`,
 /// `OB_POST_OPERATION_INFORMATION`), declared here so that one layout is

@@ -150,6 +150,11 @@ typedef struct _RINGSIDE_REG_CREATE_KEY_INFORMATION_V1 {
  * to the one the thread-creation routine queries
  * (driver/src/kernel/thread.rs); mingw-w64's DDK does not declare the
  * enumeration. */
+/* fltkernel.h's FLT_REGISTRATION_FLAGS bit "the filter supports named
+ * pipe and mailslot requests" (Windows 8 and later; FLT_REGISTRATION's
+ * documentation). Neither header set has it. */
+#define RINGSIDE_FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS 0x00000002
+
 typedef enum _RINGSIDE_THREADINFOCLASS {
     RingsideThreadBasicInformation,
     RingsideThreadTimes,

@@ -215,6 +215,9 @@ OFF(RENAME_FILE_NAME_LENGTH, FILE_RENAME_INFORMATION, FileNameLength)
 OFF(RENAME_FILE_NAME, FILE_RENAME_INFORMATION, FileName)
 OFF(DISPOSITION_DELETE_FILE, FILE_DISPOSITION_INFORMATION, DISPOSITION_DELETE)
 SIZE(DISPOSITION_SIZE, FILE_DISPOSITION_INFORMATION)
+/* The major function a server's CreateNamedPipe sends (filter.rs registers
+ * a post-operation callback for it); a value, through the size table. */
+const unsigned long long ringside_abi_size_IRP_MJ_CREATE_NAMED_PIPE = IRP_MJ_CREATE_NAMED_PIPE;
 
 /* ---- fltkernel.h (Wine only: mingw-w64 has no fltkernel.h) ---- */
 #if HAVE_FLTKERNEL
@@ -231,6 +234,10 @@ OFF(OP_MAJOR, FLT_OPERATION_REGISTRATION, MajorFunction)
 OFF(OP_FLAGS, FLT_OPERATION_REGISTRATION, Flags)
 OFF(OP_PRE, FLT_OPERATION_REGISTRATION, PreOperation)
 OFF(OP_POST, FLT_OPERATION_REGISTRATION, PostOperation)
+/* FLT_FILESYSTEM_TYPE as the InstanceSetupCallback gets it: the named-pipe
+ * file system is attached to, the mailslot one declined (filter.rs). */
+const unsigned long long ringside_abi_size_FLT_FSTYPE_NPFS = FLT_FSTYPE_NPFS;
+const unsigned long long ringside_abi_size_FLT_FSTYPE_MSFS = FLT_FSTYPE_MSFS;
 
 SIZE(CALLBACK_DATA_SIZE, FLT_CALLBACK_DATA)
 OFF(CD_FLAGS, FLT_CALLBACK_DATA, Flags)
@@ -354,6 +361,14 @@ OFF(OB_POST_CREATE_GRANTED, OB_POST_CREATE_HANDLE_INFORMATION, GrantedAccess)
 OFF(OB_POST_DUP_GRANTED, OB_POST_DUPLICATE_HANDLE_INFORMATION, GrantedAccess)
 #endif
 
+/* ---- ntstatus.h: what an InstanceSetupCallback returns to decline a
+ * volume (filter.rs, the mailslot file system). mingw-w64's ntstatus.h has
+ * it; Wine's does not. ---- */
+#if defined(ORACLE_MINGW) && defined(STATUS_FLT_DO_NOT_ATTACH)
+const unsigned long long ringside_abi_size_STATUS_FLT_DO_NOT_ATTACH =
+    (unsigned int)STATUS_FLT_DO_NOT_ATTACH;
+#endif
+
 /* ---- ntddk.h's THREADINFOCLASS: the class the thread-creation routine
  * queries with ZwQueryInformationThread (driver/src/kernel/thread.rs), and
  * the PVOID that class returns. mingw-w64's DDK does not declare the
@@ -388,6 +403,8 @@ OFF(PEB_PROCESS_PARAMETERS, RINGSIDE_PEB, ProcessParameters)
 
 /* ---- as Microsoft documents them (documented.h) ---- */
 #if HAVE_DOCUMENTED
+const unsigned long long ringside_abi_size_FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS =
+    RINGSIDE_FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS;
 SIZE(RELATED_SIZE, FLT_RELATED_OBJECTS)
 OFF(RO_SIZE, FLT_RELATED_OBJECTS, Size)
 OFF(RO_FILTER, FLT_RELATED_OBJECTS, Filter)

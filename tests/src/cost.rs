@@ -420,6 +420,84 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         api_calls,
         profile,
     });
+    // Named pipes: a server's create of a pipe instance (post
+    // IRP_MJ_CREATE_NAMED_PIPE: the kind's bit, the status, rundown, the
+    // opened name, the record), a client's connect (post-create on the
+    // named-pipe instance: one compare against it first), a connect that
+    // failed (nothing reported), and both with the kind switched off.
+    let pipes: Vec<_> = (0..RUNS + 1)
+        .map(|i| m.new_file_object(&format!(r"\Device\NamedPipe\MSSE-{i}-server")))
+        .collect();
+    for (callback, connect, status) in [
+        ("pipe create (event)", false, 0),
+        ("pipe connect (event)", true, 0),
+        (
+            "pipe connect (failed, no event)",
+            true,
+            0xC000_00AC_u32 as i32,
+        ),
+    ] {
+        let mut next = pipes.iter().copied();
+        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+            let pipe = next.next().ok_or("no pipe")?;
+            if connect {
+                m.pipe_connect(who, pipe, status)
+            } else {
+                m.pipe_create(who, pipe, status)
+            }
+        })?;
+        costs.push(Cost {
+            callback,
+            instructions: cost,
+            api_calls,
+            profile,
+        });
+    }
+    let without_pipes = ConfigureRequest {
+        event_mask: without.event_mask & !ringside_wire::EventKind::NamedPipe.mask_bit(),
+        ..config
+    };
+    m.configure(handle, &without_pipes)?;
+    for (callback, connect) in [
+        ("pipe create (kind disabled)", false),
+        ("pipe connect (kind disabled)", true),
+    ] {
+        let mut next = pipes.iter().copied();
+        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+            let pipe = next.next().ok_or("no pipe")?;
+            if connect {
+                m.pipe_connect(who, pipe, 0)
+            } else {
+                m.pipe_create(who, pipe, 0)
+            }
+        })?;
+        costs.push(Cost {
+            callback,
+            instructions: cost,
+            api_calls,
+            profile,
+        });
+    }
+    // A write with FileWrite and FileCloseModified both off (the default
+    // mask): what every write on the machine costs, every write into a
+    // pipe too, since the filter attached to the named-pipe file system.
+    m.configure(
+        handle,
+        &ConfigureRequest {
+            event_mask: ringside_wire::kind::DEFAULT_EVENTS_MASK,
+            ..config
+        },
+    )?;
+    let quiet = m.new_file_object(&name(RUNS + 1));
+    let (cost, api_calls, profile) =
+        per_call(&mut m, |m, _| m.file_write(who, quiet, 4096, false))?;
+    costs.push(Cost {
+        callback: "pre-write (kinds off, no event)",
+        instructions: cost,
+        api_calls,
+        profile,
+    });
+    m.free_file_object(quiet);
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
         return Err(format!(
@@ -427,7 +505,7 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             stats.dropped
         ));
     }
-    for f in files.into_iter().chain([reader]) {
+    for f in files.into_iter().chain([reader]).chain(pipes) {
         m.free_file_object(f);
     }
     m.close_device(handle)?;

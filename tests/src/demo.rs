@@ -413,6 +413,14 @@ pub fn timeline(batches: &[Batch]) -> Result<String, String> {
                         e.call_trace().count()
                     ),
                 ),
+                Record::NamedPipe(e) => (
+                    if e.body.operation == ringside_wire::PIPE_OP_CREATED {
+                        "pipe created"
+                    } else {
+                        "pipe connected"
+                    },
+                    e.name().chars().collect::<String>(),
+                ),
                 Record::RemoteThread(e) => (
                     "remote thread",
                     format!(

@@ -12,12 +12,14 @@
 //! arbitrary thread, and must not query names there. Name information handed
 //! out during a callback must be released before it returns (checked).
 
-use crate::api::flt::check_names_released;
+use crate::api::flt::{FileSystem, check_names_released};
 use crate::layout::*;
 use crate::machine::{APC_LEVEL, DISPATCH_LEVEL, Machine, PASSIVE_LEVEL, model_alloc, model_free};
 use crate::memory::*;
 
 pub const IRP_MJ_CREATE: u8 = 0x00;
+/// A server creating a pipe instance (the ABI oracle's value).
+pub const IRP_MJ_CREATE_NAMED_PIPE: u8 = crate::layout::IRP_MJ_CREATE_NAMED_PIPE as u8;
 pub const IRP_MJ_WRITE: u8 = 0x04;
 pub const IRP_MJ_SET_INFORMATION: u8 = 0x06;
 pub const IRP_MJ_CLEANUP: u8 = 0x12;
@@ -268,8 +270,128 @@ impl Machine {
         })
     }
 
+    /// A server's `CreateNamedPipe` of `pipe` (a FILE_OBJECT named
+    /// `\Device\NamedPipe\<name>`): IRP_MJ_CREATE_NAMED_PIPE completed by
+    /// the named-pipe file system with `status`. Its callbacks run at
+    /// PASSIVE_LEVEL, as a create's do.
+    pub fn pipe_create(
+        &mut self,
+        who: Requestor,
+        pipe: OpenFile,
+        status: i32,
+    ) -> Result<(), String> {
+        let parameters = |_: &mut Machine, _: u64, _: u64| {};
+        self.deliver(Operation {
+            major: IRP_MJ_CREATE_NAMED_PIPE,
+            file: pipe,
+            who,
+            irp_flags: 0,
+            parameters: &parameters,
+            status,
+            information: if status >= 0 { FILE_CREATED } else { 0 },
+            pre_irql: PASSIVE_LEVEL,
+            post_irql: PASSIVE_LEVEL,
+        })
+    }
+
+    /// A client's `CreateFile` of `pipe`: IRP_MJ_CREATE on the named-pipe
+    /// file system, completed with `status` (e.g. STATUS_PIPE_NOT_AVAILABLE
+    /// when no instance listens).
+    pub fn pipe_connect(
+        &mut self,
+        who: Requestor,
+        pipe: OpenFile,
+        status: i32,
+    ) -> Result<(), String> {
+        const GENERIC_READ: u32 = 0x8000_0000;
+        let information = if status >= 0 { FILE_OPENED } else { 0 };
+        self.file_create(
+            who,
+            pipe,
+            GENERIC_READ | GENERIC_WRITE | SYNCHRONIZE,
+            FILE_NON_DIRECTORY_FILE,
+            status,
+            information,
+        )
+    }
+
+    /// The post-operation calls of a pipe create (`IRP_MJ_CREATE_NAMED_PIPE`)
+    /// or connect (`IRP_MJ_CREATE` on the named-pipe file system) completed
+    /// with `status`, to make on the CPUs of a multi-CPU run: FltMgr's
+    /// callback data stays valid until the run is over (the model does not
+    /// reuse it). None when the filter has no instance on NPFS.
+    pub fn pipe_calls(
+        &mut self,
+        who: Requestor,
+        pipe: OpenFile,
+        major: u8,
+        status: i32,
+    ) -> Vec<crate::smp::GuestCall> {
+        let posts: Vec<u64> = self
+            .kernel()
+            .flt
+            .operations
+            .iter()
+            .filter(|o| o.major == major && o.post != 0)
+            .map(|o| o.post)
+            .collect();
+        let Some(npfs) = self
+            .kernel()
+            .flt
+            .instances
+            .iter()
+            .find(|i| i.fs == FileSystem::Npfs)
+            .copied()
+        else {
+            return Vec::new();
+        };
+        let filter = self.kernel().flt.filter;
+        posts
+            .into_iter()
+            .map(|post| {
+                let data = model_alloc(
+                    &mut self.uc,
+                    (CALLBACK_DATA_SIZE + IOPB_SIZE + RELATED_SIZE) as u64,
+                );
+                let iopb = data + CALLBACK_DATA_SIZE as u64;
+                let related = iopb + IOPB_SIZE as u64;
+                let uc = &mut self.uc;
+                uc.write_u32(data + CD_FLAGS, 0x0000_0001); // FLTFL_CALLBACK_DATA_IRP_OPERATION
+                uc.write_u64(data + CD_THREAD, THREAD_BASE);
+                uc.write_u64(data + CD_IOPB, iopb);
+                uc.write_u8(data + CD_REQUESTOR_MODE, 1);
+                uc.write_u8(iopb + IOPB_MAJOR, major);
+                uc.write_u64(iopb + IOPB_TARGET_FILE_OBJECT, pipe.file_object);
+                uc.write_u64(iopb + IOPB_TARGET_INSTANCE, npfs.instance);
+                uc.write_u32(data + CD_IO_STATUS, status as u32);
+                uc.write_u64(
+                    data + CD_IO_STATUS + 8,
+                    if status >= 0 { FILE_OPENED } else { 0 },
+                );
+                uc.write_u16(related, RELATED_SIZE as u16);
+                uc.write_u64(related + RO_FILTER, filter);
+                uc.write_u64(related + RO_VOLUME, npfs.volume);
+                uc.write_u64(related + RO_INSTANCE, npfs.instance);
+                uc.write_u64(related + RO_FILE_OBJECT, pipe.file_object);
+                self.kernel_mut().flt.requestors.insert(data, who.pid);
+                crate::smp::GuestCall {
+                    label: format!("pipe major {major:#x} status {status:#x} by {}", who.pid),
+                    kind: crate::smp::CallKind::FltCallback,
+                    function: post,
+                    args: vec![data, related, 0, 0],
+                    irql: PASSIVE_LEVEL,
+                    pid: who.pid,
+                    tid: who.tid,
+                    copy_before: None,
+                }
+            })
+            .collect()
+    }
+
     /// Runs every registered callback for `op.major`, as FltMgr does for
-    /// one filter instance.
+    /// the filter's instance on the volume the file lives on (none when the
+    /// filter has no instance there: it declined the volume, or was never
+    /// offered it).
     fn deliver(&mut self, op: Operation<'_>) -> Result<(), String> {
         self.kernel_mut().clock += 10;
         self.kernel_mut().last_step_clock = self.kernel().clock;
@@ -284,6 +406,22 @@ impl Machine {
         if registered.is_empty() || !self.kernel().flt.started {
             return Ok(());
         }
+        let fs = self
+            .kernel()
+            .flt
+            .file_names
+            .get(&op.file.file_object)
+            .map_or(FileSystem::Disk, |name| FileSystem::of(name));
+        let Some(attached) = self
+            .kernel()
+            .flt
+            .instances
+            .iter()
+            .find(|i| i.fs == fs)
+            .copied()
+        else {
+            return Ok(());
+        };
         let block = model_alloc(
             &mut self.uc,
             (CALLBACK_DATA_SIZE + IOPB_SIZE + RELATED_SIZE + 16) as u64,
@@ -292,10 +430,8 @@ impl Machine {
         let iopb = data + CALLBACK_DATA_SIZE as u64;
         let related = iopb + IOPB_SIZE as u64;
         let completion_context = related + RELATED_SIZE as u64;
-        let (filter, instance, volume) = {
-            let flt = &self.kernel().flt;
-            (flt.filter, flt.instance, flt.volume)
-        };
+        let (filter, instance, volume) =
+            (self.kernel().flt.filter, attached.instance, attached.volume);
         let uc = &mut self.uc;
         uc.write_u32(data + CD_FLAGS, 0x0000_0001); // FLTFL_CALLBACK_DATA_IRP_OPERATION
         uc.write_u64(data + CD_THREAD, THREAD_BASE);

@@ -142,6 +142,35 @@ fn remote_threads(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
         .collect()
 }
 
+/// Named pipes a server on `cpu` creates and a client connects to, every
+/// third connect failing (no instance listening): the minifilter's
+/// post-operation callbacks on the named-pipe file system.
+fn pipes(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
+    use crate::file_io::{IRP_MJ_CREATE, IRP_MJ_CREATE_NAMED_PIPE, Requestor};
+    const STATUS_PIPE_NOT_AVAILABLE: i32 = 0xC000_00AC_u32 as i32;
+    (0..count)
+        .flat_map(|i| {
+            let pipe = m.new_file_object(&format!(r"\Device\NamedPipe\cpu{cpu}_{i}"));
+            let server = Requestor {
+                pid: 900 + cpu,
+                tid: 904 + cpu,
+            };
+            let client = Requestor {
+                pid: 1900 + cpu,
+                tid: 1904 + cpu,
+            };
+            let status = if i % 3 == 2 {
+                STATUS_PIPE_NOT_AVAILABLE
+            } else {
+                0
+            };
+            let mut calls = m.pipe_calls(server, pipe, IRP_MJ_CREATE_NAMED_PIPE, 0);
+            calls.extend(m.pipe_calls(client, pipe, IRP_MJ_CREATE, status));
+            calls
+        })
+        .collect()
+}
+
 /// `first` then `second`, as one CPU's plan.
 fn then(mut first: Vec<GuestCall>, second: Vec<GuestCall>) -> Vec<GuestCall> {
     first.extend(second);
@@ -198,7 +227,8 @@ pub fn configure_races_the_timer_dpc(sys: &[u8], seed: u64) -> Result<Found, Str
 }
 
 /// CPUs 1..3 load images (CPU 3 sets registry values, CPU 2 opens
-/// processes, CPU 1 creates remote threads) while CPU 0 READs, CONFIGUREs and asks for
+/// processes and creates and connects named pipes, CPU 1 creates remote
+/// threads) while CPU 0 READs, CONFIGUREs and asks for
 /// STATS; timers and DPCs fire anywhere. Afterwards every record produced
 /// was delivered or counted as dropped: `produced == delivered + dropped`,
 /// per kind, from the driver's STATS and from the records the READs got.
@@ -231,7 +261,8 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
         },
         {
             let loads = loads(&mut m, 2, 3);
-            then(loads, handle_ops(&mut m, 2, 4))
+            let opens = handle_ops(&mut m, 2, 4);
+            then(then(loads, opens), pipes(&mut m, 2, 3))
         },
         {
             let loads = loads(&mut m, 3, 3);
@@ -300,8 +331,9 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
     Ok(found(&m, &report, extra))
 }
 
-/// CPUs 1 and 2 load images (CPU 2 sets registry values, CPU 1 opens
-/// processes and creates remote threads) while CPU 0 closes the device (CLEANUP,
+/// CPUs 1 and 2 load images (CPU 2 sets registry values and creates and
+/// connects named pipes, CPU 1 opens processes and creates remote threads)
+/// while CPU 0 closes the device (CLEANUP,
 /// CLOSE) with a READ pending and unloads the driver: unregistration waits
 /// for the callbacks in flight, no callback or DPC runs after the unload,
 /// nothing leaks.
@@ -325,7 +357,8 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
         },
         {
             let loads = loads(&mut m, 2, 2);
-            then(loads, registry_sets(&mut m, 2, 2))
+            let sets = registry_sets(&mut m, 2, 2);
+            then(then(loads, sets), pipes(&mut m, 2, 2))
         },
     ];
     let report = m.run_smp(plan, Schedule::new(seed))?;

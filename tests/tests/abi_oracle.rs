@@ -245,6 +245,35 @@ fn driver_reads() -> Vec<Read> {
             driver: wdk::THREAD_QUERY_SET_WIN32_START_ADDRESS as usize,
             from: "ringside_driver::wdk",
         },
+        // The minifilter on the named-pipe file system (filter.rs): the
+        // major function it registers, the registration flag, the
+        // file-system types its InstanceSetupCallback tells apart, and the
+        // status that declines a volume.
+        Read {
+            oracle: "IRP_MJ_CREATE_NAMED_PIPE",
+            driver: wdk::IRP_MJ_CREATE_NAMED_PIPE as usize,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS",
+            driver: wdk::FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS as usize,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "FLT_FSTYPE_NPFS",
+            driver: wdk::FLT_FSTYPE_NPFS as usize,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "FLT_FSTYPE_MSFS",
+            driver: wdk::FLT_FSTYPE_MSFS as usize,
+            from: "ringside_driver::wdk",
+        },
+        Read {
+            oracle: "STATUS_FLT_DO_NOT_ATTACH",
+            driver: wdk::STATUS_FLT_DO_NOT_ATTACH as u32 as usize,
+            from: "ringside_driver::wdk",
+        },
         Read {
             oracle: "THREAD_START_ADDRESS_SIZE",
             driver: size_of::<usize>(),

@@ -113,6 +113,11 @@ fn actual(record: &Record<'_>) -> Expected {
                 u64::from(e.body.flags),
             ],
         ),
+        Record::NamedPipe(e) => (
+            EventKind::NamedPipe,
+            vec![s(e.name())],
+            vec![u64::from(e.body.operation)],
+        ),
         Record::Lost(e) => {
             return Expected {
                 kind: None,
@@ -402,6 +407,25 @@ fn every_event_kind_arrives_with_the_fields_the_scenario_supplied() {
             u64::from(ringside_wire::REMOTE_THREAD_FLAG_START_ADDRESS),
         ],
     });
+
+    // Word creates a named pipe (a macro's C2 channel) and connects to it:
+    // pipe records, never a FileCreate.
+    let pipe = m.new_file_object(r"\Device\NamedPipe\msagent_81");
+    m.pipe_create(word, pipe, 0).expect("pipe create");
+    m.pipe_connect(word, pipe, 0).expect("pipe connect");
+    for operation in [
+        ringside_wire::PIPE_OP_CREATED,
+        ringside_wire::PIPE_OP_CONNECTED,
+    ] {
+        expected.push(Expected {
+            kind: Some(EventKind::NamedPipe),
+            pid: word.pid,
+            tid: word.tid,
+            names: vec![r"\Device\NamedPipe\msagent_81".into()],
+            numbers: vec![u64::from(operation)],
+        });
+    }
+    m.free_file_object(pipe);
 
     m.process_exit(eprocess, 0).expect("exit");
     expected.push(Expected {

@@ -44,6 +44,7 @@ const KINDS = [
     "registry_rename",
     "process_access",
     "remote_thread",
+    "named_pipe",
 ];
 // Counter index order of ringside_wire::DropReason.
 const DROP_REASONS = ["RingFull", "Irql", "QueryFailed", "EncodeFailed", "Contention"];

@@ -79,6 +79,7 @@ impl JsonEvent {
             Target::ProcessAccess => "TargetImage",
             Target::CreateRemoteThread => "TargetImage",
             Target::FileCreateStreamHash => "TargetFilename",
+            Target::Pipe => "PipeName",
         };
         let value = self
             .target

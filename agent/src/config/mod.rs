@@ -45,6 +45,7 @@ impl FilterEvent for SysmonEvent {
             EventType::Sigma(Logsource::ProcessAccess) => Some(Target::ProcessAccess),
             EventType::Sigma(Logsource::CreateRemoteThread) => Some(Target::CreateRemoteThread),
             EventType::Sigma(Logsource::CreateStreamHash) => Some(Target::FileCreateStreamHash),
+            EventType::Sigma(Logsource::PipeCreated) => Some(Target::Pipe),
             _ => None,
         }
     }
@@ -93,6 +94,7 @@ pub fn event_mask(config: &SysmonConfig) -> u32 {
         (EventKind::RegistryKey, &[Target::Registry][..]),
         (EventKind::RegistryRename, &[Target::Registry][..]),
         (EventKind::RemoteThread, &[Target::CreateRemoteThread][..]),
+        (EventKind::NamedPipe, &[Target::Pipe][..]),
     ] {
         if !targets.iter().any(|target| config.can_log(*target)) {
             mask &= !kind.mask_bit();
@@ -142,6 +144,7 @@ pub fn detection_mask(bundle: &ringside_content::Bundle) -> u32 {
             Logsource::ProcessAccess => EventKind::ProcessAccess.mask_bit(),
             Logsource::CreateRemoteThread => EventKind::RemoteThread.mask_bit(),
             Logsource::CreateStreamHash => EventKind::FileCloseModified.mask_bit(),
+            Logsource::PipeCreated => EventKind::NamedPipe.mask_bit(),
         })
         .fold(0, |mask, bit| mask | bit)
 }

@@ -153,14 +153,16 @@ fn image_loads_stay_observed_while_driver_loads_can_be_logged() {
     let l = loaded(&config_without_driver_load());
     assert!(!l.config.can_log(Target::ImageLoad));
     assert!(l.config.can_log(Target::DriverLoad), "Sysmon's default");
-    // No RegistryEvent element: Sysmon logs no registry event.
+    // No RegistryEvent element: Sysmon logs no registry event; no
+    // PipeEvent element: no pipe event.
     assert_eq!(
         kinds_switched_off(event_mask(&l.config)),
         [
             EventKind::FileDelete,
             EventKind::RegistrySetValue,
             EventKind::RegistryKey,
-            EventKind::RegistryRename
+            EventKind::RegistryRename,
+            EventKind::NamedPipe
         ]
     );
 }
@@ -183,7 +185,8 @@ fn hash_algorithms_and_event_mask_follow_the_configuration() {
             EventKind::FileDelete,
             EventKind::RegistrySetValue,
             EventKind::RegistryKey,
-            EventKind::RegistryRename
+            EventKind::RegistryRename,
+            EventKind::NamedPipe
         ]
     );
     assert_ne!(mask & EventKind::ProcessCreate.mask_bit(), 0);

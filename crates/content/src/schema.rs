@@ -57,6 +57,11 @@ pub enum Logsource {
     /// Sysmon event 15 (FileCreateStreamHash), Sigma's
     /// `create_stream_hash`: a named stream (`file:stream`) was written.
     CreateStreamHash,
+    /// Sysmon events 17 (PipeEvent, Pipe Created: `EventType` CreatePipe)
+    /// and 18 (PipeEvent, Pipe Connected: `EventType` ConnectPipe), both
+    /// Sigma's `pipe_created`: one field table, the id told apart by
+    /// `EventType` ([`Logsource::sysmon_event_id_of`]).
+    PipeCreated,
 }
 
 /// The event id ringside gives file renames. Sysmon has no rename event; the
@@ -326,9 +331,27 @@ const CREATE_STREAM_HASH: &[FieldDef] = &[
     f("User", Str),
 ];
 
+// Sysmon 17's and 18's fields in Sysmon's order (schema 4.90, PipeEvent).
+// `PipeName` is the pipe's name as the file system gives it, without the
+// `\Device\NamedPipe` prefix (`\MSSE-1234-server`).
+const PIPE_EVENT: &[FieldDef] = &[
+    f("RuleName", Str),
+    f("EventType", Str),
+    f("UtcTime", Timestamp),
+    f("ProcessGuid", Guid),
+    f("ProcessId", Integer),
+    f("PipeName", Str),
+    f("Image", Str),
+    f("User", Str),
+];
+
+/// Sysmon 18's id: a pipe connected (a [`Logsource::PipeCreated`] event
+/// whose `EventType` is `ConnectPipe`).
+pub const PIPE_CONNECTED_EVENT_ID: u16 = 18;
+
 impl Logsource {
     /// Every logsource, in a fixed order.
-    pub const ALL: [Logsource; 14] = [
+    pub const ALL: [Logsource; 15] = [
         Logsource::ProcessCreation,
         Logsource::ImageLoad,
         Logsource::DriverLoad,
@@ -343,6 +366,7 @@ impl Logsource {
         Logsource::ProcessAccess,
         Logsource::CreateRemoteThread,
         Logsource::CreateStreamHash,
+        Logsource::PipeCreated,
     ];
 
     /// Sigma's `logsource.category` name.
@@ -362,6 +386,7 @@ impl Logsource {
             Logsource::ProcessAccess => "process_access",
             Logsource::CreateRemoteThread => "create_remote_thread",
             Logsource::CreateStreamHash => "create_stream_hash",
+            Logsource::PipeCreated => "pipe_created",
         }
     }
 
@@ -402,6 +427,18 @@ impl Logsource {
             Logsource::ProcessAccess => 10,
             Logsource::CreateRemoteThread => 8,
             Logsource::CreateStreamHash => 15,
+            Logsource::PipeCreated => 17,
+        }
+    }
+
+    /// The event id of one event of this logsource whose `EventType` field
+    /// is `event_type`: [`Self::sysmon_event_id`], but 18 for a pipe
+    /// connected (Sysmon gives its two pipe events one element and one
+    /// field list, and Sigma one category).
+    pub fn sysmon_event_id_of(self, event_type: Option<&str>) -> u16 {
+        match (self, event_type) {
+            (Logsource::PipeCreated, Some("ConnectPipe")) => PIPE_CONNECTED_EVENT_ID,
+            (logsource, _) => logsource.sysmon_event_id(),
         }
     }
 
@@ -431,6 +468,7 @@ impl Logsource {
             10 => Some(Logsource::ProcessAccess),
             8 => Some(Logsource::CreateRemoteThread),
             15 => Some(Logsource::CreateStreamHash),
+            17 | 18 => Some(Logsource::PipeCreated),
             id if id == u64::from(FILE_RENAME_EVENT_ID) => Some(Logsource::FileRename),
             _ => None,
         }
@@ -452,6 +490,7 @@ impl Logsource {
             Logsource::ProcessAccess => PROCESS_ACCESS,
             Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
             Logsource::CreateStreamHash => CREATE_STREAM_HASH,
+            Logsource::PipeCreated => PIPE_EVENT,
         }
     }
 
@@ -605,7 +644,11 @@ impl Serialize for OwnedEvent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let present = self.values.iter().filter(|v| v.is_some()).count();
         let mut map = serializer.serialize_map(Some(present + 1))?;
-        map.serialize_entry("EventID", &self.logsource.sysmon_event_id())?;
+        let event_type = self
+            .logsource
+            .field_index("EventType")
+            .and_then(|i| self.values.get(i)?.as_deref());
+        map.serialize_entry("EventID", &self.logsource.sysmon_event_id_of(event_type))?;
         for (def, value) in self.logsource.fields().iter().zip(&self.values) {
             if let Some(value) = value {
                 map.serialize_entry(def.name, value)?;
@@ -689,6 +732,17 @@ mod tests {
             }
         }
         assert_eq!(Logsource::from_event(26, None), Some(Logsource::FileDelete));
+        // Sysmon 17 and 18: one logsource, the id told apart by EventType.
+        for (id, event_type) in [(17, "CreatePipe"), (18, "ConnectPipe")] {
+            assert_eq!(
+                Logsource::from_event(id, Some(event_type)),
+                Some(Logsource::PipeCreated)
+            );
+            assert_eq!(
+                Logsource::PipeCreated.sysmon_event_id_of(Some(event_type)),
+                id as u16
+            );
+        }
         assert_eq!(
             Logsource::from_event(12, Some("DeleteValue")),
             Some(Logsource::RegistryDelete)

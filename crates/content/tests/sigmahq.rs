@@ -216,6 +216,22 @@ const PINNED: &[(Logsource, &[&str], &[&str])] = &[
         &[],
     ),
     (
+        // Sysmon 17 and 18 (PipeEvent), as Sysmon's schema lists them
+        // (SigmaHQ has no sample).
+        Logsource::PipeCreated,
+        &[
+            "RuleName",
+            "EventType",
+            "UtcTime",
+            "ProcessGuid",
+            "ProcessId",
+            "PipeName",
+            "Image",
+            "User",
+        ],
+        &[],
+    ),
+    (
         Logsource::FileRename,
         &[
             "RuleName",
@@ -299,6 +315,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
         "process_access",
         "create_remote_thread",
         "create_stream_hash",
+        "pipe_created",
     ] {
         let report =
             check(&sigma().join("rules/windows").join(dir)).expect("rules directory readable");
@@ -424,6 +441,23 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                 report.summary()
             );
         }
+        if dir == "pipe_created" {
+            // Measured 2026-12: every one of SigmaHQ's 17 pipe_created
+            // rules compiles (they name PipeName and Image, both
+            // provided, for 17 and 18 alike).
+            assert_eq!(
+                (report.accepted.len(), report.rejections.len()),
+                (PIPE_CREATED_RULES, 0),
+                "pipe_created: {}",
+                report.summary()
+            );
+            assert!(
+                report
+                    .accepted
+                    .iter()
+                    .all(|r| r.logsource == Logsource::PipeCreated)
+            );
+        }
         // Check every rejection's reason against the rule text and schema.
         for rejection in &report.rejections {
             let text = std::fs::read_to_string(&rejection.path).expect("rule readable");
@@ -463,6 +497,7 @@ fn every_rule_is_accepted_or_rejected_with_a_true_reason() {
                         "process_access",
                         "create_remote_thread",
                         "create_stream_hash",
+                        "pipe_created",
                     ]
                     .iter()
                     .any(|c| text.contains(&format!("category: {c}\n")));
@@ -515,6 +550,8 @@ const CREATE_REMOTE_THREAD_RULES: usize = 10;
 /// SigmaHQ's create_stream_hash rules in the shared snapshot, every one
 /// accepted.
 const CREATE_STREAM_HASH_RULES: usize = 9;
+/// SigmaHQ's pipe_created rules in the shared snapshot, every one accepted.
+const PIPE_CREATED_RULES: usize = 17;
 /// SigmaHQ's image_load rules in the shared snapshot: accepted, and rejected
 /// (for `CommandLine`, not a field of Sysmon's event 7).
 const IMAGE_LOAD_ACCEPTED: usize = 98;

@@ -7,9 +7,10 @@ use zerocopy::FromBytes;
 use crate::kind::{EventKind, RecordKind};
 use crate::record::{
     Blob, BlobEncoding, Body, DriverStats, FileCloseModified, FileCreate, FileDelete, FileRename,
-    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, ProcessAccess, ProcessCreate,
-    ProcessExit, RECORD_ALIGN, RECORD_VERSION, REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE,
-    RecordHeader, RegistryKey, RegistryRename, RegistrySetValue, RemoteThread,
+    FileWrite, HEADER_SIZE, ImageLoad, Lost, MAX_RECORD_SIZE, NamedPipe, PIPE_OP_CONNECTED,
+    PIPE_OP_CREATED, ProcessAccess, ProcessCreate, ProcessExit, RECORD_ALIGN, RECORD_VERSION,
+    REGISTRY_OP_CREATE_KEY, REGISTRY_OP_DELETE_VALUE, RecordHeader, RegistryKey, RegistryRename,
+    RegistrySetValue, RemoteThread,
 };
 
 /// What was wrong with a record. Offsets are relative to the start of the
@@ -72,6 +73,8 @@ pub enum DecodeError {
     },
     /// A registry key record names no known `REGISTRY_OP_*`.
     UnknownRegistryOperation { offset: usize, operation: u32 },
+    /// A named-pipe record names no known `PIPE_OP_*`.
+    UnknownPipeOperation { offset: usize, operation: u32 },
 }
 
 impl DecodeError {
@@ -87,7 +90,8 @@ impl DecodeError {
             | DecodeError::OddUtf16Length { offset, .. }
             | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
-            | DecodeError::UnknownRegistryOperation { offset, .. } => offset,
+            | DecodeError::UnknownRegistryOperation { offset, .. }
+            | DecodeError::UnknownPipeOperation { offset, .. } => offset,
         }
     }
 
@@ -104,6 +108,7 @@ impl DecodeError {
             DecodeError::PartialAddress { .. } => "partial_address",
             DecodeError::BlobLongerThanSource { .. } => "blob_longer_than_source",
             DecodeError::UnknownRegistryOperation { .. } => "unknown_registry_operation",
+            DecodeError::UnknownPipeOperation { .. } => "unknown_pipe_operation",
         }
     }
 
@@ -119,7 +124,8 @@ impl DecodeError {
             | DecodeError::OddUtf16Length { offset, .. }
             | DecodeError::PartialAddress { offset, .. }
             | DecodeError::BlobLongerThanSource { offset, .. }
-            | DecodeError::UnknownRegistryOperation { offset, .. } => {
+            | DecodeError::UnknownRegistryOperation { offset, .. }
+            | DecodeError::UnknownPipeOperation { offset, .. } => {
                 *offset = offset.saturating_add(base)
             }
         }
@@ -211,6 +217,10 @@ impl core::fmt::Display for DecodeError {
             DecodeError::UnknownRegistryOperation { offset, operation } => write!(
                 f,
                 "record at byte {offset}: registry key operation {operation} is not one this agent knows (1 create key, 2 delete key, 3 delete value)"
+            ),
+            DecodeError::UnknownPipeOperation { offset, operation } => write!(
+                f,
+                "record at byte {offset}: named pipe operation {operation} is not one this agent knows (1 created, 2 connected)"
             ),
         }
     }
@@ -359,12 +369,18 @@ macro_rules! file_name {
         }
     )*};
 }
-file_name!(FileCreate, FileWrite, FileDelete, FileCloseModified);
+file_name!(
+    FileCreate,
+    FileWrite,
+    FileDelete,
+    FileCloseModified,
+    NamedPipe
+);
 
 /// One decoded record.
 #[expect(
     clippy::large_enum_variant,
-    reason = "bodies are copied out by value so any alignment decodes; a Stats record (328 bytes) on the stack is cheap"
+    reason = "bodies are copied out by value so any alignment decodes; a Stats record (424 bytes) on the stack is cheap"
 )]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -381,6 +397,7 @@ pub enum Record<'a> {
     RegistryRename(Event<'a, RegistryRename>),
     ProcessAccess(Event<'a, ProcessAccess>),
     RemoteThread(Event<'a, RemoteThread>),
+    NamedPipe(Event<'a, NamedPipe>),
     Lost(Event<'a, Lost>),
     Stats(Event<'a, DriverStats>),
 }
@@ -402,6 +419,7 @@ impl<'a> Record<'a> {
             Record::RegistryRename(e) => &e.header,
             Record::ProcessAccess(e) => &e.header,
             Record::RemoteThread(e) => &e.header,
+            Record::NamedPipe(e) => &e.header,
             Record::Lost(e) => &e.header,
             Record::Stats(e) => &e.header,
         }
@@ -423,6 +441,7 @@ impl<'a> Record<'a> {
             Record::RegistryRename(_) => RecordKind::Event(EventKind::RegistryRename),
             Record::ProcessAccess(_) => RecordKind::Event(EventKind::ProcessAccess),
             Record::RemoteThread(_) => RecordKind::Event(EventKind::RemoteThread),
+            Record::NamedPipe(_) => RecordKind::Event(EventKind::NamedPipe),
             Record::Lost(_) => RecordKind::Lost,
             Record::Stats(_) => RecordKind::Stats,
         }
@@ -564,6 +583,17 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             Record::ProcessAccess(event(header, record)?)
         }
         RecordKind::Event(EventKind::RemoteThread) => Record::RemoteThread(event(header, record)?),
+        RecordKind::Event(EventKind::NamedPipe) => {
+            let event: Event<'_, NamedPipe> = event(header, record)?;
+            let operation = event.body.operation;
+            if !(PIPE_OP_CREATED..=PIPE_OP_CONNECTED).contains(&operation) {
+                return Err(DecodeError::UnknownPipeOperation {
+                    offset: 0,
+                    operation,
+                });
+            }
+            Record::NamedPipe(event)
+        }
         RecordKind::Lost => Record::Lost(event(header, record)?),
         RecordKind::Stats => Record::Stats(event(header, record)?),
     })

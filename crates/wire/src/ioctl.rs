@@ -165,7 +165,7 @@ pub struct StatsResponse {
 const _: () = assert!(core::mem::size_of::<HelloRequest>() == 16);
 const _: () = assert!(core::mem::size_of::<HelloResponse>() == 32);
 const _: () = assert!(core::mem::size_of::<ConfigureRequest>() == 32);
-const _: () = assert!(core::mem::size_of::<StatsResponse>() == 408);
+const _: () = assert!(core::mem::size_of::<StatsResponse>() == 432);
 const _: () = assert!(core::mem::offset_of!(ConfigureRequest, event_mask) == 8);
 const _: () = assert!(core::mem::offset_of!(ConfigureRequest, max_latency_ms) == 24);
 const _: () = assert!(core::mem::offset_of!(StatsResponse, stats) == 8);

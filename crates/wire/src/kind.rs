@@ -50,10 +50,15 @@ pub enum EventKind {
     /// creating thread's process is not the new thread's process: a thread
     /// created in another process (Sysmon 8).
     RemoteThread = 13,
+    /// Minifilter on the named-pipe file system (NPFS): a pipe instance
+    /// created by a server (`IRP_MJ_CREATE_NAMED_PIPE`, Sysmon 17) or a
+    /// client connecting to one (`IRP_MJ_CREATE` on the NPFS volume,
+    /// Sysmon 18), each reported only with a success status.
+    NamedPipe = 14,
 }
 
 /// Number of [`EventKind`]s; the length of every per-kind counter array.
-pub const EVENT_KIND_COUNT: usize = 13;
+pub const EVENT_KIND_COUNT: usize = 14;
 
 /// Wire value of [`RecordKind::Lost`].
 pub const KIND_LOST: u16 = 0x8001;
@@ -76,6 +81,7 @@ impl EventKind {
         EventKind::RegistryRename,
         EventKind::ProcessAccess,
         EventKind::RemoteThread,
+        EventKind::NamedPipe,
     ];
 
     /// Index into per-kind counter arrays (`0..EVENT_KIND_COUNT`): kinds
@@ -107,6 +113,7 @@ impl EventKind {
             EventKind::RegistryRename => "registry_rename",
             EventKind::ProcessAccess => "process_access",
             EventKind::RemoteThread => "remote_thread",
+            EventKind::NamedPipe => "named_pipe",
         }
     }
 }
@@ -151,6 +158,7 @@ impl TryFrom<u16> for EventKind {
             11 => Ok(EventKind::RegistryRename),
             12 => Ok(EventKind::ProcessAccess),
             13 => Ok(EventKind::RemoteThread),
+            14 => Ok(EventKind::NamedPipe),
             other => Err(UnknownKind(other)),
         }
     }
@@ -221,7 +229,7 @@ mod tests {
         }
         assert_eq!(RecordKind::try_from(KIND_LOST), Ok(RecordKind::Lost));
         assert_eq!(RecordKind::try_from(0), Err(UnknownKind(0)));
-        assert_eq!(RecordKind::try_from(14), Err(UnknownKind(14)));
+        assert_eq!(RecordKind::try_from(15), Err(UnknownKind(15)));
     }
 
     #[test]
@@ -230,7 +238,8 @@ mod tests {
             assert_eq!(kind.index(), i);
             assert_eq!(kind.mask_bit(), 1 << i);
         }
-        assert_eq!(ALL_EVENTS_MASK, 0x1fff);
+        assert_eq!(ALL_EVENTS_MASK, 0x3fff);
+        assert_ne!(DEFAULT_EVENTS_MASK & EventKind::NamedPipe.mask_bit(), 0);
         assert_eq!(DEFAULT_EVENTS_MASK & EventKind::ProcessAccess.mask_bit(), 0);
     }
 }

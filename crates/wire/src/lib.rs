@@ -48,4 +48,5 @@ pub use record::*;
 /// Version 3: the Sysmon-parity kinds after `RegistrySetValue` (kind 10 on),
 /// each with its own record and a slot in every per-kind array:
 /// `RemoteThread` (kind 13, counter index 9 until kinds 10-12 exist).
-pub const ABI_VERSION: u32 = 3;
+/// Version 4: `NamedPipe` (kind 14), every per-kind array at 14.
+pub const ABI_VERSION: u32 = 4;

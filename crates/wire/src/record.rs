@@ -22,7 +22,7 @@ const _: () = assert!(RECORD_ALIGN.is_power_of_two());
 pub const MAX_RECORD_SIZE: usize = 0xFFF8;
 
 /// Version stored in every header; equal to the low byte of the ABI version.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 const _: () = assert!(RECORD_VERSION as u32 == crate::ABI_VERSION & 0xFF);
 
 /// Header flag: at least one blob of this record was truncated at its cap.
@@ -452,6 +452,32 @@ pub struct RemoteThread {
 }
 body!(RemoteThread, RecordKind::Event(EventKind::RemoteThread), []);
 
+/// [`NamedPipe::operation`]: a server created a pipe instance
+/// (`IRP_MJ_CREATE_NAMED_PIPE`, Sysmon 17).
+pub const PIPE_OP_CREATED: u32 = 1;
+/// [`NamedPipe::operation`]: a client opened (connected to) a pipe
+/// (`IRP_MJ_CREATE` on the named-pipe file system, Sysmon 18).
+pub const PIPE_OP_CONNECTED: u32 = 2;
+
+/// A named pipe created or connected to, reported only when the operation
+/// succeeded (so no status is carried). The header's pid/tid are the
+/// creating (server) or opening (client) thread's. Raw: the name as the
+/// file system's name query gave it (`\Device\NamedPipe\<name>`); the
+/// agent strips the device prefix.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct NamedPipe {
+    /// `PIPE_OP_*`.
+    pub operation: u32,
+    /// Zero.
+    pub _pad: u32,
+    /// `FLT_FILE_NAME_INFORMATION.Name` (opened name, UTF-16).
+    pub name: Blob,
+}
+body!(NamedPipe, RecordKind::Event(EventKind::NamedPipe), [name: Utf16]);
+
 /// Events were dropped. Counts are cumulative since the driver loaded, so a
 /// repeated or reordered `Lost` record cannot make the agent double-count:
 /// the delta against the previous `Lost` is what was lost in between.
@@ -544,9 +570,10 @@ assert_layout!(ProcessAccess, 32, {
 assert_layout!(RemoteThread, 24, {
     target_pid: 0, new_thread_id: 4, start_address: 8, flags: 16,
 });
-assert_layout!(Lost, 104, { dropped: 0 });
-assert_layout!(DriverStats, 400, {
-    produced: 0, delivered: 104, dropped: 208, dropped_by_reason: 312, lost_owed: 352,
-    lost_records: 360, next_seq: 368, reads_completed: 376, ring_capacity: 384,
-    consumer_connected: 396,
+assert_layout!(NamedPipe, 16, { operation: 0, name: 8 });
+assert_layout!(Lost, 112, { dropped: 0 });
+assert_layout!(DriverStats, 424, {
+    produced: 0, delivered: 112, dropped: 224, dropped_by_reason: 336, lost_owed: 376,
+    lost_records: 384, next_seq: 392, reads_completed: 400, ring_capacity: 408,
+    consumer_connected: 420,
 });

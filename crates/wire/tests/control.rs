@@ -162,8 +162,8 @@ fn output_buffers_are_checked() {
         status::BUFFER_TOO_SMALL
     );
     assert!(check_read_buffer(READ_MIN_BUFFER as usize).is_ok());
-    assert!(check_output::<StatsResponse>(408).is_ok());
-    assert!(check_output::<StatsResponse>(407).is_err());
+    assert!(check_output::<StatsResponse>(432).is_ok());
+    assert!(check_output::<StatsResponse>(431).is_err());
 }
 
 #[test]

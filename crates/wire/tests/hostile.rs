@@ -32,6 +32,7 @@ fn blobs_in_bounds(record: &Record<'_>) -> bool {
         Record::RegistryKey(e) => check(&[e.body.key_name, e.body.value_name]),
         Record::RegistryRename(e) => check(&[e.body.key_name, e.body.new_name]),
         Record::ProcessAccess(e) => check(&[e.body.call_trace]),
+        Record::NamedPipe(e) => check(&[e.body.name]),
         Record::ProcessExit(_) | Record::RemoteThread(_) | Record::Lost(_) | Record::Stats(_) => {
             true
         }

@@ -247,9 +247,17 @@ fn every_kind_round_trips_through_a_batch() {
         },
         &[],
     ));
+    let pipe = utf16(r"\Device\NamedPipe\MSSE-1234-server");
+    batch.extend(encode_vec(
+        NamedPipe {
+            operation: PIPE_OP_CREATED,
+            ..Default::default()
+        },
+        &[Field::new(&pipe, 1024)],
+    ));
     batch.extend(encode_vec(
         Lost {
-            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            dropped: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
         },
         &[],
     ));
@@ -358,7 +366,18 @@ fn every_kind_round_trips_through_a_batch() {
         _ => unreachable!(),
     }
     match records[12] {
-        Record::Lost(e) => assert_eq!(e.body.dropped, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+        Record::NamedPipe(e) => {
+            assert_eq!(e.header.kind, 14);
+            assert_eq!(e.body.operation, PIPE_OP_CREATED);
+            assert_eq!(text(e.name()), r"\Device\NamedPipe\MSSE-1234-server");
+        }
+        _ => unreachable!(),
+    }
+    match records[13] {
+        Record::Lost(e) => assert_eq!(
+            e.body.dropped,
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        ),
         _ => unreachable!(),
     }
 }
@@ -620,6 +639,40 @@ fn a_registry_key_record_with_an_unknown_operation_is_a_typed_error() {
             Ok(Record::RegistryKey(e)) if known => assert_eq!(e.body.operation, operation),
             Err(error) if !known => {
                 assert_eq!(error.class(), "unknown_registry_operation");
+                assert!(
+                    error
+                        .to_string()
+                        .contains(&format!("operation {operation}"))
+                );
+            }
+            other => panic!("operation {operation}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_named_pipe_record_with_an_unknown_operation_is_a_typed_error() {
+    let name = utf16(r"\Device\NamedPipe\msagent_81");
+    for (operation, known) in [
+        (PIPE_OP_CREATED, true),
+        (PIPE_OP_CONNECTED, true),
+        (0, false),
+        (3, false),
+    ] {
+        let bytes = encode_vec(
+            NamedPipe {
+                operation,
+                ..Default::default()
+            },
+            &[Field::new(&name, 1024)],
+        );
+        match Records::new(&bytes).next().expect("one record") {
+            Ok(Record::NamedPipe(e)) if known => {
+                assert_eq!(e.body.operation, operation);
+                assert_eq!(text(e.name()), r"\Device\NamedPipe\msagent_81");
+            }
+            Err(error) if !known => {
+                assert_eq!(error.class(), "unknown_pipe_operation");
                 assert!(
                     error
                         .to_string()

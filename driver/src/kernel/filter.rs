@@ -9,6 +9,16 @@
 //! request; only a successful rename or delete produces a record (a
 //! failed one changed nothing on disk).
 //!
+//! Named pipes: the filter registers with
+//! `FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS`, so FltMgr offers it the
+//! named-pipe (NPFS) and mailslot (MSFS) volumes; its InstanceSetupCallback
+//! declines MSFS and remembers the NPFS instance. A successful
+//! `IRP_MJ_CREATE_NAMED_PIPE` is a server creating a pipe instance (Sysmon
+//! 17); a successful `IRP_MJ_CREATE` on the NPFS instance is a client
+//! connecting (Sysmon 18), never a FileCreate. Pipe names are FltMgr's
+//! opened names (`\Device\NamedPipe\<name>`): NPFS has no normalized
+//! names to offer.
+//!
 //! Names are queried with `FltGetFileNameInformation` only at IRQL <=
 //! APC_LEVEL; above that the event is dropped and counted as
 //! `DropReason::Irql`. Every callback returns "no post-callback" /
@@ -21,15 +31,15 @@ use core::sync::atomic::Ordering;
 use ringside_driver::first_write::WriteSeen;
 use ringside_driver::in_flight::Names;
 use ringside_driver::record::{
-    FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, SetInformation,
-    classify_set_information, create_interest, rename_target,
+    FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, NamedPipeFacts,
+    SetInformation, classify_set_information, create_interest, rename_target,
 };
 use ringside_driver::ring::Ring;
 use ringside_driver::wdk::{self, SetFileInformationParameters};
-use ringside_wire::{DropReason, EventKind};
+use ringside_wire::{DropReason, EventKind, PIPE_OP_CONNECTED, PIPE_OP_CREATED};
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED,
+    FLT_CALLBACK_DATA, FLT_FILE_NAME_INFORMATION, FLT_FILE_NAME_NORMALIZED, FLT_FILE_NAME_OPENED,
     FLT_FILE_NAME_QUERY_DEFAULT, FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION,
     FLT_PARAMETERS, FLT_REGISTRATION, FLT_REGISTRATION_VERSION, FLT_RELATED_OBJECTS,
     FltGetDestinationFileNameInformation, FltGetFileNameInformation, FltGetRequestorProcessId,
@@ -37,7 +47,7 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     PFLT_FILTER,
 };
 
-use super::globals::{Globals, acquired, globals};
+use super::globals::{Globals, NO_INSTANCE, acquired, globals};
 use super::notify::{after_emit, origin};
 use super::nt;
 
@@ -59,7 +69,7 @@ const POSTOP_FINISHED: i32 = 0;
 
 /// Operation table (terminated by IRP_MJ_OPERATION_END). A `static` so
 /// FltMgr may keep pointing at it; never written.
-struct Operations([FLT_OPERATION_REGISTRATION; 5]);
+struct Operations([FLT_OPERATION_REGISTRATION; 6]);
 // SAFETY: read-only after link; the raw pointers in it are null.
 unsafe impl Sync for Operations {}
 
@@ -72,6 +82,11 @@ static OPERATIONS: Operations = Operations([
         Some(post_set_information),
     ),
     operation(IRP_MJ_CLEANUP, Some(pre_cleanup), None),
+    operation(
+        wdk::IRP_MJ_CREATE_NAMED_PIPE,
+        None,
+        Some(post_create_named_pipe),
+    ),
     operation(IRP_MJ_OPERATION_END, None, None),
 ]);
 
@@ -83,11 +98,11 @@ unsafe impl Sync for Registration {}
 static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
     Size: size_of::<FLT_REGISTRATION>() as u16,
     Version: FLT_REGISTRATION_VERSION as u16,
-    Flags: 0,
+    Flags: wdk::FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS,
     ContextRegistration: core::ptr::null(),
     OperationRegistration: OPERATIONS.0.as_ptr(),
     FilterUnloadCallback: Some(filter_unload),
-    InstanceSetupCallback: None,
+    InstanceSetupCallback: Some(instance_setup),
     InstanceQueryTeardownCallback: None,
     InstanceTeardownStartCallback: None,
     InstanceTeardownCompleteCallback: None,
@@ -156,7 +171,48 @@ pub fn unregister(g: &Globals) {
         let filter = g.filter.swap(0, Ordering::AcqRel);
         // SAFETY: PASSIVE_LEVEL; the filter we registered, unregistered once.
         unsafe { FltUnregisterFilter(filter) };
+        // Its instances are gone with it.
+        g.npfs_instance.store(NO_INSTANCE, Ordering::Release);
     }
+}
+
+/// `PFLT_INSTANCE_SETUP_CALLBACK` (PASSIVE_LEVEL, before FltMgr delivers
+/// any operation on the volume): attaches to every volume FltMgr offers
+/// except the mailslot file system, and remembers the named-pipe one.
+unsafe extern "system" fn instance_setup(
+    objects: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+    _volume_device_type: u32,
+    filesystem_type: i32,
+) -> i32 {
+    match filesystem_type {
+        wdk::FLT_FSTYPE_MSFS => wdk::STATUS_FLT_DO_NOT_ATTACH,
+        wdk::FLT_FSTYPE_NPFS => {
+            // SAFETY: PASSIVE_LEVEL; FltMgr's related objects are valid and
+            // not written by anyone for the callback's duration; only the
+            // instance pointer is copied out.
+            let instance = unsafe { objects.as_ref() }.map_or(0, |o| o.Instance);
+            // Release pairs with the Acquire in `on_npfs`: FltMgr delivers
+            // no operation on this instance before this callback returned.
+            globals().npfs_instance.store(instance, Ordering::Release);
+            nt::status::SUCCESS
+        }
+        _ => nt::status::SUCCESS,
+    }
+}
+
+/// Whether the operation's instance is the filter's instance on the
+/// named-pipe file system (one load, one compare).
+///
+/// # Safety
+/// `objects` is the callback's related objects (or null).
+unsafe fn on_npfs(g: &Globals, objects: *const FLT_RELATED_OBJECTS) -> bool {
+    // SAFETY: FltMgr's related objects are valid for the callback (any
+    // IRQL) and read-only for it; only the instance pointer is copied.
+    let instance = unsafe { objects.as_ref() }.map_or(0, |o| o.Instance);
+    // Acquire pairs with the Release in `instance_setup`. One compare: a
+    // missing object reads as 0, and no instance is NO_INSTANCE, not 0.
+    instance == g.npfs_instance.load(Ordering::Acquire)
 }
 
 /// `PFLT_FILTER_UNLOAD_CALLBACK` (`fltmc unload ringside`, service stop).
@@ -175,17 +231,16 @@ unsafe extern "system" fn filter_unload(flags: u32) -> i32 {
 struct Name(*mut FLT_FILE_NAME_INFORMATION);
 
 impl Name {
+    /// `format`: `FLT_FILE_NAME_NORMALIZED` (files) or
+    /// `FLT_FILE_NAME_OPENED` (named pipes).
+    ///
     /// # Safety
     /// `data` is the callback's data; IRQL <= APC_LEVEL (checked by caller).
-    unsafe fn query(data: *mut FLT_CALLBACK_DATA) -> Option<Name> {
+    unsafe fn query(data: *mut FLT_CALLBACK_DATA, format: u32) -> Option<Name> {
         let mut info = core::ptr::null_mut();
         // SAFETY: valid callback data at IRQL <= APC_LEVEL.
         let status = unsafe {
-            FltGetFileNameInformation(
-                data,
-                FLT_FILE_NAME_NORMALIZED | FLT_FILE_NAME_QUERY_DEFAULT,
-                &mut info,
-            )
+            FltGetFileNameInformation(data, format | FLT_FILE_NAME_QUERY_DEFAULT, &mut info)
         };
         // `then`, not `then_some`: an eagerly built `Name` would be dropped
         // on failure and release a NULL name information (bugcheck).
@@ -213,11 +268,21 @@ impl Drop for Name {
 /// # Safety
 /// `data` is the callback's data.
 unsafe fn name_or_drop(data: *mut FLT_CALLBACK_DATA) -> Result<Name, DropReason> {
+    // SAFETY: the caller's contract.
+    unsafe { name_in_format_or_drop(data, FLT_FILE_NAME_NORMALIZED) }
+}
+
+/// # Safety
+/// `data` is the callback's data.
+unsafe fn name_in_format_or_drop(
+    data: *mut FLT_CALLBACK_DATA,
+    format: u32,
+) -> Result<Name, DropReason> {
     if nt::current_irql() > nt::APC_LEVEL {
         return Err(DropReason::Irql);
     }
     // SAFETY: IRQL checked; valid data.
-    unsafe { Name::query(data) }.ok_or(DropReason::QueryFailed)
+    unsafe { Name::query(data, format) }.ok_or(DropReason::QueryFailed)
 }
 
 /// # Safety
@@ -233,6 +298,37 @@ fn drop_count(ring: &Ring<'_>, kind: EventKind, reason: DropReason) {
 
 unsafe extern "system" fn post_create(
     data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    _context: *const c_void,
+    flags: u32,
+) -> i32 {
+    if flags & FLTFL_POST_OPERATION_DRAINING != 0 {
+        return POSTOP_FINISHED;
+    }
+    let g = globals();
+    // SAFETY: FltMgr passes valid related objects for the callback.
+    if unsafe { on_npfs(g, objects) } {
+        // A client opening a pipe: Sysmon 18, never a FileCreate.
+        if g.control.config.enabled(EventKind::NamedPipe) {
+            // SAFETY: valid post-create data; post-create runs at
+            // PASSIVE_LEVEL.
+            unsafe { on_pipe(g, data, PIPE_OP_CONNECTED) };
+        }
+        return POSTOP_FINISHED;
+    }
+    g.with_rundown(|g| {
+        // SAFETY: FltMgr passes valid data for the callback's duration;
+        // post-create runs at PASSIVE_LEVEL.
+        unsafe { on_create(g, data) }
+    });
+    POSTOP_FINISHED
+}
+
+/// `IRP_MJ_CREATE_NAMED_PIPE`'s post-operation callback: a server created
+/// a pipe instance (Sysmon 17). Registered for every volume, but only NPFS
+/// sees the operation.
+unsafe extern "system" fn post_create_named_pipe(
+    data: *mut FLT_CALLBACK_DATA,
     _objects: *const FLT_RELATED_OBJECTS,
     _context: *const c_void,
     flags: u32,
@@ -241,12 +337,50 @@ unsafe extern "system" fn post_create(
         return POSTOP_FINISHED;
     }
     let g = globals();
-    g.with_rundown(|g| {
-        // SAFETY: FltMgr passes valid data for the callback's duration;
-        // post-create runs at PASSIVE_LEVEL.
-        unsafe { on_create(g, data) }
-    });
+    if g.control.config.enabled(EventKind::NamedPipe) {
+        // SAFETY: valid post-operation data; like post-create, the
+        // create-named-pipe post-operation runs at PASSIVE_LEVEL (checked
+        // before the name query all the same).
+        unsafe { on_pipe(g, data, PIPE_OP_CREATED) };
+    }
     POSTOP_FINISHED
+}
+
+/// Reports a successful pipe create or connect: `operation` is a
+/// `PIPE_OP_*`; the callers check the kind is on (off by CONFIGURE, a pipe
+/// costs them one branch). A failed operation produces nothing (no record,
+/// no drop). Not inlined: its frame (the name, the record) stays out of
+/// post-create's, which every file open on the machine runs through.
+///
+/// # Safety
+/// `data` is a post-create or post-create-named-pipe callback's data.
+#[inline(never)]
+unsafe fn on_pipe(g: &Globals, data: *mut FLT_CALLBACK_DATA, operation: u32) {
+    // SAFETY: FltMgr's callback data is valid for the callback, and not
+    // written while its post-operation callbacks run.
+    let d = unsafe { &*data };
+    // SAFETY: Status is the active member of a completed operation's IoStatus.
+    let status = unsafe { d.IoStatus.Anonymous.Status };
+    if !nt::nt_success(status) {
+        return;
+    }
+    g.with_rundown(|g| {
+        let Some(ring) = g.ring() else { return };
+        // SAFETY: valid data.
+        let pid = unsafe { requestor(data) };
+        // SAFETY: valid data; the IRQL is checked before the query.
+        match unsafe { name_in_format_or_drop(data, FLT_FILE_NAME_OPENED) } {
+            Ok(name) => {
+                let facts = NamedPipeFacts {
+                    origin: origin(pid),
+                    operation,
+                    name: name.units(),
+                };
+                after_emit(g, facts.emit(&DispatchRing(ring), g.control.config.caps()));
+            }
+            Err(reason) => drop_count(ring, EventKind::NamedPipe, reason),
+        }
+    });
 }
 
 /// # Safety
@@ -319,14 +453,25 @@ unsafe fn target(data: *mut FLT_CALLBACK_DATA) -> Option<(*mut FILE_OBJECT, u32)
 
 unsafe extern "system" fn pre_write(
     data: *mut FLT_CALLBACK_DATA,
-    _objects: *const FLT_RELATED_OBJECTS,
+    objects: *const FLT_RELATED_OBJECTS,
     _context: *mut *mut c_void,
 ) -> i32 {
     let g = globals();
+    let config = &g.control.config;
+    // With both kinds off (the default) a write costs this branch, and no
+    // rundown reference: every write on the machine comes through here,
+    // every write into a pipe too since the filter attached to NPFS. (The
+    // configuration is part of the static globals, readable at any time.)
+    if !config.enabled(EventKind::FileWrite) && !config.enabled(EventKind::FileCloseModified) {
+        return PREOP_NO_CALLBACK;
+    }
     g.with_rundown(|g| {
         let Some(ring) = g.ring() else { return };
         let config = &g.control.config;
-        if !config.enabled(EventKind::FileWrite) && !config.enabled(EventKind::FileCloseModified) {
+        // A write into a pipe is not a file write (and its handle is not
+        // kept in the first-write set): one compare.
+        // SAFETY: FltMgr passes valid related objects for the callback.
+        if unsafe { on_npfs(g, objects) } {
             return;
         }
         // SAFETY: valid callback data.
@@ -437,6 +582,9 @@ unsafe fn before_set_information(
         SetInformation::Rename { .. } => (EventKind::FileRename, true),
         SetInformation::Delete { .. } => (EventKind::FileDelete, false),
     };
+    // No NPFS compare here: the named-pipe file system refuses renames and
+    // deletes, so one never completes (and is never reported); the compare
+    // would cost every file rename and delete 12 to 20 instructions.
     if !g.control.config.enabled(kind) {
         return None;
     }

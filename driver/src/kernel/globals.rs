@@ -66,6 +66,12 @@ pub const WRITE_SLOTS: usize = 4096;
 /// beyond that is counted as dropped (`Contention`).
 pub const SET_INFORMATION_SLOTS: usize = 64;
 
+/// [`Globals::npfs_instance`] while the filter has no instance on the
+/// named-pipe file system: 1 is no `PFLT_INSTANCE` (FltMgr's are pointers
+/// to aligned structures) and not the 0 a missing `FLT_RELATED_OBJECTS`
+/// would read as, so "is this the pipe instance" is one compare.
+pub const NO_INSTANCE: isize = 1;
+
 #[repr(C)]
 pub struct Globals {
     /// b"RINGSIDE" little-endian: lets a debugger confirm the symbol.
@@ -108,6 +114,11 @@ pub struct Globals {
     pub registry_cookie: AtomicI64,
     /// ObRegisterCallbacks' registration handle (null before).
     pub object_callbacks: AtomicPtr<core::ffi::c_void>,
+    /// The filter's `PFLT_INSTANCE` on the named-pipe file system
+    /// ([`NO_INSTANCE`] until the InstanceSetupCallback attached to it):
+    /// post-create tells a client's pipe open from a file open with one
+    /// compare against it.
+    pub npfs_instance: AtomicIsize,
 }
 
 #[unsafe(no_mangle)]
@@ -134,6 +145,7 @@ pub static RINGSIDE_GLOBALS: Globals = Globals {
     set_information: InFlight::new(),
     registry_cookie: AtomicI64::new(0),
     object_callbacks: AtomicPtr::new(core::ptr::null_mut()),
+    npfs_instance: AtomicIsize::new(NO_INSTANCE),
 };
 
 pub fn globals() -> &'static Globals {

@@ -1,6 +1,9 @@
 //! Filter Manager: `FltRegisterFilter` (reads the driver's FLT_REGISTRATION
-//! and operation table), `FltStartFiltering` (attaches one instance to the
-//! modelled volume), `FltUnregisterFilter`, and name queries
+//! and operation table), `FltStartFiltering` (offers the filter the
+//! modelled volumes: the disk, and with `FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS`
+//! the named-pipe and mailslot file systems, each through the driver's
+//! InstanceSetupCallback, which may decline it), `FltUnregisterFilter`, and
+//! name queries
 //! (`FltGetFileNameInformation`, `FltGetDestinationFileNameInformation`,
 //! `FltReleaseFileNameInformation`, `FltReferenceFileNameInformation`) with
 //! reference counting, plus `FltGetRequestorProcessId`.
@@ -28,8 +31,84 @@ pub const IRP_MJ_OPERATION_END: u8 = 0x80;
 /// `IRP_PAGING_IO` in `FLT_IO_PARAMETER_BLOCK.IrpFlags` (wdm.h).
 const IRP_PAGING_IO: u32 = 0x0000_0002;
 
-/// The modelled volume every file lives on.
+/// The modelled disk volume every file lives on.
 pub const VOLUME: &str = r"\Device\HarddiskVolume3";
+/// The named-pipe file system's volume: every pipe's name starts with it.
+pub const NPFS_VOLUME: &str = r"\Device\NamedPipe";
+/// The mailslot file system's volume.
+pub const MSFS_VOLUME: &str = r"\Device\Mailslot";
+/// `STATUS_NOT_SUPPORTED`.
+pub const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32 as i32;
+/// `FLT_FILE_NAME_OPENED` / `FLT_FILE_NAME_NORMALIZED` (fltkernel.h).
+pub const FLT_FILE_NAME_OPENED: u32 = 0x02;
+pub const FLT_FILE_NAME_NORMALIZED: u32 = 0x01;
+/// `FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT` (fltkernel.h).
+const FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT: u64 = 0x1;
+
+/// The file systems the model mounts, as FltMgr tells an
+/// InstanceSetupCallback about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileSystem {
+    /// NTFS on [`VOLUME`].
+    Disk,
+    /// The named-pipe file system, [`NPFS_VOLUME`].
+    Npfs,
+    /// The mailslot file system, [`MSFS_VOLUME`].
+    Msfs,
+}
+
+impl FileSystem {
+    /// The file system a name lives on (by its volume prefix).
+    pub fn of(name: &[u16]) -> FileSystem {
+        let starts = |prefix: &str| {
+            let prefix: Vec<u16> = prefix.encode_utf16().collect();
+            name.len() > prefix.len()
+                && name[..prefix.len()] == prefix[..]
+                && name[prefix.len()] == u16::from(b'\\')
+        };
+        if starts(NPFS_VOLUME) {
+            FileSystem::Npfs
+        } else if starts(MSFS_VOLUME) {
+            FileSystem::Msfs
+        } else {
+            FileSystem::Disk
+        }
+    }
+
+    fn volume_name(self) -> &'static str {
+        match self {
+            FileSystem::Disk => VOLUME,
+            FileSystem::Npfs => NPFS_VOLUME,
+            FileSystem::Msfs => MSFS_VOLUME,
+        }
+    }
+
+    /// `FLT_FILESYSTEM_TYPE` (the ABI oracle's values; NTFS is 2).
+    fn filesystem_type(self) -> u64 {
+        match self {
+            FileSystem::Disk => 2,
+            FileSystem::Npfs => FLT_FSTYPE_NPFS as u64,
+            FileSystem::Msfs => FLT_FSTYPE_MSFS as u64,
+        }
+    }
+
+    /// `DEVICE_TYPE` of the volume (wdm.h `FILE_DEVICE_*`).
+    fn device_type(self) -> u64 {
+        match self {
+            FileSystem::Disk => 0x08, // FILE_DEVICE_DISK_FILE_SYSTEM
+            FileSystem::Npfs => 0x11, // FILE_DEVICE_NAMED_PIPE
+            FileSystem::Msfs => 0x0C, // FILE_DEVICE_MAILSLOT
+        }
+    }
+}
+
+/// One instance of the filter on a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub fs: FileSystem,
+    pub instance: u64,
+    pub volume: u64,
+}
 
 #[derive(Clone, Debug)]
 pub struct Operation {
@@ -45,8 +124,16 @@ pub struct Flt {
     pub operations: Vec<Operation>,
     pub unload_callback: u64,
     pub started: bool,
+    /// `FLT_REGISTRATION.Flags` and `InstanceSetupCallback`.
+    pub registration_flags: u32,
+    pub instance_setup: u64,
+    /// The disk volume's instance and volume (0 when not attached).
     pub instance: u64,
     pub volume: u64,
+    /// Every instance the filter has (the disk's included).
+    pub instances: Vec<Instance>,
+    /// Each volume offered to the InstanceSetupCallback, and its answer.
+    pub setup_answers: Vec<(FileSystem, i32)>,
     /// Name information blocks handed out → reference count.
     pub names: BTreeMap<u64, i64>,
     /// Normalized name of each file object.
@@ -101,7 +188,11 @@ pub fn flt_register_filter(uc: &mut Uc) -> u64 {
     }
     let filter = model_alloc(uc, 0x100);
     let unload = uc.read_u64(registration + REG_UNLOAD);
+    let flags = uc.read_u32(registration + REG_FLAGS);
+    let instance_setup = uc.read_u64(registration + REG_INSTANCE_SETUP);
     let flt = &mut uc.get_data_mut().flt;
+    flt.registration_flags = flags;
+    flt.instance_setup = instance_setup;
     flt.filter = filter;
     flt.operations = operations;
     flt.unload_callback = unload;
@@ -118,12 +209,65 @@ pub fn flt_start_filtering(uc: &mut Uc) -> u64 {
     if uc.get_data_mut().inject("FltStartFiltering") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }
-    let instance = model_alloc(uc, 0x100);
-    let volume = model_alloc(uc, 0x100);
-    let flt = &mut uc.get_data_mut().flt;
-    flt.started = true;
-    flt.instance = instance;
-    flt.volume = volume;
+    // FltMgr offers the mounted volumes; the named-pipe and mailslot file
+    // systems only to a filter that registered for them.
+    let mut offered = vec![FileSystem::Disk];
+    if uc.get_data().flt.registration_flags & FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS as u32 != 0 {
+        offered.extend([FileSystem::Npfs, FileSystem::Msfs]);
+    }
+    for fs in offered {
+        let instance = model_alloc(uc, 0x100);
+        let volume = model_alloc(uc, 0x100);
+        let setup = uc.get_data().flt.instance_setup;
+        let status = if setup == 0 {
+            // No callback: FltMgr attaches to every volume.
+            0
+        } else {
+            let related = model_alloc(uc, RELATED_SIZE as u64);
+            uc.write_u16(related, RELATED_SIZE as u16);
+            uc.write_u64(related + RO_FILTER, filter);
+            uc.write_u64(related + RO_VOLUME, volume);
+            uc.write_u64(related + RO_INSTANCE, instance);
+            let args = [
+                related,
+                FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
+                fs.device_type(),
+                fs.filesystem_type(),
+            ];
+            // PASSIVE_LEVEL, the caller's (checked above).
+            let result = crate::machine::call_guest(uc, setup, &args);
+            model_free(uc, related);
+            match result {
+                Ok(status) => status as u32 as i32,
+                Err(e) => {
+                    fatal(
+                        uc,
+                        Rule::Fault,
+                        format!("InstanceSetupCallback({fs:?}): {e}"),
+                    );
+                    return STATUS_INVALID_PARAMETER as u32 as u64;
+                }
+            }
+        };
+        uc.get_data_mut().flt.setup_answers.push((fs, status));
+        if status < 0 {
+            // Declined (STATUS_FLT_DO_NOT_ATTACH or any failure): no instance.
+            model_free(uc, instance);
+            model_free(uc, volume);
+            continue;
+        }
+        let flt = &mut uc.get_data_mut().flt;
+        flt.instances.push(Instance {
+            fs,
+            instance,
+            volume,
+        });
+        if fs == FileSystem::Disk {
+            flt.instance = instance;
+            flt.volume = volume;
+        }
+    }
+    uc.get_data_mut().flt.started = true;
     0
 }
 
@@ -145,8 +289,12 @@ pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
         crate::smp::request_retry(uc);
         return 0;
     }
-    let (instance, volume) = (uc.get_data().flt.instance, uc.get_data().flt.volume);
-    for block in [instance, volume, filter] {
+    let instances = std::mem::take(&mut uc.get_data_mut().flt.instances);
+    let blocks = instances
+        .iter()
+        .flat_map(|i| [i.instance, i.volume])
+        .chain([filter]);
+    for block in blocks.collect::<Vec<_>>() {
         if block != 0 {
             model_free(uc, block);
         }
@@ -162,7 +310,7 @@ pub fn flt_unregister_filter(uc: &mut Uc) -> u64 {
 
 fn name_information(uc: &mut Uc, name: &[u16], format: u32) -> u64 {
     let bytes = 2 * name.len() as u64;
-    let volume = utf16(VOLUME);
+    let volume = utf16(FileSystem::of(name).volume_name());
     let block = model_alloc(
         uc,
         NAME_INFO_SIZE as u64 + bytes + 2 * volume.len() as u64 + 4,
@@ -199,6 +347,14 @@ pub fn flt_get_file_name_information(uc: &mut Uc) -> u64 {
     let Some(name) = uc.get_data().flt.file_names.get(&file_object).cloned() else {
         return STATUS_FLT_INVALID_NAME_REQUEST as u32 as u64;
     };
+    // The named-pipe file system has a flat namespace and no short names
+    // or links: FltMgr's normalization, which walks a volume's
+    // directories, is not what it answers; a pipe's name is its opened
+    // name. The model refuses a normalized query there, so a driver that
+    // asked for one would get no pipe name at all.
+    if FileSystem::of(&name) == FileSystem::Npfs && options & 0xFF != FLT_FILE_NAME_OPENED {
+        return STATUS_NOT_SUPPORTED as u32 as u64;
+    }
     if uc.get_data_mut().inject("FltGetFileNameInformation") {
         return STATUS_INSUFFICIENT_RESOURCES as u32 as u64;
     }

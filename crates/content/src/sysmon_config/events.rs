@@ -34,11 +34,14 @@ pub enum Target {
     CreateRemoteThread,
     /// Sysmon 15.
     FileCreateStreamHash,
+    /// Sysmon 17 and 18: one `PipeEvent` element filters both (`EventType`
+    /// tells them apart; one field list).
+    Pipe,
 }
 
 impl Target {
     /// Every target, in a fixed order (the index of [`Target::slot`]).
-    pub const ALL: [Target; 10] = [
+    pub const ALL: [Target; 11] = [
         Target::ProcessCreate,
         Target::ProcessTerminate,
         Target::DriverLoad,
@@ -49,6 +52,7 @@ impl Target {
         Target::ProcessAccess,
         Target::CreateRemoteThread,
         Target::FileCreateStreamHash,
+        Target::Pipe,
     ];
 
     /// Position in [`Target::ALL`].
@@ -69,6 +73,7 @@ impl Target {
             Target::ProcessAccess => Logsource::ProcessAccess.fields(),
             Target::CreateRemoteThread => Logsource::CreateRemoteThread.fields(),
             Target::FileCreateStreamHash => Logsource::CreateStreamHash.fields(),
+            Target::Pipe => Logsource::PipeCreated.fields(),
         }
     }
 
@@ -85,6 +90,7 @@ impl Target {
             Target::ProcessAccess => 10,
             Target::CreateRemoteThread => 8,
             Target::FileCreateStreamHash => 15,
+            Target::Pipe => 17,
         }
     }
 
@@ -102,6 +108,7 @@ impl Target {
             10 => Some(Target::ProcessAccess),
             8 => Some(Target::CreateRemoteThread),
             15 => Some(Target::FileCreateStreamHash),
+            17 | 18 => Some(Target::Pipe),
             _ => None,
         }
     }
@@ -138,6 +145,7 @@ impl Target {
             Target::ProcessAccess => &[&PROCESS_ACCESS],
             Target::CreateRemoteThread => &[&CREATE_REMOTE_THREAD],
             Target::FileCreateStreamHash => &[&FILE_CREATE_STREAM_HASH],
+            Target::Pipe => &[&PIPE_EVENT],
         }
     }
 }
@@ -367,6 +375,22 @@ const FILE_CREATE_STREAM_HASH: SysmonType = SysmonType {
     target: Some(Target::FileCreateStreamHash),
 };
 
+// Schema 4.90's PipeEvent fields (17 and 18 have the same).
+const PIPE_EVENT: SysmonType = SysmonType {
+    name: "PipeEvent",
+    id: 17,
+    fields: &[
+        "EventType",
+        "UtcTime",
+        "ProcessGuid",
+        "ProcessId",
+        "PipeName",
+        "Image",
+        "User",
+    ],
+    target: Some(Target::Pipe),
+};
+
 /// An event type ringside does not produce: accepted, ignored whole.
 const fn unproduced(name: &'static str, id: u16) -> SysmonType {
     SysmonType {
@@ -392,7 +416,7 @@ pub const ALL_TYPES: &[&SysmonType] = &[
     &FILE_CREATE,
     &REGISTRY_EVENT,
     &FILE_CREATE_STREAM_HASH,
-    &unproduced("PipeEvent", 17),
+    &PIPE_EVENT,
     &unproduced("WmiEvent", 19),
     &unproduced("DnsQuery", 22),
     &FILE_DELETE,

@@ -828,3 +828,57 @@ fn create_remote_thread_filters_apply() {
         &thread(r"C:\x\a.exe", r"C:\Windows\notepad.exe", "-")
     ));
 }
+
+/// One PipeEvent element filters 17 and 18 (`EventType` tells them apart,
+/// one field list): its filters read PipeName, Image and EventType, and
+/// with no element no pipe event is logged.
+#[test]
+fn pipe_event_filters_apply_to_created_and_connected_pipes() {
+    let pipe = |event_type: &str, name: &str, image: &str| {
+        Event::new(
+            Target::Pipe,
+            &[
+                ("EventType", event_type),
+                ("PipeName", name),
+                ("Image", image),
+            ],
+        )
+    };
+    let c = config(
+        r#"<PipeEvent onmatch="include">
+             <PipeName condition="begin with">\postex_</PipeName>
+             <PipeName condition="begin with">\MSSE-</PipeName>
+           </PipeEvent>
+           <PipeEvent onmatch="exclude">
+             <Image condition="is">C:\Program Files\Defender\MsMpEng.exe</Image>
+           </PipeEvent>"#,
+    );
+    let beacon = r"C:\Users\bob\AppData\Local\Temp\b.exe";
+    assert!(logged(
+        &c,
+        &pipe("CreatePipe", r"\MSSE-1234-server", beacon)
+    ));
+    assert!(logged(&c, &pipe("ConnectPipe", r"\postex_ab12", beacon)));
+    assert!(!logged(&c, &pipe("CreatePipe", r"\lsarpc", beacon)));
+    assert!(!logged(
+        &c,
+        &pipe(
+            "ConnectPipe",
+            r"\MSSE-1-server",
+            r"C:\Program Files\Defender\MsMpEng.exe"
+        )
+    ));
+    let connects_only = config(
+        r#"<PipeEvent onmatch="include">
+             <EventType condition="is">ConnectPipe</EventType>
+           </PipeEvent>"#,
+    );
+    assert!(logged(&connects_only, &pipe("ConnectPipe", r"\x", beacon)));
+    assert!(!logged(&connects_only, &pipe("CreatePipe", r"\x", beacon)));
+    assert!(c.can_log(Target::Pipe));
+    assert!(
+        !config("").can_log(Target::Pipe),
+        "no element, no pipe event"
+    );
+    assert_eq!(Target::from_event_id(18), Some(Target::Pipe));
+}
