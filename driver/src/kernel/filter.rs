@@ -194,7 +194,11 @@ unsafe extern "system" fn instance_setup(
             let instance = unsafe { objects.as_ref() }.map_or(0, |o| o.Instance);
             // Release pairs with the Acquire in `on_npfs`: FltMgr delivers
             // no operation on this instance before this callback returned.
-            globals().npfs_instance.store(instance, Ordering::Release);
+            // A null instance is never stored: a missing FLT_RELATED_OBJECTS
+            // reads as 0 in `on_npfs`, and must not match.
+            if instance != 0 {
+                globals().npfs_instance.store(instance, Ordering::Release);
+            }
             nt::status::SUCCESS
         }
         _ => nt::status::SUCCESS,
