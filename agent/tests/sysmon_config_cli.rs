@@ -46,7 +46,12 @@ fn config_check_accounts_for_the_public_configurations() {
         let summary = stdout.lines().last().expect("a summary");
         assert_eq!(summary, expected, "{name}");
         assert!(!stdout.contains("<Signature> ignored"), "{name}: {stdout}");
-        for produced in ["DriverLoad", "RegistryEvent", "FileCreateStreamHash", "PipeEvent"] {
+        for produced in [
+            "DriverLoad",
+            "RegistryEvent",
+            "FileCreateStreamHash",
+            "PipeEvent",
+        ] {
             assert!(
                 !stdout.contains(&format!("ringside does not produce {produced}")),
                 "{name}: {produced} is produced"

@@ -401,6 +401,13 @@ const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
 /// `STATUS_REPARSE`: a success status for an open that did not happen here.
 const STATUS_REPARSE: i32 = 0x0000_0104;
 
+/// Whether a create (of a file, or of or into a pipe) that completed with
+/// `status` opened something here: a success, but not `STATUS_REPARSE`,
+/// which sends the open elsewhere (a symbolic link or mount point).
+pub fn opened(status: i32) -> bool {
+    status >= 0 && status != STATUS_REPARSE
+}
+
 /// Minifilter post-create.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FileCreateFacts<'a> {
@@ -434,7 +441,7 @@ pub fn create_interest(
     desired_access: u32,
     create_options: u32,
 ) -> CreateInterest {
-    if status < 0 || status == STATUS_REPARSE {
+    if !opened(status) {
         return CreateInterest::default();
     }
     CreateInterest {
@@ -1044,6 +1051,7 @@ mod tests {
         // Failed or reparsed: nothing.
         assert!(!create_interest(-1_073_741_790, FILE_CREATED, 2, 0x1000).any());
         assert!(!create_interest(STATUS_REPARSE, FILE_CREATED, 2, 0).any());
+        assert!(opened(0) && opened(1) && !opened(STATUS_REPARSE) && !opened(-1));
         // Delete-on-close.
         let interest = create_interest(0, 1, 0x0001_0000, FILE_DELETE_ON_CLOSE);
         assert!(interest.delete_on_close && !interest.file_create);

@@ -28,6 +28,7 @@ const STATUS_INSTANCE_NOT_AVAILABLE: i32 = 0xC000_00AB_u32 as i32;
 /// A client's open of a pipe with no listening instance.
 const STATUS_PIPE_NOT_AVAILABLE: i32 = 0xC000_00AC_u32 as i32;
 const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
+const STATUS_REPARSE: i32 = 0x0000_0104;
 
 const SERVER: Requestor = Requestor {
     pid: 4100,
@@ -148,6 +149,10 @@ fn failed_creates_and_connects_are_not_reported_and_query_nothing() {
     let missing = m.new_file_object(r"\Device\NamedPipe\nobody-listens");
     m.pipe_connect(CLIENT, missing, STATUS_OBJECT_NAME_NOT_FOUND)
         .expect("failed connect");
+    // A success status for an open sent elsewhere (a symbolic link to the
+    // pipe): nothing was opened here.
+    m.pipe_connect(CLIENT, pipe, STATUS_REPARSE)
+        .expect("reparsed connect");
     assert_eq!(name_queries(&m), 0);
     m.assert_clean();
     let (pipes, kinds) = pipes(&mut m, h);

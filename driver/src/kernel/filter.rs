@@ -32,7 +32,7 @@ use ringside_driver::first_write::WriteSeen;
 use ringside_driver::in_flight::Names;
 use ringside_driver::record::{
     FileCreateFacts, FileDeleteFacts, FileNameFacts, FileRenameFacts, NamedPipeFacts,
-    SetInformation, classify_set_information, create_interest, rename_target,
+    SetInformation, classify_set_information, create_interest, opened, rename_target,
 };
 use ringside_driver::ring::Ring;
 use ringside_driver::wdk::{self, SetFileInformationParameters};
@@ -352,8 +352,8 @@ unsafe extern "system" fn post_create_named_pipe(
 
 /// Reports a successful pipe create or connect: `operation` is a
 /// `PIPE_OP_*`; the callers check the kind is on (off by CONFIGURE, a pipe
-/// costs them one branch). A failed operation produces nothing (no record,
-/// no drop). Not inlined: its frame (the name, the record) stays out of
+/// costs them one branch). A failed operation, or one reparsed elsewhere,
+/// produces nothing (no record, no drop). Not inlined: its frame (the name, the record) stays out of
 /// post-create's, which every file open on the machine runs through.
 ///
 /// # Safety
@@ -365,7 +365,7 @@ unsafe fn on_pipe(g: &Globals, data: *mut FLT_CALLBACK_DATA, operation: u32) {
     let d = unsafe { &*data };
     // SAFETY: Status is the active member of a completed operation's IoStatus.
     let status = unsafe { d.IoStatus.Anonymous.Status };
-    if !nt::nt_success(status) {
+    if !opened(status) {
         return;
     }
     g.with_rundown(|g| {
