@@ -190,3 +190,69 @@ fn an_address_in_no_loaded_image_is_unknown_as_sysmon_writes_it() {
         ]
     );
 }
+
+/// SigmaHQ's direct-NtOpenProcess rule (a handle asked for from code no
+/// loaded image backs) fires on ringside's event 10. It excludes, by
+/// `Provider_Name`, another provider's events; every event 10 ringside
+/// writes is Sysmon's, so the exclusion never applies (issue #19 listed it
+/// among the rules other engines fire and ringside rejected). A tool in
+/// Temp opening lsass from unbacked memory fires it; the same call from
+/// code in ntdll does not.
+#[test]
+fn the_direct_ntopenprocess_rule_fires_on_an_unbacked_call() {
+    const RULE: &str = "3f3f3506-1895-401b-9cc3-e86b16e630d0";
+    let mut b = BatchBuilder::new();
+    let user = sid(5, &[21, 1, 2, 3, 1001]);
+    let system = sid(5, &[18]);
+    let high = sid(16, &[0x4000]);
+    b.process_create(
+        at(636, 0),
+        4,
+        r"\Device\HarddiskVolume3\Windows\System32\lsass.exe",
+        r"C:\Windows\system32\lsass.exe",
+        &system,
+        &sid(16, &[0x4000]),
+    );
+    b.process_create(
+        at(5000, 1),
+        4,
+        r"\Device\HarddiskVolume3\Users\bob\AppData\Local\Temp\d.exe",
+        "d.exe",
+        &user,
+        &high,
+    );
+    b.image_load_at(
+        at(5000, 2),
+        r"\Device\HarddiskVolume3\Windows\System32\ntdll.dll",
+        0x7ffa_8c30_0000,
+        0x1f_8000,
+        12,
+    );
+    // A syscall stub in shellcode, then the same access through ntdll.
+    b.process_access(at(5000, 3), 636, 0x1010, &[0x0000_01a4_c8e7_0c8b]);
+    b.process_access(at(5000, 4), 636, 0x1010, &[0x7ffa_8c39_d4c4]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d.replay");
+    std::fs::write(&path, replay_of(&[b.take()])).expect("write");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/sigma/rules/windows/process_access");
+    let (code, stdout, stderr) = agent(&[
+        "replay",
+        path.to_str().expect("UTF-8"),
+        "--no-enrich",
+        "--rules",
+        rules.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = lines(&stdout);
+    let fired: Vec<&str> = events
+        .iter()
+        .filter(|e| e["Alert"]["RuleId"] == RULE)
+        .map(|e| {
+            e["EventData"]["CallTrace"]
+                .as_str()
+                .expect("the alert carries the event")
+        })
+        .collect();
+    assert_eq!(fired, ["UNKNOWN(000001A4C8E70C8B)"], "{stdout}");
+}

@@ -6,7 +6,7 @@ use crate::budget::{Cost, RuleBudget};
 use crate::condition;
 use crate::matcher::{Expr, FieldTest, Matcher, Selection, StrKind, Target};
 use crate::modifiers::{self, MatchKind};
-use crate::schema::Logsource;
+use crate::schema::{Logsource, PROVIDER_FIELD};
 use crate::yaml::{self, Node, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -270,13 +270,15 @@ fn selection(
     budget: &RuleBudget,
 ) -> Result<Vec<Vec<FieldTest>>, (usize, Reason)> {
     match &node.value {
-        Value::Map(_) => Ok(vec![field_tests(node, logsource, budget)?]),
+        // A map that can never hold (a `Provider_Name` test that is false
+        // for this logsource) is left out: an empty list never holds.
+        Value::Map(_) => Ok(field_tests(node, logsource, budget)?.into_iter().collect()),
         Value::Seq(items) if items.is_empty() => {
             Err((node.line, Reason::Malformed("empty selection list".into())))
         }
         Value::Seq(items) if items.iter().all(|i| matches!(i.value, Value::Map(_))) => items
             .iter()
-            .map(|item| field_tests(item, logsource, budget))
+            .filter_map(|item| field_tests(item, logsource, budget).transpose())
             .collect(),
         Value::Seq(items) if items.iter().all(|i| i.scalar_text().is_some()) => {
             let values: Vec<&Node> = items.iter().collect();
@@ -310,11 +312,15 @@ fn keywords(
     })
 }
 
+/// The field tests of one map (their AND); `None` when the map can never
+/// hold. A test of the event's provider ([`Logsource::provider`]) is
+/// decided here, once: it holds for every event of the logsource (and is
+/// left out of the map) or for none.
 fn field_tests(
     node: &Node,
     logsource: Logsource,
     budget: &RuleBudget,
-) -> Result<Vec<FieldTest>, (usize, Reason)> {
+) -> Result<Option<Vec<FieldTest>>, (usize, Reason)> {
     let Value::Map(entries) = &node.value else {
         return Err((node.line, Reason::Malformed("expected a mapping".into())));
     };
@@ -330,7 +336,7 @@ fn field_tests(
                 Reason::Malformed(format!("key `{}` names no field", entry.key)),
             ));
         }
-        let index = logsource.field_index(field).ok_or_else(|| {
+        let not_provided = || {
             (
                 entry.line,
                 Reason::FieldNotProvided {
@@ -338,7 +344,12 @@ fn field_tests(
                     logsource,
                 },
             )
-        })?;
+        };
+        let provider = logsource.provider().filter(|_| field == PROVIDER_FIELD);
+        let index = match provider {
+            Some(_) => None,
+            None => Some(logsource.field_index(field).ok_or_else(not_provided)?),
+        };
         let values: Vec<&Node> = match &entry.value.value {
             Value::Seq(items) if items.is_empty() => {
                 return Err((
@@ -349,15 +360,51 @@ fn field_tests(
             Value::Seq(items) => items.iter().collect(),
             _ => vec![&entry.value],
         };
-        let matchers =
-            modifiers::build_matchers(&values, &mods, &|name| logsource.field_index(name), budget)?;
-        tests.push(FieldTest {
-            target: Target::Field(index),
+        let field_index = |name: &str| logsource.field_index(name);
+        let matchers = modifiers::build_matchers(&values, &mods, &field_index, budget)?;
+        let test = FieldTest {
+            target: Target::Field(index.unwrap_or(0)),
             matchers,
             all: mods.all,
-        });
+        };
+        match provider {
+            None => tests.push(test),
+            Some(provider) => {
+                if !holds_for_value(&test, logsource, provider) {
+                    return Ok(None);
+                }
+            }
+        }
     }
-    Ok(tests)
+    Ok(Some(tests))
+}
+
+/// Whether `test` holds for an event whose tested field is `value`.
+fn holds_for_value(test: &FieldTest, logsource: Logsource, value: &str) -> bool {
+    use crate::matcher::{EventView, LoweredFields};
+    use crate::schema::EventFields;
+    /// An event of `logsource` whose field 0 is `value` (and no other).
+    struct One<'a>(Logsource, &'a str);
+    impl EventFields for One<'_> {
+        fn logsource(&self) -> Logsource {
+            self.0
+        }
+        fn get(&self, index: usize) -> Option<&str> {
+            (index == 0).then_some(self.1)
+        }
+    }
+    let event = One(logsource, value);
+    let mut lowered = LoweredFields::default();
+    lowered.fill(&event, None);
+    let view = EventView {
+        event: &event,
+        lowered: &lowered,
+    };
+    FieldTest {
+        target: Target::Field(0),
+        ..test.clone()
+    }
+    .matches(&view)
 }
 
 /// What a rule needs, for the engine's prefilter: if the rule fires, at

@@ -1244,6 +1244,62 @@ mod tests {
         );
     }
 
+    /// `Provider_Name` is decided when compiling: every event of a Sysmon
+    /// logsource is Sysmon's. A filter excluding another provider never
+    /// excludes; a selection asking for Sysmon always holds, one asking for
+    /// another provider never; modifiers apply. ringside's own file rename
+    /// has no Sysmon provider, and a rule naming it there is rejected.
+    #[test]
+    fn the_provider_is_decided_when_compiling() {
+        let rule = |id: &str, category: &str, body: &str, condition: &str| {
+            let text = format!(
+                "title: {id}\nid: {id}\nlogsource:\n  product: windows\n  category: {category}\ndetection:\n{body}    condition: {condition}\n"
+            );
+            compile::compile_rule(&text, Path::new("test.yml"))
+        };
+        let image = "    selection:\n        Image|endswith: '\\x.exe'\n";
+        let rules: Vec<CompiledRule> = [
+            ("not-other", format!("{image}    filter:\n        Provider_Name: 'SystemTraceProvider-Process'\n"), "selection and not filter"),
+            ("is-sysmon", format!("{image}    provider:\n        Provider_Name|startswith: 'microsoft-windows-sys'\n"), "selection and provider"),
+            ("is-other", format!("{image}    provider:\n        Provider_Name: 'Microsoft-Windows-Kernel-Audit-API-Calls'\n"), "selection and provider"),
+            ("or-other", "    selection:\n        - Image|endswith: '\\x.exe'\n        - Provider_Name: 'Other'\n          Image: 'y'\n".to_owned(), "selection"),
+            ("either", "    selection:\n        Provider_Name:\n            - 'Other'\n            - 'Microsoft-Windows-Sysmon'\n".to_owned(), "selection"),
+        ]
+        .iter()
+        .map(|(id, body, condition)| {
+            rule(id, "process_creation", body, condition).unwrap_or_else(|e| panic!("{id}: {e}"))
+        })
+        .collect();
+        let engine = Engine::new(rules);
+        let fired = |image: &str| {
+            let mut event = OwnedEvent::empty(Logsource::ProcessCreation);
+            assert!(event.set("Image", image.to_owned()));
+            let mut ids: Vec<String> = engine
+                .evaluate(&event)
+                .into_iter()
+                .map(|a| a.rule_id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            fired(r"C:\x.exe"),
+            ["either", "is-sysmon", "not-other", "or-other"]
+        );
+        assert_eq!(fired(r"C:\y.exe"), ["either"]);
+        let rejected = rule(
+            "rename",
+            "file_rename",
+            "    selection:\n        Provider_Name: 'Microsoft-Windows-Sysmon'\n",
+            "selection",
+        )
+        .expect_err("file renames are ringside's own event");
+        assert!(
+            matches!(&rejected.reason, compile::Reason::FieldNotProvided { field, .. } if field == "Provider_Name"),
+            "{rejected}"
+        );
+    }
+
     /// Most tests are decided by slots, not evaluated directly.
     #[test]
     fn string_tests_become_slots() {

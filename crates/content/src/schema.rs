@@ -64,6 +64,12 @@ pub enum Logsource {
     PipeCreated,
 }
 
+/// Sysmon's event log provider (`System/Provider/@Name` of its events).
+pub const SYSMON_PROVIDER: &str = "Microsoft-Windows-Sysmon";
+
+/// Sigma's name for the event's provider ([`Logsource::provider`]).
+pub const PROVIDER_FIELD: &str = "Provider_Name";
+
 /// The event id ringside gives file renames. Sysmon has no rename event; the
 /// id is chosen outside Sysmon's range (1..=29 today) so that a JSON consumer
 /// keyed on Sysmon ids can never mistake it for a Sysmon event.
@@ -491,6 +497,22 @@ impl Logsource {
             Logsource::CreateRemoteThread => CREATE_REMOTE_THREAD,
             Logsource::CreateStreamHash => CREATE_STREAM_HASH,
             Logsource::PipeCreated => PIPE_EVENT,
+        }
+    }
+
+    /// The event log provider of this logsource's events, which Sigma names
+    /// `Provider_Name` (the `System/Provider/@Name` attribute, not a field
+    /// of `EventData`): every event but ringside's own file rename is a
+    /// Sysmon event. Rules use it to tell Sysmon's events from another
+    /// provider's in one stream (SigmaHQ's direct-NtOpenProcess rule
+    /// excludes Microsoft-Windows-Kernel-Audit-API-Calls, its conhost rule
+    /// SystemTraceProvider-Process). The compiler evaluates a
+    /// `Provider_Name` test against it once, when compiling: it is the same
+    /// for every event of the logsource, so no event carries it.
+    pub fn provider(self) -> Option<&'static str> {
+        match self {
+            Logsource::FileRename => None,
+            _ => Some(SYSMON_PROVIDER),
         }
     }
 
