@@ -29,7 +29,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use ringside_ring::Ring;
-use ringside_wire::{EventKind, HEADER_SEQ_OFFSET, Record, decode_record};
+use ringside_wire::{EventKind, HEADER_SEQ_OFFSET, HEADER_SIZE, Record, decode_record};
 use zerocopy::IntoBytes;
 
 /// Record length used by the models: a header and 16 bytes of payload.
@@ -256,8 +256,13 @@ fn two_claimed_lanes_and_the_consumer() {
 
 #[test]
 fn a_drop_races_a_producer_and_lost_is_reported() {
-    loom::model(|| {
-        let memory = vec![0u64; Ring::MIN_CAPACITY / 8];
+    // Room for two records and the Lost record between them: 2 × 56 bytes
+    // and a Lost slot that grows with the kinds (152 bytes at 14), past
+    // the 256 of a minimal loom ring since the fourteenth kind.
+    let lost_slot = HEADER_SIZE + core::mem::size_of::<ringside_wire::Lost>() + 8;
+    let capacity = (2 * (LEN + 8) + lost_slot).next_power_of_two();
+    loom::model(move || {
+        let memory = vec![0u64; capacity.max(Ring::MIN_CAPACITY) / 8];
         let memory: &'static mut [u64] = Box::leak(memory.into_boxed_slice());
         let ring = Arc::new(Ring::new(memory.as_mut_bytes()).unwrap());
         let dropper = {
