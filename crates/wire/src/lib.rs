@@ -48,5 +48,7 @@ pub use record::*;
 /// Version 3: the Sysmon-parity kinds after `RegistrySetValue` (kind 10 on),
 /// each with its own record and a slot in every per-kind array:
 /// `RemoteThread` (kind 13, counter index 9 until kinds 10-12 exist).
-/// Version 4: `NamedPipe` (kind 14), every per-kind array at 14.
+/// Version 4: `NamedPipe` (kind 14), every per-kind array at 14; CONFIGURE's
+/// reserved last field became `max_registry_data_bytes` (0 still selects
+/// what the reserved zero gave: the default cap).
 pub const ABI_VERSION: u32 = 4;
