@@ -12,7 +12,10 @@
 //! arbitrary thread, and must not query names there. Name information handed
 //! out during a callback must be released before it returns (checked).
 
-use crate::api::flt::{FileSystem, check_names_released};
+use crate::api::flt::{
+    FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT, FLTFL_INSTANCE_TEARDOWN_MANUAL, FileSystem, Instance,
+    check_names_released,
+};
 use crate::layout::*;
 use crate::machine::{APC_LEVEL, DISPATCH_LEVEL, Machine, PASSIVE_LEVEL, model_alloc, model_free};
 use crate::memory::*;
@@ -392,6 +395,106 @@ impl Machine {
     /// the filter's instance on the volume the file lives on (none when the
     /// filter has no instance there: it declined the volume, or was never
     /// offered it).
+    /// `fltmc detach`: FltMgr tears the filter's instance on `fs` down. No
+    /// operation of it is in flight (the model delivers one at a time), so
+    /// the InstanceTeardownStartCallback and then the
+    /// InstanceTeardownCompleteCallback, those the driver registered, run
+    /// at PASSIVE_LEVEL with `FLTFL_INSTANCE_TEARDOWN_MANUAL`; from then on
+    /// no operation on `fs` reaches the filter. The instance's memory is
+    /// returned, not freed: FltMgr may hand it to the next instance it
+    /// creates ([`Machine::attach`]); [`Machine::free_instance`] frees it.
+    pub fn detach(&mut self, fs: FileSystem) -> Result<Instance, String> {
+        let flt = &self.kernel().flt;
+        let position = flt
+            .instances
+            .iter()
+            .position(|i| i.fs == fs)
+            .ok_or_else(|| format!("no instance on {fs:?}"))?;
+        let (filter, callbacks) = (flt.filter, flt.instance_teardown);
+        let instance = self.kernel_mut().flt.instances.remove(position);
+        if fs == FileSystem::Disk {
+            let flt = &mut self.kernel_mut().flt;
+            (flt.instance, flt.volume) = (0, 0);
+        }
+        let related = self.related_objects(filter, instance);
+        for callback in callbacks.into_iter().filter(|&c| c != 0) {
+            let called = self.call_at(
+                PASSIVE_LEVEL,
+                callback,
+                &[related, FLTFL_INSTANCE_TEARDOWN_MANUAL],
+            );
+            if let Err(e) = called {
+                model_free(&mut self.uc, related);
+                return Err(e);
+            }
+        }
+        model_free(&mut self.uc, related);
+        Ok(instance)
+    }
+
+    /// `fltmc attach`: FltMgr offers `fs` to the filter's
+    /// InstanceSetupCallback (`FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT`, at
+    /// PASSIVE_LEVEL) with a new instance in `memory` (a block the pool
+    /// handed out: a detached instance's, reused) and a new volume object.
+    /// Returns the callback's status; an instance is attached on success,
+    /// and `memory` freed otherwise.
+    pub fn attach(&mut self, fs: FileSystem, memory: u64) -> Result<i32, String> {
+        let flt = &self.kernel().flt;
+        let (filter, setup) = (flt.filter, flt.instance_setup);
+        let volume = model_alloc(&mut self.uc, 0x100);
+        let instance = Instance {
+            fs,
+            instance: memory,
+            volume,
+        };
+        let related = self.related_objects(filter, instance);
+        let args = [
+            related,
+            FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT,
+            fs.device_type(),
+            fs.filesystem_type(),
+        ];
+        let status = if setup == 0 {
+            Ok(0)
+        } else {
+            self.call_at(PASSIVE_LEVEL, setup, &args)
+                .map(|s| s as u32 as i32)
+        };
+        model_free(&mut self.uc, related);
+        match status {
+            Ok(status) if status >= 0 => {
+                let flt = &mut self.kernel_mut().flt;
+                flt.instances.push(instance);
+                if fs == FileSystem::Disk {
+                    (flt.instance, flt.volume) = (memory, volume);
+                }
+            }
+            _ => self.free_instance(instance),
+        }
+        status
+    }
+
+    /// Frees a detached instance's memory and its volume object (either
+    /// may be 0: already handed on or freed).
+    pub fn free_instance(&mut self, instance: Instance) {
+        for block in [instance.instance, instance.volume] {
+            if block != 0 {
+                model_free(&mut self.uc, block);
+            }
+        }
+    }
+
+    /// A FLT_RELATED_OBJECTS for `instance` (the caller frees it).
+    fn related_objects(&mut self, filter: u64, instance: Instance) -> u64 {
+        let related = model_alloc(&mut self.uc, RELATED_SIZE as u64);
+        let uc = &mut self.uc;
+        uc.write_u16(related, RELATED_SIZE as u16);
+        uc.write_u64(related + RO_FILTER, filter);
+        uc.write_u64(related + RO_VOLUME, instance.volume);
+        uc.write_u64(related + RO_INSTANCE, instance.instance);
+        related
+    }
+
     fn deliver(&mut self, op: Operation<'_>) -> Result<(), String> {
         self.kernel_mut().clock += 10;
         self.kernel_mut().last_step_clock = self.kernel().clock;

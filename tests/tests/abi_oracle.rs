@@ -389,6 +389,16 @@ fn driver_reads() -> Vec<Read> {
             FLT_REGISTRATION,
             InstanceSetupCallback
         ),
+        sys!(
+            "REG_INSTANCE_TEARDOWN_START",
+            FLT_REGISTRATION,
+            InstanceTeardownStartCallback
+        ),
+        sys!(
+            "REG_INSTANCE_TEARDOWN_COMPLETE",
+            FLT_REGISTRATION,
+            InstanceTeardownCompleteCallback
+        ),
         sys_size!("OPERATION_SIZE", FLT_OPERATION_REGISTRATION),
         sys!("OP_MAJOR", FLT_OPERATION_REGISTRATION, MajorFunction),
         sys!("OP_FLAGS", FLT_OPERATION_REGISTRATION, Flags),

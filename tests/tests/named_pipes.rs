@@ -9,7 +9,7 @@
 
 use ringside_kmodel::Machine;
 use ringside_kmodel::agent::{Handle, connected, connected_on, every_kind};
-use ringside_kmodel::api::flt::FileSystem;
+use ringside_kmodel::api::flt::{FileSystem, Instance};
 use ringside_kmodel::driver_image::ringside_sys;
 use ringside_kmodel::file_io::*;
 use ringside_kmodel::machine::unload_from_another_cpu;
@@ -134,6 +134,36 @@ fn a_created_and_a_connected_pipe_arrive_with_their_fields_and_no_file_create() 
     ] {
         assert_eq!(counts(&mut m, h, kind), (0, 0, 0), "{kind:?}");
     }
+    m.close_and_unload(h).expect("close and unload");
+}
+
+/// `fltmc detach` from NPFS: the InstanceTeardownCompleteCallback forgets
+/// the pipe instance. When FltMgr then reuses that instance's memory for an
+/// instance on a disk volume (here: the disk detached too, and attached
+/// again in it), the disk's file opens are file creates, not pipe
+/// connects; and pipes on the detached NPFS are no longer seen.
+#[test]
+fn a_detached_pipe_instance_is_forgotten_before_its_memory_is_reused() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
+    let npfs = m.detach(FileSystem::Npfs).expect("detach NPFS");
+    let disk = m.detach(FileSystem::Disk).expect("detach the disk");
+    m.free_instance(disk);
+    m.free_instance(Instance {
+        instance: 0,
+        ..npfs
+    });
+    assert_eq!(m.attach(FileSystem::Disk, npfs.instance), Ok(0));
+    let file = m.new_file_object(r"\Device\HarddiskVolume3\Users\carol\new.txt");
+    m.file_create(CLIENT, file, FILE_WRITE_DATA, 0, 0, FILE_CREATED)
+        .expect("create");
+    let pipe = m.new_file_object(PIPE);
+    m.pipe_create(SERVER, pipe, 0).expect("create");
+    m.pipe_connect(CLIENT, pipe, 0).expect("connect");
+    m.assert_clean();
+    let (pipes, kinds) = pipes(&mut m, h);
+    assert!(pipes.is_empty(), "{pipes:?}");
+    assert_eq!(kinds, [EventKind::FileCreate as u16]);
     m.close_and_unload(h).expect("close and unload");
 }
 

@@ -12,7 +12,8 @@
 //! Named pipes: the filter registers with
 //! `FLTFL_REGISTRATION_SUPPORT_NPFS_MSFS`, so FltMgr offers it the
 //! named-pipe (NPFS) and mailslot (MSFS) volumes; its InstanceSetupCallback
-//! declines MSFS and remembers the NPFS instance. A successful
+//! declines MSFS and remembers the NPFS instance (forgotten again by the
+//! InstanceTeardownCompleteCallback when it is detached). A successful
 //! `IRP_MJ_CREATE_NAMED_PIPE` is a server creating a pipe instance (Sysmon
 //! 17); a successful `IRP_MJ_CREATE` on the NPFS instance is a client
 //! connecting (Sysmon 18), never a FileCreate. Pipe names are FltMgr's
@@ -105,7 +106,7 @@ static REGISTRATION: Registration = Registration(FLT_REGISTRATION {
     InstanceSetupCallback: Some(instance_setup),
     InstanceQueryTeardownCallback: None,
     InstanceTeardownStartCallback: None,
-    InstanceTeardownCompleteCallback: None,
+    InstanceTeardownCompleteCallback: Some(instance_teardown_complete),
     GenerateFileNameCallback: None,
     NormalizeNameComponentCallback: None,
     NormalizeContextCleanupCallback: None,
@@ -203,6 +204,31 @@ unsafe extern "system" fn instance_setup(
         }
         _ => nt::status::SUCCESS,
     }
+}
+
+/// `PFLT_INSTANCE_TEARDOWN_CALLBACK` for teardown complete (PASSIVE_LEVEL;
+/// every operation of the instance has completed and none will come):
+/// `fltmc detach`, a dismount or the filter's unload. The NPFS instance is
+/// forgotten here: FltMgr frees its memory afterwards and may reuse it for
+/// an instance on another volume, whose every file open would otherwise
+/// compare equal in `on_npfs` and be taken for a pipe connect.
+unsafe extern "system" fn instance_teardown_complete(
+    objects: *const FLT_RELATED_OBJECTS,
+    _reason: u32,
+) {
+    // SAFETY: PASSIVE_LEVEL; FltMgr's related objects are valid and not
+    // written by anyone for the callback's duration; only the instance
+    // pointer is copied out.
+    let instance = unsafe { objects.as_ref() }.map_or(0, |o| o.Instance);
+    // Only the NPFS instance is forgotten; a disk instance's teardown
+    // leaves it. AcqRel pairs with `on_npfs`'s Acquire and
+    // `instance_setup`'s Release.
+    let _ = globals().npfs_instance.compare_exchange(
+        instance,
+        NO_INSTANCE,
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether the operation's instance is the filter's instance on the

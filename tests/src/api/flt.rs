@@ -44,6 +44,10 @@ pub const FLT_FILE_NAME_OPENED: u32 = 0x02;
 pub const FLT_FILE_NAME_NORMALIZED: u32 = 0x01;
 /// `FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT` (fltkernel.h).
 const FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT: u64 = 0x1;
+/// `FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT` (fltkernel.h): `fltmc attach`.
+pub const FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT: u64 = 0x2;
+/// `FLTFL_INSTANCE_TEARDOWN_MANUAL` (fltkernel.h): `fltmc detach`.
+pub const FLTFL_INSTANCE_TEARDOWN_MANUAL: u64 = 0x1;
 
 /// The file systems the model mounts, as FltMgr tells an
 /// InstanceSetupCallback about them.
@@ -75,7 +79,7 @@ impl FileSystem {
         }
     }
 
-    fn volume_name(self) -> &'static str {
+    pub fn volume_name(self) -> &'static str {
         match self {
             FileSystem::Disk => VOLUME,
             FileSystem::Npfs => NPFS_VOLUME,
@@ -84,7 +88,7 @@ impl FileSystem {
     }
 
     /// `FLT_FILESYSTEM_TYPE` (the ABI oracle's values; NTFS is 2).
-    fn filesystem_type(self) -> u64 {
+    pub fn filesystem_type(self) -> u64 {
         match self {
             FileSystem::Disk => 2,
             FileSystem::Npfs => FLT_FSTYPE_NPFS as u64,
@@ -93,7 +97,7 @@ impl FileSystem {
     }
 
     /// `DEVICE_TYPE` of the volume (wdm.h `FILE_DEVICE_*`).
-    fn device_type(self) -> u64 {
+    pub fn device_type(self) -> u64 {
         match self {
             FileSystem::Disk => 0x08, // FILE_DEVICE_DISK_FILE_SYSTEM
             FileSystem::Npfs => 0x11, // FILE_DEVICE_NAMED_PIPE
@@ -124,9 +128,12 @@ pub struct Flt {
     pub operations: Vec<Operation>,
     pub unload_callback: u64,
     pub started: bool,
-    /// `FLT_REGISTRATION.Flags` and `InstanceSetupCallback`.
+    /// `FLT_REGISTRATION.Flags`, `InstanceSetupCallback` and the two
+    /// teardown callbacks (`InstanceTeardownStartCallback`,
+    /// `InstanceTeardownCompleteCallback`).
     pub registration_flags: u32,
     pub instance_setup: u64,
+    pub instance_teardown: [u64; 2],
     /// The disk volume's instance and volume (0 when not attached).
     pub instance: u64,
     pub volume: u64,
@@ -190,9 +197,14 @@ pub fn flt_register_filter(uc: &mut Uc) -> u64 {
     let unload = uc.read_u64(registration + REG_UNLOAD);
     let flags = uc.read_u32(registration + REG_FLAGS);
     let instance_setup = uc.read_u64(registration + REG_INSTANCE_SETUP);
+    let instance_teardown = [
+        uc.read_u64(registration + REG_INSTANCE_TEARDOWN_START),
+        uc.read_u64(registration + REG_INSTANCE_TEARDOWN_COMPLETE),
+    ];
     let flt = &mut uc.get_data_mut().flt;
     flt.registration_flags = flags;
     flt.instance_setup = instance_setup;
+    flt.instance_teardown = instance_teardown;
     flt.filter = filter;
     flt.operations = operations;
     flt.unload_callback = unload;
