@@ -328,6 +328,9 @@ fn field_tests(
         return Err((node.line, Reason::Malformed("empty selection".into())));
     }
     let mut tests = Vec::with_capacity(entries.len());
+    // Every entry is still checked when a provider test cannot hold: the
+    // rule is refused for a field it names wherever it names it.
+    let mut can_hold = true;
     for entry in entries {
         let (field, mods) = modifiers::parse_key(&entry.key).map_err(|r| (entry.line, r))?;
         if field.is_empty() {
@@ -362,6 +365,7 @@ fn field_tests(
         };
         let field_index = |name: &str| logsource.field_index(name);
         let matchers = modifiers::build_matchers(&values, &mods, &field_index, budget)?;
+        // A provider test looks at field 0 of `holds_for_value`'s event.
         let test = FieldTest {
             target: Target::Field(index.unwrap_or(0)),
             matchers,
@@ -369,17 +373,14 @@ fn field_tests(
         };
         match provider {
             None => tests.push(test),
-            Some(provider) => {
-                if !holds_for_value(&test, logsource, provider) {
-                    return Ok(None);
-                }
-            }
+            Some(provider) => can_hold &= holds_for_value(&test, logsource, provider),
         }
     }
-    Ok(Some(tests))
+    Ok(can_hold.then_some(tests))
 }
 
-/// Whether `test` holds for an event whose tested field is `value`.
+/// Whether `test`, which looks at field 0, holds for an event whose field 0
+/// is `value`.
 fn holds_for_value(test: &FieldTest, logsource: Logsource, value: &str) -> bool {
     use crate::matcher::{EventView, LoweredFields};
     use crate::schema::EventFields;
@@ -400,11 +401,7 @@ fn holds_for_value(test: &FieldTest, logsource: Logsource, value: &str) -> bool 
         event: &event,
         lowered: &lowered,
     };
-    FieldTest {
-        target: Target::Field(0),
-        ..test.clone()
-    }
-    .matches(&view)
+    test.matches(&view)
 }
 
 /// What a rule needs, for the engine's prefilter: if the rule fires, at

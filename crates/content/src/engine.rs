@@ -1287,6 +1287,18 @@ mod tests {
             ["either", "is-sysmon", "not-other", "or-other"]
         );
         assert_eq!(fired(r"C:\y.exe"), ["either"]);
+        // A map that cannot hold still has every field checked.
+        let bogus = rule(
+            "bogus",
+            "process_creation",
+            "    selection:\n        Provider_Name: 'Other'\n        NoSuchField: 'x'\n",
+            "selection",
+        )
+        .expect_err("an unprovided field is refused wherever it is");
+        assert!(
+            matches!(&bogus.reason, compile::Reason::FieldNotProvided { field, .. } if field == "NoSuchField"),
+            "{bogus}"
+        );
         let rejected = rule(
             "rename",
             "file_rename",
