@@ -424,7 +424,10 @@ impl Enricher {
             return None;
         }
         let local = self.local_path(dos_path)?;
-        let Ok(file) = std::fs::File::open(&local) else {
+        // Only a regular file (a stream is one) is opened: a FIFO or device
+        // under `--files-root` could block the read.
+        let regular = std::fs::metadata(&local).is_ok_and(|m| m.is_file());
+        let Some(file) = regular.then(|| std::fs::File::open(&local).ok()).flatten() else {
             self.counters.missing_files += 1;
             return None;
         };
