@@ -167,6 +167,27 @@ fn a_detached_pipe_instance_is_forgotten_before_its_memory_is_reused() {
     m.close_and_unload(h).expect("close and unload");
 }
 
+/// A rename or delete asked of a pipe handle (which the named-pipe file
+/// system refuses) is no file event and no drop: the driver asks NPFS for
+/// no name it does not have.
+#[test]
+fn a_pipe_renamed_or_deleted_is_no_file_event_and_no_drop() {
+    let sys = ringside_sys().expect("build ringside.sys");
+    let (mut m, h) = connected(sys, &every_kind()).expect("session");
+    let pipe = m.new_file_object(PIPE);
+    m.file_delete_disposition(CLIENT, pipe).expect("delete");
+    m.file_rename(CLIENT, pipe, r"\Device\NamedPipe\renamed", true)
+        .expect("rename");
+    assert_eq!(name_queries(&m), 0);
+    m.assert_clean();
+    let (_, kinds) = pipes(&mut m, h);
+    assert!(kinds.is_empty(), "{kinds:?}");
+    for kind in [EventKind::FileRename, EventKind::FileDelete] {
+        assert_eq!(counts(&mut m, h, kind), (0, 0, 0), "{kind:?}");
+    }
+    m.close_and_unload(h).expect("close and unload");
+}
+
 #[test]
 fn failed_creates_and_connects_are_not_reported_and_query_nothing() {
     let sys = ringside_sys().expect("build ringside.sys");

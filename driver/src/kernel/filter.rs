@@ -612,10 +612,12 @@ unsafe fn before_set_information(
         SetInformation::Rename { .. } => (EventKind::FileRename, true),
         SetInformation::Delete { .. } => (EventKind::FileDelete, false),
     };
-    // No NPFS compare here: the named-pipe file system refuses renames and
-    // deletes, so one never completes (and is never reported); the compare
-    // would cost every file rename and delete 12 to 20 instructions.
-    if !g.control.config.enabled(kind) {
+    // A rename or delete of a pipe: the named-pipe file system refuses it,
+    // and has no normalized name to query; asking would count a drop for
+    // an event that cannot happen. The compare costs only the renames and
+    // deletes (not every set-information).
+    // SAFETY: the caller's contract.
+    if !g.control.config.enabled(kind) || unsafe { on_npfs(g, objects) } {
         return None;
     }
     // SAFETY: valid data; pre-set-information runs at PASSIVE_LEVEL.
