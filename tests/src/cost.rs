@@ -62,15 +62,13 @@ impl Cost {
     }
 }
 
-/// Runs `step` once to warm up, then `RUNS` times counted.
-/// What [`per_call`] measured: instructions per call, API calls in all,
-/// the profile.
-type Measured = (u64, BTreeMap<&'static str, u64>, BTreeMap<u32, u64>);
-
+/// The cost of `callback`: runs `step` once to warm up, then `RUNS` times
+/// counted.
 fn per_call(
     m: &mut Machine,
+    callback: &'static str,
     mut step: impl FnMut(&mut Machine, u64) -> Result<(), String>,
-) -> Result<Measured, String> {
+) -> Result<Cost, String> {
     step(m, 1_000)?;
     // The API trace is capped; the measured runs get an empty one.
     let trace = std::mem::take(&mut m.kernel_mut().trace);
@@ -98,7 +96,12 @@ fn per_call(
     } else {
         BTreeMap::new()
     };
-    Ok((per_call, api_calls, profile))
+    Ok(Cost {
+        callback,
+        instructions: per_call,
+        api_calls,
+        profile,
+    })
 }
 
 /// Measures every callback kind on `sys`. Batching is configured so no
@@ -144,27 +147,15 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
     };
     let mut costs = Vec::new();
     let mut processes = Vec::new();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+    costs.push(per_call(&mut m, "process create", |m, i| {
         processes.push(m.process_create(&spec(10_000 + i as u32))?);
         Ok(())
-    })?;
-    costs.push(Cost {
-        callback: "process create",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    })?);
     let mut exiting = processes.clone().into_iter();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+    costs.push(per_call(&mut m, "process exit", |m, _| {
         m.process_exit(exiting.next().ok_or("no process")?, 0)
-    })?;
-    costs.push(Cost {
-        callback: "process exit",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
-    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+    })?);
+    costs.push(per_call(&mut m, "image load", |m, i| {
         m.image_load(
             2000,
             r"\Device\HarddiskVolume3\Windows\System32\kernel32.dll",
@@ -172,16 +163,10 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             0x10_0000,
             0,
         )
-    })?;
-    costs.push(Cost {
-        callback: "image load",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    })?);
     let name = |i: u64| format!(r"\Device\HarddiskVolume3\Users\alice\Documents\report-{i}.docx");
     let mut files = Vec::new();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+    costs.push(per_call(&mut m, "post-create (event)", |m, i| {
         let f = m.new_file_object(&name(i));
         files.push(f);
         m.file_create(
@@ -192,78 +177,47 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             0,
             FILE_CREATED,
         )
-    })?;
-    costs.push(Cost {
-        callback: "post-create (event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    })?);
     let reader = m.new_file_object(&name(0));
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
-        m.file_create(who, reader, FILE_READ_DATA, 0, 0, FILE_OPENED)
-    })?;
-    costs.push(Cost {
-        callback: "post-create (read-only, no event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "post-create (read-only, no event)",
+        |m, _| m.file_create(who, reader, FILE_READ_DATA, 0, 0, FILE_OPENED),
+    )?);
     let mut writing = files.clone().into_iter();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+    costs.push(per_call(&mut m, "pre-write (first write)", |m, _| {
         m.file_write(who, writing.next().ok_or("no file")?, 4096, false)
-    })?;
-    costs.push(Cost {
-        callback: "pre-write (first write)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    })?);
     let again = files[0];
-    let (cost, api_calls, profile) =
-        per_call(&mut m, |m, _| m.file_write(who, again, 4096, false))?;
-    costs.push(Cost {
-        callback: "pre-write (again, no event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(&mut m, "pre-write (again, no event)", |m, _| {
+        m.file_write(who, again, 4096, false)
+    })?);
     let mut renaming = files.clone().into_iter();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
-        m.file_rename(
-            who,
-            renaming.next().ok_or("no file")?,
-            &format!("{}.locked", name(i)),
-            false,
-        )
-    })?;
-    costs.push(Cost {
-        callback: "set-information (rename, pre + post)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "set-information (rename, pre + post)",
+        |m, i| {
+            m.file_rename(
+                who,
+                renaming.next().ok_or("no file")?,
+                &format!("{}.locked", name(i)),
+                false,
+            )
+        },
+    )?);
     let mut deleting = files.clone().into_iter();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
-        m.file_delete_disposition(who, deleting.next().ok_or("no file")?)
-    })?;
-    costs.push(Cost {
-        callback: "set-information (delete, pre + post)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "set-information (delete, pre + post)",
+        |m, _| m.file_delete_disposition(who, deleting.next().ok_or("no file")?),
+    )?);
     let mut closing = files.clone().into_iter();
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
-        m.file_cleanup(who, closing.next().ok_or("no file")?)
-    })?;
-    costs.push(Cost {
-        callback: "pre-cleanup (close after modify)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
-    let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+    costs.push(per_call(
+        &mut m,
+        "pre-cleanup (close after modify)",
+        |m, _| m.file_cleanup(who, closing.next().ok_or("no file")?),
+    )?);
+    costs.push(per_call(&mut m, "registry callback (value set, pre + post)", |m, i| {
         m.registry_set_value(&RegistrySet {
             pid: 2000,
             key: r"\REGISTRY\USER\S-1-5-21-1004336348-1177238915-682003330-1001\SOFTWARE\Microsoft\Windows\CurrentVersion\Run".into(),
@@ -276,29 +230,21 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
                 .collect(),
             status: 0,
         })
-    })?;
-    costs.push(Cost {
-        callback: "registry callback (value set, pre + post)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
-        m.registry_set_value(&RegistrySet {
-            pid: 2000,
-            key: r"\REGISTRY\MACHINE\SOFTWARE\Ringside".into(),
-            value: "Denied".into(),
-            value_type: 4,
-            data: vec![1, 0, 0, 0],
-            status: 0xC000_0022_u32 as i32,
-        })
-    })?;
-    costs.push(Cost {
-        callback: "registry callback (failed set, no event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    })?);
+    costs.push(per_call(
+        &mut m,
+        "registry callback (failed set, no event)",
+        |m, _| {
+            m.registry_set_value(&RegistrySet {
+                pid: 2000,
+                key: r"\REGISTRY\MACHINE\SOFTWARE\Ringside".into(),
+                value: "Denied".into(),
+                value_type: 4,
+                data: vec![1, 0, 0, 0],
+                status: 0xC000_0022_u32 as i32,
+            })
+        },
+    )?);
     // Key operations: each one pre- and one post-notification.
     for (callback, op) in [
         ("registry callback (create key, pre + post)", KeyOp::Create),
@@ -312,20 +258,14 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             KeyOp::Rename("Renamed".into()),
         ),
     ] {
-        let (cost, api_calls, profile) = per_call(&mut m, |m, i| {
+        costs.push(per_call(&mut m, callback, |m, i| {
             m.registry_key_op(&RegistryKeyOp {
                 pid: 2000,
                 key: format!(r"\REGISTRY\MACHINE\SOFTWARE\Ringside\Key{i}"),
                 op: op.clone(),
                 status: 0,
             })
-        })?;
-        costs.push(Cost {
-            callback,
-            instructions: cost,
-            api_calls,
-            profile,
-        });
+        })?);
     }
     // Threads: one created in another process (the routine's compare,
     // the kind's bit, rundown, the start address through a thread lookup,
@@ -345,55 +285,43 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         ("thread notify (remote thread)", 2000, 636),
         ("thread notify (local thread, no event)", 2000, 2000),
     ] {
-        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+        costs.push(per_call(&mut m, callback, |m, _| {
             next_tid += 1;
             m.create_thread(&thread(source, target, next_tid))
-        })?;
-        costs.push(Cost {
-            callback,
-            instructions: cost,
-            api_calls,
-            profile,
-        });
+        })?);
     }
     let without_threads = ConfigureRequest {
         event_mask: config.event_mask & !ringside_wire::EventKind::RemoteThread.mask_bit(),
         ..config
     };
     m.configure(handle, &without_threads)?;
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
-        next_tid += 1;
-        m.create_thread(&thread(2000, 636, next_tid))
-    })?;
-    costs.push(Cost {
-        callback: "thread notify (remote thread, kind disabled)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "thread notify (remote thread, kind disabled)",
+        |m, _| {
+            next_tid += 1;
+            m.create_thread(&thread(2000, 636, next_tid))
+        },
+    )?);
     m.configure(handle, &config)?;
     // A process opened for VM_READ | QUERY_INFORMATION from a 16-frame
     // user-mode call trace (Sysmon's samples show 11 to 16).
     let frames: Vec<u64> = (0..16).map(|i| 0x7ffa_8c30_0000 + 0x1000 * i).collect();
     let open = HandleOp::open_process(2000, 860, 0x1410, frames);
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&open))?;
-    costs.push(Cost {
-        callback: "object callbacks (process open, pre + post)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "object callbacks (process open, pre + post)",
+        |m, _| m.handle_operation(&open),
+    )?);
     let denied = HandleOp {
         status: 0xC000_0022_u32 as i32,
         ..open.clone()
     };
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&denied))?;
-    costs.push(Cost {
-        callback: "object callbacks (failed open, no event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "object callbacks (failed open, no event)",
+        |m, _| m.handle_operation(&denied),
+    )?);
     // The kind switched off by CONFIGURE: what every handle operation on
     // the machine costs an agent that does not ask for process access.
     let without = ConfigureRequest {
@@ -413,13 +341,11 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
             return Err(format!("CONFIGURE failed: {:#x}", done.status));
         }
     }
-    let (cost, api_calls, profile) = per_call(&mut m, |m, _| m.handle_operation(&open))?;
-    costs.push(Cost {
-        callback: "object callbacks (kind disabled)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "object callbacks (kind disabled)",
+        |m, _| m.handle_operation(&open),
+    )?);
     // Named pipes: a server's create of a pipe instance (post
     // IRP_MJ_CREATE_NAMED_PIPE: the kind's bit, the status, rundown, the
     // opened name, the record), a client's connect (post-create on the
@@ -438,20 +364,14 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         ),
     ] {
         let mut next = pipes.iter().copied();
-        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+        costs.push(per_call(&mut m, callback, |m, _| {
             let pipe = next.next().ok_or("no pipe")?;
             if connect {
                 m.pipe_connect(who, pipe, status)
             } else {
                 m.pipe_create(who, pipe, status)
             }
-        })?;
-        costs.push(Cost {
-            callback,
-            instructions: cost,
-            api_calls,
-            profile,
-        });
+        })?);
     }
     let without_pipes = ConfigureRequest {
         event_mask: without.event_mask & !ringside_wire::EventKind::NamedPipe.mask_bit(),
@@ -463,20 +383,14 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         ("pipe connect (kind disabled)", true),
     ] {
         let mut next = pipes.iter().copied();
-        let (cost, api_calls, profile) = per_call(&mut m, |m, _| {
+        costs.push(per_call(&mut m, callback, |m, _| {
             let pipe = next.next().ok_or("no pipe")?;
             if connect {
                 m.pipe_connect(who, pipe, 0)
             } else {
                 m.pipe_create(who, pipe, 0)
             }
-        })?;
-        costs.push(Cost {
-            callback,
-            instructions: cost,
-            api_calls,
-            profile,
-        });
+        })?);
     }
     // A write with FileWrite and FileCloseModified both off (the default
     // mask): what every write on the machine costs, every write into a
@@ -489,14 +403,11 @@ fn measure_with(sys: &[u8], profile: bool) -> Result<Vec<Cost>, String> {
         },
     )?;
     let quiet = m.new_file_object(&name(RUNS + 1));
-    let (cost, api_calls, profile) =
-        per_call(&mut m, |m, _| m.file_write(who, quiet, 4096, false))?;
-    costs.push(Cost {
-        callback: "pre-write (kinds off, no event)",
-        instructions: cost,
-        api_calls,
-        profile,
-    });
+    costs.push(per_call(
+        &mut m,
+        "pre-write (kinds off, no event)",
+        |m, _| m.file_write(who, quiet, 4096, false),
+    )?);
     m.free_file_object(quiet);
     let stats = m.stats(handle)?.stats;
     if stats.dropped.iter().sum::<u64>() != 0 {
