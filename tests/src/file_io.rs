@@ -391,6 +391,36 @@ impl Machine {
             .collect()
     }
 
+    /// One CPU's share of a multi-CPU pipe run: `count` pipes
+    /// `\Device\NamedPipe\cpu<cpu>_<i>`, each created by a server (pid
+    /// `900 + cpu`) and connected to by a client (pid `1900 + cpu`; each
+    /// thread id is its pid + 4). Every third connect (`i % 3 == 2`) fails
+    /// with STATUS_PIPE_NOT_AVAILABLE (no instance listening).
+    pub fn pipe_plan(&mut self, cpu: u32, count: u32) -> Vec<crate::smp::GuestCall> {
+        const STATUS_PIPE_NOT_AVAILABLE: i32 = 0xC000_00AC_u32 as i32;
+        let server = Requestor {
+            pid: 900 + cpu,
+            tid: 904 + cpu,
+        };
+        let client = Requestor {
+            pid: 1900 + cpu,
+            tid: 1904 + cpu,
+        };
+        (0..count)
+            .flat_map(|i| {
+                let pipe = self.new_file_object(&format!(r"\Device\NamedPipe\cpu{cpu}_{i}"));
+                let status = if i % 3 == 2 {
+                    STATUS_PIPE_NOT_AVAILABLE
+                } else {
+                    0
+                };
+                let mut calls = self.pipe_calls(server, pipe, IRP_MJ_CREATE_NAMED_PIPE, 0);
+                calls.extend(self.pipe_calls(client, pipe, IRP_MJ_CREATE, status));
+                calls
+            })
+            .collect()
+    }
+
     /// Runs every registered callback for `op.major`, as FltMgr does for
     /// the filter's instance on the volume the file lives on (none when the
     /// filter has no instance there: it declined the volume, or was never

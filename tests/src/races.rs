@@ -142,35 +142,6 @@ fn remote_threads(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
         .collect()
 }
 
-/// Named pipes a server on `cpu` creates and a client connects to, every
-/// third connect failing (no instance listening): the minifilter's
-/// post-operation callbacks on the named-pipe file system.
-fn pipes(m: &mut Machine, cpu: u32, count: u64) -> Vec<GuestCall> {
-    use crate::file_io::{IRP_MJ_CREATE, IRP_MJ_CREATE_NAMED_PIPE, Requestor};
-    const STATUS_PIPE_NOT_AVAILABLE: i32 = 0xC000_00AC_u32 as i32;
-    (0..count)
-        .flat_map(|i| {
-            let pipe = m.new_file_object(&format!(r"\Device\NamedPipe\cpu{cpu}_{i}"));
-            let server = Requestor {
-                pid: 900 + cpu,
-                tid: 904 + cpu,
-            };
-            let client = Requestor {
-                pid: 1900 + cpu,
-                tid: 1904 + cpu,
-            };
-            let status = if i % 3 == 2 {
-                STATUS_PIPE_NOT_AVAILABLE
-            } else {
-                0
-            };
-            let mut calls = m.pipe_calls(server, pipe, IRP_MJ_CREATE_NAMED_PIPE, 0);
-            calls.extend(m.pipe_calls(client, pipe, IRP_MJ_CREATE, status));
-            calls
-        })
-        .collect()
-}
-
 /// `first` then `second`, as one CPU's plan.
 fn then(mut first: Vec<GuestCall>, second: Vec<GuestCall>) -> Vec<GuestCall> {
     first.extend(second);
@@ -262,7 +233,7 @@ pub fn callbacks_race_reads_and_configure(sys: &[u8], seed: u64) -> Result<Found
         {
             let loads = loads(&mut m, 2, 3);
             let opens = handle_ops(&mut m, 2, 4);
-            then(then(loads, opens), pipes(&mut m, 2, 3))
+            then(then(loads, opens), m.pipe_plan(2, 3))
         },
         {
             let loads = loads(&mut m, 3, 3);
@@ -358,7 +329,7 @@ pub fn callbacks_race_close_and_unload(sys: &[u8], seed: u64) -> Result<Found, S
         {
             let loads = loads(&mut m, 2, 2);
             let sets = registry_sets(&mut m, 2, 2);
-            then(then(loads, sets), pipes(&mut m, 2, 2))
+            then(then(loads, sets), m.pipe_plan(2, 2))
         },
     ];
     let report = m.run_smp(plan, Schedule::new(seed))?;

@@ -302,27 +302,10 @@ fn pipes_on_several_cpus_interleave_with_every_count_balanced() {
     let sys = ringside_sys().expect("build ringside.sys");
     for seed in 0..12 {
         let (mut m, h) = connected_on(sys, &every_kind(), Some(64 * 1024), 3).expect("session");
-        let mut plan = Vec::new();
-        let mut expected = 0;
-        for cpu in 0..3u32 {
-            let mut calls = Vec::new();
-            for i in 0..4u32 {
-                let pipe = m.new_file_object(&format!(r"\Device\NamedPipe\cpu{cpu}_{i}"));
-                let server = Requestor {
-                    pid: 900 + cpu,
-                    tid: 904 + cpu,
-                };
-                let client = Requestor {
-                    pid: 1900 + cpu,
-                    tid: 1904 + cpu,
-                };
-                let connected = if i == 3 { STATUS_PIPE_NOT_AVAILABLE } else { 0 };
-                calls.extend(m.pipe_calls(server, pipe, IRP_MJ_CREATE_NAMED_PIPE, 0));
-                calls.extend(m.pipe_calls(client, pipe, IRP_MJ_CREATE, connected));
-                expected += if i == 3 { 1 } else { 2 };
-            }
-            plan.push(calls);
-        }
+        // Per CPU, four pipes: four creates, and three connects (the third
+        // fails).
+        let plan: Vec<_> = (0..3).map(|cpu| m.pipe_plan(cpu, 4)).collect();
+        let expected = 3 * 7;
         let report = m
             .run_smp(plan, Schedule::new(seed))
             .expect("interleaved run");
