@@ -371,11 +371,7 @@ impl Machine {
                     data + CD_IO_STATUS + 8,
                     if status >= 0 { FILE_OPENED } else { 0 },
                 );
-                uc.write_u16(related, RELATED_SIZE as u16);
-                uc.write_u64(related + RO_FILTER, filter);
-                uc.write_u64(related + RO_VOLUME, npfs.volume);
-                uc.write_u64(related + RO_INSTANCE, npfs.instance);
-                uc.write_u64(related + RO_FILE_OBJECT, pipe.file_object);
+                npfs.write_related(uc, related, filter, pipe.file_object);
                 self.kernel_mut().flt.requestors.insert(data, who.pid);
                 crate::smp::GuestCall {
                     label: format!("pipe major {major:#x} status {status:#x} by {}", who.pid),
@@ -517,11 +513,7 @@ impl Machine {
     /// A FLT_RELATED_OBJECTS for `instance` (the caller frees it).
     fn related_objects(&mut self, filter: u64, instance: Instance) -> u64 {
         let related = model_alloc(&mut self.uc, RELATED_SIZE as u64);
-        let uc = &mut self.uc;
-        uc.write_u16(related, RELATED_SIZE as u16);
-        uc.write_u64(related + RO_FILTER, filter);
-        uc.write_u64(related + RO_VOLUME, instance.volume);
-        uc.write_u64(related + RO_INSTANCE, instance.instance);
+        instance.write_related(&mut self.uc, related, filter, 0);
         related
     }
 
@@ -563,8 +555,7 @@ impl Machine {
         let iopb = data + CALLBACK_DATA_SIZE as u64;
         let related = iopb + IOPB_SIZE as u64;
         let completion_context = related + RELATED_SIZE as u64;
-        let (filter, instance, volume) =
-            (self.kernel().flt.filter, attached.instance, attached.volume);
+        let filter = self.kernel().flt.filter;
         let uc = &mut self.uc;
         uc.write_u32(data + CD_FLAGS, 0x0000_0001); // FLTFL_CALLBACK_DATA_IRP_OPERATION
         uc.write_u64(data + CD_THREAD, THREAD_BASE);
@@ -573,12 +564,8 @@ impl Machine {
         uc.write_u32(iopb + IOPB_IRP_FLAGS, op.irp_flags);
         uc.write_u8(iopb + IOPB_MAJOR, op.major);
         uc.write_u64(iopb + IOPB_TARGET_FILE_OBJECT, op.file.file_object);
-        uc.write_u64(iopb + IOPB_TARGET_INSTANCE, instance);
-        uc.write_u16(related, RELATED_SIZE as u16);
-        uc.write_u64(related + RO_FILTER, filter);
-        uc.write_u64(related + RO_VOLUME, volume);
-        uc.write_u64(related + RO_INSTANCE, instance);
-        uc.write_u64(related + RO_FILE_OBJECT, op.file.file_object);
+        uc.write_u64(iopb + IOPB_TARGET_INSTANCE, attached.instance);
+        attached.write_related(uc, related, filter, op.file.file_object);
         (op.parameters)(self, data, iopb);
         self.kernel_mut().flt.requestors.insert(data, op.who.pid);
         self.set_current(op.who.pid, op.who.tid);

@@ -114,6 +114,18 @@ pub struct Instance {
     pub volume: u64,
 }
 
+impl Instance {
+    /// Writes the FLT_RELATED_OBJECTS FltMgr passes for this instance (and
+    /// `file_object`, 0 for none) at `at`.
+    pub fn write_related(self, uc: &mut Uc, at: u64, filter: u64, file_object: u64) {
+        uc.write_u16(at, RELATED_SIZE as u16);
+        uc.write_u64(at + RO_FILTER, filter);
+        uc.write_u64(at + RO_VOLUME, self.volume);
+        uc.write_u64(at + RO_INSTANCE, self.instance);
+        uc.write_u64(at + RO_FILE_OBJECT, file_object);
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub major: u8,
@@ -236,10 +248,12 @@ pub fn flt_start_filtering(uc: &mut Uc) -> u64 {
             0
         } else {
             let related = model_alloc(uc, RELATED_SIZE as u64);
-            uc.write_u16(related, RELATED_SIZE as u16);
-            uc.write_u64(related + RO_FILTER, filter);
-            uc.write_u64(related + RO_VOLUME, volume);
-            uc.write_u64(related + RO_INSTANCE, instance);
+            Instance {
+                fs,
+                instance,
+                volume,
+            }
+            .write_related(uc, related, filter, 0);
             let args = [
                 related,
                 FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
